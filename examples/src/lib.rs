@@ -1,0 +1,1 @@
+//! Runnable promtrack examples: see `src/bin/`.

@@ -1,0 +1,52 @@
+//! [`Error`]: every configuration problem promtrack reports, each naming the fix.
+
+use std::panic::Location;
+
+/// What can go wrong when declaring, registering or serving metrics.
+///
+/// Every message names the metric or path concerned and says how to fix the problem. Nothing in
+/// a request path returns this: a bad value there is dropped and counted instead.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A metric's declaration is invalid (its name, label names, buckets...).
+    #[error("metric `{name}` (declared at {origin}) is invalid: {reason}")]
+    InvalidMetric {
+        /// The metric's name.
+        name: String,
+        /// Where it was declared.
+        origin: String,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+    /// Two declarations clash.
+    #[error(
+        "metric `{name}` (declared at {origin}) conflicts with `{existing}` (declared at {existing_origin}): {reason}"
+    )]
+    Conflict {
+        /// The metric being registered.
+        name: String,
+        /// Where it was declared.
+        origin: String,
+        /// The metric already registered.
+        existing: String,
+        /// Where that one was declared.
+        existing_origin: String,
+        /// How they differ and how to fix it.
+        reason: String,
+    },
+    /// An I/O error, with the path and what was being done.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done, with the path.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Renders a declaration site as `file:line`.
+pub(crate) fn origin(location: &Location<'_>) -> String {
+    format!("{}:{}", location.file(), location.line())
+}

@@ -1,0 +1,252 @@
+//! Prometheus text format 0.0.4.
+//!
+//! `# HELP` escapes backslash and line feed; label values escape backslash, double quote and
+//! line feed. Info families are written as gauges and unknown ones as `untyped` (the format has
+//! neither); `_created` is not written (the format has no place for it, and Prometheus would
+//! read it as a separate gauge). Histogram buckets are written cumulatively, ending in
+//! `le="+Inf"`, followed by `_sum` and `_count`.
+
+use super::LeCache;
+use super::float::{write_f64, write_u64};
+use crate::model::{FamilyDesc, Labels, MetricKind, Point, Visitor};
+
+/// Writes text format 0.0.4 into a buffer.
+pub(crate) struct TextEncoder<'a> {
+    out: &'a mut Vec<u8>,
+    name: String,
+    le: LeCache,
+}
+
+impl<'a> TextEncoder<'a> {
+    pub(crate) fn new(out: &'a mut Vec<u8>) -> Self {
+        Self {
+            out,
+            name: String::new(),
+            le: LeCache::default(),
+        }
+    }
+
+    /// `name{labels[,extra]} `
+    #[inline]
+    fn sample_start(&mut self, suffix: &str, labels: &Labels<'_>, extra: Option<(&str, &str)>) {
+        let out = &mut *self.out;
+        out.extend_from_slice(self.name.as_bytes());
+        out.extend_from_slice(suffix.as_bytes());
+        if !labels.is_empty() || extra.is_some() {
+            out.push(b'{');
+            labels.write_escaped(out);
+            if let Some((n, v)) = extra {
+                if !labels.is_empty() {
+                    out.push(b',');
+                }
+                out.extend_from_slice(n.as_bytes());
+                out.extend_from_slice(b"=\"");
+                out.extend_from_slice(v.as_bytes());
+                out.push(b'"');
+            }
+            out.push(b'}');
+        }
+        out.push(b' ');
+    }
+}
+
+impl Visitor for TextEncoder<'_> {
+    fn family(&mut self, desc: &FamilyDesc<'_>) {
+        self.name.clear();
+        self.name.push_str(desc.name);
+        let out = &mut *self.out;
+        out.extend_from_slice(b"# HELP ");
+        out.extend_from_slice(desc.name.as_bytes());
+        out.push(b' ');
+        escape_help(out, desc.help);
+        out.extend_from_slice(b"\n# TYPE ");
+        out.extend_from_slice(desc.name.as_bytes());
+        out.extend_from_slice(match desc.kind {
+            MetricKind::Counter => b" counter\n",
+            MetricKind::Gauge | MetricKind::Info => b" gauge\n",
+            MetricKind::Histogram => b" histogram\n",
+            MetricKind::Summary => b" summary\n",
+            MetricKind::Unknown => b" untyped\n",
+        });
+    }
+
+    fn series(&mut self, labels: Labels<'_>, point: Point<'_>, _created: Option<f64>) {
+        match point {
+            Point::Counter(v) | Point::Gauge(v) | Point::Unknown(v) => {
+                self.sample_start("", &labels, None);
+                write_f64(self.out, v);
+                self.out.push(b'\n');
+            }
+            Point::Info => {
+                self.sample_start("", &labels, None);
+                self.out.extend_from_slice(b"1\n");
+            }
+            Point::Histogram {
+                bounds,
+                counts,
+                sum,
+            } => {
+                let le = self.le.get(bounds);
+                let mut cumulative = 0;
+                for (i, &c) in counts.iter().enumerate() {
+                    cumulative += c;
+                    let bound = le.get(i).map_or("+Inf", String::as_str);
+                    let (name, out) = (&self.name, &mut *self.out);
+                    write_bucket(out, name, &labels, bound);
+                    write_u64(out, cumulative);
+                    out.push(b'\n');
+                }
+                self.sample_start("_sum", &labels, None);
+                write_f64(self.out, sum);
+                self.out.push(b'\n');
+                self.sample_start("_count", &labels, None);
+                write_u64(self.out, cumulative);
+                self.out.push(b'\n');
+            }
+            Point::Summary { count, sum } => {
+                self.sample_start("_sum", &labels, None);
+                write_f64(self.out, sum);
+                self.out.push(b'\n');
+                self.sample_start("_count", &labels, None);
+                write_u64(self.out, count);
+                self.out.push(b'\n');
+            }
+        }
+    }
+}
+
+/// `name_bucket{labels,le="bound"} ` — shared by both text encoders.
+#[inline]
+pub(crate) fn write_bucket(out: &mut Vec<u8>, name: &str, labels: &Labels<'_>, le: &str) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"_bucket{");
+    if !labels.is_empty() {
+        labels.write_escaped(out);
+        out.push(b',');
+    }
+    out.extend_from_slice(b"le=\"");
+    out.extend_from_slice(le.as_bytes());
+    out.extend_from_slice(b"\"} ");
+}
+
+fn escape_help(out: &mut Vec<u8>, help: &str) {
+    for &b in help.as_bytes() {
+        match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            _ => out.push(b),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use crate::expose::{Format, encode_to_string};
+    use crate::model::{MetricFamily, MetricKind, Series, Value};
+    use crate::{Collector, Counter, Family, Gauge, Histogram, Info, Registry, Summary};
+
+    struct Fixed(Vec<MetricFamily>);
+    impl Collector for Fixed {
+        fn collect(&self, out: &mut Vec<MetricFamily>) {
+            out.extend(self.0.iter().cloned());
+        }
+    }
+
+    #[test]
+    fn every_kind_as_written_by_hand_from_the_spec() {
+        let r = Registry::new();
+        let c = Family::<[&str; 1], Counter>::new("req_total", "Requests \\ served\nin total.")
+            .label_names(["path"]);
+        let g = Family::<(), Gauge>::new("temp_celsius", "Temperature.");
+        let h = Family::<(), Histogram>::new("lat_seconds", "Latency.").buckets(&[0.1, 1.0]);
+        let s = Family::<(), Summary>::new("size_bytes", "Sizes.");
+        let i = Family::<[&str; 1], Info>::new("build_info", "Build.").label_names(["version"]);
+        r.register(&c).unwrap();
+        r.register(&g).unwrap();
+        r.register(&h).unwrap();
+        r.register(&s).unwrap();
+        r.register(&i).unwrap();
+        c.with(&["/a\"b"]).inc_by(3.0);
+        g.set(-1.5);
+        h.observe(0.05);
+        h.observe(0.5);
+        h.observe(7.0);
+        s.observe(2.0);
+        i.with(&["1.0"]);
+        let want = "\
+# HELP build_info Build.
+# TYPE build_info gauge
+build_info{version=\"1.0\"} 1
+# HELP lat_seconds Latency.
+# TYPE lat_seconds histogram
+lat_seconds_bucket{le=\"0.1\"} 1
+lat_seconds_bucket{le=\"1\"} 2
+lat_seconds_bucket{le=\"+Inf\"} 3
+lat_seconds_sum 7.55
+lat_seconds_count 3
+# HELP req_total Requests \\\\ served\\nin total.
+# TYPE req_total counter
+req_total{path=\"/a\\\"b\"} 3
+# HELP size_bytes Sizes.
+# TYPE size_bytes summary
+size_bytes_sum 2
+size_bytes_count 1
+# HELP temp_celsius Temperature.
+# TYPE temp_celsius gauge
+temp_celsius -1.5
+";
+        assert_eq!(encode_to_string(&r, Format::Text), want);
+    }
+
+    #[test]
+    fn empty_families_special_values_and_hostile_labels() {
+        let r = Registry::new();
+        r.register(
+            &Family::<[&str; 1], Counter>::new("none_total", "No series yet.").label_names(["k"]),
+        )
+        .unwrap();
+        r.register_collector(Fixed(vec![
+            MetricFamily::new("odd", "Odd values.", MetricKind::Gauge)
+                .with_series(Series::new(Value::Gauge(f64::NAN)).label("v", "nan"))
+                .with_series(Series::new(Value::Gauge(f64::INFINITY)).label("v", "inf"))
+                .with_series(Series::new(Value::Gauge(f64::NEG_INFINITY)).label("v", "-inf"))
+                .with_series(Series::new(Value::Gauge(1e-12)).label("v", "tiny"))
+                .with_series(Series::new(Value::Gauge(1e21)).label("v", "huge"))
+                .with_series(
+                    Series::new(Value::Gauge(0.0)).label(Cow::Borrowed("v"), "a\\b\"c\nd 😀"),
+                ),
+            MetricFamily::new("raw", "Untyped.", MetricKind::Unknown)
+                .with_series(Series::new(Value::Unknown(2.0))),
+        ]));
+        let want = "\
+# HELP none_total No series yet.
+# TYPE none_total counter
+# HELP odd Odd values.
+# TYPE odd gauge
+odd{v=\"nan\"} NaN
+odd{v=\"inf\"} +Inf
+odd{v=\"-inf\"} -Inf
+odd{v=\"tiny\"} 1e-12
+odd{v=\"huge\"} 1e+21
+odd{v=\"a\\\\b\\\"c\\nd 😀\"} 0
+# HELP raw Untyped.
+# TYPE raw untyped
+raw 2
+";
+        assert_eq!(encode_to_string(&r, Format::Text), want);
+    }
+
+    #[test]
+    fn histogram_with_labels_puts_le_last() {
+        let r = Registry::new();
+        let h = Family::<[&str; 1], Histogram>::new("h", "H.")
+            .label_names(["route"])
+            .buckets(&[1.0]);
+        r.register(&h).unwrap();
+        h.with(&["/x"]).observe(0.5);
+        let text = encode_to_string(&r, Format::Text);
+        assert!(text.contains("h_bucket{route=\"/x\",le=\"1\"} 1\nh_bucket{route=\"/x\",le=\"+Inf\"} 1\nh_sum{route=\"/x\"} 0.5\nh_count{route=\"/x\"} 1\n"), "{text}");
+    }
+}

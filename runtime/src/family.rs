@@ -1,0 +1,467 @@
+//! [`Family`]: a named metric over a label set, and the series it holds.
+//!
+//! A family owns its series for its whole life: series are created on first use of a label set
+//! and never removed, so a lookup can hand out a plain `&M` with no reference count. Lookups go,
+//! fastest first:
+//! 1. a label set of fixed cardinality (enums, bools, `()`) indexes a dense array of pointers;
+//! 2. otherwise the values are written into a stack buffer, hashed once, and found in an
+//!    insert-only table read without locks (see `table.rs`);
+//! 3. only a label set never seen before takes the family's mutex to create its series.
+//!
+//! Memory is bounded: past `max_series` distinct label sets (10 000 by default), new label sets
+//! share one overflow series whose every label value is [`OVERFLOW_LABEL_VALUE`], and each such
+//! lookup is counted in `promtrack_cardinality_overflow_total{family="…"}`.
+
+mod table;
+
+use std::hash::BuildHasher;
+use std::marker::PhantomData;
+use std::panic::Location;
+use std::ptr::{self, NonNull};
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::cell::Cells;
+use crate::labels::{KeyBuf, KeyWriter, LabelSet, key_values, render_pairs};
+use crate::metric::Buckets;
+use crate::metric::{Histogram, Metric};
+use crate::model::{FamilyDesc, Labels, Visitor};
+use table::{Keyed, Table};
+
+/// The default cap on distinct label sets per family.
+pub const DEFAULT_MAX_SERIES: usize = 10_000;
+
+/// The value of every label of a family's overflow series (see the module docs).
+pub const OVERFLOW_LABEL_VALUE: &str = "__overflow__";
+
+/// Label sets with at most this many possible values get a dense array instead of a table.
+const MAX_DENSE: usize = 4096;
+
+/// A metric family: a name, help text, label names, and one series per distinct label set.
+///
+/// `Family` is a cheap handle (`Clone` shares the same series). Build it, optionally configure
+/// it, register it with a [`Registry`](crate::Registry), then look series up with
+/// [`with`](Self::with). For a family without labels (`L = ()`), the family dereferences to its
+/// one series.
+///
+/// ```
+/// use promtrack::{Counter, Family, Histogram, Registry};
+///
+/// let registry = Registry::new();
+/// let requests = Family::<[&str; 2], Counter>::new("http_requests_total", "Requests.")
+///     .label_names(["method", "status"]);
+/// let latency = Family::<(), Histogram>::new("http_latency_seconds", "Latency.")
+///     .buckets(&[0.01, 0.1, 1.0]);
+/// registry.register(&requests)?;
+/// registry.register(&latency)?;
+///
+/// requests.with(&["GET", "200"]).inc();
+/// latency.observe(0.042);
+/// # Ok::<(), promtrack::Error>(())
+/// ```
+pub struct Family<L, M: Metric> {
+    pub(crate) core: Arc<Core<M>>,
+    _labels: PhantomData<fn(&L)>,
+}
+
+impl<L, M: Metric> Clone for Family<L, M> {
+    fn clone(&self) -> Self {
+        Self {
+            core: self.core.clone(),
+            _labels: PhantomData,
+        }
+    }
+}
+
+impl<L, M: Metric> std::fmt::Debug for Family<L, M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Family")
+            .field("name", &self.core.opts.name)
+            .field("kind", &M::KIND)
+            .field("label_names", &self.core.opts.label_names)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A family's declaration: everything that two declarations of one name must agree on.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Opts<C> {
+    pub(crate) name: Box<str>,
+    pub(crate) help: Box<str>,
+    pub(crate) label_names: Box<[Box<str>]>,
+    pub(crate) config: C,
+    pub(crate) max_series: usize,
+}
+
+impl<L: LabelSet, M: Metric> Family<L, M> {
+    /// A family named `name` with `help` text. Label names come from `L` (a derived label set);
+    /// for array label sets give them with [`label_names`](Self::label_names).
+    ///
+    /// Names are checked when the family is registered, not here.
+    #[track_caller]
+    pub fn new(name: impl Into<Box<str>>, help: impl Into<Box<str>>) -> Self {
+        Self::from_opts(
+            Opts {
+                name: name.into(),
+                help: help.into(),
+                label_names: L::NAMES.iter().map(|&n| n.into()).collect(),
+                config: Default::default(),
+                max_series: DEFAULT_MAX_SERIES,
+            },
+            Location::caller(),
+        )
+    }
+
+    /// Sets the label names, for label sets that carry none (arrays of values).
+    #[track_caller]
+    pub fn label_names<const N: usize>(self, names: [&str; N]) -> Self {
+        let mut opts = self.core.opts.clone();
+        opts.label_names = names.iter().map(|&n| n.into()).collect();
+        Self::from_opts(opts, self.core.origin)
+    }
+
+    /// Sets the cap on distinct label sets (default [`DEFAULT_MAX_SERIES`]).
+    pub fn max_series(self, max: usize) -> Self {
+        let mut opts = self.core.opts.clone();
+        opts.max_series = max.max(1);
+        Self::from_opts(opts, self.core.origin)
+    }
+
+    pub(crate) fn from_core(core: Arc<Core<M>>) -> Self {
+        Self {
+            core,
+            _labels: PhantomData,
+        }
+    }
+
+    pub(crate) fn from_opts(opts: Opts<M::Config>, origin: &'static Location<'static>) -> Self {
+        let family = Self {
+            core: Arc::new(Core::new(opts, L::CARDINALITY, origin)),
+            _labels: PhantomData,
+        };
+        if L::ARITY == 0 && family.core.opts.label_names.is_empty() {
+            // A family without labels has exactly one series: it exists, at zero, from the
+            // start, so the first scrape shows it (a missing series breaks alerts and `rate()`).
+            let hash = family.core.hasher.hash_one(&[][..] as &[u8]);
+            family.core.insert(hash, &[], 0, Some(0));
+        }
+        family
+    }
+
+    /// The series for `labels`, created (at zero) if it is new.
+    ///
+    /// Never panics and never allocates for a label set seen before. A label set with the wrong
+    /// number of values (possible only with slices) is routed to the overflow series.
+    #[inline]
+    pub fn with(&self, labels: &L) -> &M {
+        let core = &*self.core;
+        if L::CARDINALITY.is_some() {
+            if let Some(slot) = core.dense.get(labels.cardinality_index()) {
+                let p = slot.load(Ordering::Acquire);
+                if !p.is_null() {
+                    // SAFETY: published series live as long as the core.
+                    return unsafe { &(*p).metric };
+                }
+            }
+        }
+        let mut buf = KeyBuf::new();
+        let mut writer = KeyWriter::new(&mut buf);
+        labels.write_values(&mut writer);
+        let arity = writer.count();
+        let hash = core.hasher.hash_one(&buf[..]);
+        if let Some(series) = core.table.get(hash, &buf) {
+            return &series.metric;
+        }
+        let dense = L::CARDINALITY.map(|_| labels.cardinality_index());
+        core.insert(hash, &buf, arity, dense)
+    }
+
+    /// The family's name.
+    pub fn name(&self) -> &str {
+        &self.core.opts.name
+    }
+}
+
+impl<L: LabelSet> Family<L, Histogram> {
+    /// Sets the histogram's bucket upper bounds (finite, strictly increasing; `+Inf` is added).
+    /// Bounds are checked when the family is registered.
+    pub fn buckets(self, bounds: &[f64]) -> Self {
+        let mut opts = self.core.opts.clone();
+        opts.config = Buckets(bounds.into());
+        Self::from_opts(opts, self.core.origin)
+    }
+}
+
+impl<M: Metric> std::ops::Deref for Family<(), M> {
+    type Target = M;
+
+    /// The one series of a family without labels.
+    #[inline]
+    fn deref(&self) -> &M {
+        self.with(&())
+    }
+}
+
+/// One series: its key, its rendered labels and its metric.
+pub(crate) struct Series<M> {
+    key: Box<[u8]>,
+    hash: u64,
+    /// `name="value",…`, escaped once here so that every scrape only copies it.
+    rendered: Box<str>,
+    created: f64,
+    pub(crate) metric: M,
+}
+
+impl<M> Keyed for Series<M> {
+    fn hash(&self) -> u64 {
+        self.hash
+    }
+    fn key(&self) -> &[u8] {
+        &self.key
+    }
+}
+
+/// Everything but the lookup-free read path, behind the family's lock.
+struct State<M> {
+    /// Every series, owned here (freed in `Core::drop`).
+    all: Vec<NonNull<Series<M>>>,
+    /// Whether `all` is sorted by key (new series are appended; a scrape sorts).
+    sorted: bool,
+    overflow: Option<NonNull<Series<M>>>,
+}
+
+pub(crate) struct Core<M: Metric> {
+    pub(crate) opts: Opts<M::Config>,
+    pub(crate) origin: &'static Location<'static>,
+    hasher: foldhash::fast::RandomState,
+    dense: Box<[AtomicPtr<Series<M>>]>,
+    table: Table<Series<M>>,
+    state: Mutex<State<M>>,
+    overflow_hits: AtomicU64,
+}
+
+// SAFETY: the raw pointers in `State` and `dense` point to `Series<M>` owned by this core and
+// only shared as `&Series<M>`; `M: Send + Sync` by `Metric`'s bounds.
+unsafe impl<M: Metric> Send for Core<M> {}
+unsafe impl<M: Metric> Sync for Core<M> {}
+
+impl<M: Metric> Core<M> {
+    fn new(
+        opts: Opts<M::Config>,
+        cardinality: Option<usize>,
+        origin: &'static Location<'static>,
+    ) -> Self {
+        let dense_len = cardinality.filter(|&n| n <= MAX_DENSE).unwrap_or(0);
+        Self {
+            opts,
+            origin,
+            hasher: Default::default(),
+            dense: (0..dense_len)
+                .map(|_| AtomicPtr::new(ptr::null_mut()))
+                .collect(),
+            table: Table::new(),
+            state: Mutex::new(State {
+                all: Vec::new(),
+                sorted: true,
+                overflow: None,
+            }),
+            overflow_hits: AtomicU64::new(0),
+        }
+    }
+
+    /// Creates the series for a key not found by the lock-free read, or finds it if another
+    /// thread created it meanwhile.
+    #[cold]
+    #[inline(never)]
+    fn insert(&self, hash: u64, key: &[u8], arity: usize, dense: Option<usize>) -> &M {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(series) = self.table.get(hash, key) {
+            return &series.metric;
+        }
+        let expected = self.opts.label_names.len();
+        if arity != expected || state.all.len() >= self.opts.max_series {
+            self.overflow_hits.fetch_add(1, Ordering::Relaxed);
+            return self.overflow(&mut state);
+        }
+        let series = self.create(&mut state, hash, key.into());
+        if let Some(slot) = dense.and_then(|i| self.dense.get(i)) {
+            slot.store(series.as_ptr(), Ordering::Release);
+        }
+        // SAFETY: owned by `state.all` until the core drops.
+        unsafe { &series.as_ref().metric }
+    }
+
+    /// The overflow series, created on first need.
+    fn overflow<'a>(&'a self, state: &mut State<M>) -> &'a M {
+        let series = match state.overflow {
+            Some(s) => s,
+            None => {
+                let mut key = Vec::new();
+                for _ in 0..self.opts.label_names.len() {
+                    key.extend_from_slice(crate::family::OVERFLOW_LABEL_VALUE.as_bytes());
+                    key.push(crate::labels::KEY_SEPARATOR);
+                }
+                let hash = self.hasher.hash_one(&key[..]);
+                // A caller may have used the overflow value itself: then it is the same series.
+                let s = match self.table.get(hash, &key) {
+                    Some(s) => NonNull::from(s),
+                    None => self.create(state, hash, key.into()),
+                };
+                state.overflow = Some(s);
+                s
+            }
+        };
+        // SAFETY: owned by `state.all` until the core drops.
+        unsafe { &(*series.as_ptr()).metric }
+    }
+
+    fn create(&self, state: &mut State<M>, hash: u64, key: Box<[u8]>) -> NonNull<Series<M>> {
+        let rendered = render_pairs(self.opts.label_names.iter().map(|n| &**n), key_values(&key));
+        let cells = Cells::heap(M::cell_count(&self.opts.config));
+        let series = Box::new(Series {
+            key,
+            hash,
+            rendered,
+            created: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+            metric: M::from_cells(cells, &self.opts.config),
+        });
+        let series = NonNull::from(Box::leak(series));
+        // SAFETY: we hold the family's lock, the key is new, and `state.all` keeps the series
+        // alive and unmoved (it is boxed) until the core drops, after the table.
+        unsafe { self.table.insert(series.as_ptr()) };
+        if state.sorted {
+            if let Some(last) = state.all.last() {
+                // SAFETY: owned by `state.all`.
+                state.sorted = unsafe { last.as_ref() }.key < unsafe { series.as_ref() }.key;
+            }
+        }
+        state.all.push(series);
+        series
+    }
+
+    /// Number of series, the overflow series included.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .all
+            .len()
+    }
+
+    /// Lookups routed to the overflow series.
+    pub(crate) fn overflow_hits(&self) -> u64 {
+        self.overflow_hits.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn desc(&self) -> FamilyDesc<'_> {
+        FamilyDesc {
+            name: &self.opts.name,
+            help: &self.opts.help,
+            kind: M::KIND,
+        }
+    }
+
+    /// Visits the header and every series, ordered by label values.
+    ///
+    /// Holds the family's lock while it visits: lookups of existing series go on unhindered;
+    /// only the creation of a new series waits for the scrape to finish with this family.
+    pub(crate) fn visit(&self, v: &mut dyn Visitor, scratch: &mut Vec<u64>) {
+        v.family(&self.desc());
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if !state.sorted {
+            // SAFETY: owned by `state.all`.
+            state
+                .all
+                .sort_unstable_by(|a, b| unsafe { a.as_ref().key.cmp(&b.as_ref().key) });
+            state.sorted = true;
+        }
+        for s in &state.all {
+            // SAFETY: owned by `state.all`.
+            let s = unsafe { s.as_ref() };
+            let point = s.metric.point(&self.opts.config, scratch);
+            v.series(Labels::Rendered(&s.rendered), point, Some(s.created));
+        }
+    }
+}
+
+impl<M: Metric> Drop for Core<M> {
+    fn drop(&mut self) {
+        let state = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
+        for s in state.all.drain(..) {
+            // SAFETY: every series was leaked from a `Box` in `create` and is freed once, here;
+            // the table and the dense array only borrow them and are not read after this.
+            drop(unsafe { Box::from_raw(s.as_ptr()) });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Counter, Gauge};
+
+    #[test]
+    fn one_label_set_one_series() {
+        let f = Family::<[&str; 2], Counter>::new("x_total", "h").label_names(["a", "b"]);
+        f.with(&["1", "2"]).inc();
+        f.with(&["1", "2"]).inc();
+        f.with(&["1", "3"]).inc();
+        assert_eq!(f.with(&["1", "2"]).get(), 2.0);
+        assert_eq!(f.core.len(), 2);
+        // The same handle, not a copy.
+        assert!(ptr::eq(f.with(&["1", "3"]), f.with(&["1", "3"])));
+    }
+
+    #[test]
+    fn unlabelled_family_derefs_to_its_series() {
+        let f = Family::<(), Gauge>::new("g", "h");
+        f.set(3.0);
+        assert_eq!(f.with(&()).get(), 3.0);
+        assert_eq!(f.core.len(), 1);
+    }
+
+    #[test]
+    fn cap_folds_new_label_sets_into_the_overflow_series() {
+        let f = Family::<[String; 1], Counter>::new("x_total", "h")
+            .label_names(["user"])
+            .max_series(3);
+        for i in 0..10 {
+            f.with(&[i.to_string()]).inc();
+        }
+        assert_eq!(f.core.len(), 4, "3 series plus the overflow one");
+        assert_eq!(f.core.overflow_hits(), 7);
+        assert_eq!(f.with(&[OVERFLOW_LABEL_VALUE.to_string()]).get(), 7.0);
+        // Existing series still count on their own.
+        f.with(&["0".to_string()]).inc();
+        assert_eq!(f.with(&["0".to_string()]).get(), 2.0);
+    }
+
+    #[test]
+    fn concurrent_creation_makes_one_series_per_label_set() {
+        let f = Family::<[String; 1], Counter>::new("x_total", "h").label_names(["k"]);
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for i in 0..500 {
+                        f.with(&[(i % 50).to_string()]).inc();
+                    }
+                });
+            }
+        });
+        assert_eq!(f.core.len(), 50);
+        for i in 0..50 {
+            assert_eq!(f.with(&[i.to_string()]).get(), 40.0);
+        }
+    }
+
+    #[test]
+    fn wrong_arity_goes_to_overflow_instead_of_panicking() {
+        let f = Family::<[&str; 1], Counter>::new("x_total", "h").label_names(["a", "b"]);
+        f.with(&["only one"]).inc();
+        assert_eq!(f.core.overflow_hits(), 1);
+    }
+}

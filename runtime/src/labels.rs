@@ -1,0 +1,371 @@
+//! Label sets and label values.
+//!
+//! A [`LabelSet`] knows its label *names* at compile time (a derived struct) or gets them once
+//! when its family is built (arrays of values: `[&str; 2]`); each instance only supplies
+//! *values*. A lookup writes those values into a small stack buffer — the series key — hashes
+//! it once and compares bytes; nothing is allocated unless the series is new.
+//!
+//! The key joins the values with the byte `0xFF`, which never occurs in UTF-8, so keys are
+//! unambiguous and sort like the tuples of values they encode.
+//!
+//! Sets whose every value has a fixed, known cardinality (enums deriving `LabelValue`, `bool`)
+//! report it through [`LabelSet::CARDINALITY`]; their families index a dense array instead of
+//! hashing.
+
+use std::borrow::Cow;
+
+use smallvec::SmallVec;
+
+/// Separator between values in a series key. Not valid anywhere in UTF-8.
+pub(crate) const KEY_SEPARATOR: u8 = 0xFF;
+
+/// The buffer a series key is written into: on the stack for keys up to 128 bytes.
+pub type KeyBuf = SmallVec<[u8; 128]>;
+
+/// Writes one label value. Handed to [`LabelValue::write_value`].
+pub struct ValueWriter<'a> {
+    buf: &'a mut KeyBuf,
+}
+
+impl ValueWriter<'_> {
+    /// Appends text to the value being written. Any UTF-8 is allowed: encoders escape it.
+    #[inline]
+    pub fn write_str(&mut self, s: &str) {
+        self.buf.extend_from_slice(s.as_bytes());
+    }
+}
+
+/// Writes the values of a label set, in the order of its names.
+pub struct KeyWriter<'a> {
+    buf: &'a mut KeyBuf,
+    count: usize,
+}
+
+impl<'a> KeyWriter<'a> {
+    pub(crate) fn new(buf: &'a mut KeyBuf) -> Self {
+        buf.clear();
+        Self { buf, count: 0 }
+    }
+
+    /// Appends the next value of the set.
+    #[inline]
+    pub fn value<V: LabelValue + ?Sized>(&mut self, value: &V) {
+        value.write_value(&mut ValueWriter { buf: self.buf });
+        self.buf.push(KEY_SEPARATOR);
+        self.count += 1;
+    }
+
+    /// How many values were written.
+    pub(crate) fn count(&self) -> usize {
+        self.count
+    }
+}
+
+/// A value that can stand as a label value.
+///
+/// Implemented for strings, integers, `bool`, `char`, `http::Method` and `http::StatusCode`;
+/// derive it for fieldless enums with `#[derive(promtrack::LabelValue)]`.
+///
+/// ```
+/// use promtrack::LabelValue;
+/// # use promtrack::labels::ValueWriter;
+/// struct Region(&'static str);
+/// impl LabelValue for Region {
+///     fn write_value(&self, out: &mut ValueWriter<'_>) {
+///         out.write_str(self.0);
+///     }
+/// }
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be used as a label value",
+    label = "not a label value",
+    note = "label values are strings, integers, bools, `http::Method`, `http::StatusCode`, or enums with `#[derive(promtrack::LabelValue)]`; implement `promtrack::LabelValue` for your own types"
+)]
+pub trait LabelValue {
+    /// The number of distinct values this type can take, when it is fixed and small (enums,
+    /// `bool`). `None` for free-form values.
+    const CARDINALITY: Option<usize> = None;
+
+    /// The position of this value among the [`CARDINALITY`](Self::CARDINALITY) possible ones.
+    /// Only called when `CARDINALITY` is `Some(n)`; must be below `n`.
+    #[inline]
+    fn cardinality_index(&self) -> usize {
+        0
+    }
+
+    /// Writes the value's text.
+    fn write_value(&self, out: &mut ValueWriter<'_>);
+}
+
+/// A set of labels: names fixed for the family, values per instance.
+///
+/// Derive it for a struct with named fields (`#[derive(promtrack::LabelSet)]`), or use an array
+/// of values (`[&str; 2]`) and give the names when building the family. `()` is the empty set.
+///
+/// ```
+/// use promtrack::{Counter, Family, Registry};
+///
+/// let requests = Family::<[&str; 2], Counter>::new("requests_total", "Requests served.")
+///     .label_names(["method", "status"]);
+/// requests.with(&["GET", "200"]).inc();
+/// assert_eq!(requests.with(&["GET", "200"]).get(), 1.0);
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a label set",
+    note = "derive it with `#[derive(promtrack::LabelSet)]`, or use an array of label values such as `[&str; 2]` with `.label_names([..])`"
+)]
+pub trait LabelSet {
+    /// Label names, in the order [`write_values`](Self::write_values) writes values. Empty for
+    /// sets whose names are given when the family is built (arrays).
+    const NAMES: &'static [&'static str];
+
+    /// The number of values [`write_values`](Self::write_values) writes.
+    const ARITY: usize;
+
+    /// Number of distinct label sets, when fixed and small (every field an enum or `bool`).
+    const CARDINALITY: Option<usize> = None;
+
+    /// The position of this set among [`CARDINALITY`](Self::CARDINALITY); only called when it is
+    /// `Some(n)`, and must be below `n`.
+    #[inline]
+    fn cardinality_index(&self) -> usize {
+        0
+    }
+
+    /// Writes each value, in name order.
+    fn write_values(&self, out: &mut KeyWriter<'_>);
+}
+
+impl LabelSet for () {
+    const NAMES: &'static [&'static str] = &[];
+    const ARITY: usize = 0;
+    const CARDINALITY: Option<usize> = Some(1);
+    #[inline]
+    fn write_values(&self, _: &mut KeyWriter<'_>) {}
+}
+
+impl<V: LabelValue, const N: usize> LabelSet for [V; N] {
+    const NAMES: &'static [&'static str] = &[];
+    const ARITY: usize = N;
+    #[inline]
+    fn write_values(&self, out: &mut KeyWriter<'_>) {
+        for v in self {
+            out.value(v);
+        }
+    }
+}
+
+impl<T: LabelSet + ?Sized> LabelSet for &T {
+    const NAMES: &'static [&'static str] = T::NAMES;
+    const ARITY: usize = T::ARITY;
+    const CARDINALITY: Option<usize> = T::CARDINALITY;
+    #[inline]
+    fn cardinality_index(&self) -> usize {
+        (**self).cardinality_index()
+    }
+    #[inline]
+    fn write_values(&self, out: &mut KeyWriter<'_>) {
+        (**self).write_values(out)
+    }
+}
+
+impl LabelValue for str {
+    #[inline]
+    fn write_value(&self, out: &mut ValueWriter<'_>) {
+        out.write_str(self)
+    }
+}
+
+impl LabelValue for String {
+    #[inline]
+    fn write_value(&self, out: &mut ValueWriter<'_>) {
+        out.write_str(self)
+    }
+}
+
+impl LabelValue for Cow<'_, str> {
+    #[inline]
+    fn write_value(&self, out: &mut ValueWriter<'_>) {
+        out.write_str(self)
+    }
+}
+
+impl<T: LabelValue + ?Sized> LabelValue for &T {
+    const CARDINALITY: Option<usize> = T::CARDINALITY;
+    #[inline]
+    fn cardinality_index(&self) -> usize {
+        (**self).cardinality_index()
+    }
+    #[inline]
+    fn write_value(&self, out: &mut ValueWriter<'_>) {
+        (**self).write_value(out)
+    }
+}
+
+impl LabelValue for bool {
+    const CARDINALITY: Option<usize> = Some(2);
+    #[inline]
+    fn cardinality_index(&self) -> usize {
+        *self as usize
+    }
+    #[inline]
+    fn write_value(&self, out: &mut ValueWriter<'_>) {
+        out.write_str(if *self { "true" } else { "false" })
+    }
+}
+
+impl LabelValue for char {
+    #[inline]
+    fn write_value(&self, out: &mut ValueWriter<'_>) {
+        out.write_str(self.encode_utf8(&mut [0; 4]))
+    }
+}
+
+macro_rules! int_label_values {
+    ($($t:ty)*) => {$(
+        impl LabelValue for $t {
+            #[inline]
+            fn write_value(&self, out: &mut ValueWriter<'_>) {
+                out.write_str(itoa::Buffer::new().format(*self))
+            }
+        }
+    )*};
+}
+int_label_values!(u8 u16 u32 u64 u128 usize i8 i16 i32 i64 i128 isize);
+
+#[cfg(feature = "axum")]
+impl LabelValue for http::Method {
+    #[inline]
+    fn write_value(&self, out: &mut ValueWriter<'_>) {
+        out.write_str(self.as_str())
+    }
+}
+
+#[cfg(feature = "axum")]
+impl LabelValue for http::StatusCode {
+    #[inline]
+    fn write_value(&self, out: &mut ValueWriter<'_>) {
+        out.write_str(itoa::Buffer::new().format(self.as_u16()))
+    }
+}
+
+/// Splits a series key back into its values.
+pub(crate) fn key_values(key: &[u8]) -> impl Iterator<Item = &str> {
+    key.split(|&b| b == KEY_SEPARATOR)
+        // The key ends with a separator; `split` yields one empty tail we drop.
+        .take(key.iter().filter(|&&b| b == KEY_SEPARATOR).count())
+        // Keys are built only from `&str` values joined by 0xFF, so each part is UTF-8.
+        .map(|part| std::str::from_utf8(part).unwrap_or_default())
+}
+
+/// Appends `value` escaped for a label value in both text formats (backslash, double quote and
+/// line feed are escaped; everything else, including any Unicode, is written as is).
+pub(crate) fn escape_label_value(out: &mut Vec<u8>, value: &str) {
+    let bytes = value.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc: &[u8] = match b {
+            b'\\' => b"\\\\",
+            b'"' => b"\\\"",
+            b'\n' => b"\\n",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        out.extend_from_slice(esc);
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+}
+
+/// Renders `name="value",…` with every value escaped: the form both text encoders copy as is.
+pub(crate) fn render_pairs<'a>(
+    names: impl IntoIterator<Item = &'a str>,
+    values: impl IntoIterator<Item = &'a str>,
+) -> Box<str> {
+    let mut out = Vec::new();
+    for (i, (n, v)) in names.into_iter().zip(values).enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(n.as_bytes());
+        out.extend_from_slice(b"=\"");
+        escape_label_value(&mut out, v);
+        out.push(b'"');
+    }
+    // Only ASCII was inserted between valid UTF-8 runs.
+    String::from_utf8(out)
+        .expect("escaping keeps UTF-8 valid")
+        .into_boxed_str()
+}
+
+/// Whether `name` is a valid metric name: `[a-zA-Z_:][a-zA-Z0-9_:]*`.
+pub(crate) fn is_valid_metric_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+}
+
+/// Whether `name` is a valid label name: `[a-zA-Z_][a-zA-Z0-9_]*`, not starting with `__`
+/// (reserved for Prometheus' own use).
+pub(crate) fn is_valid_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with("__")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key_of<L: LabelSet>(l: &L) -> KeyBuf {
+        let mut buf = KeyBuf::new();
+        let mut w = KeyWriter::new(&mut buf);
+        l.write_values(&mut w);
+        assert_eq!(w.count(), L::ARITY);
+        buf
+    }
+
+    #[test]
+    fn keys_round_trip_values() {
+        let key = key_of(&["GET", "", "ü\"\\\n"]);
+        let values: Vec<_> = key_values(&key).collect();
+        assert_eq!(values, ["GET", "", "ü\"\\\n"]);
+        assert_eq!(key_values(&key_of(&())).count(), 0);
+    }
+
+    #[test]
+    fn integer_and_bool_values_render_as_text() {
+        let key = key_of(&[404u16, 7]);
+        assert_eq!(key_values(&key).collect::<Vec<_>>(), ["404", "7"]);
+        assert_eq!(
+            key_values(&key_of(&[true, false])).collect::<Vec<_>>(),
+            ["true", "false"]
+        );
+        assert_eq!(true.cardinality_index(), 1);
+    }
+
+    #[test]
+    fn escaping_covers_the_three_special_characters_only() {
+        let mut out = Vec::new();
+        escape_label_value(&mut out, "a\\b\"c\nd\t😀");
+        assert_eq!(String::from_utf8(out).unwrap(), "a\\\\b\\\"c\\nd\t😀");
+        assert_eq!(
+            &*render_pairs(["a", "b"], ["x", "\""]),
+            "a=\"x\",b=\"\\\"\""
+        );
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert!(is_valid_metric_name("http_requests_total"));
+        assert!(is_valid_metric_name("ns:sub_metric"));
+        assert!(!is_valid_metric_name("1abc"));
+        assert!(!is_valid_metric_name("a-b"));
+        assert!(!is_valid_metric_name(""));
+        assert!(is_valid_label_name("method"));
+        assert!(!is_valid_label_name("__name__"));
+        assert!(!is_valid_label_name("a:b"));
+        assert!(!is_valid_label_name("é"));
+    }
+}

@@ -1,0 +1,215 @@
+//! [`Histogram`]: observations counted into buckets.
+//!
+//! Cells: one `u64` per finite bucket, one for `+Inf`, then the `f64` sum. Buckets are stored
+//! per bucket, not cumulatively, so an observation touches exactly one bucket cell; the count is
+//! the sum of the buckets and needs no cell of its own. Encoders accumulate at scrape time.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use super::{Metric, check_reserved, count_invalid_update, private::Sealed};
+use crate::cell::{Cells, add_f64, load_f64};
+use crate::model::{MetricKind, Point};
+
+/// The Prometheus client libraries' default buckets, in seconds: suited to request latencies.
+pub const DEFAULT_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Upper bounds of a histogram's finite buckets.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Buckets(pub(crate) Arc<[f64]>);
+
+impl Default for Buckets {
+    fn default() -> Self {
+        Self(DEFAULT_BUCKETS.into())
+    }
+}
+
+/// Observations counted into buckets, with their count and sum.
+///
+/// ```
+/// use promtrack::{Family, Histogram};
+///
+/// let latency = Family::<(), Histogram>::new("lookup_seconds", "Lookup time.")
+///     .buckets(&[0.01, 0.1, 1.0]);
+/// latency.observe(0.05);
+/// latency.observe(3.0);
+/// assert_eq!(latency.count(), 2);
+/// assert_eq!(latency.sum(), 3.05);
+/// ```
+pub struct Histogram {
+    bounds: Arc<[f64]>,
+    cells: Cells,
+}
+
+impl Histogram {
+    /// Records one observation. NaN is dropped and counted in `promtrack_invalid_updates_total`.
+    #[inline]
+    pub fn observe(&self, v: f64) {
+        if v.is_nan() {
+            count_invalid_update();
+            return;
+        }
+        let bucket = self.bucket_of(v);
+        self.cells.at(bucket).fetch_add(1, Ordering::Relaxed);
+        add_f64(self.cells.at(self.bounds.len() + 1), v);
+    }
+
+    /// Records a duration, in seconds.
+    #[inline]
+    pub fn observe_duration(&self, d: Duration) {
+        self.observe(d.as_secs_f64());
+    }
+
+    /// Index of the bucket `v` falls in; the last index is `+Inf`.
+    #[inline]
+    fn bucket_of(&self, v: f64) -> usize {
+        let bounds = &*self.bounds;
+        // Typical histograms have about a dozen buckets: a linear scan beats a binary search
+        // there, branch-predicted on the common (small) values.
+        if bounds.len() <= 16 {
+            bounds.iter().position(|&b| v <= b).unwrap_or(bounds.len())
+        } else {
+            bounds.partition_point(|&b| b < v)
+        }
+    }
+
+    /// Number of observations.
+    pub fn count(&self) -> u64 {
+        (0..=self.bounds.len())
+            .map(|i| self.cells.at(i).load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Sum of observations.
+    pub fn sum(&self) -> f64 {
+        load_f64(self.cells.at(self.bounds.len() + 1))
+    }
+
+    /// The finite upper bounds.
+    pub fn bounds(&self) -> &[f64] {
+        &self.bounds
+    }
+}
+
+impl Sealed for Histogram {
+    type Config = Buckets;
+    const SAMPLE_SUFFIXES: &'static [&'static str] = &["_bucket", "_count", "_sum", "_created"];
+
+    fn cell_count(config: &Buckets) -> usize {
+        config.0.len() + 2
+    }
+
+    fn from_cells(cells: Cells, config: &Buckets) -> Self {
+        assert!(cells.len() >= config.0.len() + 2);
+        Self {
+            bounds: config.0.clone(),
+            cells,
+        }
+    }
+
+    fn point<'a>(&'a self, _: &'a Buckets, scratch: &'a mut Vec<u64>) -> Point<'a> {
+        scratch.clear();
+        scratch.extend((0..=self.bounds.len()).map(|i| self.cells.at(i).load(Ordering::Relaxed)));
+        Point::Histogram {
+            bounds: &self.bounds,
+            counts: scratch,
+            sum: self.sum(),
+        }
+    }
+
+    fn validate(_: &str, label_names: &[Box<str>], config: &Buckets) -> Result<(), String> {
+        check_reserved(label_names, "le", "histogram")?;
+        validate_bounds(&config.0)
+    }
+}
+
+/// Checks that bucket bounds are finite, strictly increasing and not empty.
+pub(crate) fn validate_bounds(bounds: &[f64]) -> Result<(), String> {
+    if bounds.is_empty() {
+        return Err("a histogram needs at least one finite bucket bound".into());
+    }
+    if let Some(b) = bounds.iter().find(|b| !b.is_finite()) {
+        return Err(format!(
+            "bucket bound {b} is not finite; `+Inf` is always added, list only finite bounds"
+        ));
+    }
+    if let Some(w) = bounds.windows(2).find(|w| w[0] >= w[1]) {
+        return Err(format!(
+            "bucket bounds must increase strictly, but {} is followed by {}; sort them and drop duplicates",
+            w[0], w[1]
+        ));
+    }
+    Ok(())
+}
+
+impl Metric for Histogram {
+    const KIND: MetricKind = MetricKind::Histogram;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn histogram(bounds: &[f64]) -> Histogram {
+        let cfg = Buckets(bounds.into());
+        Histogram::from_cells(Cells::heap(Histogram::cell_count(&cfg)), &cfg)
+    }
+
+    #[test]
+    fn observations_land_in_their_bucket_bounds_inclusive() {
+        let h = histogram(&[1.0, 2.0]);
+        for v in [0.5, 1.0, 1.5, 2.0, 7.0, -3.0] {
+            h.observe(v);
+        }
+        let mut scratch = Vec::new();
+        let cfg = Buckets(h.bounds.clone());
+        match h.point(&cfg, &mut scratch) {
+            Point::Histogram { counts, sum, .. } => {
+                assert_eq!(counts, &[3, 2, 1]);
+                assert_eq!(sum, 9.0);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(h.count(), 6);
+    }
+
+    #[test]
+    fn many_buckets_use_binary_search_with_the_same_result() {
+        let bounds: Vec<f64> = (1..=40).map(f64::from).collect();
+        let h = histogram(&bounds);
+        for v in [0.0, 1.0, 1.1, 39.5, 40.0, 41.0] {
+            let linear = bounds.iter().position(|&b| v <= b).unwrap_or(bounds.len());
+            assert_eq!(h.bucket_of(v), linear, "{v}");
+        }
+    }
+
+    #[test]
+    fn nan_is_dropped() {
+        let h = histogram(&[1.0]);
+        h.observe(f64::NAN);
+        assert_eq!(h.count(), 0);
+        assert_eq!(h.sum(), 0.0);
+    }
+
+    #[test]
+    fn bounds_are_validated() {
+        assert!(validate_bounds(&[0.1, 1.0]).is_ok());
+        assert!(validate_bounds(&[]).is_err());
+        assert!(
+            validate_bounds(&[1.0, 1.0])
+                .unwrap_err()
+                .contains("increase strictly")
+        );
+        assert!(validate_bounds(&[2.0, 1.0]).is_err());
+        assert!(
+            validate_bounds(&[1.0, f64::INFINITY])
+                .unwrap_err()
+                .contains("not finite")
+        );
+        let err = Histogram::validate("x", &["le".into()], &Buckets::default()).unwrap_err();
+        assert!(err.contains("`le`"), "{err}");
+    }
+}

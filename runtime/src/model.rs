@@ -1,0 +1,268 @@
+//! The snapshot model every source feeds and every encoder reads.
+//!
+//! A scrape does not copy the registry into an owned tree: sources *visit* an encoder. Our own
+//! families hand out borrowed views of their series (label text that was escaped once, when the
+//! series was created, and values loaded straight from the cells); collectors, the multiprocess
+//! aggregator and the rust-prometheus bridge produce owned [`MetricFamily`]s, which are visited
+//! the same way. An encoder is a [`Visitor`].
+//!
+//! Extension points, so that the roadmap needs no rewrite: [`Point`] is `#[non_exhaustive]`, so
+//! native (exponential) histograms become a new variant that text encoders skip and a protobuf
+//! encoder writes; exemplars become an optional field on the counter and bucket points, which
+//! only the OpenMetrics and protobuf encoders read.
+
+use std::borrow::Cow;
+
+/// The type of a metric family, as the exposition formats name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum MetricKind {
+    /// A monotonically increasing count. Its name ends in `_total`.
+    Counter,
+    /// A value that goes up and down.
+    Gauge,
+    /// Observations counted into cumulative buckets, with their count and sum.
+    Histogram,
+    /// Observations' count and sum (no quantiles; see [`Summary`](crate::Summary)).
+    Summary,
+    /// A constant 1 carrying labels. Its name ends in `_info`.
+    Info,
+    /// A value of unknown type (from collectors bridging other systems).
+    Unknown,
+}
+
+/// A family's header: what `# HELP` and `# TYPE` say.
+#[derive(Clone, Copy, Debug)]
+pub struct FamilyDesc<'a> {
+    /// The registered name, including the `_total` or `_info` suffix counters and infos carry.
+    pub name: &'a str,
+    /// Help text, unescaped.
+    pub help: &'a str,
+    /// The family's type.
+    pub kind: MetricKind,
+}
+
+/// A series' labels, as a source holds them.
+#[derive(Clone, Copy, Debug)]
+pub enum Labels<'a> {
+    /// `name="value",…` already escaped for the text formats (our own families render this once,
+    /// when a series is created). Empty for a series without labels.
+    Rendered(&'a str),
+    /// Name and value pairs, unescaped.
+    Pairs(&'a [(Cow<'static, str>, String)]),
+}
+
+impl Labels<'_> {
+    /// Whether there is no label at all.
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Labels::Rendered(s) => s.is_empty(),
+            Labels::Pairs(p) => p.is_empty(),
+        }
+    }
+
+    /// Appends the escaped `name="value",…` text.
+    pub(crate) fn write_escaped(&self, out: &mut Vec<u8>) {
+        match self {
+            Labels::Rendered(s) => out.extend_from_slice(s.as_bytes()),
+            Labels::Pairs(pairs) => {
+                for (i, (n, v)) in pairs.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    out.extend_from_slice(n.as_bytes());
+                    out.extend_from_slice(b"=\"");
+                    crate::labels::escape_label_value(out, v);
+                    out.push(b'"');
+                }
+            }
+        }
+    }
+}
+
+/// One series' value(s), borrowed from its source.
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub enum Point<'a> {
+    /// A counter's value.
+    Counter(f64),
+    /// A gauge's value.
+    Gauge(f64),
+    /// A histogram: `counts[i]` observations fell in `(bounds[i-1], bounds[i]]`; the last count
+    /// (`counts.len() == bounds.len() + 1`) is the `+Inf` bucket. Counts are *not* cumulative;
+    /// encoders accumulate them.
+    Histogram {
+        /// Upper bounds, ascending, finite; `+Inf` is implied.
+        bounds: &'a [f64],
+        /// Per-bucket counts, one more than `bounds`.
+        counts: &'a [u64],
+        /// Sum of all observations.
+        sum: f64,
+    },
+    /// A summary's count and sum.
+    Summary {
+        /// Number of observations.
+        count: u64,
+        /// Sum of observations.
+        sum: f64,
+    },
+    /// An info series (value 1).
+    Info,
+    /// An untyped value.
+    Unknown(f64),
+}
+
+/// What an encoder implements: one call per family header, then one per series.
+pub trait Visitor {
+    /// Starts a family. Every following [`series`](Self::series) call belongs to it.
+    fn family(&mut self, desc: &FamilyDesc<'_>);
+    /// One series of the current family. `created` is the Unix time, in seconds, at which the
+    /// series was created, where the source knows it.
+    fn series(&mut self, labels: Labels<'_>, point: Point<'_>, created: Option<f64>);
+}
+
+/// An owned metric family, as produced by a [`Collector`](crate::Collector).
+///
+/// ```
+/// use promtrack::model::{MetricFamily, MetricKind, Series, Value};
+///
+/// let family = MetricFamily::new("queue_depth", "Jobs waiting.", MetricKind::Gauge)
+///     .with_series(Series::new(Value::Gauge(3.0)).label("queue", "email"));
+/// assert_eq!(family.series.len(), 1);
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct MetricFamily {
+    /// The name, with the `_total` / `_info` suffix for counters / infos.
+    pub name: String,
+    /// Help text.
+    pub help: String,
+    /// The family's type; every series' [`Value`] must match it.
+    pub kind: MetricKind,
+    /// The series.
+    pub series: Vec<Series>,
+}
+
+impl MetricFamily {
+    /// An empty family.
+    pub fn new(name: impl Into<String>, help: impl Into<String>, kind: MetricKind) -> Self {
+        Self {
+            name: name.into(),
+            help: help.into(),
+            kind,
+            series: Vec::new(),
+        }
+    }
+
+    /// Adds a series.
+    pub fn with_series(mut self, series: Series) -> Self {
+        self.series.push(series);
+        self
+    }
+
+    /// Visits this family: its header, then its series.
+    pub fn visit(&self, v: &mut dyn Visitor) {
+        v.family(&FamilyDesc {
+            name: &self.name,
+            help: &self.help,
+            kind: self.kind,
+        });
+        for s in &self.series {
+            v.series(Labels::Pairs(&s.labels), s.value.point(), s.created);
+        }
+    }
+}
+
+/// One series of an owned family.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Series {
+    /// Label names and values, unescaped.
+    pub labels: Vec<(Cow<'static, str>, String)>,
+    /// The value(s).
+    pub value: Value,
+    /// Creation time, Unix seconds, if known (written as `_created` in OpenMetrics).
+    pub created: Option<f64>,
+}
+
+impl Series {
+    /// A series without labels.
+    pub fn new(value: Value) -> Self {
+        Self {
+            labels: Vec::new(),
+            value,
+            created: None,
+        }
+    }
+
+    /// Adds a label.
+    pub fn label(mut self, name: impl Into<Cow<'static, str>>, value: impl Into<String>) -> Self {
+        self.labels.push((name.into(), value.into()));
+        self
+    }
+}
+
+/// An owned value; see [`Point`] for the meaning of each variant.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Value {
+    /// A counter's value.
+    Counter(f64),
+    /// A gauge's value.
+    Gauge(f64),
+    /// A histogram with per-bucket (non-cumulative) counts; `counts.len() == bounds.len() + 1`.
+    Histogram {
+        /// Finite upper bounds, ascending.
+        bounds: Vec<f64>,
+        /// Per-bucket counts, the last one for `+Inf`.
+        counts: Vec<u64>,
+        /// Sum of observations.
+        sum: f64,
+    },
+    /// A summary's count and sum.
+    Summary {
+        /// Number of observations.
+        count: u64,
+        /// Sum of observations.
+        sum: f64,
+    },
+    /// An info series.
+    Info,
+    /// An untyped value.
+    Unknown(f64),
+}
+
+impl Value {
+    /// Borrows this value as a [`Point`].
+    pub fn point(&self) -> Point<'_> {
+        match self {
+            Value::Counter(v) => Point::Counter(*v),
+            Value::Gauge(v) => Point::Gauge(*v),
+            Value::Histogram {
+                bounds,
+                counts,
+                sum,
+            } => Point::Histogram {
+                bounds,
+                counts,
+                sum: *sum,
+            },
+            Value::Summary { count, sum } => Point::Summary {
+                count: *count,
+                sum: *sum,
+            },
+            Value::Info => Point::Info,
+            Value::Unknown(v) => Point::Unknown(*v),
+        }
+    }
+
+    /// The kind of family this value belongs in.
+    pub fn kind(&self) -> MetricKind {
+        match self {
+            Value::Counter(_) => MetricKind::Counter,
+            Value::Gauge(_) => MetricKind::Gauge,
+            Value::Histogram { .. } => MetricKind::Histogram,
+            Value::Summary { .. } => MetricKind::Summary,
+            Value::Info => MetricKind::Info,
+            Value::Unknown(_) => MetricKind::Unknown,
+        }
+    }
+}
