@@ -193,6 +193,16 @@ impl<L: LabelSet> Family<L, Histogram> {
     }
 }
 
+impl<L: LabelSet> Family<L, crate::Gauge> {
+    /// Sets how this gauge's values from several processes combine in multiprocess mode
+    /// (default [`GaugeMode::All`](crate::GaugeMode::All), as in Python).
+    pub fn mode(self, mode: crate::GaugeMode) -> Self {
+        let mut opts = self.core.opts.clone();
+        opts.config = mode;
+        Self::from_opts(opts, self.core.origin)
+    }
+}
+
 impl<M: Metric> std::ops::Deref for Family<(), M> {
     type Target = M;
 

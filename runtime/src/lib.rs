@@ -29,7 +29,11 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
 mod cell;
+pub mod context;
 mod error;
 pub mod expose;
 mod family;
@@ -49,7 +53,7 @@ pub use error::Error;
 pub use family::{DEFAULT_MAX_SERIES, Family, OVERFLOW_LABEL_VALUE};
 pub use labels::{LabelSet, LabelValue};
 pub use metric::{
-    Buckets, Counter, DEFAULT_BUCKETS, Gauge, Histogram, InFlight, Info, Metric, Summary,
+    Buckets, Counter, DEFAULT_BUCKETS, Gauge, GaugeMode, Histogram, InFlight, Info, Metric, Summary,
 };
 pub use registry::{Collector, Registry, default_registry};
 #[cfg(feature = "axum")]

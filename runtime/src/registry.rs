@@ -344,6 +344,7 @@ pub fn default_registry() -> &'static Registry {
         let registry = Registry::build(true);
         #[cfg(all(feature = "process", target_os = "linux"))]
         registry.register_collector(crate::process::ProcessCollector::new());
+        crate::__private::on_default_registry_init(&registry);
         registry
     })
 }

@@ -1,4 +1,5 @@
-//! [`Gauge`]: a value that goes up and down, stored as one `f64` cell.
+//! [`Gauge`]: a value that goes up and down, stored as one `f64` cell, and [`GaugeMode`]: how
+//! the gauges of several processes combine in multiprocess mode.
 
 use super::{Metric, private::Sealed};
 use crate::cell::{Cells, add_f64, load_f64, store_f64};
@@ -87,24 +88,120 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// How one gauge's values from several worker processes combine into the exposed value, in
+/// multiprocess mode. The names and meanings are those of Python's `prometheus_client`; `live*`
+/// modes only count processes that are still running. Ignored in single-process mode.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum GaugeMode {
+    /// One series per process, with a `pid` label (the default, as in Python).
+    #[default]
+    All,
+    /// Like `All`, live processes only.
+    LiveAll,
+    /// The sum over processes.
+    Sum,
+    /// The sum over live processes (the default for in-progress gauges).
+    LiveSum,
+    /// The maximum over processes.
+    Max,
+    /// The maximum over live processes.
+    LiveMax,
+    /// The minimum over processes.
+    Min,
+    /// The minimum over live processes.
+    LiveMin,
+    /// The value most recently set, by any process.
+    MostRecent,
+    /// The value most recently set by a live process.
+    LiveMostRecent,
+}
+
+impl GaugeMode {
+    /// Every mode, in declaration order.
+    pub const ALL: [GaugeMode; 10] = [
+        GaugeMode::All,
+        GaugeMode::LiveAll,
+        GaugeMode::Sum,
+        GaugeMode::LiveSum,
+        GaugeMode::Max,
+        GaugeMode::LiveMax,
+        GaugeMode::Min,
+        GaugeMode::LiveMin,
+        GaugeMode::MostRecent,
+        GaugeMode::LiveMostRecent,
+    ];
+
+    /// The Python name: `all`, `liveall`, `sum`, `livesum`, `max`, `livemax`, `min`, `livemin`,
+    /// `mostrecent`, `livemostrecent`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            GaugeMode::All => "all",
+            GaugeMode::LiveAll => "liveall",
+            GaugeMode::Sum => "sum",
+            GaugeMode::LiveSum => "livesum",
+            GaugeMode::Max => "max",
+            GaugeMode::LiveMax => "livemax",
+            GaugeMode::Min => "min",
+            GaugeMode::LiveMin => "livemin",
+            GaugeMode::MostRecent => "mostrecent",
+            GaugeMode::LiveMostRecent => "livemostrecent",
+        }
+    }
+
+    /// Whether only live processes count.
+    pub const fn is_live(self) -> bool {
+        matches!(
+            self,
+            GaugeMode::LiveAll
+                | GaugeMode::LiveSum
+                | GaugeMode::LiveMax
+                | GaugeMode::LiveMin
+                | GaugeMode::LiveMostRecent
+        )
+    }
+}
+
+impl std::fmt::Display for GaugeMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for GaugeMode {
+    type Err = String;
+
+    /// Parses a Python mode name.
+    fn from_str(s: &str) -> Result<Self, String> {
+        GaugeMode::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown gauge mode `{s}`; use one of: {}",
+                    GaugeMode::ALL.map(GaugeMode::as_str).join(", ")
+                )
+            })
+    }
+}
+
 impl Sealed for Gauge {
-    type Config = ();
+    type Config = GaugeMode;
     const SAMPLE_SUFFIXES: &'static [&'static str] = &[];
 
-    fn cell_count(_: &()) -> usize {
+    fn cell_count(_: &GaugeMode) -> usize {
         1
     }
 
-    fn from_cells(cells: Cells, _: &()) -> Self {
+    fn from_cells(cells: Cells, _: &GaugeMode) -> Self {
         assert!(cells.len() >= 1);
         Self { cells }
     }
 
-    fn point<'a>(&'a self, _: &'a (), _: &'a mut Vec<u64>) -> Point<'a> {
+    fn point<'a>(&'a self, _: &'a GaugeMode, _: &'a mut Vec<u64>) -> Point<'a> {
         Point::Gauge(self.get())
     }
 
-    fn validate(_: &str, _: &[Box<str>], _: &()) -> Result<(), String> {
+    fn validate(_: &str, _: &[Box<str>], _: &GaugeMode) -> Result<(), String> {
         Ok(())
     }
 }
@@ -119,7 +216,7 @@ mod tests {
 
     #[test]
     fn guard_decrements_on_panic() {
-        let g = Gauge::from_cells(Cells::heap(1), &());
+        let g = Gauge::from_cells(Cells::heap(1), &GaugeMode::All);
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let _t = g.track();
             assert_eq!(g.get(), 1.0);
@@ -131,12 +228,27 @@ mod tests {
 
     #[test]
     fn set_add_sub() {
-        let g = Gauge::from_cells(Cells::heap(1), &());
+        let g = Gauge::from_cells(Cells::heap(1), &GaugeMode::All);
         g.set(10.0);
         g.add(2.5);
         g.sub(0.5);
         assert_eq!(g.get(), 12.0);
         g.set(f64::NAN);
         assert!(g.get().is_nan());
+    }
+}
+
+#[cfg(test)]
+mod mode_tests {
+    use super::GaugeMode;
+
+    #[test]
+    fn modes_parse_by_their_python_names() {
+        for m in GaugeMode::ALL {
+            assert_eq!(m.as_str().parse::<GaugeMode>(), Ok(m));
+        }
+        let err = "livest".parse::<GaugeMode>().unwrap_err();
+        assert!(err.contains("livemostrecent"), "{err}");
+        assert!(GaugeMode::LiveSum.is_live() && !GaugeMode::Sum.is_live());
     }
 }

@@ -19,7 +19,7 @@ use std::fmt::Debug;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use counter::Counter;
-pub use gauge::{Gauge, InFlight};
+pub use gauge::{Gauge, GaugeMode, InFlight};
 pub use histogram::{Buckets, DEFAULT_BUCKETS, Histogram};
 pub use info::Info;
 pub use summary::Summary;

@@ -1,0 +1,132 @@
+//! The request-scoped context through which handler attributes talk to the axum layer.
+//!
+//! The layer runs each request's inner service inside [`RequestContext::scope`]; a handler
+//! marked `#[do_not_track]` or `#[exclude_all_metrics]` records its [`Exclusion`] there with
+//! [`exclude`], and the layer reads it when the response is ready. Handler attributes consult
+//! [`current_exclusion`] so that `#[exclude_all_metrics]` (and excluded paths, when the layer is
+//! configured so) also silence them.
+//!
+//! The context is a tokio task-local: it reaches every future the handler awaits *in the same
+//! task*. It does not cross `tokio::spawn` (a spawned task starts without it) nor services that
+//! move the request to another task, such as `tower::buffer::Buffer`. There, marks are lost and
+//! the request is tracked as usual; the layer's documentation says how to place it so that does
+//! not happen. Outside any context (no layer, a direct call in a unit test) marks do nothing.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+/// What a request is excluded from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Exclusion {
+    /// Tracked by everything.
+    #[default]
+    None = 0,
+    /// Excluded from the layer's default HTTP metrics (`#[do_not_track]`).
+    Defaults = 1,
+    /// Excluded from every metric, handler attributes included (`#[exclude_all_metrics]`).
+    All = 2,
+}
+
+impl Exclusion {
+    fn from_u8(v: u8) -> Self {
+        match v {
+            0 => Exclusion::None,
+            1 => Exclusion::Defaults,
+            _ => Exclusion::All,
+        }
+    }
+}
+
+/// One request's shared state, owned by the layer and reachable from the handler's task.
+#[derive(Clone, Debug, Default)]
+pub struct RequestContext {
+    exclusion: Arc<AtomicU8>,
+}
+
+#[cfg(feature = "axum")]
+tokio::task_local! {
+    static CONTEXT: RequestContext;
+}
+
+impl RequestContext {
+    /// A fresh context, starting at `initial` (the layer starts excluded paths at
+    /// [`Exclusion::All`] when excluded paths also skip handler metrics).
+    pub fn new(initial: Exclusion) -> Self {
+        Self {
+            exclusion: Arc::new(AtomicU8::new(initial as u8)),
+        }
+    }
+
+    /// Runs `future` with this context current.
+    #[cfg(feature = "axum")]
+    pub async fn scope<F: std::future::Future>(&self, future: F) -> F::Output {
+        CONTEXT.scope(self.clone(), future).await
+    }
+
+    /// The strongest exclusion recorded so far.
+    pub fn exclusion(&self) -> Exclusion {
+        Exclusion::from_u8(self.exclusion.load(Ordering::Relaxed))
+    }
+
+    fn raise(&self, to: Exclusion) {
+        self.exclusion.fetch_max(to as u8, Ordering::Relaxed);
+    }
+}
+
+/// Records that the current request is excluded (`#[do_not_track]`, `#[exclude_all_metrics]`).
+/// Exclusions only grow: `All` wins over `Defaults` whatever the order of the attributes.
+#[inline]
+pub fn exclude(what: Exclusion) {
+    #[cfg(feature = "axum")]
+    let _ = CONTEXT.try_with(|c| c.raise(what));
+    #[cfg(not(feature = "axum"))]
+    let _ = what;
+}
+
+/// The current request's exclusion; [`Exclusion::None`] outside any request context.
+#[inline]
+pub fn current_exclusion() -> Exclusion {
+    #[cfg(feature = "axum")]
+    return CONTEXT
+        .try_with(RequestContext::exclusion)
+        .unwrap_or_default();
+    #[cfg(not(feature = "axum"))]
+    Exclusion::None
+}
+
+#[cfg(all(test, feature = "axum"))]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn marks_reach_the_layer_and_only_grow() {
+        let ctx = RequestContext::new(Exclusion::None);
+        ctx.scope(async {
+            assert_eq!(current_exclusion(), Exclusion::None);
+            exclude(Exclusion::All);
+            exclude(Exclusion::Defaults);
+            assert_eq!(current_exclusion(), Exclusion::All);
+        })
+        .await;
+        assert_eq!(ctx.exclusion(), Exclusion::All);
+    }
+
+    #[tokio::test]
+    async fn outside_a_context_marks_do_nothing() {
+        exclude(Exclusion::All);
+        assert_eq!(current_exclusion(), Exclusion::None);
+    }
+
+    #[tokio::test]
+    async fn spawned_tasks_do_not_inherit_the_context() {
+        let ctx = RequestContext::new(Exclusion::None);
+        ctx.scope(async {
+            tokio::spawn(async { exclude(Exclusion::All) })
+                .await
+                .unwrap();
+        })
+        .await;
+        assert_eq!(ctx.exclusion(), Exclusion::None);
+    }
+}
