@@ -177,6 +177,24 @@ impl<L: LabelSet, M: Metric> Family<L, M> {
         core.insert(hash, &buf, arity, dense)
     }
 
+    /// The series whose label values `write` writes, in label-name order. For generated code
+    /// whose label values have heterogeneous types known only to the compiler; everyone else
+    /// uses [`with`](Self::with).
+    #[doc(hidden)]
+    #[inline]
+    pub fn with_writer(&self, write: impl FnOnce(&mut KeyWriter<'_>)) -> &M {
+        let core = &*self.core;
+        let mut buf = KeyBuf::new();
+        let mut writer = KeyWriter::new(&mut buf);
+        write(&mut writer);
+        let arity = writer.count();
+        let hash = core.hasher.hash_one(&buf[..]);
+        if let Some(series) = core.table.get(hash, &buf) {
+            return &series.metric;
+        }
+        core.insert(hash, &buf, arity, None)
+    }
+
     /// The family's name.
     pub fn name(&self) -> &str {
         &self.core.opts.name
