@@ -17,6 +17,34 @@
 //! # Ok::<(), promtrack::Error>(())
 //! ```
 //!
+//! # Macros
+//!
+//! The attributes [`counter`], [`histogram`], [`summary`] and [`gauge`] instrument a function
+//! (sync or async, free or a method, an axum handler or not) without changing its signature;
+//! [`do_not_track`] and [`exclude_all_metrics`] exclude a handler from the axum layer's metrics.
+//! `#[derive(LabelSet)]` and `#[derive(LabelValue)]` make typed label sets, and [`family!`]
+//! declares a standalone family. Names, labels and buckets are checked at compile time; every
+//! declared family is registered with the [default registry](default_registry) at start-up
+//! (collected at link time), so the first scrape shows it. [`check_declarations`] reports two
+//! declarations of one name that disagree.
+//!
+//! ```
+//! use promtrack as metrics;
+//!
+//! #[metrics::counter("lib_doc_lookups_total", "User lookups.", labels(source = "db"))]
+//! #[metrics::histogram("lib_doc_lookup_seconds", "Time to look a user up.", buckets = [0.01, 0.1])]
+//! fn lookup(id: u64) -> Option<String> {
+//!     (id == 1).then(|| "ada".to_owned())
+//! }
+//!
+//! lookup(1);
+//! let text = metrics::expose::encode_to_string(
+//!     metrics::default_registry(),
+//!     metrics::expose::Format::Text,
+//! );
+//! assert!(text.contains("lib_doc_lookups_total{source=\"db\"} 1\n"));
+//! ```
+//!
 //! With the `axum` feature (on by default), [`metrics_router`] serves `GET /metrics` from the
 //! default registry, and [`serve_metrics`] serves it on a port of its own.
 //!
@@ -34,12 +62,18 @@
 pub mod __private;
 mod cell;
 pub mod context;
+mod declare;
 mod error;
 pub mod expose;
 mod family;
 pub mod labels;
 mod metric;
 pub mod model;
+#[cfg(all(feature = "multiprocess", unix))]
+pub mod multiprocess;
+#[cfg(all(feature = "multiprocess", not(unix)))]
+#[path = "multiprocess_unsupported.rs"]
+pub mod multiprocess;
 #[cfg(all(feature = "process", target_os = "linux"))]
 mod process;
 mod registry;
@@ -49,11 +83,16 @@ mod serve;
 #[cfg(feature = "prometheus")]
 pub mod interop;
 
+pub use declare::{LazyFamily, check_declarations};
 pub use error::Error;
 pub use family::{DEFAULT_MAX_SERIES, Family, OVERFLOW_LABEL_VALUE};
 pub use labels::{LabelSet, LabelValue};
 pub use metric::{
     Buckets, Counter, DEFAULT_BUCKETS, Gauge, GaugeMode, Histogram, InFlight, Info, Metric, Summary,
+};
+pub use promtrack_macros::{
+    LabelSet, LabelValue, counter, do_not_track, exclude_all_metrics, family, gauge, histogram,
+    summary,
 };
 pub use registry::{Collector, Registry, default_registry};
 #[cfg(feature = "axum")]

@@ -1,9 +1,256 @@
 //! What macro-generated code reaches through `::promtrack::__private`. Not a public API: its
 //! shape may change in any release, which is why `promtrack` depends on `promtrack-macros` with
 //! an exact version.
+//!
+//! The handler attributes expand to a `static` [`Site`] (the declaration, registered at
+//! start-up through [`DECLARATIONS`]), then per call: the exclusion check, the series lookup,
+//! and a [`Call`] guard that records when the call ends. The guard is what carries the
+//! documented panic and cancellation semantics, so they hold whatever the caller's edition.
+
+use std::time::Instant;
 
 pub use crate::context::{Exclusion, current_exclusion, exclude};
+pub use crate::declare::{
+    Configure, DECLARATIONS, Declared, LazyFamily, Site, Spec, refused_declarations,
+};
+pub use crate::labels::{KeyWriter, LabelSet, LabelValue, ValueWriter};
+pub use crate::metric::{Counter, Gauge, GaugeMode, Histogram, InFlight, Info, Summary};
+pub use core::option::Option;
+pub use core::panic::Location;
+pub use linkme;
+
+use crate::labels::{KeyBuf, key_values};
 
 /// Called once, when the default registry is first created: registers what was declared at
-/// link time. (Filled in by the macros' link-time registration.)
-pub(crate) fn on_default_registry_init(_registry: &crate::Registry) {}
+/// link time.
+pub(crate) fn on_default_registry_init(registry: &crate::Registry) {
+    crate::declare::register_all(registry);
+}
+
+/// Whether the current request is excluded from every metric (`#[exclude_all_metrics]`).
+#[inline]
+pub fn excluded() -> bool {
+    current_exclusion() == Exclusion::All
+}
+
+/// What a call records into: a count, or a duration.
+pub trait Record: Sync + 'static {
+    /// What is taken when the call starts (`()` for a count, the start time for a duration).
+    type Start: Copy;
+    /// Takes it.
+    fn start() -> Self::Start;
+    /// Records one call that started at `start`.
+    fn record(&self, start: Self::Start);
+}
+
+impl Record for Counter {
+    type Start = ();
+    #[inline]
+    fn start() {}
+    #[inline]
+    fn record(&self, _: ()) {
+        self.inc();
+    }
+}
+
+impl Record for Histogram {
+    type Start = Instant;
+    #[inline]
+    fn start() -> Instant {
+        Instant::now()
+    }
+    #[inline]
+    fn record(&self, start: Instant) {
+        self.observe_duration(start.elapsed());
+    }
+}
+
+impl Record for Summary {
+    type Start = Instant;
+    #[inline]
+    fn start() -> Instant {
+        Instant::now()
+    }
+    #[inline]
+    fn record(&self, start: Instant) {
+        self.observe_duration(start.elapsed());
+    }
+}
+
+/// One call of an async function whose series is known before its body runs.
+///
+/// Records on [`finish`](Self::finish) (the body returned, `Ok` or `Err` alike) and, if dropped
+/// unfinished, only while a panic unwinds: a future dropped before completion (a cancelled
+/// request) records nothing.
+#[must_use]
+pub struct Call<M: Record> {
+    metric: &'static M,
+    start: M::Start,
+    armed: bool,
+}
+
+impl<M: Record> Call<M> {
+    /// Starts a call that records into `metric`.
+    #[inline]
+    pub fn start(metric: &'static M) -> Self {
+        Self {
+            metric,
+            start: M::start(),
+            armed: true,
+        }
+    }
+
+    /// Ends a call that completed: records it unless the request is excluded.
+    #[inline]
+    pub fn finish(mut self) {
+        self.armed = false;
+        if !excluded() {
+            self.metric.record(self.start);
+        }
+    }
+}
+
+impl<M: Record> Drop for Call<M> {
+    #[inline]
+    fn drop(&mut self) {
+        if self.armed && std::thread::panicking() && !excluded() {
+            self.metric.record(self.start);
+        }
+    }
+}
+
+/// A sync call: records whenever it ends, returned or panicked (a sync call cannot be
+/// cancelled).
+#[must_use]
+pub struct SyncCall<M: Record> {
+    metric: &'static M,
+    start: M::Start,
+}
+
+impl<M: Record> SyncCall<M> {
+    /// Starts a call that records into `metric`.
+    #[inline]
+    pub fn start(metric: &'static M) -> Self {
+        Self {
+            metric,
+            start: M::start(),
+        }
+    }
+}
+
+impl<M: Record> Drop for SyncCall<M> {
+    #[inline]
+    fn drop(&mut self) {
+        if !excluded() {
+            self.metric.record(self.start);
+        }
+    }
+}
+
+/// The start of a call whose series depends on its return value: nothing is recorded unless
+/// [`finish`](Self::finish) is called with that series.
+#[must_use]
+pub struct Pending<M: Record> {
+    start: M::Start,
+}
+
+impl<M: Record> Pending<M> {
+    /// Takes the start.
+    #[inline]
+    pub fn start() -> Self {
+        Self { start: M::start() }
+    }
+
+    /// Records the call into the series chosen by `series`, unless the request is excluded.
+    #[inline]
+    pub fn finish(self, series: impl FnOnce() -> &'static M) {
+        if !excluded() {
+            series().record(self.start);
+        }
+    }
+}
+
+/// Tracks a call in progress on `gauge`, unless the request is excluded.
+#[inline]
+pub fn track(gauge: impl FnOnce() -> &'static Gauge) -> Option<InFlight<'static>> {
+    if excluded() {
+        None
+    } else {
+        Some(gauge().track())
+    }
+}
+
+/// Calls a return-value label closure; the bound gives the closure its parameter type, so users
+/// may leave it out.
+#[inline]
+pub fn label_of<'a, T: ?Sized, V>(ret: &'a T, f: impl FnOnce(&'a T) -> V) -> V {
+    f(ret)
+}
+
+/// Label values computed before the body ran, kept as text so that the body may consume the
+/// arguments they came from.
+pub struct Prerendered {
+    key: KeyBuf,
+}
+
+impl Prerendered {
+    /// Renders the values `write` writes.
+    #[inline]
+    pub fn new(write: impl FnOnce(&mut KeyWriter<'_>)) -> Self {
+        let mut key = KeyBuf::new();
+        write(&mut KeyWriter::new(&mut key));
+        Self { key }
+    }
+
+    /// The values, in order.
+    #[inline]
+    pub fn values(&self) -> impl Iterator<Item = &str> {
+        key_values(&self.key)
+    }
+}
+
+/// Checks bucket bounds given as a constant expression, at compile time: the generated code
+/// calls this in a `static`'s initializer, so a bad constant fails const evaluation with this
+/// message.
+pub const fn check_buckets(bounds: &'static [f64]) -> &'static [f64] {
+    assert!(
+        !bounds.is_empty(),
+        "promtrack: a histogram needs at least one finite bucket bound"
+    );
+    let mut i = 0;
+    while i < bounds.len() {
+        assert!(
+            bounds[i].is_finite(),
+            "promtrack: bucket bounds must be finite; `+Inf` is always added, list only finite bounds"
+        );
+        if i > 0 {
+            assert!(
+                bounds[i - 1] < bounds[i],
+                "promtrack: bucket bounds must increase strictly; sort them and drop duplicates"
+            );
+        }
+        i += 1;
+    }
+    bounds
+}
+
+/// The cardinality of a derived label set: the product of its fields' cardinalities, when every
+/// one is fixed and the product stays small enough to index.
+pub const fn product(cardinalities: &[Option<usize>]) -> Option<usize> {
+    let mut n: usize = 1;
+    let mut i = 0;
+    while i < cardinalities.len() {
+        match cardinalities[i] {
+            Some(c) => match n.checked_mul(c) {
+                Some(m) => n = m,
+                None => return None,
+            },
+            None => return None,
+        }
+        i += 1;
+    }
+    Some(n)
+}
+
+/// Asserts at compile time that a label type implements `LabelValue` (spanned at the field).
+pub const fn assert_label_value<T: LabelValue + ?Sized>() {}
