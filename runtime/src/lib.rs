@@ -69,11 +69,6 @@ mod family;
 pub mod labels;
 mod metric;
 pub mod model;
-#[cfg(all(feature = "multiprocess", unix))]
-pub mod multiprocess;
-#[cfg(all(feature = "multiprocess", not(unix)))]
-#[path = "multiprocess_unsupported.rs"]
-pub mod multiprocess;
 #[cfg(all(feature = "process", target_os = "linux"))]
 mod process;
 mod registry;
