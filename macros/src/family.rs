@@ -156,6 +156,9 @@ fn expand(declaration: Declaration) -> TokenStream {
         #errors
         #(#attrs)*
         #vis static #ident: #krate::LazyFamily<#labels, #metric> = #krate::LazyFamily::new(#spec);
+        // The type as written must be promtrack's `Family<L, M>` (this also makes the user's
+        // import of `Family` a used one).
+        const _: fn(#ty) -> #krate::Family<#labels, #metric> = |family| family;
         const _: () = {
             #[#p::linkme::distributed_slice(#p::DECLARATIONS)]
             #[linkme(crate = #p::linkme)]
