@@ -232,7 +232,15 @@ impl MetricsRouter {
 ///     .route("/", get(|| async { "hello" }))
 ///     .merge(promtrack::metrics_router());
 /// ```
+///
+/// # Panics
+/// If two metric declarations of one name disagree (see
+/// [`check_declarations`](crate::check_declarations)): at start-up, with a message naming both
+/// places, rather than serving a scrape that silently lacks one of them.
 pub fn metrics_router<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    if let Err(error) = crate::check_declarations() {
+        panic!("promtrack: {error}");
+    }
     MetricsRouter::new().build()
 }
 
