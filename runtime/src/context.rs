@@ -11,9 +11,13 @@
 //! move the request to another task, such as `tower::buffer::Buffer`. There, marks are lost and
 //! the request is tracked as usual; the layer's documentation says how to place it so that does
 //! not happen. Outside any context (no layer, a direct call in a unit test) marks do nothing.
+//!
+//! Besides exclusions, the context carries one fact the layer needs and only the inner service
+//! knows: that the request was answered by the metrics endpoint ([`mark_metrics_endpoint`]),
+//! which the layer does not count unless asked to.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 /// What a request is excluded from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
@@ -41,7 +45,13 @@ impl Exclusion {
 /// One request's shared state, owned by the layer and reachable from the handler's task.
 #[derive(Clone, Debug, Default)]
 pub struct RequestContext {
-    exclusion: Arc<AtomicU8>,
+    inner: Arc<Marks>,
+}
+
+#[derive(Debug, Default)]
+struct Marks {
+    exclusion: AtomicU8,
+    metrics_endpoint: AtomicBool,
 }
 
 #[cfg(feature = "axum")]
@@ -54,8 +64,31 @@ impl RequestContext {
     /// [`Exclusion::All`] when excluded paths also skip handler metrics).
     pub fn new(initial: Exclusion) -> Self {
         Self {
-            exclusion: Arc::new(AtomicU8::new(initial as u8)),
+            inner: Arc::new(Marks {
+                exclusion: AtomicU8::new(initial as u8),
+                metrics_endpoint: AtomicBool::new(false),
+            }),
         }
+    }
+
+    /// Like [`scope`](Self::scope), as a future type that can be named (the layer stores it).
+    #[cfg(feature = "axum")]
+    pub(crate) fn scoped<F: std::future::Future>(
+        &self,
+        future: F,
+    ) -> tokio::task::futures::TaskLocalFuture<RequestContext, F> {
+        CONTEXT.scope(self.clone(), future)
+    }
+
+    /// Runs `f` with this context current (for synchronous work such as a service's `call`).
+    #[cfg(feature = "axum")]
+    pub(crate) fn sync_scope<R>(&self, f: impl FnOnce() -> R) -> R {
+        CONTEXT.sync_scope(self.clone(), f)
+    }
+
+    /// Whether the metrics endpoint answered this request (see [`mark_metrics_endpoint`]).
+    pub fn is_metrics_endpoint(&self) -> bool {
+        self.inner.metrics_endpoint.load(Ordering::Relaxed)
     }
 
     /// Runs `future` with this context current.
@@ -66,11 +99,11 @@ impl RequestContext {
 
     /// The strongest exclusion recorded so far.
     pub fn exclusion(&self) -> Exclusion {
-        Exclusion::from_u8(self.exclusion.load(Ordering::Relaxed))
+        Exclusion::from_u8(self.inner.exclusion.load(Ordering::Relaxed))
     }
 
     fn raise(&self, to: Exclusion) {
-        self.exclusion.fetch_max(to as u8, Ordering::Relaxed);
+        self.inner.exclusion.fetch_max(to as u8, Ordering::Relaxed);
     }
 }
 
@@ -82,6 +115,16 @@ pub fn exclude(what: Exclusion) {
     let _ = CONTEXT.try_with(|c| c.raise(what));
     #[cfg(not(feature = "axum"))]
     let _ = what;
+}
+
+/// Records that the metrics endpoint answers the current request, so that the layer leaves it
+/// out of the default HTTP metrics wherever the endpoint is mounted (unless the layer is told to
+/// track it). [`MetricsRouter`](crate::MetricsRouter) calls this; a hand-written metrics
+/// endpoint can too.
+#[inline]
+pub fn mark_metrics_endpoint() {
+    #[cfg(feature = "axum")]
+    let _ = CONTEXT.try_with(|c| c.inner.metrics_endpoint.store(true, Ordering::Relaxed));
 }
 
 /// The current request's exclusion; [`Exclusion::None`] outside any request context.

@@ -35,6 +35,15 @@ pub enum Error {
         /// How they differ and how to fix it.
         reason: String,
     },
+    /// A configuration setting is invalid (an excluded-path pattern that does not compile, a
+    /// label that cannot be computed where it is used...).
+    #[error("{setting} is invalid: {reason}")]
+    InvalidConfig {
+        /// The setting, as the user wrote it.
+        setting: String,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
     /// An I/O error, with the path and what was being done.
     #[error("{context}: {source}")]
     Io {

@@ -67,6 +67,8 @@ mod error;
 pub mod expose;
 mod family;
 pub mod labels;
+#[cfg(feature = "axum")]
+pub mod layer;
 mod metric;
 pub mod model;
 #[cfg(all(feature = "process", target_os = "linux"))]
@@ -90,5 +92,7 @@ pub use promtrack_macros::{
     summary,
 };
 pub use registry::{Collector, Registry, default_registry};
+#[cfg(feature = "axum")]
+pub use layer::{MetricsLayer, layer};
 #[cfg(feature = "axum")]
 pub use serve::{Auth, MetricsRouter, metrics_router, serve_metrics};

@@ -394,7 +394,9 @@ fn validate<L: LabelSet, M: Metric>(core: &Core<M>) -> Result<(), Error> {
             )));
         }
     }
-    if opts.label_names.len() != L::ARITY {
+    // `usize::MAX`: a label set whose names are only known at run time (the axum layer's, with
+    // user-added labels); each lookup's arity is checked instead (a mismatch goes to overflow).
+    if L::ARITY != usize::MAX && opts.label_names.len() != L::ARITY {
         return Err(fail(format!(
             "{} label names were given for label sets of {} values; give one name per value with `.label_names([..])`",
             opts.label_names.len(),

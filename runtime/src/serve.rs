@@ -157,7 +157,11 @@ impl MetricsRouter {
             &path,
             get(move |request: Request<Body>| {
                 let endpoint = endpoint.clone();
-                async move { endpoint.respond(request) }
+                async move {
+                    // The axum layer leaves scrapes out of the default metrics.
+                    crate::context::mark_metrics_endpoint();
+                    endpoint.respond(request)
+                }
             }),
         )
     }

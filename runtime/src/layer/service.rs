@@ -1,0 +1,437 @@
+//! [`MetricsService`]: what the layer wraps each route in, and the per-request state it
+//! carries from the request to the end of the response.
+//!
+//! A request's life, as the layer sees it:
+//! 1. `call`: read the route template, the method and the configured labels; decide from the
+//!    path whether the request is excluded; raise the in-progress gauges if the route is known
+//!    to be tracked; start the inner service inside a fresh [`RequestContext`].
+//! 2. The inner future is polled inside the context (the handler's marks land there) and
+//!    under `catch_unwind`: a panic becomes a `500 Internal Server Error`, counted once.
+//! 3. The response head: with [`RequestEnd::ResponseHead`] the request is recorded here; the
+//!    state then travels in the response body ([`TrackedBody`]), which records the body's size,
+//!    its end (with [`RequestEnd::BodyEnd`]) and a panic while streaming.
+//! 4. Dropping the state lowers the in-progress gauges it raised, whatever happened — a
+//!    cancelled request (the client went away before the head) included, which records nothing
+//!    else.
+
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use axum::BoxError;
+use axum::body::{Body, Bytes, HttpBody};
+use axum::extract::MatchedPath;
+use http::{Request, Response, StatusCode, header};
+use tokio::task::futures::TaskLocalFuture;
+use tower::Service;
+
+use super::Shared;
+use super::body::{CountedBody, TrackedBody};
+use super::config::{Grouping, RequestEnd};
+use super::families::{Outcome, PathValue, Scope};
+use super::labels::{UNMATCHED_PATH, Values, method_label};
+use super::routes::{Route, Verdict};
+use crate::context::{Exclusion, RequestContext};
+
+/// The service [`MetricsLayer`](super::MetricsLayer) wraps around each route (or around
+/// whatever it is applied to).
+#[derive(Clone)]
+pub struct MetricsService<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S> MetricsService<S> {
+    pub(crate) fn new(inner: S, shared: Arc<Shared>) -> Self {
+        Self { inner, shared }
+    }
+}
+
+impl<S> std::fmt::Debug for MetricsService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsService").finish_non_exhaustive()
+    }
+}
+
+/// Where a request is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for the response head.
+    Running,
+    /// The head is out; recording waits for the body's end (`RequestEnd::BodyEnd`).
+    Streaming,
+    /// Recorded; only the response size (and a body panic) may still be reported.
+    Recorded,
+    /// Nothing left to do.
+    Done,
+}
+
+/// One request's state, from `call` to the end of its response body.
+pub(crate) struct RequestState {
+    shared: Arc<Shared>,
+    route: Arc<Route>,
+    context: RequestContext,
+    start: Instant,
+    /// What this request may record at most (excluded paths record less or nothing).
+    floor: Scope,
+    /// The scope the in-progress gauges were raised in, to lower the same ones.
+    raised: Option<Scope>,
+    unmatched: bool,
+    request_read: Option<Arc<AtomicU64>>,
+    phase: Phase,
+    outcome: Outcome,
+}
+
+impl RequestState {
+    /// The verdict the handler's marks amount to (`Tracked` for none).
+    fn marked(&self) -> Verdict {
+        if self.context.is_metrics_endpoint() && !self.shared.track_metrics_endpoint {
+            return Verdict::Nothing;
+        }
+        match self.context.exclusion() {
+            Exclusion::None => Verdict::Tracked,
+            Exclusion::Defaults => Verdict::Defaults,
+            Exclusion::All => Verdict::Nothing,
+        }
+    }
+
+    fn lower_in_progress(&mut self) {
+        if let Some(scope) = self.raised.take() {
+            let o = &self.outcome;
+            self.shared.families.in_progress(
+                -1.0,
+                o.method,
+                o.path.as_str(),
+                &o.values,
+                &o.route_values,
+                scope,
+            );
+        }
+    }
+
+    /// The response head is known.
+    fn head(&mut self, status: StatusCode, response: Option<&http::response::Parts>) {
+        self.outcome.status = status;
+        if let Some(parts) = response {
+            let f = &self.shared.families;
+            self.outcome.values.add_response(&f.extras, parts);
+            for (v, labels) in self.outcome.route_values.iter_mut().zip(f.route_labels()) {
+                v.add_response(labels, parts);
+            }
+        }
+        match self.shared.request_end {
+            RequestEnd::ResponseHead => self.finish(false),
+            RequestEnd::BodyEnd => self.phase = Phase::Streaming,
+        }
+    }
+
+    /// Records the request: the duration ends now.
+    fn finish(&mut self, body_done: bool) {
+        self.outcome.seconds = self.start.elapsed().as_secs_f64();
+        if let Some(read) = &self.request_read {
+            self.outcome.request_size = Some(read.load(Ordering::Relaxed));
+        }
+        if !body_done {
+            // Known at the end of the body; recorded then (see `body_end`).
+            self.outcome.response_size = None;
+        }
+        self.lower_in_progress();
+        self.phase = if body_done {
+            Phase::Done
+        } else {
+            Phase::Recorded
+        };
+        if self.floor == Scope::Nothing {
+            // An excluded path: nothing to record, and its marks (the layer's own) teach
+            // nothing about the route.
+            return;
+        }
+        let status = self.outcome.status;
+        let decisive = self.unmatched || !status.is_client_error();
+        let marked = self.marked();
+        self.route.settle(
+            &self.shared.families,
+            &self.outcome,
+            marked,
+            decisive,
+            self.floor,
+        );
+    }
+
+    /// Bytes of response body went out.
+    pub(crate) fn body_bytes(&mut self, n: usize) {
+        if let Some(size) = &mut self.outcome.response_size {
+            *size += n as u64;
+        }
+    }
+
+    /// The response body ended (or failed).
+    pub(crate) fn body_end(&mut self) {
+        match self.phase {
+            Phase::Streaming => self.finish(true),
+            Phase::Recorded => {
+                self.phase = Phase::Done;
+                let scope = self.route.verdict();
+                if self.outcome.response_size.is_some()
+                    && scope == Verdict::Tracked
+                    && self.floor == Scope::All
+                    && self.marked() == Verdict::Tracked
+                {
+                    self.shared.families.record_response_size(&self.outcome);
+                }
+            }
+            Phase::Running | Phase::Done => {}
+        }
+    }
+
+    /// The response body panicked: count it once, as an exception of this request.
+    pub(crate) fn body_panicked(&mut self) {
+        match self.phase {
+            Phase::Streaming => {
+                self.outcome.panicked = true;
+                self.finish(true);
+            }
+            Phase::Recorded => {
+                self.phase = Phase::Done;
+                let allowed = self.route.verdict().scope().max(self.floor).max(
+                    match self.marked() {
+                        Verdict::Tracked => Scope::All,
+                        other => other.scope(),
+                    },
+                );
+                if allowed == Scope::All && self.route.verdict() == Verdict::Tracked {
+                    self.outcome.panicked = true;
+                    self.shared.families.count_exception(&self.outcome);
+                }
+            }
+            Phase::Running | Phase::Done => {}
+        }
+    }
+}
+
+impl Drop for RequestState {
+    fn drop(&mut self) {
+        match self.phase {
+            // The body was dropped before its end: the client went away, or the server
+            // stopped polling an already finished body. The request ends here.
+            Phase::Streaming => self.finish(true),
+            Phase::Recorded => self.body_end(),
+            // Cancelled before the head (the client hung up): nothing is recorded, but the
+            // gauges go back down.
+            Phase::Running | Phase::Done => self.lower_in_progress(),
+        }
+    }
+}
+
+impl<S, B, ResBody> Service<Request<B>> for MetricsService<S>
+where
+    S: Service<Request<Body>, Response = Response<ResBody>>,
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+    ResBody: HttpBody<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let start = Instant::now();
+        let shared = &self.shared;
+        let template = request.extensions().get::<MatchedPath>().cloned();
+        let unmatched = template.is_none();
+        let excluded = shared
+            .excluded
+            .as_ref()
+            .is_some_and(|set| set.is_match(request.uri().path()));
+        let (floor, initial) = match (excluded, shared.exclude_user_defaults) {
+            (false, _) => (Scope::All, Exclusion::None),
+            (true, true) => (Scope::Nothing, Exclusion::All),
+            (true, false) => (Scope::RoutesOnly, Exclusion::None),
+        };
+        let route = shared
+            .routes
+            .get(template.as_ref().map(MatchedPath::as_str));
+        let method = method_label(request.method());
+
+        let families = &shared.families;
+        let (parts, body) = request.into_parts();
+        let path = match &shared.group_by {
+            Grouping::Template => template.map_or(PathValue::Static(UNMATCHED_PATH), PathValue::Matched),
+            Grouping::RawPath => PathValue::Owned(parts.uri.path().into()),
+            Grouping::Request(f) => PathValue::Owned(f(&parts)),
+        };
+        let values = Values::from_request(&families.extras, &parts);
+        let route_values: Vec<Values> = families
+            .route_labels()
+            .map(|labels| Values::from_request(labels, &parts))
+            .collect();
+
+        let mut request_size = None;
+        let mut request_read = None;
+        let body = if families.wants_request_size() {
+            match content_length(&parts.headers) {
+                Some(n) => {
+                    request_size = Some(n);
+                    Body::new(body)
+                }
+                None => {
+                    let read = Arc::new(AtomicU64::new(0));
+                    request_read = Some(read.clone());
+                    Body::new(CountedBody::new(body, read))
+                }
+            }
+        } else {
+            Body::new(body)
+        };
+        let request = Request::from_parts(parts, body);
+
+        // In-progress gauges go up only for routes known to be tracked (see `routes.rs`).
+        let verdict = route.verdict();
+        let raised = (verdict != Verdict::Unknown && families.has_in_progress())
+            .then(|| verdict.scope().max(floor))
+            .filter(|&s| s != Scope::Nothing);
+        let outcome = Outcome {
+            method,
+            path,
+            status: StatusCode::OK,
+            seconds: 0.0,
+            panicked: false,
+            request_size,
+            response_size: families.wants_response_size().then_some(0),
+            values,
+            route_values,
+        };
+        if let Some(scope) = raised {
+            families.in_progress(
+                1.0,
+                outcome.method,
+                outcome.path.as_str(),
+                &outcome.values,
+                &outcome.route_values,
+                scope,
+            );
+        }
+        let context = RequestContext::new(initial);
+        let state = RequestState {
+            shared: shared.clone(),
+            route,
+            context: context.clone(),
+            start,
+            floor,
+            raised,
+            unmatched,
+            request_read,
+            phase: Phase::Running,
+            outcome,
+        };
+
+        // `call` may run code of the inner service (and panic) before any future exists.
+        let inner = &mut self.inner;
+        let future = context
+            .sync_scope(|| catch_unwind(AssertUnwindSafe(|| inner.call(request))))
+            .ok()
+            .map(|f| context.scoped(f));
+        ResponseFuture {
+            inner: future,
+            state: Some(state),
+        }
+    }
+}
+
+fn content_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`MetricsService`]: the inner service's, run in the request context and
+    /// with panics caught.
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: Option<TaskLocalFuture<RequestContext, F>>,
+        state: Option<RequestState>,
+    }
+}
+
+impl<F> std::fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F, ResBody, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<ResBody>, E>>,
+    ResBody: HttpBody<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    type Output = Result<Response<Body>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let result = match this.inner.as_mut().as_pin_mut() {
+            // `call` panicked.
+            None => None,
+            Some(future) => match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
+                Ok(Poll::Pending) => return Poll::Pending,
+                Ok(Poll::Ready(result)) => Some(result),
+                Err(_panic) => None,
+            },
+        };
+        // Drop the inner future now (in the context's absence it would run its destructors
+        // anyway; a panicked one must never be polled again).
+        this.inner.set(None);
+        let Some(mut state) = this.state.take() else {
+            // Polled again after completion: a contract violation of the caller. Answer
+            // rather than panic in a request path.
+            return Poll::Ready(Ok(internal_error()));
+        };
+        match result {
+            Some(Ok(response)) => {
+                let response = if state.shared.response_labels {
+                    let (parts, body) = response.into_parts();
+                    state.head(parts.status, Some(&parts));
+                    Response::from_parts(parts, body)
+                } else {
+                    state.head(response.status(), None);
+                    response
+                };
+                Poll::Ready(Ok(response.map(|body| Body::new(TrackedBody::new(body, state)))))
+            }
+            // The inner service failed (never with axum's routers, whose error is
+            // `Infallible`): nothing to record; dropping the state lowers the gauges.
+            Some(Err(e)) => Poll::Ready(Err(e)),
+            None => {
+                state.outcome.panicked = true;
+                let response = internal_error();
+                let (parts, body) = response.into_parts();
+                state.head(parts.status, Some(&parts));
+                Poll::Ready(Ok(Response::from_parts(
+                    parts,
+                    Body::new(TrackedBody::new(body, state)),
+                )))
+            }
+        }
+    }
+}
+
+/// The answer to a request whose handler panicked.
+fn internal_error() -> Response<Body> {
+    let mut response = Response::new(Body::from("Internal Server Error"));
+    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    response
+}
