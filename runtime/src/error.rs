@@ -44,6 +44,17 @@ pub enum Error {
         /// What is wrong and how to fix it.
         reason: String,
     },
+    /// The multiprocess directory cannot be used (refused by the security checks, missing and
+    /// not creatable, switched on too late or twice with different paths, not supported here).
+    #[error("multiprocess directory {path} {problem}; {fix}")]
+    Multiprocess {
+        /// The directory.
+        path: String,
+        /// What is wrong.
+        problem: String,
+        /// What to do about it.
+        fix: String,
+    },
     /// An I/O error, with the path and what was being done.
     #[error("{context}: {source}")]
     Io {

@@ -346,7 +346,21 @@ impl<M: Metric> Core<M> {
 
     fn create(&self, state: &mut State<M>, hash: u64, key: Box<[u8]>) -> NonNull<Series<M>> {
         let rendered = render_pairs(self.opts.label_names.iter().map(|n| &**n), key_values(&key));
-        let cells = Cells::heap(M::cell_count(&self.opts.config));
+        let n = M::cell_count(&self.opts.config);
+        // In multiprocess mode the cells live in this process's file (DESIGN principle 1).
+        #[cfg(all(feature = "multiprocess", unix))]
+        let cells = crate::multiprocess::series_cells(
+            &self.opts.name,
+            &self.opts.help,
+            &self.opts.label_names,
+            M::KIND,
+            &self.opts.config,
+            &key,
+            n,
+        )
+        .unwrap_or_else(|| Cells::heap(n));
+        #[cfg(not(all(feature = "multiprocess", unix)))]
+        let cells = Cells::heap(n);
         let series = Box::new(Series {
             key,
             hash,

@@ -71,6 +71,11 @@ pub mod labels;
 pub mod layer;
 mod metric;
 pub mod model;
+#[cfg(all(feature = "multiprocess", unix))]
+pub mod multiprocess;
+#[cfg(all(feature = "multiprocess", not(unix)))]
+#[path = "multiprocess_unsupported.rs"]
+pub mod multiprocess;
 #[cfg(all(feature = "process", target_os = "linux"))]
 mod process;
 mod registry;

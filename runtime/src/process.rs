@@ -35,7 +35,13 @@ impl ProcessCollector {
 
     /// Reads the current values; each is `None` when unreadable.
     pub(crate) fn read(&self) -> ProcessStats {
-        let stat = std::fs::read_to_string("/proc/self/stat")
+        self.read_at("/proc/self")
+    }
+
+    /// Reads the values of the process whose `/proc` directory is `proc_dir` (multiprocess
+    /// mode exposes every worker's).
+    pub(crate) fn read_at(&self, proc_dir: &str) -> ProcessStats {
+        let stat = std::fs::read_to_string(format!("{proc_dir}/stat"))
             .ok()
             .and_then(|s| parse_stat(&s));
         ProcessStats {
@@ -44,10 +50,10 @@ impl ProcessCollector {
             virtual_bytes: stat.map(|s| s.vsize as f64),
             start_time: stat
                 .and_then(|s| Some(self.boot_time? + s.start_ticks as f64 / self.ticks_per_second)),
-            open_fds: std::fs::read_dir("/proc/self/fd")
+            open_fds: std::fs::read_dir(format!("{proc_dir}/fd"))
                 .ok()
                 .map(|d| d.count().saturating_sub(1) as f64), // minus the directory's own fd
-            max_fds: std::fs::read_to_string("/proc/self/limits")
+            max_fds: std::fs::read_to_string(format!("{proc_dir}/limits"))
                 .ok()
                 .and_then(|s| parse_max_fds(&s)),
         }
@@ -124,6 +130,12 @@ impl ProcessStats {
 
 impl Collector for ProcessCollector {
     fn collect(&self, out: &mut Vec<MetricFamily>) {
+        // In multiprocess mode every worker's are exposed, with a `pid` label, by the
+        // directory's collector instead.
+        #[cfg(feature = "multiprocess")]
+        if crate::multiprocess::is_enabled() {
+            return;
+        }
         out.extend(self.read().families());
     }
 }

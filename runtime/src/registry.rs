@@ -239,8 +239,15 @@ impl Registry {
             c.collect(&mut owned);
         }
         let state = self.read();
+        // In multiprocess mode the default registry's own families are exposed from the files
+        // (this process's among them), so they are not visited here as well.
+        #[cfg(all(feature = "multiprocess", unix))]
+        let from_files = self.inner.always_self_metrics && crate::multiprocess::exposes_files();
+        #[cfg(not(all(feature = "multiprocess", unix)))]
+        let from_files = false;
         owned.retain(|f| {
-            let ok = check_collected(f) && !state.families.contains_key(f.name.as_str());
+            let ok =
+                check_collected(f) && (from_files || !state.families.contains_key(f.name.as_str()));
             if !ok {
                 self.inner.collector_errors.fetch_add(1, Ordering::Relaxed);
             }
@@ -259,7 +266,7 @@ impl Registry {
         owned.sort_by(|a, b| a.name.cmp(&b.name));
 
         let mut scratch = Vec::new();
-        let mut registered = state.families.values().peekable();
+        let mut registered = state.families.values().filter(|_| !from_files).peekable();
         let mut owned = owned.iter().peekable();
         loop {
             let take_registered = match (registered.peek(), owned.peek()) {
@@ -344,6 +351,8 @@ pub fn default_registry() -> &'static Registry {
         let registry = Registry::build(true);
         #[cfg(all(feature = "process", target_os = "linux"))]
         registry.register_collector(crate::process::ProcessCollector::new());
+        #[cfg(all(feature = "multiprocess", unix))]
+        crate::multiprocess::on_default_registry(&registry);
         crate::__private::on_default_registry_init(&registry);
         registry
     })

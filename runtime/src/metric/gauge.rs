@@ -1,5 +1,13 @@
 //! [`Gauge`]: a value that goes up and down, stored as one `f64` cell, and [`GaugeMode`]: how
 //! the gauges of several processes combine in multiprocess mode.
+//!
+//! A gauge in a `mostrecent` mode keeps three cells: the value, the Unix time of its last
+//! update in nanoseconds, and a sequence lock (odd while an update is in progress), so that a
+//! reader in another process never pairs a value with another update's time. Its updates
+//! take the sequence lock (a compare-and-swap); every other gauge stays one atomic operation.
+
+use std::sync::atomic::Ordering;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::{Metric, private::Sealed};
 use crate::cell::{Cells, add_f64, load_f64, store_f64};
@@ -18,19 +26,53 @@ use crate::model::{MetricKind, Point};
 /// ```
 pub struct Gauge {
     cells: Cells,
+    /// Whether the value carries a timestamp under a sequence lock (`mostrecent` modes).
+    stamped: bool,
 }
 
 impl Gauge {
     /// Sets the value.
     #[inline]
     pub fn set(&self, v: f64) {
-        store_f64(self.cells.at(0), v);
+        if self.stamped {
+            self.stamped_update(|_| v);
+        } else {
+            store_f64(self.cells.at(0), v);
+        }
     }
 
     /// Adds `v` (which may be negative).
     #[inline]
     pub fn add(&self, v: f64) {
-        add_f64(self.cells.at(0), v);
+        if self.stamped {
+            self.stamped_update(|old| old + v);
+        } else {
+            add_f64(self.cells.at(0), v);
+        }
+    }
+
+    /// Updates value and timestamp together under the sequence lock in cell 2.
+    #[cold]
+    fn stamped_update(&self, f: impl FnOnce(f64) -> f64) {
+        let seq = self.cells.at(2);
+        let mut s = seq.load(Ordering::Relaxed);
+        loop {
+            if s % 2 == 0 {
+                match seq.compare_exchange_weak(s, s + 1, Ordering::Acquire, Ordering::Relaxed) {
+                    Ok(_) => break,
+                    Err(actual) => s = actual,
+                }
+            } else {
+                std::hint::spin_loop();
+                s = seq.load(Ordering::Relaxed);
+            }
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        store_f64(self.cells.at(0), f(load_f64(self.cells.at(0))));
+        self.cells.at(1).store(now, Ordering::Relaxed);
+        seq.store(s + 2, Ordering::Release);
     }
 
     /// Subtracts `v`.
@@ -188,13 +230,14 @@ impl Sealed for Gauge {
     type Config = GaugeMode;
     const SAMPLE_SUFFIXES: &'static [&'static str] = &[];
 
-    fn cell_count(_: &GaugeMode) -> usize {
-        1
+    fn cell_count(mode: &GaugeMode) -> usize {
+        if is_stamped(*mode) { 3 } else { 1 }
     }
 
-    fn from_cells(cells: Cells, _: &GaugeMode) -> Self {
-        assert!(cells.len() >= 1);
-        Self { cells }
+    fn from_cells(cells: Cells, mode: &GaugeMode) -> Self {
+        let stamped = is_stamped(*mode);
+        assert!(cells.len() >= if stamped { 3 } else { 1 });
+        Self { cells, stamped }
     }
 
     fn point<'a>(&'a self, _: &'a GaugeMode, _: &'a mut Vec<u64>) -> Point<'a> {
@@ -204,6 +247,11 @@ impl Sealed for Gauge {
     fn validate(_: &str, _: &[Box<str>], _: &GaugeMode) -> Result<(), String> {
         Ok(())
     }
+}
+
+/// Whether gauges in this mode keep a timestamp with their value.
+fn is_stamped(mode: GaugeMode) -> bool {
+    matches!(mode, GaugeMode::MostRecent | GaugeMode::LiveMostRecent)
 }
 
 impl Metric for Gauge {
@@ -235,6 +283,21 @@ mod tests {
         assert_eq!(g.get(), 12.0);
         g.set(f64::NAN);
         assert!(g.get().is_nan());
+    }
+
+    #[test]
+    fn mostrecent_gauges_stamp_their_updates() {
+        let g = Gauge::from_cells(Cells::heap(3), &GaugeMode::MostRecent);
+        g.set(2.0);
+        g.inc();
+        assert_eq!(g.get(), 3.0);
+        let ts = g.cells.at(1).load(Ordering::Relaxed);
+        assert!(ts > 1_600_000_000_000_000_000, "{ts}");
+        assert_eq!(
+            g.cells.at(2).load(Ordering::Relaxed),
+            4,
+            "two updates, lock released"
+        );
     }
 }
 

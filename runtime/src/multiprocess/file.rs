@@ -1,0 +1,650 @@
+//! The per-process file: its byte layout (see the table in the [module docs](super)) and the
+//! [`Writer`] that appends records to it and hands out cells inside it.
+//!
+//! Invariants:
+//! - A record is written completely, then published by a release store of the header's `used`
+//!   field. Bytes below `used` never change again, except the value cells, which are atomics.
+//! - The file is mapped in *segments*. A segment, once mapped, is never unmapped or moved while
+//!   the process lives, so the raw cell pointers that series handles hold stay valid. A record
+//!   never straddles two segments (the tail of a segment that cannot hold the next record is
+//!   covered by a padding record).
+//! - Space is allocated on disk (`fallocate`) before a segment is mapped, so running out of disk
+//!   is an error at growth time — the new series is dropped and counted in the header's
+//!   `dropped` cell — never a `SIGBUS` on a later write.
+//! - Only this process writes this file: readers open it read-only, and the writer holds an
+//!   exclusive advisory lock on it for its lifetime (see `lock.rs`).
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crate::metric::GaugeMode;
+use crate::model::MetricKind;
+
+/// The file's magic bytes.
+pub(crate) const MAGIC: [u8; 8] = *b"promtrk\0";
+/// The layout version this build writes. Readers read every version up to this one.
+pub(crate) const VERSION: u32 = 1;
+/// Length of the file header.
+pub(crate) const HEADER_LEN: usize = 64;
+
+// Header field offsets.
+pub(crate) const H_VERSION: usize = 8;
+pub(crate) const H_HEADER_LEN: usize = 12;
+pub(crate) const H_USED: usize = 16;
+pub(crate) const H_ID: usize = 24;
+pub(crate) const H_PID: usize = 32;
+pub(crate) const H_FLAGS: usize = 36;
+pub(crate) const H_START_TICKS: usize = 40;
+pub(crate) const H_DROPPED: usize = 48;
+
+/// Header flag: this file is the archive of dead processes.
+pub(crate) const FLAG_ARCHIVE: u32 = 1;
+
+// Record tags.
+pub(crate) const TAG_PADDING: u16 = 0;
+pub(crate) const TAG_FAMILY: u16 = 1;
+pub(crate) const TAG_SERIES: u16 = 2;
+pub(crate) const TAG_ABSORBED: u16 = 3;
+
+/// Upper bound on one record, so that a declaration with an absurd help text cannot make a
+/// writer map gigabytes (and a reader need not trust a larger length).
+pub(crate) const MAX_RECORD: usize = 1 << 20;
+/// Files never grow past this: offsets are stored as `u32`.
+pub(crate) const MAX_FILE: u64 = u32::MAX as u64 & !7;
+
+const FIRST_SEGMENT: usize = 64 * 1024;
+const MAX_SEGMENT: usize = 8 * 1024 * 1024;
+
+/// The kind byte of a family record.
+pub(crate) fn kind_code(kind: MetricKind) -> u8 {
+    match kind {
+        MetricKind::Counter => 1,
+        MetricKind::Gauge => 2,
+        MetricKind::Histogram => 3,
+        MetricKind::Summary => 4,
+        MetricKind::Info => 5,
+        _ => 0,
+    }
+}
+
+/// The kind a family record's kind byte stands for.
+pub(crate) fn kind_from_code(code: u8) -> Option<MetricKind> {
+    Some(match code {
+        1 => MetricKind::Counter,
+        2 => MetricKind::Gauge,
+        3 => MetricKind::Histogram,
+        4 => MetricKind::Summary,
+        5 => MetricKind::Info,
+        _ => return None,
+    })
+}
+
+/// The mode byte of a family record (its index in [`GaugeMode::ALL`]).
+pub(crate) fn mode_code(mode: GaugeMode) -> u8 {
+    GaugeMode::ALL.iter().position(|&m| m == mode).unwrap_or(0) as u8
+}
+
+/// Whether a gauge in this mode keeps a timestamp and a sequence lock next to its value.
+pub(crate) fn is_stamped(mode: GaugeMode) -> bool {
+    matches!(mode, GaugeMode::MostRecent | GaugeMode::LiveMostRecent)
+}
+
+/// How many cells a series of this kind has.
+pub(crate) fn cells_for(kind: MetricKind, mode: GaugeMode, n_bounds: usize) -> usize {
+    match kind {
+        MetricKind::Counter | MetricKind::Summary => 2,
+        MetricKind::Gauge if is_stamped(mode) => 3,
+        MetricKind::Gauge => 1,
+        MetricKind::Histogram => n_bounds + 2,
+        _ => 0,
+    }
+}
+
+/// What a family record declares.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FamilyDecl<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) help: &'a str,
+    pub(crate) kind: MetricKind,
+    pub(crate) mode: GaugeMode,
+    pub(crate) label_names: &'a [&'a str],
+    pub(crate) bounds: &'a [f64],
+}
+
+/// Appends `bytes` and zero padding up to a multiple of 8.
+fn put_padded(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(bytes);
+    out.resize(out.len().next_multiple_of(8), 0);
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u32).to_ne_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// Starts a record; [`finish_record`] fills in its length.
+fn start_record(out: &mut Vec<u8>, tag: u16) -> usize {
+    let start = out.len();
+    out.extend_from_slice(&0u32.to_ne_bytes());
+    out.extend_from_slice(&tag.to_ne_bytes());
+    out.extend_from_slice(&0u16.to_ne_bytes());
+    start
+}
+
+fn finish_record(out: &mut Vec<u8>, start: usize) {
+    out.resize(out.len().next_multiple_of(8), 0);
+    let len = (out.len() - start) as u32;
+    out[start..start + 4].copy_from_slice(&len.to_ne_bytes());
+}
+
+/// Encodes a family record.
+pub(crate) fn encode_family(out: &mut Vec<u8>, d: &FamilyDecl<'_>) {
+    let start = start_record(out, TAG_FAMILY);
+    out.push(kind_code(d.kind));
+    out.push(mode_code(d.mode));
+    out.extend_from_slice(&(d.label_names.len() as u16).to_ne_bytes());
+    out.extend_from_slice(&(d.bounds.len() as u32).to_ne_bytes());
+    for b in d.bounds {
+        out.extend_from_slice(&b.to_bits().to_ne_bytes());
+    }
+    put_str(out, d.name);
+    put_str(out, d.help);
+    for n in d.label_names {
+        put_str(out, n);
+    }
+    finish_record(out, start);
+}
+
+/// Encodes a series record whose cells hold `cells`, for family record at `family_off`.
+/// Returns the offset of the first cell within `out`.
+pub(crate) fn encode_series(
+    out: &mut Vec<u8>,
+    family_off: u32,
+    cells: &[u64],
+    key: &[u8],
+) -> usize {
+    let start = start_record(out, TAG_SERIES);
+    out.extend_from_slice(&family_off.to_ne_bytes());
+    out.extend_from_slice(&(cells.len() as u32).to_ne_bytes());
+    let first_cell = out.len();
+    for c in cells {
+        out.extend_from_slice(&c.to_ne_bytes());
+    }
+    out.extend_from_slice(&(key.len() as u32).to_ne_bytes());
+    put_padded(out, key);
+    finish_record(out, start);
+    first_cell - start
+}
+
+/// Encodes the archive's list of absorbed file ids.
+pub(crate) fn encode_absorbed(out: &mut Vec<u8>, ids: &[u64]) {
+    let start = start_record(out, TAG_ABSORBED);
+    out.extend_from_slice(&(ids.len() as u32).to_ne_bytes());
+    out.extend_from_slice(&0u32.to_ne_bytes());
+    for id in ids {
+        out.extend_from_slice(&id.to_ne_bytes());
+    }
+    finish_record(out, start);
+}
+
+/// A file header.
+pub(crate) fn encode_header(id: u64, pid: u32, flags: u32, start_ticks: u64, used: u64) -> Vec<u8> {
+    let mut h = vec![0u8; HEADER_LEN];
+    h[..8].copy_from_slice(&MAGIC);
+    h[H_VERSION..H_VERSION + 4].copy_from_slice(&VERSION.to_ne_bytes());
+    h[H_HEADER_LEN..H_HEADER_LEN + 4].copy_from_slice(&(HEADER_LEN as u32).to_ne_bytes());
+    h[H_USED..H_USED + 8].copy_from_slice(&used.to_ne_bytes());
+    h[H_ID..H_ID + 8].copy_from_slice(&id.to_ne_bytes());
+    h[H_PID..H_PID + 4].copy_from_slice(&pid.to_ne_bytes());
+    h[H_FLAGS..H_FLAGS + 4].copy_from_slice(&flags.to_ne_bytes());
+    h[H_START_TICKS..H_START_TICKS + 8].copy_from_slice(&start_ticks.to_ne_bytes());
+    h
+}
+
+/// A random-enough file id: unique per process start (time, pid, address-space layout).
+pub(crate) fn new_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    h.write_u128(now);
+    h.write_u32(std::process::id());
+    let id = h.finish();
+    if id == 0 { 1 } else { id }
+}
+
+/// This process's start time, in clock ticks since boot (field 22 of `/proc/self/stat`), or 0.
+/// Recorded so that a reader can tell whether `/proc/<pid>` still is the process that wrote a
+/// file (pids are reused, and a reader in another pid namespace sees other pids).
+pub(crate) fn start_ticks(pid: &str) -> u64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0;
+    };
+    stat.rfind(')')
+        .and_then(|i| stat[i + 1..].split_whitespace().nth(19))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// One mapped range of the file.
+struct Segment {
+    ptr: NonNull<u8>,
+    file_off: u64,
+    len: usize,
+}
+
+/// A tiny lock for the writer's cold path. Not a `Mutex`, because the fork handlers must take
+/// it in one function and release it in another (see `mod.rs`).
+pub(crate) struct SpinLock(AtomicBool);
+
+impl SpinLock {
+    pub(crate) const fn new() -> Self {
+        Self(AtomicBool::new(false))
+    }
+    pub(crate) fn lock(&self) {
+        while self
+            .0
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            std::thread::yield_now();
+        }
+    }
+    pub(crate) fn unlock(&self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+/// State behind the writer's lock.
+struct Inner {
+    file: File,
+    path: PathBuf,
+    segments: Vec<Segment>,
+    /// Where the next record goes (equals the published `used`).
+    end: u64,
+    /// Family records already written, by their encoded bytes.
+    families: HashMap<Vec<u8>, u32>,
+    scratch: Vec<u8>,
+}
+
+/// This process's file: appends records, hands out cells.
+pub(crate) struct Writer {
+    lock: SpinLock,
+    inner: std::cell::UnsafeCell<Inner>,
+    id: AtomicU64,
+    /// Segment 0's base: the header lives there for good.
+    header: NonNull<u8>,
+}
+
+// SAFETY: `inner` is only touched with `lock` held; the mapped memory is shared by design and
+// only accessed through atomics or before publication.
+unsafe impl Send for Writer {}
+unsafe impl Sync for Writer {}
+
+impl Writer {
+    /// Creates this process's file in `dir` (a directory that passed the checks in `dir.rs`):
+    /// under a temporary name, locked, with its header written, then renamed to its final name
+    /// so that no reader ever sees it unlocked or headerless.
+    pub(crate) fn create(dir: &Path) -> io::Result<Writer> {
+        let pid = std::process::id();
+        let id = new_id();
+        let tmp = dir.join(format!(".new-{pid}-{id:016x}"));
+        let path = dir.join(format!("p-{pid}-{id:016x}.db"));
+        let file = super::dir::create_private(&tmp)?;
+        let result = (|| {
+            super::lock::lock_exclusive(&file)?;
+            fallocate(&file, 0, FIRST_SEGMENT as u64)?;
+            let seg = map_segment(&file, 0, FIRST_SEGMENT)?;
+            let header = encode_header(id, pid, 0, start_ticks("self"), HEADER_LEN as u64);
+            // SAFETY: the segment is FIRST_SEGMENT bytes, mapped writable, and only ours.
+            unsafe { std::ptr::copy_nonoverlapping(header.as_ptr(), seg.ptr.as_ptr(), HEADER_LEN) };
+            std::fs::rename(&tmp, &path)?;
+            Ok(seg)
+        })();
+        let seg = match result {
+            Ok(seg) => seg,
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        let header = seg.ptr;
+        Ok(Writer {
+            lock: SpinLock::new(),
+            inner: std::cell::UnsafeCell::new(Inner {
+                file,
+                path,
+                segments: vec![seg],
+                end: HEADER_LEN as u64,
+                families: HashMap::new(),
+                scratch: Vec::new(),
+            }),
+            id: AtomicU64::new(id),
+            header,
+        })
+    }
+
+    /// The file's id (recorded in the header and in the file name).
+    pub(crate) fn id(&self) -> u64 {
+        self.id.load(Ordering::Relaxed)
+    }
+
+    /// The header's cell at byte offset `off`.
+    fn header_cell(&self, off: usize) -> &AtomicU64 {
+        // SAFETY: the header is in segment 0, never unmapped; `off` is 8-aligned below 64.
+        unsafe { &*(self.header.as_ptr().add(off) as *const AtomicU64) }
+    }
+
+    /// Counts something this file failed to record (a series dropped for lack of disk).
+    pub(crate) fn count_dropped(&self) {
+        self.header_cell(H_DROPPED).fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The path of the file.
+    pub(crate) fn path(&self) -> PathBuf {
+        self.with(|inner| inner.path.clone())
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
+        self.lock.lock();
+        // SAFETY: the lock gives exclusive access to `inner`.
+        let r = f(unsafe { &mut *self.inner.get() });
+        self.lock.unlock();
+        r
+    }
+
+    /// The writer's lock, for the fork handlers.
+    pub(crate) fn raw_lock(&self) -> &SpinLock {
+        &self.lock
+    }
+
+    /// Appends a series record for `key` in the declared family, with `n` zeroed cells, and
+    /// returns a pointer to its first cell (valid for the rest of the process's life).
+    pub(crate) fn alloc_series(
+        &self,
+        decl: &FamilyDecl<'_>,
+        key: &[u8],
+        n: usize,
+    ) -> io::Result<NonNull<AtomicU64>> {
+        self.with(|inner| {
+            let mut fam = std::mem::take(&mut inner.scratch);
+            fam.clear();
+            encode_family(&mut fam, decl);
+            let family_off = match inner.families.get(&fam) {
+                Some(&off) => off,
+                None => {
+                    let (off, _) = append(inner, self.header, &fam)?;
+                    inner.families.insert(fam.clone(), off);
+                    off
+                }
+            };
+            let mut rec = fam;
+            rec.clear();
+            let cells_at = encode_series(&mut rec, family_off, &vec![0; n], key);
+            let result = append(inner, self.header, &rec);
+            inner.scratch = rec;
+            let (_, ptr) = result?;
+            // SAFETY: `ptr` points into a live segment at the record; the cells start
+            // `cells_at` bytes later, 8-aligned (records and segments are 8-aligned).
+            Ok(unsafe { NonNull::new_unchecked(ptr.as_ptr().add(cells_at) as *mut AtomicU64) })
+        })
+    }
+
+    /// Rewrites this file for a forked child: a new file with the same records and zeroed
+    /// values, mapped over the very same addresses, so that every handle the child inherited
+    /// now writes to the child's file. Called in the child, right after `fork`, with the lock
+    /// held by the fork handlers and no other thread running.
+    ///
+    /// # Safety
+    /// The caller holds [`raw_lock`](Self::raw_lock).
+    pub(crate) unsafe fn reopen_after_fork(&self, dir: &Path) -> io::Result<()> {
+        let pid = std::process::id();
+        let id = new_id();
+        // SAFETY: the caller holds the lock.
+        let inner = unsafe { &mut *self.inner.get() };
+        let tmp = dir.join(format!(".new-{pid}-{id:016x}"));
+        let path = dir.join(format!("p-{pid}-{id:016x}.db"));
+        let file = super::dir::create_private(&tmp)?;
+        super::lock::lock_exclusive(&file)?;
+        let total: u64 = inner
+            .segments
+            .last()
+            .map_or(0, |s| s.file_off + s.len as u64);
+        fallocate(&file, 0, total)?;
+        // Copy the records, then zero every value: the parent's counts stay the parent's.
+        let mut bytes = vec![0u8; inner.end as usize];
+        for seg in &inner.segments {
+            let from = seg.file_off as usize;
+            let to = (seg.file_off as usize + seg.len).min(bytes.len());
+            if from < to {
+                // SAFETY: the segment is mapped for `len` bytes.
+                let src = unsafe { std::slice::from_raw_parts(seg.ptr.as_ptr(), to - from) };
+                bytes[from..to].copy_from_slice(src);
+            }
+        }
+        zero_values(&mut bytes);
+        let header = encode_header(id, pid, 0, start_ticks("self"), inner.end);
+        bytes[..HEADER_LEN].copy_from_slice(&header);
+        write_all_at(&file, &bytes, 0)?;
+        for seg in &inner.segments {
+            remap_fixed(&file, seg)?;
+        }
+        std::fs::rename(&tmp, &path)?;
+        inner.file = file; // drops the inherited descriptor: the parent's lock stays the parent's
+        inner.path = path;
+        self.id.store(id, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Replaces every mapping with private anonymous memory: the last resort of a forked child
+    /// that could not create its own file. Its updates then stay in its memory (lost to the
+    /// aggregate, and counted) instead of landing in its parent's file.
+    ///
+    /// # Safety
+    /// The caller holds [`raw_lock`](Self::raw_lock).
+    pub(crate) unsafe fn detach_after_fork(&self) {
+        // SAFETY: the caller holds the lock.
+        let inner = unsafe { &*self.inner.get() };
+        for seg in &inner.segments {
+            // SAFETY: replaces our own mapping in place with zeroed private memory of the same
+            // size; pointers into it stay valid.
+            unsafe {
+                libc::mmap(
+                    seg.ptr.as_ptr().cast(),
+                    seg.len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+                    -1,
+                    0,
+                );
+            }
+        }
+    }
+}
+
+/// Zeroes the value cells of every series record in `bytes` (a copy of a file up to `used`).
+fn zero_values(bytes: &mut [u8]) {
+    let mut off = HEADER_LEN;
+    while off + 8 <= bytes.len() {
+        let len = u32::from_ne_bytes(bytes[off..off + 4].try_into().expect("4 bytes")) as usize;
+        let tag = u16::from_ne_bytes(bytes[off + 4..off + 6].try_into().expect("2 bytes"));
+        if len < 8 || off + len > bytes.len() {
+            return;
+        }
+        if tag == TAG_SERIES && len >= 16 {
+            let n =
+                u32::from_ne_bytes(bytes[off + 12..off + 16].try_into().expect("4 bytes")) as usize;
+            let end = (off + 16 + n * 8).min(off + len);
+            bytes[off + 16..end].fill(0);
+        }
+        off += len;
+    }
+}
+
+/// Appends an encoded record, growing the file first if needed; returns its file offset and
+/// address. Publishes it with a release store of `used`.
+fn append(inner: &mut Inner, header: NonNull<u8>, rec: &[u8]) -> io::Result<(u32, NonNull<u8>)> {
+    if rec.len() > MAX_RECORD {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a metric declaration is larger than 1 MiB (help text or label values too long)",
+        ));
+    }
+    let seg = inner.segments.last().expect("segment 0 always exists");
+    let seg_end = seg.file_off + seg.len as u64;
+    if inner.end + rec.len() as u64 > seg_end {
+        grow(inner, rec.len())?;
+    }
+    let seg = inner.segments.last().expect("segment 0 always exists");
+    let off = inner.end;
+    // SAFETY: `grow` guaranteed [off, off + len) lies within the last segment.
+    let dst = unsafe { seg.ptr.as_ptr().add((off - seg.file_off) as usize) };
+    unsafe { std::ptr::copy_nonoverlapping(rec.as_ptr(), dst, rec.len()) };
+    inner.end = off + rec.len() as u64;
+    // SAFETY: the header's `used` cell, in segment 0.
+    let used = unsafe { &*(header.as_ptr().add(H_USED) as *const AtomicU64) };
+    used.store(inner.end, Ordering::Release);
+    // SAFETY: `dst` is inside a mapping, so not null.
+    Ok((off as u32, unsafe { NonNull::new_unchecked(dst) }))
+}
+
+/// Maps a new segment able to hold a record of `need` bytes, after covering the rest of the
+/// current one with a padding record. Disk space is allocated before anything is published.
+fn grow(inner: &mut Inner, need: usize) -> io::Result<()> {
+    let last = inner.segments.last().expect("segment 0 always exists");
+    let seg_end = last.file_off + last.len as u64;
+    let len = (last.len * 2)
+        .min(MAX_SEGMENT)
+        .max(need.next_multiple_of(page_size()));
+    if seg_end + len as u64 > MAX_FILE {
+        return Err(io::Error::new(
+            io::ErrorKind::FileTooLarge,
+            "the multiprocess file reached 4 GiB; reduce the number of series",
+        ));
+    }
+    fallocate(&inner.file, seg_end, len as u64)?;
+    let seg = map_segment(&inner.file, seg_end, len)?;
+    let gap = (seg_end - inner.end) as usize;
+    if gap >= 8 {
+        let mut pad = Vec::with_capacity(8);
+        pad.extend_from_slice(&(gap as u32).to_ne_bytes());
+        pad.extend_from_slice(&TAG_PADDING.to_ne_bytes());
+        pad.extend_from_slice(&0u16.to_ne_bytes());
+        let off = (inner.end - last.file_off) as usize;
+        // SAFETY: [end, seg_end) is inside the last segment.
+        unsafe { std::ptr::copy_nonoverlapping(pad.as_ptr(), last.ptr.as_ptr().add(off), 8) };
+    }
+    // Published together with the next record.
+    inner.end = seg_end;
+    inner.segments.push(seg);
+    Ok(())
+}
+
+fn page_size() -> usize {
+    // SAFETY: reads a configuration value.
+    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if p > 0 { p as usize } else { 4096 }
+}
+
+/// Allocates `[off, off + len)` on disk, so that writes there cannot fail with `SIGBUS`.
+pub(crate) fn fallocate(file: &File, off: u64, len: u64) -> io::Result<()> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        // SAFETY: plain system call on a descriptor we own.
+        let r = unsafe { libc::fallocate(file.as_raw_fd(), 0, off as i64, len as i64) };
+        if r == 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        // File systems without `fallocate` (some overlay and network ones): fall back.
+        if err.raw_os_error() != Some(libc::EOPNOTSUPP) {
+            return Err(err);
+        }
+    }
+    // SAFETY: plain system call on a descriptor we own; returns the error number.
+    let r =
+        unsafe { libc::posix_fallocate(file.as_raw_fd(), off as libc::off_t, len as libc::off_t) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(r))
+    }
+}
+
+fn map_segment(file: &File, off: u64, len: usize) -> io::Result<Segment> {
+    // SAFETY: maps `len` bytes of a file we own that has been allocated that far.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            file.as_raw_fd(),
+            off as libc::off_t,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(Segment {
+        ptr: NonNull::new(p.cast()).expect("mmap never returns null on success"),
+        file_off: off,
+        len,
+    })
+}
+
+fn remap_fixed(file: &File, seg: &Segment) -> io::Result<()> {
+    // SAFETY: replaces our own mapping at the same address and size with the same range of
+    // another file; the pointers into it stay valid.
+    let p = unsafe {
+        libc::mmap(
+            seg.ptr.as_ptr().cast(),
+            seg.len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_FIXED,
+            file.as_raw_fd(),
+            seg.file_off as libc::off_t,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Writes `bytes` at `off`.
+pub(crate) fn write_all_at(file: &File, bytes: &[u8], off: u64) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    file.write_all_at(bytes, off)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_are_aligned_and_sized() {
+        let mut out = Vec::new();
+        encode_family(
+            &mut out,
+            &FamilyDecl {
+                name: "x_seconds",
+                help: "h",
+                kind: MetricKind::Histogram,
+                mode: GaugeMode::All,
+                label_names: &["a"],
+                bounds: &[0.1, 1.0],
+            },
+        );
+        assert_eq!(out.len() % 8, 0);
+        let at = encode_series(&mut out, 64, &[0; 4], b"v\xff");
+        assert_eq!(at, 16);
+        assert_eq!(out.len() % 8, 0);
+    }
+}

@@ -1,0 +1,267 @@
+//! Shared by the `multiprocess_*` tests: worker processes (this test binary run again with
+//! `PROMTRACK_TEST_WORKER=1`) driven line by line over stdin, and readers of the aggregate.
+//!
+//! Worker commands (each answered with one line, `@ok` or `@` and the requested value):
+//! - `inc <label> <n>`: `jobs_total{k=<label>}` += n
+//! - `obs <value> <n>`: `latency_seconds` observes `value` n times
+//! - `gauge <mode> <value>`: sets `g_<mode>` (a gauge in that mode) to `value`
+//! - `grow <from> <to>`: creates `grow_total{i=…}` series `from..to`, each at 1
+//! - `fork <n>`: forks a child that adds n to `jobs_total{k="fork"}` and exits; waits for it
+//! - `file`: prints this process's file path
+//! - `exit`: exits cleanly (folding its file into the archive)
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+
+use promtrack::model::{MetricFamily, Value};
+use promtrack::multiprocess::DirCollector;
+use promtrack::{Counter, Family, Gauge, GaugeMode, Histogram};
+
+const WORKER_ENV: &str = "PROMTRACK_TEST_WORKER";
+
+/// The worker's body, when this binary was started as a worker; returns at once otherwise.
+pub fn worker_if_asked() {
+    if std::env::var_os(WORKER_ENV).is_none() {
+        return;
+    }
+    let jobs = Family::<[String; 1], Counter>::new("jobs_total", "Jobs.").label_names(["k"]);
+    let grow = Family::<[String; 1], Counter>::new("grow_total", "Growth.").label_names(["i"]);
+    let latency = Family::<(), Histogram>::new("latency_seconds", "Latency.").buckets(&[0.1, 1.0]);
+    let gauges: Vec<(GaugeMode, Family<(), Gauge>)> = GaugeMode::ALL
+        .iter()
+        .map(|&m| {
+            (
+                m,
+                Family::<(), Gauge>::new(format!("g_{m}"), "A gauge.").mode(m),
+            )
+        })
+        .collect();
+    let stdin = std::io::stdin();
+    let mut out = std::io::stdout();
+    for line in stdin.lock().lines() {
+        let line = line.unwrap();
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let reply = match words.as_slice() {
+            ["inc", label, n] => {
+                let c = jobs.with(&[label.to_string()]);
+                for _ in 0..n.parse::<u64>().unwrap() {
+                    c.inc();
+                }
+                "ok".to_string()
+            }
+            ["obs", v, n] => {
+                for _ in 0..n.parse::<u64>().unwrap() {
+                    latency.observe(v.parse().unwrap());
+                }
+                "ok".to_string()
+            }
+            ["gauge", mode, v] => {
+                let g = &gauges.iter().find(|(m, _)| m.as_str() == *mode).unwrap().1;
+                g.set(v.parse().unwrap());
+                "ok".to_string()
+            }
+            ["grow", from, to] => {
+                for i in from.parse::<u64>().unwrap()..to.parse().unwrap() {
+                    grow.with(&[i.to_string()]).inc();
+                }
+                "ok".to_string()
+            }
+            ["fork", n] => {
+                let n: u64 = n.parse().unwrap();
+                // Resolve the handle before forking: the child must not write into our file.
+                let c = jobs.with(&["fork".to_string()]);
+                c.inc();
+                // SAFETY: the child only touches atomics and exits without unwinding.
+                let pid = unsafe { libc::fork() };
+                if pid == 0 {
+                    for _ in 0..n {
+                        c.inc();
+                    }
+                    std::process::exit(0); // runs the exit hook: folds the child's file
+                }
+                let mut status = 0;
+                // SAFETY: waits for our own child.
+                unsafe { libc::waitpid(pid, &mut status, 0) };
+                "ok".to_string()
+            }
+            ["file"] => promtrack::multiprocess::own_file()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            ["exit"] => {
+                writeln!(out, "@ok").unwrap();
+                out.flush().unwrap();
+                std::process::exit(0);
+            }
+            _ => format!("unknown command {line}"),
+        };
+        writeln!(out, "@{reply}").unwrap();
+        out.flush().unwrap();
+    }
+    std::process::exit(0);
+}
+
+/// A worker process.
+pub struct Worker {
+    pub child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Worker {
+    /// Starts a worker writing to `dir` (through `PROMETHEUS_MULTIPROC_DIR`).
+    pub fn start(dir: &Path) -> Worker {
+        Self::start_with(dir, &[])
+    }
+
+    pub fn start_with(dir: &Path, env: &[(&str, &str)]) -> Worker {
+        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        cmd.args(["worker", "--exact", "--nocapture", "--test-threads=1", "-q"])
+            .env(WORKER_ENV, "1")
+            .env("PROMETHEUS_MULTIPROC_DIR", dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut w = Worker {
+            child,
+            stdin,
+            stdout,
+        };
+        // Started: its families exist, its file too, its start-up compaction is over.
+        w.send("file");
+        w
+    }
+
+    /// Sends a command and returns its reply.
+    pub fn send(&mut self, cmd: &str) -> String {
+        writeln!(self.stdin, "{cmd}").unwrap();
+        self.stdin.flush().unwrap();
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = self.stdout.read_line(&mut line).unwrap();
+            assert!(n > 0, "worker died on {cmd:?}");
+            // The test harness prints lines of its own; replies start with `@`.
+            if let Some(reply) = line.trim().strip_prefix('@') {
+                return reply.to_string();
+            }
+        }
+    }
+
+    pub fn ok(&mut self, cmd: &str) {
+        assert_eq!(self.send(cmd), "ok", "{cmd}");
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `kill -9`, and wait for the death.
+    pub fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// A clean exit.
+    pub fn exit(mut self) {
+        self.ok("exit");
+        assert!(self.child.wait().unwrap().success());
+    }
+}
+
+/// A fresh, private directory for one test.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let base = std::env::temp_dir().join(format!(
+        "promtrack-mp-{name}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&base).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o700)).unwrap();
+    base
+}
+
+/// One scrape of `dir`.
+pub fn scrape(dir: &Path) -> Vec<MetricFamily> {
+    DirCollector::new(dir).unwrap().collect_families()
+}
+
+/// One scrape that never compacts (to observe dead files before they are folded).
+pub fn scrape_no_compaction(dir: &Path) -> Vec<MetricFamily> {
+    DirCollector::new(dir)
+        .unwrap()
+        .compaction(false)
+        .collect_families()
+}
+
+pub fn family<'a>(fams: &'a [MetricFamily], name: &str) -> Option<&'a MetricFamily> {
+    fams.iter().find(|f| f.name == name)
+}
+
+/// The value of the series of `name` whose labels include all of `labels`.
+pub fn value(fams: &[MetricFamily], name: &str, labels: &[(&str, &str)]) -> Option<Value> {
+    family(fams, name)?
+        .series
+        .iter()
+        .find(|s| {
+            labels
+                .iter()
+                .all(|(n, v)| s.labels.iter().any(|(ln, lv)| ln == n && lv == v))
+        })
+        .map(|s| s.value.clone())
+}
+
+pub fn counter(fams: &[MetricFamily], name: &str, labels: &[(&str, &str)]) -> f64 {
+    match value(fams, name, labels) {
+        Some(Value::Counter(v)) => v,
+        None => 0.0,
+        other => panic!("{name}: {other:?}"),
+    }
+}
+
+pub fn gauge(fams: &[MetricFamily], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    match value(fams, name, labels) {
+        Some(Value::Gauge(v)) => Some(v),
+        None => None,
+        other => panic!("{name}: {other:?}"),
+    }
+}
+
+/// (count, sum) of a histogram.
+pub fn histogram(fams: &[MetricFamily], name: &str) -> (u64, f64) {
+    match value(fams, name, &[]) {
+        Some(Value::Histogram { counts, sum, .. }) => (counts.iter().sum(), sum),
+        None => (0, 0.0),
+        other => panic!("{name}: {other:?}"),
+    }
+}
+
+/// Read errors by reason.
+pub fn read_errors(fams: &[MetricFamily], reason: &str) -> f64 {
+    counter(
+        fams,
+        "promtrack_multiprocess_read_errors_total",
+        &[("reason", reason)],
+    )
+}
+
+/// Files in the directory.
+pub fn files(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}

@@ -1,0 +1,113 @@
+//! Exact totals over real worker processes that are killed with SIGKILL, exit cleanly and are
+//! restarted, and a bounded directory after many restarts.
+
+mod multiprocess_support;
+use multiprocess_support::*;
+
+#[test]
+fn worker() {
+    worker_if_asked();
+}
+
+#[test]
+fn totals_are_exact_across_kills_clean_exits_and_restarts() {
+    let dir = temp_dir("totals");
+    let mut expected = 0u64;
+    let mut workers: Vec<Worker> = (0..4).map(|_| Worker::start(&dir)).collect();
+    for round in 0..6 {
+        for (i, w) in workers.iter_mut().enumerate() {
+            let n = 100 + 10 * i as u64 + round;
+            w.ok(&format!("inc a {n}"));
+            w.ok(&format!("obs 0.5 {n}"));
+            expected += n;
+        }
+        // Scrape from another process while workers live and die.
+        let fams = scrape(&dir);
+        assert_eq!(counter(&fams, "jobs_total", &[("k", "a")]), expected as f64);
+        assert_eq!(histogram(&fams, "latency_seconds").0, expected);
+        // Kill one with SIGKILL, let another exit cleanly, restart both.
+        let killed = workers.remove(0);
+        killed.kill9();
+        if round % 2 == 0 {
+            workers.remove(0).exit();
+            workers.push(Worker::start(&dir));
+        }
+        workers.push(Worker::start(&dir));
+        let fams = scrape(&dir);
+        assert_eq!(
+            counter(&fams, "jobs_total", &[("k", "a")]),
+            expected as f64,
+            "round {round}"
+        );
+        let (count, sum) = histogram(&fams, "latency_seconds");
+        assert_eq!(count, expected);
+        assert_eq!(sum, expected as f64 * 0.5);
+        // Dead files were folded: the live workers' files, the archive and the lock.
+        assert!(files(&dir).len() <= workers.len() + 2, "{:?}", files(&dir));
+    }
+    for w in workers {
+        w.kill9();
+    }
+    let fams = scrape(&dir);
+    assert_eq!(counter(&fams, "jobs_total", &[("k", "a")]), expected as f64);
+    assert_eq!(files(&dir), ["archive.db", "compact.lock"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_thousand_restarts_keep_the_directory_small_and_totals_exact() {
+    let dir = temp_dir("restarts");
+    let live: Vec<Worker> = (0..2)
+        .map(|_| {
+            let mut w = Worker::start(&dir);
+            w.ok("inc a 1");
+            w
+        })
+        .collect();
+    let before = std::time::Instant::now();
+    let baseline = time_scrape(&dir);
+    // 1000 short-lived workers: each counts 3 and exits, half cleanly, half by SIGKILL.
+    let restarts = 1000;
+    let mut expected = 2u64;
+    for i in 0..restarts {
+        let mut w = Worker::start(&dir);
+        w.ok("inc a 3");
+        w.ok("obs 2 1");
+        expected += 3;
+        if i % 2 == 0 {
+            w.exit()
+        } else {
+            w.kill9()
+        }
+        if i % 100 == 99 {
+            let fams = scrape(&dir);
+            assert_eq!(counter(&fams, "jobs_total", &[("k", "a")]), expected as f64);
+        }
+        assert!(files(&dir).len() <= live.len() + 3, "{:?}", files(&dir));
+    }
+    let fams = scrape(&dir);
+    assert_eq!(counter(&fams, "jobs_total", &[("k", "a")]), expected as f64);
+    assert_eq!(
+        histogram(&fams, "latency_seconds"),
+        (restarts, 2.0 * restarts as f64)
+    );
+    assert!(files(&dir).len() <= live.len() + 2, "{:?}", files(&dir));
+    let after = time_scrape(&dir);
+    eprintln!(
+        "1000 restarts in {:?}; scrape before {baseline:?}, after {after:?}",
+        before.elapsed()
+    );
+    for w in live {
+        w.kill9();
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn time_scrape(dir: &std::path::Path) -> std::time::Duration {
+    let collector = promtrack::multiprocess::DirCollector::new(dir).unwrap();
+    let start = std::time::Instant::now();
+    for _ in 0..20 {
+        std::hint::black_box(collector.collect_families());
+    }
+    start.elapsed() / 20
+}
