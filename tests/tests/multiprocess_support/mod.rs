@@ -6,7 +6,8 @@
 //! - `obs <value> <n>`: `latency_seconds` observes `value` n times
 //! - `gauge <mode> <value>`: sets `g_<mode>` (a gauge in that mode) to `value`
 //! - `grow <from> <to>`: creates `grow_total{i=…}` series `from..to`, each at 1
-//! - `fork <n>`: forks a child that adds n to `jobs_total{k="fork"}` and exits; waits for it
+//! - `fork <n>`: sets `g_all` to 1 and adds 1 to `jobs_total{k="fork"}`, then forks a child
+//!   that sets `g_all` to 2, adds n and dies without exit hooks; replies with the child's pid
 //! - `file`: prints this process's file path
 //! - `exit`: exits cleanly (folding its file into the archive)
 #![allow(dead_code)]
@@ -70,21 +71,25 @@ pub fn worker_if_asked() {
             }
             ["fork", n] => {
                 let n: u64 = n.parse().unwrap();
-                // Resolve the handle before forking: the child must not write into our file.
+                // Resolve the handles before forking: the child inherits them.
                 let c = jobs.with(&["fork".to_string()]);
+                let g = &gauges[0].1; // mode `all`
                 c.inc();
-                // SAFETY: the child only touches atomics and exits without unwinding.
+                g.set(1.0);
+                // SAFETY: the child only touches atomics and leaves with `_exit`.
                 let pid = unsafe { libc::fork() };
                 if pid == 0 {
+                    g.set(2.0);
                     for _ in 0..n {
                         c.inc();
                     }
-                    std::process::exit(0); // runs the exit hook: folds the child's file
+                    // No exit hook: the child's file stays, dead, for the test to look at.
+                    unsafe { libc::_exit(0) };
                 }
                 let mut status = 0;
                 // SAFETY: waits for our own child.
                 unsafe { libc::waitpid(pid, &mut status, 0) };
-                "ok".to_string()
+                pid.to_string()
             }
             ["file"] => promtrack::multiprocess::own_file()
                 .map(|p| p.display().to_string())
