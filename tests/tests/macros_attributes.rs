@@ -337,9 +337,9 @@ impl Service {
     }
 
     #[metrics::histogram("t_generic_seconds", "Time.")]
-    fn generic<T: Clone + std::fmt::Debug>(&self, value: T) -> impl std::fmt::Debug
+    fn generic<T>(&self, value: T) -> impl std::fmt::Debug
     where
-        T: Send,
+        T: Clone + std::fmt::Debug + Send,
     {
         value.clone()
     }
