@@ -12,30 +12,41 @@
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// One cache line of cells. Heap cells are allocated in whole lines so that a series' hot
+/// cells never share a line with another series' cells or with read-only data a scrape or a
+/// lookup reads: two threads updating two series never slow each other down.
+#[repr(align(64))]
+#[allow(dead_code)] // the cells are reached through `Cells::ptr`, never by field
+struct Line([AtomicU64; 8]);
+
 /// A fixed-length run of atomic cells that never moves.
 pub struct Cells {
     ptr: NonNull<AtomicU64>,
     len: usize,
-    /// Keeps a heap block alive; `None` when the cells live in a mapping that outlives the
-    /// process's metrics (multiprocess mode).
-    _owned: Option<Box<[AtomicU64]>>,
+    /// The heap block these cells own (from `Box::into_raw`, freed on drop); `None` when they
+    /// live in a mapping that outlives the process's metrics (multiprocess mode). Held as a raw
+    /// pointer, not a `Box`, because `ptr` aliases it for the cells' whole life.
+    owned: Option<NonNull<[Line]>>,
 }
 
-// SAFETY: the cells are atomics, shared by design; the pointer is either into `_owned` (moved
-// together with it, and a boxed slice's heap block does not move) or into a mapping that is
-// never unmapped while the process runs.
+// SAFETY: the cells are atomics, shared by design; the pointer is either into `owned` (a heap
+// block this value frees on drop) or into a mapping that is never unmapped while the process
+// runs.
 unsafe impl Send for Cells {}
 unsafe impl Sync for Cells {}
 
 impl Cells {
     /// `len` zeroed cells on the heap.
     pub(crate) fn heap(len: usize) -> Self {
-        let owned: Box<[AtomicU64]> = (0..len.max(1)).map(|_| AtomicU64::new(0)).collect();
-        let ptr = NonNull::from(&owned[0]);
+        let lines = len.div_ceil(8).max(1);
+        let owned: Box<[Line]> = (0..lines)
+            .map(|_| Line(std::array::from_fn(|_| AtomicU64::new(0))))
+            .collect();
+        let owned = NonNull::from(Box::leak(owned));
         Self {
-            ptr,
+            ptr: owned.cast(),
             len,
-            _owned: Some(owned),
+            owned: Some(owned),
         }
     }
 
@@ -49,7 +60,7 @@ impl Cells {
         Self {
             ptr,
             len,
-            _owned: None,
+            owned: None,
         }
     }
 
@@ -67,6 +78,16 @@ impl Cells {
         // SAFETY: `i < len` by the metric types' construction (checked in debug builds), and
         // the block is valid for `len` cells by `Cells`' invariant.
         unsafe { &*self.ptr.as_ptr().add(i) }
+    }
+}
+
+impl Drop for Cells {
+    fn drop(&mut self) {
+        if let Some(owned) = self.owned {
+            // SAFETY: `owned` came from `Box::leak` in `heap` and is freed once, here; no
+            // reference to the cells outlives `self` (handles borrow their `Cells`).
+            drop(unsafe { Box::from_raw(owned.as_ptr()) });
+        }
     }
 }
 
@@ -103,6 +124,14 @@ mod tests {
     fn heap_cells_start_at_zero_and_add() {
         let c = Cells::heap(3);
         assert_eq!(c.len(), 3);
+        assert_eq!(
+            c.at(0) as *const AtomicU64 as usize % 64,
+            0,
+            "cache-line aligned"
+        );
+        let big = Cells::heap(20);
+        big.at(19).store(7, Ordering::Relaxed);
+        assert_eq!(big.at(19).load(Ordering::Relaxed), 7);
         add_f64(c.at(2), 1.5);
         add_f64(c.at(2), 2.25);
         assert_eq!(load_f64(c.at(2)), 3.75);

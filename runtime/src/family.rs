@@ -23,7 +23,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::cell::Cells;
-use crate::labels::{KeyBuf, KeyWriter, LabelSet, key_values, render_pairs};
+use crate::key::{KeyRef, KeyWords, StoredKey, words_of};
+use crate::labels::{KeyWriter, LabelSet, key_values, render_pairs};
 use crate::metric::Buckets;
 use crate::metric::{Histogram, Metric};
 use crate::model::{FamilyDesc, Labels, Visitor};
@@ -143,8 +144,11 @@ impl<L: LabelSet, M: Metric> Family<L, M> {
         if L::ARITY == 0 && family.core.opts.label_names.is_empty() {
             // A family without labels has exactly one series: it exists, at zero, from the
             // start, so the first scrape shows it (a missing series breaks alerts and `rate()`).
-            let hash = family.core.hasher.hash_one(&[][..] as &[u8]);
-            family.core.insert(hash, &[], 0, Some(0));
+            let mut empty = KeyWords::new();
+            let key = empty.finish();
+            family
+                .core
+                .insert(key.hash(family.core.seed), key, 0, Some(0));
         }
         family
     }
@@ -165,16 +169,8 @@ impl<L: LabelSet, M: Metric> Family<L, M> {
                 }
             }
         }
-        let mut buf = KeyBuf::new();
-        let mut writer = KeyWriter::new(&mut buf);
-        labels.write_values(&mut writer);
-        let arity = writer.count();
-        let hash = core.hasher.hash_one(&buf[..]);
-        if let Some(series) = core.table.get(hash, &buf) {
-            return &series.metric;
-        }
         let dense = L::CARDINALITY.map(|_| labels.cardinality_index());
-        core.insert(hash, &buf, arity, dense)
+        core.lookup(|w| labels.write_values(w), dense)
     }
 
     /// The series whose label values `write` writes, in label-name order. For generated code
@@ -183,16 +179,7 @@ impl<L: LabelSet, M: Metric> Family<L, M> {
     #[doc(hidden)]
     #[inline]
     pub fn with_writer(&self, write: impl FnOnce(&mut KeyWriter<'_>)) -> &M {
-        let core = &*self.core;
-        let mut buf = KeyBuf::new();
-        let mut writer = KeyWriter::new(&mut buf);
-        write(&mut writer);
-        let arity = writer.count();
-        let hash = core.hasher.hash_one(&buf[..]);
-        if let Some(series) = core.table.get(hash, &buf) {
-            return &series.metric;
-        }
-        core.insert(hash, &buf, arity, None)
+        self.core.lookup(write, None)
     }
 
     /// The family's name.
@@ -233,7 +220,7 @@ impl<M: Metric> std::ops::Deref for Family<(), M> {
 
 /// One series: its key, its rendered labels and its metric.
 pub(crate) struct Series<M> {
-    key: Box<[u8]>,
+    key: StoredKey,
     hash: u64,
     /// `name="value",…`, escaped once here so that every scrape only copies it.
     rendered: Box<str>,
@@ -244,9 +231,6 @@ pub(crate) struct Series<M> {
 impl<M> Keyed for Series<M> {
     fn hash(&self) -> u64 {
         self.hash
-    }
-    fn key(&self) -> &[u8] {
-        &self.key
     }
 }
 
@@ -262,7 +246,8 @@ struct State<M> {
 pub(crate) struct Core<M: Metric> {
     pub(crate) opts: Opts<M::Config>,
     pub(crate) origin: &'static Location<'static>,
-    hasher: foldhash::fast::RandomState,
+    /// Seeds this family's key hashes, at random, so that clients cannot aim collisions.
+    seed: u64,
     dense: Box<[AtomicPtr<Series<M>>]>,
     table: Table<Series<M>>,
     state: Mutex<State<M>>,
@@ -284,7 +269,7 @@ impl<M: Metric> Core<M> {
         Self {
             opts,
             origin,
-            hasher: Default::default(),
+            seed: std::hash::RandomState::new().hash_one(0u8),
             dense: (0..dense_len)
                 .map(|_| AtomicPtr::new(ptr::null_mut()))
                 .collect(),
@@ -298,13 +283,28 @@ impl<M: Metric> Core<M> {
         }
     }
 
+    /// Finds or creates the series of the values `write` writes (see `key.rs`).
+    #[inline(always)]
+    fn lookup(&self, write: impl FnOnce(&mut KeyWriter<'_>), dense: Option<usize>) -> &M {
+        let mut words = KeyWords::new();
+        let mut writer = KeyWriter::new(&mut words);
+        write(&mut writer);
+        let arity = writer.count();
+        let key = words.finish();
+        let hash = key.hash(self.seed);
+        match self.table.find(hash, |series| series.key.matches(&key)) {
+            Some(series) => &series.metric,
+            None => self.insert(hash, key, arity, dense),
+        }
+    }
+
     /// Creates the series for a key not found by the lock-free read, or finds it if another
     /// thread created it meanwhile.
     #[cold]
     #[inline(never)]
-    fn insert(&self, hash: u64, key: &[u8], arity: usize, dense: Option<usize>) -> &M {
+    fn insert(&self, hash: u64, key: KeyRef<'_>, arity: usize, dense: Option<usize>) -> &M {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(series) = self.table.get(hash, key) {
+        if let Some(series) = self.table.find(hash, |s| s.key.matches(&key)) {
             return &series.metric;
         }
         let expected = self.opts.label_names.len();
@@ -312,7 +312,7 @@ impl<M: Metric> Core<M> {
             self.overflow_hits.fetch_add(1, Ordering::Relaxed);
             return self.overflow(&mut state);
         }
-        let series = self.create(&mut state, hash, key.into());
+        let series = self.create(&mut state, hash, StoredKey::new(key));
         if let Some(slot) = dense.and_then(|i| self.dense.get(i)) {
             slot.store(series.as_ptr(), Ordering::Release);
         }
@@ -330,11 +330,13 @@ impl<M: Metric> Core<M> {
                     key.extend_from_slice(crate::family::OVERFLOW_LABEL_VALUE.as_bytes());
                     key.push(crate::labels::KEY_SEPARATOR);
                 }
-                let hash = self.hasher.hash_one(&key[..]);
+                let mut words = words_of(&key);
+                let key = words.finish();
+                let hash = key.hash(self.seed);
                 // A caller may have used the overflow value itself: then it is the same series.
-                let s = match self.table.get(hash, &key) {
+                let s = match self.table.find(hash, |s| s.key.matches(&key)) {
                     Some(s) => NonNull::from(s),
-                    None => self.create(state, hash, key.into()),
+                    None => self.create(state, hash, StoredKey::new(key)),
                 };
                 state.overflow = Some(s);
                 s
@@ -344,8 +346,11 @@ impl<M: Metric> Core<M> {
         unsafe { &(*series.as_ptr()).metric }
     }
 
-    fn create(&self, state: &mut State<M>, hash: u64, key: Box<[u8]>) -> NonNull<Series<M>> {
-        let rendered = render_pairs(self.opts.label_names.iter().map(|n| &**n), key_values(&key));
+    fn create(&self, state: &mut State<M>, hash: u64, key: StoredKey) -> NonNull<Series<M>> {
+        let rendered = render_pairs(
+            self.opts.label_names.iter().map(|n| &**n),
+            key_values(&key.bytes),
+        );
         let n = M::cell_count(&self.opts.config);
         // In multiprocess mode the cells live in this process's file (DESIGN principle 1).
         #[cfg(all(feature = "multiprocess", unix))]
@@ -355,7 +360,7 @@ impl<M: Metric> Core<M> {
             &self.opts.label_names,
             M::KIND,
             &self.opts.config,
-            &key,
+            &key.bytes,
             n,
         )
         .unwrap_or_else(|| Cells::heap(n));
@@ -377,7 +382,8 @@ impl<M: Metric> Core<M> {
         if state.sorted {
             if let Some(last) = state.all.last() {
                 // SAFETY: owned by `state.all`.
-                state.sorted = unsafe { last.as_ref() }.key < unsafe { series.as_ref() }.key;
+                state.sorted =
+                    unsafe { last.as_ref() }.key.bytes < unsafe { series.as_ref() }.key.bytes;
             }
         }
         state.all.push(series);
@@ -416,9 +422,9 @@ impl<M: Metric> Core<M> {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         if !state.sorted {
             // SAFETY: owned by `state.all`.
-            state
-                .all
-                .sort_unstable_by(|a, b| unsafe { a.as_ref().key.cmp(&b.as_ref().key) });
+            state.all.sort_unstable_by(|a, b| unsafe {
+                a.as_ref().key.bytes.cmp(&b.as_ref().key.bytes)
+            });
             state.sorted = true;
         }
         for s in &state.all {

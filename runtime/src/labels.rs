@@ -2,11 +2,8 @@
 //!
 //! A [`LabelSet`] knows its label *names* at compile time (a derived struct) or gets them once
 //! when its family is built (arrays of values: `[&str; 2]`); each instance only supplies
-//! *values*. A lookup writes those values into a small stack buffer — the series key — hashes
-//! it once and compares bytes; nothing is allocated unless the series is new.
-//!
-//! The key joins the values with the byte `0xFF`, which never occurs in UTF-8, so keys are
-//! unambiguous and sort like the tuples of values they encode.
+//! *values*. A lookup hashes those values, then compares them in place with the stored key of
+//! the series it finds (see `key.rs`); nothing is copied or allocated unless the series is new.
 //!
 //! Sets whose every value has a fixed, known cardinality (enums deriving `LabelValue`, `bool`)
 //! report it through [`LabelSet::CARDINALITY`]; their families index a dense array instead of
@@ -14,51 +11,62 @@
 
 use std::borrow::Cow;
 
-use smallvec::SmallVec;
-
-/// Separator between values in a series key. Not valid anywhere in UTF-8.
-pub(crate) const KEY_SEPARATOR: u8 = 0xFF;
-
-/// The buffer a series key is written into: on the stack for keys up to 128 bytes.
-pub type KeyBuf = SmallVec<[u8; 128]>;
+pub(crate) use crate::key::KEY_SEPARATOR;
+use crate::key::KeyWords;
 
 /// Writes one label value. Handed to [`LabelValue::write_value`].
 pub struct ValueWriter<'a> {
-    buf: &'a mut KeyBuf,
+    key: &'a mut KeyWords,
 }
 
 impl ValueWriter<'_> {
-    /// Appends text to the value being written. Any UTF-8 is allowed: encoders escape it.
-    #[inline]
+    /// Appends text to the value being written, in as many pieces as convenient. Any UTF-8 is
+    /// allowed: encoders escape it.
+    #[inline(always)]
     pub fn write_str(&mut self, s: &str) {
-        self.buf.extend_from_slice(s.as_bytes());
+        self.key.write(s.as_bytes());
     }
 }
 
-/// Writes the values of a label set, in the order of its names.
+/// Writes the values of a label set, in the order of its names, into a series key.
 pub struct KeyWriter<'a> {
-    buf: &'a mut KeyBuf,
+    key: &'a mut KeyWords,
     count: usize,
 }
 
 impl<'a> KeyWriter<'a> {
-    pub(crate) fn new(buf: &'a mut KeyBuf) -> Self {
-        buf.clear();
-        Self { buf, count: 0 }
+    #[inline(always)]
+    pub(crate) fn new(key: &'a mut KeyWords) -> Self {
+        Self { key, count: 0 }
     }
 
     /// Appends the next value of the set.
-    #[inline]
+    #[inline(always)]
     pub fn value<V: LabelValue + ?Sized>(&mut self, value: &V) {
-        value.write_value(&mut ValueWriter { buf: self.buf });
-        self.buf.push(KEY_SEPARATOR);
+        value.write_value(&mut ValueWriter { key: self.key });
+        self.key.write_u8(KEY_SEPARATOR);
         self.count += 1;
     }
 
     /// How many values were written.
+    #[inline(always)]
     pub(crate) fn count(&self) -> usize {
         self.count
     }
+}
+
+/// The key of the values `write` writes, as bytes (values joined by `0xFF`; split it with
+/// [`key_values`]). For building keys outside a lookup.
+pub(crate) fn key_bytes(write: impl FnOnce(&mut KeyWriter<'_>)) -> Vec<u8> {
+    let mut key = KeyWords::new();
+    write(&mut KeyWriter::new(&mut key));
+    key.finish().to_bytes()
+}
+
+/// A label value's text.
+pub(crate) fn value_text<V: LabelValue + ?Sized>(value: &V) -> String {
+    let key = key_bytes(|w| w.value(value));
+    key_values(&key).next().unwrap_or_default().to_owned()
 }
 
 /// A value that can stand as a label value.
@@ -318,12 +326,11 @@ pub(crate) fn is_valid_label_name(name: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn key_of<L: LabelSet>(l: &L) -> KeyBuf {
-        let mut buf = KeyBuf::new();
-        let mut w = KeyWriter::new(&mut buf);
-        l.write_values(&mut w);
-        assert_eq!(w.count(), L::ARITY);
-        buf
+    fn key_of<L: LabelSet>(l: &L) -> Vec<u8> {
+        key_bytes(|w| {
+            l.write_values(w);
+            assert_eq!(w.count(), L::ARITY);
+        })
     }
 
     #[test]

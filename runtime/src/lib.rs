@@ -66,6 +66,7 @@ mod declare;
 mod error;
 pub mod expose;
 mod family;
+mod key;
 pub mod labels;
 #[cfg(feature = "axum")]
 pub mod layer;

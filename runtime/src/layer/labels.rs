@@ -14,7 +14,9 @@ use axum::extract::MatchedPath;
 use http::{Method, StatusCode, request, response};
 
 use crate::LabelValue;
-use crate::labels::{KeyBuf, KeyWriter, key_values};
+use crate::labels::{KeyWriter, value_text};
+#[cfg(test)]
+use crate::labels::{key_bytes, key_values};
 
 /// The `path` label of requests that matched no route (404s, `fallback` handlers, services
 /// mounted with `nest_service`, or the layer applied outside the router). It cannot collide
@@ -165,9 +167,7 @@ fn guarded(f: impl FnOnce() -> Box<str>) -> Box<str> {
 
 /// A label value's text.
 pub(crate) fn render<V: LabelValue + ?Sized>(value: &V) -> Box<str> {
-    let mut buf = KeyBuf::new();
-    KeyWriter::new(&mut buf).value(value);
-    key_values(&buf).next().unwrap_or_default().into()
+    value_text(value).into()
 }
 
 /// The values of a list of extra labels for one request: fixed ones live in the configuration,
@@ -259,13 +259,10 @@ mod tests {
             .into_parts();
         let mut v = Values::from_request(&extras, &req);
         v.add_response(&extras, &res);
-        let mut buf = KeyBuf::new();
-        let mut w = KeyWriter::new(&mut buf);
-        v.write(&extras, true, &mut w);
-        assert_eq!(key_values(&buf).collect::<Vec<_>>(), ["fixed", "201", "/x"]);
-        let mut w = KeyWriter::new(&mut buf);
-        v.write(&extras, false, &mut w);
-        assert_eq!(key_values(&buf).collect::<Vec<_>>(), ["fixed", "/x"]);
+        let key = key_bytes(|w| v.write(&extras, true, w));
+        assert_eq!(key_values(&key).collect::<Vec<_>>(), ["fixed", "201", "/x"]);
+        let key = key_bytes(|w| v.write(&extras, false, w));
+        assert_eq!(key_values(&key).collect::<Vec<_>>(), ["fixed", "/x"]);
     }
 
     #[test]
