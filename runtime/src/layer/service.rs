@@ -135,10 +135,12 @@ impl RequestState {
         if let Some(read) = &self.request_read {
             self.outcome.request_size = Some(read.load(Ordering::Relaxed));
         }
-        if !body_done {
-            // Known at the end of the body; recorded then (see `body_end`).
-            self.outcome.response_size = None;
-        }
+        // Before the body's end its size is not known yet: it is recorded then (`body_end`).
+        let response_size = if body_done {
+            None
+        } else {
+            self.outcome.response_size.take()
+        };
         self.lower_in_progress();
         self.phase = if body_done {
             Phase::Done
@@ -160,6 +162,9 @@ impl RequestState {
             decisive,
             self.floor,
         );
+        if response_size.is_some() {
+            self.outcome.response_size = response_size;
+        }
     }
 
     /// Bytes of response body went out.

@@ -1,0 +1,227 @@
+//! Panics and streaming through the layer: a handler panic becomes a 500 counted once, a panic
+//! while the body streams aborts that connection (a real server keeps serving) and is counted
+//! once, and a request ends at the response head or at the end of the body as configured.
+
+#[path = "layer_support/mod.rs"]
+mod support;
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Router;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use axum::body::{Body, Bytes, HttpBody};
+use http_body::Frame;
+use axum::http::StatusCode;
+use axum::routing::get;
+use http_body_util::BodyExt;
+use promtrack::layer::RequestEnd;
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tower::ServiceExt;
+
+async fn boom() -> &'static str {
+    panic!("handler bug")
+}
+
+#[tokio::test]
+async fn a_handler_panic_is_answered_with_500_and_counted_once() {
+    let (registry, b) = builder();
+    let app: Router = Router::new()
+        .route("/boom", get(boom))
+        .route("/ok", get(|| async { "ok" }))
+        .layer(b.build().unwrap());
+    assert_eq!(send(&app, req("/boom")).await.0, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(send(&app, req("/boom")).await.0, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(send(&app, req("/ok")).await.0, StatusCode::OK);
+    let text = scrape(&registry);
+    let v = |s: &str| value(&text, s);
+    assert_eq!(
+        v(r#"axum_http_request_exceptions_total{method="GET",path="/boom",status="500"}"#),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(v(r#"axum_http_request_total{method="GET",status="500"}"#), Some(2.0));
+    assert_eq!(
+        v(r#"axum_http_requests_in_progress{method="GET",path="/boom"}"#),
+        Some(0.0)
+    );
+}
+
+#[tokio::test]
+async fn an_error_response_is_not_an_exception() {
+    let (registry, b) = builder();
+    let app: Router = Router::new()
+        .route("/fail", get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "nope") }))
+        .layer(b.build().unwrap());
+    send(&app, req("/fail")).await;
+    let text = scrape(&registry);
+    assert_eq!(value(&text, r#"axum_http_request_total{method="GET",status="500"}"#), Some(1.0));
+    assert!(!text.contains("axum_http_request_exceptions_total{"), "{text}");
+}
+
+/// A body that sends one chunk, then panics when polled again.
+struct PanickingBody(bool);
+
+impl HttpBody for PanickingBody {
+    type Data = Bytes;
+    type Error = Infallible;
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if std::mem::replace(&mut self.0, true) {
+            panic!("body stream bug");
+        }
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"first chunk\n")))))
+    }
+}
+
+fn panicking_stream() -> Body {
+    Body::new(PanickingBody(false))
+}
+
+#[tokio::test]
+async fn a_panic_while_the_body_streams_aborts_the_connection_and_is_counted_once() {
+    let (registry, b) = builder();
+    let app: Router = Router::new()
+        .route("/stream-boom", get(|| async { panicking_stream() }))
+        .route("/ok", get(|| async { "still serving" }))
+        .layer(b.build().unwrap());
+
+    // Through `oneshot`: the body ends with an error after its first chunk.
+    let response = app.clone().oneshot(req("/stream-boom")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.into_body().collect().await.is_err());
+
+    // Through a real server: the connection is cut, and the server keeps serving.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(axum::serve(listener, app.clone()).into_future());
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    conn.write_all(b"GET /stream-boom HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), conn.read_to_end(&mut got)).await;
+    let got = String::from_utf8_lossy(&got);
+    assert!(read.is_ok(), "the connection was not closed");
+    // Whatever hyper had flushed before the abort (often nothing), never a complete response.
+    assert!(got.is_empty() || got.starts_with("HTTP/1.1 200"), "{got}");
+    assert!(!got.contains("\r\n0\r\n\r\n"), "a complete chunked body: {got}");
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    conn.write_all(b"GET /ok HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = String::new();
+    conn.read_to_string(&mut got).await.unwrap();
+    assert!(got.ends_with("still serving"), "{got}");
+    server.abort();
+
+    assert_eq!(
+        sample(
+            &registry,
+            r#"axum_http_request_exceptions_total{method="GET",path="/stream-boom",status="200"}"#
+        ),
+        Some(2.0),
+        "one per request: {}",
+        scrape(&registry)
+    );
+}
+
+/// A streamed response whose chunks the test sends, and a router around it.
+fn streaming_app(end: RequestEnd) -> (promtrack::Registry, Router, mpsc::Sender<Bytes>) {
+    let (registry, b) = builder();
+    let (tx, rx) = mpsc::channel::<Bytes>(4);
+    // The first request finds no channel and gets an empty body: it teaches the layer that the
+    // route is tracked, so that the in-progress gauge of the next one rises.
+    let rx = std::sync::Arc::new(std::sync::Mutex::new(Some(rx)));
+    let first = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let app: Router = Router::new()
+        .route(
+            "/events",
+            get(move || {
+                let warm = first.swap(false, std::sync::atomic::Ordering::Relaxed);
+                let rx = if warm { None } else { rx.lock().unwrap().take() };
+                async move {
+                    match rx {
+                        Some(rx) => Body::new(ChannelBody(rx)),
+                        None => Body::empty(),
+                    }
+                }
+            }),
+        )
+        .route("/warm", get(|| async { "" }))
+        .layer(b.body_sizes(true).request_end(end).build().unwrap());
+    (registry, app, tx)
+}
+
+/// A body whose chunks come from a channel, like a server-sent-events stream.
+struct ChannelBody(mpsc::Receiver<Bytes>);
+
+impl HttpBody for ChannelBody {
+    type Data = Bytes;
+    type Error = Infallible;
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.0.poll_recv(cx).map(|c| c.map(|c| Ok(Frame::data(c))))
+    }
+}
+
+const IN_PROGRESS: &str = r#"axum_http_requests_in_progress{method="GET",path="/events"}"#;
+const COUNT: &str =
+    r#"axum_http_request_duration_seconds_count{method="GET",path="/events",status="200"}"#;
+
+#[tokio::test]
+async fn by_default_a_streamed_request_ends_at_its_response_head() {
+    let (registry, app, tx) = streaming_app(RequestEnd::ResponseHead);
+    send(&app, req("/events")).await;
+    let response = app.clone().oneshot(req("/events")).await.unwrap();
+    // The head is out: the request has ended, though its body has not.
+    assert_eq!(sample(&registry, COUNT), Some(2.0));
+    assert_eq!(sample(&registry, IN_PROGRESS), Some(0.0));
+    tx.send(Bytes::from_static(b"data: 1\n\n")).await.unwrap();
+    drop(tx);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"data: 1\n\n");
+    assert_eq!(sample(&registry, COUNT), Some(2.0), "counted once");
+    assert_eq!(
+        sample(
+            &registry,
+            r#"axum_http_response_size_bytes_sum{method="GET",path="/events",status="200"}"#
+        ),
+        Some(9.0),
+        "{}",
+        scrape(&registry)
+    );
+}
+
+#[tokio::test]
+async fn with_body_end_a_streamed_request_is_in_progress_until_its_body_ends() {
+    let (registry, app, tx) = streaming_app(RequestEnd::BodyEnd);
+    send(&app, req("/events")).await;
+    let response = app.clone().oneshot(req("/events")).await.unwrap();
+    tx.send(Bytes::from_static(b"data: 1\n\n")).await.unwrap();
+    let mut body = response.into_body();
+    let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+    assert_eq!(&first[..], b"data: 1\n\n");
+    assert_eq!(sample(&registry, COUNT), Some(1.0), "not ended yet");
+    assert_eq!(sample(&registry, IN_PROGRESS), Some(1.0));
+    drop(tx);
+    assert!(body.frame().await.is_none());
+    drop(body);
+    assert_eq!(sample(&registry, COUNT), Some(2.0));
+    assert_eq!(sample(&registry, IN_PROGRESS), Some(0.0));
+    assert_eq!(
+        sample(
+            &registry,
+            r#"axum_http_response_size_bytes_sum{method="GET",path="/events",status="200"}"#
+        ),
+        Some(9.0),
+        "{}",
+        scrape(&registry)
+    );
+}
