@@ -19,7 +19,8 @@ pub use core::option::Option;
 pub use core::panic::Location;
 pub use linkme;
 
-use crate::labels::{KeyBuf, key_values};
+use crate::key::KeyWords;
+use crate::labels::key_values;
 
 /// Called once, when the default registry is first created: registers what was declared at
 /// link time.
@@ -183,23 +184,26 @@ pub fn track(gauge: impl FnOnce() -> &'static Gauge) -> Option<InFlight<'static>
 /// Calls a return-value label closure; the bound gives the closure its parameter type, so users
 /// may leave it out.
 #[inline]
-pub fn label_of<'a, T: ?Sized, V>(ret: &'a T, f: impl FnOnce(&'a T) -> V) -> V {
+pub fn label_of<'a, T: ?Sized, V: LabelValue>(ret: &'a T, f: impl FnOnce(&'a T) -> V) -> V {
     f(ret)
 }
 
 /// Label values computed before the body ran, kept as text so that the body may consume the
-/// arguments they came from.
+/// arguments they came from. Only for functions with both argument and return-value labels;
+/// it allocates the rendered values once per call.
 pub struct Prerendered {
-    key: KeyBuf,
+    key: Vec<u8>,
 }
 
 impl Prerendered {
     /// Renders the values `write` writes.
     #[inline]
     pub fn new(write: impl FnOnce(&mut KeyWriter<'_>)) -> Self {
-        let mut key = KeyBuf::new();
+        let mut key = KeyWords::new();
         write(&mut KeyWriter::new(&mut key));
-        Self { key }
+        Self {
+            key: key.finish().to_bytes(),
+        }
     }
 
     /// The values, in order.
