@@ -118,6 +118,24 @@ pub fn private_path(krate: Option<&Path>) -> TokenStream {
     }
 }
 
+/// `tokens` with every span set to `span`: for generated code whose errors should point at one
+/// of the user's tokens.
+pub fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut t| {
+            if let proc_macro2::TokenTree::Group(g) = &t {
+                let mut group = proc_macro2::Group::new(g.delimiter(), respan(g.stream(), span));
+                group.set_span(span);
+                t = proc_macro2::TokenTree::Group(group);
+            } else {
+                t.set_span(span);
+            }
+            t
+        })
+        .collect()
+}
+
 /// Which options a declaration form accepts.
 #[derive(Clone, Copy)]
 pub enum Form {
@@ -340,20 +358,17 @@ fn check_bounds(bounds: &[(Span, f64)], span: Span, errors: &mut Errors) {
             "a histogram needs at least one bucket bound; list them, e.g. `buckets = [0.01, 0.1, 1.0]`, or leave `buckets` out for the defaults",
         );
     }
-    for (i, w) in bounds.windows(2).enumerate() {
+    for w in bounds.windows(2) {
         let ((_, a), (span, b)) = (w[0], w[1]);
         if a == b {
             errors.push(
                 span,
-                format!("bucket bound {b} is listed twice; remove the duplicate"),
+                format!("bucket bound {b:?} is listed twice; remove the duplicate"),
             );
         } else if a > b {
             errors.push(
                 span,
-                format!(
-                    "bucket bounds must increase: {b} comes after {a} (bound {}); sort them",
-                    i + 1
-                ),
+                format!("bucket bounds must increase, but {b:?} comes after {a:?}; sort them"),
             );
         }
     }
@@ -523,7 +538,9 @@ impl Args {
                 quote!(#p::Option::Some(&[#(#bounds),*]))
             }
             Some((span, Buckets::Const(expr))) => {
-                let check = quote::quote_spanned!(*span=> #p::check_buckets(#expr));
+                // Spanned at the constant, so that a failed check points there.
+                let at = respan(p.clone(), *span);
+                let check = quote::quote_spanned!(*span=> #at::check_buckets(#expr));
                 quote!(#p::Option::Some(#check))
             }
             None => quote!(#p::Option::None),

@@ -244,7 +244,15 @@ fn instrument(
                 }
                 Source::Arg(expr) => quote_spanned!(expr.span()=> #w.value(&(#expr));),
                 Source::Ret(closure) => {
-                    quote_spanned!(closure.span()=> #w.value(&#p::label_of(&#ret, #closure));)
+                    // Bound first, so that "not a label value" points at the closure alone.
+                    let span = closure.span();
+                    let at = args::respan(p.clone(), span);
+                    let value = Ident::new("__promtrack_value", Span::mixed_site().located_at(span));
+                    let w = Ident::new("__promtrack_w", Span::mixed_site().located_at(span));
+                    quote_spanned! {span=>
+                        let #value = #at::label_of(&#ret, #closure);
+                        #w.value(&#value);
+                    }
                 }
             })
             .collect()

@@ -132,9 +132,13 @@ pub fn label_set(input: DeriveInput) -> TokenStream {
     let arity = labels.len();
     let cardinalities = labels
         .iter()
-        .map(|(.., ty)| quote_spanned!(ty.span()=> <#ty as #p::LabelValue>::CARDINALITY));
+        .map(|(.., ty)| {
+            let p = crate::args::respan(p.clone(), ty.span());
+            quote_spanned!(ty.span()=> <#ty as #p::LabelValue>::CARDINALITY)
+        });
     let index_steps = labels.iter().map(|(_, _, ident, ty)| {
-        quote! {
+        let p = crate::args::respan(p.clone(), ty.span());
+        quote_spanned! {ty.span()=>
             index = index * match <#ty as #p::LabelValue>::CARDINALITY {
                 #p::Option::Some(n) => n,
                 #p::Option::None => 1,

@@ -1,0 +1,6 @@
+use promtrack as metrics;
+
+#[derive(metrics::LabelSet)]
+struct Job(String, bool);
+
+fn main() {}

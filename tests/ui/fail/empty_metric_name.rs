@@ -1,0 +1,6 @@
+use promtrack as metrics;
+
+#[metrics::summary("", "Latency.")]
+fn run() {}
+
+fn main() {}

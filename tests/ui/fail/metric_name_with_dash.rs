@@ -1,0 +1,6 @@
+use promtrack as metrics;
+
+#[metrics::histogram("http-latency", "Latency.")]
+fn run() {}
+
+fn main() {}

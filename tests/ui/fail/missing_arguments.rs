@@ -1,0 +1,6 @@
+use promtrack as metrics;
+
+#[metrics::counter]
+fn run() {}
+
+fn main() {}
