@@ -236,8 +236,10 @@ fn parse_option(input: ParseStream, form: Form, args: &mut Args) -> syn::Result<
             let content;
             syn::parenthesized!(content in input);
             if args.labels_span.replace(key.span()).is_some() {
-                args.problems
-                    .push(key.span(), "`labels(..)` is given twice; list every label in one");
+                args.problems.push(
+                    key.span(),
+                    "`labels(..)` is given twice; list every label in one",
+                );
             }
             let labels = Punctuated::<LabelArg, Token![,]>::parse_terminated(&content)?;
             args.labels.extend(labels.into_iter().map(|l| l.0));
@@ -264,7 +266,8 @@ fn parse_option(input: ParseStream, form: Form, args: &mut Args) -> syn::Result<
                 _ => Buckets::Const(expr),
             };
             if args.buckets.replace((span, buckets)).is_some() {
-                args.problems.push(key.span(), "`buckets` is given twice; keep one");
+                args.problems
+                    .push(key.span(), "`buckets` is given twice; keep one");
             }
         }
         "mode" if kind == Kind::Gauge => {
@@ -274,7 +277,8 @@ fn parse_option(input: ParseStream, form: Form, args: &mut Args) -> syn::Result<
             match GAUGE_MODES.iter().find(|(python, _)| *python == value) {
                 Some((_, variant)) => {
                     if args.mode.replace((lit.span(), variant)).is_some() {
-                        args.problems.push(key.span(), "`mode` is given twice; keep one");
+                        args.problems
+                            .push(key.span(), "`mode` is given twice; keep one");
                     }
                 }
                 None => args.problems.push(
@@ -305,7 +309,8 @@ fn parse_option(input: ParseStream, form: Form, args: &mut Args) -> syn::Result<
             input.parse::<Token![=]>()?;
             let path: Path = input.parse()?;
             if args.krate.replace(path).is_some() {
-                args.problems.push(key.span(), "`crate` is given twice; keep one");
+                args.problems
+                    .push(key.span(), "`crate` is given twice; keep one");
             }
         }
         _ => {
@@ -443,15 +448,14 @@ impl Args {
                 errors.push(name.span(), problem);
             } else {
                 match kind {
-                    Kind::Counter if !value.ends_with("_total") || value == "_total" => {
-                        errors.push(
+                    Kind::Counter if !value.ends_with("_total") || value == "_total" => errors
+                        .push(
                             name.span(),
                             format!(
                                 "a counter's name must end in `_total`; call it `{}_total`",
                                 value.trim_end_matches('_')
                             ),
-                        )
-                    }
+                        ),
                     Kind::Info if !value.ends_with("_info") || value == "_info" => errors.push(
                         name.span(),
                         format!(

@@ -87,7 +87,9 @@ pub fn mark(mark: Mark, attr: TokenStream, item: TokenStream) -> TokenStream {
             if key != "crate" {
                 return Err(syn::Error::new(
                     key.span(),
-                    format!("`#[{name}]` takes no arguments (only `crate = path`); write `#[{name}]`"),
+                    format!(
+                        "`#[{name}]` takes no arguments (only `crate = path`); write `#[{name}]`"
+                    ),
                 ));
             }
             input.parse::<syn::Token![=]>()?;
@@ -171,7 +173,14 @@ pub fn metric(kind: Kind, attr: TokenStream, item: TokenStream) -> TokenStream {
     let instrumented = match &shape {
         Shape::Boxed(block) => {
             let inner = item::boxed_inner(block);
-            let body = instrument(kind, &args, &names, true, quote!(#inner), TokenStream::new());
+            let body = instrument(
+                kind,
+                &args,
+                &names,
+                true,
+                quote!(#inner),
+                TokenStream::new(),
+            );
             function.with_body(item::rebuild_boxed(block, quote!(#marks #body)))
         }
         Shape::Sync | Shape::Async => {
@@ -247,7 +256,8 @@ fn instrument(
                     // Bound first, so that "not a label value" points at the closure alone.
                     let span = closure.span();
                     let at = args::respan(p.clone(), span);
-                    let value = Ident::new("__promtrack_value", Span::mixed_site().located_at(span));
+                    let value =
+                        Ident::new("__promtrack_value", Span::mixed_site().located_at(span));
                     let w = Ident::new("__promtrack_w", Span::mixed_site().located_at(span));
                     quote_spanned! {span=>
                         let #value = #at::label_of(&#ret, #closure);

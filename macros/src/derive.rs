@@ -130,12 +130,10 @@ pub fn label_set(input: DeriveInput) -> TokenStream {
     }
     let names = labels.iter().map(|(l, ..)| l);
     let arity = labels.len();
-    let cardinalities = labels
-        .iter()
-        .map(|(.., ty)| {
-            let p = crate::args::respan(p.clone(), ty.span());
-            quote_spanned!(ty.span()=> <#ty as #p::LabelValue>::CARDINALITY)
-        });
+    let cardinalities = labels.iter().map(|(.., ty)| {
+        let p = crate::args::respan(p.clone(), ty.span());
+        quote_spanned!(ty.span()=> <#ty as #p::LabelValue>::CARDINALITY)
+    });
     let index_steps = labels.iter().map(|(_, _, ident, ty)| {
         let p = crate::args::respan(p.clone(), ty.span());
         quote_spanned! {ty.span()=>
@@ -210,7 +208,10 @@ pub fn label_value(input: DeriveInput) -> TokenStream {
         return errors.to_compile_errors();
     }
     let count = arms.len();
-    let index_arms = arms.iter().enumerate().map(|(i, (v, _))| quote!(Self::#v => #i,));
+    let index_arms = arms
+        .iter()
+        .enumerate()
+        .map(|(i, (v, _))| quote!(Self::#v => #i,));
     let text_arms = arms.iter().map(|(v, t)| quote!(Self::#v => #t,));
     let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
     quote! {

@@ -69,7 +69,9 @@ fn describe_item(item: TokenStream) -> &'static str {
     match syn::parse2::<syn::Item>(item) {
         Ok(syn::Item::Struct(_)) => "a struct",
         Ok(syn::Item::Enum(_)) => "an enum",
-        Ok(syn::Item::Static(_)) => "a static (declare standalone metrics with `promtrack::family!`)",
+        Ok(syn::Item::Static(_)) => {
+            "a static (declare standalone metrics with `promtrack::family!`)"
+        }
         Ok(syn::Item::Const(_)) => "a const",
         Ok(syn::Item::Impl(_)) => "an impl block (put it on each method)",
         Ok(syn::Item::Mod(_)) => "a module",
@@ -148,7 +150,6 @@ impl MaybeFn {
         group.set_span(self.body.span());
         quote!(#(#attrs)* #vis #sig #group)
     }
-
 }
 
 /// The `async move { .. }` block of a body ending in `Box::pin(async move { .. })`.

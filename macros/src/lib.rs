@@ -5,9 +5,9 @@
 //! tied to the exact version of this crate. A crate that re-exports promtrack under another
 //! path passes `crate = path::to::promtrack` to every macro.
 //!
-//! This file only dispatches. Each macro is parse → validate → expand: [`args`] parses a
-//! declaration into a typed model and validates it collecting every error, [`item`] parses as
-//! little of the function as it needs, [`attr`], [`derive`] and [`family`] expand.
+//! This file only dispatches. Each macro is parse → validate → expand: `args` parses a
+//! declaration into a typed model and validates it collecting every error, `item` parses as
+//! little of the function as it needs, `attr`, `derive` and `family` expand.
 //!
 //! `PROMTRACK_MACROS_DEBUG=1` (or `=<function name>`) prints expansions at compile time.
 

@@ -12,7 +12,13 @@ pub fn metric_name_problem(name: &str) -> Option<String> {
     }
     let suggestion: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == ':' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == ':' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     let suggestion = match suggestion.chars().next() {
         Some(c) if c.is_ascii_digit() => format!("_{suggestion}"),
@@ -43,7 +49,8 @@ pub fn label_name_problem(name: &str) -> Option<String> {
     }
     match name {
         "le" => Some(
-            "the label name `le` is reserved for histogram buckets; rename it (e.g. `limit`)".into(),
+            "the label name `le` is reserved for histogram buckets; rename it (e.g. `limit`)"
+                .into(),
         ),
         "quantile" => Some(
             "the label name `quantile` is reserved for summary quantiles; rename it (e.g. `q`)"

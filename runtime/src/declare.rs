@@ -114,9 +114,7 @@ fn register_or_record<L: LabelSet, M: Metric>(
             REFUSED_COUNT.fetch_add(1, Ordering::Relaxed);
             let message = error.to_string();
             // Once per declaration: its `OnceLock` runs this once.
-            eprintln!(
-                "promtrack: metric declaration ignored (it records nothing): {message}"
-            );
+            eprintln!("promtrack: metric declaration ignored (it records nothing): {message}");
             REFUSED
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)

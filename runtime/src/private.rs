@@ -3,7 +3,7 @@
 //! an exact version.
 //!
 //! The handler attributes expand to a `static` [`Site`] (the declaration, registered at
-//! start-up through [`DECLARATIONS`]), then per call: the exclusion check, the series lookup,
+//! start-up through `DECLARATIONS`), then per call: the exclusion check, the series lookup,
 //! and a [`Call`] guard that records when the call ends. The guard is what carries the
 //! documented panic and cancellation semantics, so they hold whatever the caller's edition.
 

@@ -75,7 +75,9 @@ pub fn gauge_tail_temporary() -> usize {
 
 #[metrics::gauge("forms_async_in_progress", "Async calls running.")]
 pub async fn gauge_async_tail_temporary() -> usize {
-    async { ReadOnDrop("forms_async_in_progress") }.await.name_len()
+    async { ReadOnDrop("forms_async_in_progress") }
+        .await
+        .name_len()
 }
 
 // Methods: `&self`, `&mut self`, `self`, `self: Arc<Self>`; generics and where clauses;
@@ -179,10 +181,17 @@ mod handlers {
     }
 
     #[axum::debug_handler]
-    #[metrics::histogram("forms_handler_seconds", "Handler time.", labels(route = "/users/{id}"))]
+    #[metrics::histogram(
+        "forms_handler_seconds",
+        "Handler time.",
+        labels(route = "/users/{id}")
+    )]
     #[metrics::counter("forms_handler_total", "Handler calls.",
                        labels(r#type = "user", even = id % 2 == 0, status = |r: &Result<String, axum::http::StatusCode>| r.is_ok()))]
-    pub async fn get_user(Path(id): Path<u64>, State(state): State<AppState>) -> Result<String, axum::http::StatusCode> {
+    pub async fn get_user(
+        Path(id): Path<u64>,
+        State(state): State<AppState>,
+    ) -> Result<String, axum::http::StatusCode> {
         if id == 0 {
             return Err(axum::http::StatusCode::NOT_FOUND);
         }
@@ -237,15 +246,24 @@ pub fn exercise() {
 
     assert_eq!(gauge_tail_temporary(), "forms_sync_in_progress".len());
     assert_eq!(value("forms_sync_in_progress"), Some(0.0));
-    assert_eq!(block_on(gauge_async_tail_temporary()), "forms_async_in_progress".len());
+    assert_eq!(
+        block_on(gauge_async_tail_temporary()),
+        "forms_async_in_progress".len()
+    );
     assert_eq!(value("forms_async_in_progress"), Some(0.0));
 
-    let mut repo = Repo { name: "r".into(), hits: 0 };
+    let mut repo = Repo {
+        name: "r".into(),
+        hits: 0,
+    };
     assert_eq!(repo.by_ref(), "r");
     assert_eq!(repo.by_mut(), 1);
     assert_eq!(repo.generic(&7u8, 3u32), Some(7));
     assert_eq!(repo.impl_iter().collect::<Vec<_>>(), [0]);
-    assert_eq!(block_on(async { repo.impl_display().await.to_string() }), "r");
+    assert_eq!(
+        block_on(async { repo.impl_display().await.to_string() }),
+        "r"
+    );
     assert_eq!(block_on(repo.load(1)), Some("r".into()));
     assert_eq!(block_on(repo.load(2)), None);
     let repo = Arc::new(repo);

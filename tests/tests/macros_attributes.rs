@@ -114,8 +114,14 @@ fn return_value_labels_see_the_result_and_panics_record_nothing() {
     with_outcome(false, false).unwrap();
     with_outcome(true, false).unwrap_err();
     assert!(catch_unwind(|| with_outcome(false, true)).is_err());
-    assert_eq!(value(r#"t_outcome_total{ok="true",source="db"}"#), Some(2.0));
-    assert_eq!(value(r#"t_outcome_total{ok="false",source="db"}"#), Some(1.0));
+    assert_eq!(
+        value(r#"t_outcome_total{ok="true",source="db"}"#),
+        Some(2.0)
+    );
+    assert_eq!(
+        value(r#"t_outcome_total{ok="false",source="db"}"#),
+        Some(1.0)
+    );
 }
 
 #[metrics::counter("t_async_total", "Calls.", labels(kind = "a"))]
@@ -186,7 +192,10 @@ fn async_histogram_times_until_the_future_completes_and_skips_cancelled_ones() {
     assert_eq!(value(r#"t_async_seconds_count{op="sleep"}"#), Some(1.0));
     let sum = value(r#"t_async_seconds_sum{op="sleep"}"#).unwrap();
     assert!((0.03..2.0).contains(&sum), "{sum}");
-    assert_eq!(value(r#"t_async_seconds_bucket{op="sleep",le="0.01"}"#), Some(0.0));
+    assert_eq!(
+        value(r#"t_async_seconds_bucket{op="sleep",le="0.01"}"#),
+        Some(0.0)
+    );
 }
 
 #[metrics::histogram("t_panic_seconds", "Time.")]
@@ -285,16 +294,24 @@ fn labels_come_from_literals_arguments_and_the_return_value() {
         items: vec!["a".into(), "b".into()],
     };
     labelled(7, "ada".into(), order());
-    labelled(5000, "bob".into(), Order {
-        region: Region::UsEast,
-        items: vec![],
-    });
+    labelled(
+        5000,
+        "bob".into(),
+        Order {
+            region: Region::UsEast,
+            items: vec![],
+        },
+    );
     assert_eq!(
-        value(r#"t_labels_total{type="user",tier="gold",region="eu_west",name="ada",big="true",found="true"}"#),
+        value(
+            r#"t_labels_total{type="user",tier="gold",region="eu_west",name="ada",big="true",found="true"}"#
+        ),
         Some(1.0)
     );
     assert_eq!(
-        value(r#"t_labels_total{type="user",tier="basic",region="us_east",name="bob",big="false",found="false"}"#),
+        value(
+            r#"t_labels_total{type="user",tier="basic",region="us_east",name="bob",big="false",found="false"}"#
+        ),
         Some(1.0)
     );
 }
@@ -347,7 +364,9 @@ impl Service {
 
 #[test]
 fn methods_generics_and_shared_declarations() {
-    let service = Arc::new(Service { name: "users".into() });
+    let service = Arc::new(Service {
+        name: "users".into(),
+    });
     assert_eq!(service.by_ref(), "users");
     assert_eq!(block_on(service.clone().by_arc()), 5);
     // Two sites with one declaration share the family and its series.
@@ -384,9 +403,17 @@ fn exclusion_marks_silence_attributes_in_any_order_inside_a_request_only() {
         // Outside a request (a unit test calling the handler), marks do nothing.
         assert_eq!(excluded_handler().await, Exclusion::None);
     });
-    assert_eq!(value("t_excluded_total"), Some(1.0), "only the call outside a request");
+    assert_eq!(
+        value("t_excluded_total"),
+        Some(1.0),
+        "only the call outside a request"
+    );
     assert_eq!(value("t_excluded_in_progress"), Some(0.0));
-    assert_eq!(value("t_not_tracked_total"), Some(1.0), "do_not_track keeps the handler's own metrics");
+    assert_eq!(
+        value("t_not_tracked_total"),
+        Some(1.0),
+        "do_not_track keeps the handler's own metrics"
+    );
 }
 
 // ---- derived label sets and family! --------------------------------------------------------
@@ -439,13 +466,37 @@ fn derived_label_sets_have_fixed_cardinality_and_render_their_names() {
     .collect();
     assert_eq!(indices, [0, 1, 2, 3]);
 
-    JOBS.with(&Job { queue: Queue::Billing, retried: true }).inc();
-    let series = JOBS.with(&Job { queue: Queue::Billing, retried: true });
-    assert!(std::ptr::eq(series, JOBS.with(&Job { queue: Queue::Billing, retried: true })));
-    REQUESTS.with(&Request { r#type: "read", queue: Queue::BulkEmail }).inc();
+    JOBS.with(&Job {
+        queue: Queue::Billing,
+        retried: true,
+    })
+    .inc();
+    let series = JOBS.with(&Job {
+        queue: Queue::Billing,
+        retried: true,
+    });
+    assert!(std::ptr::eq(
+        series,
+        JOBS.with(&Job {
+            queue: Queue::Billing,
+            retried: true
+        })
+    ));
+    REQUESTS
+        .with(&Request {
+            r#type: "read",
+            queue: Queue::BulkEmail,
+        })
+        .inc();
     BACKLOG.with(&["email"]).set(4.0);
-    assert_eq!(value(r#"t_jobs_total{queue="pay",retry="true"}"#), Some(1.0));
-    assert_eq!(value(r#"t_requests_total{type="read",queue="bulk-email"}"#), Some(1.0));
+    assert_eq!(
+        value(r#"t_jobs_total{queue="pay",retry="true"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(r#"t_requests_total{type="read",queue="bulk-email"}"#),
+        Some(1.0)
+    );
     assert_eq!(value(r#"t_backlog{queue="email"}"#), Some(4.0));
 }
 

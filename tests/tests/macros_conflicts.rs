@@ -35,9 +35,14 @@ fn conflicts_name_both_places_and_fail_fast_at_start_up_only() {
     shared_a();
     shared_b();
     assert!(metrics::__private::refused_declarations() >= 1);
-    let text =
-        metrics::expose::encode_to_string(metrics::default_registry(), metrics::expose::Format::Text);
-    let jobs: Vec<&str> = text.lines().filter(|l| l.starts_with("c_jobs_total{")).collect();
+    let text = metrics::expose::encode_to_string(
+        metrics::default_registry(),
+        metrics::expose::Format::Text,
+    );
+    let jobs: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("c_jobs_total{"))
+        .collect();
     assert_eq!(jobs.len(), 1, "{text}");
     assert!(jobs[0].ends_with(" 1"), "{text}");
     // Identical declarations share one series.
@@ -45,9 +50,6 @@ fn conflicts_name_both_places_and_fail_fast_at_start_up_only() {
 
     // Serving metrics fails fast, with the same message.
     let panic = std::panic::catch_unwind(metrics::metrics_router::<()>).unwrap_err();
-    let message = panic
-        .downcast_ref::<String>()
-        .cloned()
-        .unwrap_or_default();
+    let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
     assert!(message.contains("c_jobs_total"), "{message}");
 }

@@ -29,9 +29,15 @@ async fn get(app: axum::Router, uri: &str) -> (StatusCode, String) {
 #[tokio::test]
 async fn attributed_handlers_still_serve_through_a_router() {
     let app = forms::app().merge(promtrack::metrics_router());
-    assert_eq!(get(app.clone(), "/users/4").await, (StatusCode::OK, "hello 4".into()));
+    assert_eq!(
+        get(app.clone(), "/users/4").await,
+        (StatusCode::OK, "hello 4".into())
+    );
     assert_eq!(get(app.clone(), "/users/0").await.0, StatusCode::NOT_FOUND);
-    assert_eq!(get(app.clone(), "/health").await, (StatusCode::OK, "ok".into()));
+    assert_eq!(
+        get(app.clone(), "/health").await,
+        (StatusCode::OK, "ok".into())
+    );
     let (status, text) = get(app, "/metrics").await;
     assert_eq!(status, StatusCode::OK);
     for expected in [

@@ -4,7 +4,11 @@
 
 use promtrack as metrics;
 
-#[metrics::counter("r_never_called_total", "Never called.", labels(route = "/a", method = "GET"))]
+#[metrics::counter(
+    "r_never_called_total",
+    "Never called.",
+    labels(route = "/a", method = "GET")
+)]
 #[allow(dead_code)]
 fn never_called() {}
 
@@ -27,8 +31,10 @@ mod nested {
 
 #[test]
 fn the_first_scrape_shows_every_declared_family_and_static_series_at_zero() {
-    let text =
-        metrics::expose::encode_to_string(metrics::default_registry(), metrics::expose::Format::Text);
+    let text = metrics::expose::encode_to_string(
+        metrics::default_registry(),
+        metrics::expose::Format::Text,
+    );
     for expected in [
         "# HELP r_never_called_total Never called.\n# TYPE r_never_called_total counter\n",
         "r_never_called_total{route=\"/a\",method=\"GET\"} 0\n",
@@ -38,7 +44,10 @@ fn the_first_scrape_shows_every_declared_family_and_static_series_at_zero() {
         "# TYPE r_family_total counter\n",
         "r_family_total 0\n",
     ] {
-        assert!(text.contains(expected), "{expected:?} missing from:\n{text}");
+        assert!(
+            text.contains(expected),
+            "{expected:?} missing from:\n{text}"
+        );
     }
     // Dynamic labels: the family is there, but no series until a call says which.
     assert!(!text.contains("r_dynamic_seconds_count"), "{text}");
