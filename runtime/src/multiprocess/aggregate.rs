@@ -12,7 +12,10 @@
 //! and the other file's series of that family are skipped and counted as a conflict.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::HashMap as StdHashMap;
+
+/// Keys come from files; the hasher is seeded per process, so crafted keys cannot target it.
+type HashMap<K, V> = StdHashMap<K, V, foldhash::fast::RandomState>;
 
 use super::file::{self, FamilyDecl, is_stamped};
 use super::read::{Parsed, Ser, key_values};
@@ -89,13 +92,13 @@ impl<'a> Aggregate<'a> {
     pub(crate) fn new(sources: &[Source<'a>], purpose: Purpose) -> Self {
         let mut agg = Aggregate {
             families: Vec::new(),
-            by_name: HashMap::new(),
+            by_name: HashMap::default(),
             pid_labels: Vec::new(),
             conflicts: 0,
             dropped: 0,
         };
         // Two containers sharing a volume may both have a pid 1: disambiguate their labels.
-        let mut pid_count: HashMap<u32, usize> = HashMap::new();
+        let mut pid_count: HashMap<u32, usize> = HashMap::default();
         for s in sources {
             *pid_count.entry(s.parsed.info.pid).or_default() += 1;
         }
@@ -138,7 +141,7 @@ impl<'a> Aggregate<'a> {
             mode: f.mode,
             labels: f.label_names().collect(),
             bounds: f.bounds().collect(),
-            series: HashMap::new(),
+            series: HashMap::default(),
         });
         self.by_name.insert(f.name, self.families.len() - 1);
         Some(self.families.len() - 1)
@@ -151,7 +154,7 @@ impl<'a> Aggregate<'a> {
         // `mode`, ...) make a new declaration, and one without labels creates its series at
         // once. The last declaration of a name in a file is the one in use; earlier ones are
         // ignored.
-        let mut last: HashMap<&str, usize> = HashMap::new();
+        let mut last: HashMap<&str, usize> = HashMap::default();
         for (i, f) in p.families.iter().enumerate() {
             last.insert(f.name, i);
         }

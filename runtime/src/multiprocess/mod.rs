@@ -17,7 +17,7 @@
 //! lowercase `prometheus_multiproc_dir`), with `PROMTRACK_MULTIPROC_SHARED=1` for the
 //! shared-volume opt-in and `PROMTRACK_MULTIPROC_WIPE=1` for the `wipe` start-up policy. An
 //! explicit call wins over the environment. Switching on after a series was created in
-//! single-process mode is an error ([`Error::Multiprocess`](crate::Error::Multiprocess)):
+//! single-process mode is an error ([`Error::Multiprocess`](crate::Error)):
 //! handles to that series point at memory no other process can see, so its updates would be
 //! lost silently. Families the default registry registers when it is created (the macros'
 //! declarations) are created *after* the switch when `dir()` comes first in `main`.
