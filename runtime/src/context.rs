@@ -59,10 +59,22 @@ tokio::task_local! {
     static CONTEXT: RequestContext;
 }
 
+/// Whether any request was ever excluded from every metric. Until one is, handler metrics skip
+/// the task-local lookup of [`all_excluded`] and pay one relaxed load instead. Set once, never
+/// cleared.
+static ANY_EXCLUDED_FROM_ALL: AtomicBool = AtomicBool::new(false);
+
+fn note_exclusion(what: Exclusion) {
+    if what == Exclusion::All {
+        ANY_EXCLUDED_FROM_ALL.store(true, Ordering::Relaxed);
+    }
+}
+
 impl RequestContext {
     /// A fresh context, starting at `initial` (the layer starts excluded paths at
     /// [`Exclusion::All`] when excluded paths also skip handler metrics).
     pub fn new(initial: Exclusion) -> Self {
+        note_exclusion(initial);
         Self {
             inner: Arc::new(Marks {
                 exclusion: AtomicU8::new(initial as u8),
@@ -103,6 +115,7 @@ impl RequestContext {
     }
 
     fn raise(&self, to: Exclusion) {
+        note_exclusion(to);
         self.inner.exclusion.fetch_max(to as u8, Ordering::Relaxed);
     }
 }
@@ -125,6 +138,14 @@ pub fn exclude(what: Exclusion) {
 pub fn mark_metrics_endpoint() {
     #[cfg(feature = "axum")]
     let _ = CONTEXT.try_with(|c| c.inner.metrics_endpoint.store(true, Ordering::Relaxed));
+}
+
+/// Whether the current request is excluded from every metric (`#[exclude_all_metrics]`, or an
+/// excluded path when the layer also skips handler metrics there). The hot-path check of every
+/// handler metric: one relaxed load until some request was ever excluded from all.
+#[inline]
+pub fn all_excluded() -> bool {
+    ANY_EXCLUDED_FROM_ALL.load(Ordering::Relaxed) && current_exclusion() == Exclusion::All
 }
 
 /// The current request's exclusion; [`Exclusion::None`] outside any request context.

@@ -31,7 +31,7 @@ pub(crate) fn on_default_registry_init(registry: &crate::Registry) {
 /// Whether the current request is excluded from every metric (`#[exclude_all_metrics]`).
 #[inline]
 pub fn excluded() -> bool {
-    current_exclusion() == Exclusion::All
+    crate::context::all_excluded()
 }
 
 /// What a call records into: a count, or a duration.
