@@ -382,8 +382,10 @@ impl<M: Metric> Core<M> {
         if state.sorted {
             if let Some(last) = state.all.last() {
                 // SAFETY: owned by `state.all`.
-                state.sorted =
-                    unsafe { last.as_ref() }.key.bytes < unsafe { series.as_ref() }.key.bytes;
+                state.sorted = unsafe { last.as_ref() }
+                    .key
+                    .cmp_values(unsafe { series.as_ref() }.key.bytes.as_ref())
+                    .is_lt();
             }
         }
         state.all.push(series);
@@ -423,7 +425,7 @@ impl<M: Metric> Core<M> {
         if !state.sorted {
             // SAFETY: owned by `state.all`.
             state.all.sort_unstable_by(|a, b| unsafe {
-                a.as_ref().key.bytes.cmp(&b.as_ref().key.bytes)
+                a.as_ref().key.cmp_values(&b.as_ref().key.bytes)
             });
             state.sorted = true;
         }

@@ -1,7 +1,7 @@
 //! Series keys: how a lookup turns a label set's values into something to hash and compare.
 //!
 //! A series key is the label values joined by `0xFF` (a byte that never occurs in UTF-8, so keys
-//! are unambiguous and sort like the tuples of values they encode). A lookup does not copy the
+//! are unambiguous). A lookup does not copy the
 //! values byte by byte: it packs the stream into 8-byte words in a register, storing each word
 //! once it is complete, then hashes those words and compares them with the stored series' words.
 //! For typical label values (`GET`, `200`, a route) that is one or a handful of words — no
@@ -180,6 +180,16 @@ impl StoredKey {
         }
     }
 
+    /// Orders keys like the tuples of values they hold (`("/", "200")` before
+    /// `("/users", "200")`), which plain byte order would not: the separator sorts after every
+    /// byte of UTF-8.
+    pub(crate) fn cmp_values(&self, other: &[u8]) -> std::cmp::Ordering {
+        let is_separator = |b: &u8| *b == KEY_SEPARATOR;
+        self.bytes
+            .split(is_separator)
+            .cmp(other.split(is_separator))
+    }
+
     /// Whether `key` is this key.
     #[inline(always)]
     pub(crate) fn matches(&self, key: &KeyRef<'_>) -> bool {
@@ -303,6 +313,18 @@ mod tests {
             let mut o = words_of(other);
             assert!(!stored.matches(&o.finish()), "{other:?}");
         }
+    }
+
+    #[test]
+    fn keys_sort_like_tuples_of_values() {
+        let key = |s: &[u8]| StoredKey::new(words_of(s).finish());
+        let (root, users) = (
+            key(b"GET\xff/\xff200\xff"),
+            key(b"GET\xff/users\xff200\xff"),
+        );
+        assert!(root.cmp_values(&users.bytes).is_lt());
+        assert!(users.cmp_values(&root.bytes).is_gt());
+        assert!(key(b"a\xff").cmp_values(b"a\xff").is_eq());
     }
 
     #[test]

@@ -1,44 +1,14 @@
-//! The quickstart: an axum app with a few routes and a `/metrics` endpoint.
+//! The quickstart: an axum app with a few routes, handler metrics from attributes, the default
+//! HTTP metrics from the layer, and `/metrics`.
 //!
-//! `cargo run -p promtrack-examples --bin quickstart` then open the printed URL.
-//! Set `PORT` to listen elsewhere than 3000 (`PORT=0` picks a free port).
-
-use std::sync::LazyLock;
+//! `cargo run -p promtrack-examples --bin quickstart`, then open the printed URL.
+//! `PORT` picks another port than 3000 (`PORT=0`: any free one).
 
 use axum::extract::Path;
+use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
-use promtrack::{Counter, Family, Histogram};
-
-/// Users looked up, by whether they were found.
-static LOOKUPS: LazyLock<Family<[&'static str; 1], Counter>> = LazyLock::new(|| {
-    promtrack::default_registry()
-        .get_or_register(
-            Family::<[&str; 1], Counter>::new(
-                "quickstart_user_lookups_total",
-                "User lookups, by outcome.",
-            )
-            .label_names(["outcome"]),
-        )
-        .expect("a valid, unique declaration")
-});
-
-/// Time spent looking users up.
-static LOOKUP_SECONDS: LazyLock<Family<(), Histogram>> = LazyLock::new(|| {
-    promtrack::default_registry()
-        .get_or_register(
-            Family::<(), Histogram>::new(
-                "quickstart_user_lookup_seconds",
-                "Time spent looking a user up.",
-            )
-            .buckets(&[0.0005, 0.001, 0.005, 0.01, 0.05]),
-        )
-        .expect("a valid, unique declaration")
-});
-
-async fn index() -> &'static str {
-    "promtrack quickstart: try /users/42 and /metrics\n"
-}
+use promtrack as metrics;
 
 #[derive(serde::Serialize)]
 struct User {
@@ -46,38 +16,46 @@ struct User {
     name: String,
 }
 
-async fn get_user(Path(id): Path<u64>) -> Result<Json<User>, axum::http::StatusCode> {
-    let started = std::time::Instant::now();
-    let found = id % 10 != 0; // every tenth user is missing, so both outcomes show
-    LOOKUP_SECONDS.observe_duration(started.elapsed());
-    LOOKUPS
-        .with(&[if found { "found" } else { "missing" }])
-        .inc();
-    if found {
-        Ok(Json(User {
-            id,
-            name: format!("user{id}"),
-        }))
-    } else {
-        Err(axum::http::StatusCode::NOT_FOUND)
-    }
+async fn index() -> &'static str {
+    "promtrack quickstart: try /users/42, /users/40 (missing) and /metrics\n"
 }
 
+/// Every tenth user is missing, so that both outcomes show.
+#[metrics::histogram(
+    "quickstart_user_lookup_seconds",
+    "Time spent looking a user up.",
+    labels(source = "memory"),
+    buckets = [0.0005, 0.001, 0.005, 0.01, 0.05]
+)]
+#[metrics::counter(
+    "quickstart_user_lookups_total",
+    "User lookups, by whether the user was found.",
+    labels(found = |ret: &Result<Json<User>, StatusCode>| ret.is_ok())
+)]
+async fn get_user(Path(id): Path<u64>) -> Result<Json<User>, StatusCode> {
+    if id % 10 == 0 {
+        return Err(StatusCode::NOT_FOUND);
+    }
+    Ok(Json(User {
+        id,
+        name: format!("user{id}"),
+    }))
+}
+
+/// Health checks are polled constantly; keep them out of the request metrics.
+#[metrics::do_not_track]
 async fn healthz() -> &'static str {
     "ok"
 }
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    // Declare the families before the first scrape, so it already shows them at zero.
-    LazyLock::force(&LOOKUPS);
-    LazyLock::force(&LOOKUP_SECONDS);
-
     let app = Router::new()
         .route("/", get(index))
         .route("/users/{id}", get(get_user))
         .route("/healthz", get(healthz))
-        .merge(promtrack::metrics_router());
+        .merge(metrics::metrics_router())
+        .layer(metrics::layer());
 
     let port = std::env::var("PORT").unwrap_or_else(|_| "3000".into());
     let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}")).await?;
