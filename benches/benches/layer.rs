@@ -51,6 +51,15 @@ fn bench(c: &mut Criterion) {
         })
     };
 
+    // The layer's fixed cost (context, panic guard, body wrapper) without any metric.
+    let no_metrics = router().layer(
+        promtrack::layer::MetricsLayer::builder()
+            .registry(&promtrack::Registry::new())
+            .export_defaults(false)
+            .build()
+            .unwrap(),
+    );
+
     let mut group = c.benchmark_group("layer");
     for (uri, name) in [("/", "hello"), ("/users/42", "path_param")] {
         // Warm the route so the layer knows it is tracked (its steady state).
@@ -59,6 +68,11 @@ fn bench(c: &mut Criterion) {
         group.bench_function(format!("{name}/with_layer"), |b| {
             b.iter(|| send(&layered, uri))
         });
+        if name == "hello" {
+            group.bench_function("hello/layer_without_metrics", |b| {
+                b.iter(|| send(&no_metrics, uri))
+            });
+        }
     }
     group.finish();
 }

@@ -52,31 +52,47 @@ async fn an_untracked_route_never_shows_even_when_its_first_request_is_rejected(
         .route("/healthz", get(healthz))
         .route("/", get(|| async { "home" }))
         .layer(
-            b.register_default(RouteMetric::counter("ex_route_total", "Per route.").label_from_request(
-                "route",
-                |r| metrics::layer::route_template(r).to_owned(),
-            ))
+            b.register_default(
+                RouteMetric::counter("ex_route_total", "Per route.")
+                    .label_from_request("route", |r| metrics::layer::route_template(r).to_owned()),
+            )
             .build()
             .unwrap(),
         );
     // The extractor rejects before the handler can mark the request.
     assert_eq!(send(&app, req("/healthz")).await.0, StatusCode::BAD_REQUEST);
     assert_eq!(send(&app, req("/healthz")).await.0, StatusCode::BAD_REQUEST);
-    assert!(lines_with(&registry, "/healthz").is_empty(), "{}", scrape(&registry));
+    assert!(
+        lines_with(&registry, "/healthz").is_empty(),
+        "{}",
+        scrape(&registry)
+    );
     // The handler runs and marks: the route is untracked for good.
     assert_eq!(send(&app, req("/healthz?n=1")).await.0, StatusCode::OK);
     assert_eq!(send(&app, req("/healthz")).await.0, StatusCode::BAD_REQUEST);
     send(&app, req("/")).await;
     let text = scrape(&registry);
     assert!(
-        !text.lines().any(|l| l.starts_with("axum_") && l.contains("/healthz")),
+        !text
+            .lines()
+            .any(|l| l.starts_with("axum_") && l.contains("/healthz")),
         "{text}"
     );
     assert!(!text.contains("status=\"400\""), "{text}");
-    assert_eq!(value(&text, r#"axum_http_request_total{method="GET",status="200"}"#), Some(1.0));
+    assert_eq!(
+        value(
+            &text,
+            r#"axum_http_request_total{method="GET",status="200"}"#
+        ),
+        Some(1.0)
+    );
     // `#[do_not_track]` only skips the defaults: metrics for every route still count each
     // request, the held-back rejections included.
-    assert_eq!(value(&text, r#"ex_route_total{route="/healthz"}"#), Some(4.0), "{text}");
+    assert_eq!(
+        value(&text, r#"ex_route_total{route="/healthz"}"#),
+        Some(4.0),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -108,11 +124,19 @@ async fn the_in_progress_gauge_of_a_route_not_yet_known_is_not_raised() {
     });
     entered_rx.await.unwrap();
     // Mid-request: nothing of the route exists.
-    assert!(lines_with(&registry, "/slow-health").is_empty(), "{}", scrape(&registry));
+    assert!(
+        lines_with(&registry, "/slow-health").is_empty(),
+        "{}",
+        scrape(&registry)
+    );
     release_tx.send(()).unwrap();
     assert_eq!(first.await.unwrap().0, StatusCode::OK);
     send(&app, req("/slow-health")).await;
-    assert!(lines_with(&registry, "/slow-health").is_empty(), "{}", scrape(&registry));
+    assert!(
+        lines_with(&registry, "/slow-health").is_empty(),
+        "{}",
+        scrape(&registry)
+    );
 }
 
 #[tokio::test]
@@ -128,7 +152,9 @@ async fn a_tracked_route_records_its_held_back_rejections_once_known() {
     let count = |status| {
         value(
             &text,
-            &format!(r#"axum_http_request_duration_seconds_count{{method="GET",path="/n",status="{status}"}}"#),
+            &format!(
+                r#"axum_http_request_duration_seconds_count{{method="GET",path="/n",status="{status}"}}"#
+            ),
         )
     };
     assert_eq!(count(400), Some(1.0), "{text}");
@@ -145,7 +171,10 @@ async fn a_tracked_route_records_its_held_back_rejections_once_known() {
 }
 
 #[metrics::exclude_all_metrics]
-#[metrics::counter("ex_all_handler_calls_total", "Calls of a handler excluded from everything.")]
+#[metrics::counter(
+    "ex_all_handler_calls_total",
+    "Calls of a handler excluded from everything."
+)]
 async fn secret() -> &'static str {
     "shh"
 }
@@ -153,15 +182,16 @@ async fn secret() -> &'static str {
 #[tokio::test]
 async fn exclude_all_metrics_silences_defaults_route_metrics_and_the_handlers_own() {
     let (registry, b) = builder();
-    let app: Router = Router::new()
-        .route("/secret", get(secret))
-        .layer(
-            b.register_default(RouteMetric::counter("ex_all_route_total", "Per route."))
-                .build()
-                .unwrap(),
-        );
+    let app: Router = Router::new().route("/secret", get(secret)).layer(
+        b.register_default(RouteMetric::counter("ex_all_route_total", "Per route."))
+            .build()
+            .unwrap(),
+    );
     for _ in 0..3 {
-        assert_eq!(send(&app, req("/secret")).await, (StatusCode::OK, "shh".into()));
+        assert_eq!(
+            send(&app, req("/secret")).await,
+            (StatusCode::OK, "shh".into())
+        );
     }
     let text = scrape(&registry);
     assert!(!text.contains("/secret"), "{text}");
@@ -173,7 +203,10 @@ async fn exclude_all_metrics_silences_defaults_route_metrics_and_the_handlers_ow
     );
 }
 
-#[metrics::counter("ex_path_handler_calls_total", "Calls of a handler under an excluded path.")]
+#[metrics::counter(
+    "ex_path_handler_calls_total",
+    "Calls of a handler under an excluded path."
+)]
 async fn asset() -> &'static str {
     "bytes"
 }
@@ -186,23 +219,27 @@ async fn excluded_paths_skip_the_handler_attributes_unless_told_otherwise() {
         .layer(b.excluded_paths(["/static/"]).build().unwrap());
     send(&app, req("/static/app.js")).await;
     assert!(scrape(&registry).lines().all(|l| !l.contains("/static")));
-    assert_eq!(value(&default_text(), "ex_path_handler_calls_total"), Some(0.0));
+    assert_eq!(
+        value(&default_text(), "ex_path_handler_calls_total"),
+        Some(0.0)
+    );
 
     let (registry, b) = builder();
-    let app: Router = Router::new()
-        .route("/static/{*file}", get(asset))
-        .layer(
-            b.excluded_paths(["/static/"])
-                .exclude_user_defaults(false)
-                .register_default(RouteMetric::counter("ex_path_route_total", "Per route."))
-                .build()
-                .unwrap(),
-        );
+    let app: Router = Router::new().route("/static/{*file}", get(asset)).layer(
+        b.excluded_paths(["/static/"])
+            .exclude_user_defaults(false)
+            .register_default(RouteMetric::counter("ex_path_route_total", "Per route."))
+            .build()
+            .unwrap(),
+    );
     send(&app, req("/static/app.js")).await;
     let text = scrape(&registry);
     assert!(text.lines().all(|l| !l.contains("/static")), "{text}");
     assert_eq!(value(&text, "ex_path_route_total"), Some(1.0), "{text}");
-    assert_eq!(value(&default_text(), "ex_path_handler_calls_total"), Some(1.0));
+    assert_eq!(
+        value(&default_text(), "ex_path_handler_calls_total"),
+        Some(1.0)
+    );
 }
 
 #[tokio::test]
@@ -213,7 +250,9 @@ async fn a_mark_made_on_another_task_is_lost_and_the_route_counts_as_tracked() {
         .route(
             "/spawns",
             get(|| async {
-                tokio::spawn(async { exclude(Exclusion::Defaults) }).await.unwrap();
+                tokio::spawn(async { exclude(Exclusion::Defaults) })
+                    .await
+                    .unwrap();
                 "ok"
             }),
         )
@@ -266,15 +305,26 @@ async fn a_mark_crosses_tower_buffer() {
         )
         .layer(b.build().unwrap());
     for _ in 0..3 {
-        assert_eq!(send(&app, req("/buffered-health?n=2")).await.0, StatusCode::OK);
+        assert_eq!(
+            send(&app, req("/buffered-health?n=2")).await.0,
+            StatusCode::OK
+        );
     }
-    assert!(scrape(&registry).lines().all(|l| !l.contains("/buffered-health")));
+    assert!(
+        scrape(&registry)
+            .lines()
+            .all(|l| !l.contains("/buffered-health"))
+    );
 }
 
 #[metrics::do_not_track]
 #[metrics::histogram("ex_no_layer_seconds", "A handler in an app without the layer.")]
 async fn without_layer() -> &'static str {
-    assert_eq!(current_exclusion(), Exclusion::None, "no context, nothing to exclude");
+    assert_eq!(
+        current_exclusion(),
+        Exclusion::None,
+        "no context, nothing to exclude"
+    );
     "fine"
 }
 

@@ -13,9 +13,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use axum::body::{Body, Bytes, HttpBody};
-use http_body::Frame;
 use axum::http::StatusCode;
 use axum::routing::get;
+use http_body::Frame;
 use http_body_util::BodyExt;
 use promtrack::layer::RequestEnd;
 use support::*;
@@ -34,8 +34,14 @@ async fn a_handler_panic_is_answered_with_500_and_counted_once() {
         .route("/boom", get(boom))
         .route("/ok", get(|| async { "ok" }))
         .layer(b.build().unwrap());
-    assert_eq!(send(&app, req("/boom")).await.0, StatusCode::INTERNAL_SERVER_ERROR);
-    assert_eq!(send(&app, req("/boom")).await.0, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        send(&app, req("/boom")).await.0,
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    assert_eq!(
+        send(&app, req("/boom")).await.0,
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
     assert_eq!(send(&app, req("/ok")).await.0, StatusCode::OK);
     let text = scrape(&registry);
     let v = |s: &str| value(&text, s);
@@ -44,7 +50,10 @@ async fn a_handler_panic_is_answered_with_500_and_counted_once() {
         Some(2.0),
         "{text}"
     );
-    assert_eq!(v(r#"axum_http_request_total{method="GET",status="500"}"#), Some(2.0));
+    assert_eq!(
+        v(r#"axum_http_request_total{method="GET",status="500"}"#),
+        Some(2.0)
+    );
     assert_eq!(
         v(r#"axum_http_requests_in_progress{method="GET",path="/boom"}"#),
         Some(0.0)
@@ -55,12 +64,24 @@ async fn a_handler_panic_is_answered_with_500_and_counted_once() {
 async fn an_error_response_is_not_an_exception() {
     let (registry, b) = builder();
     let app: Router = Router::new()
-        .route("/fail", get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "nope") }))
+        .route(
+            "/fail",
+            get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "nope") }),
+        )
         .layer(b.build().unwrap());
     send(&app, req("/fail")).await;
     let text = scrape(&registry);
-    assert_eq!(value(&text, r#"axum_http_request_total{method="GET",status="500"}"#), Some(1.0));
-    assert!(!text.contains("axum_http_request_exceptions_total{"), "{text}");
+    assert_eq!(
+        value(
+            &text,
+            r#"axum_http_request_total{method="GET",status="500"}"#
+        ),
+        Some(1.0)
+    );
+    assert!(
+        !text.contains("axum_http_request_exceptions_total{"),
+        "{text}"
+    );
 }
 
 /// A body that sends one chunk, then panics when polled again.
@@ -102,14 +123,19 @@ async fn a_panic_while_the_body_streams_aborts_the_connection_and_is_counted_onc
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(axum::serve(listener, app.clone()).into_future());
     let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
-    conn.write_all(b"GET /stream-boom HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
+    conn.write_all(b"GET /stream-boom HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
     let mut got = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(5), conn.read_to_end(&mut got)).await;
     let got = String::from_utf8_lossy(&got);
     assert!(read.is_ok(), "the connection was not closed");
     // Whatever hyper had flushed before the abort (often nothing), never a complete response.
     assert!(got.is_empty() || got.starts_with("HTTP/1.1 200"), "{got}");
-    assert!(!got.contains("\r\n0\r\n\r\n"), "a complete chunked body: {got}");
+    assert!(
+        !got.contains("\r\n0\r\n\r\n"),
+        "a complete chunked body: {got}"
+    );
     let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
     conn.write_all(b"GET /ok HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
         .await
@@ -143,7 +169,11 @@ fn streaming_app(end: RequestEnd) -> (promtrack::Registry, Router, mpsc::Sender<
             "/events",
             get(move || {
                 let warm = first.swap(false, std::sync::atomic::Ordering::Relaxed);
-                let rx = if warm { None } else { rx.lock().unwrap().take() };
+                let rx = if warm {
+                    None
+                } else {
+                    rx.lock().unwrap().take()
+                };
                 async move {
                     match rx {
                         Some(rx) => Body::new(ChannelBody(rx)),

@@ -15,9 +15,10 @@ use support::*;
 use tower::{Layer, ServiceExt};
 
 fn app() -> Router {
-    Router::new()
-        .route("/", get(|| async { "home" }))
-        .route("/users/{id}", get(|Path(id): Path<u32>| async move { format!("user {id}") }))
+    Router::new().route("/", get(|| async { "home" })).route(
+        "/users/{id}",
+        get(|Path(id): Path<u32>| async move { format!("user {id}") }),
+    )
 }
 
 #[tokio::test]
@@ -25,7 +26,10 @@ async fn defaults_use_the_route_template_a_bounded_method_and_the_status() {
     let (registry, b) = builder();
     let app = app().layer(b.build().unwrap());
     for id in [1, 2, 3] {
-        assert_eq!(send(&app, req(&format!("/users/{id}"))).await.0, StatusCode::OK);
+        assert_eq!(
+            send(&app, req(&format!("/users/{id}"))).await.0,
+            StatusCode::OK
+        );
     }
     send(&app, req("/")).await;
     let purge = Request::builder()
@@ -39,12 +43,23 @@ async fn defaults_use_the_route_template_a_bounded_method_and_the_status() {
     let text = scrape(&registry);
     let v = |s: &str| value(&text, s);
     assert_eq!(
-        v(r#"axum_http_request_duration_seconds_count{method="GET",path="/users/{id}",status="200"}"#),
+        v(
+            r#"axum_http_request_duration_seconds_count{method="GET",path="/users/{id}",status="200"}"#
+        ),
         Some(3.0)
     );
-    assert_eq!(v(r#"axum_http_request_total{method="GET",status="200"}"#), Some(4.0));
-    assert_eq!(v(r#"axum_http_request_total{method="_OTHER",status="405"}"#), Some(1.0));
-    assert_eq!(v(r#"axum_http_request_total{method="GET",status="400"}"#), Some(1.0));
+    assert_eq!(
+        v(r#"axum_http_request_total{method="GET",status="200"}"#),
+        Some(4.0)
+    );
+    assert_eq!(
+        v(r#"axum_http_request_total{method="_OTHER",status="405"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        v(r#"axum_http_request_total{method="GET",status="400"}"#),
+        Some(1.0)
+    );
     assert_eq!(
         v(r#"axum_http_requests_in_progress{method="GET",path="/users/{id}"}"#),
         Some(0.0)
@@ -54,8 +69,14 @@ async fn defaults_use_the_route_template_a_bounded_method_and_the_status() {
     assert!(!text.contains("/users/1\""), "{text}");
     assert!(!text.contains("PURGE"), "{text}");
     // No panic, no exception series.
-    assert!(!text.contains("axum_http_request_exceptions_total{"), "{text}");
-    assert!(text.contains("# TYPE axum_http_request_exceptions_total counter"), "{text}");
+    assert!(
+        !text.contains("axum_http_request_exceptions_total{"),
+        "{text}"
+    );
+    assert!(
+        text.contains("# TYPE axum_http_request_exceptions_total counter"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -80,9 +101,15 @@ async fn nest_merge_fallback_with_state_and_outer_middleware() {
     #[derive(Clone)]
     struct AppState(&'static str);
     let (registry, b) = builder();
-    let api = Router::new().route("/items/{kind}", get(|Path(k): Path<String>| async move { k }));
+    let api = Router::new().route(
+        "/items/{kind}",
+        get(|Path(k): Path<String>| async move { k }),
+    );
     let stateful = Router::new()
-        .route("/state", get(|State(s): State<AppState>| async move { s.0 }))
+        .route(
+            "/state",
+            get(|State(s): State<AppState>| async move { s.0 }),
+        )
         .with_state(AppState("s"));
     let app: Router = Router::new()
         .nest("/api/v1", api)
@@ -118,11 +145,17 @@ async fn route_layer_counts_matched_routes_only() {
     send(&app, req("/users/7")).await;
     send(&app, req("/missing")).await;
     assert_eq!(
-        sample(&registry, r#"axum_http_request_total{method="GET",status="200"}"#),
+        sample(
+            &registry,
+            r#"axum_http_request_total{method="GET",status="200"}"#
+        ),
         Some(1.0)
     );
     assert_eq!(
-        sample(&registry, r#"axum_http_request_total{method="GET",status="404"}"#),
+        sample(
+            &registry,
+            r#"axum_http_request_total{method="GET",status="404"}"#
+        ),
         None
     );
 }
@@ -161,7 +194,9 @@ async fn outside_the_router_or_behind_nest_service_there_is_no_template() {
 async fn the_metrics_endpoint_is_not_counted_wherever_it_is_mounted() {
     let (registry, b) = builder();
     let layer = b.build().unwrap();
-    let metrics = MetricsRouter::new().registry(&registry).path("/internal/prom");
+    let metrics = MetricsRouter::new()
+        .registry(&registry)
+        .path("/internal/prom");
     let app: Router = Router::new()
         .route("/", get(|| async { "home" }))
         .nest("/admin", metrics.clone().build())
@@ -174,7 +209,10 @@ async fn the_metrics_endpoint_is_not_counted_wherever_it_is_mounted() {
     assert!(!text.contains("prom\""), "{text}");
     assert!(!text.contains("path=\"/metrics\""), "{text}");
     assert_eq!(
-        value(&text, r#"axum_http_request_total{method="GET",status="200"}"#),
+        value(
+            &text,
+            r#"axum_http_request_total{method="GET",status="200"}"#
+        ),
         Some(1.0),
         "{text}"
     );
@@ -200,7 +238,11 @@ async fn any_tower_layer_guards_the_metrics_endpoint_and_rejections_are_not_coun
     use axum::middleware::{Next, from_fn};
     let (registry, b) = builder();
     async fn auth(request: Request<Body>, next: Next) -> axum::response::Response {
-        if request.headers().get("authorization").is_some_and(|v| v == "Bearer ok") {
+        if request
+            .headers()
+            .get("authorization")
+            .is_some_and(|v| v == "Bearer ok")
+        {
             next.run(request).await
         } else {
             axum::response::IntoResponse::into_response(StatusCode::UNAUTHORIZED)
@@ -214,7 +256,10 @@ async fn any_tower_layer_guards_the_metrics_endpoint_and_rejections_are_not_coun
                 .route_layer(from_fn(auth)),
         )
         .layer(b.build().unwrap());
-    assert_eq!(send(&app, req("/metrics")).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        send(&app, req("/metrics")).await.0,
+        StatusCode::UNAUTHORIZED
+    );
     let authorized = Request::get("/metrics")
         .header("authorization", "Bearer ok")
         .body(Body::empty())
@@ -222,8 +267,15 @@ async fn any_tower_layer_guards_the_metrics_endpoint_and_rejections_are_not_coun
     let (status, body) = send(&app, authorized).await;
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains("axum_exporter_info"), "{body}");
-    assert_eq!(send(&app, req("/metrics")).await.0, StatusCode::UNAUTHORIZED);
-    assert!(lines_with(&registry, "/metrics").is_empty(), "{:?}", lines_with(&registry, "/metrics"));
+    assert_eq!(
+        send(&app, req("/metrics")).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert!(
+        lines_with(&registry, "/metrics").is_empty(),
+        "{:?}",
+        lines_with(&registry, "/metrics")
+    );
     assert!(lines_with(&registry, "status=\"401\"").is_empty());
 }
 
@@ -237,7 +289,10 @@ async fn the_default_layer_records_into_the_default_registry_and_layers_share_fa
     );
     // Two layers, one family; each layer counts the request once.
     assert_eq!(
-        value(&text, r#"axum_http_request_total{method="GET",status="200"}"#),
+        value(
+            &text,
+            r#"axum_http_request_total{method="GET",status="200"}"#
+        ),
         Some(2.0),
         "{text}"
     );

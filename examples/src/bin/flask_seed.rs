@@ -21,7 +21,10 @@ async fn index() -> &'static str {
 }
 
 async fn user(Path(id): Path<u64>) -> Json<serde_json_like::User> {
-    Json(serde_json_like::User { id, name: format!("user {id}") })
+    Json(serde_json_like::User {
+        id,
+        name: format!("user {id}"),
+    })
 }
 
 /// A handler metric labelled by the route's parameter, next to the layer's defaults.

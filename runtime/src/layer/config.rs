@@ -115,16 +115,7 @@ impl Default for Switches {
 
 /// Buckets of the body size histograms, in bytes: powers of 4 from 64 B to 64 MiB.
 pub const DEFAULT_SIZE_BUCKETS: &[f64] = &[
-    64.0,
-    256.0,
-    1024.0,
-    4096.0,
-    16384.0,
-    65536.0,
-    262144.0,
-    1048576.0,
-    4194304.0,
-    16777216.0,
+    64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0,
     67108864.0,
 ];
 

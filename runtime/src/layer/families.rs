@@ -68,6 +68,28 @@ impl PathValue {
     }
 }
 
+/// A series handle kept across a request: a pointer, because the series lives in a family the
+/// request's state owns through an `Arc` (a borrow could not name that lifetime).
+pub(crate) struct SeriesRef<M>(std::ptr::NonNull<M>);
+
+// SAFETY: it points to a metric, which is `Send + Sync` (atomics), and is only dereferenced
+// while its family is alive (see `SeriesRef::get`).
+unsafe impl<M: Sync> Send for SeriesRef<M> {}
+unsafe impl<M: Sync> Sync for SeriesRef<M> {}
+
+impl<M> SeriesRef<M> {
+    fn new(series: &M) -> Self {
+        Self(std::ptr::NonNull::from(series))
+    }
+
+    /// # Safety
+    /// The family the series came from must still be alive.
+    unsafe fn get(&self) -> &M {
+        // SAFETY: guaranteed by the caller; families never free a series before they drop.
+        unsafe { self.0.as_ref() }
+    }
+}
+
 /// What one request records.
 #[derive(Clone, Debug)]
 pub(crate) struct Outcome {
@@ -159,20 +181,21 @@ impl Families {
         let buckets = b.buckets.as_deref().unwrap_or(crate::DEFAULT_BUCKETS);
         let size_buckets = b.size_buckets.as_deref().unwrap_or(DEFAULT_SIZE_BUCKETS);
 
-        let duration = if !s.duration {
-            None
-        } else {
-            let name = format!("{p}_http_request_duration_seconds");
-            let help = "Duration of HTTP requests in seconds.";
-            Some(match b.latency {
-                Latency::Histogram => DurationFamily::Histogram(registry.get_or_register(
-                    family(name, help, names(&mps, true), origin).buckets(buckets),
-                )?),
-                Latency::Summary => DurationFamily::Summary(
-                    registry.get_or_register(family(name, help, names(&mps, true), origin))?,
-                ),
-            })
-        };
+        let duration =
+            if !s.duration {
+                None
+            } else {
+                let name = format!("{p}_http_request_duration_seconds");
+                let help = "Duration of HTTP requests in seconds.";
+                Some(match b.latency {
+                    Latency::Histogram => DurationFamily::Histogram(registry.get_or_register(
+                        family(name, help, names(&mps, true), origin).buckets(buckets),
+                    )?),
+                    Latency::Summary => DurationFamily::Summary(
+                        registry.get_or_register(family(name, help, names(&mps, true), origin))?,
+                    ),
+                })
+            };
         let total = s
             .total
             .then(|| {
@@ -251,9 +274,11 @@ impl Families {
                 ),
                 RouteKind::Histogram => {
                     let bounds = m.buckets.as_deref().unwrap_or(crate::DEFAULT_BUCKETS);
-                    RouteFamilyKind::Histogram(registry.get_or_register(
-                        family(name, &m.help, labels, origin).buckets(bounds),
-                    )?)
+                    RouteFamilyKind::Histogram(
+                        registry.get_or_register(
+                            family(name, &m.help, labels, origin).buckets(bounds),
+                        )?,
+                    )
                 }
                 RouteKind::Summary => RouteFamilyKind::Summary(
                     registry.get_or_register(family(name, &m.help, labels, origin))?,
@@ -303,32 +328,57 @@ impl Families {
                 .any(|r| matches!(r.kind, RouteFamilyKind::InProgress(_)))
     }
 
-    /// Moves the in-progress gauges of `scope` by `delta` (+1 when a request starts, -1 when it
-    /// ends, with the same labels).
-    pub(crate) fn in_progress(
+    /// Raises the in-progress gauges of `scope` for a request that starts; returns the
+    /// default gauge's series, so that [`lower_in_progress`](Self::lower_in_progress) need
+    /// not look it up again.
+    pub(crate) fn raise_in_progress(
         &self,
-        delta: f64,
         method: &str,
         path: &str,
         values: &Values,
         route_values: &[Values],
         scope: Scope,
-    ) {
+    ) -> Option<SeriesRef<Gauge>> {
+        let mut default = None;
         if scope.defaults() {
             if let Some(f) = &self.in_progress {
-                f.with_writer(|w| {
+                let gauge = f.with_writer(|w| {
                     w.value(method);
                     w.value(path);
                     values.write(&self.extras, false, w);
-                })
-                .add(delta);
+                });
+                gauge.inc();
+                default = Some(SeriesRef::new(gauge));
             }
         }
         if scope.routes() {
-            for (r, v) in self.routes.iter().zip(route_values) {
-                if let RouteFamilyKind::InProgress(f) = &r.kind {
-                    f.with_writer(|w| v.write(&r.labels, false, w)).add(delta);
-                }
+            self.move_route_gauges(route_values, 1.0);
+        }
+        default
+    }
+
+    /// Lowers what [`raise_in_progress`](Self::raise_in_progress) raised.
+    pub(crate) fn lower_in_progress(
+        &self,
+        default: Option<SeriesRef<Gauge>>,
+        route_values: &[Values],
+        scope: Scope,
+    ) {
+        if let Some(gauge) = default {
+            // SAFETY: `gauge` came from one of `self`'s families, which the caller keeps
+            // alive (it holds the `Arc<Shared>` owning `self`); series are never freed before
+            // their family.
+            unsafe { gauge.get() }.dec();
+        }
+        if scope.routes() {
+            self.move_route_gauges(route_values, -1.0);
+        }
+    }
+
+    fn move_route_gauges(&self, route_values: &[Values], delta: f64) {
+        for (r, v) in self.routes.iter().zip(route_values) {
+            if let RouteFamilyKind::InProgress(f) = &r.kind {
+                f.with_writer(|w| v.write(&r.labels, false, w)).add(delta);
             }
         }
     }

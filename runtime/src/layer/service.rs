@@ -17,8 +17,8 @@
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -32,9 +32,10 @@ use tower::Service;
 use super::Shared;
 use super::body::{CountedBody, TrackedBody};
 use super::config::{Grouping, RequestEnd};
-use super::families::{Outcome, PathValue, Scope};
+use super::families::{Outcome, PathValue, Scope, SeriesRef};
 use super::labels::{UNMATCHED_PATH, Values, method_label};
 use super::routes::{Route, Verdict};
+use crate::Gauge;
 use crate::context::{Exclusion, RequestContext};
 
 /// The service [`MetricsLayer`](super::MetricsLayer) wraps around each route (or around
@@ -43,11 +44,34 @@ use crate::context::{Exclusion, RequestContext};
 pub struct MetricsService<S> {
     inner: S,
     shared: Arc<Shared>,
+    /// The route this service instance saw first. Added with `Router::layer`, each route gets
+    /// its own instance (shared by its clones), so this spares the route table's lock and
+    /// hash on every request; a mismatch (the layer applied around several routes) falls back
+    /// to the table.
+    last: Arc<OnceLock<(Box<str>, Arc<Route>)>>,
 }
 
 impl<S> MetricsService<S> {
     pub(crate) fn new(inner: S, shared: Arc<Shared>) -> Self {
-        Self { inner, shared }
+        Self {
+            inner,
+            shared,
+            last: Arc::default(),
+        }
+    }
+
+    #[inline]
+    fn route(&self, template: Option<&str>) -> Arc<Route> {
+        if let (Some(t), Some((cached, route))) = (template, self.last.get()) {
+            if **cached == *t {
+                return route.clone();
+            }
+        }
+        let route = self.shared.routes.get(template);
+        if let Some(t) = template {
+            let _ = self.last.set((t.into(), route.clone()));
+        }
+        route
     }
 }
 
@@ -78,8 +102,9 @@ pub(crate) struct RequestState {
     start: Instant,
     /// What this request may record at most (excluded paths record less or nothing).
     floor: Scope,
-    /// The scope the in-progress gauges were raised in, to lower the same ones.
-    raised: Option<Scope>,
+    /// The scope the in-progress gauges were raised in, to lower the same ones, and the
+    /// default gauge's series.
+    raised: Option<(Scope, Option<SeriesRef<Gauge>>)>,
     unmatched: bool,
     request_read: Option<Arc<AtomicU64>>,
     phase: Phase,
@@ -100,16 +125,10 @@ impl RequestState {
     }
 
     fn lower_in_progress(&mut self) {
-        if let Some(scope) = self.raised.take() {
-            let o = &self.outcome;
-            self.shared.families.in_progress(
-                -1.0,
-                o.method,
-                o.path.as_str(),
-                &o.values,
-                &o.route_values,
-                scope,
-            );
+        if let Some((scope, gauge)) = self.raised.take() {
+            self.shared
+                .families
+                .lower_in_progress(gauge, &self.outcome.route_values, scope);
         }
     }
 
@@ -202,12 +221,15 @@ impl RequestState {
             }
             Phase::Recorded => {
                 self.phase = Phase::Done;
-                let allowed = self.route.verdict().scope().max(self.floor).max(
-                    match self.marked() {
-                        Verdict::Tracked => Scope::All,
-                        other => other.scope(),
-                    },
-                );
+                let allowed =
+                    self.route
+                        .verdict()
+                        .scope()
+                        .max(self.floor)
+                        .max(match self.marked() {
+                            Verdict::Tracked => Scope::All,
+                            other => other.scope(),
+                        });
                 if allowed == Scope::All && self.route.verdict() == Verdict::Tracked {
                     self.outcome.panicked = true;
                     self.shared.families.count_exception(&self.outcome);
@@ -263,15 +285,15 @@ where
             (true, true) => (Scope::Nothing, Exclusion::All),
             (true, false) => (Scope::RoutesOnly, Exclusion::None),
         };
-        let route = shared
-            .routes
-            .get(template.as_ref().map(MatchedPath::as_str));
+        let route = self.route(template.as_ref().map(MatchedPath::as_str));
         let method = method_label(request.method());
 
         let families = &shared.families;
         let (parts, body) = request.into_parts();
         let path = match &shared.group_by {
-            Grouping::Template => template.map_or(PathValue::Static(UNMATCHED_PATH), PathValue::Matched),
+            Grouping::Template => {
+                template.map_or(PathValue::Static(UNMATCHED_PATH), PathValue::Matched)
+            }
             Grouping::RawPath => PathValue::Owned(parts.uri.path().into()),
             Grouping::Request(f) => PathValue::Owned(f(&parts)),
         };
@@ -316,16 +338,16 @@ where
             values,
             route_values,
         };
-        if let Some(scope) = raised {
-            families.in_progress(
-                1.0,
+        let raised = raised.map(|scope| {
+            let gauge = families.raise_in_progress(
                 outcome.method,
                 outcome.path.as_str(),
                 &outcome.values,
                 &outcome.route_values,
                 scope,
             );
-        }
+            (scope, gauge)
+        });
         let context = RequestContext::new(initial);
         let state = RequestState {
             shared: shared.clone(),
@@ -415,7 +437,9 @@ where
                     state.head(response.status(), None);
                     response
                 };
-                Poll::Ready(Ok(response.map(|body| Body::new(TrackedBody::new(body, state)))))
+                Poll::Ready(Ok(
+                    response.map(|body| Body::new(TrackedBody::new(body, state)))
+                ))
             }
             // The inner service failed (never with axum's routers, whose error is
             // `Infallible`): nothing to record; dropping the state lowers the gauges.
