@@ -137,20 +137,21 @@ impl<L: LabelSet, M: Metric> Family<L, M> {
     }
 
     pub(crate) fn from_opts(opts: Opts<M::Config>, origin: &'static Location<'static>) -> Self {
-        let family = Self {
+        Self {
             core: Arc::new(Core::new(opts, L::CARDINALITY, origin)),
             _labels: PhantomData,
-        };
-        if L::ARITY == 0 && family.core.opts.label_names.is_empty() {
-            // A family without labels has exactly one series: it exists, at zero, from the
-            // start, so the first scrape shows it (a missing series breaks alerts and `rate()`).
+        }
+    }
+
+    /// Creates the one series of a family without labels, at zero, so that the first scrape
+    /// shows it (a missing series breaks alerts and `rate()`). Called on registration, not on
+    /// construction, so that builder steps (`.buckets()`, `.mode()`) create no throwaway series.
+    pub(crate) fn create_unlabelled_series(&self) {
+        if L::ARITY == 0 && self.core.opts.label_names.is_empty() {
             let mut empty = KeyWords::new();
             let key = empty.finish();
-            family
-                .core
-                .insert(key.hash(family.core.seed), key, 0, Some(0));
+            self.core.insert(key.hash(self.core.seed), key, 0, Some(0));
         }
-        family
     }
 
     /// The series for `labels`, created (at zero) if it is new.

@@ -487,6 +487,7 @@ fn insert<L: LabelSet, M: Metric>(state: &mut State, family: &Family<L, M>) -> R
             origin: core.origin,
         },
     );
+    family.create_unlabelled_series();
     Ok(())
 }
 
