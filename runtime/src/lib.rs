@@ -90,6 +90,8 @@ pub use declare::{LazyFamily, check_declarations};
 pub use error::Error;
 pub use family::{DEFAULT_MAX_SERIES, Family, OVERFLOW_LABEL_VALUE};
 pub use labels::{LabelSet, LabelValue};
+#[cfg(feature = "axum")]
+pub use layer::{MetricsLayer, layer};
 pub use metric::{
     Buckets, Counter, DEFAULT_BUCKETS, Gauge, GaugeMode, Histogram, InFlight, Info, Metric, Summary,
 };
@@ -98,7 +100,5 @@ pub use promtrack_macros::{
     summary,
 };
 pub use registry::{Collector, Registry, default_registry};
-#[cfg(feature = "axum")]
-pub use layer::{MetricsLayer, layer};
 #[cfg(feature = "axum")]
 pub use serve::{Auth, MetricsRouter, metrics_router, serve_metrics};
