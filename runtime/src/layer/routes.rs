@@ -19,9 +19,10 @@
 //! fail, so an unmarked one is decisive whatever its status.
 //!
 //! The route table only grows, and is bounded by the number of route templates the router has
-//! (plus one entry for unmatched requests). A route's verdict never changes once learned,
-//! except that an unknown or tracked route becomes untracked when a handler marks it; later
-//! requests that are marked more strongly are honoured one by one.
+//! (plus one entry for unmatched requests). A verdict never changes once learned; a request
+//! to a known route that its handler marks anyway (a handler that excludes itself only
+//! sometimes, or another method of the same template) is honoured for that request alone —
+//! though the in-progress gauge it raised, as a request of a tracked route, stays visible.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -54,7 +55,7 @@ impl Verdict {
         }
     }
 
-    /// What a request of a route with this verdict records.
+    /// What a request of a route with this verdict (or a request marked so) records.
     pub(crate) fn scope(self) -> Scope {
         match self {
             Verdict::Unknown | Verdict::Tracked => Scope::All,

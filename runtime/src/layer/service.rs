@@ -60,24 +60,46 @@ impl<S> MetricsService<S> {
         }
     }
 
+    /// What is known of the request's route: its verdict, or the route itself while there
+    /// is something to learn (cloning its `Arc` only then keeps a contended atomic off the
+    /// common path).
     #[inline]
-    fn route(&self, template: Option<&str>) -> Arc<Route> {
+    fn route(&self, template: Option<&str>) -> RouteRef {
+        let known = |route: &Arc<Route>| match route.verdict() {
+            Verdict::Unknown => RouteRef::Learning(route.clone()),
+            verdict => RouteRef::Known(verdict),
+        };
         if let (Some(t), Some((cached, route))) = (template, self.last.get()) {
             if **cached == *t {
-                return route.clone();
+                return known(route);
             }
         }
         let route = self.shared.routes.get(template);
         if let Some(t) = template {
             let _ = self.last.set((t.into(), route.clone()));
         }
-        route
+        known(&route)
     }
 }
 
 impl<S> std::fmt::Debug for MetricsService<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MetricsService").finish_non_exhaustive()
+    }
+}
+
+/// A request's route: known when the request started, or still being learned.
+enum RouteRef {
+    Known(Verdict),
+    Learning(Arc<Route>),
+}
+
+impl RouteRef {
+    fn verdict(&self) -> Verdict {
+        match self {
+            RouteRef::Known(v) => *v,
+            RouteRef::Learning(r) => r.verdict(),
+        }
     }
 }
 
@@ -97,7 +119,7 @@ enum Phase {
 /// One request's state, from `call` to the end of its response body.
 pub(crate) struct RequestState {
     shared: Arc<Shared>,
-    route: Arc<Route>,
+    route: RouteRef,
     context: RequestContext,
     start: Instant,
     /// What this request may record at most (excluded paths record less or nothing).
@@ -174,13 +196,20 @@ impl RequestState {
         let status = self.outcome.status;
         let decisive = self.unmatched || !status.is_client_error();
         let marked = self.marked();
-        self.route.settle(
-            &self.shared.families,
-            &self.outcome,
-            marked,
-            decisive,
-            self.floor,
-        );
+        match &self.route {
+            RouteRef::Learning(route) => route.settle(
+                &self.shared.families,
+                &self.outcome,
+                marked,
+                decisive,
+                self.floor,
+            ),
+            // Known before the request started: a mark now is honoured for this request.
+            RouteRef::Known(verdict) => self.shared.families.record(
+                &self.outcome,
+                verdict.scope().max(self.floor).max(marked.scope()),
+            ),
+        }
         if response_size.is_some() {
             self.outcome.response_size = response_size;
         }
@@ -221,15 +250,12 @@ impl RequestState {
             }
             Phase::Recorded => {
                 self.phase = Phase::Done;
-                let allowed =
-                    self.route
-                        .verdict()
-                        .scope()
-                        .max(self.floor)
-                        .max(match self.marked() {
-                            Verdict::Tracked => Scope::All,
-                            other => other.scope(),
-                        });
+                let allowed = self
+                    .route
+                    .verdict()
+                    .scope()
+                    .max(self.floor)
+                    .max(self.marked().scope());
                 if allowed == Scope::All && self.route.verdict() == Verdict::Tracked {
                     self.outcome.panicked = true;
                     self.shared.families.count_exception(&self.outcome);
