@@ -1,6 +1,7 @@
 //! The server `scripts/wrk-layer.sh` loads: a hello-world handler, either bare
 //! (`layer_wrk_server bare ADDR`) or behind `promtrack::layer()` with one `#[histogram]` on the
-//! handler and `/metrics` merged in (`layer_wrk_server layer ADDR`).
+//! handler and `/metrics` merged in (`layer_wrk_server layer ADDR`). Two more modes split the
+//! cost: `histogram` (the attribute, no layer) and `layer-only` (the layer, no attribute).
 
 use axum::Router;
 use axum::routing::get;
@@ -26,8 +27,10 @@ async fn main() -> std::io::Result<()> {
             .route("/", get(hello_instrumented))
             .merge(metrics::metrics_router())
             .layer(metrics::layer()),
+        "histogram" => Router::new().route("/", get(hello_instrumented)),
+        "layer-only" => Router::new().route("/", get(hello)).layer(metrics::layer()),
         _ => {
-            eprintln!("usage: layer_wrk_server bare|layer [ADDR]");
+            eprintln!("usage: layer_wrk_server bare|layer|histogram|layer-only [ADDR]");
             std::process::exit(2);
         }
     };

@@ -457,3 +457,24 @@ impl Families {
         self.request_size.is_some()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layer::MetricsLayer;
+
+    #[test]
+    fn in_progress_gauges_sum_over_live_processes() {
+        let registry = Registry::new();
+        let b = MetricsLayer::builder()
+            .registry(&registry)
+            .register_default(crate::layer::RouteMetric::in_progress("busy", "Busy."));
+        let families = Families::register(&b, &registry, Location::caller()).unwrap();
+        let default = families.in_progress.as_ref().unwrap();
+        assert_eq!(default.core.opts.config, GaugeMode::LiveSum);
+        match &families.routes[0].kind {
+            RouteFamilyKind::InProgress(f) => assert_eq!(f.core.opts.config, GaugeMode::LiveSum),
+            _ => panic!("expected an in-progress gauge"),
+        }
+    }
+}
