@@ -13,6 +13,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap as StdHashMap;
+use std::sync::atomic::Ordering;
 
 /// Keys come from files; the hasher is seeded per process, so crafted keys cannot target it.
 type HashMap<K, V> = StdHashMap<K, V, foldhash::fast::RandomState>;
@@ -37,15 +38,12 @@ pub(crate) enum Purpose {
     Archive,
 }
 
-#[derive(Clone, Debug)]
-enum Acc {
-    Counter { whole: u64, frac: f64 },
-    Gauge { value: f64, ts: u64, seen: bool },
-    Histogram { counts: Vec<u64>, sum: f64 },
-    Summary { count: u64, sum: f64 },
-    Info,
-}
-
+/// Where a family's series are accumulated: one row of `width` 8-byte slots per series, in one
+/// flat vector (no allocation per series), found through a map from (key, process) to the row.
+///
+/// Slots per row, by kind: counter `[whole, frac]`; gauge `[value, timestamp, seen]`; histogram
+/// the bucket counts (not cumulative), `+Inf`, then the sum; summary `[count, sum]`; info none.
+/// Floating-point slots hold `f64` bits.
 struct FamAcc<'a> {
     name: &'a str,
     help: &'a str,
@@ -53,8 +51,24 @@ struct FamAcc<'a> {
     mode: GaugeMode,
     labels: Vec<&'a str>,
     bounds: Vec<f64>,
-    /// Series by key and, for `all`/`liveall` gauges, the writing process's label.
-    series: HashMap<(&'a [u8], u32), Acc>,
+    width: usize,
+    /// Row of each (key, process) — the process only for `all`/`liveall` gauges, else `NO_PID`.
+    rows: HashMap<(&'a [u8], u32), u32>,
+    /// The (key, process) of each row, in row order.
+    keys: Vec<(&'a [u8], u32)>,
+    slots: Vec<u64>,
+}
+
+/// The process part of a series' identity in families that are not per process.
+const NO_PID: u32 = u32::MAX;
+
+fn width(kind: MetricKind, n_bounds: usize) -> usize {
+    match kind {
+        MetricKind::Counter | MetricKind::Summary => 2,
+        MetricKind::Gauge => 3,
+        MetricKind::Histogram => n_bounds + 2,
+        _ => 0,
+    }
 }
 
 /// The aggregate of some sources.
@@ -126,7 +140,7 @@ impl<'a> Aggregate<'a> {
         if per_process && f.label_names().any(|n| n == "pid") {
             return None; // the `pid` label we add would be duplicated
         }
-        if let Some(&i) = self.by_name.get(f.name) {
+        if let Some(&i) = self.by_name.get(f.name()) {
             let acc = &self.families[i];
             let same = acc.kind == f.kind
                 && acc.labels.iter().copied().eq(f.label_names())
@@ -134,16 +148,23 @@ impl<'a> Aggregate<'a> {
                 && (f.kind != MetricKind::Gauge || acc.mode == f.mode);
             return same.then_some(i);
         }
+        let width = width(f.kind, f.n_bounds());
+        // Sized for this file's series: most files of a directory hold the same ones.
+        let mut rows = HashMap::default();
+        rows.reserve(f.n_series as usize);
         self.families.push(FamAcc {
-            name: f.name,
-            help: f.help,
+            name: f.name(),
+            help: f.help(),
             kind: f.kind,
             mode: f.mode,
             labels: f.label_names().collect(),
             bounds: f.bounds().collect(),
-            series: HashMap::default(),
+            width,
+            rows,
+            keys: Vec::with_capacity(f.n_series as usize),
+            slots: Vec::with_capacity(f.n_series as usize * width),
         });
-        self.by_name.insert(f.name, self.families.len() - 1);
+        self.by_name.insert(f.name(), self.families.len() - 1);
         Some(self.families.len() - 1)
     }
 
@@ -156,10 +177,10 @@ impl<'a> Aggregate<'a> {
         // ignored.
         let mut last: HashMap<&str, usize> = HashMap::default();
         for (i, f) in p.families.iter().enumerate() {
-            last.insert(f.name, i);
+            last.insert(f.name(), i);
         }
         let superseded: Vec<bool> = (0..p.families.len())
-            .map(|i| last[p.families[i].name] != i)
+            .map(|i| last.get(p.families[i].name()) != Some(&i))
             .collect();
         let resolved: Vec<Option<usize>> = p
             .families
@@ -190,7 +211,7 @@ impl<'a> Aggregate<'a> {
                 continue;
             };
             let fam = &mut self.families[fi];
-            let mut pid = u32::MAX;
+            let mut pid = NO_PID;
             if fam.kind == MetricKind::Gauge {
                 if fam.mode.is_live() && !src.live {
                     continue;
@@ -199,30 +220,14 @@ impl<'a> Aggregate<'a> {
                     pid = index as u32;
                 }
             }
-            let kind = fam.kind;
-            let mode = fam.mode;
-            let n_bounds = fam.bounds.len();
-            let acc = fam
-                .series
-                .entry((s.key, pid))
-                .or_insert_with(|| match kind {
-                    MetricKind::Counter => Acc::Counter {
-                        whole: 0,
-                        frac: 0.0,
-                    },
-                    MetricKind::Histogram => Acc::Histogram {
-                        counts: vec![0; n_bounds + 1],
-                        sum: 0.0,
-                    },
-                    MetricKind::Summary => Acc::Summary { count: 0, sum: 0.0 },
-                    MetricKind::Info => Acc::Info,
-                    _ => Acc::Gauge {
-                        value: 0.0,
-                        ts: 0,
-                        seen: false,
-                    },
-                });
-            merge(acc, &s, mode);
+            let next = fam.keys.len() as u32;
+            let row = *fam.rows.entry((s.key, pid)).or_insert(next);
+            if row == next {
+                fam.keys.push((s.key, pid));
+                fam.slots.resize(fam.slots.len() + fam.width, 0);
+            }
+            let at = row as usize * fam.width;
+            merge(fam.kind, fam.mode, &mut fam.slots[at..at + fam.width], &s);
         }
     }
 
@@ -233,24 +238,25 @@ impl<'a> Aggregate<'a> {
             .families
             .into_iter()
             .map(|f| {
-                let mut series: Vec<_> = f.series.into_iter().collect();
-                series.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                let label_names: Vec<Cow<'static, str>> =
+                    f.labels.iter().map(|n| Cow::Owned(n.to_string())).collect();
                 let mut family = MetricFamily::new(f.name, f.help, f.kind);
-                family.series = series
+                family.series = f
+                    .sorted_rows()
                     .into_iter()
-                    .map(|((key, pid), acc)| {
-                        let mut labels: Vec<(Cow<'static, str>, String)> = f
-                            .labels
+                    .map(|row| {
+                        let (key, pid) = f.keys[row];
+                        let mut labels: Vec<(Cow<'static, str>, String)> = label_names
                             .iter()
-                            .zip(key_values(key))
-                            .map(|(n, v)| (Cow::Owned(n.to_string()), v.to_owned()))
+                            .cloned()
+                            .zip(key_values(key).map(str::to_owned))
                             .collect();
-                        if pid != u32::MAX {
+                        if pid != NO_PID {
                             labels.push((Cow::Borrowed("pid"), pid_labels[pid as usize].clone()));
                         }
                         Series {
                             labels,
-                            value: acc.into_value(&f.bounds),
+                            value: f.value(row),
                             created: None,
                         }
                     })
@@ -281,26 +287,20 @@ impl<'a> Aggregate<'a> {
                     bounds: &f.bounds,
                 },
             );
-            let mut series: Vec<_> = f.series.iter().collect();
-            series.sort_unstable_by(|a, b| a.0.cmp(b.0));
-            for ((key, _), acc) in series {
+            for row in f.sorted_rows() {
+                let slots = f.row(row);
                 cells.clear();
-                match acc {
-                    Acc::Counter { whole, frac } => cells.extend([*whole, frac.to_bits()]),
-                    Acc::Gauge { value, ts, .. } => {
-                        cells.push(value.to_bits());
+                match f.kind {
+                    MetricKind::Gauge => {
+                        cells.push(slots[0]);
                         if is_stamped(f.mode) {
-                            cells.extend([*ts, 0]);
+                            cells.extend([slots[1], 0]);
                         }
                     }
-                    Acc::Histogram { counts, sum } => {
-                        cells.extend_from_slice(counts);
-                        cells.push(sum.to_bits());
-                    }
-                    Acc::Summary { count, sum } => cells.extend([*count, sum.to_bits()]),
-                    Acc::Info => {}
+                    // Counters, histograms and summaries: the slots are the file's cells.
+                    _ => cells.extend_from_slice(slots),
                 }
-                file::encode_series(&mut out, family_off, &cells, key);
+                file::encode_series(&mut out, family_off, &cells, f.keys[row].0);
             }
         }
         file::encode_absorbed(&mut out, absorbed);
@@ -311,67 +311,89 @@ impl<'a> Aggregate<'a> {
     }
 }
 
-fn merge(acc: &mut Acc, s: &Ser<'_>, mode: GaugeMode) {
-    match acc {
-        Acc::Counter { whole, frac } => {
-            *whole = whole.saturating_add(s.cell(0));
-            *frac += f64::from_bits(s.cell(1));
-        }
-        Acc::Histogram { counts, sum } => {
-            for (i, c) in counts.iter_mut().enumerate() {
-                *c = c.saturating_add(s.cell(i));
+impl FamAcc<'_> {
+    fn row(&self, row: usize) -> &[u64] {
+        &self.slots[row * self.width..(row + 1) * self.width]
+    }
+
+    /// Row indices in the order of their keys (label values, then process).
+    fn sorted_rows(&self) -> Vec<usize> {
+        let mut rows: Vec<usize> = (0..self.keys.len()).collect();
+        rows.sort_unstable_by(|&a, &b| self.keys[a].cmp(&self.keys[b]));
+        rows
+    }
+
+    fn value(&self, row: usize) -> Value {
+        let s = self.row(row);
+        let f = f64::from_bits;
+        match self.kind {
+            MetricKind::Counter => Value::Counter(s[0] as f64 + f(s[1])),
+            MetricKind::Gauge => Value::Gauge(f(s[0])),
+            MetricKind::Histogram => {
+                let n = s.len() - 1;
+                Value::Histogram {
+                    bounds: self.bounds.clone(),
+                    counts: s[..n].to_vec(),
+                    sum: f(s[n]),
+                }
             }
-            *sum += f64::from_bits(s.cell(counts.len()));
+            MetricKind::Summary => Value::Summary {
+                count: s[0],
+                sum: f(s[1]),
+            },
+            _ => Value::Info,
         }
-        Acc::Summary { count, sum } => {
-            *count = count.saturating_add(s.cell(0));
-            *sum += f64::from_bits(s.cell(1));
+    }
+}
+
+fn add_f64(slot: &mut u64, v: f64) {
+    *slot = (f64::from_bits(*slot) + v).to_bits();
+}
+
+/// Merges series `s` into its row (`width` slots, see [`FamAcc`]).
+#[inline]
+fn merge(kind: MetricKind, mode: GaugeMode, row: &mut [u64], s: &Ser<'_>) {
+    match kind {
+        // Counters and summaries: an integer cell, then a floating-point one.
+        MetricKind::Counter | MetricKind::Summary => {
+            row[0] = row[0].saturating_add(s.cell(0));
+            add_f64(&mut row[1], f64::from_bits(s.cell(1)));
         }
-        Acc::Info => {}
-        Acc::Gauge { value, ts, seen } => {
+        MetricKind::Histogram => {
+            let cells = s.cells();
+            if let (Some((sum, counts)), Some((sum_cell, count_cells))) =
+                (row.split_last_mut(), cells.split_last())
+            {
+                for (c, cell) in counts.iter_mut().zip(count_cells) {
+                    *c = c.saturating_add(cell.load(Ordering::Relaxed));
+                }
+                add_f64(sum, f64::from_bits(sum_cell.load(Ordering::Relaxed)));
+            }
+        }
+        MetricKind::Gauge => {
             let (v, t) = if is_stamped(mode) {
                 read_stamped(s)
             } else {
                 (f64::from_bits(s.cell(0)), 0)
             };
-            let first = !*seen;
-            *seen = true;
-            match mode {
-                GaugeMode::All | GaugeMode::LiveAll => *value = v,
-                GaugeMode::Sum | GaugeMode::LiveSum => *value += v,
-                GaugeMode::Max | GaugeMode::LiveMax => {
-                    if first || v > *value {
-                        *value = v
-                    }
+            let value = f64::from_bits(row[0]);
+            let first = row[2] == 0;
+            row[2] = 1;
+            let take = match mode {
+                GaugeMode::All | GaugeMode::LiveAll => true,
+                GaugeMode::Sum | GaugeMode::LiveSum => {
+                    row[0] = (value + v).to_bits();
+                    false
                 }
-                GaugeMode::Min | GaugeMode::LiveMin => {
-                    if first || v < *value {
-                        *value = v
-                    }
-                }
-                GaugeMode::MostRecent | GaugeMode::LiveMostRecent => {
-                    if first || t > *ts {
-                        *value = v;
-                        *ts = t;
-                    }
-                }
+                GaugeMode::Max | GaugeMode::LiveMax => first || v > value,
+                GaugeMode::Min | GaugeMode::LiveMin => first || v < value,
+                GaugeMode::MostRecent | GaugeMode::LiveMostRecent => first || t > row[1],
+            };
+            if take {
+                row[0] = v.to_bits();
+                row[1] = t;
             }
         }
-    }
-}
-
-impl Acc {
-    fn into_value(self, bounds: &[f64]) -> Value {
-        match self {
-            Acc::Counter { whole, frac } => Value::Counter(whole as f64 + frac),
-            Acc::Gauge { value, .. } => Value::Gauge(value),
-            Acc::Histogram { counts, sum } => Value::Histogram {
-                bounds: bounds.to_vec(),
-                counts,
-                sum,
-            },
-            Acc::Summary { count, sum } => Value::Summary { count, sum },
-            Acc::Info => Value::Info,
-        }
+        _ => {}
     }
 }

@@ -184,6 +184,15 @@ pub const WIPE_ENV: &str = "PROMTRACK_MULTIPROC_WIPE";
 
 /// Switches multiprocess mode on with files in `path`, process-wide. See the [module
 /// docs](self); the same as `Options::new(path).apply()`.
+///
+/// # Errors
+/// If the directory is refused, if the mode is already on with another directory, or if series
+/// were already created in single-process mode (see [`Options::apply`]). Then, as a start-up
+/// check, if two metric declarations of one name disagree
+/// ([`check_declarations`](crate::check_declarations)'s error, naming both places): the mode is
+/// on by then (the check registers the declarations, which must land in this process's file),
+/// but a service should stop rather than serve scrapes that silently lack a metric — the
+/// `?` in `main` does that.
 pub fn dir(path: impl AsRef<Path>) -> Result<(), Error> {
     Options::new(path).apply()
 }
@@ -230,8 +239,16 @@ impl Options {
 
     /// Switches the mode on, process-wide. Fails if the directory is refused, if the mode is
     /// already on with another directory, or if series were already created in single-process
-    /// mode.
+    /// mode; then runs [`check_declarations`](crate::check_declarations) and returns its error
+    /// (with the mode on), as [`dir`] documents.
     pub fn apply(self) -> Result<(), Error> {
+        self.switch_on()?;
+        // After the switch, without the decision lock: registering the declarations creates
+        // their series, in this process's file.
+        crate::check_declarations()
+    }
+
+    fn switch_on(self) -> Result<(), Error> {
         let mut decided = DECISION.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(active) = ACTIVE.get() {
             return if same_path(&active.requested, &self.path) {
