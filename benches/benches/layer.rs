@@ -1,6 +1,9 @@
 //! The axum layer's overhead per request: one router with the layer, one without, the same
 //! hello-world handler, each request sent with `tower::ServiceExt::oneshot` on a current-thread
 //! runtime. The difference of the two medians is what the layer costs (issue: at most 1 µs).
+//! Two more routers split that cost: `noop_layer` is what axum charges for any layer (an
+//! identity `MapResponseLayer`), `layer_without_metrics` the layer with every default off
+//! (request context, panic guard, body wrapper).
 //!
 //! `cargo bench -p promtrack-benches --bench layer`
 
@@ -51,6 +54,10 @@ fn bench(c: &mut Criterion) {
         })
     };
 
+    // What axum charges for any layer (it boxes the layered route and its future again).
+    let noop = router().layer(tower::util::MapResponseLayer::new(
+        |r: axum::response::Response| r,
+    ));
     // The layer's fixed cost (context, panic guard, body wrapper) without any metric.
     let no_metrics = router().layer(
         promtrack::layer::MetricsLayer::builder()
@@ -69,6 +76,7 @@ fn bench(c: &mut Criterion) {
             b.iter(|| send(&layered, uri))
         });
         if name == "hello" {
+            group.bench_function("hello/noop_layer", |b| b.iter(|| send(&noop, uri)));
             group.bench_function("hello/layer_without_metrics", |b| {
                 b.iter(|| send(&no_metrics, uri))
             });

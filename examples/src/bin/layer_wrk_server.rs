@@ -1,7 +1,8 @@
 //! The server `scripts/wrk-layer.sh` loads: a hello-world handler, either bare
 //! (`layer_wrk_server bare ADDR`) or behind `promtrack::layer()` with one `#[histogram]` on the
 //! handler and `/metrics` merged in (`layer_wrk_server layer ADDR`). Two more modes split the
-//! cost: `histogram` (the attribute, no layer) and `layer-only` (the layer, no attribute).
+//! cost: `histogram` (the attribute, no layer) and `layer-only` (the layer, no attribute); and
+//! `noop` puts an identity tower layer on the route: what axum charges for any layer.
 
 use axum::Router;
 use axum::routing::get;
@@ -28,9 +29,14 @@ async fn main() -> std::io::Result<()> {
             .merge(metrics::metrics_router())
             .layer(metrics::layer()),
         "histogram" => Router::new().route("/", get(hello_instrumented)),
+        "noop" => Router::new()
+            .route("/", get(hello))
+            .layer(tower::util::MapResponseLayer::new(
+                |r: axum::response::Response| r,
+            )),
         "layer-only" => Router::new().route("/", get(hello)).layer(metrics::layer()),
         _ => {
-            eprintln!("usage: layer_wrk_server bare|layer|histogram|layer-only [ADDR]");
+            eprintln!("usage: layer_wrk_server bare|layer|histogram|layer-only|noop [ADDR]");
             std::process::exit(2);
         }
     };

@@ -36,13 +36,13 @@ pin_project_lite::pin_project! {
     pub(crate) struct TrackedBody<B> {
         #[pin]
         inner: B,
-        state: RequestState,
+        state: Box<RequestState>,
         done: bool,
     }
 }
 
 impl<B> TrackedBody<B> {
-    pub(crate) fn new(inner: B, state: RequestState) -> Self {
+    pub(crate) fn new(inner: B, state: Box<RequestState>) -> Self {
         Self {
             inner,
             state,

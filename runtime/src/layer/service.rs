@@ -375,7 +375,7 @@ where
             (scope, gauge)
         });
         let context = RequestContext::new(initial);
-        let state = RequestState {
+        let state = Box::new(RequestState {
             shared: shared.clone(),
             route,
             context: context.clone(),
@@ -386,7 +386,7 @@ where
             request_read,
             phase: Phase::Running,
             outcome,
-        };
+        });
 
         // `call` may run code of the inner service (and panic) before any future exists.
         let inner = &mut self.inner;
@@ -416,7 +416,9 @@ pin_project_lite::pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         inner: Option<TaskLocalFuture<RequestContext, F>>,
-        state: Option<RequestState>,
+        // Boxed: the future is moved several times before the server pins it, and the state
+        // then moves on into the response body.
+        state: Option<Box<RequestState>>,
     }
 }
 
