@@ -255,3 +255,78 @@ async fn with_body_end_a_streamed_request_is_in_progress_until_its_body_ends() {
         scrape(&registry)
     );
 }
+
+#[tokio::test]
+async fn a_request_cancelled_before_its_head_records_nothing_and_lowers_its_gauge() {
+    let (registry, b) = builder();
+    let (entered_tx, mut entered_rx) = mpsc::channel::<()>(4);
+    let app: Router = Router::new()
+        .route(
+            "/hang",
+            get(move || {
+                let entered = entered_tx.clone();
+                async move {
+                    entered.send(()).await.unwrap();
+                    std::future::pending::<&'static str>().await
+                }
+            }),
+        )
+        .layer(b.build().unwrap());
+    let hung = tokio::spawn({
+        let app = app.clone();
+        async move { send(&app, req("/hang")).await }
+    });
+    entered_rx.recv().await.unwrap();
+    hung.abort();
+    assert!(hung.await.unwrap_err().is_cancelled());
+    let text = scrape(&registry);
+    assert!(
+        !text.contains("/hang"),
+        "nothing recorded, no gauge raised: {text}"
+    );
+}
+
+#[tokio::test]
+async fn a_cancelled_request_of_a_known_route_lowers_the_gauge_it_raised() {
+    let (registry, b) = builder();
+    let (entered_tx, mut entered_rx) = mpsc::channel::<()>(4);
+    let hang = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let app: Router = Router::new()
+        .route(
+            "/maybe-hang",
+            get({
+                let hang = hang.clone();
+                move || {
+                    let (entered, hang) = (entered_tx.clone(), hang.clone());
+                    async move {
+                        if hang.load(std::sync::atomic::Ordering::Relaxed) {
+                            entered.send(()).await.unwrap();
+                            std::future::pending::<()>().await;
+                        }
+                        "done"
+                    }
+                }
+            }),
+        )
+        .layer(b.build().unwrap());
+    send(&app, req("/maybe-hang")).await; // known from now on
+    hang.store(true, std::sync::atomic::Ordering::Relaxed);
+    let hung = tokio::spawn({
+        let app = app.clone();
+        async move { send(&app, req("/maybe-hang")).await }
+    });
+    entered_rx.recv().await.unwrap();
+    let gauge = r#"axum_http_requests_in_progress{method="GET",path="/maybe-hang"}"#;
+    assert_eq!(sample(&registry, gauge), Some(1.0));
+    hung.abort();
+    assert!(hung.await.unwrap_err().is_cancelled());
+    assert_eq!(sample(&registry, gauge), Some(0.0));
+    assert_eq!(
+        sample(
+            &registry,
+            r#"axum_http_request_total{method="GET",status="200"}"#
+        ),
+        Some(1.0),
+        "the cancelled request is not counted"
+    );
+}

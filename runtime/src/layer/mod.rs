@@ -66,10 +66,15 @@
 //! back. The first marked request makes the route untracked for good; the first unmarked one
 //! answered otherwise makes it tracked, and the held-back requests are recorded then. The
 //! result: **no series of an untracked route is ever exposed**, in-progress gauge included.
+//! The price: a route that has only ever answered 4xx since the process started shows nothing
+//! until its first other answer (at most 64 such requests per route are held, then dropped),
+//! and a route's first requests never show in the in-progress gauge.
 //! The details and their bounds are in the source of `routes.rs`; what it means for you:
 //!
-//! - Marks are remembered per route template, for all its methods: put an untracked handler on
-//!   a path of its own (`/healthz`), not beside tracked methods of the same path.
+//! - What is learned is per route template, for all its methods: put an untracked handler on
+//!   a path of its own (`/healthz`). Beside tracked methods of the same path, its requests are
+//!   still left out one by one, but the in-progress gauge of its method may show (at 0 once
+//!   they are done).
 //! - The context is a tokio task-local. It reaches everything the handler awaits in its own
 //!   task, and `tower::buffer` (whose worker hands the future back to the caller's task), but
 //!   not a handler run on another task — a middleware between the layer and the handler that
@@ -89,6 +94,9 @@
 //! a `101` response with an empty body in both modes: the request ends with the upgrade, and
 //! the socket's life belongs to the task that serves it (put a `#[gauge]` on that function to
 //! count open sockets).
+//!
+//! A request cancelled before its response head (the client went away) records nothing; the
+//! in-progress gauge it raised goes back down.
 //!
 //! # Panics
 //!
