@@ -121,6 +121,15 @@ impl Worker {
     }
 
     pub fn start_with(dir: &Path, env: &[(&str, &str)]) -> Worker {
+        Self::start_configured(dir, env, |_| {})
+    }
+
+    /// Like [`start_with`](Self::start_with), with a last say on the command (resource limits).
+    pub fn start_configured(
+        dir: &Path,
+        env: &[(&str, &str)],
+        configure: impl FnOnce(&mut Command),
+    ) -> Worker {
         let mut cmd = Command::new(std::env::current_exe().unwrap());
         cmd.args(["worker", "--exact", "--nocapture", "--test-threads=1", "-q"])
             .env(WORKER_ENV, "1")
@@ -131,6 +140,7 @@ impl Worker {
         for (k, v) in env {
             cmd.env(k, v);
         }
+        configure(&mut cmd);
         let mut child = cmd.spawn().unwrap();
         let stdin = child.stdin.take().unwrap();
         let stdout = BufReader::new(child.stdout.take().unwrap());
@@ -178,6 +188,15 @@ impl Worker {
     pub fn exit(mut self) {
         self.ok("exit");
         assert!(self.child.wait().unwrap().success());
+    }
+}
+
+/// A worker left behind by a failing test must not outlive it (nor keep its files busy).
+impl Drop for Worker {
+    fn drop(&mut self) {
+        // A worker already waited for is not signalled again (std tracks its status).
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
