@@ -52,4 +52,8 @@ fn conflicts_name_both_places_and_fail_fast_at_start_up_only() {
     let panic = std::panic::catch_unwind(metrics::metrics_router::<()>).unwrap_err();
     let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
     assert!(message.contains("c_jobs_total"), "{message}");
+    // So does adding the default HTTP metrics.
+    let panic = std::panic::catch_unwind(metrics::layer).unwrap_err();
+    let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(message.contains("c_jobs_total"), "{message}");
 }

@@ -149,9 +149,14 @@ use routes::Routes;
 ///
 /// At start-up, if a family of the same name but a different declaration is already
 /// registered in the default registry (use [`MetricsLayer::builder`] to get the error as a
-/// `Result`). Calling it several times is fine: the layers share their families.
+/// `Result`), or if two metric declarations of one name disagree (see
+/// [`check_declarations`](crate::check_declarations)). Calling it several times is fine: the
+/// layers share their families.
 #[track_caller]
 pub fn layer() -> MetricsLayer {
+    if let Err(error) = crate::check_declarations() {
+        panic!("promtrack::layer(): {error}");
+    }
     match MetricsLayer::builder().build() {
         Ok(layer) => layer,
         Err(e) => panic!("promtrack::layer(): {e}"),
