@@ -3,12 +3,17 @@
 # MultiProcessCollector, on files of the same shape (FILES process files, each with SERIES label
 # values of a labelled counter and a labelled histogram with the default buckets).
 #
-#   benches/multiprocess_vs_python.sh [FILES] [SERIES]     # default 16 1000; also try 256 1000
+#   benches/multiprocess_vs_python.sh [FILES] [SERIES] [RESTARTS]
+#
+# FILES SERIES default to 16 1000 (also try 256 1000). With RESTARTS (say 1000), promtrack's
+# scrape is also timed with 16 live writers of the same shape before and after RESTARTS writers
+# came and went (half clean exits, half SIGKILL): the archive should keep the two close.
 #
 # Installs prometheus-client with pip (in a virtualenv under target/) on first use.
 set -euo pipefail
 FILES=${1:-16}
 SERIES=${2:-1000}
+RESTARTS=${3:-0}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 VENV=$TARGET/py-prometheus-client
@@ -60,3 +65,7 @@ echo "shape: $FILES process files x $SERIES label values (a counter and a histog
 echo "files: promtrack $(du -sh "$WORK/ours" | cut -f1), python $(du -sh "$WORK/python" | cut -f1)"
 echo -n "promtrack:         "; run scrape "$WORK/ours" 20
 echo -n "prometheus_client: "; PROMETHEUS_MULTIPROC_DIR="$WORK/python" "$PY" "$WORK/scrape.py" 5
+if [ "$RESTARTS" -gt 0 ]; then
+  mkdir -m 0700 "$WORK/restarts"
+  echo -n "promtrack restarts: "; run restarts "$WORK/restarts" 16 "$SERIES" "$RESTARTS" 20
+fi

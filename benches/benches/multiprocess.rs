@@ -18,7 +18,11 @@
 //! The same binary also serves the Python comparison script: `… -- gen DIR FILES SERIES` writes
 //! FILES process files of SERIES label values (a counter and a histogram each), and
 //! `… -- scrape DIR ITERS` prints the mean time of a scrape of DIR (read and aggregate every
-//! file, no compaction, and encode the Prometheus text).
+//! file, no compaction, and encode the Prometheus text). `… -- restarts DIR LIVE SERIES
+//! RESTARTS ITERS` keeps LIVE writers of that shape running, times a scrape (with compaction,
+//! as in production), then lets RESTARTS more writers of the same shape come and go — half exit
+//! cleanly, half are killed with SIGKILL, each followed by a scrape that compacts — and times
+//! the scrape again: the archive keeps it close to the first.
 
 use std::hint::black_box;
 use std::process::{Command, Stdio};
@@ -67,7 +71,76 @@ fn gen_child(series: usize) {
         histogram.with(&path).observe(i as f64 / series as f64);
     }
     println!("ready");
-    std::thread::sleep(std::time::Duration::from_secs(3600));
+    // Until the parent says `exit` (a clean exit folds this file into the archive) or kills us.
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+    std::process::exit(0);
+}
+
+/// A writer process of the `gen-child` shape, started and ready.
+fn spawn_writer(dir: &str, series: usize) -> std::process::Child {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["gen-child", &series.to_string()])
+        .env("PROMETHEUS_MULTIPROC_DIR", dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "ready");
+    child
+}
+
+/// Mean time of `iters` scrapes of `dir` into Prometheus text, and the text's length.
+fn time_scrapes(registry: &promtrack::Registry, iters: u32) -> (f64, usize) {
+    let text = promtrack::expose::encode_to_string(registry, promtrack::expose::Format::Text);
+    let start = Instant::now();
+    for _ in 0..iters {
+        black_box(promtrack::expose::encode_to_string(
+            registry,
+            promtrack::expose::Format::Text,
+        ));
+    }
+    (
+        start.elapsed().as_secs_f64() * 1e3 / iters as f64,
+        text.len(),
+    )
+}
+
+fn restarts(dir: &str, live: usize, series: usize, restarts: usize, iters: u32) {
+    let registry = promtrack::Registry::new();
+    registry.register_collector(promtrack::multiprocess::DirCollector::new(dir).unwrap());
+    let mut writers: Vec<_> = (0..live).map(|_| spawn_writer(dir, series)).collect();
+    let (before, _) = time_scrapes(&registry, iters);
+    for i in 0..restarts {
+        let mut w = spawn_writer(dir, series);
+        if i % 2 == 0 {
+            use std::io::Write;
+            writeln!(w.stdin.as_mut().unwrap(), "exit").unwrap();
+        } else {
+            w.kill().unwrap();
+        }
+        w.wait().unwrap();
+        black_box(promtrack::expose::encode_to_string(
+            &registry,
+            promtrack::expose::Format::Text,
+        ));
+    }
+    let files = std::fs::read_dir(dir).unwrap().count();
+    let (after, _) = time_scrapes(&registry, iters);
+    println!(
+        "{live} live writers x {series} series: {before:.3} ms per scrape; after {restarts} restarts ({files} files in the directory): {after:.3} ms ({:.2}x)",
+        after / before
+    );
+    for mut w in writers.drain(..) {
+        w.kill().unwrap();
+        w.wait().unwrap();
+    }
 }
 
 fn main() {
@@ -80,22 +153,7 @@ fn main() {
     match pos.as_slice() {
         ["gen", dir, files, series] => {
             let (files, series): (usize, usize) = (files.parse().unwrap(), series.parse().unwrap());
-            let mut children = Vec::new();
-            for _ in 0..files {
-                let mut child = Command::new(std::env::current_exe().unwrap())
-                    .args(["gen-child", &series.to_string()])
-                    .env("PROMETHEUS_MULTIPROC_DIR", dir)
-                    .stdout(Stdio::piped())
-                    .spawn()
-                    .unwrap();
-                let mut line = String::new();
-                std::io::BufRead::read_line(
-                    &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
-                    &mut line,
-                )
-                .unwrap();
-                children.push(child);
-            }
+            let children: Vec<_> = (0..files).map(|_| spawn_writer(dir, series)).collect();
             // SIGKILL: no exit hook, so every process keeps its own file.
             for mut c in children {
                 c.kill().unwrap();
@@ -110,23 +168,16 @@ fn main() {
                     .unwrap()
                     .compaction(false),
             );
-            let iters: u32 = iters.parse().unwrap();
-            let text =
-                promtrack::expose::encode_to_string(&registry, promtrack::expose::Format::Text);
-            let start = Instant::now();
-            for _ in 0..iters {
-                black_box(promtrack::expose::encode_to_string(
-                    &registry,
-                    promtrack::expose::Format::Text,
-                ));
-            }
-            let per = start.elapsed() / iters;
-            println!(
-                "{:.3} ms per scrape ({} bytes of text)",
-                per.as_secs_f64() * 1e3,
-                text.len()
-            );
+            let (ms, len) = time_scrapes(&registry, iters.parse().unwrap());
+            println!("{ms:.3} ms per scrape ({len} bytes of text)");
         }
+        ["restarts", dir, live, series, n, iters] => restarts(
+            dir,
+            live.parse().unwrap(),
+            series.parse().unwrap(),
+            n.parse().unwrap(),
+            iters.parse().unwrap(),
+        ),
         _ => {
             let mp = std::env::var_os(MP_ENV).is_some();
             let dir = std::env::temp_dir().join(format!("promtrack-bench-{}", std::process::id()));
