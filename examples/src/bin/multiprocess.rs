@@ -1,6 +1,7 @@
 //! A prefork server: a supervisor opens one listening socket, starts N worker processes that
-//! all accept on it and serve the app, restarts any worker that dies, and serves the
-//! aggregated `/metrics` of all of them on a port of its own — what gunicorn plus
+//! all accept on it and serve the quickstart app (handler attributes, the default HTTP metrics
+//! layer), restarts any worker that dies, and serves the aggregated `/metrics` of all of them
+//! on a port of its own — what gunicorn plus
 //! `GunicornPrometheusMetrics` gives a Python user, without a `child_exit` hook or an
 //! environment variable.
 //!
@@ -18,14 +19,15 @@ use std::net::TcpListener;
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::path::PathBuf;
 use std::process::{Child, Command};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::Router;
 use axum::extract::Path;
+use axum::http::StatusCode;
 use axum::routing::get;
-use promtrack::{Counter, Family, Histogram};
+use axum::{Json, Router};
+use promtrack as metrics;
 
 /// Set in a worker's environment: the descriptor of the inherited listening socket.
 const LISTEN_FD: &str = "PROMTRACK_EXAMPLE_LISTEN_FD";
@@ -50,67 +52,68 @@ fn metrics_dir() -> PathBuf {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // Before any metric is used, in supervisor and workers alike: no `Environment=` needed.
-    promtrack::multiprocess::dir(metrics_dir())?;
     match std::env::var(LISTEN_FD) {
-        Ok(fd) => worker(fd.parse()?),
+        Ok(fd) => {
+            // Before any metric is used: no `Environment=` line needed.
+            promtrack::multiprocess::dir(metrics_dir())?;
+            worker(fd.parse()?)
+        }
         Err(_) => supervisor(),
     }
 }
 
 // --- the worker: the quickstart app on the inherited socket ---------------------------------
 
-static REQUESTS: LazyLock<Family<[&'static str; 2], Counter>> = LazyLock::new(|| {
-    promtrack::default_registry()
-        .get_or_register(
-            Family::<[&str; 2], Counter>::new(
-                "multiprocess_requests_total",
-                "Requests served, by route and status.",
-            )
-            .label_names(["route", "status"]),
-        )
-        .expect("a valid, unique declaration")
-});
+#[derive(serde::Serialize)]
+struct User {
+    id: u64,
+    name: String,
+    pid: u32,
+}
 
-static LATENCY: LazyLock<Family<[&'static str; 1], Histogram>> = LazyLock::new(|| {
-    promtrack::default_registry()
-        .get_or_register(
-            Family::<[&str; 1], Histogram>::new(
-                "multiprocess_request_seconds",
-                "Request latency, by route.",
-            )
-            .label_names(["route"])
-            .buckets(&[0.0005, 0.001, 0.005, 0.01, 0.05]),
-        )
-        .expect("a valid, unique declaration")
-});
+async fn index() -> &'static str {
+    "promtrack prefork example: try /users/42 and the metrics port\n"
+}
 
-async fn get_user(Path(id): Path<u64>) -> (axum::http::StatusCode, String) {
-    let started = Instant::now();
-    let (status, code) = if id % 10 == 0 {
-        (axum::http::StatusCode::NOT_FOUND, "404")
-    } else {
-        (axum::http::StatusCode::OK, "200")
-    };
-    LATENCY
-        .with(&["/users/{id}"])
-        .observe_duration(started.elapsed());
-    REQUESTS.with(&["/users/{id}", code]).inc();
-    (
-        status,
-        format!("user{id} (served by pid {})\n", std::process::id()),
-    )
+/// Every tenth user is missing, so that both outcomes show.
+#[metrics::histogram(
+    "multiprocess_user_lookup_seconds",
+    "Time spent looking a user up.",
+    labels(source = "memory"),
+    buckets = [0.0005, 0.001, 0.005, 0.01, 0.05]
+)]
+#[metrics::counter(
+    "multiprocess_user_lookups_total",
+    "User lookups, by whether the user was found.",
+    labels(found = |ret: &Result<Json<User>, StatusCode>| ret.is_ok())
+)]
+async fn get_user(Path(id): Path<u64>) -> Result<Json<User>, StatusCode> {
+    if id % 10 == 0 {
+        return Err(StatusCode::NOT_FOUND);
+    }
+    Ok(Json(User {
+        id,
+        name: format!("user{id}"),
+        pid: std::process::id(),
+    }))
+}
+
+#[metrics::do_not_track]
+async fn healthz() -> &'static str {
+    "ok"
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn worker(fd: i32) -> Result<(), Box<dyn std::error::Error>> {
-    LazyLock::force(&REQUESTS);
-    LazyLock::force(&LATENCY);
     // SAFETY: the supervisor passed us this descriptor, a listening TCP socket, for our own.
     let listener = unsafe { TcpListener::from_raw_fd(fd) };
     listener.set_nonblocking(true)?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
-    let app = Router::new().route("/users/{id}", get(get_user));
+    let app = Router::new()
+        .route("/", get(index))
+        .route("/users/{id}", get(get_user))
+        .route("/healthz", get(healthz))
+        .layer(metrics::layer());
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
@@ -138,11 +141,16 @@ fn supervisor() -> Result<(), Box<dyn std::error::Error>> {
     // Workers inherit the socket: clear close-on-exec on it.
     // SAFETY: plain `fcntl` on a descriptor we own.
     unsafe { libc::fcntl(listener.as_raw_fd(), libc::F_SETFD, 0) };
+    // The supervisor only serves the aggregate: it reads the directory through a registry of
+    // its own and never switches the mode on, so it creates no file (and declares nothing).
+    let dir = metrics_dir();
+    let registry = promtrack::Registry::new();
+    registry.register_collector(promtrack::multiprocess::DirCollector::new(&dir)?);
     let running = Arc::new(AtomicUsize::new(0));
     {
         let running = running.clone();
         // A callback gauge, evaluated in the process that serves the scrape: this one.
-        promtrack::default_registry().register_gauge_fn(
+        registry.register_gauge_fn(
             "multiprocess_workers",
             "Worker processes running.",
             move || running.load(Ordering::Relaxed) as f64,
@@ -155,9 +163,7 @@ fn supervisor() -> Result<(), Box<dyn std::error::Error>> {
     eprintln!(
         "app on http://{}, aggregated metrics on http://127.0.0.1:{metrics_port}/metrics, {n} workers, files in {}",
         listener.local_addr()?,
-        promtrack::multiprocess::directory()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default()
+        dir.display()
     );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -167,7 +173,10 @@ fn supervisor() -> Result<(), Box<dyn std::error::Error>> {
         let metrics = tokio::net::TcpListener::bind(("127.0.0.1", metrics_port))
             .await
             .expect("the metrics port is free");
-        axum::serve(metrics, promtrack::metrics_router::<()>())
+        let router = promtrack::MetricsRouter::new()
+            .registry(&registry)
+            .build::<()>();
+        axum::serve(metrics, router)
             .await
             .expect("the metrics server runs");
     });
