@@ -57,6 +57,7 @@ impl<'a> KeyWriter<'a> {
 
 /// The key of the values `write` writes, as bytes (values joined by `0xFF`; split it with
 /// [`key_values`]). For building keys outside a lookup.
+#[cfg(any(test, feature = "axum"))]
 pub(crate) fn key_bytes(write: impl FnOnce(&mut KeyWriter<'_>)) -> Vec<u8> {
     let mut key = KeyWords::new();
     write(&mut KeyWriter::new(&mut key));
@@ -64,6 +65,7 @@ pub(crate) fn key_bytes(write: impl FnOnce(&mut KeyWriter<'_>)) -> Vec<u8> {
 }
 
 /// A label value's text.
+#[cfg(feature = "axum")]
 pub(crate) fn value_text<V: LabelValue + ?Sized>(value: &V) -> String {
     let key = key_bytes(|w| w.value(value));
     key_values(&key).next().unwrap_or_default().to_owned()

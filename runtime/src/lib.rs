@@ -45,15 +45,18 @@
 //! assert!(text.contains("lib_doc_lookups_total{source=\"db\"} 1\n"));
 //! ```
 //!
-//! With the `axum` feature (on by default), [`metrics_router`] serves `GET /metrics` from the
-//! default registry, and [`serve_metrics`] serves it on a port of its own.
+//! With the `axum` feature (on by default), `metrics_router()` serves `GET /metrics` from the
+//! default registry, `serve_metrics()` serves it on a port of its own, and `layer()` adds the
+//! default HTTP metrics.
 //!
 //! # Features
-//! - `axum` (default): [`metrics_router`], [`serve_metrics`], `LabelValue` for `http` types.
+//! - `axum` (default): `layer()`, `metrics_router()`, `serve_metrics()`, `LabelValue` for
+//!   `http` types.
+//! - `multiprocess` (default): `multiprocess::dir()` and the directory aggregation (Unix).
 //! - `gzip` (default): compressed scrapes when the scraper asks for them.
 //! - `process` (default): `process_*` metrics on Linux.
-//! - `prometheus`: expose a `prometheus::Registry` (rust-prometheus) alongside, see
-//!   [`interop`].
+//! - `prometheus`: expose a `prometheus::Registry` (rust-prometheus) alongside, with
+//!   `interop::PrometheusRegistry`.
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
