@@ -43,15 +43,56 @@ impl Exclusion {
 }
 
 /// One request's shared state, owned by the layer and reachable from the handler's task.
-#[derive(Clone, Debug, Default)]
+///
+/// A context made with [`new`](Self::new) is shared by its clones: marks made inside
+/// [`scope`](Self::scope) are seen afterwards through the original. The layer's own contexts
+/// live inline in the request's future instead (no allocation, no reference count): the layer
+/// takes the context back out of the future when it completes.
+#[derive(Debug)]
 pub struct RequestContext {
-    inner: Arc<Marks>,
+    inner: Repr,
+}
+
+#[derive(Debug)]
+enum Repr {
+    Shared(Arc<Marks>),
+    /// Owned by one future; a clone is a snapshot.
+    Inline(Marks),
+}
+
+impl Clone for RequestContext {
+    fn clone(&self) -> Self {
+        let inner = match &self.inner {
+            Repr::Shared(marks) => Repr::Shared(marks.clone()),
+            Repr::Inline(marks) => Repr::Inline(Marks {
+                exclusion: AtomicU8::new(marks.exclusion.load(Ordering::Relaxed)),
+                metrics_endpoint: AtomicBool::new(marks.metrics_endpoint.load(Ordering::Relaxed)),
+            }),
+        };
+        Self { inner }
+    }
+}
+
+impl Default for RequestContext {
+    fn default() -> Self {
+        Self::new(Exclusion::None)
+    }
 }
 
 #[derive(Debug, Default)]
 struct Marks {
     exclusion: AtomicU8,
     metrics_endpoint: AtomicBool,
+}
+
+impl Marks {
+    fn new(initial: Exclusion) -> Self {
+        note_exclusion(initial);
+        Self {
+            exclusion: AtomicU8::new(initial as u8),
+            metrics_endpoint: AtomicBool::new(false),
+        }
+    }
 }
 
 #[cfg(feature = "axum")]
@@ -74,33 +115,52 @@ impl RequestContext {
     /// A fresh context, starting at `initial` (the layer starts excluded paths at
     /// [`Exclusion::All`] when excluded paths also skip handler metrics).
     pub fn new(initial: Exclusion) -> Self {
-        note_exclusion(initial);
         Self {
-            inner: Arc::new(Marks {
-                exclusion: AtomicU8::new(initial as u8),
-                metrics_endpoint: AtomicBool::new(false),
-            }),
+            inner: Repr::Shared(Arc::new(Marks::new(initial))),
+        }
+    }
+
+    /// A context owned by one request's future, which hands it back when done (see
+    /// [`scoped`](Self::scoped)): the layer's, with nothing to allocate.
+    #[cfg(feature = "axum")]
+    pub(crate) fn inline(initial: Exclusion) -> Self {
+        Self {
+            inner: Repr::Inline(Marks::new(initial)),
+        }
+    }
+
+    fn marks(&self) -> &Marks {
+        match &self.inner {
+            Repr::Shared(marks) => marks,
+            Repr::Inline(marks) => marks,
         }
     }
 
     /// Like [`scope`](Self::scope), as a future type that can be named (the layer stores it).
+    /// The context moves into the future; `TaskLocalFuture::take_value` gives it back, with
+    /// the marks made inside.
     #[cfg(feature = "axum")]
     pub(crate) fn scoped<F: std::future::Future>(
-        &self,
+        self,
         future: F,
     ) -> tokio::task::futures::TaskLocalFuture<RequestContext, F> {
-        CONTEXT.scope(self.clone(), future)
+        CONTEXT.scope(self, future)
     }
 
-    /// Runs `f` with this context current (for synchronous work such as a service's `call`).
+    /// Runs `f` with this context current (for synchronous work such as a service's `call`),
+    /// and returns the context with the marks `f` made.
     #[cfg(feature = "axum")]
-    pub(crate) fn sync_scope<R>(&self, f: impl FnOnce() -> R) -> R {
-        CONTEXT.sync_scope(self.clone(), f)
+    pub(crate) fn sync_scope<R>(self, f: impl FnOnce() -> R) -> (R, Self) {
+        CONTEXT.sync_scope(self, || {
+            let r = f();
+            // A snapshot of an inline context, a new reference to a shared one.
+            (r, CONTEXT.with(Self::clone))
+        })
     }
 
     /// Whether the metrics endpoint answered this request (see [`mark_metrics_endpoint`]).
     pub fn is_metrics_endpoint(&self) -> bool {
-        self.inner.metrics_endpoint.load(Ordering::Relaxed)
+        self.marks().metrics_endpoint.load(Ordering::Relaxed)
     }
 
     /// Runs `future` with this context current.
@@ -111,12 +171,14 @@ impl RequestContext {
 
     /// The strongest exclusion recorded so far.
     pub fn exclusion(&self) -> Exclusion {
-        Exclusion::from_u8(self.inner.exclusion.load(Ordering::Relaxed))
+        Exclusion::from_u8(self.marks().exclusion.load(Ordering::Relaxed))
     }
 
     fn raise(&self, to: Exclusion) {
         note_exclusion(to);
-        self.inner.exclusion.fetch_max(to as u8, Ordering::Relaxed);
+        self.marks()
+            .exclusion
+            .fetch_max(to as u8, Ordering::Relaxed);
     }
 }
 
@@ -137,7 +199,7 @@ pub fn exclude(what: Exclusion) {
 #[inline]
 pub fn mark_metrics_endpoint() {
     #[cfg(feature = "axum")]
-    let _ = CONTEXT.try_with(|c| c.inner.metrics_endpoint.store(true, Ordering::Relaxed));
+    let _ = CONTEXT.try_with(|c| c.marks().metrics_endpoint.store(true, Ordering::Relaxed));
 }
 
 /// Whether the current request is excluded from every metric (`#[exclude_all_metrics]`, or an

@@ -157,6 +157,10 @@ impl Extra {
     pub(crate) fn is_response(&self) -> bool {
         matches!(self.source, Source::Response(_))
     }
+
+    pub(crate) fn is_request(&self) -> bool {
+        matches!(self.source, Source::Request(_))
+    }
 }
 
 /// Runs a user label function; a panic yields an empty value (the default panic hook has

@@ -190,6 +190,10 @@ pub(crate) struct Shared {
     track_metrics_endpoint: bool,
     /// Whether any label is computed from the response head.
     response_labels: bool,
+    /// Whether a request must be taken apart (`Request::into_parts`) for what the layer reads
+    /// of it: labels or a path computed from its head, or its body counted. Moving the parts
+    /// out and back is a few hundred bytes of copying that most configurations need not pay.
+    request_parts: bool,
 }
 
 impl MetricsLayer {
@@ -268,6 +272,13 @@ impl MetricsLayerBuilder {
                 .route_metrics
                 .iter()
                 .any(|m| m.labels.iter().any(|e| e.is_response()));
+        let request_parts = matches!(self.group_by.0, Grouping::Request(_))
+            || self.switches.body_sizes
+            || self.labels.iter().any(|e| e.is_request())
+            || self
+                .route_metrics
+                .iter()
+                .any(|m| m.labels.iter().any(|e| e.is_request()));
         Ok(MetricsLayer {
             shared: Arc::new(Shared {
                 registry,
@@ -279,6 +290,7 @@ impl MetricsLayerBuilder {
                 request_end: self.request_end,
                 track_metrics_endpoint: self.track_metrics_endpoint,
                 response_labels,
+                request_parts,
             }),
         })
     }

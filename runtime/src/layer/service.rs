@@ -43,20 +43,30 @@ use crate::context::{Exclusion, RequestContext};
 #[derive(Clone)]
 pub struct MetricsService<S> {
     inner: S,
+    /// One `Arc` for all a service needs: axum clones the service for every request, and each
+    /// request's state keeps a reference, so every reference count here is an atomic that the
+    /// server's threads contend for.
+    instance: Arc<Instance>,
+}
+
+/// What a service instance and its clones share.
+pub(crate) struct Instance {
     shared: Arc<Shared>,
     /// The route this service instance saw first. Added with `Router::layer`, each route gets
     /// its own instance (shared by its clones), so this spares the route table's lock and
     /// hash on every request; a mismatch (the layer applied around several routes) falls back
     /// to the table.
-    last: Arc<OnceLock<(Box<str>, Arc<Route>)>>,
+    last: OnceLock<(Box<str>, Arc<Route>)>,
 }
 
 impl<S> MetricsService<S> {
     pub(crate) fn new(inner: S, shared: Arc<Shared>) -> Self {
         Self {
             inner,
-            shared,
-            last: Arc::default(),
+            instance: Arc::new(Instance {
+                shared,
+                last: OnceLock::new(),
+            }),
         }
     }
 
@@ -69,14 +79,15 @@ impl<S> MetricsService<S> {
             Verdict::Unknown => RouteRef::Learning(route.clone()),
             verdict => RouteRef::Known(verdict),
         };
-        if let (Some(t), Some((cached, route))) = (template, self.last.get()) {
+        let instance = &*self.instance;
+        if let (Some(t), Some((cached, route))) = (template, instance.last.get()) {
             if **cached == *t {
                 return known(route);
             }
         }
-        let route = self.shared.routes.get(template);
+        let route = instance.shared.routes.get(template);
         if let Some(t) = template {
-            let _ = self.last.set((t.into(), route.clone()));
+            let _ = instance.last.set((t.into(), route.clone()));
         }
         known(&route)
     }
@@ -118,7 +129,7 @@ enum Phase {
 
 /// One request's state, from `call` to the end of its response body.
 pub(crate) struct RequestState {
-    shared: Arc<Shared>,
+    instance: Arc<Instance>,
     route: RouteRef,
     context: RequestContext,
     start: Instant,
@@ -134,9 +145,13 @@ pub(crate) struct RequestState {
 }
 
 impl RequestState {
+    fn shared(&self) -> &Shared {
+        &self.instance.shared
+    }
+
     /// The verdict the handler's marks amount to (`Tracked` for none).
     fn marked(&self) -> Verdict {
-        if self.context.is_metrics_endpoint() && !self.shared.track_metrics_endpoint {
+        if self.context.is_metrics_endpoint() && !self.shared().track_metrics_endpoint {
             return Verdict::Nothing;
         }
         match self.context.exclusion() {
@@ -148,9 +163,11 @@ impl RequestState {
 
     fn lower_in_progress(&mut self) {
         if let Some((scope, gauge)) = self.raised.take() {
-            self.shared
-                .families
-                .lower_in_progress(gauge, &self.outcome.route_values, scope);
+            self.instance.shared.families.lower_in_progress(
+                gauge,
+                &self.outcome.route_values,
+                scope,
+            );
         }
     }
 
@@ -158,13 +175,13 @@ impl RequestState {
     fn head(&mut self, status: StatusCode, response: Option<&http::response::Parts>) {
         self.outcome.status = status;
         if let Some(parts) = response {
-            let f = &self.shared.families;
+            let f = &self.instance.shared.families;
             self.outcome.values.add_response(&f.extras, parts);
             for (v, labels) in self.outcome.route_values.iter_mut().zip(f.route_labels()) {
                 v.add_response(labels, parts);
             }
         }
-        match self.shared.request_end {
+        match self.shared().request_end {
             RequestEnd::ResponseHead => self.finish(false),
             RequestEnd::BodyEnd => self.phase = Phase::Streaming,
         }
@@ -198,14 +215,14 @@ impl RequestState {
         let marked = self.marked();
         match &self.route {
             RouteRef::Learning(route) => route.settle(
-                &self.shared.families,
+                &self.instance.shared.families,
                 &self.outcome,
                 marked,
                 decisive,
                 self.floor,
             ),
             // Known before the request started: a mark now is honoured for this request.
-            RouteRef::Known(verdict) => self.shared.families.record(
+            RouteRef::Known(verdict) => self.instance.shared.families.record(
                 &self.outcome,
                 verdict.scope().max(self.floor).max(marked.scope()),
             ),
@@ -234,7 +251,10 @@ impl RequestState {
                     && self.floor == Scope::All
                     && self.marked() == Verdict::Tracked
                 {
-                    self.shared.families.record_response_size(&self.outcome);
+                    self.instance
+                        .shared
+                        .families
+                        .record_response_size(&self.outcome);
                 }
             }
             Phase::Running | Phase::Done => {}
@@ -258,7 +278,7 @@ impl RequestState {
                     .max(self.marked().scope());
                 if allowed == Scope::All && self.route.verdict() == Verdict::Tracked {
                     self.outcome.panicked = true;
-                    self.shared.families.count_exception(&self.outcome);
+                    self.instance.shared.families.count_exception(&self.outcome);
                 }
             }
             Phase::Running | Phase::Done => {}
@@ -299,7 +319,7 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let start = Instant::now();
-        let shared = &self.shared;
+        let shared = &*self.instance.shared;
         let template = request.extensions().get::<MatchedPath>().cloned();
         let unmatched = template.is_none();
         let excluded = shared
@@ -315,38 +335,54 @@ where
         let method = method_label(request.method());
 
         let families = &shared.families;
-        let (parts, body) = request.into_parts();
-        let path = match &shared.group_by {
+        let path = |parts: Option<&http::request::Parts>, uri: &http::Uri| match &shared.group_by {
             Grouping::Template => {
                 template.map_or(PathValue::Static(UNMATCHED_PATH), PathValue::Matched)
             }
-            Grouping::RawPath => PathValue::Owned(parts.uri.path().into()),
-            Grouping::Request(f) => PathValue::Owned(f(&parts)),
+            Grouping::RawPath => PathValue::Owned(uri.path().into()),
+            // `request_parts` is set for this grouping: the parts are always there.
+            Grouping::Request(f) => parts.map_or(PathValue::Static(UNMATCHED_PATH), |p| {
+                PathValue::Owned(f(p))
+            }),
         };
-        let values = Values::from_request(&families.extras, &parts);
-        let route_values: Vec<Values> = families
-            .route_labels()
-            .map(|labels| Values::from_request(labels, &parts))
-            .collect();
-
         let mut request_size = None;
         let mut request_read = None;
-        let body = if families.wants_request_size() {
-            match content_length(&parts.headers) {
-                Some(n) => {
-                    request_size = Some(n);
-                    Body::new(body)
+        let (request, path, values, route_values) = if shared.request_parts {
+            let (parts, body) = request.into_parts();
+            let path = path(Some(&parts), &parts.uri);
+            let values = Values::from_request(&families.extras, &parts);
+            let route_values: Vec<Values> = families
+                .route_labels()
+                .map(|labels| Values::from_request(labels, &parts))
+                .collect();
+            let body = if families.wants_request_size() {
+                match content_length(&parts.headers) {
+                    Some(n) => {
+                        request_size = Some(n);
+                        Body::new(body)
+                    }
+                    None => {
+                        let read = Arc::new(AtomicU64::new(0));
+                        request_read = Some(read.clone());
+                        Body::new(CountedBody::new(body, read))
+                    }
                 }
-                None => {
-                    let read = Arc::new(AtomicU64::new(0));
-                    request_read = Some(read.clone());
-                    Body::new(CountedBody::new(body, read))
-                }
-            }
+            } else {
+                Body::new(body)
+            };
+            let request = Request::from_parts(parts, body);
+            (request, path, values, route_values)
         } else {
-            Body::new(body)
+            // Nothing is computed from the request's head: it goes through untouched.
+            let path = path(None, request.uri());
+            let route_values = families.route_labels().map(|_| Values::default()).collect();
+            (
+                request.map(Body::new),
+                path,
+                Values::default(),
+                route_values,
+            )
         };
-        let request = Request::from_parts(parts, body);
 
         // In-progress gauges go up only for routes known to be tracked (see `routes.rs`).
         let verdict = route.verdict();
@@ -374,11 +410,27 @@ where
             );
             (scope, gauge)
         });
-        let context = RequestContext::new(initial);
+        // `call` may run code of the inner service (and panic) before any future exists. That
+        // code sees the request's context only where it can make a difference: on an excluded
+        // path, whose context starts excluded, so that handler metrics of a service's `call`
+        // stay silent there. Elsewhere the handler's marks are made in its future, the only
+        // place attributes put them; entering the context twice would cost every request.
+        let inner = &mut self.inner;
+        let context = RequestContext::inline(initial);
+        let (called, context) = if initial == Exclusion::None {
+            (
+                catch_unwind(AssertUnwindSafe(|| inner.call(request))),
+                context,
+            )
+        } else {
+            context.sync_scope(|| catch_unwind(AssertUnwindSafe(|| inner.call(request))))
+        };
+        // The future gets its own copy of the context, handed back when it completes.
+        let future = called.ok().map(|f| context.clone().scoped(f));
         let state = Box::new(RequestState {
-            shared: shared.clone(),
+            instance: self.instance.clone(),
             route,
-            context: context.clone(),
+            context,
             start,
             floor,
             raised,
@@ -387,13 +439,6 @@ where
             phase: Phase::Running,
             outcome,
         });
-
-        // `call` may run code of the inner service (and panic) before any future exists.
-        let inner = &mut self.inner;
-        let future = context
-            .sync_scope(|| catch_unwind(AssertUnwindSafe(|| inner.call(request))))
-            .ok()
-            .map(|f| context.scoped(f));
         ResponseFuture {
             inner: future,
             state: Some(state),
@@ -417,7 +462,8 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: Option<TaskLocalFuture<RequestContext, F>>,
         // Boxed: the future is moved several times before the server pins it, and the state
-        // then moves on into the response body.
+        // then moves on into the response body. (Inline, it would spare one allocation but
+        // cost more in copies: measured slower under load.)
         state: Option<Box<RequestState>>,
     }
 }
@@ -438,26 +484,34 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        let result = match this.inner.as_mut().as_pin_mut() {
+        let (result, context) = match this.inner.as_mut().as_pin_mut() {
             // `call` panicked.
-            None => None,
-            Some(future) => match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
-                Ok(Poll::Pending) => return Poll::Pending,
-                Ok(Poll::Ready(result)) => Some(result),
-                Err(_panic) => None,
-            },
+            None => (None, None),
+            Some(mut future) => {
+                let polled = catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx)));
+                let result = match polled {
+                    Ok(Poll::Pending) => return Poll::Pending,
+                    Ok(Poll::Ready(result)) => Some(result),
+                    Err(_panic) => None,
+                };
+                // The context, with the handler's marks (tokio puts it back even on a panic).
+                (result, future.take_value())
+            }
         };
-        // Drop the inner future now (in the context's absence it would run its destructors
-        // anyway; a panicked one must never be polled again).
+        // Drop the inner future now (a panicked one must never be polled again). It is done:
+        // what is left to drop holds no handler code that could still mark the context.
         this.inner.set(None);
         let Some(mut state) = this.state.take() else {
             // Polled again after completion: a contract violation of the caller. Answer
             // rather than panic in a request path.
             return Poll::Ready(Ok(internal_error()));
         };
+        if let Some(context) = context {
+            state.context = context;
+        }
         match result {
             Some(Ok(response)) => {
-                let response = if state.shared.response_labels {
+                let response = if state.shared().response_labels {
                     let (parts, body) = response.into_parts();
                     state.head(parts.status, Some(&parts));
                     Response::from_parts(parts, body)
