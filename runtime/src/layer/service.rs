@@ -410,27 +410,10 @@ where
             );
             (scope, gauge)
         });
-        // `call` may run code of the inner service (and panic) before any future exists. That
-        // code sees the request's context only where it can make a difference: on an excluded
-        // path, whose context starts excluded, so that handler metrics of a service's `call`
-        // stay silent there. Elsewhere the handler's marks are made in its future, the only
-        // place attributes put them; entering the context twice would cost every request.
-        let inner = &mut self.inner;
-        let context = RequestContext::inline(initial);
-        let (called, context) = if initial == Exclusion::None {
-            (
-                catch_unwind(AssertUnwindSafe(|| inner.call(request))),
-                context,
-            )
-        } else {
-            context.sync_scope(|| catch_unwind(AssertUnwindSafe(|| inner.call(request))))
-        };
-        // The future gets its own copy of the context, handed back when it completes.
-        let future = called.ok().map(|f| context.clone().scoped(f));
-        let state = Box::new(RequestState {
+        let mut state = Box::new(RequestState {
             instance: self.instance.clone(),
             route,
-            context,
+            context: RequestContext::inline(initial),
             start,
             floor,
             raised,
@@ -439,6 +422,25 @@ where
             phase: Phase::Running,
             outcome,
         });
+        // `call` may run code of the inner service (and panic) before any future exists. That
+        // code sees the request's context only where it can make a difference: on an excluded
+        // path, whose context starts excluded, so that handler metrics of a service's `call`
+        // stay silent there. Elsewhere the handler's marks are made in its future, the only
+        // place attributes put them; entering the context twice would cost every request.
+        let inner = &mut self.inner;
+        let called = if initial == Exclusion::None {
+            catch_unwind(AssertUnwindSafe(|| inner.call(request)))
+        } else {
+            let (called, context) = (state.context.clone())
+                .sync_scope(|| catch_unwind(AssertUnwindSafe(|| inner.call(request))));
+            state.context = context;
+            called
+        };
+        // The future gets its own copy of the context, handed back when it completes.
+        let future = match called {
+            Ok(future) => Some(state.context.clone().scoped(future)),
+            Err(_panic) => None,
+        };
         ResponseFuture {
             inner: future,
             state: Some(state),
