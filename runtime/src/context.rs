@@ -1,6 +1,6 @@
 //! The request-scoped context through which handler attributes talk to the axum layer.
 //!
-//! The layer runs each request's inner service inside [`RequestContext::scope`]; a handler
+//! The layer runs each request's inner service inside `RequestContext::scope`; a handler
 //! marked `#[do_not_track]` or `#[exclude_all_metrics]` records its [`Exclusion`] there with
 //! [`exclude`], and the layer reads it when the response is ready. Handler attributes consult
 //! [`current_exclusion`] so that `#[exclude_all_metrics]` (and excluded paths, when the layer is
@@ -45,7 +45,7 @@ impl Exclusion {
 /// One request's shared state, owned by the layer and reachable from the handler's task.
 ///
 /// A context made with [`new`](Self::new) is shared by its clones: marks made inside
-/// [`scope`](Self::scope) are seen afterwards through the original. The layer's own contexts
+/// `scope` are seen afterwards through the original. The layer's own contexts
 /// live inline in the request's future instead (no allocation, no reference count): the layer
 /// takes the context back out of the future when it completes.
 #[derive(Debug)]
@@ -57,6 +57,8 @@ pub struct RequestContext {
 enum Repr {
     Shared(Arc<Marks>),
     /// Owned by one future; a clone is a snapshot.
+    // Only the axum layer makes inline contexts.
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
     Inline(Marks),
 }
 
@@ -174,6 +176,8 @@ impl RequestContext {
         Exclusion::from_u8(self.marks().exclusion.load(Ordering::Relaxed))
     }
 
+    // Marks are only made inside a task-local scope, which needs the axum feature's tokio.
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
     fn raise(&self, to: Exclusion) {
         note_exclusion(to);
         self.marks()
@@ -194,7 +198,7 @@ pub fn exclude(what: Exclusion) {
 
 /// Records that the metrics endpoint answers the current request, so that the layer leaves it
 /// out of the default HTTP metrics wherever the endpoint is mounted (unless the layer is told to
-/// track it). [`MetricsRouter`](crate::MetricsRouter) calls this; a hand-written metrics
+/// track it). `MetricsRouter` calls this; a hand-written metrics
 /// endpoint can too.
 #[inline]
 pub fn mark_metrics_endpoint() {
