@@ -18,7 +18,7 @@
 //! - A declaration that conflicts with another one (same name, different kind, labels, help or
 //!   buckets) never panics where it is used: it is recorded, reported once on stderr, and records
 //!   into a family that no registry exposes. [`check_declarations`] — called by
-//!   [`metrics_router`](crate::metrics_router) — turns recorded conflicts into a start-up panic.
+//!   `metrics_router()` — turns recorded conflicts into a start-up panic.
 //! - The hot path of a site whose labels are all static is one acquire load of a cached pointer
 //!   (a plain load on x86-64) before the metric's own atomic update.
 
@@ -129,7 +129,7 @@ fn register_or_record<L: LabelSet, M: Metric>(
 ///
 /// Creates the default registry if needed (which registers every declaration). Returns the
 /// first conflict, whose message names both declaration sites (file and line).
-/// [`metrics_router`](crate::metrics_router) calls this and panics on an error, so a conflict
+/// `metrics_router()` calls this and panics on an error, so a conflict
 /// stops the service at start-up instead of silently dropping a metric.
 ///
 /// ```

@@ -95,7 +95,7 @@ struct Inner {
 /// A set of metric families and collectors to expose.
 ///
 /// Most applications use the [`default_registry`], which the macros, the axum layer and
-/// [`metrics_router`](crate::metrics_router) share. Create your own to keep tests that run in
+/// `metrics_router()` share. Create your own to keep tests that run in
 /// one binary apart from each other.
 ///
 /// ```
@@ -341,7 +341,7 @@ impl Registry {
     }
 }
 
-/// The registry shared by the macros, the axum layer and [`metrics_router`](crate::metrics_router).
+/// The registry shared by the macros, the axum layer and `metrics_router()`.
 ///
 /// It always exposes promtrack's own `promtrack_*` families and, with the `process` feature on
 /// Linux, the standard `process_*` metrics.
