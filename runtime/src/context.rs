@@ -7,10 +7,10 @@
 //! configured so) also silence them.
 //!
 //! The context is a tokio task-local: it reaches every future the handler awaits *in the same
-//! task*. It does not cross `tokio::spawn` (a spawned task starts without it) nor services that
-//! move the request to another task, such as `tower::buffer::Buffer`. There, marks are lost and
-//! the request is tracked as usual; the layer's documentation says how to place it so that does
-//! not happen. Outside any context (no layer, a direct call in a unit test) marks do nothing.
+//! task* — `tower::buffer::Buffer` included, whose worker hands the future back to the caller's
+//! task. It does not cross `tokio::spawn` (a spawned task starts without it), so a middleware
+//! that spawns the inner service loses marks and the request is tracked as usual; the layer's
+//! documentation says how to place it so that does not happen. Outside any context (no layer, a direct call in a unit test) marks do nothing.
 //!
 //! Besides exclusions, the context carries one fact the layer needs and only the inner service
 //! knows: that the request was answered by the metrics endpoint ([`mark_metrics_endpoint`]),
