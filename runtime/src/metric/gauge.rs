@@ -59,7 +59,12 @@ impl Gauge {
         loop {
             if s % 2 == 0 {
                 match seq.compare_exchange_weak(s, s + 1, Ordering::Acquire, Ordering::Relaxed) {
-                    Ok(_) => break,
+                    // The seqlock writer's fence: the odd sequence number is visible before
+                    // any of the stores below (an acquire CAS alone does not order them).
+                    Ok(_) => {
+                        std::sync::atomic::fence(Ordering::Release);
+                        break;
+                    }
                     Err(actual) => s = actual,
                 }
             } else {

@@ -278,6 +278,9 @@ pub(crate) struct Writer {
     lock: SpinLock,
     inner: std::cell::UnsafeCell<Inner>,
     id: AtomicU64,
+    /// Set in a forked child that could not get a file of its own: it must never write to,
+    /// grow or fold the file it inherited, which is still its parent's.
+    detached: std::sync::atomic::AtomicBool,
     /// Segment 0's base: the header lives there for good.
     header: NonNull<u8>,
 }
@@ -326,8 +329,15 @@ impl Writer {
                 scratch: Vec::new(),
             }),
             id: AtomicU64::new(id),
+            detached: std::sync::atomic::AtomicBool::new(false),
             header,
         })
+    }
+
+    /// Whether this is a forked child's writer cut off from its parent's file (see
+    /// [`detach_after_fork`](Self::detach_after_fork)).
+    pub(crate) fn is_detached(&self) -> bool {
+        self.detached.load(Ordering::Relaxed)
     }
 
     /// The file's id (recorded in the header and in the file name).
@@ -372,6 +382,13 @@ impl Writer {
         key: &[u8],
         n: usize,
     ) -> io::Result<NonNull<AtomicU64>> {
+        if self.is_detached() {
+            // New series of a detached child live on the heap (lost to the aggregate, and
+            // counted by the caller), never in the parent's file.
+            return Err(io::Error::other(
+                "this forked process has no metrics file of its own",
+            ));
+        }
         self.with(|inner| {
             let mut fam = std::mem::take(&mut inner.scratch);
             fam.clear();
@@ -449,12 +466,13 @@ impl Writer {
     /// # Safety
     /// The caller holds [`raw_lock`](Self::raw_lock).
     pub(crate) unsafe fn detach_after_fork(&self) {
+        self.detached.store(true, Ordering::Relaxed);
         // SAFETY: the caller holds the lock.
-        let inner = unsafe { &*self.inner.get() };
+        let inner = unsafe { &mut *self.inner.get() };
         for seg in &inner.segments {
             // SAFETY: replaces our own mapping in place with zeroed private memory of the same
             // size; pointers into it stay valid.
-            unsafe {
+            let p = unsafe {
                 libc::mmap(
                     seg.ptr.as_ptr().cast(),
                     seg.len,
@@ -462,8 +480,17 @@ impl Writer {
                     libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
                     -1,
                     0,
-                );
+                )
+            };
+            if p == libc::MAP_FAILED {
+                // The child would go on adding to its parent's counts: better no child at all.
+                std::process::abort();
             }
+        }
+        // Close the inherited descriptor: while the child held it, the parent's lock would
+        // outlive the parent, and its file would look live for ever.
+        if let Ok(null) = std::fs::File::open("/dev/null") {
+            inner.file = null;
         }
     }
 }

@@ -763,7 +763,7 @@ extern "C" fn after_fork_child() {
 /// A clean exit folds this process's own file into the archive at once.
 extern "C" fn at_exit() {
     let _ = std::panic::catch_unwind(|| {
-        if let Some((a, w)) = own_writer() {
+        if let Some((a, w)) = own_writer().filter(|(_, w)| !w.is_detached()) {
             let run = compact::Run {
                 wait: true,
                 own: Some(w.id()),

@@ -80,8 +80,12 @@ impl Mapped {
     fn u64_at(&self, off: usize) -> u64 {
         debug_assert!(off % 8 == 0 && off + 8 <= self.len);
         // SAFETY: in bounds and 8-aligned (the mapping is page-aligned); an atomic load, since a
-        // live writer may update the cell concurrently.
-        unsafe { (*(self.ptr.as_ptr().add(off) as *const AtomicU64)).load(Ordering::Acquire) }
+        // live writer may update the cell concurrently. Relaxed then a fence rather than an
+        // acquire load: the mapping is read-only, where only plain atomic loads are allowed.
+        let v =
+            unsafe { (*(self.ptr.as_ptr().add(off) as *const AtomicU64)).load(Ordering::Relaxed) };
+        std::sync::atomic::fence(Ordering::Acquire);
+        v
     }
 
     fn bytes(&self) -> &[u8] {
@@ -275,9 +279,12 @@ impl<'a> Parsed<'a> {
         if u32_at(b, H_HEADER_LEN) != Some(HEADER_LEN as u32) {
             return Err(ReadError::Corrupt("wrong header length"));
         }
-        let used = map.u64_at(H_USED);
+        // A writer may have grown its file and published records past what we mapped since we
+        // measured it: read what we mapped. Files end at segment boundaries and records never
+        // straddle one, so every record below the mapped length is complete.
+        let used = map.u64_at(H_USED).min(b.len() as u64);
         // Past MAX_FILE, offsets would not fit the `u32`s records and references use.
-        if used < HEADER_LEN as u64 || used > b.len() as u64 || used > MAX_FILE || used % 8 != 0 {
+        if used < HEADER_LEN as u64 || used > MAX_FILE || used % 8 != 0 {
             return Err(ReadError::Corrupt("used length out of range"));
         }
         let used = used as usize;
