@@ -55,6 +55,21 @@ pub enum Error {
         /// What to do about it.
         fix: String,
     },
+    /// A request to a Pushgateway failed (feature `push`): the gateway was not reachable, did
+    /// not answer in time, or refused the request; or a pushed series carries a label the
+    /// grouping key sets, and nothing was sent.
+    #[cfg(feature = "push")]
+    #[error("Pushgateway {method} {url} failed: {problem}")]
+    Push {
+        /// The HTTP method: `PUT` (push), `POST` (push-add) or `DELETE`.
+        method: &'static str,
+        /// The full URL of the group, as requested.
+        url: String,
+        /// The status the gateway answered, if it answered at all.
+        status: Option<u16>,
+        /// What went wrong, with the gateway's own message where it sent one, and how to fix it.
+        problem: String,
+    },
     /// An I/O error, with the path and what was being done.
     #[error("{context}: {source}")]
     Io {

@@ -57,6 +57,8 @@
 //! - `process` (default): `process_*` metrics on Linux.
 //! - `prometheus`: expose a `prometheus::Registry` (rust-prometheus) alongside, with
 //!   `interop::PrometheusRegistry`.
+//! - `push`: `push::Pusher`, a blocking Pushgateway client for batch jobs (plain HTTP);
+//!   `push-tls` adds `https://` gateways.
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -82,6 +84,8 @@ pub mod multiprocess;
 pub mod multiprocess;
 #[cfg(all(feature = "process", target_os = "linux"))]
 mod process;
+#[cfg(feature = "push")]
+pub mod push;
 mod registry;
 #[cfg(feature = "axum")]
 mod serve;
