@@ -8,7 +8,8 @@
 #   scripts/wrk-layer.sh [ROUNDS] [SECONDS] [CONNECTIONS]     (defaults: 5 10 64)
 #
 # Needs `wrk` (apt-get install -y wrk). Prints each round, then the median of each side and
-# the ratios (the issue asks for at least 0.95 of bare).
+# the ratios (the issue asks for at least 0.95 of bare), and last a `result: key=value …` line
+# for scripts (scripts/benchmarks.py).
 set -euo pipefail
 
 rounds=${1:-5}
@@ -51,3 +52,10 @@ printf 'layer+histogram / bare = %s; identity layer / bare = %s; layer+histogram
   "$(ratio "$ml" "$mb")" "$(ratio "$mn" "$mb")" "$(ratio "$ml" "$mn")"
 # The layer's own series, as a sanity check that it recorded the load.
 curl -s "http://$layer_addr/metrics" | grep -E '^(axum_http_request_total|wrk_hello_seconds_count)'
+spread() { # (max - min) / median of the rounds
+  printf '%s\n' "$@" | sort -g | awk -v m="$(median "$@")" '{a[NR]=$1} END {printf "%.3f", (a[NR] - a[1]) / m}'
+}
+printf 'result: rounds=%s seconds=%s connections=%s threads=%s bare_rps=%.0f layer_rps=%.0f identity_rps=%.0f' \
+  "$rounds" "$seconds" "$connections" "$threads" "$mb" "$ml" "$mn"
+printf ' layer_over_bare=%s identity_over_bare=%s bare_spread=%s layer_spread=%s identity_spread=%s\n' \
+  "$(ratio "$ml" "$mb")" "$(ratio "$mn" "$mb")" "$(spread "${bare[@]}")" "$(spread "${layered[@]}")" "$(spread "${noop[@]}")"

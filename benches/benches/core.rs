@@ -5,7 +5,7 @@
 //! ```text
 //! cargo bench -p promtrack-benches --bench core                     # everything (a few minutes)
 //! cargo bench -p promtrack-benches --bench core -- histogram_observe  # one group
-//! benches/report.sh                                                 # run + markdown table of medians
+//! scripts/benchmarks.py                                             # every bench → BENCHMARKS.md
 //! ```
 //!
 //! Every group holds one function per crate, named after the crate, and every function in a group

@@ -22,7 +22,7 @@
 //! RESTARTS ITERS` keeps LIVE writers of that shape running, times a scrape (with compaction,
 //! as in production), then lets RESTARTS more writers of the same shape come and go — half exit
 //! cleanly, half are killed with SIGKILL, each followed by a scrape that compacts — and times
-//! the scrape again: the archive keeps it close to the first.
+//! the scrape again (printed as `key=value` pairs): the archive keeps it close to the first.
 
 use std::hint::black_box;
 use std::process::{Command, Stdio};
@@ -133,8 +133,10 @@ fn restarts(dir: &str, live: usize, series: usize, restarts: usize, iters: u32) 
     }
     let files = std::fs::read_dir(dir).unwrap().count();
     let (after, _) = time_scrapes(&registry, iters);
+    // key=value, for benches/multiprocess_vs_python.sh to pass on: a scrape with `live` writers
+    // before and after `restarts` came and went, and what the directory then held.
     println!(
-        "{live} live writers x {series} series: {before:.3} ms per scrape; after {restarts} restarts ({files} files in the directory): {after:.3} ms ({:.2}x)",
+        "live={live} series={series} restarts={restarts} dir_files={files} before_ms={before:.3} after_ms={after:.3} after_over_before={:.2}",
         after / before
     );
     for mut w in writers.drain(..) {

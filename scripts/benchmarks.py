@@ -1,0 +1,503 @@
+#!/usr/bin/env python3
+"""Regenerates BENCHMARKS.md from one run of every benchmark: the one way to make that file.
+
+    scripts/benchmarks.py                 # full run (about 20 minutes on 2 cores), writes BENCHMARKS.md
+    scripts/benchmarks.py --quick         # short run to develop this script; writes only under target/
+    scripts/benchmarks.py --stdout        # the report on standard output instead of a file
+    scripts/benchmarks.py --render-only   # no run: render the last run's raw outputs again
+    scripts/benchmarks.py --output FILE   # write the report there
+
+What it runs, in this order, each command's output kept in the run's directory (default
+`<cargo target dir>/bench-report/`, replaced by each run) so that every figure can be traced:
+
+* `cargo bench -p promtrack-benches --bench {core,handler,layer,multiprocess}`, criterion's
+  results written under that directory (`CRITERION_HOME`), medians read from its
+  `*/new/estimates.json`;
+* `scripts/wrk-layer.sh` (bare axum against the layer, alternating rounds, one run);
+* `benches/multiprocess_vs_python.sh` twice (16 and 256 process files; the first also measures
+  restarts).
+
+The prose lives in `scripts/benchmarks.md.in` (Python `string.Template`, `${name}` placeholders);
+every number in the report is computed here from the run, including whether each target of
+issues 2 to 5 is met. Only the Python standard library is used. `run.json` in the run's directory
+holds the machine, the commands, their durations and exit codes; `--render-only` needs nothing
+else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import string
+import textwrap
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "scripts" / "benchmarks.md.in"
+
+PEERS = ["prometheus", "prometheus-client", "metrics", "measured"]
+OURS = "promtrack"
+CORE_GROUPS = [
+    ("counter_inc_resolved", "`counter_inc_resolved`"),
+    ("counter_lookup_2labels", "`counter_lookup_2labels`"),
+    ("histogram_observe", "`histogram_observe`"),
+    ("encode_text", "`encode_text` (10 000 counter + 1 000 histogram series)"),
+    ("counter_inc_contended", "`counter_inc_contended` (2 threads, one counter)"),
+]
+# Crates whose versions the report names, as Cargo.lock resolved them.
+LOCKED = ["prometheus", "prometheus-client", "metrics", "metrics-exporter-prometheus", "measured",
+          "criterion", "axum", "tokio"]
+
+# What each kind of run passes. Full: criterion's defaults (3 s warm-up, 5 s measurement, 100
+# samples), seven 10-second wrk rounds per server, the issues' scrape shapes and 1 000 restarts.
+FULL = {
+    "criterion": [],
+    "wrk": ["7", "10", "64"],
+    "scrape_small": (["16", "1000", "1000"], {"OURS_ITERS": "20", "PY_ITERS": "5"}),
+    "scrape_large": (["256", "1000"], {"OURS_ITERS": "10", "PY_ITERS": "2"}),
+}
+QUICK = {
+    "criterion": ["--warm-up-time", "0.5", "--measurement-time", "1", "--sample-size", "10"],
+    "wrk": ["2", "2", "64"],
+    "scrape_small": (["16", "1000", "50"], {"OURS_ITERS": "5", "PY_ITERS": "1"}),
+    "scrape_large": (["256", "1000"], {"OURS_ITERS": "3", "PY_ITERS": "1"}),
+}
+
+
+class ReportError(Exception):
+    """Something the report cannot be made without; the message says what and how to fix it."""
+
+
+# ------------------------------------------------------------------------------------------------
+# Running
+# ------------------------------------------------------------------------------------------------
+
+
+def target_dir() -> Path:
+    if os.environ.get("CARGO_TARGET_DIR"):
+        return Path(os.environ["CARGO_TARGET_DIR"]).resolve()
+    out = subprocess.run(["cargo", "metadata", "--format-version", "1", "--no-deps"], cwd=ROOT,
+                         check=True, capture_output=True, text=True).stdout
+    return Path(json.loads(out)["target_directory"])
+
+
+def first_line(cmd: list[str]) -> str:
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return "not found"
+    return ((out.stdout or out.stderr).strip().splitlines() or ["?"])[0]
+
+
+def machine(target: Path) -> dict:
+    """What the run ran on: read before the run, so that the report never guesses."""
+    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    model = next((l.split(":", 1)[1].strip() for l in cpuinfo.splitlines()
+                  if l.startswith("model name")), platform.processor() or "unknown")
+    flags = next((l.split(":", 1)[1].split() for l in cpuinfo.splitlines()
+                  if l.startswith("flags")), [])
+    mem_kib = next((int(l.split()[1]) for l in Path("/proc/meminfo").read_text().splitlines()
+                    if l.startswith("MemTotal:")), 0) if Path("/proc/meminfo").exists() else 0
+    os_name = platform.system()
+    if Path("/etc/os-release").exists():
+        fields = dict(l.split("=", 1) for l in Path("/etc/os-release").read_text().splitlines()
+                      if "=" in l)
+        os_name = fields.get("PRETTY_NAME", os_name).strip('"')
+    lock = {}
+    text = (ROOT / "Cargo.lock").read_text()
+    for name, version in re.findall(r'\[\[package\]\]\nname = "([^"]+)"\nversion = "([^"]+)"', text):
+        if name in LOCKED:
+            lock.setdefault(name, []).append(version)
+    venv_python = target / "py-prometheus-client" / "bin" / "python"
+    wrk = first_line(["wrk", "--version"])
+    wrk_version = re.search(r"(\d+\.\d+\.\d+)", wrk)
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                          text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                           capture_output=True, text=True).stdout.strip()
+    return {
+        "cpu": model,
+        "cpus": os.cpu_count(),
+        "virtual": "hypervisor" in flags,
+        "mem_gib": round(mem_kib / 2**20, 1),
+        "kernel": platform.release(),
+        "os": os_name,
+        "rustc": first_line(["rustc", "--version"]),
+        "locked": {k: ", ".join(v) for k, v in lock.items()},
+        "python": first_line([str(venv_python) if venv_python.exists() else "python3", "--version"]),
+        "wrk": wrk_version.group(1) if wrk_version else wrk,
+        "commit": head + (" (with uncommitted changes)" if dirty else ""),
+        "loadavg_start": Path("/proc/loadavg").read_text().split()[:3]
+        if Path("/proc/loadavg").exists() else [],
+    }
+
+
+def ensure_wrk() -> None:
+    if shutil.which("wrk"):
+        return
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], env=env, check=False,
+                       stdout=subprocess.DEVNULL)
+    if not shutil.which("wrk"):
+        raise ReportError("wrk is not installed and could not be installed here: "
+                          "run `apt-get install -y wrk` (as root), then this script again")
+
+
+def run_all(out: Path, quick: bool) -> dict:
+    kind = QUICK if quick else FULL
+    target = target_dir()
+    if out.exists():
+        shutil.rmtree(out)
+    (out / "criterion").mkdir(parents=True)
+    ensure_wrk()
+    run = {"quick": quick, "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+           "machine": machine(target), "criterion_args": kind["criterion"], "steps": []}
+    env = dict(os.environ, CRITERION_HOME=str(out / "criterion"), CARGO_TARGET_DIR=str(target),
+               CARGO_TERM_COLOR="never")
+    started = time.monotonic()
+
+    def step(name: str, cmd: list[str], extra_env: dict | None = None, timed: bool = True) -> None:
+        log = out / f"{name}.log"
+        shown = " ".join(f"{k}={v}" for k, v in (extra_env or {}).items())
+        shown = (shown + " " if shown else "") + " ".join(cmd)
+        print(f"[{time.monotonic() - started:6.0f} s] {shown}", file=sys.stderr, flush=True)
+        t = time.monotonic()
+        with log.open("w") as f:
+            rc = subprocess.run(cmd, cwd=ROOT, env=dict(env, **(extra_env or {})), stdout=f,
+                                stderr=subprocess.STDOUT).returncode
+        seconds = time.monotonic() - t
+        run["steps"].append({"name": name, "command": shown, "seconds": round(seconds, 1),
+                             "exit": rc, "log": log.name, "timed": timed})
+        save(out, run)
+        if rc != 0:
+            tail = "".join(log.read_text(errors="replace").splitlines(True)[-20:])
+            raise ReportError(f"`{shown}` failed (exit {rc}); its output is in {log}:\n{tail}")
+
+    # Build first, so that no measured step competes with the compiler.
+    step("build-benches", ["cargo", "bench", "-p", "promtrack-benches", "--no-run"], timed=False)
+    step("build-wrk-server", ["cargo", "build", "--release", "-p", "promtrack-examples",
+                              "--bin", "layer_wrk_server"], timed=False)
+    for bench in ["core", "handler", "layer", "multiprocess"]:
+        step(f"bench-{bench}", ["cargo", "bench", "-p", "promtrack-benches", "--bench", bench,
+                                "--", "--noplot", *kind["criterion"]])
+    step("wrk-layer", ["scripts/wrk-layer.sh", *kind["wrk"]])
+    for name in ["scrape_small", "scrape_large"]:
+        args, extra = kind[name]
+        step(name.replace("_", "-"), ["benches/multiprocess_vs_python.sh", *args], extra)
+
+    run["seconds"] = round(time.monotonic() - started, 1)
+    run["machine"]["loadavg_end"] = Path("/proc/loadavg").read_text().split()[:3] \
+        if Path("/proc/loadavg").exists() else []
+    save(out, run)
+    return run
+
+
+def save(out: Path, run: dict) -> None:
+    (out / "run.json").write_text(json.dumps(run, indent=2) + "\n")
+
+
+# ------------------------------------------------------------------------------------------------
+# Reading the results
+# ------------------------------------------------------------------------------------------------
+
+
+def criterion_medians(out: Path) -> dict[tuple[str, str], float]:
+    """(group, function) -> median ns per iteration, from this run's criterion directory only."""
+    medians = {}
+    for bench in (out / "criterion").glob("**/new/benchmark.json"):
+        meta = json.loads(bench.read_text())
+        est = json.loads(bench.with_name("estimates.json").read_text())
+        medians[(meta["group_id"], meta.get("function_id") or "")] = est["median"]["point_estimate"]
+    return medians
+
+
+def result_line(out: Path, log: str) -> dict[str, str]:
+    """The `result: key=value …` line a script printed last."""
+    path = out / log
+    lines = [l for l in path.read_text(errors="replace").splitlines() if l.startswith("result: ")]
+    if not lines:
+        raise ReportError(f"{path} has no `result:` line: the script did not finish; read its log")
+    return dict(kv.split("=", 1) for kv in lines[-1][len("result: "):].split())
+
+
+class Results:
+    def __init__(self, out: Path):
+        self.medians = criterion_medians(out)
+        self.out = out
+
+    def ns(self, group: str, function: str) -> float:
+        try:
+            return self.medians[(group, function)]
+        except KeyError:
+            raise ReportError(f"no criterion result for {group}/{function} under "
+                              f"{self.out / 'criterion'}: did the bench run, or was it renamed?")
+
+
+# ------------------------------------------------------------------------------------------------
+# Rendering
+# ------------------------------------------------------------------------------------------------
+
+
+def fmt_ns(ns: float) -> str:
+    for unit, scale in (("s", 1e9), ("ms", 1e6), ("µs", 1e3)):
+        if ns >= scale:
+            return f"{ns / scale:.3g} {unit}"
+    return f"{ns:.3g} ns"
+
+
+def fmt_ms(ms: float) -> str:
+    return fmt_ns(ms * 1e6)
+
+
+def fmt_int(x: float) -> str:
+    return f"{x:,.0f}".replace(",", " ")
+
+
+def fmt_signed_ns(ns: float) -> str:
+    return ("+" if ns >= 0 else "−") + fmt_int(abs(ns)) + " ns"
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "**not met**"
+
+
+def render(out: Path) -> str:
+    run = json.loads((out / "run.json").read_text())
+    if "seconds" not in run:
+        raise ReportError(f"{out / 'run.json'} is from a run that did not finish; run again")
+    m = run["machine"]
+    r = Results(out)
+    v: dict[str, str] = {}
+
+    # --- how the run was made
+    v["date"] = run["started"].replace("T", " ").replace("+00:00", " UTC")
+    v["total"] = f"{run['seconds'] / 60:.1f} minutes"
+    v["quick_warning"] = (
+        "> **Quick run** (`scripts/benchmarks.py --quick`: short criterion and wrk runs, fewer "
+        "scrape iterations and restarts). Its figures are rough; only a full run belongs in the "
+        "repository.\n" if run["quick"] else "")
+    vm = "a virtual machine (the CPU reports a hypervisor)" if m["virtual"] else "a machine"
+    v["machine"] = "\n".join([
+        "| | |", "|---|---|",
+        f"| CPU | {m['cpus']} × {m['cpu']}, {vm} |",
+        f"| memory | {m['mem_gib']} GiB |",
+        f"| system | {m['os']}, Linux {m['kernel']} |",
+        f"| Rust | {m['rustc']}, `bench` profile (release) |",
+        f"| Python | {m['python']}, `prometheus_client` "
+        f"{result_line(out, 'scrape-small.log').get('prometheus_client', '?')} |",
+        f"| wrk | {m['wrk']} |",
+        f"| promtrack | commit {m['commit']} |",
+        f"| load average (1, 5, 15 min) | {' '.join(m['loadavg_start'])} at the start, "
+        f"{' '.join(m.get('loadavg_end', []))} at the end |",
+    ])
+    lk = m["locked"]
+    v["peers"] = (
+        f"`prometheus` {lk.get('prometheus', '?')} (tikv/rust-prometheus), `prometheus-client` "
+        f"{lk.get('prometheus-client', '?')} (prometheus/client_rust), `metrics` "
+        f"{lk.get('metrics', '?')} + `metrics-exporter-prometheus` "
+        f"{lk.get('metrics-exporter-prometheus', '?')}, `measured` {lk.get('measured', '?')}; "
+        f"criterion {lk.get('criterion', '?')}, axum {lk.get('axum', '?')}, tokio "
+        f"{lk.get('tokio', '?')} (all as `Cargo.lock` has them)")
+    args = run["criterion_args"]
+    v["criterion_settings"] = (
+        "its defaults (3 s warm-up, 5 s of measurement, 100 samples per function)"
+        if not args else "`" + " ".join(args) + "`")
+    steps = run["steps"]
+    v["commands"] = "\n".join(
+        ["| command | time |", "|---|---:|"]
+        + [f"| `{s['command']}`{'' if s['timed'] else ' (build, before any measurement)'} "
+           f"| {s['seconds']:.0f} s |" for s in steps])
+
+    # --- hot path against the peers (issue 2)
+    rows = ["| group | " + " | ".join(PEERS + [OURS]) + " |", "|---|" + "---:|" * (len(PEERS) + 1)]
+    ratio_ours = {}
+    for group, label in CORE_GROUPS:
+        row = {c: r.ns(group, c) for c in PEERS + [OURS]}
+        best = min(row[c] for c in PEERS)
+        cells = []
+        for c in PEERS + [OURS]:
+            cell = f"{fmt_ns(row[c])} (×{row[c] / best:.2f})"
+            cells.append(f"**{cell}**" if c != OURS and row[c] == best else cell)
+        ratio_ours[group] = (row[OURS] / best,
+                             next(c for c in PEERS if row[c] == best))
+        rows.append(f"| {label} | " + " | ".join(cells) + " |")
+    v["core_table"] = "\n".join(rows)
+    targets = [
+        ("counter_inc_resolved", "resolved counter increment: no slower than the fastest peer "
+                                 "(within 5%)", 1.05),
+        ("histogram_observe", "histogram observe: no slower than the fastest peer (within 5%)", 1.05),
+        ("counter_lookup_2labels", "lookup + increment with two run-time string labels: at most "
+                                   "half the fastest peer", 0.5),
+        ("encode_text", "encoding 10 000 + 1 000 series to text: no slower than the fastest peer "
+                        "(within 5%)", 1.05),
+        ("counter_inc_contended", "two threads hammering one series: no worse than the fastest "
+                                  "peer (read as within 5%, the allowance of the rows above)",
+         1.05),
+    ]
+    rows = ["| target | promtrack / fastest peer | |", "|---|---:|---|"]
+    for group, text, limit in targets:
+        ratio, peer = ratio_ours[group]
+        rows.append(f"| {text} | ×{ratio:.2f} (`{peer}`) | {verdict(ratio <= limit)} |")
+    v["core_targets"] = "\n".join(rows)
+
+    # --- handler attributes (issue 3)
+    rows = ["| | by hand | attributes | ratio |", "|---|---:|---:|---:|"]
+    hand_r, attr_r = r.ns("handler_router", "by_hand"), r.ns("handler_router", "attributes")
+    hand_d, attr_d = r.ns("handler_direct", "by_hand"), r.ns("handler_direct", "attributes")
+    rows.append(f"| through an axum router, `oneshot` (the issue's measure) | {fmt_ns(hand_r)} | "
+                f"{fmt_ns(attr_r)} | {attr_r / hand_r:.2f}× |")
+    rows.append(f"| called directly (`block_on`), the attributes' own cost laid bare | "
+                f"{fmt_ns(hand_d)} | {fmt_ns(attr_d)} | {attr_d / hand_d:.2f}× |")
+    v["handler_table"] = "\n".join(rows)
+    v["handler_target"] = (f"{verdict(attr_r / hand_r <= 1.05)} ({attr_r / hand_r:.2f}× through "
+                           f"the router)")
+    diff = attr_d - hand_d
+    v["handler_direct"] = (
+        f"Called directly, the attributes cost {fmt_signed_ns(diff)} ({attr_d / hand_d:.2f}×): "
+        "that is the two attributes' nested `async move` blocks, as each stacked attribute wraps "
+        "the one below. Merging stacked attributes into one wrapper is the next step if it matters."
+        if diff > 0 else
+        f"Called directly, the attributes cost no more than the hand-written version in this run "
+        f"({fmt_signed_ns(diff)}).")
+
+    # --- the layer (issue 4)
+    bare = r.ns("layer", "hello/bare")
+    rows = ["| router | median | over bare |", "|---|---:|---:|", f"| bare | {fmt_ns(bare)} | — |"]
+    for fn, label in [("hello/noop_layer", "identity tower layer (what axum charges for any layer)"),
+                      ("hello/layer_without_metrics",
+                       "promtrack layer with every default metric switched off (its fixed cost)"),
+                      ("hello/with_layer", "promtrack layer, all defaults")]:
+        ns = r.ns("layer", fn)
+        rows.append(f"| {label} | {fmt_ns(ns)} | {fmt_signed_ns(ns - bare)} ({ns / bare:.2f}×) |")
+    pb, pl = r.ns("layer", "path_param/bare"), r.ns("layer", "path_param/with_layer")
+    rows.append(f"| path parameter route: bare → with the layer | {fmt_ns(pb)} → {fmt_ns(pl)} | "
+                f"{fmt_signed_ns(pl - pb)} ({pl / pb:.2f}×) |")
+    v["layer_table"] = "\n".join(rows)
+    overhead = r.ns("layer", "hello/with_layer") - bare
+    v["layer_target"] = f"{verdict(overhead <= 1000)} ({fmt_signed_ns(overhead)} per request)"
+
+    w = result_line(out, "wrk-layer.log")
+    v["wrk_args"] = " ".join([w["rounds"], w["seconds"], w["connections"]])
+    v["wrk_desc"] = (f"wrk, {w['threads']} threads, {w['connections']} connections, "
+                     f"{w['rounds']} alternating rounds of {w['seconds']} s on loopback")
+    wb = float(w["bare_rps"])
+    v["wrk_table"] = "\n".join([
+        "| server | req/s (median) | ratio to bare | rounds' spread |", "|---|---:|---:|---:|",
+        f"| bare axum hello-world | {fmt_int(wb)} | — | {float(w['bare_spread']):.0%} |",
+        f"| layer + one `#[histogram]` | {fmt_int(float(w['layer_rps']))} | "
+        f"**{float(w['layer_over_bare']):.3f}** | {float(w['layer_spread']):.0%} |",
+        f"| identity tower layer | {fmt_int(float(w['identity_rps']))} | "
+        f"{float(w['identity_over_bare']):.3f} | {float(w['identity_spread']):.0%} |",
+    ])
+    v["wrk_target"] = (f"{verdict(float(w['layer_over_bare']) >= 0.95)} "
+                       f"({float(w['layer_over_bare']):.3f})")
+    v["wrk_spread"] = f"{max(float(w[k]) for k in w if k.endswith('_spread')):.0%}"
+
+    # --- multiprocess (issue 5)
+    rows = ["| operation | in-process | multiprocess | ratio | target ≤ 1.2× |",
+            "|---|---:|---:|---:|---|"]
+    for group, label, target in [("mp_counter_inc", "counter increment", True),
+                                 ("mp_histogram_observe", "histogram observe", True),
+                                 ("mp_counter_lookup_2labels", "lookup + increment, two labels",
+                                  False)]:
+        a, b = r.ns(group, "in_process"), r.ns(group, "multiprocess")
+        rows.append(f"| {label} | {fmt_ns(a)} | {fmt_ns(b)} | {b / a:.2f}× | "
+                    f"{verdict(b / a <= 1.2) if target else '(no target)'} |")
+    v["mp_table"] = "\n".join(rows)
+
+    small, large = result_line(out, "scrape-small.log"), result_line(out, "scrape-large.log")
+    rows = ["| | promtrack | Python `prometheus_client` | ratio | target |",
+            "|---|---:|---:|---:|---|"]
+    for res, target in [(small, lambda s: (f"≥ 20× faster: {verdict(s >= 20)}")),
+                        (large, lambda s: (f"promtrack < 50 ms: "
+                                           f"{verdict(float(large['promtrack_ms']) < 50)}"))]:
+        speedup = float(res["python_ms"]) / float(res["promtrack_ms"])
+        rows.append(f"| {int(res['files'])} process files × {fmt_int(int(res['series']))} series "
+                    f"| {fmt_ms(float(res['promtrack_ms']))} | {fmt_ms(float(res['python_ms']))} "
+                    f"| {speedup:.0f}× faster | {target(speedup)} |")
+    before, after = float(small["before_ms"]), float(small["after_ms"])
+    rows.append(f"| {small['live']} live writers, after {fmt_int(int(small['restarts']))} worker "
+                f"restarts vs before (directory: {small['dir_files']} files) | "
+                f"{fmt_ms(after)} vs {fmt_ms(before)} | — | {after / before:.2f}× | "
+                f"≤ 1.5×: {verdict(after / before <= 1.5)} |")
+    v["scrape_table"] = "\n".join(rows)
+    v["scrape_small_args"] = "16 1000 " + small["restarts"]
+    v["scrape_large_args"] = f"{large['files']} {large['series']}"
+    v["python_vs_issue"] = f"{float(small['python_ms']) / 89:.1f}"
+
+    try:
+        return rewrap(string.Template(TEMPLATE.read_text()).substitute(v))
+    except KeyError as e:
+        raise ReportError(f"{TEMPLATE} uses ${{{e.args[0]}}}, which this script does not compute")
+
+
+def rewrap(text: str, width: int = 96) -> str:
+    """Fills each prose paragraph to `width` once the figures are in; tables, headings, comments
+    and quotes are left as they are."""
+    out = []
+    for block in text.split("\n\n"):
+        if block.lstrip().startswith(("|", "#", "<!--", "```")):
+            out.append(block)
+            continue
+        quote = "> " if block.startswith("> ") else ""
+        words = " ".join(l.removeprefix(quote) for l in block.splitlines())
+        # A code span stays on one line: its spaces are held as NUL while filling.
+        words = re.sub(r"`[^`]*`", lambda m: m.group(0).replace(" ", "\0"), words)
+        out.append(textwrap.fill(words, width, initial_indent=quote, subsequent_indent=quote,
+                                 break_long_words=False, break_on_hyphens=False)
+                   .replace("\0", " "))
+    return "\n\n".join(out)
+
+
+# ------------------------------------------------------------------------------------------------
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=__doc__.split("\n", 2)[2])
+    p.add_argument("--quick", action="store_true",
+                   help="short criterion and wrk runs, small scrape iterations (a few minutes); "
+                        "writes the report under the run directory unless --output/--stdout")
+    p.add_argument("--stdout", action="store_true", help="print the report instead of writing it")
+    p.add_argument("--output", type=Path, help="where to write the report (default: BENCHMARKS.md, "
+                                               "or the run directory's copy for --quick)")
+    p.add_argument("--render-only", action="store_true",
+                   help="render the last run's raw outputs again, without running anything")
+    p.add_argument("--dir", type=Path, help="the run's directory (default: "
+                                            "<cargo target dir>/bench-report)")
+    a = p.parse_args()
+    out = (a.dir or target_dir() / "bench-report").resolve()
+    try:
+        if a.render_only:
+            run = json.loads((out / "run.json").read_text())
+        else:
+            run = run_all(out, a.quick)
+        report = render(out)
+    except (ReportError, FileNotFoundError) as e:
+        print(f"benchmarks.py: {e}", file=sys.stderr)
+        return 1
+    (out / "BENCHMARKS.md").write_text(report)
+    if a.stdout:
+        sys.stdout.write(report)
+    else:
+        dest = a.output or (out / "BENCHMARKS.md" if run["quick"] else ROOT / "BENCHMARKS.md")
+        dest.write_text(report)
+        print(f"wrote {dest}", file=sys.stderr)
+    if not a.render_only:
+        print(f"total: {run['seconds'] / 60:.1f} minutes; raw outputs in {out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
