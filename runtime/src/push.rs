@@ -62,14 +62,16 @@
 //!
 //! Pushing is blocking: a batch job pushes once, at its end, and has nothing else to do while it
 //! waits, so it should not need an async runtime for it. The client is `ureq` with its default
-//! features off: with feature `push` alone it speaks plain HTTP and adds about a dozen small
-//! crates (no TLS stack, no async runtime). `https://` gateways need feature `push-tls`, which
-//! turns on ureq's rustls support with the Mozilla root certificates; it is a separate feature
-//! because rustls and ring are most of the compile time and a gateway inside a cluster is usually
-//! plain HTTP. Without it, an `https://` URL is refused when the [`Pusher`] is built, with that
-//! fix in the message, rather than failing later at the handshake. Proxies are taken from the
-//! usual `HTTP_PROXY`/`HTTPS_PROXY`/`ALL_PROXY` and `NO_PROXY` environment variables; redirects
-//! are not followed (a `PUT` body cannot be replayed safely), and a `3xx` is reported with its
+//! features off: feature `push` speaks plain HTTP and adds ureq and seven small crates
+//! (`ureq-proto`, `http`, `httparse`, `bytes`, `base64`, `log`, `utf8-zero`; over the default
+//! features, which already have the middle four, only three), no TLS stack and no async
+//! runtime. `https://` gateways need feature `push-tls`, which turns on ureq's rustls support
+//! with the Mozilla root certificates: eleven crates more, among them ring, whose C and assembly
+//! make it most of the compile time, for what is usually a plain-HTTP gateway inside a cluster.
+//! Without it, an `https://` URL is refused when the [`Pusher`] is built, with that fix in the
+//! message, rather than failing later at the handshake. Proxies are taken from the usual
+//! `HTTP_PROXY`/`HTTPS_PROXY`/`ALL_PROXY` and `NO_PROXY` environment variables; redirects are
+//! not followed (a `PUT` body cannot be replayed safely), and a `3xx` is reported with its
 //! `Location`.
 
 use std::fmt;
@@ -438,6 +440,16 @@ impl Pusher {
                  is running and listening at this address"
                     .to_owned()
             }
+            // rustls reports a failed handshake through the stream, as invalid data.
+            ureq::Error::Io(io)
+                if io.kind() == ErrorKind::InvalidData && self.url.starts_with("https://") =>
+            {
+                format!(
+                    "the TLS handshake with the gateway failed ({io}); check that it serves \
+                     https:// on this port with a certificate from a public authority, or use \
+                     http://"
+                )
+            }
             ureq::Error::Io(io) => format!(
                 "the gateway is not reachable ({io}); check that the Pushgateway is running and \
                  the network path to it"
@@ -453,6 +465,15 @@ impl Pusher {
                 "the gateway did not answer within {:?}; check that it is healthy, or allow more \
                  time with Pusher::timeout",
                 self.timeout
+            ),
+            #[cfg(feature = "push-tls")]
+            ureq::Error::Rustls(tls) => format!(
+                "the TLS handshake with the gateway failed ({tls}); check that it serves https:// \
+                 on this port with a certificate from a public authority, or use http://"
+            ),
+            ureq::Error::Tls(tls) => format!(
+                "the TLS handshake with the gateway failed ({tls}); check that it serves https:// \
+                 on this port, or use http://"
             ),
             other => format!("{other}"),
         }
@@ -728,6 +749,31 @@ mod tests {
         assert_eq!(names(r#"x{a="q\"b=\"c",b="\\"} 3"#), ["a", "b"]);
         assert_eq!(names(r#"x_bucket{le="+Inf"} 3"#), ["le"]);
         assert_eq!(names(r#"x{a="{,}=\"",b=""} 3"#), ["a", "b"]);
+    }
+
+    /// `https://` against a port that speaks plain HTTP: the handshake fails, and says so.
+    #[cfg(feature = "push-tls")]
+    #[test]
+    fn a_failed_tls_handshake_is_named() {
+        use std::io::Write;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n");
+        });
+        let err = Pusher::new(format!("https://{addr}"), "j")
+            .unwrap()
+            .timeout(Duration::from_secs(5))
+            .delete()
+            .unwrap_err();
+        server.join().unwrap();
+        let message = err.to_string();
+        assert!(matches!(err, Error::Push { status: None, .. }), "{err:?}");
+        assert!(
+            message.contains(&format!("https://{addr}/metrics/job/j")) && message.contains("TLS"),
+            "{message}"
+        );
     }
 
     #[test]
