@@ -6,6 +6,7 @@
     scripts/benchmarks.py --stdout        # the report on standard output instead of a file
     scripts/benchmarks.py --render-only   # no run: render the last run's raw outputs again
     scripts/benchmarks.py --output FILE   # write the report there
+    scripts/benchmarks.py --self-test     # render a made-up run and check it (for CI; no cargo)
 
 What it runs, in this order, each command's output kept in the run's directory (default
 `<cargo target dir>/bench-report/`, replaced by each run) so that every figure can be traced:
@@ -33,7 +34,6 @@ import os
 import platform
 import re
 import shutil
-import statistics
 import string
 import textwrap
 import subprocess
@@ -146,8 +146,8 @@ def ensure_wrk() -> None:
         return
     if os.geteuid() == 0 and shutil.which("apt-get"):
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], env=env, check=False,
-                       stdout=subprocess.DEVNULL)
+        for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "wrk"]):
+            subprocess.run(cmd, env=env, check=False, stdout=subprocess.DEVNULL)
     if not shutil.which("wrk"):
         raise ReportError("wrk is not installed and could not be installed here: "
                           "run `apt-get install -y wrk` (as root), then this script again")
@@ -160,6 +160,10 @@ def run_all(out: Path, quick: bool) -> dict:
         shutil.rmtree(out)
     (out / "criterion").mkdir(parents=True)
     ensure_wrk()
+    load = os.getloadavg()[0]
+    if load > 0.5:
+        print(f"warning: the machine is busy (load average {load:.2f}): the figures will be noisy; "
+              "for the committed report, run this when nothing else runs", file=sys.stderr)
     run = {"quick": quick, "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
            "machine": machine(target), "criterion_args": kind["criterion"], "steps": []}
     env = dict(os.environ, CRITERION_HOME=str(out / "criterion"), CARGO_TARGET_DIR=str(target),
@@ -271,12 +275,12 @@ def verdict(ok: bool) -> str:
     return "met" if ok else "**not met**"
 
 
-def render(out: Path) -> str:
+def render(out: Path, results: type[Results] = Results) -> str:
     run = json.loads((out / "run.json").read_text())
     if "seconds" not in run:
         raise ReportError(f"{out / 'run.json'} is from a run that did not finish; run again")
     m = run["machine"]
-    r = Results(out)
+    r = results(out)
     v: dict[str, str] = {}
 
     # --- how the run was made
@@ -446,20 +450,88 @@ def rewrap(text: str, width: int = 96) -> str:
     and quotes are left as they are."""
     out = []
     for block in text.split("\n\n"):
-        if block.lstrip().startswith(("|", "#", "<!--", "```")):
+        block = block.strip("\n")
+        if not block:
+            continue  # the paragraph of an empty placeholder
+        if block.startswith(("|", "#", "<!--", "```")):
             out.append(block)
             continue
         quote = "> " if block.startswith("> ") else ""
-        words = " ".join(l.removeprefix(quote) for l in block.splitlines())
+        words = " ".join(l.removeprefix(quote).strip() for l in block.splitlines())
         # A code span stays on one line: its spaces are held as NUL while filling.
         words = re.sub(r"`[^`]*`", lambda m: m.group(0).replace(" ", "\0"), words)
         out.append(textwrap.fill(words, width, initial_indent=quote, subsequent_indent=quote,
                                  break_long_words=False, break_on_hyphens=False)
                    .replace("\0", " "))
-    return "\n\n".join(out)
+    return "\n\n".join(out) + "\n"
 
 
 # ------------------------------------------------------------------------------------------------
+
+
+def self_test() -> None:
+    """Renders a made-up run: the template and this script agree, every criterion result and
+    `result:` key the report reads is parsed from files laid out as a real run lays them out, and
+    targets are judged from the numbers. Fast (no cargo), for CI."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        out = Path(d)
+        run = {"quick": False, "started": "2000-01-01T00:00:00+00:00", "seconds": 60.0,
+               "criterion_args": [], "machine": machine(out),
+               "steps": [{"name": "x", "command": "true", "seconds": 1.0, "exit": 0, "log": "x.log",
+                          "timed": True}]}
+        run["machine"]["loadavg_end"] = run["machine"]["loadavg_start"]
+        save(out, run)
+        (out / "wrk-layer.log").write_text(
+            "round 1: …\nresult: rounds=1 seconds=1 connections=64 threads=2 bare_rps=1000 "
+            "layer_rps=960 identity_rps=990 layer_over_bare=0.960 identity_over_bare=0.990 "
+            "bare_spread=0.010 layer_spread=0.020 identity_spread=0.030\n")
+        (out / "scrape-small.log").write_text(
+            "result: files=16 series=1000 promtrack_ms=50.0 python_ms=900.0 ratio=18.0 "
+            "prometheus_client=0.26.0 live=16 series=1000 restarts=1000 dir_files=18 "
+            "before_ms=3.0 after_ms=3.3 after_over_before=1.10\n")
+        (out / "scrape-large.log").write_text(
+            "result: files=256 series=1000 promtrack_ms=30.0 python_ms=13000.0 ratio=433.3 "
+            "prometheus_client=0.26.0\n")
+
+        asked: list[tuple[str, str]] = []
+
+        class Asking(Results):
+            def ns(self, group: str, function: str) -> float:
+                asked.append((group, function))
+                return 1.0
+
+        render(out, Asking)
+        # promtrack 2× slower than every peer in each group; everything else grows with its index.
+        for i, (group, function) in enumerate(dict.fromkeys(asked)):
+            bench = out / "criterion" / group / function.replace("/", "_") / "new"
+            bench.mkdir(parents=True)
+            (bench / "benchmark.json").write_text(json.dumps(
+                {"group_id": group, "function_id": function}))
+            median = 200.0 if function == OURS else 100.0 + i
+            (bench / "estimates.json").write_text(json.dumps(
+                {"median": {"point_estimate": median}}))
+        text = render(out)
+    flat = " ".join(text.split())  # so that no check depends on where a line wraps
+    checks = {
+        "every placeholder filled": "${" not in text,
+        "no empty paragraph": "\n\n\n" not in text and "\n " not in text,
+        "peers' figures read": "| `counter_lookup_2labels` | **" in flat,
+        "a ratio to the fastest peer": "200 ns (×2.00)" in flat,
+        "issue 2 judged": "half the fastest peer | ×1.90 (`prometheus`) | **not met**" in flat,
+        "layer overhead judged": "median — met (+3 ns per request)" in flat,
+        "wrk ratio judged": "0.95 of bare axum's requests per second — met (0.960)" in flat,
+        "scrape speed-up judged": "| 18× faster | ≥ 20× faster: **not met** |" in flat,
+        "256 files judged": "promtrack < 50 ms: met" in flat,
+        "restarts judged": "| 1.10× | ≤ 1.5×: met |" in flat,
+    }
+    failed = [name for name, ok in checks.items() if not ok]
+    for name in failed:
+        print(f"self-test: {name}: FAILED", file=sys.stderr)
+    print(f"{len(checks) - len(failed)} passed, {len(failed)} failed")
+    if failed:
+        raise ReportError("self-test failed; the report it made:\n" + text)
 
 
 def main() -> int:
@@ -474,9 +546,18 @@ def main() -> int:
                                                "or the run directory's copy for --quick)")
     p.add_argument("--render-only", action="store_true",
                    help="render the last run's raw outputs again, without running anything")
+    p.add_argument("--self-test", action="store_true",
+                   help="render a made-up run and check the result (a second, no cargo; for CI)")
     p.add_argument("--dir", type=Path, help="the run's directory (default: "
                                             "<cargo target dir>/bench-report)")
     a = p.parse_args()
+    if a.self_test:
+        try:
+            self_test()
+        except ReportError as e:
+            print(f"benchmarks.py: {e}", file=sys.stderr)
+            return 1
+        return 0
     out = (a.dir or target_dir() / "bench-report").resolve()
     try:
         if a.render_only:
