@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Regenerates BENCHMARKS.md from one run of every benchmark: the one way to make that file.
 
-    scripts/benchmarks.py                 # full run (about 20 minutes on 2 cores), writes BENCHMARKS.md
+    scripts/benchmarks.py                 # full run (15-20 minutes on 2 cores), writes BENCHMARKS.md
     scripts/benchmarks.py --quick         # short run to develop this script; writes only under target/
     scripts/benchmarks.py --stdout        # the report on standard output instead of a file
     scripts/benchmarks.py --render-only   # no run: render the last run's raw outputs again
@@ -35,9 +35,9 @@ import platform
 import re
 import shutil
 import string
-import textwrap
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -225,13 +225,29 @@ def criterion_medians(out: Path) -> dict[tuple[str, str], float]:
     return medians
 
 
-def result_line(out: Path, log: str) -> dict[str, str]:
+class ResultLine(dict):
+    """The `key=value` pairs of a script's `result:` line; a missing or empty one is an error
+    that names the log to read."""
+
+    def __init__(self, path: Path, line: str):
+        super().__init__(kv.split("=", 1) for kv in line.split() if "=" in kv)
+        self.path = path
+
+    def __getitem__(self, key: str) -> str:
+        value = self.get(key, "")
+        if not value:
+            raise ReportError(f"the `result:` line of {self.path} has no value for `{key}`: a "
+                              "step of that script failed; its log says which")
+        return value
+
+
+def result_line(out: Path, log: str) -> ResultLine:
     """The `result: key=value …` line a script printed last."""
     path = out / log
     lines = [l for l in path.read_text(errors="replace").splitlines() if l.startswith("result: ")]
     if not lines:
         raise ReportError(f"{path} has no `result:` line: the script did not finish; read its log")
-    return dict(kv.split("=", 1) for kv in lines[-1][len("result: "):].split())
+    return ResultLine(path, lines[-1][len("result: "):])
 
 
 class Results:
@@ -435,7 +451,7 @@ def render(out: Path, results: type[Results] = Results) -> str:
                 f"{fmt_ms(after)} vs {fmt_ms(before)} | — | {after / before:.2f}× | "
                 f"≤ 1.5×: {verdict(after / before <= 1.5)} |")
     v["scrape_table"] = "\n".join(rows)
-    v["scrape_small_args"] = "16 1000 " + small["restarts"]
+    v["scrape_small_args"] = f"{small['files']} {small['series']} {small['restarts']}"
     v["scrape_large_args"] = f"{large['files']} {large['series']}"
     v["python_vs_issue"] = f"{float(small['python_ms']) / 89:.1f}"
 
