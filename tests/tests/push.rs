@@ -545,8 +545,10 @@ fn a_series_carrying_a_grouping_label_is_refused_before_sending() {
 }
 
 /// A TCP server that reads one request and answers `response`; the join handle returns the
-/// request as received.
-fn one_request_server(response: &'static str) -> (SocketAddr, thread::JoinHandle<String>) {
+/// request's head and body as received.
+fn one_request_server(
+    response: &'static str,
+) -> (SocketAddr, thread::JoinHandle<(String, Vec<u8>)>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let handle = thread::spawn(move || {
@@ -570,7 +572,7 @@ fn one_request_server(response: &'static str) -> (SocketAddr, thread::JoinHandle
         let mut body = vec![0; length];
         reader.read_exact(&mut body).unwrap();
         reader.get_mut().write_all(response.as_bytes()).unwrap();
-        head + &String::from_utf8(body).unwrap()
+        (head, body)
     });
     (addr, handle)
 }
@@ -590,7 +592,7 @@ fn headers_and_the_encoded_registry_are_what_is_sent() {
         .unwrap()
         .push_add(&registry)
         .unwrap();
-    let request = server.join().unwrap();
+    let (request, body) = server.join().unwrap();
     let lower = request.to_ascii_lowercase();
     assert!(
         request.starts_with("POST /metrics/job/pt_headers/instance/b1 HTTP/1.1\r\n"),
@@ -606,9 +608,8 @@ fn headers_and_the_encoded_registry_are_what_is_sent() {
         "{request}"
     );
     // The body is the text encoder's output, byte for byte.
-    let body = request.split_once("\r\n\r\n").unwrap().1;
     assert_eq!(
-        body,
+        String::from_utf8(body).unwrap(),
         promtrack::expose::encode_to_string(&registry, promtrack::expose::Format::Text)
     );
 }
@@ -668,5 +669,58 @@ fn a_gateway_that_never_answers_times_out_with_the_limit_named() {
         err.to_string().contains("did not answer within 300ms")
             && err.to_string().contains("Pusher::timeout"),
         "{err}"
+    );
+}
+
+#[test]
+fn gzip_bodies_reach_the_gateway() {
+    let Some(gw) = start_gateway("gzip_bodies", false) else {
+        return;
+    };
+    let registry = Registry::new();
+    let rows = Family::<[u32; 1], Counter>::new("pt_rows_total", "Rows.").label_names(["table"]);
+    registry.register(&rows).unwrap();
+    for table in 0..50 {
+        rows.with(&[table]).inc_by(f64::from(table));
+    }
+    Pusher::new(&gw.url, "pt_gzip")
+        .unwrap()
+        .gzip(true)
+        .push(&registry)
+        .unwrap();
+    let shown = gw.pushed("pt_gzip");
+    assert_eq!(shown.len(), 50, "{shown:#?}");
+    assert!(
+        shown.contains(&r#"pt_rows_total{instance="",job="pt_gzip",table="49"} 49"#.to_owned())
+    );
+
+    // What went over the wire was compressed, and says so.
+    let (addr, server) =
+        one_request_server("HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+    Pusher::new(format!("http://{addr}"), "pt_gzip")
+        .unwrap()
+        .gzip(true)
+        .push(&registry)
+        .unwrap();
+    let (request, body) = server.join().unwrap();
+    assert!(
+        request
+            .to_ascii_lowercase()
+            .contains("\r\ncontent-encoding: gzip\r\n"),
+        "{request}"
+    );
+    let mut plain = String::new();
+    flate2::read::GzDecoder::new(&body[..])
+        .read_to_string(&mut plain)
+        .unwrap();
+    assert_eq!(
+        plain,
+        promtrack::expose::encode_to_string(&registry, promtrack::expose::Format::Text)
+    );
+    assert!(
+        body.len() < plain.len() / 2,
+        "{} of {}",
+        body.len(),
+        plain.len()
     );
 }

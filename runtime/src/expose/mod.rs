@@ -219,7 +219,7 @@ pub(crate) fn accepts_gzip(accept_encoding: &str) -> bool {
 }
 
 #[cfg(feature = "gzip")]
-fn gzip_bytes(body: &[u8]) -> Vec<u8> {
+pub(crate) fn gzip_bytes(body: &[u8]) -> Vec<u8> {
     use std::io::Write;
     let mut encoder = flate2::write::GzEncoder::new(
         Vec::with_capacity(body.len() / 4),
