@@ -61,7 +61,8 @@
 //! # The HTTP client, and TLS
 //!
 //! Pushing is blocking: a batch job pushes once, at its end, and has nothing else to do while it
-//! waits, so it should not need an async runtime for it. The client is `ureq` with its default
+//! waits, so it should not need an async runtime for it. (From async code, call it inside
+//! `tokio::task::spawn_blocking` or its equivalent, so the runtime's threads are not held.) The client is `ureq` with its default
 //! features off: feature `push` speaks plain HTTP and adds ureq and seven small crates
 //! (`ureq-proto`, `http`, `httparse`, `bytes`, `base64`, `log`, `utf8-zero`; over the default
 //! features, which already have the middle four, only three), no TLS stack and no async
@@ -261,9 +262,10 @@ impl Pusher {
 
     /// Sends `Authorization: Bearer <token>` with every request (for a gateway behind a proxy
     /// that checks tokens), replacing any earlier [`basic_auth`](Self::basic_auth) or
-    /// [`bearer_auth`](Self::bearer_auth).
+    /// [`bearer_auth`](Self::bearer_auth). Surrounding whitespace is dropped, such as the line
+    /// feed that ends a token read from a file.
     pub fn bearer_auth(mut self, token: impl AsRef<str>) -> Self {
-        self.authorization = Some(format!("Bearer {}", token.as_ref()));
+        self.authorization = Some(format!("Bearer {}", token.as_ref().trim()));
         self
     }
 
@@ -272,7 +274,7 @@ impl Pusher {
     /// # Errors
     ///
     /// [`Error::InvalidConfig`] when `name` is not a valid header name or `value` holds a
-    /// control character such as a line feed.
+    /// control character (such as a line feed) or a character outside ASCII.
     ///
     /// ```
     /// use promtrack::push::Pusher;
@@ -295,7 +297,9 @@ impl Pusher {
         let header_value =
             ureq::http::HeaderValue::from_str(value).map_err(|_| Error::InvalidConfig {
                 setting: setting(),
-                reason: "its value holds a control character (a line feed?); remove it".to_owned(),
+                reason: "its value holds a character a header cannot carry (a line feed, another \
+                         control character, or one outside ASCII); remove it"
+                    .to_owned(),
             })?;
         self.headers.push((header_name, header_value));
         Ok(self)
@@ -479,6 +483,10 @@ impl Pusher {
                                               failed); check that the Pushgateway is running \
                                               and listening at this address"
                 .to_owned(),
+            ureq::Error::Http(http) => format!(
+                "the request could not be built ({http}); check the token given to \
+                 Pusher::bearer_auth, which must be printable ASCII"
+            ),
             ureq::Error::Timeout(_) => format!(
                 "the gateway did not answer within {:?}; check that it is healthy, or allow more \
                  time with Pusher::timeout",
@@ -792,6 +800,18 @@ mod tests {
             message.contains(&format!("https://{addr}/metrics/job/j")) && message.contains("TLS"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn pushers_can_be_shared_across_threads() {
+        fn shareable<T: Send + Sync + Clone + 'static>() {}
+        shareable::<Pusher>();
+    }
+
+    #[test]
+    fn a_bearer_token_read_from_a_file_loses_its_line_feed() {
+        let pusher = Pusher::new("gw:9091", "j").unwrap().bearer_auth("t0ken\n");
+        assert_eq!(pusher.authorization.as_deref(), Some("Bearer t0ken"));
     }
 
     #[test]
