@@ -10,7 +10,14 @@
 //! | [`Pusher::delete`] | `DELETE` | nothing: the group is removed |
 //!
 //! These are Python's `push_to_gateway`, `pushadd_to_gateway` and `delete_from_gateway`, and
-//! the Go client's `Push`, `Add` and `Delete`.
+//! the Go client's `Push`, `Add` and `Delete`. Prometheus should scrape the gateway with
+//! `honor_labels: true`, so that the pushed `job` and grouping labels are kept rather than
+//! replaced by the gateway's own target labels.
+//!
+//! Which registry: one of the job's own sends exactly its families. The
+//! [default registry](crate::default_registry) also sends every family the macros declared in
+//! the binary, promtrack's own `promtrack_*` families and, with feature `process` on Linux, the
+//! `process_*` ones, describing a process that is about to exit.
 //!
 //! ```no_run
 //! use promtrack::{Counter, Family, Registry};
