@@ -191,19 +191,53 @@ def main():
             vals = [float(l.rsplit(" ", 1)[1]) for l in text.splitlines()
                     if re.match(re.escape(name) + r"(\{| )", l)]
             print(f"{name}={sum(vals) if vals else 'absent'}")
-    elif cmd == "dashboard":  # FILE SUBST...: check every panel query returns finite data
+    elif cmd == "dashboard":  # FILE SUBST...: the dashboard's shape, and data for every query
         dash = json.load(open(args[0]))
         subst = dict(a.split("=", 1) for a in args[1:])
+        def fill(expr):
+            for var, val in subst.items():
+                expr = expr.replace("${" + var + "}", val).replace("$" + var, val)
+            return expr
         def panels(ps):
             for p in ps:
                 yield p
                 yield from panels(p.get("panels", []))
         failed, n = [], 0
+        # Shape: what an import needs, so that the file cannot drift into one Grafana refuses.
+        variables = {v["name"]: v for v in dash["templating"]["list"]}
+        if variables.get("datasource", {}).get("type") != "datasource":
+            failed.append("no `datasource` variable of type datasource")
+        for name in ("job", "instance"):
+            if variables.get(name, {}).get("type") != "query":
+                failed.append(f"no `{name}` query variable")
+        ids = [p["id"] for p in panels(dash["panels"])]
+        if len(ids) != len(set(ids)):
+            failed.append(f"panel ids repeat: {ids}")
+        for p in panels(dash["panels"]):
+            if p["type"] == "row":
+                continue
+            for t in [p] + p.get("targets", []):
+                if t.get("datasource", {}).get("uid") != "${datasource}":
+                    failed.append(f'{p["title"]}: datasource is not the `datasource` variable')
+            if not p.get("targets"):
+                failed.append(f'{p["title"]}: no query')
+        # Variables: label_values(SELECTOR, LABEL) must find values.
+        for v in variables.values():
+            if v["type"] != "query":
+                continue
+            m = re.fullmatch(r"label_values\((.*),\s*(\w+)\)", v["definition"])
+            if not m:
+                failed.append(f'variable {v["name"]}: not label_values(...): {v["definition"]}')
+                continue
+            n += 1
+            values = get(base, f"/api/v1/label/{m.group(2)}/values", **{"match[]": fill(m.group(1))})
+            print(f'  variable ${v["name"]:<33} {len(values)} values: {" ".join(values)}')
+            if not values:
+                failed.append(f'variable {v["name"]}: no values for {v["definition"]}')
+        # Panels: every query gives at least one finite value.
         for p in panels(dash["panels"]):
             for t in p.get("targets", []):
-                expr = t["expr"]
-                for var, val in subst.items():
-                    expr = expr.replace("${" + var + "}", val).replace("$" + var, val)
+                expr = fill(t["expr"])
                 if "$" in expr:
                     failed.append(f'{p["title"]}: unknown variable left in {expr}')
                     continue
@@ -216,7 +250,7 @@ def main():
                     failed.append(f'{p["title"]} ({t["refId"]}): {expr} -> {r}')
         print(f"  {n} queries")
         if failed or n == 0:
-            print("\n".join(["dashboard queries without data:"] + failed))
+            print("\n".join(["dashboard problems:"] + failed))
             sys.exit(1)
     else:
         raise SystemExit(f"unknown command {cmd}")
