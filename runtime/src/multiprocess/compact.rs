@@ -63,7 +63,36 @@ pub(crate) fn list(path: &Path, stats: &Stats) -> Vec<Found> {
             Err(_) => stats.count(ReadError::Io),
         }
     }
+    skip_dead_twins(&mut found, stats);
     found
+}
+
+/// Skips, and counts, each dead file that claims the id of a live file (a copy, or a forged
+/// file). Folded, it would put the live file's id in the archive's absorbed list: scrapes would
+/// then skip the live file as absorbed, and the next compaction would remove it.
+fn skip_dead_twins(found: &mut Vec<Found>, stats: &Stats) {
+    let mut ids = HashSet::with_capacity(found.len());
+    let twins: HashSet<u64> = found
+        .iter()
+        .map(|f| f.map.header_id())
+        .filter(|&id| !ids.insert(id))
+        .collect();
+    if twins.is_empty() {
+        return; // the usual case: no lock is tested here
+    }
+    let live: HashSet<u64> = found
+        .iter()
+        .filter(|f| twins.contains(&f.map.header_id()) && lock::is_live(&f.file))
+        .map(|f| f.map.header_id())
+        .collect();
+    found.retain(|f| {
+        let id = f.map.header_id();
+        let dead_twin = live.contains(&id) && !lock::is_live(&f.file);
+        if dead_twin {
+            stats.count(ReadError::Corrupt("a dead file with a live file's id"));
+        }
+        !dead_twin
+    });
 }
 
 /// Opens and maps the archive, if there is one.

@@ -88,6 +88,11 @@ impl Mapped {
         v
     }
 
+    /// The file id in the header (a mapping is at least a header long); not validated.
+    pub(crate) fn header_id(&self) -> u64 {
+        u64_at(self.bytes(), H_ID).unwrap_or(0)
+    }
+
     fn bytes(&self) -> &[u8] {
         // SAFETY: the mapping is `len` bytes long and lives as long as `self`.
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }

@@ -113,6 +113,11 @@ fn reader_seeds(dir: &Path, worker: &[u8]) {
     let mut huge = other.clone();
     huge[H_USED..H_USED + 8].copy_from_slice(&u64::MAX.to_ne_bytes());
     seeds.push(("used-max".into(), huge));
+    // A dead copy of the live worker's file under another name: it must not hide the worker
+    // (the regression the first fuzz runs found, see compact.rs `skip_dead_twins`).
+    let mut twin = worker.to_vec();
+    twin[H_PID..H_PID + 4].copy_from_slice(&3000u32.to_ne_bytes());
+    seeds.push(("twin-of-live-id".into(), twin));
     let mut v2 = other;
     v2[8..12].copy_from_slice(&2u32.to_ne_bytes());
     seeds.push(("version-2".into(), v2));
