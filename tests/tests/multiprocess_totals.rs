@@ -111,3 +111,40 @@ fn time_scrape(dir: &std::path::Path) -> std::time::Duration {
     }
     start.elapsed() / 20
 }
+
+/// A float total (a histogram's `_sum`) never goes backwards when a dead worker's file is
+/// folded into the archive. Summed one rounding at a time, it did: 1.0 in the archive and
+/// two live workers at 2^-53 each expose 1 + 2^-52; folding one worker rounded
+/// 1.0 + 2^-53 to 1.0, and the next scrape exposed 1.0 — one ulp less, which Prometheus takes
+/// for a counter reset (`rate()` of the sum then jumps by the whole total). Seen with the
+/// load-with-faults script: a worker killed while the service is idle.
+#[test]
+fn float_totals_never_go_backwards_when_a_dead_file_is_folded() {
+    let dir = temp_dir("float-totals");
+    let half_ulp = 2f64.powi(-53); // half an ulp of 1.0: 1.0 + half_ulp rounds to 1.0
+    let mut first = Worker::start(&dir);
+    first.ok("obs 1 1");
+    first.exit(); // the archive now holds 1.0
+    let mut a = Worker::start(&dir);
+    let mut b = Worker::start(&dir);
+    a.ok(&format!("obs {half_ulp:?} 1"));
+    b.ok(&format!("obs {half_ulp:?} 1"));
+    let before = histogram(&scrape(&dir), "latency_seconds").1;
+    // The exact sum, rounded once.
+    assert_eq!(before, 1.0 + 2f64.powi(-52));
+    a.kill9();
+    let after_a = histogram(&scrape(&dir), "latency_seconds").1;
+    assert!(
+        after_a >= before,
+        "{before:e} -> {after_a:e} after folding one worker"
+    );
+    b.kill9();
+    let after_b = histogram(&scrape(&dir), "latency_seconds").1;
+    assert!(
+        after_b >= after_a,
+        "{after_a:e} -> {after_b:e} after folding the other"
+    );
+    // Each fold may round up by one ulp at most: never more than that above the exact sum.
+    assert!(after_b <= before + 2.0 * f64::EPSILON, "{after_b:e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -2,7 +2,8 @@
 //! archive a compaction writes.
 //!
 //! Counters, histograms and summaries are summed (whole-number counter increments are summed as
-//! integers, so totals stay exact). Gauges combine by their family's [`GaugeMode`], with Python's
+//! integers, so totals stay exact; floating-point totals are summed exactly and rounded once,
+//! see `exact.rs`, so that they never go backwards when files are folded into the archive). Gauges combine by their family's [`GaugeMode`], with Python's
 //! names and meanings; `live*` modes and `all`/`liveall` read only what the archive cannot hold
 //! (see the [module docs](super)).
 //!
@@ -18,6 +19,7 @@ use std::sync::atomic::Ordering;
 /// Keys come from files; the hasher is seeded per process, so crafted keys cannot target it.
 type HashMap<K, V> = StdHashMap<K, V, foldhash::fast::RandomState>;
 
+use super::exact::Partials;
 use super::file::{self, FamilyDecl, is_stamped};
 use super::read::{Parsed, Ser, key_values};
 use crate::metric::GaugeMode;
@@ -43,7 +45,9 @@ pub(crate) enum Purpose {
 ///
 /// Slots per row, by kind: counter `[whole, frac]`; gauge `[value, timestamp, seen]`; histogram
 /// the bucket counts (not cumulative), `+Inf`, then the sum; summary `[count, sum]`; info none.
-/// Floating-point slots hold `f64` bits.
+/// Floating-point slots hold `f64` bits. The floating-point total of a counter, histogram or
+/// summary row (its `frac` or `sum` slot) holds the first value added; from the second on,
+/// the row's `exact` partials hold the exact sum (so a series of one file costs nothing more).
 struct FamAcc<'a> {
     name: &'a str,
     help: &'a str,
@@ -57,6 +61,8 @@ struct FamAcc<'a> {
     /// The (key, process) of each row, in row order.
     keys: Vec<(&'a [u8], u32)>,
     slots: Vec<u64>,
+    /// The exact floating-point total of each row, once it has two addends (see above).
+    exact: Vec<Partials>,
 }
 
 /// The process part of a series' identity in families that are not per process.
@@ -163,6 +169,7 @@ impl<'a> Aggregate<'a> {
             rows,
             keys: Vec::with_capacity(f.n_series as usize),
             slots: Vec::with_capacity(f.n_series as usize * width),
+            exact: Vec::with_capacity(f.n_series as usize),
         });
         self.by_name.insert(f.name(), self.families.len() - 1);
         Some(self.families.len() - 1)
@@ -225,9 +232,17 @@ impl<'a> Aggregate<'a> {
             if row == next {
                 fam.keys.push((s.key, pid));
                 fam.slots.resize(fam.slots.len() + fam.width, 0);
+                fam.exact.push(Partials::default());
             }
             let at = row as usize * fam.width;
-            merge(fam.kind, fam.mode, &mut fam.slots[at..at + fam.width], &s);
+            let exact = &mut fam.exact[row as usize];
+            merge(
+                fam.kind,
+                fam.mode,
+                &mut fam.slots[at..at + fam.width],
+                exact,
+                &s,
+            );
         }
     }
 
@@ -297,8 +312,15 @@ impl<'a> Aggregate<'a> {
                             cells.extend([slots[1], 0]);
                         }
                     }
-                    // Counters, histograms and summaries: the slots are the file's cells.
-                    _ => cells.extend_from_slice(slots),
+                    // Counters, histograms and summaries: the slots are the file's cells, the
+                    // floating-point total rounded up — never below what was absorbed, so no
+                    // later scrape falls below an earlier one (exact.rs).
+                    _ => {
+                        cells.extend_from_slice(slots);
+                        if let Some(last) = cells.last_mut() {
+                            *last = f.float_total(row, Partials::round_up).to_bits();
+                        }
+                    }
                 }
                 file::encode_series(&mut out, family_off, &cells, f.keys[row].0);
             }
@@ -323,41 +345,70 @@ impl FamAcc<'_> {
         rows
     }
 
+    /// The floating-point total of a counter, histogram or summary row (its last slot),
+    /// rounded by `round` if it has more than one addend.
+    fn float_total(&self, row: usize, round: fn(&Partials) -> f64) -> f64 {
+        let exact = &self.exact[row];
+        if exact.is_empty() {
+            self.row(row).last().map_or(0.0, |&b| f64::from_bits(b))
+        } else {
+            round(exact)
+        }
+    }
+
     fn value(&self, row: usize) -> Value {
         let s = self.row(row);
         let f = f64::from_bits;
         match self.kind {
-            MetricKind::Counter => Value::Counter(s[0] as f64 + f(s[1])),
+            MetricKind::Counter => {
+                Value::Counter(s[0] as f64 + self.float_total(row, Partials::round_nearest))
+            }
             MetricKind::Gauge => Value::Gauge(f(s[0])),
             MetricKind::Histogram => {
                 let n = s.len() - 1;
                 Value::Histogram {
                     bounds: self.bounds.clone(),
                     counts: s[..n].to_vec(),
-                    sum: f(s[n]),
+                    sum: self.float_total(row, Partials::round_nearest),
                 }
             }
             MetricKind::Summary => Value::Summary {
                 count: s[0],
-                sum: f(s[1]),
+                sum: self.float_total(row, Partials::round_nearest),
             },
             _ => Value::Info,
         }
     }
 }
 
-fn add_f64(slot: &mut u64, v: f64) {
-    *slot = (f64::from_bits(*slot) + v).to_bits();
+/// Adds `v` to a row's floating-point total: into the slot while it is the first addend (an
+/// exact sum of one), into the row's partials from the second on (see [`FamAcc`]).
+fn add_total(slot: &mut u64, exact: &mut Partials, v: f64) {
+    if v == 0.0 {
+        return;
+    }
+    if exact.is_empty() {
+        let first = f64::from_bits(*slot);
+        if first == 0.0 {
+            *slot = v.to_bits();
+            return;
+        }
+        // The partials hold the total from now on; the slot stays 0 (read when the partials
+        // are empty again: an exact total of zero).
+        *slot = 0;
+        exact.add(first);
+    }
+    exact.add(v);
 }
 
-/// Merges series `s` into its row (`width` slots, see [`FamAcc`]).
+/// Merges series `s` into its row (`width` slots and its exact total, see [`FamAcc`]).
 #[inline]
-fn merge(kind: MetricKind, mode: GaugeMode, row: &mut [u64], s: &Ser<'_>) {
+fn merge(kind: MetricKind, mode: GaugeMode, row: &mut [u64], exact: &mut Partials, s: &Ser<'_>) {
     match kind {
         // Counters and summaries: an integer cell, then a floating-point one.
         MetricKind::Counter | MetricKind::Summary => {
             row[0] = row[0].saturating_add(s.cell(0));
-            add_f64(&mut row[1], f64::from_bits(s.cell(1)));
+            add_total(&mut row[1], exact, f64::from_bits(s.cell(1)));
         }
         MetricKind::Histogram => {
             let cells = s.cells();
@@ -367,7 +418,7 @@ fn merge(kind: MetricKind, mode: GaugeMode, row: &mut [u64], s: &Ser<'_>) {
                 for (c, cell) in counts.iter_mut().zip(count_cells) {
                     *c = c.saturating_add(cell.load(Ordering::Relaxed));
                 }
-                add_f64(sum, f64::from_bits(sum_cell.load(Ordering::Relaxed)));
+                add_total(sum, exact, f64::from_bits(sum_cell.load(Ordering::Relaxed)));
             }
         }
         MetricKind::Gauge => {
@@ -395,5 +446,35 @@ fn merge(kind: MetricKind, mode: GaugeMode, row: &mut [u64], s: &Ser<'_>) {
             }
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn total(values: &[f64]) -> (f64, f64) {
+        let (mut slot, mut exact) = (0u64, Partials::default());
+        for &v in values {
+            add_total(&mut slot, &mut exact, v);
+        }
+        if exact.is_empty() {
+            (f64::from_bits(slot), f64::from_bits(slot))
+        } else {
+            (exact.round_nearest(), exact.round_up())
+        }
+    }
+
+    #[test]
+    fn float_totals_are_exact_whatever_the_grouping() {
+        let h = 2f64.powi(-53);
+        assert_eq!(total(&[]), (0.0, 0.0));
+        assert_eq!(total(&[0.5]), (0.5, 0.5));
+        assert_eq!(total(&[1.0, h, h]).0, 1.0 + 2.0 * h);
+        assert_eq!(total(&[1.0, h]), (1.0, 1.0 + 2.0 * h));
+        // Cancelling to an exact zero, then going on, leaves no stale first addend behind.
+        assert_eq!(total(&[1.0, -1.0]), (0.0, 0.0));
+        assert_eq!(total(&[1.0, -1.0, 0.25]), (0.25, 0.25));
+        assert_eq!(total(&[1.0, -1.0, 0.25, 0.5]), (0.75, 0.75));
     }
 }
