@@ -76,8 +76,9 @@
 //! On every scrape: counters, histograms and summaries are summed over all files, the archive
 //! included — their floating-point totals (a histogram's sum) exactly, rounded once, so that
 //! folding a dead file into the archive never makes one go down by an ulp, which Prometheus
-//! would take for a reset (see `exact.rs`). Gauges combine by their family's [`GaugeMode`] (set with `Family::mode` or
-//! `mode = "…"` in the attribute), with Python's names and meanings:
+//! would take for a reset (see `exact.rs`). Gauges combine by their family's [`GaugeMode`]
+//! (set with `Family::mode` or `mode = "…"` in the attribute), with Python's names and
+//! meanings:
 //!
 //! | mode | exposed |
 //! |---|---|
