@@ -27,15 +27,27 @@ COUNTER = "axum_http_request_total"
 
 
 def parse(text):
-    """{metric name: sum of its series' values} for a text-format exposition."""
-    sums = {}
+    """({metric name: sum of its series' values}, {sample line's name and labels: value} for
+    the samples that may only grow: every sample of a counter, histogram or summary family but
+    summary quantiles) for a text-format exposition."""
+    sums, growing, kinds = {}, {}, {}
     for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, family, kind = line.split(" ", 3)
+            kinds[family] = kind
         if not line or line.startswith("#"):
             continue
-        name = line.split("{", 1)[0].split(" ", 1)[0]
-        value = float(line.rsplit(" ", 1)[1])
+        key, value = line.rsplit(" ", 1)
+        name = key.split("{", 1)[0]
+        value = float(value)
         sums[name] = sums.get(name, 0.0) + value
-    return sums
+        family = name
+        for suffix in ("_bucket", "_count", "_sum"):
+            if name.endswith(suffix) and name[: -len(suffix)] in kinds:
+                family = name[: -len(suffix)]
+        if kinds.get(family) in ("counter", "histogram", "summary") and "quantile=" not in key:
+            growing[key] = value
+    return sums, growing
 
 
 def scrape(url):
@@ -104,13 +116,24 @@ def monitor(out, url, sup, metrics_dir, stop_file, deadline_s):
 
     th = threading.Thread(target=sampler, daemon=True)
     th.start()
+    previous = None  # the last successful scrape's growing samples
     with open(os.path.join(out, "scrapes.jsonl"), "w") as f:
         next_at = time.monotonic()
         while not os.path.exists(stop_file) and time.monotonic() < deadline:
             ok, wall, result = scrape(url)
             rec = {"t": round(next_at - t0, 3), "ok": ok, "ms": round(wall * 1000, 3)}
             if ok:
-                rec["total"] = result.get(COUNTER, 0.0)
+                sums, growing = result
+                rec["total"] = sums.get(COUNTER, 0.0)
+                if previous is not None:
+                    # Any sample of a counter, histogram or summary that went down, and any
+                    # such series of the workers (the `axum_` and `multiprocess_` families; a
+                    # `process_*` series goes with its pid) that vanished.
+                    rec["back"] = [[k, v, growing[k]] for k, v in previous.items()
+                                   if k in growing and growing[k] < v]
+                    rec["vanished"] = [k for k in previous if k not in growing
+                                       and k.startswith(("axum_", "multiprocess_"))]
+                previous = growing
             else:
                 rec["error"] = result
             f.write(json.dumps(rec) + "\n")
@@ -122,7 +145,7 @@ def monitor(out, url, sup, metrics_dir, stop_file, deadline_s):
     th.join()
     ok, wall, result = scrape(url)
     final = {"ok": ok, "ms": round(wall * 1000, 3)}
-    final.update({"sums": result} if ok else {"error": result})
+    final.update({"sums": result[0]} if ok else {"error": result})
     final["live"] = live_workers(sup)
     final["files"] = sorted(os.listdir(metrics_dir))
     with open(os.path.join(out, "final.json"), "w") as f:
@@ -186,14 +209,25 @@ def check(out, wrk_json, workers, connections, kills, warmup_s):
     expect(unanswered <= connections * (kills + 1),
            f"unanswered {unanswered} <= connections x (kills + 1) = {connections * (kills + 1)}")
 
-    # 2. Counters never go backwards, across worker deaths and compactions.
+    # 2. Counters never go backwards, across worker deaths and compactions: neither their sum
+    # nor any one sample of a counter, histogram or summary (Prometheus takes any decrease
+    # for a reset, and rate() then jumps), and no series of the workers vanishes.
     oks = [s for s in scrapes if s["ok"]]
     back = [(a, b) for a, b in zip(oks, oks[1:]) if b["total"] < a["total"]]
     print("scrapes:")
     for a, b in back[:5]:
         print(f"    went back at t={b['t']}s: {a['total']:.0f} -> {b['total']:.0f}")
-    expect(not back, f"the counter never went backwards over {len(oks)} consecutive scrapes "
-                     f"({len(back)} drops)")
+    expect(not back, f"the counter's sum never went backwards over {len(oks)} consecutive "
+                     f"scrapes ({len(back)} drops)")
+    series_back = [(s["t"], *b) for s in oks for b in s.get("back", [])]
+    for t, k, before, after in series_back[:5]:
+        print(f"    t={t}s: {k} {before!r} -> {after!r}")
+    expect(not series_back, f"no sample of a counter, histogram or summary went backwards "
+                            f"({len(series_back)} decreases)")
+    vanished = [(s["t"], k) for s in oks for k in s.get("vanished", [])]
+    for t, k in vanished[:5]:
+        print(f"    t={t}s: {k} vanished")
+    expect(not vanished, f"no series of the workers vanished ({len(vanished)})")
     if final["ok"] and oks:
         expect(final["sums"].get(COUNTER, 0) >= oks[-1]["total"],
                "the final scrape is not below the last scrape of the run")
