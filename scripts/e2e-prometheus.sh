@@ -58,16 +58,14 @@ prometheus-pushgateway --version 2>&1 | head -1
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/promtrack-e2e.XXXXXX")
 pids=()
-names=()
 
 # Every process is started in a session of its own (setsid): its process group then holds the
 # multiprocess supervisor's workers too, and one signal to the group stops them all.
-start() { # NAME LOGFILE COMMAND...
-  local name=$1 log=$2
-  shift 2
+start() { # LOGFILE COMMAND...
+  local log=$1
+  shift
   setsid "$@" >"$log" 2>&1 &
   pids+=("$!")
-  names+=("$name")
 }
 
 stop_all() {
@@ -112,6 +110,9 @@ on_exit() {
   fi
 }
 trap on_exit EXIT
+# A signal would end the script without the EXIT trap, leaving the servers behind.
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 fail() {
   echo "FAIL: $*" >&2
@@ -295,12 +296,12 @@ build_done=$SECONDS
 
 step "start two multiprocess hosts, a quickstart and a Pushgateway"
 mkdir "$tmp/dir-a" "$tmp/dir-b"
-start host-a "$tmp/host-a.log" env PORT=$host_a_app METRICS_PORT=$host_a_metrics WORKERS=2 \
+start "$tmp/host-a.log" env PORT=$host_a_app METRICS_PORT=$host_a_metrics WORKERS=2 \
   METRICS_DIR="$tmp/dir-a" "$bin/multiprocess"
-start host-b "$tmp/host-b.log" env PORT=$host_b_app METRICS_PORT=$host_b_metrics WORKERS=2 \
+start "$tmp/host-b.log" env PORT=$host_b_app METRICS_PORT=$host_b_metrics WORKERS=2 \
   METRICS_DIR="$tmp/dir-b" "$bin/multiprocess"
-start quickstart "$tmp/quickstart.log" env PORT=$quickstart_port "$bin/quickstart"
-start pushgateway "$tmp/pushgateway.log" prometheus-pushgateway \
+start "$tmp/quickstart.log" env PORT=$quickstart_port "$bin/quickstart"
+start "$tmp/pushgateway.log" prometheus-pushgateway \
   --web.listen-address=127.0.0.1:$gateway_port
 wait_for "host A" http_ok "http://127.0.0.1:$host_a_metrics/metrics"
 wait_for "host B" http_ok "http://127.0.0.1:$host_b_metrics/metrics"
@@ -317,7 +318,7 @@ sys.stdout.write(re.sub(r"127\.0\.0\.1:(\d+)", moved, open(sys.argv[3]).read()))
 ' "$base" "$config_base" examples/prometheus/e2e.yml >"$tmp/prometheus.yml"
 promtool check config "$tmp/prometheus.yml" >/dev/null
 # Debug level: Prometheus logs a failed scrape only there.
-start prometheus "$tmp/prometheus.log" prometheus --config.file="$tmp/prometheus.yml" \
+start "$tmp/prometheus.log" prometheus --config.file="$tmp/prometheus.yml" \
   --storage.tsdb.path="$tmp/tsdb" --web.listen-address=127.0.0.1:$prometheus_port \
   --log.level=debug
 wait_for "Prometheus to be ready" http_ok "$prom/-/ready"
