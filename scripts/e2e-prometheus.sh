@@ -164,7 +164,7 @@ def main():
     elif cmd == "number":  # EXPR: exit 1 unless it gives one finite number
         r = query(base, args[0])
         ok = len(r) == 1 and math.isfinite(r[0][1])
-        print(r[0][1] if r else "no data")
+        print(f"{r[0][1]:.6g}" if r else "no data")
         sys.exit(0 if ok else 1)
     elif cmd == "scraped-after":  # EPOCH N: exit 0 once every target was scraped N times since
         since, n = float(args[0]), int(args[1])
