@@ -182,6 +182,11 @@ def run_all(out: Path, quick: bool) -> dict:
         seconds = time.monotonic() - t
         run["steps"].append({"name": name, "command": shown, "seconds": round(seconds, 1),
                              "exit": rc, "log": log.name, "timed": timed})
+        if timed and re.search(r"^\s*Compiling ", log.read_text(errors="replace"), re.M):
+            # The build steps built everything, so the sources changed since: the steps of this
+            # run may have measured different code.
+            print(f"warning: `{shown}` compiled code (see {log}): the sources changed during the "
+                  "run; run again on an unchanged tree", file=sys.stderr)
         save(out, run)
         if rc != 0:
             tail = "".join(log.read_text(errors="replace").splitlines(True)[-20:])
