@@ -335,7 +335,8 @@ def render(out: Path, results: type[Results] = Results) -> str:
         f"{lk.get('tokio', '?')} (all as `Cargo.lock` has them)")
     args = run["criterion_args"]
     v["criterion_settings"] = (
-        "its defaults (3 s warm-up, 5 s of measurement, 100 samples per function)"
+        ("its defaults (3 s warm-up, 5 s of measurement, 100 samples per function; "
+         "`encode_text` sets 30)")
         if not args else "`" + " ".join(args) + "`")
     steps = run["steps"]
     v["commands"] = "\n".join(
