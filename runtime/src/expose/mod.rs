@@ -295,6 +295,45 @@ mod tests {
         }
     }
 
+    /// Bucket counts whose sum exceeds `u64::MAX` (a hostile multiprocess file can hold any)
+    /// stay cumulative, saturated, in both formats; they used to overflow (found by fuzzing).
+    #[test]
+    fn cumulative_buckets_saturate() {
+        use crate::model::{MetricFamily, MetricKind, Series, Value};
+        struct Huge;
+        impl crate::Collector for Huge {
+            fn collect(&self, out: &mut Vec<MetricFamily>) {
+                let value = Value::Histogram {
+                    bounds: vec![1.0],
+                    counts: vec![u64::MAX, 5],
+                    sum: 1.0,
+                };
+                out.push(
+                    MetricFamily::new("huge_seconds", "Huge.", MetricKind::Histogram)
+                        .with_series(Series::new(value)),
+                );
+            }
+        }
+        let registry = Registry::new();
+        registry.register_collector(Huge);
+        for format in [Format::Text, Format::OpenMetrics] {
+            let text = encode_to_string(&registry, format);
+            let max = u64::MAX;
+            assert!(
+                text.contains(&format!("huge_seconds_bucket{{le=\"1\"}} {max}\n")),
+                "{text}"
+            );
+            assert!(
+                text.contains(&format!("huge_seconds_bucket{{le=\"+Inf\"}} {max}\n")),
+                "{text}"
+            );
+            assert!(
+                text.contains(&format!("huge_seconds_count {max}\n")),
+                "{text}"
+            );
+        }
+    }
+
     #[test]
     fn gzip_acceptance() {
         assert!(accepts_gzip("gzip"));

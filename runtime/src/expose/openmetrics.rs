@@ -114,7 +114,9 @@ impl Visitor for OpenMetricsEncoder<'_> {
                 let le = self.le.get(bounds);
                 let mut cumulative = 0;
                 for (i, &c) in counts.iter().enumerate() {
-                    cumulative += c;
+                    // Saturating: counts read from another process's file may add up past
+                    // u64::MAX, and the buckets must stay cumulative even then.
+                    cumulative = u64::saturating_add(cumulative, c);
                     let bound = le.get(i).map_or("+Inf", String::as_str);
                     write_bucket(self.out, &self.name, &labels, bound);
                     write_u64(self.out, cumulative);

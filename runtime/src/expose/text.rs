@@ -89,7 +89,9 @@ impl Visitor for TextEncoder<'_> {
                 let le = self.le.get(bounds);
                 let mut cumulative = 0;
                 for (i, &c) in counts.iter().enumerate() {
-                    cumulative += c;
+                    // Saturating: counts read from another process's file may add up past
+                    // u64::MAX, and the buckets must stay cumulative even then.
+                    cumulative = u64::saturating_add(cumulative, c);
                     let bound = le.get(i).map_or("+Inf", String::as_str);
                     let (name, out) = (&self.name, &mut *self.out);
                     write_bucket(out, name, &labels, bound);
