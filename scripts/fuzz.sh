@@ -7,20 +7,30 @@
 # missing. CI does not run this: it replays the committed corpora instead
 # (tests/tests/fuzz_corpus.rs, part of `cargo test --workspace`).
 #
+#   scripts/fuzz.sh --merge [target...]
+#
 # Each run starts from the committed corpus fuzz/corpus/<target> and writes what it finds to
 # fuzz/work/<target> (not committed). A crash stops that target, leaves the input in
-# fuzz/artifacts/<target>/ and makes the script exit 1 after the others ran. To keep new
-# coverage: copy fuzz/work/<target>/* into fuzz/corpus/<target>/ and minimize it with
-# `cargo +nightly fuzz cmin <target>`; to keep a crash, add its file there too (the replay
-# test then fails until the bug is fixed).
+# fuzz/artifacts/<target>/ and makes the script exit 1 after the others ran. `--merge` then
+# adds to the committed corpus only the found inputs that reach code it does not (libFuzzer's
+# -merge=1 on edges alone, -use_counters=0, which keeps the corpus small); to keep a crash,
+# copy its file into fuzz/corpus/<target>/ under a name saying what it was (the replay test
+# then fails until the bug is fixed).
 #
 # libFuzzer's limits: an input taking over 10 s is a hang, one allocation over 256 MB or a
 # resident set over 2 GB is a crash (a length field claiming 4 GB must never be believed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-secs=${1:-60}
-shift || true
+merge=false
+if [ "${1:-}" = --merge ]; then
+  merge=true
+  shift
+  secs=0
+else
+  secs=${1:-60}
+  shift || true
+fi
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(multiprocess_file macro_input label_value)
 
@@ -33,7 +43,17 @@ if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked
 fi
 
-cargo +nightly fuzz build "${targets[@]:0:1}" >/dev/null 2>&1 || true # warm the shared deps
+if $merge; then
+  for t in "${targets[@]}"; do
+    [ -d "fuzz/work/$t" ] || continue
+    before=$(ls "fuzz/corpus/$t" | wc -l)
+    cargo +nightly fuzz run "$t" "fuzz/corpus/$t" "fuzz/work/$t" -- \
+      -merge=1 -use_counters=0 -malloc_limit_mb=256 >"fuzz/work/$t.merge.log" 2>&1
+    echo "$t: $before -> $(ls "fuzz/corpus/$t" | wc -l) files in fuzz/corpus/$t"
+  done
+  exit 0
+fi
+
 status=0
 summary=()
 for t in "${targets[@]}"; do

@@ -10,11 +10,12 @@
 //! formats. Then:
 //! - both expositions read back strictly ([`crate::exposition`]): a file's content must never
 //!   make the exposition invalid;
-//! - at most one file was skipped (`promtrack_multiprocess_read_errors_total`), so a fuzzed
-//!   file cannot make the valid file or the archive unreadable;
-//! - if the fuzzed file was skipped, the exposition equals the valid file's alone, sample for
-//!   sample; if it was read, every series of the valid file is still there (its values may
-//!   add to them).
+//! - a file that is still there after the first scrape was skipped: it was counted exactly
+//!   once in `promtrack_multiprocess_read_errors_total`, and the exposition equals the valid
+//!   file's alone, sample for sample;
+//! - a file that is gone was read and folded: nothing was skipped (neither the valid file nor
+//!   the archive written from the fuzzed one), and every series of the valid file is still
+//!   there (the fuzzed file's values may add to them).
 //!
 //! Memory: the reader maps the file and keeps at most its size (read.rs); the fuzz script
 //! runs this target with `-malloc_limit_mb`, so an allocation sized from a length field fails
