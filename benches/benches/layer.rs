@@ -34,14 +34,19 @@ fn bench(c: &mut Criterion) {
         .build()
         .unwrap();
     let registry = promtrack::Registry::new();
-    let bare = router();
-    let layered = router().layer(
-        promtrack::layer::MetricsLayer::builder()
-            .registry(&registry)
-            .build()
-            .unwrap(),
-    );
+    let bare = router().with_state(());
+    let layered = router()
+        .layer(
+            promtrack::layer::MetricsLayer::builder()
+                .registry(&registry)
+                .build()
+                .unwrap(),
+        )
+        .with_state(());
 
+    // As `axum::serve` does (`into_make_service` calls `with_state`): handlers become routes,
+    // and the layer is applied to each, once. A `Router` called as a service without it would
+    // build every route's layered service again for each request.
     let send = |app: &Router, uri: &'static str| {
         let app = app.clone();
         rt.block_on(async move {
@@ -55,17 +60,21 @@ fn bench(c: &mut Criterion) {
     };
 
     // What axum charges for any layer (it boxes the layered route and its future again).
-    let noop = router().layer(tower::util::MapResponseLayer::new(
-        |r: axum::response::Response| r,
-    ));
+    let noop = router()
+        .layer(tower::util::MapResponseLayer::new(
+            |r: axum::response::Response| r,
+        ))
+        .with_state(());
     // The layer's fixed cost (context, panic guard, body wrapper) without any metric.
-    let no_metrics = router().layer(
-        promtrack::layer::MetricsLayer::builder()
-            .registry(&promtrack::Registry::new())
-            .export_defaults(false)
-            .build()
-            .unwrap(),
-    );
+    let no_metrics = router()
+        .layer(
+            promtrack::layer::MetricsLayer::builder()
+                .registry(&promtrack::Registry::new())
+                .export_defaults(false)
+                .build()
+                .unwrap(),
+        )
+        .with_state(());
 
     let mut group = c.benchmark_group("layer");
     for (uri, name) in [("/", "hello"), ("/users/42", "path_param")] {

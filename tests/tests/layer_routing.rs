@@ -297,3 +297,60 @@ async fn the_default_layer_records_into_the_default_registry_and_layers_share_fa
         "{text}"
     );
 }
+
+/// A route's series are looked up once and then served from its cache: with more (method,
+/// status) pairs than the cache holds, interleaved, on a router built once as a server builds
+/// it, every request still lands in exactly its own series — and the in-progress gauge of
+/// every method is back at 0.
+#[tokio::test]
+async fn a_routes_cached_series_stay_exact_across_methods_and_statuses() {
+    use axum::routing::post;
+    let (registry, builder) = builder();
+    let answer = |Path(code): Path<u16>| async move { StatusCode::from_u16(code).unwrap() };
+    let app: Router = Router::new()
+        .route("/answer/{code}", get(answer).post(answer).put(answer))
+        .route("/other", post(|| async { "other" }))
+        .layer(builder.build().unwrap())
+        .with_state(());
+    // 3 methods × 12 statuses = 36 pairs, more than the 16 a route caches.
+    let codes: Vec<u16> = (200..206).chain(500..506).collect();
+    for round in 0..4 {
+        for code in &codes {
+            for method in ["GET", "POST", "PUT"] {
+                let request = Request::builder()
+                    .method(method)
+                    .uri(format!("/answer/{code}"))
+                    .body(Body::empty())
+                    .unwrap();
+                let (status, _) = send(&app, request).await;
+                assert_eq!(status.as_u16(), *code, "round {round}");
+            }
+            let other = Request::post("/other").body(Body::empty()).unwrap();
+            send(&app, other).await;
+        }
+    }
+    let text = scrape(&registry);
+    for method in ["GET", "POST", "PUT"] {
+        for code in &codes {
+            let total = format!("axum_http_request_total{{method=\"{method}\",status=\"{code}\"}}");
+            // `total` has no `path`: `/other`'s 48 POSTs answered 200 count there too.
+            let expected = if (method, *code) == ("POST", 200) {
+                52.0
+            } else {
+                4.0
+            };
+            assert_eq!(value(&text, &total), Some(expected), "{total}");
+            let count = format!(
+                "axum_http_request_duration_seconds_count{{method=\"{method}\",path=\"/answer/{{code}}\",status=\"{code}\"}}"
+            );
+            assert_eq!(value(&text, &count), Some(4.0), "{count}");
+        }
+        let busy = format!(
+            "axum_http_requests_in_progress{{method=\"{method}\",path=\"/answer/{{code}}\"}}"
+        );
+        assert_eq!(value(&text, &busy), Some(0.0), "{busy}");
+    }
+    let other =
+        "axum_http_request_duration_seconds_count{method=\"POST\",path=\"/other\",status=\"200\"}";
+    assert_eq!(value(&text, other), Some(48.0));
+}

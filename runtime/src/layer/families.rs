@@ -13,7 +13,7 @@ use axum::extract::MatchedPath;
 use http::StatusCode;
 
 use super::config::{DEFAULT_SIZE_BUCKETS, Latency, MetricsLayerBuilder, RouteKind};
-use super::labels::{Extra, StatusLabel, Values};
+use super::labels::{Extra, MethodLabel, StatusLabel, Values};
 use crate::family::Opts;
 use crate::labels::{KeyWriter, LabelSet};
 use crate::metric::Metric;
@@ -68,9 +68,17 @@ impl PathValue {
     }
 }
 
-/// A series handle kept across a request: a pointer, because the series lives in a family the
-/// request's state owns through an `Arc` (a borrow could not name that lifetime).
+/// A series handle kept across a request (or in a route's cache): a pointer, because the series
+/// lives in a family its holder owns through an `Arc` (a borrow could not name that lifetime).
 pub(crate) struct SeriesRef<M>(std::ptr::NonNull<M>);
+
+impl<M> Clone for SeriesRef<M> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<M> Copy for SeriesRef<M> {}
 
 // SAFETY: it points to a metric, which is `Send + Sync` (atomics), and is only dereferenced
 // while its family is alive (see `SeriesRef::get`).
@@ -93,7 +101,7 @@ impl<M> SeriesRef<M> {
 /// What one request records.
 #[derive(Clone, Debug)]
 pub(crate) struct Outcome {
-    pub(crate) method: &'static str,
+    pub(crate) method: MethodLabel,
     pub(crate) path: PathValue,
     pub(crate) status: StatusCode,
     pub(crate) seconds: f64,
@@ -130,6 +138,21 @@ impl Scope {
 enum DurationFamily {
     Histogram(Family<Dynamic, Histogram>),
     Summary(Family<Dynamic, Summary>),
+}
+
+/// The series of the duration family, whichever its kind.
+#[derive(Clone, Copy)]
+enum DurationRef {
+    Histogram(SeriesRef<Histogram>),
+    Summary(SeriesRef<Summary>),
+}
+
+/// The series a finished request of one route, method and status counts in: `duration` and
+/// `total`, looked up once and then kept by the route's cache (`cache.rs`).
+#[derive(Clone, Copy)]
+pub(crate) struct Resolved {
+    duration: Option<DurationRef>,
+    total: Option<SeriesRef<Counter>>,
 }
 
 enum RouteFamilyKind {
@@ -328,28 +351,36 @@ impl Families {
                 .any(|r| matches!(r.kind, RouteFamilyKind::InProgress(_)))
     }
 
-    /// Raises the in-progress gauges of `scope` for a request that starts; returns the
-    /// default gauge's series, so that [`lower_in_progress`](Self::lower_in_progress) need
-    /// not look it up again.
-    pub(crate) fn raise_in_progress(
+    /// The default in-progress gauge's series for a request of `method` on `path`, if that
+    /// gauge is on.
+    pub(crate) fn in_progress_series(
         &self,
-        method: &str,
+        method: MethodLabel,
         path: &str,
         values: &Values,
+    ) -> Option<SeriesRef<Gauge>> {
+        let f = self.in_progress.as_ref()?;
+        Some(SeriesRef::new(f.with_writer(|w| {
+            w.value(method.as_str());
+            w.value(path);
+            values.write(&self.extras, false, w);
+        })))
+    }
+
+    /// Raises the in-progress gauges of `scope` for a request that starts: `default` is the
+    /// default gauge's series (from [`in_progress_series`](Self::in_progress_series) or the
+    /// route's cache), handed back for [`lower_in_progress`](Self::lower_in_progress).
+    pub(crate) fn raise_in_progress(
+        &self,
+        default: Option<SeriesRef<Gauge>>,
         route_values: &[Values],
         scope: Scope,
     ) -> Option<SeriesRef<Gauge>> {
-        let mut default = None;
-        if scope.defaults() {
-            if let Some(f) = &self.in_progress {
-                let gauge = f.with_writer(|w| {
-                    w.value(method);
-                    w.value(path);
-                    values.write(&self.extras, false, w);
-                });
-                gauge.inc();
-                default = Some(SeriesRef::new(gauge));
-            }
+        let default = default.filter(|_| scope.defaults());
+        if let Some(gauge) = default {
+            // SAFETY: the series came from one of `self`'s families (see `in_progress_series`),
+            // which the caller keeps alive.
+            unsafe { gauge.get() }.inc();
         }
         if scope.routes() {
             self.move_route_gauges(route_values, 1.0);
@@ -384,31 +415,52 @@ impl Families {
     }
 
     fn write_mps(&self, o: &Outcome, w: &mut KeyWriter<'_>) {
-        w.value(o.method);
+        w.value(o.method.as_str());
         w.value(o.path.as_str());
         w.value(self.status.render(&o.status));
         o.values.write(&self.extras, true, w);
     }
 
-    /// Records a finished request (everything but what `in_progress` handles).
-    pub(crate) fn record(&self, o: &Outcome, scope: Scope) {
-        if scope.defaults() {
-            match &self.duration {
-                Some(DurationFamily::Histogram(f)) => {
-                    f.with_writer(|w| self.write_mps(o, w)).observe(o.seconds)
+    /// The `duration` and `total` series of a finished request.
+    pub(crate) fn resolve(&self, o: &Outcome) -> Resolved {
+        let mps = |w: &mut KeyWriter<'_>| self.write_mps(o, w);
+        Resolved {
+            duration: self.duration.as_ref().map(|d| match d {
+                DurationFamily::Histogram(f) => {
+                    DurationRef::Histogram(SeriesRef::new(f.with_writer(mps)))
                 }
-                Some(DurationFamily::Summary(f)) => {
-                    f.with_writer(|w| self.write_mps(o, w)).observe(o.seconds)
+                DurationFamily::Summary(f) => {
+                    DurationRef::Summary(SeriesRef::new(f.with_writer(mps)))
                 }
-                None => {}
-            }
-            if let Some(f) = &self.total {
-                f.with_writer(|w| {
-                    w.value(o.method);
+            }),
+            total: self.total.as_ref().map(|f| {
+                SeriesRef::new(f.with_writer(|w| {
+                    w.value(o.method.as_str());
                     w.value(self.status.render(&o.status));
                     o.values.write(&self.extras, true, w);
-                })
-                .inc();
+                }))
+            }),
+        }
+    }
+
+    /// Records a finished request (everything but what `in_progress` handles). `resolved` is
+    /// what [`resolve`](Self::resolve) gave for such a request, kept by the route's cache;
+    /// `None` looks the series up.
+    pub(crate) fn record(&self, o: &Outcome, scope: Scope, resolved: Option<&Resolved>) {
+        if scope.defaults() {
+            let resolved = match resolved {
+                Some(r) => *r,
+                None => self.resolve(o),
+            };
+            // SAFETY (the three `get`s): `resolved` came from `self`'s families, which live as
+            // long as `self`; series are never freed before their family.
+            match resolved.duration {
+                Some(DurationRef::Histogram(h)) => unsafe { h.get() }.observe(o.seconds),
+                Some(DurationRef::Summary(s)) => unsafe { s.get() }.observe(o.seconds),
+                None => {}
+            }
+            if let Some(total) = resolved.total {
+                unsafe { total.get() }.inc();
             }
             if o.panicked {
                 self.count_exception(o);

@@ -28,30 +28,61 @@ pub const UNMATCHED_PATH: &str = "_unmatched";
 /// custom methods cannot grow the number of series.
 pub const OTHER_METHOD: &str = "_OTHER";
 
-/// The bounded `method` label value.
-#[inline]
-pub(crate) fn method_label(method: &Method) -> &'static str {
-    // Ordered by frequency: comparisons against the standard methods are integer compares.
-    if *method == Method::GET {
-        "GET"
-    } else if *method == Method::POST {
-        "POST"
-    } else if *method == Method::PUT {
-        "PUT"
-    } else if *method == Method::DELETE {
-        "DELETE"
-    } else if *method == Method::PATCH {
-        "PATCH"
-    } else if *method == Method::HEAD {
-        "HEAD"
-    } else if *method == Method::OPTIONS {
-        "OPTIONS"
-    } else if *method == Method::CONNECT {
-        "CONNECT"
-    } else if *method == Method::TRACE {
-        "TRACE"
-    } else {
-        OTHER_METHOD
+/// The bounded `method` label: an index into [`MethodLabel::ALL`], so that per-method state
+/// (the layer's series cache) is an array, not a map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct MethodLabel(u8);
+
+impl MethodLabel {
+    /// Every value the label takes: the nine standard methods, then [`OTHER_METHOD`].
+    pub(crate) const ALL: [&'static str; 10] = [
+        "GET",
+        "POST",
+        "PUT",
+        "DELETE",
+        "PATCH",
+        "HEAD",
+        "OPTIONS",
+        "CONNECT",
+        "TRACE",
+        OTHER_METHOD,
+    ];
+
+    #[inline]
+    pub(crate) fn of(method: &Method) -> Self {
+        // Ordered by frequency: comparisons against the standard methods are integer compares.
+        let i = if *method == Method::GET {
+            0
+        } else if *method == Method::POST {
+            1
+        } else if *method == Method::PUT {
+            2
+        } else if *method == Method::DELETE {
+            3
+        } else if *method == Method::PATCH {
+            4
+        } else if *method == Method::HEAD {
+            5
+        } else if *method == Method::OPTIONS {
+            6
+        } else if *method == Method::CONNECT {
+            7
+        } else if *method == Method::TRACE {
+            8
+        } else {
+            9
+        };
+        Self(i)
+    }
+
+    #[inline]
+    pub(crate) fn index(self) -> usize {
+        usize::from(self.0)
+    }
+
+    #[inline]
+    pub(crate) fn as_str(self) -> &'static str {
+        Self::ALL[self.index()]
     }
 }
 
@@ -233,10 +264,24 @@ mod tests {
 
     #[test]
     fn methods_are_bounded() {
-        assert_eq!(method_label(&Method::GET), "GET");
-        assert_eq!(method_label(&Method::TRACE), "TRACE");
+        assert_eq!(MethodLabel::of(&Method::GET).as_str(), "GET");
+        assert_eq!(MethodLabel::of(&Method::TRACE).as_str(), "TRACE");
         let odd = Method::from_bytes(b"PURGE").unwrap();
-        assert_eq!(method_label(&odd), OTHER_METHOD);
+        assert_eq!(MethodLabel::of(&odd).as_str(), OTHER_METHOD);
+        let standard = [
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::DELETE,
+            Method::PATCH,
+            Method::HEAD,
+            Method::OPTIONS,
+            Method::CONNECT,
+            Method::TRACE,
+        ];
+        for m in standard {
+            assert_eq!(MethodLabel::of(&m).as_str(), m.as_str());
+        }
     }
 
     #[test]

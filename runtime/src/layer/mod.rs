@@ -118,6 +118,7 @@
 //! metrics router before merging it, `metrics_router().route_layer(auth)`.
 
 mod body;
+mod cache;
 mod config;
 mod families;
 mod labels;
@@ -194,6 +195,10 @@ pub(crate) struct Shared {
     /// of it: labels or a path computed from its head, or its body counted. Moving the parts
     /// out and back is a few hundred bytes of copying that most configurations need not pay.
     request_parts: bool,
+    /// Whether the default metrics' label values follow from the route, the method and the
+    /// status alone (template grouping, static extra labels): then each route caches its
+    /// series (`cache.rs`).
+    cacheable: bool,
 }
 
 impl MetricsLayer {
@@ -279,6 +284,11 @@ impl MetricsLayerBuilder {
                 .route_metrics
                 .iter()
                 .any(|m| m.labels.iter().any(|e| e.is_request()));
+        let cacheable = matches!(self.group_by.0, Grouping::Template)
+            && self
+                .labels
+                .iter()
+                .all(|e| !e.is_request() && !e.is_response());
         Ok(MetricsLayer {
             shared: Arc::new(Shared {
                 registry,
@@ -291,6 +301,7 @@ impl MetricsLayerBuilder {
                 track_metrics_endpoint: self.track_metrics_endpoint,
                 response_labels,
                 request_parts,
+                cacheable,
             }),
         })
     }

@@ -28,6 +28,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
+use super::cache::SeriesCache;
 use super::families::{Families, Outcome, Scope};
 
 /// Outcomes held back per unknown route; more are dropped.
@@ -70,6 +71,9 @@ impl Verdict {
 pub(crate) struct Route {
     verdict: AtomicU8,
     held: Mutex<Vec<(Outcome, Scope)>>,
+    /// The default metrics' series its requests were recorded in (used where
+    /// `Shared::cacheable` allows).
+    pub(crate) series: SeriesCache,
 }
 
 impl Route {
@@ -94,11 +98,11 @@ impl Route {
         let current = self.verdict();
         if marked == Verdict::Tracked && current != Verdict::Unknown {
             // The common case: nothing new to learn.
-            families.record(outcome, current.scope().max(floor));
+            families.record(outcome, current.scope().max(floor), None);
             return;
         }
         if marked != Verdict::Tracked && current as u8 >= marked as u8 {
-            families.record(outcome, current.scope().max(floor));
+            families.record(outcome, current.scope().max(floor), None);
             return;
         }
         let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
@@ -116,17 +120,17 @@ impl Route {
             Some(v) => {
                 self.verdict.store(v as u8, Ordering::Release);
                 for (o, its_floor) in held.drain(..) {
-                    families.record(&o, v.scope().max(its_floor));
+                    families.record(&o, v.scope().max(its_floor), None);
                 }
                 held.shrink_to_fit();
-                families.record(outcome, v.scope().max(floor));
+                families.record(outcome, v.scope().max(floor), None);
             }
             None if current == Verdict::Unknown => {
                 if held.len() < MAX_HELD {
                     held.push((outcome.clone(), floor));
                 }
             }
-            None => families.record(outcome, current.scope().max(floor)),
+            None => families.record(outcome, current.scope().max(floor), None),
         }
     }
 }

@@ -31,9 +31,10 @@ use tower::Service;
 
 use super::Shared;
 use super::body::{CountedBody, TrackedBody};
+use super::cache::SeriesCache;
 use super::config::{Grouping, RequestEnd};
 use super::families::{Outcome, PathValue, Scope, SeriesRef};
-use super::labels::{UNMATCHED_PATH, Values, method_label};
+use super::labels::{MethodLabel, UNMATCHED_PATH, Values};
 use super::routes::{Route, Verdict};
 use crate::Gauge;
 use crate::context::{Exclusion, RequestContext};
@@ -72,9 +73,10 @@ impl<S> MetricsService<S> {
 
     /// What is known of the request's route: its verdict, or the route itself while there
     /// is something to learn (cloning its `Arc` only then keeps a contended atomic off the
-    /// common path).
+    /// common path); and whether it is the route this instance remembers (whose series it
+    /// may cache).
     #[inline]
-    fn route(&self, template: Option<&str>) -> RouteRef {
+    fn route(&self, template: Option<&str>) -> (RouteRef, bool) {
         let known = |route: &Arc<Route>| match route.verdict() {
             Verdict::Unknown => RouteRef::Learning(route.clone()),
             verdict => RouteRef::Known(verdict),
@@ -82,14 +84,15 @@ impl<S> MetricsService<S> {
         let instance = &*self.instance;
         if let (Some(t), Some((cached, route))) = (template, instance.last.get()) {
             if **cached == *t {
-                return known(route);
+                return (known(route), true);
             }
         }
         let route = instance.shared.routes.get(template);
-        if let Some(t) = template {
-            let _ = instance.last.set((t.into(), route.clone()));
-        }
-        known(&route)
+        let own = template.is_some_and(|t| {
+            let (remembered, _) = instance.last.get_or_init(|| (t.into(), route.clone()));
+            **remembered == *t
+        });
+        (known(&route), own)
     }
 }
 
@@ -131,6 +134,8 @@ enum Phase {
 pub(crate) struct RequestState {
     instance: Arc<Instance>,
     route: RouteRef,
+    /// Whether the instance's series cache serves this request.
+    cached: bool,
     context: RequestContext,
     start: Instant,
     /// What this request may record at most (excluded paths record less or nothing).
@@ -147,6 +152,12 @@ pub(crate) struct RequestState {
 impl RequestState {
     fn shared(&self) -> &Shared {
         &self.instance.shared
+    }
+
+    /// The series cache of the request's route, where it may serve this request.
+    fn cache(&self) -> Option<&SeriesCache> {
+        let (_, route) = self.instance.last.get().filter(|_| self.cached)?;
+        Some(&route.series)
     }
 
     /// The verdict the handler's marks amount to (`Tracked` for none).
@@ -222,10 +233,18 @@ impl RequestState {
                 self.floor,
             ),
             // Known before the request started: a mark now is honoured for this request.
-            RouteRef::Known(verdict) => self.instance.shared.families.record(
-                &self.outcome,
-                verdict.scope().max(self.floor).max(marked.scope()),
-            ),
+            RouteRef::Known(verdict) => {
+                let scope = verdict.scope().max(self.floor).max(marked.scope());
+                let families = &self.instance.shared.families;
+                // Only a request recorded in the defaults resolves its series: the cache must
+                // not create a series an untracked request would not.
+                let resolved = self.cache().filter(|_| scope.defaults()).map(|cache| {
+                    cache.finished(self.outcome.method, status, || {
+                        families.resolve(&self.outcome)
+                    })
+                });
+                families.record(&self.outcome, scope, resolved.as_ref());
+            }
         }
         if response_size.is_some() {
             self.outcome.response_size = response_size;
@@ -331,8 +350,11 @@ where
             (true, true) => (Scope::Nothing, Exclusion::All),
             (true, false) => (Scope::RoutesOnly, Exclusion::None),
         };
-        let route = self.route(template.as_ref().map(MatchedPath::as_str));
-        let method = method_label(request.method());
+        // The series cache is reached through the route this instance remembers (no
+        // contended `Arc` clone): it serves requests of that route.
+        let (route, own_route) = self.route(template.as_ref().map(MatchedPath::as_str));
+        let cached = own_route && shared.cacheable;
+        let method = MethodLabel::of(request.method());
 
         let families = &shared.families;
         let path = |parts: Option<&http::request::Parts>, uri: &http::Uri| match &shared.group_by {
@@ -401,18 +423,23 @@ where
             route_values,
         };
         let raised = raised.map(|scope| {
-            let gauge = families.raise_in_progress(
-                outcome.method,
-                outcome.path.as_str(),
-                &outcome.values,
-                &outcome.route_values,
-                scope,
-            );
+            let lookup =
+                || families.in_progress_series(method, outcome.path.as_str(), &outcome.values);
+            let default = match scope.defaults() {
+                false => None,
+                true if cached => match self.instance.last.get() {
+                    Some((_, own)) => own.series.in_progress(method, lookup),
+                    None => lookup(),
+                },
+                true => lookup(),
+            };
+            let gauge = families.raise_in_progress(default, &outcome.route_values, scope);
             (scope, gauge)
         });
         let mut state = Box::new(RequestState {
             instance: self.instance.clone(),
             route,
+            cached,
             context: RequestContext::inline(initial),
             start,
             floor,
