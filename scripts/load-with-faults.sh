@@ -13,8 +13,10 @@
 #     counter's sum) and no series of the workers vanished, across deaths and compactions;
 #   - no scrape failed, scrape wall time p99 <= 100 ms;
 #   - the directory holds at most live workers + 2 files at the end (their files, archive.db
-#     and compact.lock), and at every 1 s sample at most one more (a file in transit);
-#   - the supervisor's RSS stayed flat (last 20 s max <= baseline max x 1.10 + 512 KiB);
+#     and compact.lock), and at every 1 s sample at most one more (a file in transit, never in
+#     two samples in a row);
+#   - the supervisor's RSS stayed flat (its max over the load's last 20 s and the idle kills
+#     <= its max over the 10 s after warm-up x 1.10 + 512 KiB);
 #   - no file was skipped as unreadable and no series dropped.
 #
 #   scripts/load-with-faults.sh [DURATION]        (default 60 s; or DURATION=… in the env)
@@ -28,12 +30,14 @@
 #
 # The load level: one wrk thread on 16 connections, at nice 10. The machine this must pass on
 # has 2 cores shared by wrk, 4 workers, the supervisor and the scraper. One wrk thread already
-# drives the workers at 45-60k requests a second on such a VM, every kill breaks live
-# keep-alive connections, and the scrapes see files and archive change under them — the
-# point is correctness under sustained load and faults. wrk at nice 10 leaves the supervisor
-# its share of CPU, as a service with headroom would; a wrk with two threads at nice 0 puts
-# the scrape behind 6 runnable processes and measures the scheduler rather than promtrack
-# (WRK_THREADS=2 WRK_NICE=0 shows it; the figures are in the commit that set this level).
+# drives the workers at 45-70k requests a second on such a VM, every kill breaks live
+# keep-alive connections, and the scrapes see files and the archive change under them: the
+# point is correctness under sustained load and faults, not the highest rate. wrk at nice 10
+# leaves the supervisor its share of CPU, as a service with headroom would, which keeps the
+# scrape-latency check about promtrack rather than the scheduler on a noisy shared VM.
+# Measured on the 2-core VM while others compiled: this level gave scrape p99 20-32 ms (p50
+# 2-4 ms); WRK_THREADS=2 WRK_NICE=0 CONNECTIONS=64 (93k requests a second) gave p99 32 ms
+# (p50 6 ms) — also within 100 ms, so the margin is real either way.
 set -euo pipefail
 
 duration=${1:-${DURATION:-60}}
@@ -147,8 +151,15 @@ pids+=($monitor)
 killer=$!
 pids+=($killer)
 
-timeout $((duration + 30)) nice -n "$wrk_nice" wrk -t"$wrk_threads" -c"$connections" -d"${duration}s" --timeout 5s \
-  -s "$here/load-with-faults.lua" "http://127.0.0.1:$port/" >"$tmp/wrk.out" 2>&1
+# In the background, so that a signal to this script is handled at once (bash runs traps only
+# between foreground commands).
+timeout $((duration + 30)) nice -n "$wrk_nice" wrk -t"$wrk_threads" -c"$connections" \
+  -d"${duration}s" --timeout 5s -s "$here/load-with-faults.lua" "http://127.0.0.1:$port/" \
+  >"$tmp/wrk.out" 2>&1 &
+wrk_pid=$!
+pids+=($wrk_pid)
+wait "$wrk_pid"
+grep -q '^WRK_TOTALS ' "$tmp/wrk.out" || { echo "wrk printed no totals" >&2; exit 1; }
 wait "$killer"
 kills=$(awk '/^kills/ {print $2}' "$tmp/killer.log")
 
