@@ -24,9 +24,9 @@
 # Environment: WORKERS (4), KILL_EVERY (10 s), IDLE_KILLS (8), CONNECTIONS (16), WRK_THREADS
 # (1), WRK_NICE (10), PORT (39301), METRICS_PORT (39302), KEEP=1 to keep the run's files,
 # MULTIPROCESS_BIN to test a given build of the example instead of building this tree's.
-# Loopback only. Installs wrk with apt if missing; builds the example in release mode (a load
-# test). Everything runs under timeouts, and every process it starts is stopped on exit,
-# whatever happens.
+# Loopback only. Installs wrk (and curl, pgrep) with apt if missing; builds the example in
+# release mode (a load test). Everything runs under timeouts, and every process it starts is
+# stopped on exit, whatever happens.
 #
 # The load level: one wrk thread on 16 connections, at nice 10. The machine this must pass on
 # has 2 cores shared by wrk, 4 workers, the supervisor and the scraper. One wrk thread already
@@ -53,11 +53,15 @@ metrics_port=${METRICS_PORT:-39302}
 cd "$(dirname "$0")/.."
 here=scripts
 
-if ! command -v wrk >/dev/null; then
-  echo "installing wrk" >&2
+need_apt=()
+command -v wrk >/dev/null || need_apt+=(wrk)
+command -v curl >/dev/null || need_apt+=(curl)
+command -v pgrep >/dev/null || need_apt+=(procps)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "installing ${need_apt[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
   timeout 300 apt-get update -qq
-  timeout 300 apt-get install -y -qq --no-install-recommends wrk >/dev/null
+  timeout 300 apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 if [ -n "${MULTIPROCESS_BIN:-}" ]; then
   bin=$MULTIPROCESS_BIN # a build of another revision, to compare
@@ -123,8 +127,8 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 [ "$ready" = 1 ] || { echo "the example did not come up within 10 s" >&2; exit 1; }
-# `timeout` runs the supervisor as its child: the pid to watch is the example's own.
-sup=$(pgrep -P "$sup" -x multiprocess)
+# `timeout` runs the supervisor as its only child: the pid to watch is the example's own.
+sup=$(pgrep -P "$sup")
 for _ in $(seq 100); do
   [ "$(pgrep -c -P "$sup" || true)" -ge "$workers" ] && break
   sleep 0.1
