@@ -70,6 +70,13 @@ for t in "${targets[@]}"; do
     result="FAILED (see $log and fuzz/artifacts/$t/)"
     status=1
   fi
+  # A crashed run leaves its scratch directory (the reader target's; named by pid).
+  for d in /dev/shm/promtrack-fuzz-* "${TMPDIR:-/tmp}"/promtrack-fuzz-*; do
+    [ -d "$d" ] || continue
+    pid=${d##*/promtrack-fuzz-}
+    pid=${pid%%-*}
+    kill -0 "$pid" 2>/dev/null || rm -rf "$d"
+  done
   # libFuzzer's last status line (`#N DONE cov: .. ft: .. corp: N/size ..`) and final stats.
   last=$(grep -E '^#[0-9]+' "$log" | tail -1 || true)
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
