@@ -17,7 +17,12 @@
 //! which the layer does not count unless asked to.
 
 use std::sync::Arc;
+#[cfg(feature = "axum")]
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+
+#[cfg(feature = "axum")]
+use crate::layer::hold::Hold;
 
 /// What a request is excluded from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
@@ -69,6 +74,8 @@ impl Clone for RequestContext {
             Repr::Inline(marks) => Repr::Inline(Marks {
                 exclusion: AtomicU8::new(marks.exclusion.load(Ordering::Relaxed)),
                 metrics_endpoint: AtomicBool::new(marks.metrics_endpoint.load(Ordering::Relaxed)),
+                #[cfg(feature = "axum")]
+                hold: marks.hold.clone(),
             }),
         };
         Self { inner }
@@ -85,6 +92,10 @@ impl Default for RequestContext {
 struct Marks {
     exclusion: AtomicU8,
     metrics_endpoint: AtomicBool,
+    /// Set when the handler keeps the request open past its response
+    /// ([`OpenRequest`](crate::layer::OpenRequest)); a snapshot shares it.
+    #[cfg(feature = "axum")]
+    hold: OnceLock<Arc<Hold>>,
 }
 
 impl Marks {
@@ -93,6 +104,8 @@ impl Marks {
         Self {
             exclusion: AtomicU8::new(initial as u8),
             metrics_endpoint: AtomicBool::new(false),
+            #[cfg(feature = "axum")]
+            hold: OnceLock::new(),
         }
     }
 }
@@ -160,6 +173,12 @@ impl RequestContext {
         })
     }
 
+    /// The hold of a handler that keeps this request open, if it took one.
+    #[cfg(feature = "axum")]
+    pub(crate) fn hold(&self) -> Option<&Arc<Hold>> {
+        self.marks().hold.get()
+    }
+
     /// Whether the metrics endpoint answered this request (see [`mark_metrics_endpoint`]).
     pub fn is_metrics_endpoint(&self) -> bool {
         self.marks().metrics_endpoint.load(Ordering::Relaxed)
@@ -204,6 +223,14 @@ pub fn exclude(what: Exclusion) {
 pub fn mark_metrics_endpoint() {
     #[cfg(feature = "axum")]
     let _ = CONTEXT.try_with(|c| c.marks().metrics_endpoint.store(true, Ordering::Relaxed));
+}
+
+/// A new guard on the current request's hold (`None` outside a request context).
+#[cfg(feature = "axum")]
+pub(crate) fn hold() -> Option<Arc<Hold>> {
+    CONTEXT
+        .try_with(|c| c.marks().hold.get_or_init(Default::default).guard())
+        .ok()
 }
 
 /// Whether the current request is excluded from every metric (`#[exclude_all_metrics]`, or an

@@ -91,9 +91,11 @@
 //! is not part of the duration, and leaves the in-progress gauge when its head is sent. With
 //! [`RequestEnd::BodyEnd`] it ends when the body has been sent to the end or dropped (the
 //! client went away): SSE streams stay in progress while they are open. A WebSocket upgrade is
-//! a `101` response with an empty body in both modes: the request ends with the upgrade, and
-//! the socket's life belongs to the task that serves it (put a `#[gauge]` on that function to
-//! count open sockets).
+//! a `101` response with an empty body, so in both modes the request ends with the upgrade,
+//! and the socket's life belongs to the task that serves it. To measure the connection
+//! instead, the handler takes an [`OpenRequest`] and moves it into that task: the request then
+//! stays in progress, and its duration runs, until the guard is dropped (the same serves work
+//! a handler answers early, `202 Accepted`, and finishes in the background).
 //!
 //! A request cancelled before its response head (the client went away) records nothing; the
 //! in-progress gauge it raised goes back down.
@@ -121,6 +123,7 @@ mod body;
 mod cache;
 mod config;
 mod families;
+pub(crate) mod hold;
 mod labels;
 mod routes;
 mod service;
@@ -134,6 +137,7 @@ use tower::Layer;
 pub use config::{
     DEFAULT_SIZE_BUCKETS, GroupBy, Latency, MetricsLayerBuilder, RequestEnd, RouteMetric,
 };
+pub use hold::OpenRequest;
 pub use labels::{OTHER_METHOD, StatusLabel, UNMATCHED_PATH, route_template};
 pub use service::{MetricsService, ResponseFuture};
 

@@ -182,8 +182,11 @@ impl RequestState {
         }
     }
 
-    /// The response head is known.
-    fn head(&mut self, status: StatusCode, response: Option<&http::response::Parts>) {
+    /// The response head is known. A `held` request (an [`OpenRequest`] is alive) does not
+    /// end here: it ends when its state is dropped.
+    ///
+    /// [`OpenRequest`]: super::OpenRequest
+    fn head(&mut self, status: StatusCode, response: Option<&http::response::Parts>, held: bool) {
         self.outcome.status = status;
         if let Some(parts) = response {
             let f = &self.instance.shared.families;
@@ -191,6 +194,12 @@ impl RequestState {
             for (v, labels) in self.outcome.route_values.iter_mut().zip(f.route_labels()) {
                 v.add_response(labels, parts);
             }
+        }
+        if held {
+            // The response body is not tracked then: its size is not known, not recorded as 0.
+            self.outcome.response_size = None;
+            self.phase = Phase::Streaming;
+            return;
         }
         match self.shared().request_end {
             RequestEnd::ResponseHead => self.finish(false),
@@ -540,13 +549,25 @@ where
         }
         match result {
             Some(Ok(response)) => {
+                // A handler that keeps its request open past the response (`OpenRequest`).
+                let hold = state.context.hold().filter(|h| h.is_open()).cloned();
+                let held = hold.is_some();
                 let response = if state.shared().response_labels {
                     let (parts, body) = response.into_parts();
-                    state.head(parts.status, Some(&parts));
+                    state.head(parts.status, Some(&parts), held);
                     Response::from_parts(parts, body)
                 } else {
-                    state.head(response.status(), None);
+                    state.head(response.status(), None, held);
                     response
+                };
+                // Parked, the state ends when the last guard drops; if the guards went
+                // meanwhile, it ends with the body.
+                let state = match hold {
+                    Some(hold) => match hold.park(state) {
+                        Ok(()) => return Poll::Ready(Ok(response.map(Body::new))),
+                        Err(state) => state,
+                    },
+                    None => state,
                 };
                 Poll::Ready(Ok(
                     response.map(|body| Body::new(TrackedBody::new(body, state)))
@@ -559,7 +580,7 @@ where
                 state.outcome.panicked = true;
                 let response = internal_error();
                 let (parts, body) = response.into_parts();
-                state.head(parts.status, Some(&parts));
+                state.head(parts.status, Some(&parts), false);
                 Poll::Ready(Ok(Response::from_parts(
                     parts,
                     Body::new(TrackedBody::new(body, state)),
