@@ -363,6 +363,15 @@ fn check_bounds(bounds: &[(Span, f64)], span: Span, errors: &mut Errors) {
             "a histogram needs at least one bucket bound; list them, e.g. `buckets = [0.01, 0.1, 1.0]`, or leave `buckets` out for the defaults",
         );
     }
+    for &(span, b) in bounds {
+        // `1e400` parses, as infinity: a bound no histogram can have.
+        if !b.is_finite() {
+            errors.push(
+                span,
+                "this bucket bound is not a finite number (too large for an f64); the `+Inf` bucket is always added, so list finite bounds only",
+            );
+        }
+    }
     for w in bounds.windows(2) {
         let ((_, a), (span, b)) = (w[0], w[1]);
         if a == b {
@@ -535,7 +544,8 @@ impl Args {
         let help = self.help.as_ref().map(LitStr::value).unwrap_or_default();
         let buckets = match &self.buckets {
             Some((_, Buckets::Literals(bounds))) => {
-                let bounds = bounds.iter().map(|b| {
+                // A bound that is not finite was reported; no literal can spell it.
+                let bounds = bounds.iter().filter(|b| b.is_finite()).map(|b| {
                     // `{:?}` always writes a float literal (`1.0`, not `1`).
                     syn::LitFloat::new(&format!("{b:?}"), Span::call_site())
                 });

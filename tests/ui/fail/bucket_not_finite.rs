@@ -1,0 +1,6 @@
+use promtrack as metrics;
+
+#[metrics::histogram("job_seconds", "Job time.", buckets = [0.1, 1e400])]
+fn run() {}
+
+fn main() {}
