@@ -15,6 +15,7 @@ What it runs, in this order, each command's output kept in the run's directory (
   results written under that directory (`CRITERION_HOME`), medians read from its
   `*/new/estimates.json`;
 * `scripts/wrk-layer.sh` (bare axum against the layer, alternating rounds, one run);
+* `scripts/callgrind-layer.sh` (the same app's instructions per request, counted by callgrind);
 * `benches/multiprocess_vs_python.sh` twice (16 and 256 process files; the first also measures
   restarts).
 
@@ -62,12 +63,14 @@ LOCKED = ["prometheus", "prometheus-client", "metrics", "metrics-exporter-promet
 FULL = {
     "criterion": [],
     "wrk": ["7", "10", "64"],
+    "callgrind": ["2000"],
     "scrape_small": (["16", "1000", "1000"], {"OURS_ITERS": "20", "PY_ITERS": "5"}),
     "scrape_large": (["256", "1000"], {"OURS_ITERS": "10", "PY_ITERS": "2"}),
 }
 QUICK = {
     "criterion": ["--warm-up-time", "0.5", "--measurement-time", "1", "--sample-size", "10"],
     "wrk": ["2", "2", "64"],
+    "callgrind": ["200"],
     "scrape_small": (["16", "1000", "50"], {"OURS_ITERS": "5", "PY_ITERS": "1"}),
     "scrape_large": (["256", "1000"], {"OURS_ITERS": "3", "PY_ITERS": "1"}),
 }
@@ -200,6 +203,7 @@ def run_all(out: Path, quick: bool) -> dict:
         step(f"bench-{bench}", ["cargo", "bench", "-p", "promtrack-benches", "--bench", bench,
                                 "--", "--noplot", *kind["criterion"]])
     step("wrk-layer", ["scripts/wrk-layer.sh", *kind["wrk"]])
+    step("callgrind-layer", ["scripts/callgrind-layer.sh", *kind["callgrind"]])
     for name in ["scrape_small", "scrape_large"]:
         args, extra = kind[name]
         step(name.replace("_", "-"), ["benches/multiprocess_vs_python.sh", *args], extra)
@@ -429,6 +433,19 @@ def render(out: Path, results: type[Results] = Results) -> str:
                        f"({float(w['layer_over_bare']):.3f})")
     v["wrk_spread"] = f"{max(float(w[k]) for k in w if k.endswith('_spread')):.0%}"
 
+    c = result_line(out, "callgrind-layer.log")
+    cb = int(c["bare"])
+    rows = ["| server | instructions per request | over bare |", "|---|---:|---:|",
+            f"| bare axum hello-world | {fmt_int(cb)} | — |"]
+    for key, label in [("noop", "identity tower layer"),
+                       ("histogram", "one `#[histogram]`, no layer"),
+                       ("layer_only", "the layer, no attribute"),
+                       ("layer", "layer + one `#[histogram]` (the wrk server above)")]:
+        n = int(c[key])
+        rows.append(f"| {label} | {fmt_int(n)} | +{fmt_int(n - cb)} ({n / cb:.2f}×) |")
+    v["callgrind_table"] = "\n".join(rows)
+    v["callgrind_args"] = c["requests"]
+
     # --- multiprocess (issue 5)
     rows = ["| operation | in-process | multiprocess | ratio | target ≤ 1.2× |",
             "|---|---:|---:|---:|---|"]
@@ -509,6 +526,9 @@ def self_test() -> None:
             "round 1: …\nresult: rounds=1 seconds=1 connections=64 threads=2 bare_rps=1000 "
             "layer_rps=960 identity_rps=990 layer_over_bare=0.960 identity_over_bare=0.990 "
             "bare_spread=0.010 layer_spread=0.020 identity_spread=0.030\n")
+        (out / "callgrind-layer.log").write_text(
+            "result: bare=5000 noop=6000 layer_only=8000 histogram=5200 layer=8200 "
+            "requests=2000\n")
         (out / "scrape-small.log").write_text(
             "result: files=16 series=1000 promtrack_ms=50.0 python_ms=900.0 ratio=18.0 "
             "prometheus_client=0.26.0 live=16 series=1000 restarts=1000 dir_files=18 "
@@ -544,6 +564,8 @@ def self_test() -> None:
         "issue 2 judged": "half the fastest peer | ×1.90 (`prometheus`) | **not met**" in flat,
         "layer overhead judged": "median — met (+3 ns per request)" in flat,
         "wrk ratio judged": "0.95 of bare axum's requests per second — met (0.960)" in flat,
+        "instructions read": "| layer + one `#[histogram]` (the wrk server above) | 8 200 | "
+                             "+3 200 (1.64×) |" in flat,
         "scrape speed-up judged": "| 18× faster | ≥ 20× faster: **not met** |" in flat,
         "256 files judged": "promtrack < 50 ms: met" in flat,
         "restarts judged": "| 1.10× | ≤ 1.5×: met |" in flat,

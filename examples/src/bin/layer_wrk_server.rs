@@ -3,10 +3,15 @@
 //! handler and `/metrics` merged in (`layer_wrk_server layer ADDR`). Two more modes split the
 //! cost: `histogram` (the attribute, no layer) and `layer-only` (the layer, no attribute); and
 //! `noop` puts an identity tower layer on the route: what axum charges for any layer.
+//!
+//! `layer_wrk_server requests MODE N` sends N requests to the same app with `oneshot` on one
+//! thread, without a socket: what `scripts/callgrind-layer.sh` counts instructions of.
 
 use axum::Router;
+use axum::body::Body;
 use axum::routing::get;
 use promtrack as metrics;
+use tower::ServiceExt;
 
 async fn hello() -> &'static str {
     "Hello, World!"
@@ -17,12 +22,10 @@ async fn hello_instrumented() -> &'static str {
     "Hello, World!"
 }
 
-#[tokio::main]
-async fn main() -> std::io::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let mode = args.next().unwrap_or_default();
-    let addr = args.next().unwrap_or_else(|| "127.0.0.1:8080".into());
-    let app = match mode.as_str() {
+const MODES: &str = "bare|layer|histogram|layer-only|noop";
+
+fn app(mode: &str) -> Option<Router> {
+    Some(match mode {
         "bare" => Router::new().route("/", get(hello)),
         "layer" => Router::new()
             .route("/", get(hello_instrumented))
@@ -35,11 +38,41 @@ async fn main() -> std::io::Result<()> {
                 |r: axum::response::Response| r,
             )),
         "layer-only" => Router::new().route("/", get(hello)).layer(metrics::layer()),
-        _ => {
-            eprintln!("usage: layer_wrk_server bare|layer|histogram|layer-only|noop [ADDR]");
-            std::process::exit(2);
-        }
-    };
-    let listener = tokio::net::TcpListener::bind(&addr).await?;
-    axum::serve(listener, app).await
+        _ => return None,
+    })
+}
+
+fn usage() -> ! {
+    eprintln!("usage: layer_wrk_server {MODES} [ADDR]\n       layer_wrk_server requests {MODES} N");
+    std::process::exit(2);
+}
+
+fn main() -> std::io::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let first = args.next().unwrap_or_default();
+    if first == "requests" {
+        let app = app(&args.next().unwrap_or_default()).unwrap_or_else(|| usage());
+        let n: u64 = args
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| usage());
+        // As `axum::serve` builds it: handlers become routes, and layers are applied, once.
+        let app = app.with_state(());
+        let rt = tokio::runtime::Builder::new_current_thread().build()?;
+        rt.block_on(async move {
+            for _ in 0..n {
+                let request = axum::http::Request::get("/").body(Body::empty()).unwrap();
+                let response = app.clone().oneshot(request).await.unwrap();
+                // Dropping the body ends the request for the layer, as a server would.
+                drop(response);
+            }
+        });
+        return Ok(());
+    }
+    let app = app(&first).unwrap_or_else(|| usage());
+    let addr = args.next().unwrap_or_else(|| "127.0.0.1:8080".into());
+    tokio::runtime::Runtime::new()?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&addr).await?;
+        axum::serve(listener, app).await
+    })
 }
