@@ -281,6 +281,10 @@ pub(crate) struct Writer {
     /// Set in a forked child that could not get a file of its own: it must never write to,
     /// grow or fold the file it inherited, which is still its parent's.
     detached: std::sync::atomic::AtomicBool,
+    /// Set when a panic interrupted work under the lock: `inner` may be half-updated (a record
+    /// reserved but not written), so no new record is appended after that — new series live
+    /// in process memory, counted as dropped — rather than risk a file readers must skip.
+    poisoned: std::sync::atomic::AtomicBool,
     /// Segment 0's base: the header lives there for good.
     header: NonNull<u8>,
 }
@@ -330,6 +334,7 @@ impl Writer {
             }),
             id: AtomicU64::new(id),
             detached: std::sync::atomic::AtomicBool::new(false),
+            poisoned: std::sync::atomic::AtomicBool::new(false),
             header,
         })
     }
@@ -362,11 +367,21 @@ impl Writer {
     }
 
     fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
+        /// Releases the lock however `f` ends: after a panic, a lock left held would make every
+        /// later series creation of this process spin for ever, in a request path.
+        struct Release<'a>(&'a Writer);
+        impl Drop for Release<'_> {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    self.0.poisoned.store(true, Ordering::Relaxed);
+                }
+                self.0.lock.unlock();
+            }
+        }
         self.lock.lock();
+        let _release = Release(self);
         // SAFETY: the lock gives exclusive access to `inner`.
-        let r = f(unsafe { &mut *self.inner.get() });
-        self.lock.unlock();
-        r
+        f(unsafe { &mut *self.inner.get() })
     }
 
     /// The writer's lock, for the fork handlers.
@@ -390,6 +405,11 @@ impl Writer {
             ));
         }
         self.with(|inner| {
+            if self.poisoned.load(Ordering::Relaxed) {
+                return Err(io::Error::other(
+                    "a panic interrupted this process's metrics file writer; new series stay in process memory",
+                ));
+            }
             let mut fam = std::mem::take(&mut inner.scratch);
             fam.clear();
             encode_family(&mut fam, decl);
@@ -673,5 +693,37 @@ mod tests {
         let at = encode_series(&mut out, 64, &[0; 4], b"v\xff");
         assert_eq!(at, 16);
         assert_eq!(out.len() % 8, 0);
+    }
+
+    /// A panic under the writer's lock releases it (no later call spins for ever) and poisons
+    /// the writer: new series are refused, with an error the caller counts, instead of being
+    /// appended after a record that may be half-written.
+    #[test]
+    fn a_panic_under_the_lock_releases_it_and_poisons_the_writer() {
+        let dir = std::env::temp_dir().join(format!(
+            "promtrack-writer-panic-{}-{:x}",
+            std::process::id(),
+            new_id()
+        ));
+        std::fs::create_dir(&dir).unwrap();
+        let w = Writer::create(&dir).unwrap();
+        let decl = FamilyDecl {
+            name: "jobs_total",
+            help: "Jobs.",
+            kind: MetricKind::Counter,
+            mode: GaugeMode::All,
+            label_names: &["kind"],
+            bounds: &[],
+        };
+        assert!(w.alloc_series(&decl, b"a\xff", 2).is_ok());
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            w.with(|_| panic!("a bug under the lock"))
+        }));
+        assert!(panicked.is_err());
+        // Released: this returns (it would spin for ever otherwise), and refuses.
+        let err = w.alloc_series(&decl, b"b\xff", 2).unwrap_err();
+        assert!(err.to_string().contains("panic"), "{err}");
+        assert!(w.path().starts_with(&dir));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
