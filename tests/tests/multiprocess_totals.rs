@@ -148,3 +148,47 @@ fn float_totals_never_go_backwards_when_a_dead_file_is_folded() {
     assert!(after_b <= before + 2.0 * f64::EPSILON, "{after_b:e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Workers create the same series in different orders, and each some of its own: every file's
+/// series land in the right rows however they line up with the rows earlier files made (the
+/// aggregation tries the row after the last one first, then looks the key up).
+#[test]
+fn series_created_in_different_orders_sum_exactly() {
+    let dir = temp_dir("orders");
+    let mut workers: Vec<Worker> = (0..3).map(|_| Worker::start(&dir)).collect();
+    let orders: [&[&str]; 3] = [
+        &["a", "b", "c", "d"],
+        &["d", "c", "b", "a"],
+        &["b", "x", "a", "d", "y"],
+    ];
+    for (w, order) in workers.iter_mut().zip(orders) {
+        for (n, label) in order.iter().enumerate() {
+            w.ok(&format!("inc {label} {}", n + 1));
+        }
+    }
+    let mut expected = std::collections::BTreeMap::<&str, u64>::new();
+    for order in orders {
+        for (n, label) in order.iter().enumerate() {
+            *expected.entry(label).or_default() += n as u64 + 1;
+        }
+    }
+    let fams = scrape(&dir);
+    for (label, total) in &expected {
+        assert_eq!(
+            counter(&fams, "jobs_total", &[("k", label)]),
+            *total as f64,
+            "k={label}"
+        );
+    }
+    let series = family(&fams, "jobs_total").unwrap().series.len();
+    assert_eq!(series, expected.len());
+    for w in workers.drain(..) {
+        w.kill9();
+    }
+    // Folded into the archive, in whatever order the dead files are read: the same totals.
+    let fams = scrape(&dir);
+    for (label, total) in &expected {
+        assert_eq!(counter(&fams, "jobs_total", &[("k", label)]), *total as f64);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
