@@ -369,14 +369,15 @@ impl Families {
 
     /// Raises the in-progress gauges of `scope` for a request that starts: `default` is the
     /// default gauge's series (from [`in_progress_series`](Self::in_progress_series) or the
-    /// route's cache), handed back for [`lower_in_progress`](Self::lower_in_progress).
+    /// route's cache) — looked up only when `scope` has the defaults, since a lookup creates
+    /// the series — and is handed back for [`lower_in_progress`](Self::lower_in_progress).
     pub(crate) fn raise_in_progress(
         &self,
         default: Option<SeriesRef<Gauge>>,
         route_values: &[Values],
         scope: Scope,
     ) -> Option<SeriesRef<Gauge>> {
-        let default = default.filter(|_| scope.defaults());
+        debug_assert!(default.is_none() || scope.defaults());
         if let Some(gauge) = default {
             // SAFETY: the series came from one of `self`'s families (see `in_progress_series`),
             // which the caller keeps alive.

@@ -16,13 +16,15 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use super::service::RequestState;
 
 /// Keeps the current request in progress, in the axum layer's default metrics, until it is
-/// dropped — past the response head, and in [`RequestEnd::BodyEnd`](super::RequestEnd) mode
-/// past the response body: the way to measure a WebSocket connection (the `101` response ends
-/// the HTTP exchange, the socket lives on in the task `on_upgrade` spawns) or work that a
-/// handler answers early and finishes in the background.
+/// dropped, whatever [`RequestEnd`](super::RequestEnd) says: the way to measure a WebSocket
+/// connection (the `101` response ends the HTTP exchange, the socket lives on in the task
+/// `on_upgrade` spawns) or work that a handler answers early and finishes in the background.
 ///
 /// The request's duration runs, and its in-progress gauge stays raised, until the last
-/// `OpenRequest` of the request is dropped (or until the response ends, if that is later).
+/// `OpenRequest` of the request is dropped. If one is still alive when the response head is
+/// ready, the guard alone ends the request: the response body is then not followed (its size
+/// is not recorded, and a body still streaming when the guard drops does not extend the
+/// request). If every guard is gone by then, the request ends as it would without one.
 /// Outside a request the layer tracks (no layer, an excluded path, a task the handler spawned
 /// before taking it) it does nothing. Take it in the handler's own task, before spawning.
 ///
