@@ -21,9 +21,10 @@
 //! `missing_*` cfg is set for it, the test runs, and it fails naming the program and its
 //! install command. The UI suite runs on any rustc there.
 //!
-//! Reruns: when `PATH`, `CI` or `TRYBUILD` changes, or a directory on `PATH` changes (a package
-//! that installs a binary changes its directory's mtime), so a program installed later is found
-//! without `cargo clean`, and an ordinary `cargo test` does not rebuild this package.
+//! Reruns: when `PATH`, `CI`, `TRYBUILD`, `USER` or `SUDO_USER` changes, or a directory on
+//! `PATH` changes (a package that installs a binary changes its directory's mtime), so a program
+//! installed later is found without `cargo clean`, and an ordinary `cargo test` does not rebuild
+//! this package.
 //! A checker appearing in `../shared` later is not watched (its parent directory holds whole
 //! checkouts, whose every build would look like a change): `touch tests/build.rs` picks it up.
 
@@ -39,12 +40,10 @@ use std::process::Command;
 /// `.stderr`, and set this to its `rustc --version`.
 const UI_SNAPSHOTS_RUSTC: &str = "1.95.0";
 
-/// The install command named when a test needs the Pushgateway.
-const PUSHGATEWAY_INSTALL: &str = "apt-get install prometheus-pushgateway";
-
 fn main() {
     println!("cargo::rerun-if-changed=build.rs");
-    for var in ["PATH", "CI", "TRYBUILD"] {
+    // USER and SUDO_USER: the privilege to mount is read here too, and `sudo`/`su` change them.
+    for var in ["PATH", "CI", "TRYBUILD", "USER", "SUDO_USER"] {
         println!("cargo::rerun-if-env-changed={var}");
     }
     for cfg in [
@@ -55,17 +54,19 @@ fn main() {
         println!("cargo::rustc-check-cfg=cfg({cfg})");
     }
     let ci = ci();
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"));
     watch_path_directories();
 
     let gateway = on_path("prometheus-pushgateway").or_else(|| on_path("pushgateway"));
     match &gateway {
         Some(binary) => set_env("PROMTRACK_TESTS_PUSHGATEWAY", binary),
-        None if ci => demanded("prometheus-pushgateway", PUSHGATEWAY_INSTALL),
+        None if ci => demanded(
+            "prometheus-pushgateway",
+            "apt-get install prometheus-pushgateway",
+        ),
         None => println!("cargo::rustc-cfg=missing_pushgateway"),
     }
 
-    let checker = path.join("../../shared/tools/exposition-check");
+    let checker = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/tools/exposition-check");
     let checker = (checker.is_file() && on_path("python3").is_some()).then(|| {
         println!("cargo::rerun-if-changed={}", checker.display());
         checker.canonicalize().unwrap_or(checker)

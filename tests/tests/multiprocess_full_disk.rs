@@ -105,8 +105,9 @@ fn growth_on_a_full_tmpfs_drops_the_series_and_counts_it() {
     if !mounted.status.success() {
         let _ = std::fs::remove_dir_all(&dir);
         panic!(
-            "mounting a tmpfs failed although this process holds CAP_SYS_ADMIN (a seccomp or \
-             AppArmor profile may forbid mount): {}",
+            "mounting a tmpfs failed, though the tests were built with CAP_SYS_ADMIN (a seccomp \
+             or AppArmor profile may forbid mount, or they run with less privilege than their \
+             build): {}",
             String::from_utf8_lossy(&mounted.stderr).trim()
         );
     }
