@@ -5,25 +5,37 @@
 //! tied to the exact version of this crate. A crate that re-exports promtrack under another
 //! path passes `crate = path::to::promtrack` to every macro.
 //!
-//! This file only dispatches. Each macro is parse → validate → expand: `args` parses a
-//! declaration into a typed model and validates it collecting every error, `item` parses as
-//! little of the function as it needs, `attr`, `derive` and `family` expand.
+//! This file only dispatches. Each macro is parse → validate → expand, one module a phase:
+//!
+//! - parse: `ast` (a declaration's arguments as written), `item` (the attributed function,
+//!   body kept as tokens);
+//! - validate: `valid` (every mistake collected, spanned at its token; `names` holds the
+//!   Prometheus naming rules it applies);
+//! - expand: `expand` (what every macro generates: runtime paths, `Spec`, link-time entry),
+//!   `instrument` (an attribute's body, by one strategy);
+//! - per macro, running the phases: `attr` (the handler attributes and exclusion marks),
+//!   `family` (`family!`), `derive` (the derives, whose `#[label(..)]` options are parsed,
+//!   checked and expanded in that one module).
+//!
+//! `errors` collects the problems of one invocation; `debug` prints expansions.
 //!
 //! `PROMTRACK_MACROS_DEBUG=1` (or `=<function name>`) prints expansions at compile time.
 
-mod args;
+mod ast;
 mod attr;
 mod debug;
 mod derive;
 mod errors;
+mod expand;
 mod family;
-mod ident;
+mod instrument;
 mod item;
 mod names;
+mod valid;
 
 use proc_macro::TokenStream;
 
-use args::Kind;
+use ast::Kind;
 
 /// Counts the calls of a function.
 ///

@@ -255,6 +255,3 @@ pub const fn product(cardinalities: &[Option<usize>]) -> Option<usize> {
     }
     Some(n)
 }
-
-/// Asserts at compile time that a label type implements `LabelValue` (spanned at the field).
-pub const fn assert_label_value<T: LabelValue + ?Sized>() {}

@@ -11,7 +11,7 @@ use std::str::FromStr;
 use proc_macro2::TokenStream;
 use quote::quote;
 
-use crate::args::Kind;
+use crate::ast::Kind;
 use crate::attr::{self, Mark};
 
 /// The metric attributes, with arguments each accepts.
