@@ -34,34 +34,34 @@ use crate::valid;
 
 /// What an exclusion mark excludes from.
 #[derive(Clone, Copy)]
-pub enum Mark {
+pub enum ExclusionMark {
     DoNotTrack,
     ExcludeAll,
 }
 
-impl Mark {
+impl ExclusionMark {
     fn name(self) -> &'static str {
         match self {
-            Mark::DoNotTrack => "do_not_track",
-            Mark::ExcludeAll => "exclude_all_metrics",
+            ExclusionMark::DoNotTrack => "do_not_track",
+            ExclusionMark::ExcludeAll => "exclude_all_metrics",
         }
     }
 
+    /// The statement that marks the current request.
     fn statement(self, p: &TokenStream) -> TokenStream {
         let variant = match self {
-            Mark::DoNotTrack => quote!(Defaults),
-            Mark::ExcludeAll => quote!(All),
+            ExclusionMark::DoNotTrack => quote!(Defaults),
+            ExclusionMark::ExcludeAll => quote!(All),
         };
         quote!(#p::exclude(#p::Exclusion::#variant);)
     }
 
-    fn of(attr: &syn::Attribute) -> Option<Mark> {
-        let last = attr.path().segments.last()?.ident.to_string();
-        match last.as_str() {
-            "do_not_track" => Some(Mark::DoNotTrack),
-            "exclude_all_metrics" => Some(Mark::ExcludeAll),
-            _ => None,
-        }
+    /// The mark `attr` is, by its last path segment.
+    fn of(attr: &syn::Attribute) -> Option<ExclusionMark> {
+        let last = &attr.path().segments.last()?.ident;
+        [ExclusionMark::DoNotTrack, ExclusionMark::ExcludeAll]
+            .into_iter()
+            .find(|mark| last == mark.name())
     }
 }
 
@@ -69,7 +69,7 @@ impl Mark {
 /// statements that apply them.
 fn hoist_marks(function: &mut Function, p: &TokenStream) -> TokenStream {
     let mut statements = TokenStream::new();
-    function.attrs.retain(|attr| match Mark::of(attr) {
+    function.attrs.retain(|attr| match ExclusionMark::of(attr) {
         Some(mark) if matches!(attr.meta, syn::Meta::Path(_)) => {
             statements.extend(mark.statement(p));
             false
@@ -80,7 +80,7 @@ fn hoist_marks(function: &mut Function, p: &TokenStream) -> TokenStream {
 }
 
 /// `#[do_not_track]` and `#[exclude_all_metrics]`.
-pub fn mark(mark: Mark, attr: TokenStream, item: TokenStream) -> TokenStream {
+pub fn mark(mark: ExclusionMark, attr: TokenStream, item: TokenStream) -> TokenStream {
     let name = mark.name();
     let mut errors = Errors::default();
     let parsed = (|input: ParseStream| ast::parse_mark_args(input, name)).parse2(attr);

@@ -4,6 +4,11 @@
 //! A derived set reports a fixed cardinality when every field has one (enums deriving
 //! `LabelValue`, `bool`): the product of the fields', computed in const evaluation, with a
 //! mixed-radix index — so its family indexes a dense array and never hashes.
+//!
+//! Each derive runs the three phases in this one module, as its `#[label(..)]` options are few:
+//! parse them (`label_attrs`, collecting every error), check the label names with
+//! [`crate::valid::check_label_names`], expand with [`crate::expand`]'s runtime paths. On any
+//! error only the errors are emitted, never a partial impl.
 
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};

@@ -61,34 +61,38 @@ impl Strategy {
     }
 }
 
-/// The statements that replace `body`, for a validated `declaration` of an attribute.
+/// The statements that replace `body`, for a validated `declaration` of an attribute: the
+/// call site's declaration, then what its [`Strategy`] records with.
 pub fn instrumented_body(declaration: &Declaration, body: &Body) -> TokenStream {
     let site = CallSite {
         declaration,
         p: private_path(declaration.krate.as_ref()),
         locals: Locals::new(),
     };
-    match Strategy::choose(declaration, body) {
+    let declare = site.declare();
+    let record = match Strategy::choose(declaration, body) {
         Strategy::InProgress => in_progress(&site, body),
         Strategy::AfterReturn => after_return(&site, body),
         Strategy::AroundAwait => around_await(&site, body),
         Strategy::SyncGuard => sync_guard(&site, body),
-    }
+    };
+    quote!(#declare #record)
 }
 
+/// [`Strategy::InProgress`]: the guard is a named local, so it drops with the function's frame
+/// (or future), whatever the caller's edition's rules for temporaries in tail expressions.
 fn in_progress(site: &CallSite, body: &Body) -> TokenStream {
     let p = &site.p;
     let Locals { call, .. } = &site.locals;
-    let declare = site.declare();
     let series = site.series_before_body();
     let block = &body.block;
     quote! {
-        #declare
         let #call = #p::track(|| #series);
         #block
     }
 }
 
+/// [`Strategy::AfterReturn`].
 fn after_return(site: &CallSite, body: &Body) -> TokenStream {
     let p = &site.p;
     let kind = site.declaration.kind;
@@ -100,7 +104,6 @@ fn after_return(site: &CallSite, body: &Body) -> TokenStream {
         prerendered_values,
         writer,
     } = &site.locals;
-    let declare = site.declare();
     // Values over the arguments are rendered before the body runs (it may move or change the
     // arguments) and written, in declaration order, with the return value's after it.
     let argument_writes: Vec<TokenStream> = site
@@ -125,7 +128,6 @@ fn after_return(site: &CallSite, body: &Body) -> TokenStream {
     let writes = site.label_writes(true);
     let wrapped = wrapped(body);
     quote! {
-        #declare
         #prerender
         let #call = #p::Pending::<#p::#kind>::start();
         #[allow(clippy::redundant_closure_call)]
@@ -138,15 +140,14 @@ fn after_return(site: &CallSite, body: &Body) -> TokenStream {
     }
 }
 
+/// [`Strategy::AroundAwait`].
 fn around_await(site: &CallSite, body: &Body) -> TokenStream {
     let p = &site.p;
     let kind = site.declaration.kind;
     let Locals { call, ret, .. } = &site.locals;
-    let declare = site.declare();
     let series = site.series_before_body();
     let wrapped = wrapped(body);
     quote! {
-        #declare
         let #call = #p::Call::<#p::#kind>::start(#series);
         let #ret = #wrapped;
         #call.finish();
@@ -154,15 +155,14 @@ fn around_await(site: &CallSite, body: &Body) -> TokenStream {
     }
 }
 
+/// [`Strategy::SyncGuard`].
 fn sync_guard(site: &CallSite, body: &Body) -> TokenStream {
     let p = &site.p;
     let kind = site.declaration.kind;
     let Locals { call, .. } = &site.locals;
-    let declare = site.declare();
     let series = site.series_before_body();
     let block = &body.block;
     quote! {
-        #declare
         let #call = #p::SyncCall::<#p::#kind>::start(#series);
         #block
     }

@@ -238,7 +238,7 @@ pub fn gauge(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// (`use promtrack::do_not_track as skip`) is not recognised there: keep the name.
 #[proc_macro_attribute]
 pub fn do_not_track(attr: TokenStream, item: TokenStream) -> TokenStream {
-    attr::mark(attr::Mark::DoNotTrack, attr.into(), item.into()).into()
+    attr::mark(attr::ExclusionMark::DoNotTrack, attr.into(), item.into()).into()
 }
 
 /// Excludes a handler from every metric: the layer's default metrics, metrics applied to every
@@ -260,7 +260,7 @@ pub fn do_not_track(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// matter: a metric attribute above it hoists the mark before its own code.
 #[proc_macro_attribute]
 pub fn exclude_all_metrics(attr: TokenStream, item: TokenStream) -> TokenStream {
-    attr::mark(attr::Mark::ExcludeAll, attr.into(), item.into()).into()
+    attr::mark(attr::ExclusionMark::ExcludeAll, attr.into(), item.into()).into()
 }
 
 /// Derives `LabelSet` for a struct with named fields: one label per field, named after the
