@@ -1,8 +1,8 @@
 //! Expand phase, the parts every macro shares: the paths generated code reaches the runtime
 //! through, a validated [`Declaration`] as the runtime's `Spec`, and the link-time entry that
 //! registers a declared family with the default registry. The handler attributes
-//! ([`crate::instrument`]), `family!` ([`crate::family`]) and the derives ([`crate::derive`])
-//! build their items around these.
+//! ([`crate::instrument`]), `family!` ([`crate::family`](mod@crate::family)) and the derives
+//! ([`crate::derive`]) build their items around these.
 //!
 //! Invariants:
 //! - Generated code names runtime items only by fully qualified paths through `__private`

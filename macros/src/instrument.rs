@@ -7,8 +7,8 @@
 //! | strategy | when | records through |
 //! | --- | --- | --- |
 //! | [`Strategy::InProgress`] | `#[gauge]` | `track`: a guard, up on entry, down on drop |
-//! | [`Strategy::AfterReturn`] | a label reads the return value | `Pending`, finished with the series found after the body |
-//! | [`Strategy::AroundAwait`] | an async body (or boxed future) | `Call`, finished after the awaited body |
+//! | [`Strategy::AfterReturn`] | a label reads the return value | `Pending`, series found after |
+//! | [`Strategy::AroundAwait`] | an async body (or boxed future) | `Call`, around the `.await` |
 //! | [`Strategy::SyncGuard`] | a sync body | `SyncCall`, a drop guard |
 //!
 //! Invariants:
