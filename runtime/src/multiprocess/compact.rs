@@ -171,7 +171,7 @@ pub(crate) fn compact(path: &Path, stats: &Stats, run: Run) -> io::Result<Option
             }
         }
     }
-    let archive_snapshot = match open_archive(path) {
+    let archive_copy = match open_archive(path) {
         Ok(m) => m,
         Err(e) => {
             stats.count(e);
@@ -180,7 +180,7 @@ pub(crate) fn compact(path: &Path, stats: &Stats, run: Run) -> io::Result<Option
             ));
         }
     };
-    let archive = match archive_snapshot.as_ref().map(Parsed::parse).transpose() {
+    let archive = match archive_copy.as_ref().map(Parsed::parse).transpose() {
         Ok(a) => a,
         Err(e) => {
             stats.count(e);
@@ -222,7 +222,7 @@ pub(crate) fn compact(path: &Path, stats: &Stats, run: Run) -> io::Result<Option
                 done.removed += 1;
             }
         }
-        if archive_snapshot.is_some() && std::fs::remove_file(path.join(ARCHIVE)).is_ok() {
+        if archive_copy.is_some() && std::fs::remove_file(path.join(ARCHIVE)).is_ok() {
             done.removed += 1;
         }
         return Ok(Some(done));

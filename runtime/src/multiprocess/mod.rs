@@ -461,14 +461,14 @@ fn collect_dir(path: &Path, stats: &Stats, compact: bool, out: &mut Vec<MetricFa
             }
         }
     }
-    let archive_snapshot = match compact::open_archive(path) {
+    let archive_copy = match compact::open_archive(path) {
         Ok(m) => m,
         Err(e) => {
             stats.count(e);
             None
         }
     };
-    let archive = archive_snapshot.as_ref().and_then(|m| match Parsed::parse(m) {
+    let archive = archive_copy.as_ref().and_then(|m| match Parsed::parse(m) {
         Ok(p) if p.info.archive => Some(p),
         Ok(_) => {
             stats.count(ReadError::Corrupt("archive.db is not an archive"));

@@ -124,7 +124,11 @@ impl Source for File {
 }
 
 /// Fills `buf` from `off`; a short read (the file ends first: it was truncated) is an error.
-fn read_exact_at(src: &(impl Source + ?Sized), mut buf: &mut [u8], mut off: u64) -> Result<(), ReadError> {
+fn read_exact_at(
+    src: &(impl Source + ?Sized),
+    mut buf: &mut [u8],
+    mut off: u64,
+) -> Result<(), ReadError> {
     while !buf.is_empty() {
         match src.read_at(buf, off) {
             Ok(0) => return Err(TRUNCATED),
@@ -659,6 +663,188 @@ pub(crate) fn key_values(key: &[u8]) -> impl Iterator<Item = &str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::multiprocess::file::{FamilyDecl, encode_family, encode_header, encode_series};
+    use std::cell::Cell;
+
+    /// A file whose cells change from one read to the next, as a live writer's do: the `k`-th
+    /// read that covers a scripted cell sees the `k`-th of its values (then the last one for
+    /// good). `cut` shortens it after that many reads, as a truncation would.
+    struct Script {
+        bytes: Vec<u8>,
+        cells: Vec<(usize, Vec<u64>, Cell<usize>)>,
+        reads: Cell<usize>,
+        cut: Option<(usize, usize)>,
+    }
+
+    impl Script {
+        fn new(bytes: Vec<u8>) -> Script {
+            Script {
+                bytes,
+                cells: Vec::new(),
+                reads: Cell::new(0),
+                cut: None,
+            }
+        }
+        fn cell(mut self, off: usize, values: &[u64]) -> Script {
+            self.cells.push((off, values.to_vec(), Cell::new(0)));
+            self
+        }
+        /// How many reads covered the cell at `off`.
+        fn reads_of(&self, off: usize) -> usize {
+            self.cells
+                .iter()
+                .find(|c| c.0 == off)
+                .map_or(0, |c| c.2.get())
+        }
+        fn current_len(&self) -> usize {
+            match self.cut {
+                Some((after, len)) if self.reads.get() >= after => len,
+                _ => self.bytes.len(),
+            }
+        }
+    }
+
+    impl Source for Script {
+        fn read_at(&self, buf: &mut [u8], off: u64) -> io::Result<usize> {
+            let off = off as usize;
+            let end = (off + buf.len()).min(self.current_len());
+            self.reads.set(self.reads.get() + 1);
+            if off >= end {
+                return Ok(0);
+            }
+            let mut now = self.bytes[off..end].to_vec();
+            for (at, values, n) in &self.cells {
+                if *at >= off && at + 8 <= end {
+                    let v = values[n.get().min(values.len() - 1)];
+                    n.set(n.get() + 1);
+                    now[at - off..at - off + 8].copy_from_slice(&v.to_ne_bytes());
+                }
+            }
+            buf[..now.len()].copy_from_slice(&now);
+            Ok(now.len())
+        }
+        fn len(&self) -> io::Result<u64> {
+            Ok(self.current_len() as u64)
+        }
+    }
+
+    /// A file of one series of `kind`/`mode` with `cells`; returns it and where its cells are.
+    fn one_series(
+        kind: MetricKind,
+        mode: GaugeMode,
+        name: &str,
+        cells: &[u64],
+    ) -> (Vec<u8>, usize) {
+        let mut b = encode_header(7, 1, 0, 0, 0);
+        let fam_off = b.len() as u32;
+        encode_family(
+            &mut b,
+            &FamilyDecl {
+                name,
+                help: "",
+                kind,
+                mode,
+                label_names: &[],
+                bounds: &[],
+            },
+        );
+        let start = b.len();
+        let first = start + encode_series(&mut b, fam_off, cells, b"");
+        let used = b.len() as u64;
+        b[H_USED..H_USED + 8].copy_from_slice(&used.to_ne_bytes());
+        (b, first)
+    }
+
+    fn cells_of(snapshot: &Snapshot) -> Vec<u64> {
+        let p = Parsed::parse(snapshot).expect("a valid file");
+        p.series().next().expect("one series").cells().collect()
+    }
+
+    const TORN: u64 = 0x1_FFFF_FFFF; // 2^32 - 1 stepping to 2^32, its halves mixed
+
+    #[test]
+    fn a_torn_first_copy_is_replaced_by_the_value_two_reads_agree_on() {
+        let (b, at) = one_series(MetricKind::Counter, GaugeMode::Sum, "c_total", &[0, 0]);
+        let src = Script::new(b).cell(at, &[TORN, 1 << 32]);
+        let snap = Snapshot::read(&src, true, &mut Vec::new()).unwrap();
+        assert_eq!(cells_of(&snap), [1 << 32, 0]);
+        // The first copy, the second, and one read of the block that agreed with the second.
+        assert_eq!(src.reads_of(at), 3);
+    }
+
+    #[test]
+    fn cells_equal_in_both_copies_are_not_read_again_and_a_dead_file_is_copied_once() {
+        let (b, at) = one_series(MetricKind::Counter, GaugeMode::Sum, "c_total", &[0, 0]);
+        let src = Script::new(b.clone()).cell(at, &[5]);
+        assert_eq!(
+            cells_of(&Snapshot::read(&src, true, &mut Vec::new()).unwrap()),
+            [5, 0]
+        );
+        assert_eq!(src.reads_of(at), 2);
+        let src = Script::new(b).cell(at, &[5]);
+        assert_eq!(
+            cells_of(&Snapshot::read(&src, false, &mut Vec::new()).unwrap()),
+            [5, 0]
+        );
+        assert_eq!(src.reads_of(at), 1);
+    }
+
+    /// A `mostrecent` gauge's value and timestamp are agreed as one block: agreeing each word on
+    /// its own would pair the new value (equal in reads 2 and 3) with the old timestamp (equal
+    /// in reads 1 and 2).
+    #[test]
+    fn a_gauge_block_is_agreed_whole_so_a_value_keeps_its_own_timestamp() {
+        let mode = GaugeMode::MostRecent;
+        let (b, at) = one_series(MetricKind::Gauge, mode, "g", &[0, 0, 0]);
+        let (one, two) = (1f64.to_bits(), 2f64.to_bits());
+        let src = Script::new(b)
+            .cell(at, &[one, two, two, two])
+            .cell(at + 8, &[10, 10, 20, 20])
+            .cell(at + 16, &[2, 2, 4, 4]);
+        let snap = Snapshot::read(&src, true, &mut Vec::new()).unwrap();
+        assert_eq!(cells_of(&snap), [two, 20, 4]);
+    }
+
+    #[test]
+    fn a_cell_that_never_holds_still_is_read_a_bounded_number_of_times() {
+        let (b, at) = one_series(MetricKind::Counter, GaugeMode::Sum, "c_total", &[0, 0]);
+        let values: Vec<u64> = (1..=100).collect();
+        let src = Script::new(b).cell(at, &values);
+        let snap = Snapshot::read(&src, true, &mut Vec::new()).unwrap();
+        // Two copies, the block tries, then one read of each word.
+        let reads = 2 + BLOCK_TRIES + 1;
+        assert_eq!(src.reads_of(at), reads);
+        assert_eq!(cells_of(&snap), [reads as u64, 0]);
+    }
+
+    #[test]
+    fn a_file_truncated_before_or_while_it_is_copied_is_an_error() {
+        let (b, _) = one_series(MetricKind::Counter, GaugeMode::Sum, "c_total", &[3, 0]);
+        let used = b.len();
+        for (after, len) in [
+            (0, 0),
+            (0, 10),
+            (0, HEADER_LEN),
+            (0, used - 8),
+            (2, 64),
+            (3, 72),
+        ] {
+            let mut src = Script::new(b.clone());
+            src.cut = Some((after, len));
+            let got = Snapshot::read(&src, true, &mut Vec::new()).err();
+            assert!(
+                matches!(got, Some(ReadError::Corrupt(_))),
+                "cut to {len} after {after} reads: {got:?}"
+            );
+        }
+        // Cut to its used length (the unused tail a writer allocates ahead): read whole.
+        let mut src = Script::new(b.clone());
+        src.cut = Some((0, used));
+        assert_eq!(
+            cells_of(&Snapshot::read(&src, true, &mut Vec::new()).unwrap()),
+            [3, 0]
+        );
+    }
 
     #[test]
     fn keys_hold_exactly_their_values_in_utf8() {
