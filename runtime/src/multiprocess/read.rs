@@ -17,8 +17,9 @@
 //! # Torn values, and the agreement of two reads
 //! The kernel's copy promises no 8-byte atomicity: a value cell stored to during the copy may
 //! come back as a mix of its old and new bytes (a counter stepping from 2³²−1 to 2³² read as
-//! 2³³−1, or as 0, which a scraper takes for a reset). So no value is taken from a single read.
-//! The file is copied twice; a series whose cells differ between the copies has its cells — one
+//! 2³³−1, or as 0, which a scraper takes for a reset). So no value of a live writer's file is
+//! taken from a single read. Such a file is copied twice; a series whose cells differ between
+//! the copies has its cells — one
 //! block: the buckets with their sum, a gauge with its timestamp and sequence — read again
 //! until two consecutive reads agree byte for byte. A read is torn only if a store hit the cell
 //! during the few nanoseconds its 8 bytes were copied; when two reads agree and either was not
@@ -36,8 +37,10 @@
 //! [`BLOCK_TRIES`] tries, then is read once more a word at a time: each 8-aligned word copied
 //! by its own 8-byte `pread`, which Linux on x86-64 and arm64 copies with one 8-byte load (its
 //! `copy_to_user` for 8 bytes) — how the kernel is written, not a promise it makes, and only in
-//! this last resort. Untouched files (dead writers', the archive) cost the second copy and one
-//! comparison.
+//! this last resort. A file nothing writes any more — its writer's lock is free (a dead file
+//! never comes back to life: writers lock only files they create), or the archive, renamed in
+//! whole — cannot tear and is copied once; a live file whose copies are equal costs one
+//! comparison more.
 //!
 //! # Validation
 //! Every length and offset read from a file is checked against the bytes actually there before
