@@ -388,6 +388,7 @@ impl Families {
     }
 
     /// Whether any in-progress gauge (default or route metric) exists.
+    #[inline]
     pub(crate) fn has_in_progress(&self) -> bool {
         self.in_progress.is_some()
             || self
@@ -445,7 +446,21 @@ impl Families {
         }
     }
 
+    /// Whether any route metric (`register_default`) is configured.
+    #[inline]
+    pub(crate) fn has_route_metrics(&self) -> bool {
+        !self.routes.is_empty()
+    }
+
+    #[inline]
     fn move_route_gauges(&self, route_values: &[ExtraValues], delta: f64) {
+        if self.has_route_metrics() {
+            self.move_route_gauges_slow(route_values, delta);
+        }
+    }
+
+    #[cold]
+    fn move_route_gauges_slow(&self, route_values: &[ExtraValues], delta: f64) {
         for (r, v) in self.routes.iter().zip(route_values) {
             if let RouteFamilyKind::InProgress(f) = &r.kind {
                 f.with_writer(|w| v.write(&r.labels, false, w)).add(delta);
@@ -536,11 +551,13 @@ impl Families {
     }
 
     /// Whether response sizes are recorded.
+    #[inline]
     pub(crate) fn wants_response_size(&self) -> bool {
         self.response_size.is_some()
     }
 
     /// Whether request sizes are recorded.
+    #[inline]
     pub(crate) fn wants_request_size(&self) -> bool {
         self.request_size.is_some()
     }

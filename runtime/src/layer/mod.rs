@@ -75,8 +75,8 @@
 //!   a path of its own (`/healthz`). Beside tracked methods of the same path, its requests are
 //!   still left out one by one, but the in-progress gauge of its method may show (at 0 once
 //!   they are done).
-//! - The context is task-local: it is current while the layer polls the request's future. It reaches everything the handler awaits in its own
-//!   task, and `tower::buffer` (whose worker hands the future back to the caller's task), but
+//! - The context is task-local: it is current while the layer polls the request's future.
+//!   It reaches everything the handler awaits in its own task, and `tower::buffer` (whose worker hands the future back to the caller's task), but
 //!   not a handler run on another task — a middleware between the layer and the handler that
 //!   `tokio::spawn`s the inner service, say. There a mark is lost and the route counts as
 //!   tracked. Put such middleware outside the layer (apply it after `.layer(promtrack::layer())`),

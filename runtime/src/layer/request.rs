@@ -77,47 +77,44 @@ pub(crate) struct RequestState {
     raised: Option<(Exclusion, Option<SeriesRef<Gauge>>)>,
     unmatched: bool,
     /// Bytes of request body read, when there was no `Content-Length`.
-    request_read: Option<Arc<AtomicU64>>,
+    pub(crate) request_read: Option<Arc<AtomicU64>>,
     phase: Phase,
     pub(crate) outcome: Outcome,
 }
 
-/// What [`RequestState::start`] takes.
-pub(crate) struct Start {
-    pub(crate) service: Arc<ServiceState>,
-    pub(crate) route: RouteVerdict,
-    pub(crate) cached: bool,
-    pub(crate) start: Instant,
-    pub(crate) path_exclusion: Exclusion,
-    pub(crate) unmatched: bool,
-    pub(crate) request_read: Option<Arc<AtomicU64>>,
-    pub(crate) outcome: Outcome,
-}
-
 impl RequestState {
-    /// A request that starts: raises its in-progress gauges where the route is known to be
-    /// tracked (see `routes.rs`), and starts its marks excluded where its path excludes it from
-    /// everything (so that handler metrics of the inner service stay silent there).
-    pub(crate) fn start(s: Start) -> Self {
-        let initial = match s.path_exclusion {
+    /// A request that starts, boxed where it will live until its response body ends; its marks
+    /// start excluded where its path excludes it from everything (so that handler metrics of
+    /// the inner service stay silent there). The caller fills in what it reads of the request,
+    /// then raises the in-progress gauges ([`raise_in_progress`](Self::raise_in_progress)).
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub(crate) fn start(
+        service: Arc<ServiceState>,
+        route: RouteVerdict,
+        cached: bool,
+        start: Instant,
+        path_exclusion: Exclusion,
+        unmatched: bool,
+        outcome: Outcome,
+    ) -> Box<Self> {
+        let initial = match path_exclusion {
             Exclusion::All => Exclusion::All,
             _ => Exclusion::None,
         };
-        let mut state = Self {
-            service: s.service,
-            route: s.route,
-            cached: s.cached,
+        Box::new(Self {
+            service,
+            route,
+            cached,
             marks: RequestMarks::new(initial),
-            start: s.start,
-            path_exclusion: s.path_exclusion,
+            start,
+            path_exclusion,
             raised: None,
-            unmatched: s.unmatched,
-            request_read: s.request_read,
+            unmatched,
+            request_read: None,
             phase: Phase::Running,
-            outcome: s.outcome,
-        };
-        state.raise_in_progress();
-        state
+            outcome,
+        })
     }
 
     pub(crate) fn layer(&self) -> &LayerState {
@@ -130,7 +127,9 @@ impl RequestState {
         Some(&route.series)
     }
 
-    fn raise_in_progress(&mut self) {
+    /// Raises the in-progress gauges, where the route is known to be tracked (see
+    /// `routes.rs`).
+    pub(crate) fn raise_in_progress(&mut self) {
         let families = &self.layer().families;
         let Some(verdict) = self.route.get() else {
             return;

@@ -32,7 +32,7 @@ use super::config::Grouping;
 use super::families::{Outcome, PathValue};
 use super::hold::Hold;
 use super::http_labels::{ExtraValues, MethodLabel, UNMATCHED_PATH};
-use super::request::{RequestState, RouteVerdict, Start};
+use super::request::{RequestState, RouteVerdict};
 use super::routes::Route;
 use crate::context::Exclusion;
 
@@ -112,20 +112,39 @@ impl LayerState {
         }
     }
 
-    /// Reads what the layer records of the request's head — its `path` label value and the
-    /// configured labels — and wraps its body where its size is counted. Returns the request
-    /// to pass on, the outcome to fill in, and the counter of body bytes read, if any.
+    /// What the layer records of a request before reading its head: everything but the
+    /// `path` label, the configured labels and the request's size.
+    #[inline]
+    fn outcome(&self, method: MethodLabel) -> Outcome {
+        Outcome {
+            method,
+            path: PathValue::Static(UNMATCHED_PATH),
+            status: StatusCode::OK,
+            seconds: 0.0,
+            panicked: false,
+            request_size: None,
+            response_size: self.families.wants_response_size().then_some(0),
+            values: ExtraValues::default(),
+            route_values: Vec::new(),
+        }
+    }
+
+    /// Reads what the layer records of the request's head into `state` — its `path` label
+    /// value and the configured labels — and wraps its body where its size is counted.
+    /// Returns the request to pass on.
+    #[inline]
     fn read_request<B>(
         &self,
         request: Request<B>,
         template: Option<MatchedPath>,
-    ) -> (Request<Body>, Outcome, Option<Arc<AtomicU64>>)
+        state: &mut RequestState,
+    ) -> Request<Body>
     where
         B: HttpBody<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
         let families = &self.families;
-        let method = MethodLabel::of(request.method());
+        let outcome = &mut state.outcome;
         let path = |parts: Option<&http::request::Parts>, uri: &http::Uri| match &self.group_by {
             Grouping::Template => {
                 template.map_or(PathValue::Static(UNMATCHED_PATH), PathValue::Matched)
@@ -136,25 +155,16 @@ impl LayerState {
                 PathValue::Owned(f(p))
             }),
         };
-        let mut outcome = Outcome {
-            method,
-            path: PathValue::Static(UNMATCHED_PATH),
-            status: StatusCode::OK,
-            seconds: 0.0,
-            panicked: false,
-            request_size: None,
-            response_size: families.wants_response_size().then_some(0),
-            values: ExtraValues::default(),
-            route_values: Vec::new(),
-        };
         if !self.request_parts {
             // Nothing is computed from the request's head: it goes through untouched.
             outcome.path = path(None, request.uri());
-            outcome.route_values = families
-                .route_labels()
-                .map(|_| ExtraValues::default())
-                .collect();
-            return (request.map(Body::new), outcome, None);
+            if families.has_route_metrics() {
+                outcome.route_values = families
+                    .route_labels()
+                    .map(|_| ExtraValues::default())
+                    .collect();
+            }
+            return request.map(Body::new);
         }
         let (parts, body) = request.into_parts();
         outcome.path = path(Some(&parts), &parts.uri);
@@ -163,7 +173,6 @@ impl LayerState {
             .route_labels()
             .map(|labels| ExtraValues::from_request(labels, &parts))
             .collect();
-        let mut request_read = None;
         let body = if !families.wants_request_size() {
             Body::new(body)
         } else if let Some(n) = content_length(&parts.headers) {
@@ -171,10 +180,10 @@ impl LayerState {
             Body::new(body)
         } else {
             let read = Arc::new(AtomicU64::new(0));
-            request_read = Some(read.clone());
+            state.request_read = Some(read.clone());
             Body::new(CountedBody::new(body, read))
         };
-        (Request::from_parts(parts, body), outcome, request_read)
+        Request::from_parts(parts, body)
     }
 }
 
@@ -205,17 +214,18 @@ where
         // contended `Arc` clone): it serves requests of that route.
         let (route, own_route) = self.route(template.as_ref().map(MatchedPath::as_str));
         let cached = own_route && layer.cacheable;
-        let (request, outcome, request_read) = layer.read_request(request, template);
-        let state = Box::new(RequestState::start(Start {
-            service: self.service.clone(),
+        let outcome = layer.outcome(MethodLabel::of(request.method()));
+        let mut state = RequestState::start(
+            self.service.clone(),
             route,
             cached,
             start,
             path_exclusion,
             unmatched,
-            request_read,
             outcome,
-        }));
+        );
+        let request = layer.read_request(request, template, &mut state);
+        state.raise_in_progress();
         // `call` may run code of the inner service (and panic) before any future exists. That
         // code sees the request's marks only where it can make a difference: on a path
         // excluded from everything, whose marks start so, so that handler metrics of a
