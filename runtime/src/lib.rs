@@ -66,7 +66,10 @@
 #[path = "private.rs"]
 pub mod __private;
 mod cell;
-pub mod context;
+// The axum layer is the only reader of the request context; without it, handler attributes
+// still mark and query it (and find no request).
+#[cfg_attr(not(feature = "axum"), allow(dead_code))]
+mod context;
 mod declare;
 mod error;
 pub mod expose;

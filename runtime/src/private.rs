@@ -9,7 +9,9 @@
 
 use std::time::Instant;
 
-pub use crate::context::{Exclusion, current_exclusion, exclude};
+// The request context: `exclude` and `Exclusion` for the generated code of `#[do_not_track]`
+// and `#[exclude_all_metrics]`; the rest for tests that run a handler as the layer would.
+pub use crate::context::{Exclusion, RequestContext, current_exclusion, exclude};
 pub use crate::declare::{
     Configure, DECLARATIONS, Declared, LazyFamily, Site, Spec, refused_declarations,
 };
