@@ -75,6 +75,7 @@ mod key;
 pub mod labels;
 #[cfg(feature = "axum")]
 pub mod layer;
+mod layout;
 mod metric;
 pub mod model;
 #[cfg(all(feature = "multiprocess", unix))]
@@ -89,6 +90,7 @@ pub mod push;
 mod registry;
 #[cfg(feature = "axum")]
 mod serve;
+mod store;
 
 #[cfg(feature = "prometheus")]
 pub mod interop;

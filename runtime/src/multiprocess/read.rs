@@ -22,9 +22,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::file::{
     FLAG_ARCHIVE, H_DROPPED, H_FLAGS, H_HEADER_LEN, H_ID, H_PID, H_START_TICKS, H_USED, H_VERSION,
     HEADER_LEN, MAGIC, MAX_FILE, MAX_RECORD, TAG_ABSORBED, TAG_FAMILY, TAG_PADDING, TAG_SERIES,
-    VERSION, cells_for, kind_from_code,
+    VERSION, kind_from_code,
 };
 use crate::labels::{KEY_SEPARATOR, is_valid_label_name, is_valid_metric_name};
+use crate::layout::Layout;
 use crate::metric::GaugeMode;
 use crate::model::MetricKind;
 
@@ -428,7 +429,7 @@ fn parse_family(off: usize, rec: &[u8]) -> Result<Fam<'_>, ReadError> {
         rec,
         off: off as u32,
         // A record is at most MAX_RECORD long, so the bounds (and cells) fit a u32.
-        n_cells: cells_for(kind, mode, n_bounds) as u32,
+        n_cells: Layout::of(kind, mode.is_stamped(), n_bounds).len() as u32,
         n_series: 0,
         n_labels,
         kind,
