@@ -90,6 +90,7 @@ impl Layout {
     /// The cell holding the `f64` total that aggregation across processes sums exactly (a
     /// counter's fractional part, a histogram's or a summary's sum); `None` for gauges and infos,
     /// which are not summed that way.
+    #[allow(dead_code)] // read by the multiprocess aggregator only
     pub(crate) const fn float_total(self) -> Option<usize> {
         match self.shape {
             Shape::Counter => Some(counter::FRACTION),

@@ -36,20 +36,40 @@ pub(crate) type Collect = Box<dyn Fn(&mut Vec<MetricFamily>) + Send + Sync>;
 /// What the default registry collects besides its own families (see the module docs). Called
 /// once, when the default registry is created; consults the multiprocess environment then.
 pub(crate) fn default_registry_sources() -> Vec<Collect> {
-    let mut sources: Vec<Collect> = Vec::new();
+    [process_metrics(), directory()]
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// The `process_*` metrics of this process, or none in multiprocess mode: the directory's
+/// aggregate has every live writer's then, this process's among them.
+fn process_metrics() -> Option<Collect> {
     #[cfg(all(feature = "process", target_os = "linux"))]
     {
         let this_process = crate::process::ProcessReader::new();
-        sources.push(Box::new(move |out| {
-            // From files, every live writer's are written, this process's among them.
+        Some(Box::new(move |out: &mut Vec<MetricFamily>| {
             if !default_registry_reads_files() {
                 out.extend(this_process.read().families());
             }
-        }));
+        }))
     }
+    #[cfg(not(all(feature = "process", target_os = "linux")))]
+    {
+        None
+    }
+}
+
+/// The directory's aggregate, while multiprocess mode is on.
+fn directory() -> Option<Collect> {
     #[cfg(all(feature = "multiprocess", unix))]
-    sources.push(Box::new(crate::multiprocess::on_default_registry()));
-    sources
+    {
+        Some(Box::new(crate::multiprocess::on_default_registry()))
+    }
+    #[cfg(not(all(feature = "multiprocess", unix)))]
+    {
+        None
+    }
 }
 
 /// Whether the default registry exposes a multiprocess directory's aggregate instead of its

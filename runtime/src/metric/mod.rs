@@ -69,6 +69,7 @@ pub(crate) mod private {
 /// record holds, and what the cell layout of its series follows from. Typed, so that no backend
 /// needs to know the metric types' configurations.
 #[derive(Clone, Copy, Debug)]
+#[allow(dead_code)] // the heap reads only the layout; the multiprocess file reads every field
 pub(crate) struct FamilyDecl<'a> {
     pub(crate) name: &'a str,
     pub(crate) help: &'a str,
