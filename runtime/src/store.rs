@@ -12,7 +12,9 @@
 //!
 //! Invariant: a series' cells never move and live as long as the series (both stores guarantee
 //! it, see `cell.rs`). This module sits below the family and the registry: it hands the
-//! registry plain functions rather than importing it.
+//! registry plain functions rather than importing it. (`multiprocess/` as a whole still sits
+//! above the registry — its `DirCollector` is a `Collector` — so its writer side, which this
+//! module calls, belongs in a module of its own below this one.)
 
 use crate::cell::Cells;
 use crate::metric::FamilyDecl;
