@@ -20,7 +20,7 @@ type HashMap<K, V> = StdHashMap<K, V, foldhash::fast::RandomState>;
 
 use super::exact::Partials;
 use super::file;
-use super::read::{Parsed, Ser, key_values};
+use super::read::{Parsed, SeriesRecord, key_values};
 use crate::layout::{Layout, counter, gauge, histogram, summary};
 use crate::metric::{FamilyDecl, GaugeMode};
 use crate::model::{MetricFamily, MetricKind, Series, Value};
@@ -97,7 +97,7 @@ pub(crate) struct Aggregate<'a> {
 /// A `mostrecent` gauge's value and timestamp. Its cells were read as one block that two
 /// consecutive reads agreed on (read.rs), so the value comes with its own timestamp; a sequence
 /// left odd by a writer killed in the middle of an update is taken as it is.
-fn read_stamped(s: &Ser<'_>) -> (f64, u64) {
+fn read_stamped(s: &SeriesRecord<'_>) -> (f64, u64) {
     (f64::from_bits(s.cell(gauge::VALUE)), s.cell(gauge::TIME))
 }
 
@@ -405,7 +405,13 @@ fn add_total(slot: &mut u64, exact: &mut Partials, v: f64) {
 
 /// Merges series `s` into its row (`width` slots and its exact total, see [`MergedFamily`]).
 #[inline]
-fn merge(kind: MetricKind, mode: GaugeMode, row: &mut [u64], exact: &mut Partials, s: &Ser<'_>) {
+fn merge(
+    kind: MetricKind,
+    mode: GaugeMode,
+    row: &mut [u64],
+    exact: &mut Partials,
+    s: &SeriesRecord<'_>,
+) {
     match kind {
         // `u64` counts, then the floating-point total, last (`layout.rs`): summed.
         MetricKind::Counter | MetricKind::Summary | MetricKind::Histogram => {

@@ -363,7 +363,7 @@ struct SerRef {
 }
 
 /// One series read from a file: its family, its key, and its cells.
-pub(crate) struct Ser<'a> {
+pub(crate) struct SeriesRecord<'a> {
     pub(crate) fam: usize,
     pub(crate) key: &'a [u8],
     /// The cells' bytes, 8 per cell (checked against the snapshot when the file was parsed).
@@ -371,7 +371,7 @@ pub(crate) struct Ser<'a> {
     pub(crate) n_cells: usize,
 }
 
-impl<'a> Ser<'a> {
+impl<'a> SeriesRecord<'a> {
     /// The cells' values, in order.
     #[inline]
     pub(crate) fn cells(&self) -> impl Iterator<Item = u64> + 'a {
@@ -531,12 +531,12 @@ impl<'a> Parsed<'a> {
     }
 
     /// Every series, in file order. The file was validated, so nothing fails here.
-    pub(crate) fn series(&self) -> impl Iterator<Item = Ser<'a>> + '_ {
+    pub(crate) fn series(&self) -> impl Iterator<Item = SeriesRecord<'a>> + '_ {
         let b = self.bytes;
         self.series.iter().map(move |r| {
             let (key_off, cells_off) = (r.key_off as usize, r.cells_off as usize);
             let n_cells = self.families[r.fam as usize].n_cells as usize;
-            Ser {
+            SeriesRecord {
                 fam: r.fam as usize,
                 key: b
                     .get(key_off..key_off + r.key_len as usize)
