@@ -22,11 +22,10 @@ use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::cell::Cells;
 use crate::key::{KeyRef, KeyWords, StoredKey, words_of};
 use crate::labels::{KeyWriter, LabelQuery, LabelSet, key_values, render_pairs};
 use crate::metric::Buckets;
-use crate::metric::{Histogram, Metric};
+use crate::metric::{FamilyDecl, Histogram, Metric};
 use crate::model::{FamilyDesc, Labels, Visitor};
 use table::{Keyed, Table};
 
@@ -62,7 +61,7 @@ const MAX_DENSE: usize = 4096;
 /// # Ok::<(), promtrack::Error>(())
 /// ```
 pub struct Family<L, M: Metric> {
-    pub(crate) core: Arc<Core<M>>,
+    pub(crate) core: Arc<SharedFamily<M>>,
     /// Covariant in `L`: a family stores no `L`, only keys of the bytes its values write, so a
     /// `Family<[&'static str; 2], _>` may serve as a `Family<[&'a str; 2], _>` and be queried
     /// with a request's `&str` (see [`LabelQuery`]). `fn() -> L` is `Send + Sync` for any `L`.
@@ -132,7 +131,7 @@ impl<L: LabelSet, M: Metric> Family<L, M> {
         Self::from_opts(opts, self.core.origin)
     }
 
-    pub(crate) fn from_core(core: Arc<Core<M>>) -> Self {
+    pub(crate) fn from_core(core: Arc<SharedFamily<M>>) -> Self {
         Self {
             core,
             _labels: PhantomData,
@@ -141,7 +140,7 @@ impl<L: LabelSet, M: Metric> Family<L, M> {
 
     pub(crate) fn from_opts(opts: Opts<M::Config>, origin: &'static Location<'static>) -> Self {
         Self {
-            core: Arc::new(Core::new(opts, L::CARDINALITY, origin)),
+            core: Arc::new(SharedFamily::new(opts, L::CARDINALITY, origin)),
             _labels: PhantomData,
         }
     }
@@ -257,14 +256,15 @@ impl<M> Keyed for Series<M> {
 
 /// Everything but the lookup-free read path, behind the family's lock.
 struct State<M> {
-    /// Every series, owned here (freed in `Core::drop`).
+    /// Every series, owned here (freed in `SharedFamily::drop`).
     all: Vec<NonNull<Series<M>>>,
     /// Whether `all` is sorted by key (new series are appended; a scrape sorts).
     sorted: bool,
     overflow: Option<NonNull<Series<M>>>,
 }
 
-pub(crate) struct Core<M: Metric> {
+/// What every handle of one family shares: its declaration and its series.
+pub(crate) struct SharedFamily<M: Metric> {
     pub(crate) opts: Opts<M::Config>,
     pub(crate) origin: &'static Location<'static>,
     /// Seeds this family's key hashes, at random, so that clients cannot aim collisions.
@@ -277,10 +277,10 @@ pub(crate) struct Core<M: Metric> {
 
 // SAFETY: the raw pointers in `State` and `dense` point to `Series<M>` owned by this core and
 // only shared as `&Series<M>`; `M: Send + Sync` by `Metric`'s bounds.
-unsafe impl<M: Metric> Send for Core<M> {}
-unsafe impl<M: Metric> Sync for Core<M> {}
+unsafe impl<M: Metric> Send for SharedFamily<M> {}
+unsafe impl<M: Metric> Sync for SharedFamily<M> {}
 
-impl<M: Metric> Core<M> {
+impl<M: Metric> SharedFamily<M> {
     fn new(
         opts: Opts<M::Config>,
         cardinality: Option<usize>,
@@ -372,21 +372,7 @@ impl<M: Metric> Core<M> {
             self.opts.label_names.iter().map(|n| &**n),
             key_values(&key.bytes),
         );
-        let n = M::cell_count(&self.opts.config);
-        // In multiprocess mode the cells live in this process's file (DESIGN principle 1).
-        #[cfg(all(feature = "multiprocess", unix))]
-        let cells = crate::multiprocess::series_cells(
-            &self.opts.name,
-            &self.opts.help,
-            &self.opts.label_names,
-            M::KIND,
-            &self.opts.config,
-            &key.bytes,
-            n,
-        )
-        .unwrap_or_else(|| Cells::heap(n));
-        #[cfg(not(all(feature = "multiprocess", unix)))]
-        let cells = Cells::heap(n);
+        let cells = crate::store::series_cells(&self.decl(), &key.bytes);
         let series = Box::new(Series {
             key,
             hash,
@@ -411,6 +397,18 @@ impl<M: Metric> Core<M> {
         }
         state.all.push(series);
         series
+    }
+
+    /// What this family declares to the store of its series (`store.rs`).
+    fn decl(&self) -> FamilyDecl<'_> {
+        FamilyDecl {
+            name: &self.opts.name,
+            help: &self.opts.help,
+            label_names: &self.opts.label_names,
+            kind: M::KIND,
+            mode: M::mode(&self.opts.config),
+            bounds: M::bounds(&self.opts.config),
+        }
     }
 
     /// Number of series, the overflow series included.
@@ -459,7 +457,7 @@ impl<M: Metric> Core<M> {
     }
 }
 
-impl<M: Metric> Drop for Core<M> {
+impl<M: Metric> Drop for SharedFamily<M> {
     fn drop(&mut self) {
         let state = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
         for s in state.all.drain(..) {

@@ -78,6 +78,7 @@ mod key;
 pub mod labels;
 #[cfg(feature = "axum")]
 pub mod layer;
+mod layout;
 mod metric;
 pub mod model;
 #[cfg(all(feature = "multiprocess", unix))]
@@ -92,6 +93,7 @@ pub mod push;
 mod registry;
 #[cfg(feature = "axum")]
 mod serve;
+mod store;
 
 #[cfg(feature = "prometheus")]
 pub mod interop;

@@ -337,6 +337,6 @@ pub mod index_bench {
 
     /// A counter at zero on heap cells: what a family's series holds outside multiprocess mode.
     pub fn counter() -> Counter {
-        Counter::from_cells(Cells::heap(Counter::cell_count(&())), &())
+        Counter::from_cells(Cells::heap(crate::layout::counter::LEN), &())
     }
 }

@@ -21,7 +21,7 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::aggregate::{Aggregate, Purpose, Source};
+use super::aggregate::{Aggregate, InputFile, Purpose};
 use super::read::{Parsed, ReadError, Snapshot};
 use super::{Stats, dir, file, lock};
 
@@ -232,18 +232,18 @@ pub(crate) fn compact(path: &Path, stats: &Stats, run: Run) -> io::Result<Option
         let mut paths = Vec::new();
         // The folded files first, then the archive: a conflicting declaration in the archive
         // gives way to the newer one.
-        let mut sources: Vec<Source<'_>> = Vec::new();
+        let mut sources: Vec<InputFile<'_>> = Vec::new();
         for (f, parsed) in fold {
             ids.push(parsed.info.id);
             done.pids.push(parsed.info.pid);
             paths.push(&f.path);
-            sources.push(Source {
+            sources.push(InputFile {
                 parsed,
                 live: false,
             });
         }
         if let Some(a) = archive {
-            sources.push(Source {
+            sources.push(InputFile {
                 parsed: a,
                 live: false,
             });

@@ -65,9 +65,10 @@ use std::os::unix::fs::FileExt;
 use super::file::{
     FLAG_ARCHIVE, H_DROPPED, H_FLAGS, H_HEADER_LEN, H_ID, H_PID, H_START_TICKS, H_USED, H_VERSION,
     HEADER_LEN, MAGIC, MAX_FILE, MAX_RECORD, TAG_ABSORBED, TAG_FAMILY, TAG_PADDING, TAG_SERIES,
-    VERSION, cells_for, kind_from_code,
+    VERSION, kind_from_code,
 };
 use crate::labels::{KEY_SEPARATOR, is_valid_label_name, is_valid_metric_name};
+use crate::layout::Layout;
 use crate::metric::GaugeMode;
 use crate::model::MetricKind;
 
@@ -362,7 +363,7 @@ struct SerRef {
 }
 
 /// One series read from a file: its family, its key, and its cells.
-pub(crate) struct Ser<'a> {
+pub(crate) struct SeriesRecord<'a> {
     pub(crate) fam: usize,
     pub(crate) key: &'a [u8],
     /// The cells' bytes, 8 per cell (checked against the snapshot when the file was parsed).
@@ -370,7 +371,7 @@ pub(crate) struct Ser<'a> {
     pub(crate) n_cells: usize,
 }
 
-impl<'a> Ser<'a> {
+impl<'a> SeriesRecord<'a> {
     /// The cells' values, in order.
     #[inline]
     pub(crate) fn cells(&self) -> impl Iterator<Item = u64> + 'a {
@@ -530,12 +531,12 @@ impl<'a> Parsed<'a> {
     }
 
     /// Every series, in file order. The file was validated, so nothing fails here.
-    pub(crate) fn series(&self) -> impl Iterator<Item = Ser<'a>> + '_ {
+    pub(crate) fn series(&self) -> impl Iterator<Item = SeriesRecord<'a>> + '_ {
         let b = self.bytes;
         self.series.iter().map(move |r| {
             let (key_off, cells_off) = (r.key_off as usize, r.cells_off as usize);
             let n_cells = self.families[r.fam as usize].n_cells as usize;
-            Ser {
+            SeriesRecord {
                 fam: r.fam as usize,
                 key: b
                     .get(key_off..key_off + r.key_len as usize)
@@ -578,7 +579,7 @@ fn parse_family(off: usize, rec: &[u8]) -> Result<Fam<'_>, ReadError> {
         rec,
         off: off as u32,
         // A record is at most MAX_RECORD long, so the bounds (and cells) fit a u32.
-        n_cells: cells_for(kind, mode, n_bounds) as u32,
+        n_cells: Layout::of(kind, mode.is_stamped(), n_bounds).len() as u32,
         n_series: 0,
         n_labels,
         kind,
@@ -666,7 +667,8 @@ pub(crate) fn key_values(key: &[u8]) -> impl Iterator<Item = &str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::multiprocess::file::{FamilyDecl, encode_family, encode_header, encode_series};
+    use crate::metric::FamilyDecl;
+    use crate::multiprocess::file::{encode_family, encode_header, encode_series};
     use std::cell::Cell;
 
     /// A file whose cells change from one read to the next, as a live writer's do: the `k`-th
