@@ -24,7 +24,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::cell::Cells;
 use crate::key::{KeyRef, KeyWords, StoredKey, words_of};
-use crate::labels::{KeyWriter, LabelSet, key_values, render_pairs};
+use crate::labels::{KeyWriter, LabelQuery, LabelSet, key_values, render_pairs};
 use crate::metric::Buckets;
 use crate::metric::{Histogram, Metric};
 use crate::model::{FamilyDesc, Labels, Visitor};
@@ -63,7 +63,10 @@ const MAX_DENSE: usize = 4096;
 /// ```
 pub struct Family<L, M: Metric> {
     pub(crate) core: Arc<Core<M>>,
-    _labels: PhantomData<fn(&L)>,
+    /// Covariant in `L`: a family stores no `L`, only keys of the bytes its values write, so a
+    /// `Family<[&'static str; 2], _>` may serve as a `Family<[&'a str; 2], _>` and be queried
+    /// with a request's `&str` (see [`LabelQuery`]). `fn() -> L` is `Send + Sync` for any `L`.
+    _labels: PhantomData<fn() -> L>,
 }
 
 impl<L, M: Metric> Clone for Family<L, M> {
@@ -156,10 +159,27 @@ impl<L: LabelSet, M: Metric> Family<L, M> {
 
     /// The series for `labels`, created (at zero) if it is new.
     ///
-    /// Never panics and never allocates for a label set seen before. A label set with the wrong
-    /// number of values (possible only with slices) is routed to the overflow series.
+    /// `labels` is an `L`, or borrowed values that write the same label values as an `L`
+    /// ([`LabelQuery`]): `[&str; 2]` for a `Family<[String; 2], _>`. Never panics and never
+    /// allocates for a label set seen before; a new series stores its own copy of the values. A
+    /// query with the wrong number of values (possible only with slices) is routed to the
+    /// overflow series.
+    ///
+    /// ```
+    /// use promtrack::{Counter, Family};
+    ///
+    /// promtrack::family! {
+    ///     static REQUESTS: Family<[String; 2], Counter> =
+    ///         ("doc_with_requests_total", "Requests.", label_names = ["method", "path"]);
+    /// }
+    /// fn handle(method: &str, path: &str) {
+    ///     REQUESTS.with(&[method, path]).inc();
+    /// }
+    /// handle("GET", &format!("/users/{}", 7));
+    /// assert_eq!(REQUESTS.with(&["GET", "/users/7"]).get(), 1.0);
+    /// ```
     #[inline]
-    pub fn with(&self, labels: &L) -> &M {
+    pub fn with<Q: LabelQuery<L> + ?Sized>(&self, labels: &Q) -> &M {
         let core = &*self.core;
         if L::CARDINALITY.is_some() {
             if let Some(slot) = core.dense.get(labels.cardinality_index()) {
@@ -452,6 +472,8 @@ impl<M: Metric> Drop for Core<M> {
 
 #[cfg(test)]
 mod tests {
+    use std::borrow::Cow;
+
     use super::*;
     use crate::{Counter, Gauge};
 
@@ -465,6 +487,91 @@ mod tests {
         assert_eq!(f.core.len(), 2);
         // The same handle, not a copy.
         assert!(ptr::eq(f.with(&["1", "3"]), f.with(&["1", "3"])));
+    }
+
+    #[test]
+    fn borrowed_queries_find_the_series_of_the_owned_values() {
+        let f = Family::<[String; 2], Counter>::new("x_total", "h").label_names(["a", "b"]);
+        let owned = f.with(&["GET".to_string(), "/users".to_string()]);
+        let path = String::from("/users");
+        assert!(ptr::eq(f.with(&["GET", path.as_str()]), owned));
+        assert!(ptr::eq(f.with(&[&"GET".to_string(), &path]), owned));
+        assert!(ptr::eq(
+            f.with(&[Cow::Borrowed("GET"), Cow::Borrowed("/users")]),
+            owned
+        ));
+        assert!(ptr::eq(f.with(&["GET", "/users"][..]), owned));
+        assert_eq!(f.core.len(), 1);
+    }
+
+    #[test]
+    fn a_borrowed_miss_creates_a_series_that_owns_its_values() {
+        let f = Family::<[String; 1], Counter>::new("x_total", "h").label_names(["path"]);
+        let first = {
+            let path = format!("/users/{}", 7);
+            let series = f.with(&[path.as_str()]);
+            series.inc();
+            series
+        }; // the query's string is gone; the series keeps its own copy
+        let again = String::from("/users/7");
+        assert!(ptr::eq(f.with(&[again.as_str()]), first));
+        assert_eq!(f.with(&["/users/7".to_string()]).get(), 1.0);
+        let state = f.core.state.lock().unwrap();
+        // SAFETY: owned by `state.all`.
+        let series = unsafe { state.all[0].as_ref() };
+        assert_eq!(&*series.rendered, "path=\"/users/7\"");
+        assert_eq!(&*series.key.bytes, b"/users/7\xff");
+    }
+
+    /// What a `static` family declared with `[&str; N]` must accept: values borrowed for less
+    /// than `'static` (this only has to compile).
+    fn static_family_with_request_values(
+        f: &'static Family<[&'static str; 2], Counter>,
+        path: &str,
+    ) -> f64 {
+        f.with(&["GET", path]).get()
+    }
+
+    #[test]
+    fn a_static_str_family_takes_shorter_lived_values() {
+        let f: &'static Family<[&'static str; 2], Counter> = Box::leak(Box::new(
+            Family::<[&str; 2], Counter>::new("x_total", "h").label_names(["method", "path"]),
+        ));
+        f.with(&["GET", "/a"]).inc();
+        let path = String::from("/a");
+        assert_eq!(static_family_with_request_values(f, &path), 1.0);
+        assert_eq!(f.core.len(), 1);
+    }
+
+    /// A set of fixed cardinality, queried through [`LabelQuery`], keeps its dense index.
+    struct Flag(bool);
+    impl LabelSet for Flag {
+        const NAMES: &'static [&'static str] = &["flag"];
+        const ARITY: usize = 1;
+        const CARDINALITY: Option<usize> = Some(2);
+        fn cardinality_index(&self) -> usize {
+            usize::from(self.0)
+        }
+        fn write_values(&self, out: &mut KeyWriter<'_>) {
+            out.value(&self.0)
+        }
+    }
+
+    #[test]
+    fn fixed_cardinality_sets_keep_their_dense_index() {
+        let f = Family::<Flag, Counter>::new("x_total", "h");
+        let on = f.with(&Flag(true));
+        let slot = f.core.dense[1].load(Ordering::Acquire);
+        // SAFETY: a published series lives as long as the core.
+        assert!(ptr::eq(unsafe { &(*slot).metric }, on));
+        assert!(f.core.dense[0].load(Ordering::Acquire).is_null());
+    }
+
+    #[test]
+    fn a_slice_of_the_wrong_length_goes_to_overflow() {
+        let f = Family::<[String; 2], Counter>::new("x_total", "h").label_names(["a", "b"]);
+        f.with(&["GET"][..]).inc();
+        assert_eq!(f.core.overflow_hits(), 1);
     }
 
     #[test]

@@ -96,7 +96,7 @@ pub mod interop;
 pub use declare::{LazyFamily, check_declarations};
 pub use error::Error;
 pub use family::{DEFAULT_MAX_SERIES, Family, OVERFLOW_LABEL_VALUE};
-pub use labels::{LabelSet, LabelValue};
+pub use labels::{LabelQuery, LabelSet, LabelValue};
 #[cfg(feature = "axum")]
 pub use layer::{MetricsLayer, layer};
 pub use metric::{

@@ -256,9 +256,6 @@ pub const fn product(cardinalities: &[Option<usize>]) -> Option<usize> {
     Some(n)
 }
 
-/// Asserts at compile time that a label type implements `LabelValue` (spanned at the field).
-pub const fn assert_label_value<T: LabelValue + ?Sized>() {}
-
 /// Series keys exactly as [`Family::with`](crate::Family::with) makes them, for the benchmark that
 /// compares the family's own lock-free table with a concurrent map crate
 /// (`counter_lookup_index` in `benches/benches/core.rs`). promtrack itself does not use this

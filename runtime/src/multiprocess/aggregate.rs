@@ -14,7 +14,6 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap as StdHashMap;
-use std::sync::atomic::Ordering;
 
 /// Keys come from files; the hasher is seeded per process, so crafted keys cannot target it.
 type HashMap<K, V> = StdHashMap<K, V, foldhash::fast::RandomState>;
@@ -94,22 +93,11 @@ pub(crate) struct Aggregate<'a> {
     pub(crate) dropped: u64,
 }
 
-/// Reads a `mostrecent` gauge's value and timestamp under its sequence lock. A writer killed
-/// in the middle of an update leaves the sequence odd for good: after a few tries the last
-/// values read are taken as they are.
+/// A `mostrecent` gauge's value and timestamp. Its cells were read as one block that two
+/// consecutive reads agreed on (read.rs), so the value comes with its own timestamp; a sequence
+/// left odd by a writer killed in the middle of an update is taken as it is.
 fn read_stamped(s: &Ser<'_>) -> (f64, u64) {
-    let mut last = (0.0, 0);
-    for _ in 0..64 {
-        let before = s.cell(2);
-        let value = f64::from_bits(s.cell(0));
-        let ts = s.cell(1);
-        last = (value, ts);
-        if before % 2 == 0 && s.cell(2) == before {
-            break;
-        }
-        std::hint::spin_loop();
-    }
-    last
+    (f64::from_bits(s.cell(0)), s.cell(1))
 }
 
 impl<'a> Aggregate<'a> {
@@ -427,14 +415,13 @@ fn merge(kind: MetricKind, mode: GaugeMode, row: &mut [u64], exact: &mut Partial
             add_total(&mut row[1], exact, f64::from_bits(s.cell(1)));
         }
         MetricKind::Histogram => {
-            let cells = s.cells();
-            if let (Some((sum, counts)), Some((sum_cell, count_cells))) =
-                (row.split_last_mut(), cells.split_last())
-            {
-                for (c, cell) in counts.iter_mut().zip(count_cells) {
-                    *c = c.saturating_add(cell.load(Ordering::Relaxed));
+            // The bucket counts (`+Inf` included), then the sum: as many cells as slots.
+            if let Some((sum, counts)) = row.split_last_mut() {
+                let n = counts.len();
+                for (c, cell) in counts.iter_mut().zip(s.cells()) {
+                    *c = c.saturating_add(cell);
                 }
-                add_total(sum, exact, f64::from_bits(sum_cell.load(Ordering::Relaxed)));
+                add_total(sum, exact, f64::from_bits(s.cell(n)));
             }
         }
         MetricKind::Gauge => {

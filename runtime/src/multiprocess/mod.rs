@@ -432,11 +432,10 @@ fn collect_dir(path: &Path, stats: &Stats, compact: bool, out: &mut Vec<MetricFa
     let mut parsed: Vec<(Parsed<'_>, bool)> = Vec::with_capacity(found.len());
     let mut dead = false;
     for f in &found {
-        match Parsed::parse(&f.map) {
+        match Parsed::parse(&f.snapshot) {
             Ok(p) if !p.info.archive => {
-                let live = lock::is_live(&f.file);
-                dead |= !live;
-                parsed.push((p, live));
+                dead |= !f.live;
+                parsed.push((p, f.live));
             }
             Ok(_) => stats.count(ReadError::Corrupt("a second archive")),
             Err(e) => stats.count(e),
@@ -454,23 +453,22 @@ fn collect_dir(path: &Path, stats: &Stats, compact: bool, out: &mut Vec<MetricFa
             found = compact::list(path, stats);
             parsed = Vec::with_capacity(found.len());
             for f in &found {
-                if let Ok(p) = Parsed::parse(&f.map) {
+                if let Ok(p) = Parsed::parse(&f.snapshot) {
                     if !p.info.archive {
-                        let live = lock::is_live(&f.file);
-                        parsed.push((p, live));
+                        parsed.push((p, f.live));
                     }
                 }
             }
         }
     }
-    let archive_map = match compact::open_archive(path) {
+    let archive_copy = match compact::open_archive(path) {
         Ok(m) => m,
         Err(e) => {
             stats.count(e);
             None
         }
     };
-    let archive = archive_map.as_ref().and_then(|m| match Parsed::parse(m) {
+    let archive = archive_copy.as_ref().and_then(|m| match Parsed::parse(m) {
         Ok(p) if p.info.archive => Some(p),
         Ok(_) => {
             stats.count(ReadError::Corrupt("archive.db is not an archive"));
