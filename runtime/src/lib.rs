@@ -89,6 +89,7 @@ pub mod push;
 mod registry;
 #[cfg(feature = "axum")]
 mod serve;
+mod sync;
 
 #[cfg(feature = "prometheus")]
 pub mod interop;
