@@ -554,7 +554,7 @@ fn append(inner: &mut Inner, header: NonNull<u8>, rec: &[u8]) -> io::Result<(u32
     // SAFETY: `grow` guaranteed [off, off + len) lies within the last segment.
     let dst = unsafe { seg.ptr.as_ptr().add((off - seg.file_off) as usize) };
     inner.end = off + rec.len() as u64;
-    // SAFETY: the header's `used` cell, in segment 0. (In a `cfg(loom)` build this type is
+    // SAFETY: the header's `used` cell, in segment 0. (In a `cfg(promtrack_loom)` build this is
     // loom's, but no `Writer` runs there: only the model of `publish` does.)
     let used = unsafe { &*(header.as_ptr().add(H_USED) as *const sync::AtomicU64) };
     publish(
@@ -757,7 +757,7 @@ mod tests {
 /// are 8-byte aligned and sized), written non-atomically like the mapping, so loom reports any
 /// read of a word that is not ordered after its write. What this checks of the real code: that
 /// `publish` orders the record's bytes before the `used` a reader can observe.
-#[cfg(all(test, loom))]
+#[cfg(all(test, promtrack_loom))]
 mod loom_tests {
     use super::*;
     use loom::cell::UnsafeCell;
