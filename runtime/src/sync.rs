@@ -14,6 +14,12 @@
 //! the core uses (`new`, `load`, `store`, `swap`).
 
 #[cfg(promtrack_loom)]
-pub(crate) use loom::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+pub(crate) use loom::sync::atomic::{AtomicPtr, Ordering};
 #[cfg(not(promtrack_loom))]
-pub(crate) use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+pub(crate) use std::sync::atomic::{AtomicPtr, Ordering};
+
+// Only the multiprocess file publishes through a `u64`.
+#[cfg(all(promtrack_loom, feature = "multiprocess", unix))]
+pub(crate) use loom::sync::atomic::AtomicU64;
+#[cfg(all(not(promtrack_loom), feature = "multiprocess", unix))]
+pub(crate) use std::sync::atomic::AtomicU64;
