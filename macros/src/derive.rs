@@ -291,7 +291,9 @@ fn borrowed_form(
     );
     Ok(quote! {
         #[doc = #doc]
-        #[allow(dead_code)]
+        // Generated whether or not it is used, and without derives (its fields' types may
+        // implement none): the lints that would ask for them are the user's business on `Job`.
+        #[allow(dead_code, missing_debug_implementations, missing_copy_implementations)]
         #vis struct #ref_name #ref_generics #where_clause {
             #(#fields)*
         }
