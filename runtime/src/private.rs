@@ -15,7 +15,7 @@ pub use crate::context::{Exclusion, RequestContext, current_exclusion, exclude};
 pub use crate::declare::{
     Configure, DECLARATIONS, Declared, LazyFamily, Site, Spec, refused_declarations,
 };
-pub use crate::labels::{KeyWriter, LabelSet, LabelValue, ValueWriter};
+pub use crate::labels::{KeyWriter, LabelQuery, LabelSet, LabelValue, OwnedStr, ValueWriter};
 pub use crate::metric::{Counter, Gauge, GaugeMode, Histogram, InFlight, Info, Summary};
 pub use core::option::Option;
 pub use core::panic::Location;
