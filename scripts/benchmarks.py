@@ -50,13 +50,29 @@ OURS = "promtrack"
 CORE_GROUPS = [
     ("counter_inc_resolved", "`counter_inc_resolved`"),
     ("counter_lookup_2labels", "`counter_lookup_2labels`"),
+    ("counter_lookup_2labels_static",
+     "`counter_lookup_2labels_static` (a `static` family, borrowed run-time values)"),
+    ("histogram_lookup_3labels_static",
+     "`histogram_lookup_3labels_static` (a `static` family, borrowed run-time values, observe)"),
     ("histogram_observe", "`histogram_observe`"),
     ("encode_text", "`encode_text` (10 000 counter + 1 000 histogram series)"),
     ("counter_inc_contended", "`counter_inc_contended` (2 threads, one counter)"),
 ]
+# The family's hand-written table against concurrent map crates (issue 10): the group, its index
+# functions (`<case>/<index>`), and its cases. The decision reads the cases given a short name: keep the
+# table only if it is at least INDEX_MARGIN times faster than the fastest crate in each of them.
+INDEX_GROUP = "counter_lookup_index"
+INDEX_TABLE = "table"
+INDEX_CRATES = ["papaya", "scc"]
+INDEX_CASES = [
+    ("1_thread", "1 thread (`counter_lookup_2labels`)", "1 thread"),
+    ("2_threads", "2 threads, the same series", "2 threads"),
+    ("2_threads_distinct", "2 threads, a series each (only the index shared)", None),
+]
+INDEX_MARGIN = 1.2
 # Crates whose versions the report names, as Cargo.lock resolved them.
 LOCKED = ["prometheus", "prometheus-client", "metrics", "metrics-exporter-prometheus", "measured",
-          "criterion", "axum", "tokio"]
+          "criterion", "axum", "tokio", "papaya", "scc"]
 
 # What each kind of run passes. Full: criterion's defaults (3 s warm-up, 5 s measurement, 100
 # samples), seven 10-second wrk rounds per server, the issues' scrape shapes and 1 000 restarts.
@@ -378,7 +394,40 @@ def render(out: Path, results: type[Results] = Results) -> str:
     for group, text, limit in targets:
         ratio, peer = ratio_ours[group]
         rows.append(f"| {text} | ×{ratio:.2f} (`{peer}`) | {verdict(ratio <= limit)} |")
+    # Issue 12.1 sets these against rust-prometheus (`with_label_values(&[&str])`), not the
+    # fastest peer: the call a service with a `static` family and a request's `&str`s would port.
+    for group, text in [
+        ("counter_lookup_2labels_static", "static family, two run-time labels, lookup + increment: "
+                                          "at most half of rust-prometheus"),
+        ("histogram_lookup_3labels_static", "static family, three run-time labels, lookup + "
+                                            "observe: at most half of rust-prometheus"),
+    ]:
+        ratio = r.ns(group, OURS) / r.ns(group, "prometheus")
+        rows.append(f"| {text} | ×{ratio:.2f} (`prometheus`) | {verdict(ratio <= 0.5)} |")
     v["core_targets"] = "\n".join(rows)
+
+    # --- the hand-written table against map crates (issue 10)
+    rows = ["| lookup + increment | " + " | ".join(["promtrack's table"] + INDEX_CRATES)
+            + " | fastest crate / table |", "|---|" + "---:|" * (len(INDEX_CRATES) + 2)]
+    margins = {}
+    for case, label, _ in INDEX_CASES:
+        table = r.ns(INDEX_GROUP, f"{case}/{INDEX_TABLE}")
+        crates = {c: r.ns(INDEX_GROUP, f"{case}/{c}") for c in INDEX_CRATES}
+        best = min(crates, key=crates.get)
+        margins[case] = (crates[best] / table, best)
+        rows.append(f"| {label} | {fmt_ns(table)} | "
+                    + " | ".join(f"{fmt_ns(ns)} (×{ns / table:.2f})" for ns in crates.values())
+                    + f" | ×{crates[best] / table:.2f} (`{best}`) |")
+    v["index_table"] = "\n".join(rows)
+    decisive = [(short, *margins[case]) for case, _, short in INDEX_CASES if short]
+    keep = all(m >= INDEX_MARGIN for _, m, _ in decisive)
+    shown = ", ".join(f"×{m:.2f} with {short} (`{best}`)" for short, m, best in decisive)
+    v["index_decision"] = (
+        f"**keep the hand-written table**: it is at least {INDEX_MARGIN}× faster than the fastest "
+        f"crate in both: {shown}." if keep else
+        f"**use the crate**: the hand-written table is not {INDEX_MARGIN}× faster than the fastest "
+        f"crate in both: {shown}.")
+    v["index_crates"] = " and ".join(f"`{c}` {m['locked'].get(c, '?')}" for c in INDEX_CRATES)
 
     # --- handler attributes (issue 3)
     rows = ["| | by hand | attributes | ratio |", "|---|---:|---:|---:|"]
@@ -569,6 +618,9 @@ def self_test() -> None:
         "scrape speed-up judged": "| 18× faster | ≥ 20× faster: **not met** |" in flat,
         "256 files judged": "promtrack < 50 ms: met" in flat,
         "restarts judged": "| 1.10× | ≤ 1.5×: met |" in flat,
+        "table against the crates read": "| 1 thread (`counter_lookup_2labels`) | " in flat,
+        # The made-up table is barely faster than the crates: the decision must go to the crate.
+        "table decision judged": "**use the crate**: the hand-written table is not 1.2× " in flat,
     }
     failed = [name for name, ok in checks.items() if not ok]
     for name in failed:

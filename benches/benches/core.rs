@@ -21,6 +21,7 @@
 //! | `histogram_observe`      | one observation on a resolved histogram, 11 default buckets                 |
 //! | `encode_text`            | Prometheus text of 10 000 counter + 1 000 histogram series into a new buffer |
 //! | `counter_inc_contended`  | two threads each `+1` the same resolved counter; time is wall time / iters  |
+//! | `counter_lookup_index`   | `counter_lookup_2labels` for promtrack's table against map crates (below)   |
 //!
 //! What is and is not "the same work" where the crates' APIs differ (each is the crate's own way):
 //!
@@ -53,11 +54,27 @@
 //! (`prometheus-client`) is called as a caller would, dropping it; feeding it to `black_box`
 //! turns its `lock add` into a `lock xadd`, measurably slower on some CPUs.
 //!
+//! `counter_lookup_index` is not a peer comparison: it asks whether promtrack's hand-written
+//! insert-only table (`runtime/src/family/table.rs`) earns its place against a concurrent map crate
+//! (issue 10: keep it only if it is at least 1.2× faster with 1 and with 2 threads). Everything but
+//! the index structure is the same on both sides: the label values are packed into the same words
+//! and hashed with the same function (`promtrack::__private::index_bench`, the steps of
+//! `Family::with` before its table is probed), the map's hasher only passes that hash through,
+//! keys are compared by the same code, and the value found is a promtrack `Counter` on heap cells,
+//! incremented. `table` is `Family::with(..).inc()`, exactly promtrack's row of
+//! `counter_lookup_2labels`. `papaya` pins a guard per lookup (a lookup hands out a reference, so
+//! it needs one) and stores the counter in the map; `scc` is `scc::HashMap::read_sync` (a shared
+//! lock on the key's bucket for the read). Functions are `<case>/<index>`: `1_thread` is
+//! `counter_lookup_2labels`; `2_threads` is the same lookup of the same series on two threads at
+//! once (the requests of a busy endpoint; the counter's cache line moves between the cores, as in
+//! `counter_inc_contended`); `2_threads_distinct` has each thread look up its own series (`GET`
+//! and `POST`, both `200`), so only the index's read path is shared.
+//!
 //! The machine these run on may be small and noisy: compare figures from one run only, and read
 //! `counter_inc_contended` as "how bad is cache-line ping-pong", not as a throughput promise.
 
 use std::hint::black_box;
-use std::sync::Barrier;
+use std::sync::{Barrier, LazyLock};
 use std::thread;
 use std::time::Instant;
 
@@ -567,6 +584,196 @@ mod promtrack_ {
     }
 }
 
+/// promtrack's series index against concurrent map crates, with promtrack's keys, hash and
+/// counters (see the module docs and `counter_lookup_index`).
+mod index {
+    use std::hash::{BuildHasher, Hash, Hasher};
+
+    use promtrack::__private::index_bench::{self, LookupKey, SeriesKey};
+    use promtrack::{Counter, Family};
+
+    use super::*;
+
+    /// The label values of a series: two strings, as in `counter_lookup_2labels`.
+    pub type Labels<'a> = [&'a str; 2];
+
+    /// A key as a map stores it; hashes as its precomputed hash.
+    pub struct Key(SeriesKey);
+
+    impl Hash for Key {
+        #[inline(always)]
+        fn hash<H: Hasher>(&self, h: &mut H) {
+            h.write_u64(self.0.hash());
+        }
+    }
+
+    impl PartialEq for Key {
+        fn eq(&self, other: &Self) -> bool {
+            self.0.same(&other.0)
+        }
+    }
+
+    impl Eq for Key {}
+
+    /// A key being looked up; hashes as its precomputed hash, compares as the family's table does.
+    pub struct Query<'a>(LookupKey<'a>);
+
+    impl Hash for Query<'_> {
+        #[inline(always)]
+        fn hash<H: Hasher>(&self, h: &mut H) {
+            h.write_u64(self.0.hash());
+        }
+    }
+
+    impl equivalent::Equivalent<Key> for Query<'_> {
+        #[inline(always)]
+        fn equivalent(&self, key: &Key) -> bool {
+            self.0.matches(&key.0)
+        }
+    }
+
+    impl scc::Equivalent<Key> for Query<'_> {
+        #[inline(always)]
+        fn equivalent(&self, key: &Key) -> bool {
+            self.0.matches(&key.0)
+        }
+    }
+
+    /// The maps' hasher: passes the key's precomputed hash through, so that the maps hash nothing
+    /// themselves and see the same hash the family's table sees.
+    #[derive(Clone, Copy, Default)]
+    pub struct PassThrough;
+
+    #[derive(Default)]
+    pub struct PassThroughHasher(u64);
+
+    impl BuildHasher for PassThrough {
+        type Hasher = PassThroughHasher;
+        #[inline(always)]
+        fn build_hasher(&self) -> PassThroughHasher {
+            PassThroughHasher(0)
+        }
+    }
+
+    impl Hasher for PassThroughHasher {
+        #[inline(always)]
+        fn write_u64(&mut self, hash: u64) {
+            self.0 = hash;
+        }
+        /// Keys only ever write their one `u64`; anything else is folded in so that it still hashes.
+        fn write(&mut self, bytes: &[u8]) {
+            for &b in bytes {
+                self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            }
+        }
+        #[inline(always)]
+        fn finish(&self) -> u64 {
+            self.0
+        }
+    }
+
+    /// A seed drawn as a family draws its own.
+    pub fn seed() -> u64 {
+        std::hash::RandomState::new().hash_one(0u8)
+    }
+
+    /// promtrack's family (its table), with `series` already created.
+    pub fn table<'a>(series: &[Labels<'a>]) -> Family<Labels<'a>, Counter> {
+        let family = Family::<Labels<'a>, Counter>::new(REQUESTS_NAME, HELP)
+            .label_names(["method", "status"]);
+        for labels in series {
+            family.with(labels);
+        }
+        family
+    }
+
+    pub type Papaya = papaya::HashMap<Key, Counter, PassThrough>;
+
+    /// A papaya map holding `series`.
+    pub fn papaya(series: &[Labels<'_>], seed: u64) -> Papaya {
+        let map = Papaya::with_hasher(PassThrough);
+        for labels in series {
+            papaya_inc(&map, labels, seed);
+        }
+        map
+    }
+
+    /// Finds or creates the series of `labels` and adds one, as `Family::with(..).inc()` does.
+    #[inline(always)]
+    pub fn papaya_inc(map: &Papaya, labels: &Labels<'_>, seed: u64) {
+        let map = map.pin();
+        index_bench::with_key(labels, seed, |key| match map.get(&Query(key)) {
+            Some(counter) => counter.inc(),
+            None => papaya_create(&map, key),
+        })
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn papaya_create(
+        map: &papaya::HashMapRef<'_, Key, Counter, PassThrough, impl papaya::Guard>,
+        key: LookupKey<'_>,
+    ) {
+        map.get_or_insert_with(Key(key.to_stored()), index_bench::counter)
+            .inc();
+    }
+
+    pub type Scc = scc::HashMap<Key, Counter, PassThrough>;
+
+    /// An scc map holding `series`.
+    pub fn scc(series: &[Labels<'_>], seed: u64) -> Scc {
+        let map = Scc::with_hasher(PassThrough);
+        for labels in series {
+            scc_inc(&map, labels, seed);
+        }
+        map
+    }
+
+    /// Finds or creates the series of `labels` and adds one, as `Family::with(..).inc()` does.
+    #[inline(always)]
+    pub fn scc_inc(map: &Scc, labels: &Labels<'_>, seed: u64) {
+        index_bench::with_key(labels, seed, |key| {
+            if map
+                .read_sync(&Query(key), |_, counter| counter.inc())
+                .is_none()
+            {
+                scc_create(map, key);
+            }
+        })
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn scc_create(map: &Scc, key: LookupKey<'_>) {
+        map.entry_sync(Key(key.to_stored()))
+            .or_insert_with(index_bench::counter)
+            .get()
+            .inc();
+    }
+
+    /// Like `two_threads`, but each thread is told which it is (0 or 1).
+    pub fn two_threads_each(b: &mut Bencher<'_>, inc: impl Fn(usize) + Sync) {
+        b.iter_custom(|iters| {
+            let barrier = Barrier::new(2);
+            thread::scope(|s| {
+                let other = s.spawn(|| {
+                    barrier.wait();
+                    for _ in 0..iters {
+                        inc(1);
+                    }
+                });
+                barrier.wait();
+                let start = Instant::now();
+                for _ in 0..iters {
+                    inc(0);
+                }
+                other.join().expect("incrementing thread panicked");
+                start.elapsed()
+            })
+        });
+    }
+}
+
 // --------------------------------------------------------------------------------------------
 // Groups
 // --------------------------------------------------------------------------------------------
@@ -810,12 +1017,355 @@ fn counter_inc_contended(c: &mut Criterion) {
     g.finish();
 }
 
+/// promtrack's table against map crates on the lookup of `counter_lookup_2labels` (see the
+/// module docs). Each function builds its own fixture, so the indexes share no cache lines.
+fn counter_lookup_index(c: &mut Criterion) {
+    let mut g = c.benchmark_group("counter_lookup_index");
+    let (method, status) = request_labels();
+    let post = black_box(String::from("POST"));
+    let seed = index::seed();
+    // Read through `black_box` on each iteration, as in `counter_lookup_2labels`.
+    let labels = || [black_box(method.as_str()), black_box(status.as_str())];
+    // Thread 0 looks up (`GET`, `200`), thread 1 (`POST`, `200`).
+    let own_labels = |thread: usize| {
+        let m = if thread == 0 { &method } else { &post };
+        [black_box(m.as_str()), black_box(status.as_str())]
+    };
+    let one: &[index::Labels<'_>] = &[["GET", "200"]];
+    let both: &[index::Labels<'_>] = &[["GET", "200"], ["POST", "200"]];
+
+    let family = index::table(one);
+    g.bench_function("1_thread/table", |b| {
+        b.iter(|| {
+            let [method, status] = labels();
+            family.with(&[method, status]).inc();
+        })
+    });
+    let map = index::papaya(one, seed);
+    g.bench_function("1_thread/papaya", |b| {
+        b.iter(|| index::papaya_inc(&map, &labels(), seed))
+    });
+    let map = index::scc(one, seed);
+    g.bench_function("1_thread/scc", |b| {
+        b.iter(|| index::scc_inc(&map, &labels(), seed))
+    });
+
+    let family = index::table(one);
+    g.bench_function("2_threads/table", |b| {
+        two_threads(b, || {
+            let [method, status] = labels();
+            family.with(&[method, status]).inc();
+        })
+    });
+    let map = index::papaya(one, seed);
+    g.bench_function("2_threads/papaya", |b| {
+        two_threads(b, || index::papaya_inc(&map, &labels(), seed))
+    });
+    let map = index::scc(one, seed);
+    g.bench_function("2_threads/scc", |b| {
+        two_threads(b, || index::scc_inc(&map, &labels(), seed))
+    });
+
+    let family = index::table(both);
+    g.bench_function("2_threads_distinct/table", |b| {
+        index::two_threads_each(b, |t| {
+            let [method, status] = own_labels(t);
+            family.with(&[method, status]).inc();
+        })
+    });
+    let map = index::papaya(both, seed);
+    g.bench_function("2_threads_distinct/papaya", |b| {
+        index::two_threads_each(b, |t| index::papaya_inc(&map, &own_labels(t), seed))
+    });
+    let map = index::scc(both, seed);
+    g.bench_function("2_threads_distinct/scc", |b| {
+        index::two_threads_each(b, |t| index::scc_inc(&map, &own_labels(t), seed))
+    });
+
+    g.finish();
+}
+
 criterion_group!(
     core,
     counter_inc_resolved,
     counter_lookup_2labels,
+    counter_lookup_2labels_static,
+    histogram_lookup_3labels_static,
     histogram_observe,
     encode_text,
-    counter_inc_contended
+    counter_inc_contended,
+    counter_lookup_index
 );
 criterion_main!(core);
+
+// --------------------------------------------------------------------------------------------
+// Static families, run-time label values (issue 12.1)
+// --------------------------------------------------------------------------------------------
+//
+// | group                             | what one iteration is                                     |
+// |-----------------------------------|-----------------------------------------------------------|
+// | `counter_lookup_2labels_static`   | as `counter_lookup_2labels`, on a family in a `static`    |
+// | `histogram_lookup_3labels_static` | find the series for three run-time string labels          |
+// |                                   | (`method`, `route`, `status`) in a `static`, one observe  |
+//
+// What services write: the family is a `static` (`LazyLock`, or promtrack's `family!`), and the
+// label values are a request's borrowed `&str`s, so the label type cannot borrow them for
+// `'static`. promtrack's family stores `[String; N]` and is queried with `[&str; N]` (no
+// allocation on a hit); rust-prometheus and measured take `&str`s as in the local groups;
+// prometheus-client and metrics copy the values into owned keys, as in `counter_lookup_2labels`.
+// Each series is created before the measurement: every iteration is a hit.
+
+/// The run-time label values of `histogram_lookup_3labels_static`.
+fn route_labels() -> (String, String, String) {
+    (
+        black_box(String::from("GET")),
+        black_box(String::from("/api/v1/users/{id}")),
+        black_box(String::from("200")),
+    )
+}
+
+mod statics {
+    use super::*;
+
+    pub static PROM_COUNTERS: LazyLock<prometheus::IntCounterVec> =
+        LazyLock::new(prom::counter_vec);
+    pub static PROM_HISTOGRAMS: LazyLock<prometheus::HistogramVec> = LazyLock::new(|| {
+        let vec = prometheus::HistogramVec::new(
+            prometheus::HistogramOpts::new(LATENCY_NAME, HELP).buckets(BUCKETS.to_vec()),
+            &["method", "route", "status"],
+        )
+        .unwrap();
+        let (method, route, status) = route_labels();
+        vec.with_label_values(&[&method, &route, &status]);
+        vec
+    });
+
+    /// Owned keys, as in `pclient`.
+    #[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+    pub struct RouteRequest {
+        pub method: String,
+        pub route: String,
+        pub status: String,
+    }
+
+    type PclientHistograms = prometheus_client::metrics::family::Family<
+        RouteRequest,
+        prometheus_client::metrics::histogram::Histogram,
+        fn() -> prometheus_client::metrics::histogram::Histogram,
+    >;
+
+    pub static PCLIENT_COUNTERS: LazyLock<
+        prometheus_client::metrics::family::Family<
+            pclient::Request,
+            prometheus_client::metrics::counter::Counter,
+        >,
+    > = LazyLock::new(pclient::counter_vec);
+    pub static PCLIENT_HISTOGRAMS: LazyLock<PclientHistograms> = LazyLock::new(|| {
+        let family = PclientHistograms::new_with_constructor(|| {
+            prometheus_client::metrics::histogram::Histogram::new(BUCKETS)
+        });
+        let (method, route, status) = route_labels();
+        let _ = family.get_or_create(&RouteRequest {
+            method,
+            route,
+            status,
+        });
+        family
+    });
+
+    #[derive(Clone, Copy, measured::LabelGroup)]
+    #[label(set = RouteRequestSet)]
+    pub struct MeasuredRouteRequest<'a> {
+        #[label(dynamic_with = measured::lasso::ThreadedRodeo, default)]
+        pub method: &'a str,
+        #[label(dynamic_with = measured::lasso::ThreadedRodeo, default)]
+        pub route: &'a str,
+        #[label(dynamic_with = measured::lasso::ThreadedRodeo, default)]
+        pub status: &'a str,
+    }
+
+    pub static MEASURED_COUNTERS: LazyLock<measured::CounterVec<measured_::RequestSet>> =
+        LazyLock::new(measured_::counter_vec);
+    pub static MEASURED_HISTOGRAMS: LazyLock<measured::HistogramVec<RouteRequestSet, 11>> =
+        LazyLock::new(|| {
+            let vec = measured::HistogramVec::with_metadata(
+                measured::metric::histogram::Thresholds::with_buckets(BUCKETS),
+            );
+            let (method, route, status) = route_labels();
+            vec.observe(
+                MeasuredRouteRequest {
+                    method: &method,
+                    route: &route,
+                    status: &status,
+                },
+                0.0,
+            );
+            vec
+        });
+
+    promtrack::family! {
+        /// Owned label storage, queried with borrowed values.
+        pub static PROMTRACK_COUNTERS: promtrack::Family<[String; 2], promtrack::Counter> =
+            ("static_requests_total", "Benchmark metric.", label_names = ["method", "status"]);
+        pub static PROMTRACK_HISTOGRAMS: promtrack::Family<[String; 3], promtrack::Histogram> = (
+            "static_latency_seconds",
+            "Benchmark metric.",
+            label_names = ["method", "route", "status"]
+        );
+    }
+}
+
+fn counter_lookup_2labels_static(c: &mut Criterion) {
+    let mut g = c.benchmark_group("counter_lookup_2labels_static");
+    let (method, status) = request_labels();
+    let labels = || (black_box(method.as_str()), black_box(status.as_str()));
+
+    LazyLock::force(&statics::PROM_COUNTERS);
+    g.bench_function("prometheus", |b| {
+        b.iter(|| {
+            let (method, status) = labels();
+            statics::PROM_COUNTERS
+                .with_label_values(&[method, status])
+                .inc();
+        })
+    });
+
+    LazyLock::force(&statics::PCLIENT_COUNTERS);
+    g.bench_function("prometheus-client", |b| {
+        b.iter(|| {
+            let (method, status) = labels();
+            let key = pclient::Request {
+                method: method.to_owned(),
+                status: status.to_owned(),
+            };
+            statics::PCLIENT_COUNTERS.get_or_create(&key).inc();
+        })
+    });
+
+    // No family object to hold in a `static`: the recorder is the registry, as in the local group.
+    let recorder = metrics_rs::counter_vec();
+    g.bench_function("metrics", |b| {
+        b.iter(|| {
+            let (method, status) = labels();
+            metrics::with_local_recorder(&recorder, || {
+                metrics::counter!(REQUESTS_NAME, "method" => method.to_owned(), "status" => status.to_owned())
+                    .increment(1);
+            })
+        })
+    });
+
+    LazyLock::force(&statics::MEASURED_COUNTERS);
+    g.bench_function("measured", |b| {
+        b.iter(|| {
+            let (method, status) = labels();
+            statics::MEASURED_COUNTERS.inc(measured_::Request { method, status });
+        })
+    });
+
+    statics::PROMTRACK_COUNTERS.with(&["GET", "200"]);
+    g.bench_function("promtrack", |b| {
+        b.iter(|| {
+            let (method, status) = labels();
+            statics::PROMTRACK_COUNTERS.with(&[method, status]).inc();
+        })
+    });
+
+    g.finish();
+}
+
+fn histogram_lookup_3labels_static(c: &mut Criterion) {
+    let mut g = c.benchmark_group("histogram_lookup_3labels_static");
+    let (method, route, status) = route_labels();
+    let labels = || {
+        (
+            black_box(method.as_str()),
+            black_box(route.as_str()),
+            black_box(status.as_str()),
+        )
+    };
+
+    LazyLock::force(&statics::PROM_HISTOGRAMS);
+    g.bench_function("prometheus", |b| {
+        let mut values = Observations::new();
+        b.iter(|| {
+            let (method, route, status) = labels();
+            statics::PROM_HISTOGRAMS
+                .with_label_values(&[method, route, status])
+                .observe(values.next());
+        })
+    });
+
+    LazyLock::force(&statics::PCLIENT_HISTOGRAMS);
+    g.bench_function("prometheus-client", |b| {
+        let mut values = Observations::new();
+        b.iter(|| {
+            let (method, route, status) = labels();
+            let key = statics::RouteRequest {
+                method: method.to_owned(),
+                route: route.to_owned(),
+                status: status.to_owned(),
+            };
+            statics::PCLIENT_HISTOGRAMS
+                .get_or_create(&key)
+                .observe(values.next());
+        })
+    });
+
+    // As in `histogram_observe`, drained by `run_upkeep` every `METRICS_DRAIN_EVERY` records.
+    let recorder = metrics_rs::recorder();
+    metrics::with_local_recorder(&recorder, || {
+        metrics::describe_histogram!(LATENCY_NAME, HELP);
+        metrics::histogram!(LATENCY_NAME, "method" => "GET", "route" => "/api/v1/users/{id}", "status" => "200")
+            .record(0.0);
+    });
+    let handle = recorder.handle();
+    g.bench_function("metrics", |b| {
+        let mut values = Observations::new();
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            let mut left = iters;
+            while left > 0 {
+                let chunk = left.min(METRICS_DRAIN_EVERY);
+                metrics::with_local_recorder(&recorder, || {
+                    for _ in 0..chunk {
+                        let (method, route, status) = labels();
+                        metrics::histogram!(LATENCY_NAME, "method" => method.to_owned(), "route" => route.to_owned(), "status" => status.to_owned())
+                            .record(values.next());
+                    }
+                });
+                handle.run_upkeep();
+                left -= chunk;
+            }
+            start.elapsed()
+        })
+    });
+
+    LazyLock::force(&statics::MEASURED_HISTOGRAMS);
+    g.bench_function("measured", |b| {
+        let mut values = Observations::new();
+        b.iter(|| {
+            let (method, route, status) = labels();
+            statics::MEASURED_HISTOGRAMS.observe(
+                statics::MeasuredRouteRequest {
+                    method,
+                    route,
+                    status,
+                },
+                values.next(),
+            );
+        })
+    });
+
+    statics::PROMTRACK_HISTOGRAMS.with(&["GET", "/api/v1/users/{id}", "200"]);
+    g.bench_function("promtrack", |b| {
+        let mut values = Observations::new();
+        b.iter(|| {
+            let (method, route, status) = labels();
+            statics::PROMTRACK_HISTOGRAMS
+                .with(&[method, route, status])
+                .observe(values.next());
+        })
+    });
+
+    g.finish();
+}

@@ -5,25 +5,37 @@
 //! tied to the exact version of this crate. A crate that re-exports promtrack under another
 //! path passes `crate = path::to::promtrack` to every macro.
 //!
-//! This file only dispatches. Each macro is parse → validate → expand: `args` parses a
-//! declaration into a typed model and validates it collecting every error, `item` parses as
-//! little of the function as it needs, `attr`, `derive` and `family` expand.
+//! This file only dispatches. Each macro is parse → validate → expand, one module a phase:
+//!
+//! - parse: `ast` (a declaration's arguments as written), `item` (the attributed function,
+//!   body kept as tokens);
+//! - validate: `valid` (every mistake collected, spanned at its token; `names` holds the
+//!   Prometheus naming rules it applies);
+//! - expand: `expand` (what every macro generates: runtime paths, `Spec`, link-time entry),
+//!   `instrument` (an attribute's body, by one strategy);
+//! - per macro, running the phases: `attr` (the handler attributes and exclusion marks),
+//!   `family` (`family!`), `derive` (the derives, whose `#[label(..)]` options are parsed,
+//!   checked and expanded in that one module).
+//!
+//! `errors` collects the problems of one invocation; `debug` prints expansions.
 //!
 //! `PROMTRACK_MACROS_DEBUG=1` (or `=<function name>`) prints expansions at compile time.
 
-mod args;
+mod ast;
 mod attr;
 mod debug;
 mod derive;
 mod errors;
+mod expand;
 mod family;
-mod ident;
+mod instrument;
 mod item;
 mod names;
+mod valid;
 
 use proc_macro::TokenStream;
 
-use args::Kind;
+use ast::Kind;
 
 /// Counts the calls of a function.
 ///
@@ -226,7 +238,7 @@ pub fn gauge(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// (`use promtrack::do_not_track as skip`) is not recognised there: keep the name.
 #[proc_macro_attribute]
 pub fn do_not_track(attr: TokenStream, item: TokenStream) -> TokenStream {
-    attr::mark(attr::Mark::DoNotTrack, attr.into(), item.into()).into()
+    attr::mark(attr::ExclusionMark::DoNotTrack, attr.into(), item.into()).into()
 }
 
 /// Excludes a handler from every metric: the layer's default metrics, metrics applied to every
@@ -248,7 +260,7 @@ pub fn do_not_track(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// matter: a metric attribute above it hoists the mark before its own code.
 #[proc_macro_attribute]
 pub fn exclude_all_metrics(attr: TokenStream, item: TokenStream) -> TokenStream {
-    attr::mark(attr::Mark::ExcludeAll, attr.into(), item.into()).into()
+    attr::mark(attr::ExclusionMark::ExcludeAll, attr.into(), item.into()).into()
 }
 
 /// Derives `LabelSet` for a struct with named fields: one label per field, named after the
@@ -276,6 +288,51 @@ pub fn exclude_all_metrics(attr: TokenStream, item: TokenStream) -> TokenStream 
 /// expansion is an `impl LabelSet` with `NAMES`, `ARITY`, `CARDINALITY` (the product of the
 /// fields' cardinalities, when all are fixed), a mixed-radix `cardinality_index`, and
 /// `write_values` writing each field in order.
+///
+/// # The borrowed form
+/// A struct with a field written `String` or `Cow<'_, str>` (also as `std::string::String`,
+/// `std::borrow::Cow`) also gets a borrowed form to look its series up with: `JobRef<'a>` for
+/// `Job`, with the struct's visibility and generics, each field with its own visibility and
+/// docs, each `String`/`Cow` field a `&'a str` and every other field of the same type, held by
+/// value — label values other than strings are enums, integers, `bool` and `StatusCode`, all
+/// `Copy`; a non-`Copy` one (`http::Method`) is cloned or moved in. `JobRef` implements
+/// `LabelQuery<Job>`, writing the same values in the same order, so `family.with(&JobRef { .. })`
+/// finds the series `family.with(&Job { .. })` finds, and allocates only when the series is new
+/// (which then stores its own copy). This is what a `static` family needs: its `Family<Job, _>`
+/// takes a request's `&str` this way and hands back a `&'static` series.
+///
+/// ```
+/// use promtrack::{Counter, Family, LabelSet, LabelValue};
+///
+/// #[derive(LabelValue, Clone, Copy)]
+/// enum Priority { Low, High }
+///
+/// #[derive(LabelSet)]
+/// struct Job { queue: String, priority: Priority }
+///
+/// promtrack::family! {
+///     static JOBS: Family<Job, Counter> = ("doc_derived_jobs_total", "Jobs run.");
+/// }
+///
+/// fn run(queue: &str) -> &'static Counter {
+///     let series = JOBS.with(&JobRef { queue, priority: Priority::High });
+///     series.inc();
+///     series
+/// }
+///
+/// let first = run(&format!("email{}", 2)); // a miss: creates the series
+/// let again = run("email2"); // a hit: no allocation
+/// assert!(std::ptr::eq(first, again));
+/// let owned = Job { queue: "email2".to_owned(), priority: Priority::High };
+/// assert_eq!(JOBS.with(&owned).get(), 2.0);
+/// ```
+///
+/// There is none for a struct without a string field (it is its own borrowed form), nor for
+/// one with lifetime parameters (it holds borrowed values itself: a `Family<Request<'static>,
+/// _>` takes a `&Request<'_>` of any lifetime). `#[label(borrowed = "JobKey")]` on the struct
+/// names it otherwise, `#[label(borrowed = false)]` leaves it out. A type already named
+/// `JobRef` in the module is a compile error, E0428 "the name `JobRef` is defined multiple
+/// times", pointing at this derive: give the borrowed form another name, or none, that way.
 #[proc_macro_derive(LabelSet, attributes(label))]
 pub fn derive_label_set(input: TokenStream) -> TokenStream {
     match syn::parse::<syn::DeriveInput>(input) {

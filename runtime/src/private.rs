@@ -9,11 +9,13 @@
 
 use std::time::Instant;
 
-pub use crate::context::{Exclusion, current_exclusion, exclude};
+// The request context: `exclude` and `Exclusion` for the generated code of `#[do_not_track]`
+// and `#[exclude_all_metrics]`; the rest for tests that run a handler as the layer would.
+pub use crate::context::{Exclusion, RequestContext, current_exclusion, exclude};
 pub use crate::declare::{
     Configure, DECLARATIONS, Declared, LazyFamily, Site, Spec, refused_declarations,
 };
-pub use crate::labels::{KeyWriter, LabelSet, LabelValue, ValueWriter};
+pub use crate::labels::{KeyWriter, LabelQuery, LabelSet, LabelValue, OwnedStr, ValueWriter};
 pub use crate::metric::{Counter, Gauge, GaugeMode, Histogram, InFlight, Info, Summary};
 pub use core::option::Option;
 pub use core::panic::Location;
@@ -256,5 +258,85 @@ pub const fn product(cardinalities: &[Option<usize>]) -> Option<usize> {
     Some(n)
 }
 
-/// Asserts at compile time that a label type implements `LabelValue` (spanned at the field).
-pub const fn assert_label_value<T: LabelValue + ?Sized>() {}
+/// Series keys exactly as [`Family::with`](crate::Family::with) makes them, for the benchmark that
+/// compares the family's own lock-free table with a concurrent map crate
+/// (`counter_lookup_index` in `benches/benches/core.rs`). promtrack itself does not use this
+/// module; it exists so that the two index structures can be compared with everything else equal:
+/// the same key words, the same hash and seed, the same comparison, the same stored value.
+#[doc(hidden)]
+pub mod index_bench {
+    use crate::cell::Cells;
+    use crate::key::{KeyRef, KeyWords, StoredKey};
+    use crate::labels::{KeyWriter, LabelSet};
+    use crate::metric::Counter;
+    use crate::metric::private::Sealed;
+
+    /// A key being looked up: the label values packed into words, and their hash.
+    #[derive(Clone, Copy)]
+    pub struct LookupKey<'a> {
+        key: KeyRef<'a>,
+        hash: u64,
+    }
+
+    impl LookupKey<'_> {
+        /// The key's hash under the seed it was made with.
+        #[inline(always)]
+        pub fn hash(&self) -> u64 {
+            self.hash
+        }
+
+        /// Whether `stored` is this key: the comparison the family's table makes.
+        #[inline(always)]
+        pub fn matches(&self, stored: &SeriesKey) -> bool {
+            stored.key.matches(&self.key)
+        }
+
+        /// The key as a series stores it.
+        pub fn to_stored(&self) -> SeriesKey {
+            SeriesKey {
+                key: StoredKey::new(self.key),
+                hash: self.hash,
+            }
+        }
+    }
+
+    /// A key as a series stores it (words and bytes), with its hash.
+    pub struct SeriesKey {
+        key: StoredKey,
+        hash: u64,
+    }
+
+    impl SeriesKey {
+        /// The hash it was stored under.
+        #[inline(always)]
+        pub fn hash(&self) -> u64 {
+            self.hash
+        }
+
+        /// Whether two stored keys are the same key.
+        pub fn same(&self, other: &SeriesKey) -> bool {
+            self.key.bytes == other.key.bytes
+        }
+    }
+
+    /// Calls `f` with the key of `labels` hashed under `seed`: the steps of a family's lookup
+    /// before its table is probed (values written into words on the stack, then hashed).
+    #[inline(always)]
+    pub fn with_key<L: LabelSet + ?Sized, R>(
+        labels: &L,
+        seed: u64,
+        f: impl FnOnce(LookupKey<'_>) -> R,
+    ) -> R {
+        let mut words = KeyWords::new();
+        let mut writer = KeyWriter::new(&mut words);
+        labels.write_values(&mut writer);
+        let key = words.finish();
+        let hash = key.hash(seed);
+        f(LookupKey { key, hash })
+    }
+
+    /// A counter at zero on heap cells: what a family's series holds outside multiprocess mode.
+    pub fn counter() -> Counter {
+        Counter::from_cells(Cells::heap(crate::layout::counter::LEN), &())
+    }
+}

@@ -3,10 +3,11 @@
 //! against plain TCP listeners where the behaviour under test is a server that misbehaves
 //! (never answers, redirects) or where the exact request must be seen.
 //!
-//! Without the gateway binary these tests FAIL, naming the package to install: a test that
-//! passes without having run would hide a missing install step in CI. Set
-//! `PROMTRACK_SKIP_PUSHGATEWAY=1` to skip them on purpose (each prints that it skipped);
-//! `PROMTRACK_PUSHGATEWAY=/path/to/pushgateway` picks another binary.
+//! The tests that start a gateway use the one `tests/build.rs` found on `PATH`
+//! (`prometheus-pushgateway` or `pushgateway`). Without one they show in `cargo test`'s output
+//! as `ignored, needs prometheus-pushgateway: apt-get install prometheus-pushgateway`; under
+//! `CI=true` they run anyway and fail with that message: a test that passes without having run
+//! would hide a missing install step in CI.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -45,31 +46,15 @@ impl Drop for Gateway {
     }
 }
 
-fn gateway_binary() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("PROMTRACK_PUSHGATEWAY") {
-        return Some(PathBuf::from(path));
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/bin")])
-        .flat_map(|dir| [dir.join("prometheus-pushgateway"), dir.join("pushgateway")])
-        .find(|candidate| candidate.is_file())
-}
-
-/// Starts a gateway, or returns `None` when the tests are skipped on purpose.
-fn start_gateway(test: &str, basic_auth: bool) -> Option<Gateway> {
-    if std::env::var("PROMTRACK_SKIP_PUSHGATEWAY").as_deref() == Ok("1") {
-        eprintln!("{test}: SKIPPED (PROMTRACK_SKIP_PUSHGATEWAY=1)");
-        return None;
-    }
-    let binary = gateway_binary().unwrap_or_else(|| {
+/// Starts a gateway: the one `build.rs` found on `PATH`. Without one the tests are ignored, unless
+/// they were demanded (`CI=true`, or `--include-ignored`): then this fails saying what to install.
+fn start_gateway(test: &str, basic_auth: bool) -> Gateway {
+    let Some(binary) = option_env!("PROMTRACK_TESTS_PUSHGATEWAY") else {
         panic!(
-            "{test}: no Pushgateway binary found (looked for prometheus-pushgateway and \
-             pushgateway on PATH and in /usr/bin). Install it with \
-             `apt-get install prometheus-pushgateway`, point PROMTRACK_PUSHGATEWAY at one, or set \
-             PROMTRACK_SKIP_PUSHGATEWAY=1 to skip these tests"
+            "{test}: needs prometheus-pushgateway (or upstream's pushgateway) on PATH: \
+             apt-get install prometheus-pushgateway"
         )
-    });
+    };
     let config_dir = basic_auth.then(|| {
         static N: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
@@ -89,7 +74,7 @@ fn start_gateway(test: &str, basic_auth: bool) -> Option<Gateway> {
     // retry on a fresh one if the gateway exits.
     for _ in 0..3 {
         let port = free_port();
-        let mut command = Command::new(&binary);
+        let mut command = Command::new(binary);
         command
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             // Debian's default persists to /var/lib/prometheus; each test wants a fresh gateway.
@@ -104,17 +89,17 @@ fn start_gateway(test: &str, basic_auth: bool) -> Option<Gateway> {
         }
         let mut child = command
             .spawn()
-            .unwrap_or_else(|e| panic!("{test}: cannot start {}: {e}", binary.display()));
+            .unwrap_or_else(|e| panic!("{test}: cannot start {binary}: {e}"));
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 let authorization = basic_auth.then(|| basic(USER, PASSWORD));
-                return Some(Gateway {
+                return Gateway {
                     child,
                     url: format!("http://127.0.0.1:{port}"),
                     authorization,
                     config_dir,
-                });
+                };
             }
             if let Some(status) = child.try_wait().unwrap() {
                 let mut stderr = String::new();
@@ -208,10 +193,12 @@ fn gauge(registry: &Registry, name: &str, value: f64) {
 }
 
 #[test]
+#[cfg_attr(
+    missing_pushgateway,
+    ignore = "needs prometheus-pushgateway: apt-get install prometheus-pushgateway"
+)]
 fn push_shows_the_values_under_the_grouping_key() {
-    let Some(gw) = start_gateway("push_shows_the_values", false) else {
-        return;
-    };
+    let gw = start_gateway("push_shows_the_values", false);
     let registry = Registry::new();
     counter(&registry, "pt_jobs_total", 3.0);
     gauge(&registry, "pt_queue_depth", 1.5);
@@ -254,10 +241,12 @@ fn push_shows_the_values_under_the_grouping_key() {
 }
 
 #[test]
+#[cfg_attr(
+    missing_pushgateway,
+    ignore = "needs prometheus-pushgateway: apt-get install prometheus-pushgateway"
+)]
 fn push_replaces_the_group_and_push_add_keeps_its_other_families() {
-    let Some(gw) = start_gateway("push_replaces_the_group", false) else {
-        return;
-    };
+    let gw = start_gateway("push_replaces_the_group", false);
     let job = "pt_replace";
     let pusher = Pusher::new(&gw.url, job)
         .unwrap()
@@ -308,10 +297,12 @@ fn push_replaces_the_group_and_push_add_keeps_its_other_families() {
 }
 
 #[test]
+#[cfg_attr(
+    missing_pushgateway,
+    ignore = "needs prometheus-pushgateway: apt-get install prometheus-pushgateway"
+)]
 fn delete_removes_only_its_group() {
-    let Some(gw) = start_gateway("delete_removes_only_its_group", false) else {
-        return;
-    };
+    let gw = start_gateway("delete_removes_only_its_group", false);
     let registry = Registry::new();
     gauge(&registry, "pt_g", 1.0);
     let a = Pusher::new(&gw.url, "pt_delete")
@@ -344,10 +335,12 @@ fn delete_removes_only_its_group() {
 }
 
 #[test]
+#[cfg_attr(
+    missing_pushgateway,
+    ignore = "needs prometheus-pushgateway: apt-get install prometheus-pushgateway"
+)]
 fn awkward_job_names_and_grouping_values_round_trip() {
-    let Some(gw) = start_gateway("awkward_values_round_trip", false) else {
-        return;
-    };
+    let gw = start_gateway("awkward_values_round_trip", false);
     let job = "team/nightly etl";
     let values = ["a/b", "", ".", "..", "x y", "ü/ñ", "50%", "+1", "/", "a\\b"];
     let registry = Registry::new();
@@ -381,10 +374,12 @@ fn awkward_job_names_and_grouping_values_round_trip() {
 }
 
 #[test]
+#[cfg_attr(
+    missing_pushgateway,
+    ignore = "needs prometheus-pushgateway: apt-get install prometheus-pushgateway"
+)]
 fn basic_auth_is_sent_and_a_refusal_says_what_to_check() {
-    let Some(gw) = start_gateway("basic_auth", true) else {
-        return;
-    };
+    let gw = start_gateway("basic_auth", true);
     let registry = Registry::new();
     gauge(&registry, "pt_secret", 4.0);
     let pusher = || {
@@ -463,10 +458,12 @@ impl Collector for Untyped {
 }
 
 #[test]
+#[cfg_attr(
+    missing_pushgateway,
+    ignore = "needs prometheus-pushgateway: apt-get install prometheus-pushgateway"
+)]
 fn a_refusing_gateway_s_message_is_in_the_error() {
-    let Some(gw) = start_gateway("refusal_message", false) else {
-        return;
-    };
+    let gw = start_gateway("refusal_message", false);
     let as_gauge = Registry::new();
     gauge(&as_gauge, "pt_clash", 1.0);
     Pusher::new(&gw.url, "pt_first")
@@ -502,10 +499,12 @@ fn a_refusing_gateway_s_message_is_in_the_error() {
 }
 
 #[test]
+#[cfg_attr(
+    missing_pushgateway,
+    ignore = "needs prometheus-pushgateway: apt-get install prometheus-pushgateway"
+)]
 fn a_series_carrying_a_grouping_label_is_refused_before_sending() {
-    let Some(gw) = start_gateway("grouping_label_clash", false) else {
-        return;
-    };
+    let gw = start_gateway("grouping_label_clash", false);
     let registry = Registry::new();
     let by_instance = Family::<[&str; 1], Gauge>::new("pt_by_instance", "Per instance.")
         .label_names(["instance"]);
@@ -673,10 +672,12 @@ fn a_gateway_that_never_answers_times_out_with_the_limit_named() {
 }
 
 #[test]
+#[cfg_attr(
+    missing_pushgateway,
+    ignore = "needs prometheus-pushgateway: apt-get install prometheus-pushgateway"
+)]
 fn gzip_bodies_reach_the_gateway() {
-    let Some(gw) = start_gateway("gzip_bodies", false) else {
-        return;
-    };
+    let gw = start_gateway("gzip_bodies", false);
     let registry = Registry::new();
     let rows = Family::<[u32; 1], Counter>::new("pt_rows_total", "Rows.").label_names(["table"]);
     registry.register(&rows).unwrap();

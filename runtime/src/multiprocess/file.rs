@@ -22,8 +22,9 @@ use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use crate::metric::GaugeMode;
+use crate::metric::{FamilyDecl, GaugeMode};
 use crate::model::MetricKind;
+use crate::sync;
 
 /// The file's magic bytes.
 pub(crate) const MAGIC: [u8; 8] = *b"promtrk\0";
@@ -89,33 +90,6 @@ pub(crate) fn mode_code(mode: GaugeMode) -> u8 {
     GaugeMode::ALL.iter().position(|&m| m == mode).unwrap_or(0) as u8
 }
 
-/// Whether a gauge in this mode keeps a timestamp and a sequence lock next to its value.
-pub(crate) fn is_stamped(mode: GaugeMode) -> bool {
-    matches!(mode, GaugeMode::MostRecent | GaugeMode::LiveMostRecent)
-}
-
-/// How many cells a series of this kind has.
-pub(crate) fn cells_for(kind: MetricKind, mode: GaugeMode, n_bounds: usize) -> usize {
-    match kind {
-        MetricKind::Counter | MetricKind::Summary => 2,
-        MetricKind::Gauge if is_stamped(mode) => 3,
-        MetricKind::Gauge => 1,
-        MetricKind::Histogram => n_bounds + 2,
-        _ => 0,
-    }
-}
-
-/// What a family record declares.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct FamilyDecl<'a> {
-    pub(crate) name: &'a str,
-    pub(crate) help: &'a str,
-    pub(crate) kind: MetricKind,
-    pub(crate) mode: GaugeMode,
-    pub(crate) label_names: &'a [&'a str],
-    pub(crate) bounds: &'a [f64],
-}
-
 /// Appends `bytes` and zero padding up to a multiple of 8.
 fn put_padded(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(bytes);
@@ -142,7 +116,7 @@ fn finish_record(out: &mut Vec<u8>, start: usize) {
     out[start..start + 4].copy_from_slice(&len.to_ne_bytes());
 }
 
-/// Encodes a family record.
+/// Encodes a family record: what `decl` declares.
 pub(crate) fn encode_family(out: &mut Vec<u8>, d: &FamilyDecl<'_>) {
     let start = start_record(out, TAG_FAMILY);
     out.push(kind_code(d.kind));
@@ -389,13 +363,13 @@ impl Writer {
         &self.lock
     }
 
-    /// Appends a series record for `key` in the declared family, with `n` zeroed cells, and
-    /// returns a pointer to its first cell (valid for the rest of the process's life).
+    /// Appends a series record for `key` in the declared family, with the zeroed cells of its
+    /// layout, and returns a pointer to its first cell (valid for the rest of the process's
+    /// life).
     pub(crate) fn alloc_series(
         &self,
         decl: &FamilyDecl<'_>,
         key: &[u8],
-        n: usize,
     ) -> io::Result<NonNull<AtomicU64>> {
         if self.is_detached() {
             // New series of a detached child live on the heap (lost to the aggregate, and
@@ -423,7 +397,8 @@ impl Writer {
             };
             let mut rec = fam;
             rec.clear();
-            let cells_at = encode_series(&mut rec, family_off, &vec![0; n], key);
+            let zeroed = vec![0; decl.layout().len()];
+            let cells_at = encode_series(&mut rec, family_off, &zeroed, key);
             let result = append(inner, self.header, &rec);
             inner.scratch = rec;
             let (_, ptr) = result?;
@@ -552,13 +527,30 @@ fn append(inner: &mut Inner, header: NonNull<u8>, rec: &[u8]) -> io::Result<(u32
     let off = inner.end;
     // SAFETY: `grow` guaranteed [off, off + len) lies within the last segment.
     let dst = unsafe { seg.ptr.as_ptr().add((off - seg.file_off) as usize) };
-    unsafe { std::ptr::copy_nonoverlapping(rec.as_ptr(), dst, rec.len()) };
     inner.end = off + rec.len() as u64;
-    // SAFETY: the header's `used` cell, in segment 0.
-    let used = unsafe { &*(header.as_ptr().add(H_USED) as *const AtomicU64) };
-    used.store(inner.end, Ordering::Release);
+    // SAFETY: the header's `used` cell, in segment 0. (In a `cfg(promtrack_loom)` build this is
+    // loom's, but no `Writer` runs there: only the model of `publish` does.)
+    let used = unsafe { &*(header.as_ptr().add(H_USED) as *const sync::AtomicU64) };
+    publish(
+        // SAFETY: [off, off + len) is inside the last segment, past `used`: no reader reads it
+        // and no reference to it exists until `publish` moves `used` over it.
+        || unsafe { std::ptr::copy_nonoverlapping(rec.as_ptr(), dst, rec.len()) },
+        used,
+        inner.end,
+    );
     // SAFETY: `dst` is inside a mapping, so not null.
     Ok((off as u32, unsafe { NonNull::new_unchecked(dst) }))
+}
+
+/// Publishes a record: `write` puts its bytes in the file at and past `used`, then `used` moves
+/// to `end` (the record's end) with a release store. A reader that acquire-loads `used` and
+/// reads only below it therefore sees every byte of every record it reads, and the padding
+/// `grow` wrote before it. The loom model `loom_publish_*` (tests below) runs this very function
+/// against a concurrent reader over an in-memory stand-in for the file.
+#[inline]
+fn publish(write: impl FnOnce(), used: &sync::AtomicU64, end: u64) {
+    write();
+    used.store(end, sync::Ordering::Release);
 }
 
 /// Maps a new segment able to hold a record of `need` bytes, after covering the rest of the
@@ -685,7 +677,7 @@ mod tests {
                 help: "h",
                 kind: MetricKind::Histogram,
                 mode: GaugeMode::All,
-                label_names: &["a"],
+                label_names: &["a".into()],
                 bounds: &[0.1, 1.0],
             },
         );
@@ -699,6 +691,10 @@ mod tests {
     /// the writer: new series are refused, with an error the caller counts, instead of being
     /// appended after a record that may be half-written.
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "creates a real file: fallocate and mmap are FFI Miri can't run"
+    )]
     fn a_panic_under_the_lock_releases_it_and_poisons_the_writer() {
         let dir = std::env::temp_dir().join(format!(
             "promtrack-writer-panic-{}-{:x}",
@@ -712,18 +708,138 @@ mod tests {
             help: "Jobs.",
             kind: MetricKind::Counter,
             mode: GaugeMode::All,
-            label_names: &["kind"],
+            label_names: &["kind".into()],
             bounds: &[],
         };
-        assert!(w.alloc_series(&decl, b"a\xff", 2).is_ok());
+        assert!(w.alloc_series(&decl, b"a\xff").is_ok());
         let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             w.with(|_| panic!("a bug under the lock"))
         }));
         assert!(panicked.is_err());
         // Released: this returns (it would spin for ever otherwise), and refuses.
-        let err = w.alloc_series(&decl, b"b\xff", 2).unwrap_err();
+        let err = w.alloc_series(&decl, b"b\xff").unwrap_err();
         assert!(err.to_string().contains("panic"), "{err}");
         assert!(w.path().starts_with(&dir));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+/// The append-and-publish protocol under loom: a writer appends records with [`publish`] while
+/// a reader acquire-loads `used` and reads every record below it, as `read.rs` does.
+///
+/// The file is an in-memory stand-in: one `loom::cell::UnsafeCell` per 8-byte word (records
+/// are 8-byte aligned and sized), written non-atomically like the mapping, so loom reports any
+/// read of a word that is not ordered after its write. What this checks of the real code: that
+/// `publish` orders the record's bytes before the `used` a reader can observe.
+#[cfg(all(test, promtrack_loom))]
+mod loom_tests {
+    use super::*;
+    use loom::cell::UnsafeCell;
+    use loom::sync::Arc;
+
+    /// The stand-in: a zeroed file of `words` words after the header's `used` cell.
+    struct Mem {
+        used: sync::AtomicU64,
+        words: Vec<UnsafeCell<u64>>,
+    }
+
+    // SAFETY: words past `used` are written only by the one writer; words below it are only
+    // read (the property the model checks).
+    unsafe impl Sync for Mem {}
+
+    impl Mem {
+        fn new(words: usize) -> Self {
+            Self {
+                used: sync::AtomicU64::new(0),
+                words: (0..words).map(|_| UnsafeCell::new(0)).collect(),
+            }
+        }
+
+        /// The real writer's step: `rec` copied at `off`, then published.
+        fn append(&self, off: u64, rec: &[u8]) -> u64 {
+            let end = off + rec.len() as u64;
+            publish(
+                || {
+                    for (i, word) in rec.chunks_exact(8).enumerate() {
+                        let w = u64::from_ne_bytes(word.try_into().expect("8 bytes"));
+                        // SAFETY: past `used`, only this writer touches it.
+                        self.words[off as usize / 8 + i].with_mut(|p| unsafe { *p = w });
+                    }
+                },
+                &self.used,
+                end,
+            );
+            end
+        }
+
+        fn word(&self, off: usize) -> u64 {
+            // SAFETY: the reader reads only below `used` (loom reports it otherwise).
+            self.words[off / 8].with(|p| unsafe { *p })
+        }
+
+        /// The reader's walk: every record below an acquire-loaded `used`, as (tag, first
+        /// payload word); panics on a record that is cut or malformed.
+        fn read(&self) -> Vec<(u16, u64)> {
+            let used = self.used.load(sync::Ordering::Acquire) as usize;
+            let mut out = Vec::new();
+            let mut off = 0;
+            while off < used {
+                let head = self.word(off).to_ne_bytes();
+                let len = u32::from_ne_bytes(head[..4].try_into().unwrap()) as usize;
+                let tag = u16::from_ne_bytes(head[4..6].try_into().unwrap());
+                assert!(len >= 16 && len % 8 == 0, "record length {len} at {off}");
+                assert!(off + len <= used, "record at {off} crosses used {used}");
+                out.push((tag, self.word(off + 8)));
+                off += len;
+            }
+            out
+        }
+    }
+
+    fn family_record() -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_family(
+            &mut out,
+            &FamilyDecl {
+                name: "x_total",
+                help: "",
+                kind: MetricKind::Counter,
+                mode: GaugeMode::All,
+                label_names: &[],
+                bounds: &[],
+            },
+        );
+        out
+    }
+
+    fn series_record(family_off: u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_series(&mut out, family_off, &[0, 0], b"");
+        out
+    }
+
+    /// Two records appended while a reader scans twice: every scan sees a prefix of the
+    /// appended records, whole, and a later scan never sees fewer.
+    #[test]
+    fn loom_publish_orders_records_before_used() {
+        loom::model(|| {
+            let (fam, series) = (family_record(), series_record(0));
+            let mem = Arc::new(Mem::new((fam.len() + series.len()) / 8));
+            let writer = {
+                let mem = Arc::clone(&mem);
+                let (fam, series) = (fam.clone(), series.clone());
+                loom::thread::spawn(move || {
+                    let end = mem.append(0, &fam);
+                    mem.append(end, &series);
+                })
+            };
+            let first = mem.read();
+            let second = mem.read();
+            assert!(second.len() >= first.len() && second.starts_with(&first));
+            let tags: Vec<u16> = second.iter().map(|r| r.0).collect();
+            assert!([&[][..], &[TAG_FAMILY], &[TAG_FAMILY, TAG_SERIES]].contains(&&tags[..]));
+            writer.join().unwrap();
+            assert_eq!(mem.read().len(), 2);
+        });
     }
 }
