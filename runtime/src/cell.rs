@@ -1,4 +1,4 @@
-//! Value cells: the 8-byte atomics every sample value lives in (DESIGN principle 1).
+//! Value cells: the 8-byte atomics every sample value lives in (ARCHITECTURE.md, *One value cell*).
 //!
 //! A [`Cells`] block is a run of `AtomicU64`s that never moves once handed out. In one process
 //! it owns a heap allocation; in multiprocess mode it points into this process's memory-mapped
