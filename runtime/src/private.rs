@@ -12,23 +12,16 @@ use std::time::Instant;
 // The request context: `exclude` and `Exclusion` for the generated code of `#[do_not_track]`
 // and `#[exclude_all_metrics]`; the rest for tests that run a handler as the layer would.
 pub use crate::context::{Exclusion, RequestContext, current_exclusion, exclude};
-pub use crate::declare::{
-    Configure, DECLARATIONS, Declared, LazyFamily, Site, Spec, refused_declarations,
-};
+pub use crate::declare::{Configure, LazyFamily, Site, Spec, refused_declarations};
 pub use crate::labels::{KeyWriter, LabelSet, LabelValue, ValueWriter};
 pub use crate::metric::{Counter, Gauge, GaugeMode, Histogram, InFlight, Info, Summary};
+pub use crate::registry::{DECLARATIONS, Declared};
 pub use core::option::Option;
 pub use core::panic::Location;
 pub use linkme;
 
 use crate::key::KeyWords;
 use crate::labels::key_values;
-
-/// Called once, when the default registry is first created: registers what was declared at
-/// link time.
-pub(crate) fn on_default_registry_init(registry: &crate::Registry) {
-    crate::declare::register_all(registry);
-}
 
 /// Whether the current request is excluded from every metric (`#[exclude_all_metrics]`).
 #[inline]

@@ -355,10 +355,27 @@ pub fn default_registry() -> &'static Registry {
         for collect in crate::store::default_registry_sources() {
             registry.register_collector(SeamCollector(collect));
         }
-        crate::__private::on_default_registry_init(&registry);
+        // Then every declaration the linker collected: the first scrape shows them all.
+        for declaration in DECLARATIONS {
+            declaration.register(&registry);
+        }
         registry
     })
 }
+
+/// Something the default registry registers when it is created: a declaration the macros
+/// generate (`declare.rs` implements it). The default registry owns this extension point so
+/// that it names no module above it; the declarations plug in.
+#[doc(hidden)]
+pub trait Declared: Sync {
+    fn register(&'static self, registry: &Registry);
+}
+
+/// Every declaration in the program, collected by the linker; the macros' generated code
+/// names it as `__private::DECLARATIONS`.
+#[doc(hidden)]
+#[linkme::distributed_slice]
+pub static DECLARATIONS: [&'static dyn Declared];
 
 /// A source of the default registry that `store.rs` provides.
 struct SeamCollector(crate::store::Collect);
