@@ -23,6 +23,12 @@ pub use linkme;
 use crate::key::KeyWords;
 use crate::labels::key_values;
 
+/// The path of this process's multiprocess file, if it has one: for tests that corrupt or
+/// inspect it. `None` in single-process mode or before the process created its first series.
+pub fn multiprocess_own_file() -> Option<std::path::PathBuf> {
+    crate::store::own_file()
+}
+
 /// Whether the current request is excluded from every metric (`#[exclude_all_metrics]`).
 #[inline]
 pub fn excluded() -> bool {
