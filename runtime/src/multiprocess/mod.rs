@@ -152,7 +152,7 @@ pub use crate::multiprocess_store::{
 /// If the directory is refused, if the mode is already on with another directory, or if series
 /// were already created in single-process mode (see [`Options::apply`]). Then, as a start-up
 /// check, if two metric declarations of one name disagree
-/// ([`check_declarations`](crate::check_declarations)'s error, naming both places): the mode is
+/// ([`check_declarations`]'s error, naming both places): the mode is
 /// on by then (the check registers the declarations, which must land in this process's file),
 /// but a service should stop rather than serve scrapes that silently lack a metric — the
 /// `?` in `main` does that.
@@ -202,7 +202,7 @@ impl Options {
 
     /// Switches the mode on, process-wide. Fails if the directory is refused, if the mode is
     /// already on with another directory, or if series were already created in single-process
-    /// mode; then runs [`check_declarations`](crate::check_declarations) and returns its error
+    /// mode; then runs [`check_declarations`] and returns its error
     /// (with the mode on), as [`dir`] documents.
     pub fn apply(self) -> Result<(), Error> {
         Setup {
