@@ -127,10 +127,10 @@
 //!
 //! Multiprocess mode needs Unix; elsewhere [`dir`] returns an error.
 //!
-//! This module is the public API and the part that plugs into the registry ([`DirCollector`])
-//! and the declarations ([`dir`] checks them); the mode switch, the files and their
-//! aggregation live in `multiprocess_store/`, below the registry, where a new series' cells
-//! come from.
+//! In the code, this module is the public API and what needs the registry ([`DirCollector`]
+//! is a [`Collector`]) or the declarations ([`dir`] checks them). The mode
+//! switch, the files, their aggregation and compaction live in
+//! `runtime/src/multiprocess_store/`, below the registry: a new series' cells come from there.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
