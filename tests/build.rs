@@ -11,6 +11,10 @@
 //!   repository (with `python3` to run it) nor `promtool` on `PATH`; fuzz_corpus.rs hands the
 //!   corpus to one of them. Otherwise `PROMTRACK_TESTS_EXPOSITION_CHECK` or
 //!   `PROMTRACK_TESTS_PROMTOOL` holds the path.
+//! - `missing_protobuf_checker`: no `../shared/tools/exposition-check` beside the repository
+//!   (with `python3`); protobuf_exposition.rs decodes the protobuf exposition with it (Python's
+//!   `protobuf` package, which the checker installs on first use). promtool cannot stand in:
+//!   it reads text only.
 //! - `missing_cap_sys_admin`: this process may not mount a tmpfs (the full-disk test in
 //!   multiprocess_full_disk.rs). A privilege, not a program: ignored under CI too.
 //! - `$OUT_DIR/ui_gate.rs`: the UI suite's gate, a macro that adds `#[ignore = "…"]` when this
@@ -49,6 +53,7 @@ fn main() {
     for cfg in [
         "missing_pushgateway",
         "missing_exposition_parser",
+        "missing_protobuf_checker",
         "missing_cap_sys_admin",
     ] {
         println!("cargo::rustc-check-cfg=cfg({cfg})");
@@ -83,6 +88,17 @@ fn main() {
             demanded("promtool", "apt-get install prometheus");
         } else {
             println!("cargo::rustc-cfg=missing_exposition_parser");
+        }
+    }
+
+    if checker.is_none() {
+        if ci {
+            demanded(
+                "../shared/tools/exposition-check",
+                "the workspace's shared/tools beside the repository, and apt-get install python3",
+            );
+        } else {
+            println!("cargo::rustc-cfg=missing_protobuf_checker");
         }
     }
 

@@ -5,15 +5,23 @@
 //! `LabelValue`, `bool`): the product of the fields', computed in const evaluation, with a
 //! mixed-radix index — so its family indexes a dense array and never hashes.
 //!
+//! `#[derive(LabelSet)]` on a struct with a `String` or `Cow<str>` field also generates its
+//! borrowed form (`JobRef<'a>` for `Job`): the same fields with each string one a `&'a str`, and
+//! an `impl LabelQuery<Job>` writing the same values in the same order, so a lookup by `JobRef`
+//! finds `Job`'s series. Which fields are strings is decided from the type as written (`String`,
+//! `Cow<'_, str>`, with or without their `std`/`alloc` paths); the generated impl then writes
+//! each of them through `OwnedStr`, implemented only by those two types, so a type that merely
+//! shares the name is a compile error, never a borrowed form that writes other values.
+//!
 //! Each derive runs the three phases in this one module, as its `#[label(..)]` options are few:
 //! parse them (`label_attrs`, collecting every error), check the label names with
 //! [`crate::valid::check_label_names`], expand with [`crate::expand`]'s runtime paths. On any
 //! error only the errors are emitted, never a partial impl.
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{Data, DeriveInput, Fields, LitStr, Path};
+use syn::{Data, DeriveInput, Fields, GenericArgument, Ident, LitStr, Path, PathArguments, Type};
 
 use crate::errors::Errors;
 use crate::expand::{private_path, respan};
@@ -26,6 +34,8 @@ struct LabelAttrs {
     rename: Option<LitStr>,
     rename_all: Option<(LitStr, Case)>,
     krate: Option<Path>,
+    /// `borrowed = "Name"` (`Some(Some(name))`) or `borrowed = false` (`Some(None)`).
+    borrowed: Option<(Span, Option<Ident>)>,
 }
 
 /// Where a `#[label(..)]` attribute sits, which decides the options it may have.
@@ -67,9 +77,37 @@ fn label_attrs(attrs: &[syn::Attribute], place: Place, errors: &mut Errors) -> L
                 ("crate", Place::SetContainer | Place::ValueContainer) => {
                     out.krate = Some(meta.value()?.parse()?);
                 }
+                ("borrowed", Place::SetContainer) => {
+                    let lit: syn::Lit = meta.value()?.parse()?;
+                    let name = match &lit {
+                        syn::Lit::Bool(b) if !b.value => None,
+                        syn::Lit::Str(s) => match s.parse::<Ident>() {
+                            Ok(ident) => Some(ident),
+                            Err(_) => {
+                                errors.push(
+                                    s.span(),
+                                    format!(
+                                        "`{}` is not a type name; `borrowed = \"JobKey\"` names the borrowed form, `borrowed = false` leaves it out",
+                                        s.value()
+                                    ),
+                                );
+                                None
+                            }
+                        },
+                        _ => {
+                            return Err(syn::Error::new(
+                                lit.span(),
+                                "expected `borrowed = \"TypeName\"` (the borrowed form's name) or `borrowed = false` (no borrowed form)",
+                            ));
+                        }
+                    };
+                    out.borrowed = Some((meta.path.span(), name));
+                }
                 _ => {
                     let allowed = match place {
-                        Place::SetContainer => "`crate = path`",
+                        Place::SetContainer => {
+                            "`crate = path`, `borrowed = \"TypeName\"`, `borrowed = false`"
+                        }
                         Place::SetField => "`rename = \"label_name\"`",
                         Place::ValueContainer => "`rename_all = \"snake_case\"`, `crate = path`",
                         Place::ValueVariant => "`rename = \"value\"`",
@@ -153,8 +191,14 @@ pub fn label_set(input: DeriveInput) -> TokenStream {
         // Spanned at the field's type: a type that is not a label value is reported there.
         quote_spanned!(ty.span()=> out.value::<#ty>(&self.#ident);)
     });
+    let borrowed = match borrowed_form(&input, &container, &labels, &p) {
+        Ok(tokens) => tokens,
+        Err(e) => return e.to_compile_error(),
+    };
     let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
     quote! {
+        #borrowed
+
         #[automatically_derived]
         impl #impl_generics #p::LabelSet for #name #ty_generics #where_clause {
             const NAMES: &'static [&'static str] = &[#(#names),*];
@@ -171,6 +215,147 @@ pub fn label_set(input: DeriveInput) -> TokenStream {
                 #(#writes)*
             }
         }
+    }
+}
+
+/// A field of a derived label set: label name, its span, the field's identifier and type.
+type Label<'a> = (String, Span, &'a Ident, &'a Type);
+
+/// The borrowed form of a derived set and its `LabelQuery` impl, or nothing: for a struct
+/// without a string field (it queries itself), with lifetime parameters (it can hold borrowed
+/// values itself, and a `Family<Job<'static>, _>` takes a `&Job<'_>` of any lifetime, as
+/// families are covariant), or with `#[label(borrowed = false)]`.
+fn borrowed_form(
+    input: &DeriveInput,
+    container: &LabelAttrs,
+    labels: &[Label<'_>],
+    p: &TokenStream,
+) -> syn::Result<TokenStream> {
+    let name = &input.ident;
+    let requested = match &container.borrowed {
+        Some((_, None)) => return Ok(TokenStream::new()),
+        Some((span, Some(ident))) => Some((*span, ident.clone())),
+        None => None,
+    };
+    let why_not = if !labels.iter().any(|(.., ty)| is_owned_str(ty)) {
+        Some("it has no `String` or `Cow<str>` field, so it is its own borrowed form")
+    } else if input.generics.lifetimes().next().is_some() {
+        Some(
+            "it has lifetime parameters, so it holds borrowed values itself (`&'a str`, \
+             `Cow<'a, str>`), and a family of it with `'static` takes them with any lifetime",
+        )
+    } else {
+        None
+    };
+    if let Some(why) = why_not {
+        return match requested {
+            Some((span, _)) => Err(syn::Error::new(
+                span,
+                format!("`{name}` gets no borrowed form: {why}; remove `borrowed = ..`"),
+            )),
+            None => Ok(TokenStream::new()),
+        };
+    }
+    let ref_name = requested
+        .map(|(_, ident)| ident)
+        .unwrap_or_else(|| quote::format_ident!("{}Ref", name));
+    let vis = &input.vis;
+    let fields = labels.iter().map(|(_, _, ident, ty)| {
+        let field = field_of(input, ident);
+        let docs = field.attrs.iter().filter(|a| a.path().is_ident("doc"));
+        let field_vis = &field.vis;
+        if is_owned_str(ty) {
+            quote!(#(#docs)* #field_vis #ident: &'a str,)
+        } else {
+            quote!(#(#docs)* #field_vis #ident: #ty,)
+        }
+    });
+    let writes = labels.iter().map(|(_, _, ident, ty)| {
+        if is_owned_str(ty) {
+            let p = respan(p.clone(), ty.span());
+            quote_spanned!(ty.span()=> <#ty as #p::OwnedStr>::write_borrowed(self.#ident, out);)
+        } else {
+            quote_spanned!(ty.span()=> out.value::<#ty>(&self.#ident);)
+        }
+    });
+    let mut ref_generics = input.generics.clone();
+    ref_generics.params.insert(0, syn::parse_quote!('a));
+    let where_clause = &ref_generics.where_clause;
+    let (impl_generics, ref_ty_generics, _) = ref_generics.split_for_impl();
+    let (_, ty_generics, _) = input.generics.split_for_impl();
+    let doc = format!(
+        "The borrowed form of [`{name}`], generated by `#[derive(LabelSet)]`: looks up \
+         `{name}`'s series with `&str` values (`family.with(&{ref_name} {{ .. }})`), allocating \
+         only for a new series. Each `String` or `Cow<str>` field of `{name}` is a `&str` here; \
+         the other fields are the same."
+    );
+    Ok(quote! {
+        #[doc = #doc]
+        // Generated whether or not it is used, and without derives (its fields' types may
+        // implement none): the lints that would ask for them are the user's business on `Job`.
+        #[allow(dead_code, missing_debug_implementations, missing_copy_implementations)]
+        #vis struct #ref_name #ref_generics #where_clause {
+            #(#fields)*
+        }
+
+        #[automatically_derived]
+        impl #impl_generics #p::LabelQuery<#name #ty_generics> for #ref_name #ref_ty_generics
+            #where_clause
+        {
+            #[inline]
+            fn write_values(&self, out: &mut #p::KeyWriter<'_>) {
+                #(#writes)*
+            }
+        }
+    })
+}
+
+fn field_of<'a>(input: &'a DeriveInput, ident: &Ident) -> &'a syn::Field {
+    match &input.data {
+        Data::Struct(s) => s
+            .fields
+            .iter()
+            .find(|f| f.ident.as_ref() == Some(ident))
+            .expect("a label is one of the struct's fields"),
+        _ => unreachable!("label sets are structs"),
+    }
+}
+
+/// Whether `ty` is written as `String` or `Cow<'_, str>` (bare, or through `std`/`alloc`).
+fn is_owned_str(ty: &Type) -> bool {
+    let ty = match ty {
+        Type::Group(g) => &*g.elem,
+        Type::Paren(p) => &*p.elem,
+        ty => ty,
+    };
+    let Type::Path(path) = ty else { return false };
+    if path.qself.is_some() {
+        return false;
+    }
+    let segments: Vec<_> = path.path.segments.iter().collect();
+    let Some((last, module)) = segments.split_last() else {
+        return false;
+    };
+    let module: Vec<String> = module.iter().map(|s| s.ident.to_string()).collect();
+    let in_module = |m: &str| {
+        module.is_empty()
+            || (module.len() == 2
+                && (module[0] == "std" || module[0] == "alloc")
+                && module[1] == m
+                && segments[..2].iter().all(|s| s.arguments.is_none()))
+    };
+    match (&last.arguments, last.ident.to_string().as_str()) {
+        (PathArguments::None, "String") => in_module("string"),
+        (PathArguments::AngleBracketed(args), "Cow") => {
+            let args: Vec<_> = args.args.iter().collect();
+            in_module("borrow")
+                && matches!(
+                    args.as_slice(),
+                    [GenericArgument::Lifetime(_), GenericArgument::Type(Type::Path(t))]
+                        if t.qself.is_none() && t.path.is_ident("str")
+                )
+        }
+        _ => false,
     }
 }
 
@@ -347,5 +532,32 @@ mod tests {
         assert_eq!(Case::Upper.apply("NotFound"), "NOTFOUND");
         assert_eq!(Case::Camel.apply("NotFound"), "notFound");
         assert_eq!(Case::Pascal.apply("not_found"), "NotFound");
+    }
+
+    #[test]
+    fn owned_strings_are_recognised_as_written() {
+        for ty in [
+            "String",
+            "std::string::String",
+            "::std::string::String",
+            "alloc::string::String",
+            "Cow<'static, str>",
+            "std::borrow::Cow<'_, str>",
+            "::alloc::borrow::Cow<'static, str>",
+        ] {
+            assert!(is_owned_str(&syn::parse_str(ty).unwrap()), "{ty}");
+        }
+        for ty in [
+            "&'static str",
+            "str",
+            "Box<str>",
+            "Cow<'static, [u8]>",
+            "my::String",
+            "std::borrow::String",
+            "Option<String>",
+            "Priority",
+        ] {
+            assert!(!is_owned_str(&syn::parse_str(ty).unwrap()), "{ty}");
+        }
     }
 }

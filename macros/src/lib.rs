@@ -288,6 +288,51 @@ pub fn exclude_all_metrics(attr: TokenStream, item: TokenStream) -> TokenStream 
 /// expansion is an `impl LabelSet` with `NAMES`, `ARITY`, `CARDINALITY` (the product of the
 /// fields' cardinalities, when all are fixed), a mixed-radix `cardinality_index`, and
 /// `write_values` writing each field in order.
+///
+/// # The borrowed form
+/// A struct with a field written `String` or `Cow<'_, str>` (also as `std::string::String`,
+/// `std::borrow::Cow`) also gets a borrowed form to look its series up with: `JobRef<'a>` for
+/// `Job`, with the struct's visibility and generics, each field with its own visibility and
+/// docs, each `String`/`Cow` field a `&'a str` and every other field of the same type, held by
+/// value — label values other than strings are enums, integers, `bool` and `StatusCode`, all
+/// `Copy`; a non-`Copy` one (`http::Method`) is cloned or moved in. `JobRef` implements
+/// `LabelQuery<Job>`, writing the same values in the same order, so `family.with(&JobRef { .. })`
+/// finds the series `family.with(&Job { .. })` finds, and allocates only when the series is new
+/// (which then stores its own copy). This is what a `static` family needs: its `Family<Job, _>`
+/// takes a request's `&str` this way and hands back a `&'static` series.
+///
+/// ```
+/// use promtrack::{Counter, Family, LabelSet, LabelValue};
+///
+/// #[derive(LabelValue, Clone, Copy)]
+/// enum Priority { Low, High }
+///
+/// #[derive(LabelSet)]
+/// struct Job { queue: String, priority: Priority }
+///
+/// promtrack::family! {
+///     static JOBS: Family<Job, Counter> = ("doc_derived_jobs_total", "Jobs run.");
+/// }
+///
+/// fn run(queue: &str) -> &'static Counter {
+///     let series = JOBS.with(&JobRef { queue, priority: Priority::High });
+///     series.inc();
+///     series
+/// }
+///
+/// let first = run(&format!("email{}", 2)); // a miss: creates the series
+/// let again = run("email2"); // a hit: no allocation
+/// assert!(std::ptr::eq(first, again));
+/// let owned = Job { queue: "email2".to_owned(), priority: Priority::High };
+/// assert_eq!(JOBS.with(&owned).get(), 2.0);
+/// ```
+///
+/// There is none for a struct without a string field (it is its own borrowed form), nor for
+/// one with lifetime parameters (it holds borrowed values itself: a `Family<Request<'static>,
+/// _>` takes a `&Request<'_>` of any lifetime). `#[label(borrowed = "JobKey")]` on the struct
+/// names it otherwise, `#[label(borrowed = false)]` leaves it out. A type already named
+/// `JobRef` in the module is a compile error, E0428 "the name `JobRef` is defined multiple
+/// times", pointing at this derive: give the borrowed form another name, or none, that way.
 #[proc_macro_derive(LabelSet, attributes(label))]
 pub fn derive_label_set(input: TokenStream) -> TokenStream {
     match syn::parse::<syn::DeriveInput>(input) {

@@ -343,3 +343,40 @@ impl<L, M: Metric> std::fmt::Debug for LazyFamily<L, M> {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static SITE: Site<Counter, 1> = Site::new(
+        Spec {
+            name: "declare_test_site_calls_total",
+            help: "Calls.",
+            label_names: &["kind"],
+            buckets: None,
+            mode: GaugeMode::All,
+            location: Location::caller(),
+        },
+        Some(["fixed"]),
+    );
+
+    /// Registering a site publishes its fixed series; `series()` on other threads then reads
+    /// that pointer (the one `unsafe` here) and reaches the very series the family holds.
+    #[test]
+    fn a_registered_site_hands_out_its_family_series_on_every_thread() {
+        let registry = Registry::new();
+        SITE.register(&registry);
+        std::thread::scope(|s| {
+            for _ in 0..2 {
+                s.spawn(|| {
+                    for _ in 0..10 {
+                        SITE.series().inc();
+                    }
+                });
+            }
+        });
+        let family = SITE.family.get().expect("registered");
+        assert!(std::ptr::eq(SITE.series(), family.with(&["fixed"])));
+        assert_eq!(family.with(&["fixed"]).get(), 20.0);
+    }
+}

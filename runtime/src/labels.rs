@@ -194,8 +194,9 @@ impl<T: LabelSet + ?Sized> LabelSet for &T {
 ///   `[&str; N]` and `[Cow<str>; N]`;
 /// * slices of any of those, `[V]`, `[&V]`, `[&str]`…, for `[V; N]`: the length is only known
 ///   at run time, and a slice of the wrong length is counted in the family's overflow series;
-/// * the borrowed form `#[derive(LabelSet)]` generates for a struct with string fields
-///   (`JobRef<'a>` for `Job`).
+/// * the borrowed form `#[derive(LabelSet)]` generates for a struct with a `String` or
+///   `Cow<str>` field: `JobRef<'a>` for `Job`, each of those fields a `&'a str` (see the
+///   derive's docs).
 ///
 /// A family is covariant in its label set, so `Family<[&'static str; 2], _>`, as a `static`
 /// family holds it, also takes `[&str; 2]` of a shorter lifetime (the series it returns is then
@@ -225,7 +226,7 @@ impl<T: LabelSet + ?Sized> LabelSet for &T {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot look up a series of a family labelled by `{L}`",
     label = "not a query for `{L}`",
-    note = "query with a `{L}` itself, or with borrowed values of the same shape: an array of `&str`, `&String` or `Cow<str>` of the same length for an array of `String`, `&str` or `Cow<str>`; for a `#[derive(LabelSet)]` struct `Job` with string fields, its generated `JobRef`"
+    note = "query with a `{L}` itself, or with borrowed values of the same shape: an array of `&str`, `&String` or `Cow<str>` of the same length for an array of `String`, `&str` or `Cow<str>`; for a struct `Job` deriving `LabelSet` with a `String` or `Cow<str>` field, the `JobRef` it generates (or the type its `#[label(borrowed = \"..\")]` names)"
 )]
 pub trait LabelQuery<L: ?Sized> {
     /// The position of the queried set among `L`'s [`CARDINALITY`](LabelSet::CARDINALITY); only
@@ -320,6 +321,26 @@ string_queries! {
     ['v] String => Cow<'v, str>;
     ['q, 'v] &'q String => Cow<'v, str>;
 }
+
+/// The owned string types a derived label set's borrowed form (`JobRef` for `Job`) holds as
+/// `&str`: each writes its value exactly as `str` does, so the borrowed form finds the owned
+/// set's series. Generated code writes each such field through this trait, which makes a
+/// field type that only shares the name `String` or `Cow` a compile error.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not `std::string::String` or `std::borrow::Cow<str>`",
+    note = "`#[derive(LabelSet)]` turns fields written `String` or `Cow<'_, str>` into `&str` in the set's borrowed form; rename this type, or leave the borrowed form out with `#[label(borrowed = false)]`"
+)]
+pub trait OwnedStr: LabelValue {
+    /// Writes `value` as a value of this type holding it would be written.
+    #[inline(always)]
+    fn write_borrowed(value: &str, out: &mut KeyWriter<'_>) {
+        out.value::<str>(value);
+    }
+}
+
+impl OwnedStr for String {}
+impl OwnedStr for Cow<'_, str> {}
 
 impl LabelValue for str {
     #[inline]

@@ -96,6 +96,7 @@ mod registry;
 #[cfg(feature = "axum")]
 mod serve;
 mod store;
+mod sync;
 
 #[cfg(feature = "prometheus")]
 pub mod interop;

@@ -327,6 +327,8 @@ impl Registry {
                 )
                 .with_series(Series::new(Value::Counter(invalid as f64))),
             );
+            // Process-wide too: the scrapes this process answered, per negotiated format.
+            out.push(crate::expose::scrapes_family());
         }
         let errors = self.inner.collector_errors.load(Ordering::Relaxed);
         if always || errors > 0 {

@@ -1,39 +1,93 @@
 //! Exposition: turning a [`Registry`] into the bytes a scraper reads.
 //!
-//! - [`Format::negotiate`] picks Prometheus text 0.0.4 or OpenMetrics 1.0 from an `Accept`
-//!   header the way Prometheus' own client libraries do: media ranges ordered by q-value,
-//!   `q=0` meaning "not acceptable", text as the fallback for anything else.
+//! # Formats
+//!
+//! | [`Format`] | `Content-Type` answered | Chosen for (`Accept`) |
+//! | --- | --- | --- |
+//! | [`Text`](Format::Text) | `text/plain; version=0.0.4; charset=utf-8` | `text/plain`, `text/plain;version=0.0.4`, `text/*`, `*/*`, no `Accept`, anything unknown |
+//! | | `text/plain; version=1.0.0; charset=utf-8; escaping=…` | `text/plain;version=1.0.0[;escaping=…]` (Prometheus 3) |
+//! | [`OpenMetrics`](Format::OpenMetrics) | `application/openmetrics-text; version=1.0.0; charset=utf-8[; escaping=…]` | `application/openmetrics-text` with no version, `version=1.0.0` or `version=0.0.1` |
+//! | [`Protobuf`](Format::Protobuf) (feature `protobuf`, on by default) | `application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited` | `application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited` |
+//!
+//! [`Format::negotiate`] reads the media ranges the way Prometheus' own client libraries do:
+//! the highest q-value wins, the first listed among equals, `q=0` means "not acceptable", and
+//! text is the answer when nothing listed is known. That covers what each Prometheus sends:
+//! 2.x's default (OpenMetrics first), 2.x with `--enable-feature=native-histograms`
+//! (`application/vnd.google.protobuf;…;encoding=delimited;q=0.7,text/plain;version=0.0.4;q=0.3,*/*;q=0.1`)
+//! and 3.x's `scrape_protocols` order, whose 1.0.0 text forms carry `escaping=` (`allow-utf-8`,
+//! also spelled `allow-utf8`, `underscores`, `dots`, `values`). promtrack only accepts
+//! legacy-valid metric and label names (`[a-zA-Z_:][a-zA-Z0-9_:]*`), which every escaping
+//! scheme leaves as they are: the escaping a scraper asks for is the identity here, and the
+//! answer's `Content-Type` names it (an unknown scheme is answered as `underscores`, the
+//! default of client_golang). The answer always has a `Content-Type` (Prometheus 3 fails a
+//! scrape without one); for protobuf it is the full media type above, `encoding=delimited`
+//! included.
+//!
+//! # Entry points
+//!
 //! - [`encode`] writes one format; [`Scrape`] adds what an HTTP endpoint needs (content type,
 //!   gzip when `Accept-Encoding` allows it, the Python client's `name[]=` filter), so the axum
-//!   router and any other server give the same answer.
+//!   router and any other server give the same answer, and counts the scrape in
+//!   `promtrack_scrapes_total{format}` (the default registry exposes it: it says what a
+//!   scraper negotiated, which Prometheus 2.x does not report).
 
 mod float;
 mod openmetrics;
+#[cfg(feature = "protobuf")]
+mod protobuf;
 mod text;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use crate::Registry;
-use crate::model::FamilyDesc;
+use crate::model::{FamilyDesc, MetricFamily, MetricKind, Series, Value};
 
 /// An exposition format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Format {
-    /// Prometheus text format 0.0.4.
+    /// Prometheus text format 0.0.4 (answered as 1.0.0 when asked for it: with legacy names the
+    /// two are the same bytes).
     Text,
     /// OpenMetrics 1.0 text.
     OpenMetrics,
+    /// Prometheus protobuf: varint-length-delimited `io.prometheus.client.MetricFamily`
+    /// messages (feature `protobuf`). Binary: read it with [`encode`], not
+    /// [`encode_to_string`].
+    #[cfg(feature = "protobuf")]
+    Protobuf,
 }
 
+/// The protobuf media type, as Prometheus asks for it and as a response must name it.
+#[cfg(feature = "protobuf")]
+const PROTOBUF_MEDIA_TYPE: &str =
+    "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
+
 impl Format {
-    /// The `Content-Type` of a response in this format.
+    /// The `Content-Type` of a response in this format, in its default version (text 0.0.4,
+    /// OpenMetrics 1.0.0, no escaping parameter). [`Negotiated::content_type`] is the one to
+    /// send when answering an `Accept` header.
     pub fn content_type(self) -> &'static str {
         match self {
             Format::Text => "text/plain; version=0.0.4; charset=utf-8",
             Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            #[cfg(feature = "protobuf")]
+            Format::Protobuf => PROTOBUF_MEDIA_TYPE,
         }
     }
 
-    /// Chooses a format for an `Accept` header (`None` when the request had none).
+    /// The `format` label of `promtrack_scrapes_total`.
+    fn label(self) -> &'static str {
+        match self {
+            Format::Text => "text",
+            Format::OpenMetrics => "openmetrics",
+            #[cfg(feature = "protobuf")]
+            Format::Protobuf => "protobuf",
+        }
+    }
+
+    /// Chooses a format for an `Accept` header (`None` when the request had none); see the
+    /// [module docs](self) for the forms understood.
     ///
     /// ```
     /// use promtrack::expose::Format;
@@ -44,43 +98,206 @@ impl Format {
     /// assert_eq!(Format::negotiate(None), Format::Text);
     /// ```
     pub fn negotiate(accept: Option<&str>) -> Format {
-        let Some(accept) = accept else {
-            return Format::Text;
-        };
-        let mut best: Option<(f32, usize, Format)> = None;
-        for (position, range) in accept.split(',').enumerate() {
-            let mut parts = range.split(';').map(str::trim);
-            let media = parts.next().unwrap_or_default().to_ascii_lowercase();
-            let mut q = 1.0f32;
-            let mut version = None;
-            for param in parts {
-                let Some((k, v)) = param.split_once('=') else {
-                    continue;
-                };
-                let v = v.trim().trim_matches('"');
-                match k.trim().to_ascii_lowercase().as_str() {
-                    "q" => q = v.parse().unwrap_or(0.0),
-                    "version" => version = Some(v.to_owned()),
-                    _ => {}
-                }
+        Negotiated::from_accept(accept).format
+    }
+}
+
+/// What [`Format::negotiate`] chose, with the exact `Content-Type` that says so (the version
+/// and escaping scheme the scraper asked for).
+///
+/// ```
+/// use promtrack::expose::{Format, Negotiated};
+/// // Prometheus 3.x's default `scrape_protocols`:
+/// let accept = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2";
+/// let chosen = Negotiated::from_accept(Some(accept));
+/// assert_eq!(chosen.format, Format::OpenMetrics);
+/// assert_eq!(
+///     chosen.content_type,
+///     "application/openmetrics-text; version=1.0.0; charset=utf-8; escaping=allow-utf-8"
+/// );
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Negotiated {
+    /// The format to write.
+    pub format: Format,
+    /// The `Content-Type` to answer with.
+    pub content_type: &'static str,
+}
+
+/// A name-escaping scheme of Prometheus 3's `escaping=` parameter. Each is the identity on
+/// promtrack's legacy-valid names, so it changes only the `Content-Type` that names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Escaping {
+    AllowUtf8,
+    Underscores,
+    Dots,
+    Values,
+}
+
+impl Escaping {
+    /// The scheme a parameter value names; `None` for one Prometheus does not define.
+    fn parse(v: &str) -> Option<Escaping> {
+        match v {
+            "allow-utf-8" | "allow-utf8" => Some(Escaping::AllowUtf8),
+            "underscores" => Some(Escaping::Underscores),
+            "dots" => Some(Escaping::Dots),
+            "values" => Some(Escaping::Values),
+            _ => None,
+        }
+    }
+
+    fn text_1_0_0(self) -> &'static str {
+        match self {
+            Escaping::AllowUtf8 => "text/plain; version=1.0.0; charset=utf-8; escaping=allow-utf-8",
+            Escaping::Underscores => {
+                "text/plain; version=1.0.0; charset=utf-8; escaping=underscores"
             }
-            let format = match (media.as_str(), version.as_deref()) {
-                ("application/openmetrics-text", None | Some("1.0.0" | "0.0.1")) => {
-                    Format::OpenMetrics
-                }
-                ("text/plain", None | Some("0.0.4")) | ("text/*" | "*/*", _) => Format::Text,
-                _ => continue,
+            Escaping::Dots => "text/plain; version=1.0.0; charset=utf-8; escaping=dots",
+            Escaping::Values => "text/plain; version=1.0.0; charset=utf-8; escaping=values",
+        }
+    }
+
+    fn openmetrics(self) -> &'static str {
+        match self {
+            Escaping::AllowUtf8 => {
+                "application/openmetrics-text; version=1.0.0; charset=utf-8; escaping=allow-utf-8"
+            }
+            Escaping::Underscores => {
+                "application/openmetrics-text; version=1.0.0; charset=utf-8; escaping=underscores"
+            }
+            Escaping::Dots => {
+                "application/openmetrics-text; version=1.0.0; charset=utf-8; escaping=dots"
+            }
+            Escaping::Values => {
+                "application/openmetrics-text; version=1.0.0; charset=utf-8; escaping=values"
+            }
+        }
+    }
+}
+
+impl Negotiated {
+    /// Chooses for an `Accept` header (`None` when the request had none): the highest q-value
+    /// among the media ranges promtrack can answer, the first listed among equals; text 0.0.4
+    /// when none is.
+    pub fn from_accept(accept: Option<&str>) -> Negotiated {
+        let text = Negotiated {
+            format: Format::Text,
+            content_type: Format::Text.content_type(),
+        };
+        let Some(accept) = accept else {
+            return text;
+        };
+        let mut best: Option<(f32, Negotiated)> = None;
+        for range in accept.split(',') {
+            let Some((q, chosen)) = Self::range(range) else {
+                continue;
             };
             if q.is_nan() || q <= 0.0 {
                 continue;
             }
             // Highest q wins; among equals, the first listed.
-            if best.is_none_or(|(bq, _, _)| q > bq) {
-                best = Some((q, position, format));
+            if best.is_none_or(|(bq, _)| q > bq) {
+                best = Some((q, chosen));
             }
         }
-        best.map_or(Format::Text, |(_, _, f)| f)
+        best.map_or(text, |(_, n)| n)
     }
+
+    /// One media range: its q-value and what it asks for, or `None` if promtrack has no such
+    /// format. Parameter names are case-insensitive, values are compared as Prometheus sends
+    /// them.
+    fn range(range: &str) -> Option<(f32, Negotiated)> {
+        let mut parts = range.split(';').map(str::trim);
+        let media = parts.next().unwrap_or_default().to_ascii_lowercase();
+        let mut q = 1.0f32;
+        let (mut version, mut proto, mut encoding, mut escaping) = (None, None, None, None);
+        for param in parts {
+            let Some((k, v)) = param.split_once('=') else {
+                continue;
+            };
+            let v = v.trim().trim_matches('"');
+            match k.trim().to_ascii_lowercase().as_str() {
+                "q" => q = v.parse().unwrap_or(0.0),
+                "version" => version = Some(v),
+                "proto" => proto = Some(v),
+                "encoding" => encoding = Some(v),
+                "escaping" => escaping = Some(v),
+                _ => {}
+            }
+        }
+        let escaping = escaping.map(|e| Escaping::parse(e).unwrap_or(Escaping::Underscores));
+        let (format, content_type) = match (media.as_str(), version) {
+            ("application/vnd.google.protobuf", _) => {
+                let delimited = proto == Some("io.prometheus.client.MetricFamily")
+                    && encoding == Some("delimited");
+                #[cfg(feature = "protobuf")]
+                if delimited {
+                    (Format::Protobuf, PROTOBUF_MEDIA_TYPE)
+                } else {
+                    return None;
+                }
+                // Without the feature, the scraper's next choice answers.
+                #[cfg(not(feature = "protobuf"))]
+                return {
+                    let _ = delimited;
+                    None
+                };
+            }
+            ("application/openmetrics-text", None | Some("1.0.0" | "0.0.1")) => (
+                Format::OpenMetrics,
+                escaping.map_or(Format::OpenMetrics.content_type(), Escaping::openmetrics),
+            ),
+            ("text/plain", Some("1.0.0")) => (
+                Format::Text,
+                escaping.unwrap_or(Escaping::Underscores).text_1_0_0(),
+            ),
+            ("text/plain", None | Some("0.0.4")) | ("text/*" | "*/*", _) => {
+                (Format::Text, Format::Text.content_type())
+            }
+            _ => return None,
+        };
+        Some((
+            q,
+            Negotiated {
+                format,
+                content_type,
+            },
+        ))
+    }
+}
+
+/// Scrapes answered by [`Scrape::render`] in this process, per format (index: [`scrape_slot`]).
+static SCRAPES: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
+
+fn scrape_slot(format: Format) -> usize {
+    match format {
+        Format::Text => 0,
+        Format::OpenMetrics => 1,
+        #[cfg(feature = "protobuf")]
+        Format::Protobuf => 2,
+    }
+}
+
+/// `promtrack_scrapes_total{format}`: the scrapes this process answered, per negotiated format,
+/// one series per format this build can write (zero until one is asked for).
+pub(crate) fn scrapes_family() -> MetricFamily {
+    let mut family = MetricFamily::new(
+        "promtrack_scrapes_total",
+        "Scrapes answered by this process, by the exposition format negotiated from their Accept header.",
+        MetricKind::Counter,
+    );
+    for format in [
+        Format::OpenMetrics,
+        #[cfg(feature = "protobuf")]
+        Format::Protobuf,
+        Format::Text,
+    ] {
+        let n = SCRAPES[scrape_slot(format)].load(Ordering::Relaxed);
+        family
+            .series
+            .push(Series::new(Value::Counter(n as f64)).label("format", format.label()));
+    }
+    family
 }
 
 /// Writes every family of `registry` into `out`.
@@ -101,12 +318,14 @@ pub fn encode(registry: &Registry, format: Format, out: &mut Vec<u8>) {
     encode_filtered(registry, format, &|_| true, out)
 }
 
-/// [`encode`] into a `String`.
+/// [`encode`] into a `String`, for the text formats. [`Format::Protobuf`] is binary: its bytes
+/// come back lossily converted (use [`encode`] for it).
 pub fn encode_to_string(registry: &Registry, format: Format) -> String {
     let mut out = Vec::new();
     encode(registry, format, &mut out);
-    // Encoders write only UTF-8: names are ASCII, label values and help text come from `&str`.
-    String::from_utf8(out).expect("encoders write UTF-8")
+    // The text encoders write only UTF-8: names are ASCII, label values and help text come
+    // from `&str`.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 fn encode_filtered(
@@ -119,6 +338,12 @@ fn encode_filtered(
         Format::Text => registry.visit(&mut text::TextEncoder::new(out), include),
         Format::OpenMetrics => {
             let mut encoder = openmetrics::OpenMetricsEncoder::new(out);
+            registry.visit(&mut encoder, include);
+            encoder.finish();
+        }
+        #[cfg(feature = "protobuf")]
+        Format::Protobuf => {
+            let mut encoder = protobuf::ProtobufEncoder::new(out);
             registry.visit(&mut encoder, include);
             encoder.finish();
         }
@@ -166,19 +391,25 @@ pub struct Rendered {
     pub gzip: bool,
     /// The exposition.
     pub body: Vec<u8>,
+    content_type: &'static str,
 }
 
 impl Rendered {
-    /// The `Content-Type` header value.
+    /// The `Content-Type` header value: the negotiated one (see [`Negotiated`]).
     pub fn content_type(&self) -> &'static str {
-        self.format.content_type()
+        self.content_type
     }
 }
 
 impl Scrape<'_> {
-    /// Encodes `registry` as this request asks.
+    /// Encodes `registry` as this request asks, and counts the scrape in
+    /// `promtrack_scrapes_total{format}` (before encoding, so the answer counts itself).
     pub fn render(&self, registry: &Registry) -> Rendered {
-        let format = Format::negotiate(self.accept);
+        let Negotiated {
+            format,
+            content_type,
+        } = Negotiated::from_accept(self.accept);
+        SCRAPES[scrape_slot(format)].fetch_add(1, Ordering::Relaxed);
         let wanted = self.query.map(requested_names).unwrap_or_default();
         let include = |desc: &FamilyDesc<'_>| {
             wanted.is_empty()
@@ -193,7 +424,12 @@ impl Scrape<'_> {
         if gzip {
             body = gzip_bytes(&body);
         }
-        Rendered { format, gzip, body }
+        Rendered {
+            format,
+            gzip,
+            body,
+            content_type,
+        }
     }
 }
 
@@ -252,6 +488,8 @@ impl LeCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(feature = "protobuf")]
+    use prost::Message;
 
     #[test]
     fn negotiation_follows_q_values() {
@@ -279,12 +517,6 @@ mod tests {
                 OpenMetrics,
             ),
             (
-                Some(
-                    "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.7,text/plain;version=0.0.4;q=0.3",
-                ),
-                Text,
-            ),
-            (
                 Some("APPLICATION/OPENMETRICS-TEXT;Version=1.0.0"),
                 OpenMetrics,
             ),
@@ -293,6 +525,229 @@ mod tests {
         for (accept, want) in cases {
             assert_eq!(Format::negotiate(accept), want, "{accept:?}");
         }
+    }
+
+    const PB: &str = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited";
+    const PB_CT: &str = "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
+
+    fn chosen(accept: &str) -> (Format, &'static str) {
+        let n = Negotiated::from_accept(Some(accept));
+        assert_eq!(Format::negotiate(Some(accept)), n.format, "{accept}");
+        (n.format, n.content_type)
+    }
+
+    /// Prometheus 2.42 with `--enable-feature=native-histograms` (scrape.go's
+    /// `scrapeAcceptHeaderWithProtobuf`).
+    #[test]
+    fn prometheus_2_42_with_native_histograms() {
+        let accept = format!("{PB};q=0.7,text/plain;version=0.0.4;q=0.3,*/*;q=0.1");
+        #[cfg(feature = "protobuf")]
+        assert_eq!(chosen(&accept), (Format::Protobuf, PB_CT));
+        // Without the feature, its next choice.
+        #[cfg(not(feature = "protobuf"))]
+        assert_eq!(chosen(&accept), (Format::Text, Format::Text.content_type()));
+    }
+
+    /// Prometheus 3.x: `acceptHeader` of its `scrape_protocols`, q descending from 0.(n+1),
+    /// `escaping=` on the 1.0.0 text forms, `*/*` last.
+    #[test]
+    fn prometheus_3_scrape_protocols() {
+        let om = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8";
+        let text1 = "text/plain;version=1.0.0;escaping=allow-utf-8";
+        // The default order.
+        let default = format!(
+            "{om};q=0.6,application/openmetrics-text;version=0.0.1;q=0.5,{text1};q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2"
+        );
+        assert_eq!(
+            chosen(&default),
+            (
+                Format::OpenMetrics,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8; escaping=allow-utf-8"
+            )
+        );
+        // With `scrape_native_histograms` (or `PrometheusProto` listed first).
+        let native = format!(
+            "{PB};q=0.6,{om};q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,{text1};q=0.3,text/plain;version=0.0.4;q=0.2,*/*;q=0.1"
+        );
+        #[cfg(feature = "protobuf")]
+        assert_eq!(chosen(&native), (Format::Protobuf, PB_CT));
+        #[cfg(not(feature = "protobuf"))]
+        assert_eq!(chosen(&native).0, Format::OpenMetrics);
+        // `scrape_protocols: [PrometheusText1.0.0, PrometheusText0.0.4]`.
+        let text_first = format!("{text1};q=0.3,text/plain;version=0.0.4;q=0.2,*/*;q=0.1");
+        assert_eq!(
+            chosen(&text_first),
+            (
+                Format::Text,
+                "text/plain; version=1.0.0; charset=utf-8; escaping=allow-utf-8"
+            )
+        );
+        // `scrape_protocols: [PrometheusText0.0.4]`.
+        assert_eq!(
+            chosen("text/plain;version=0.0.4;q=0.2,*/*;q=0.1"),
+            (Format::Text, "text/plain; version=0.0.4; charset=utf-8")
+        );
+        // A protobuf range carrying escaping (later 3.x) is still protobuf.
+        #[cfg(feature = "protobuf")]
+        assert_eq!(
+            chosen(&format!("{PB};escaping=underscores;q=0.5,*/*;q=0.1")),
+            (Format::Protobuf, PB_CT)
+        );
+    }
+
+    /// Every escaping scheme is the identity on legacy names: it is only named back.
+    #[test]
+    fn escaping_schemes_are_named_back() {
+        let cases = [
+            ("allow-utf-8", "allow-utf-8"),
+            ("allow-utf8", "allow-utf-8"),
+            ("underscores", "underscores"),
+            ("dots", "dots"),
+            ("values", "values"),
+            // Unknown: answered as client_golang's default.
+            ("rot13", "underscores"),
+        ];
+        for (asked, named) in cases {
+            assert_eq!(
+                chosen(&format!("text/plain;version=1.0.0;escaping={asked}")),
+                (
+                    Format::Text,
+                    match named {
+                        "allow-utf-8" => {
+                            "text/plain; version=1.0.0; charset=utf-8; escaping=allow-utf-8"
+                        }
+                        "underscores" => {
+                            "text/plain; version=1.0.0; charset=utf-8; escaping=underscores"
+                        }
+                        "dots" => "text/plain; version=1.0.0; charset=utf-8; escaping=dots",
+                        _ => "text/plain; version=1.0.0; charset=utf-8; escaping=values",
+                    }
+                ),
+                "{asked}"
+            );
+            let (format, ct) = chosen(&format!(
+                "application/openmetrics-text; version=1.0.0; escaping={asked}"
+            ));
+            assert_eq!(format, Format::OpenMetrics);
+            assert_eq!(
+                ct,
+                format!(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8; escaping={named}"
+                )
+            );
+        }
+        // 1.0.0 text without a scheme: the default, named.
+        assert_eq!(
+            chosen("text/plain;version=1.0.0").1,
+            "text/plain; version=1.0.0; charset=utf-8; escaping=underscores"
+        );
+        // Text 0.0.4 and OpenMetrics without escaping keep their plain content types.
+        assert_eq!(chosen("text/plain").1, Format::Text.content_type());
+        assert_eq!(
+            chosen("application/openmetrics-text").1,
+            Format::OpenMetrics.content_type()
+        );
+    }
+
+    /// Only the delimited `MetricFamily` stream is protobuf; other protobuf forms are not ours.
+    #[test]
+    fn protobuf_needs_proto_and_delimited_encoding() {
+        for accept in [
+            "application/vnd.google.protobuf",
+            "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily",
+            "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=text",
+            "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=compact-text",
+            "application/vnd.google.protobuf;proto=other.Message;encoding=delimited",
+            "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0",
+        ] {
+            assert_eq!(
+                chosen(accept),
+                (Format::Text, Format::Text.content_type()),
+                "{accept}"
+            );
+        }
+        #[cfg(feature = "protobuf")]
+        {
+            assert_eq!(
+                chosen("Application/Vnd.Google.Protobuf; Proto=io.prometheus.client.MetricFamily; Encoding=delimited").0,
+                Format::Protobuf
+            );
+            assert_eq!(
+                chosen(&format!("text/plain;q=0.9,{PB};q=0.8")).0,
+                Format::Text
+            );
+            assert_eq!(Format::Protobuf.content_type(), PB_CT);
+        }
+    }
+
+    /// Every scrape is counted under the format it negotiated, and the count is in the
+    /// family the default registry exposes.
+    #[test]
+    fn scrapes_are_counted_per_format() {
+        let count = |label: &str| {
+            let family = scrapes_family();
+            let series = family
+                .series
+                .iter()
+                .find(|s| s.labels.iter().any(|(n, v)| n == "format" && v == label))
+                .unwrap_or_else(|| panic!("no series {label}"));
+            match series.value {
+                Value::Counter(v) => v,
+                _ => panic!("not a counter"),
+            }
+        };
+        let registry = Registry::new();
+        let mut cases = vec![
+            ("text", None),
+            ("openmetrics", Some("application/openmetrics-text")),
+        ];
+        #[cfg(feature = "protobuf")]
+        cases.push(("protobuf", Some(PB)));
+        for (label, accept) in cases {
+            let before = count(label);
+            let r = Scrape {
+                accept,
+                ..Default::default()
+            }
+            .render(&registry);
+            assert_eq!(r.format.label(), label);
+            // Other tests scrape concurrently: the count rises by at least this one.
+            assert!(count(label) >= before + 1.0, "{label}");
+        }
+        assert_eq!(scrapes_family().name, "promtrack_scrapes_total");
+        assert_eq!(
+            scrapes_family().series.len(),
+            if cfg!(feature = "protobuf") { 3 } else { 2 }
+        );
+    }
+
+    /// The default registry exposes the count; a scrape of it in protobuf counts itself.
+    #[cfg(feature = "protobuf")]
+    #[test]
+    fn a_protobuf_scrape_answers_with_its_media_type() {
+        let r = Scrape {
+            accept: Some(PB),
+            ..Default::default()
+        }
+        .render(crate::default_registry());
+        assert_eq!(r.format, Format::Protobuf);
+        assert_eq!(r.content_type(), PB_CT);
+        assert!(!r.gzip);
+        let mut body = &r.body[..];
+        let mut found = false;
+        while !body.is_empty() {
+            let f = protobuf::messages::MetricFamily::decode_length_delimited(&mut body).unwrap();
+            if f.name() == "promtrack_scrapes_total" {
+                let m = f
+                    .metric
+                    .iter()
+                    .find(|m| m.label.iter().any(|l| l.value() == "protobuf"))
+                    .unwrap();
+                assert!(m.counter.as_ref().unwrap().value.unwrap() >= 1.0);
+                found = true;
+            }
+        }
+        assert!(found, "promtrack_scrapes_total is exposed");
     }
 
     /// Bucket counts whose sum exceeds `u64::MAX` (a hostile multiprocess file can hold any)

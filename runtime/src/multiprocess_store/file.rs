@@ -63,6 +63,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::metric::{FamilyDecl, GaugeMode};
 use crate::model::MetricKind;
+use crate::sync;
 
 /// The file's magic bytes.
 pub(crate) const MAGIC: [u8; 8] = *b"promtrk\0";
@@ -565,13 +566,30 @@ fn append(inner: &mut Inner, header: NonNull<u8>, rec: &[u8]) -> io::Result<(u32
     let off = inner.end;
     // SAFETY: `grow` guaranteed [off, off + len) lies within the last segment.
     let dst = unsafe { seg.ptr.as_ptr().add((off - seg.file_off) as usize) };
-    unsafe { std::ptr::copy_nonoverlapping(rec.as_ptr(), dst, rec.len()) };
     inner.end = off + rec.len() as u64;
-    // SAFETY: the header's `used` cell, in segment 0.
-    let used = unsafe { &*(header.as_ptr().add(H_USED) as *const AtomicU64) };
-    used.store(inner.end, Ordering::Release);
+    // SAFETY: the header's `used` cell, in segment 0. (In a `cfg(promtrack_loom)` build this is
+    // loom's, but no `Writer` runs there: only the model of `publish` does.)
+    let used = unsafe { &*(header.as_ptr().add(H_USED) as *const sync::AtomicU64) };
+    publish(
+        // SAFETY: [off, off + len) is inside the last segment, past `used`: no reader reads it
+        // and no reference to it exists until `publish` moves `used` over it.
+        || unsafe { std::ptr::copy_nonoverlapping(rec.as_ptr(), dst, rec.len()) },
+        used,
+        inner.end,
+    );
     // SAFETY: `dst` is inside a mapping, so not null.
     Ok((off as u32, unsafe { NonNull::new_unchecked(dst) }))
+}
+
+/// Publishes a record: `write` puts its bytes in the file at and past `used`, then `used` moves
+/// to `end` (the record's end) with a release store. A reader that acquire-loads `used` and
+/// reads only below it therefore sees every byte of every record it reads, and the padding
+/// `grow` wrote before it. The loom model `loom_publish_*` (tests below) runs this very function
+/// against a concurrent reader over an in-memory stand-in for the file.
+#[inline]
+fn publish(write: impl FnOnce(), used: &sync::AtomicU64, end: u64) {
+    write();
+    used.store(end, sync::Ordering::Release);
 }
 
 /// Maps a new segment able to hold a record of `need` bytes, after covering the rest of the
@@ -712,6 +730,10 @@ mod tests {
     /// the writer: new series are refused, with an error the caller counts, instead of being
     /// appended after a record that may be half-written.
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "creates a real file: fallocate and mmap are FFI Miri can't run"
+    )]
     fn a_panic_under_the_lock_releases_it_and_poisons_the_writer() {
         let dir = std::env::temp_dir().join(format!(
             "promtrack-writer-panic-{}-{:x}",
@@ -738,5 +760,125 @@ mod tests {
         assert!(err.to_string().contains("panic"), "{err}");
         assert!(w.path().starts_with(&dir));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+/// The append-and-publish protocol under loom: a writer appends records with [`publish`] while
+/// a reader acquire-loads `used` and reads every record below it, as `read.rs` does.
+///
+/// The file is an in-memory stand-in: one `loom::cell::UnsafeCell` per 8-byte word (records
+/// are 8-byte aligned and sized), written non-atomically like the mapping, so loom reports any
+/// read of a word that is not ordered after its write. What this checks of the real code: that
+/// `publish` orders the record's bytes before the `used` a reader can observe.
+#[cfg(all(test, promtrack_loom))]
+mod loom_tests {
+    use super::*;
+    use loom::cell::UnsafeCell;
+    use loom::sync::Arc;
+
+    /// The stand-in: a zeroed file of `words` words after the header's `used` cell.
+    struct Mem {
+        used: sync::AtomicU64,
+        words: Vec<UnsafeCell<u64>>,
+    }
+
+    // SAFETY: words past `used` are written only by the one writer; words below it are only
+    // read (the property the model checks).
+    unsafe impl Sync for Mem {}
+
+    impl Mem {
+        fn new(words: usize) -> Self {
+            Self {
+                used: sync::AtomicU64::new(0),
+                words: (0..words).map(|_| UnsafeCell::new(0)).collect(),
+            }
+        }
+
+        /// The real writer's step: `rec` copied at `off`, then published.
+        fn append(&self, off: u64, rec: &[u8]) -> u64 {
+            let end = off + rec.len() as u64;
+            publish(
+                || {
+                    for (i, word) in rec.chunks_exact(8).enumerate() {
+                        let w = u64::from_ne_bytes(word.try_into().expect("8 bytes"));
+                        // SAFETY: past `used`, only this writer touches it.
+                        self.words[off as usize / 8 + i].with_mut(|p| unsafe { *p = w });
+                    }
+                },
+                &self.used,
+                end,
+            );
+            end
+        }
+
+        fn word(&self, off: usize) -> u64 {
+            // SAFETY: the reader reads only below `used` (loom reports it otherwise).
+            self.words[off / 8].with(|p| unsafe { *p })
+        }
+
+        /// The reader's walk: every record below an acquire-loaded `used`, as (tag, first
+        /// payload word); panics on a record that is cut or malformed.
+        fn read(&self) -> Vec<(u16, u64)> {
+            let used = self.used.load(sync::Ordering::Acquire) as usize;
+            let mut out = Vec::new();
+            let mut off = 0;
+            while off < used {
+                let head = self.word(off).to_ne_bytes();
+                let len = u32::from_ne_bytes(head[..4].try_into().unwrap()) as usize;
+                let tag = u16::from_ne_bytes(head[4..6].try_into().unwrap());
+                assert!(len >= 16 && len % 8 == 0, "record length {len} at {off}");
+                assert!(off + len <= used, "record at {off} crosses used {used}");
+                out.push((tag, self.word(off + 8)));
+                off += len;
+            }
+            out
+        }
+    }
+
+    fn family_record() -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_family(
+            &mut out,
+            &FamilyDecl {
+                name: "x_total",
+                help: "",
+                kind: MetricKind::Counter,
+                mode: GaugeMode::All,
+                label_names: &[],
+                bounds: &[],
+            },
+        );
+        out
+    }
+
+    fn series_record(family_off: u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_series(&mut out, family_off, &[0, 0], b"");
+        out
+    }
+
+    /// Two records appended while a reader scans twice: every scan sees a prefix of the
+    /// appended records, whole, and a later scan never sees fewer.
+    #[test]
+    fn loom_publish_orders_records_before_used() {
+        loom::model(|| {
+            let (fam, series) = (family_record(), series_record(0));
+            let mem = Arc::new(Mem::new((fam.len() + series.len()) / 8));
+            let writer = {
+                let mem = Arc::clone(&mem);
+                let (fam, series) = (fam.clone(), series.clone());
+                loom::thread::spawn(move || {
+                    let end = mem.append(0, &fam);
+                    mem.append(end, &series);
+                })
+            };
+            let first = mem.read();
+            let second = mem.read();
+            assert!(second.len() >= first.len() && second.starts_with(&first));
+            let tags: Vec<u16> = second.iter().map(|r| r.0).collect();
+            assert!([&[][..], &[TAG_FAMILY], &[TAG_FAMILY, TAG_SERIES]].contains(&&tags[..]));
+            writer.join().unwrap();
+            assert_eq!(mem.read().len(), 2);
+        });
     }
 }

@@ -1,0 +1,595 @@
+//! The Prometheus protobuf exposition: `io.prometheus.client.MetricFamily` messages, each
+//! preceded by its length as a varint (`encoding=delimited`).
+//!
+//! The messages are the few of Prometheus' `metrics.proto` (client_model,
+//! `io/prometheus/client/metrics.proto`, proto2) that an exposition needs, written by hand with
+//! prost's derive: no `protoc`, no generated file to keep in step. Field numbers and types are
+//! the proto's; every field is declared, the native-histogram and exemplar ones included, so that
+//! filling them later changes no message. proto2 fields are `Option`s, so a zero that was set is
+//! written (a counter at 0 carries `value: 0`), as client_golang writes it.
+//!
+//! What this encoder decides:
+//! - Families without series are skipped (client_golang gathers none; a protobuf family carries
+//!   no samples without them).
+//! - Names are the registered ones: counters keep `_total`, infos `_info`, as text 0.0.4 writes
+//!   them and as Prometheus reads a protobuf counter's name (it appends nothing).
+//! - Info is written as a gauge of value 1 and unknown as `UNTYPED`: the proto has neither type.
+//! - Classic buckets are cumulative (saturating, like the text encoders) and stop at the last
+//!   finite bound: `+Inf` is implied by `sample_count`, as client_golang writes it.
+//! - Counters, histograms and summaries carry `created_timestamp` where the source knows it
+//!   (Prometheus 2.42 ignores it; later versions use it for start-time-aware queries).
+//! - A series with a `Rendered` label text (our own families) has it parsed back into pairs: the
+//!   text is what the series was created with, so it is well-formed by construction.
+
+use prost::Message;
+
+use crate::model::{FamilyDesc, Labels, MetricKind, Point, Visitor};
+
+/// The messages of `metrics.proto`, field for field. `pub(crate)` so that the tests decode what
+/// the encoder wrote.
+pub(crate) mod messages {
+    /// `google.protobuf.Timestamp`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(crate) struct Timestamp {
+        #[prost(int64, tag = "1")]
+        pub seconds: i64,
+        #[prost(int32, tag = "2")]
+        pub nanos: i32,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(crate) struct LabelPair {
+        #[prost(string, optional, tag = "1")]
+        pub name: Option<String>,
+        #[prost(string, optional, tag = "2")]
+        pub value: Option<String>,
+    }
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
+    #[repr(i32)]
+    pub(crate) enum MetricType {
+        Counter = 0,
+        Gauge = 1,
+        Summary = 2,
+        Untyped = 3,
+        Histogram = 4,
+        GaugeHistogram = 5,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(crate) struct Gauge {
+        #[prost(double, optional, tag = "1")]
+        pub value: Option<f64>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(crate) struct Counter {
+        #[prost(double, optional, tag = "1")]
+        pub value: Option<f64>,
+        /// Filled by the exemplar work (issue 14).
+        #[prost(message, optional, tag = "2")]
+        pub exemplar: Option<Exemplar>,
+        #[prost(message, optional, tag = "3")]
+        pub created_timestamp: Option<Timestamp>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(crate) struct Quantile {
+        #[prost(double, optional, tag = "1")]
+        pub quantile: Option<f64>,
+        #[prost(double, optional, tag = "2")]
+        pub value: Option<f64>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(crate) struct Summary {
+        #[prost(uint64, optional, tag = "1")]
+        pub sample_count: Option<u64>,
+        #[prost(double, optional, tag = "2")]
+        pub sample_sum: Option<f64>,
+        #[prost(message, repeated, tag = "3")]
+        pub quantile: Vec<Quantile>,
+        #[prost(message, optional, tag = "4")]
+        pub created_timestamp: Option<Timestamp>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(crate) struct Untyped {
+        #[prost(double, optional, tag = "1")]
+        pub value: Option<f64>,
+    }
+
+    /// A classic histogram (`sample_count`, `sample_sum`, `bucket`), a native one (`schema` and
+    /// below), or both in one message. The native fields are filled by the native-histogram
+    /// work (issue 13); repeated scalars are unpacked, as proto2 declares them.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(crate) struct Histogram {
+        #[prost(uint64, optional, tag = "1")]
+        pub sample_count: Option<u64>,
+        /// Float histograms only (overrides `sample_count` if > 0).
+        #[prost(double, optional, tag = "4")]
+        pub sample_count_float: Option<f64>,
+        #[prost(double, optional, tag = "2")]
+        pub sample_sum: Option<f64>,
+        /// Increasing `upper_bound`; the `+Inf` bucket is optional.
+        #[prost(message, repeated, tag = "3")]
+        pub bucket: Vec<Bucket>,
+        #[prost(message, optional, tag = "15")]
+        pub created_timestamp: Option<Timestamp>,
+        /// Native: −4…8.
+        #[prost(sint32, optional, tag = "5")]
+        pub schema: Option<i32>,
+        #[prost(double, optional, tag = "6")]
+        pub zero_threshold: Option<f64>,
+        #[prost(uint64, optional, tag = "7")]
+        pub zero_count: Option<u64>,
+        #[prost(double, optional, tag = "8")]
+        pub zero_count_float: Option<f64>,
+        #[prost(message, repeated, tag = "9")]
+        pub negative_span: Vec<BucketSpan>,
+        /// Each bucket's count minus the previous one's (the first: minus zero).
+        #[prost(sint64, repeated, packed = "false", tag = "10")]
+        pub negative_delta: Vec<i64>,
+        #[prost(double, repeated, packed = "false", tag = "11")]
+        pub negative_count: Vec<f64>,
+        /// A native histogram with no observation and a zero threshold of 0 needs one no-op span
+        /// (offset 0, length 0) here, or it reads as a classic one.
+        #[prost(message, repeated, tag = "12")]
+        pub positive_span: Vec<BucketSpan>,
+        #[prost(sint64, repeated, packed = "false", tag = "13")]
+        pub positive_delta: Vec<i64>,
+        #[prost(double, repeated, packed = "false", tag = "14")]
+        pub positive_count: Vec<f64>,
+        /// Native histograms' exemplars; each must carry a timestamp.
+        #[prost(message, repeated, tag = "16")]
+        pub exemplars: Vec<Exemplar>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(crate) struct Bucket {
+        #[prost(uint64, optional, tag = "1")]
+        pub cumulative_count: Option<u64>,
+        #[prost(double, optional, tag = "4")]
+        pub cumulative_count_float: Option<f64>,
+        /// Inclusive.
+        #[prost(double, optional, tag = "2")]
+        pub upper_bound: Option<f64>,
+        /// Filled by the exemplar work (issue 14).
+        #[prost(message, optional, tag = "3")]
+        pub exemplar: Option<Exemplar>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(crate) struct BucketSpan {
+        /// Gap to the previous span, or the first bucket's index (may be negative).
+        #[prost(sint32, optional, tag = "1")]
+        pub offset: Option<i32>,
+        #[prost(uint32, optional, tag = "2")]
+        pub length: Option<u32>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(crate) struct Exemplar {
+        #[prost(message, repeated, tag = "1")]
+        pub label: Vec<LabelPair>,
+        #[prost(double, optional, tag = "2")]
+        pub value: Option<f64>,
+        #[prost(message, optional, tag = "3")]
+        pub timestamp: Option<Timestamp>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(crate) struct Metric {
+        #[prost(message, repeated, tag = "1")]
+        pub label: Vec<LabelPair>,
+        #[prost(message, optional, tag = "2")]
+        pub gauge: Option<Gauge>,
+        #[prost(message, optional, tag = "3")]
+        pub counter: Option<Counter>,
+        #[prost(message, optional, tag = "4")]
+        pub summary: Option<Summary>,
+        #[prost(message, optional, tag = "5")]
+        pub untyped: Option<Untyped>,
+        #[prost(message, optional, tag = "7")]
+        pub histogram: Option<Histogram>,
+        /// Never written: a scrape's samples take the scrape's time.
+        #[prost(int64, optional, tag = "6")]
+        pub timestamp_ms: Option<i64>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(crate) struct MetricFamily {
+        #[prost(string, optional, tag = "1")]
+        pub name: Option<String>,
+        #[prost(string, optional, tag = "2")]
+        pub help: Option<String>,
+        #[prost(enumeration = "MetricType", optional, tag = "3")]
+        pub r#type: Option<i32>,
+        #[prost(message, repeated, tag = "4")]
+        pub metric: Vec<Metric>,
+        /// OpenMetrics' unit; promtrack's model has none yet.
+        #[prost(string, optional, tag = "5")]
+        pub unit: Option<String>,
+    }
+}
+
+use messages as pb;
+
+/// Writes length-delimited `MetricFamily` messages into a buffer. Call
+/// [`finish`](Self::finish) at the end: a family is written once its last series is known.
+pub(crate) struct ProtobufEncoder<'a> {
+    out: &'a mut Vec<u8>,
+    family: Option<pb::MetricFamily>,
+}
+
+impl<'a> ProtobufEncoder<'a> {
+    pub(crate) fn new(out: &'a mut Vec<u8>) -> Self {
+        Self { out, family: None }
+    }
+
+    /// Writes the last family.
+    pub(crate) fn finish(mut self) {
+        self.flush();
+    }
+
+    fn flush(&mut self) {
+        let Some(family) = self.family.take() else {
+            return;
+        };
+        if family.metric.is_empty() {
+            return;
+        }
+        // Encoding fails only when the buffer has no room left, and a Vec makes room.
+        let _ = family.encode_length_delimited(&mut *self.out);
+    }
+}
+
+impl Visitor for ProtobufEncoder<'_> {
+    fn family(&mut self, desc: &FamilyDesc<'_>) {
+        self.flush();
+        let kind = match desc.kind {
+            MetricKind::Counter => pb::MetricType::Counter,
+            MetricKind::Gauge | MetricKind::Info => pb::MetricType::Gauge,
+            MetricKind::Histogram => pb::MetricType::Histogram,
+            MetricKind::Summary => pb::MetricType::Summary,
+            MetricKind::Unknown => pb::MetricType::Untyped,
+        };
+        self.family = Some(pb::MetricFamily {
+            name: Some(desc.name.to_owned()),
+            help: Some(desc.help.to_owned()),
+            r#type: Some(kind as i32),
+            metric: Vec::new(),
+            unit: None,
+        });
+    }
+
+    fn series(&mut self, labels: Labels<'_>, point: Point<'_>, created: Option<f64>) {
+        let Some(family) = self.family.as_mut() else {
+            return; // a source that visits a series before its family: nothing to attach it to
+        };
+        let created = created.and_then(timestamp);
+        let mut metric = pb::Metric {
+            label: label_pairs(&labels),
+            ..Default::default()
+        };
+        match point {
+            Point::Counter(v) => {
+                metric.counter = Some(pb::Counter {
+                    value: Some(v),
+                    exemplar: None,
+                    created_timestamp: created,
+                });
+            }
+            Point::Gauge(v) => metric.gauge = Some(pb::Gauge { value: Some(v) }),
+            Point::Info => metric.gauge = Some(pb::Gauge { value: Some(1.0) }),
+            Point::Unknown(v) => metric.untyped = Some(pb::Untyped { value: Some(v) }),
+            Point::Histogram {
+                bounds,
+                counts,
+                sum,
+            } => {
+                let mut cumulative = 0u64;
+                let mut bucket = Vec::with_capacity(bounds.len());
+                for (i, &c) in counts.iter().enumerate() {
+                    // Saturating: counts read from another process's file may add up past
+                    // u64::MAX, and the buckets must stay cumulative even then.
+                    cumulative = cumulative.saturating_add(c);
+                    if let Some(&upper) = bounds.get(i) {
+                        bucket.push(pb::Bucket {
+                            cumulative_count: Some(cumulative),
+                            upper_bound: Some(upper),
+                            ..Default::default()
+                        });
+                    }
+                }
+                metric.histogram = Some(pb::Histogram {
+                    sample_count: Some(cumulative),
+                    sample_sum: Some(sum),
+                    bucket,
+                    created_timestamp: created,
+                    ..Default::default()
+                });
+            }
+            Point::Summary { count, sum } => {
+                metric.summary = Some(pb::Summary {
+                    sample_count: Some(count),
+                    sample_sum: Some(sum),
+                    quantile: Vec::new(),
+                    created_timestamp: created,
+                });
+            }
+        }
+        family.metric.push(metric);
+    }
+}
+
+/// Unix seconds as a `Timestamp`; `None` for a time that has none (NaN, infinite, out of
+/// range).
+fn timestamp(t: f64) -> Option<pb::Timestamp> {
+    if !t.is_finite() || t.abs() >= 9.2e18 {
+        return None;
+    }
+    let seconds = t.floor();
+    // Rounded to whole nanoseconds; a fraction that rounds up to a second carries into it.
+    let nanos = ((t - seconds) * 1e9).round() as i64;
+    let (seconds, nanos) = if nanos >= 1_000_000_000 {
+        (seconds as i64 + 1, 0)
+    } else {
+        (seconds as i64, nanos as i32)
+    };
+    Some(pb::Timestamp { seconds, nanos })
+}
+
+/// The series' labels as pairs, unescaped.
+fn label_pairs(labels: &Labels<'_>) -> Vec<pb::LabelPair> {
+    let pair = |name: &str, value: String| pb::LabelPair {
+        name: Some(name.to_owned()),
+        value: Some(value),
+    };
+    match labels {
+        Labels::Pairs(pairs) => pairs.iter().map(|(n, v)| pair(n, v.clone())).collect(),
+        Labels::Rendered(text) => {
+            let mut out = Vec::new();
+            let mut rest = *text;
+            while let Some((name, after)) = rest.split_once("=\"") {
+                let (value, after) = unescape_value(after);
+                out.push(pair(name, value));
+                rest = after.strip_prefix(',').unwrap_or(after);
+            }
+            out
+        }
+    }
+}
+
+/// Reads an escaped label value up to its closing quote; returns it and the text after the
+/// quote. Escapes are those of `labels::escape_label_value`: `\\`, `\"`, `\n`.
+fn unescape_value(s: &str) -> (String, &str) {
+    let mut value = String::with_capacity(s.len().min(64));
+    let mut chars = s.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' => return (value, &s[i + 1..]),
+            '\\' => match chars.next() {
+                Some((_, 'n')) => value.push('\n'),
+                Some((_, other)) => value.push(other),
+                None => break,
+            },
+            c => value.push(c),
+        }
+    }
+    (value, "")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::messages as pb;
+    use super::*;
+    use crate::expose::{Format, encode};
+    use crate::model::{MetricFamily, Series, Value};
+    use crate::{Collector, Counter, Family, Histogram, Registry};
+
+    struct Fixed(Vec<MetricFamily>);
+    impl Collector for Fixed {
+        fn collect(&self, out: &mut Vec<MetricFamily>) {
+            out.extend(self.0.iter().cloned());
+        }
+    }
+
+    fn decode(mut bytes: &[u8]) -> Vec<pb::MetricFamily> {
+        let mut families = Vec::new();
+        while !bytes.is_empty() {
+            families.push(pb::MetricFamily::decode_length_delimited(&mut bytes).unwrap());
+        }
+        families
+    }
+
+    fn labels(m: &pb::Metric) -> Vec<(&str, &str)> {
+        m.label
+            .iter()
+            .map(|l| (l.name(), l.value()))
+            .collect::<Vec<_>>()
+    }
+
+    fn protobuf(r: &Registry) -> Vec<pb::MetricFamily> {
+        let mut out = Vec::new();
+        encode(r, Format::Protobuf, &mut out);
+        decode(&out)
+    }
+
+    #[test]
+    fn every_kind_from_a_collector() {
+        let series = |v: Value, created: Option<f64>| {
+            let mut s = Series::new(v).label("k", "v\"\n\\");
+            s.created = created;
+            s
+        };
+        let r = Registry::new();
+        r.register_collector(Fixed(vec![
+            MetricFamily::new("req_total", "Requests.", MetricKind::Counter)
+                .with_series(series(Value::Counter(0.0), Some(1_700_000_000.25))),
+            MetricFamily::new("build_info", "Build.", MetricKind::Info)
+                .with_series(series(Value::Info, None)),
+            MetricFamily::new("lat", "Latency.", MetricKind::Histogram).with_series(series(
+                Value::Histogram {
+                    bounds: vec![0.1, 1.0],
+                    counts: vec![1, 0, 2],
+                    sum: 9.05,
+                },
+                Some(1.5),
+            )),
+            MetricFamily::new("size", "Sizes.", MetricKind::Summary)
+                .with_series(series(Value::Summary { count: 2, sum: 3.5 }, Some(2.0))),
+            MetricFamily::new("temp", "T.", MetricKind::Gauge)
+                .with_series(series(Value::Gauge(-1.5), Some(5.0))),
+            MetricFamily::new("raw", "R.", MetricKind::Unknown)
+                .with_series(series(Value::Unknown(1e-12), None)),
+            MetricFamily::new("empty", "No series.", MetricKind::Gauge),
+        ]));
+        let families = protobuf(&r);
+        let names: Vec<&str> = families.iter().map(|f| f.name()).collect();
+        assert_eq!(
+            names,
+            ["build_info", "lat", "raw", "req_total", "size", "temp"]
+        );
+        let by = |name: &str| families.iter().find(|f| f.name() == name).unwrap();
+        for f in &families {
+            assert_eq!(f.metric.len(), 1, "{}", f.name());
+            assert_eq!(labels(&f.metric[0]), [("k", "v\"\n\\")]);
+            assert_eq!(f.metric[0].timestamp_ms, None);
+        }
+
+        let info = by("build_info");
+        assert_eq!(info.r#type, Some(pb::MetricType::Gauge as i32));
+        assert_eq!(info.metric[0].gauge.as_ref().unwrap().value, Some(1.0));
+
+        let req = by("req_total");
+        assert_eq!(req.r#type, Some(pb::MetricType::Counter as i32));
+        assert_eq!(req.help(), "Requests.");
+        let counter = req.metric[0].counter.as_ref().unwrap();
+        // proto2: a zero that was set is on the wire.
+        assert_eq!(counter.value, Some(0.0));
+        assert_eq!(
+            counter.created_timestamp,
+            Some(pb::Timestamp {
+                seconds: 1_700_000_000,
+                nanos: 250_000_000
+            })
+        );
+
+        let lat = by("lat");
+        assert_eq!(lat.r#type, Some(pb::MetricType::Histogram as i32));
+        let h = lat.metric[0].histogram.as_ref().unwrap();
+        assert_eq!((h.sample_count, h.sample_sum), (Some(3), Some(9.05)));
+        let buckets: Vec<(f64, u64)> = h
+            .bucket
+            .iter()
+            .map(|b| (b.upper_bound(), b.cumulative_count()))
+            .collect();
+        assert_eq!(buckets, [(0.1, 1), (1.0, 1)]);
+        assert_eq!(
+            h.created_timestamp,
+            Some(pb::Timestamp {
+                seconds: 1,
+                nanos: 500_000_000
+            })
+        );
+        // A classic histogram: nothing native is set.
+        assert!(h.schema.is_none() && h.positive_span.is_empty() && h.zero_threshold.is_none());
+
+        let size = by("size").metric[0].summary.as_ref().unwrap();
+        assert_eq!((size.sample_count, size.sample_sum), (Some(2), Some(3.5)));
+        assert_eq!(size.created_timestamp.as_ref().map(|t| t.seconds), Some(2));
+
+        let temp = &by("temp").metric[0];
+        assert_eq!(temp.gauge.as_ref().unwrap().value, Some(-1.5));
+        assert!(temp.counter.is_none() && temp.histogram.is_none());
+
+        let raw = by("raw");
+        assert_eq!(raw.r#type, Some(pb::MetricType::Untyped as i32));
+        assert_eq!(raw.metric[0].untyped.as_ref().unwrap().value, Some(1e-12));
+    }
+
+    /// Our own families hand out escaped label text; it comes back unescaped, with the created
+    /// time the family recorded.
+    #[test]
+    fn registered_families_with_rendered_labels() {
+        let r = Registry::new();
+        let jobs =
+            Family::<[&str; 2], Counter>::new("jobs_total", "Jobs.").label_names(["queue", "path"]);
+        let lat = Family::<(), Histogram>::new("lat_seconds", "L.").buckets(&[0.5, 1.0]);
+        r.register(&jobs).unwrap();
+        r.register(&lat).unwrap();
+        jobs.with(&["a,b=\"c\"", "C:\\x\ny"]).inc_by(2.0);
+        lat.observe(0.7);
+        lat.observe(3.0);
+        let families = protobuf(&r);
+        let jobs = families.iter().find(|f| f.name() == "jobs_total").unwrap();
+        let m = &jobs.metric[0];
+        assert_eq!(labels(m), [("queue", "a,b=\"c\""), ("path", "C:\\x\ny")]);
+        let c = m.counter.as_ref().unwrap();
+        assert_eq!(c.value, Some(2.0));
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let created = c.created_timestamp.as_ref().unwrap();
+        assert!((now - 600..=now).contains(&created.seconds), "{created:?}");
+        assert!((0..1_000_000_000).contains(&created.nanos));
+
+        let lat = families.iter().find(|f| f.name() == "lat_seconds").unwrap();
+        let h = lat.metric[0].histogram.as_ref().unwrap();
+        assert!(labels(&lat.metric[0]).is_empty());
+        let buckets: Vec<(f64, u64)> = h
+            .bucket
+            .iter()
+            .map(|b| (b.upper_bound(), b.cumulative_count()))
+            .collect();
+        assert_eq!(buckets, [(0.5, 0), (1.0, 1)]);
+        assert_eq!((h.sample_count, h.sample_sum), (Some(2), Some(3.7)));
+        assert!(h.created_timestamp.is_some());
+    }
+
+    #[test]
+    fn saturated_buckets_stay_cumulative() {
+        let r = Registry::new();
+        r.register_collector(Fixed(vec![
+            MetricFamily::new("huge", "H.", MetricKind::Histogram).with_series(Series::new(
+                Value::Histogram {
+                    bounds: vec![1.0],
+                    counts: vec![u64::MAX, 5],
+                    sum: 1.0,
+                },
+            )),
+        ]));
+        let h = protobuf(&r)[0].metric[0].histogram.clone().unwrap();
+        assert_eq!(h.bucket[0].cumulative_count, Some(u64::MAX));
+        assert_eq!(h.sample_count, Some(u64::MAX));
+    }
+
+    #[test]
+    fn timestamps_split_into_seconds_and_nanos() {
+        let ts = |t| timestamp(t).map(|t| (t.seconds, t.nanos));
+        assert_eq!(ts(0.0), Some((0, 0)));
+        assert_eq!(ts(1.000_000_001), Some((1, 1)));
+        assert_eq!(ts(1.999_999_999_9), Some((2, 0)));
+        assert_eq!(ts(-1.5), Some((-2, 500_000_000)));
+        assert_eq!(ts(f64::NAN), None);
+        assert_eq!(ts(f64::INFINITY), None);
+        assert_eq!(ts(1e30), None);
+    }
+
+    #[test]
+    fn rendered_labels_parse_back() {
+        let pairs = label_pairs(&Labels::Rendered(r#"a="x\"y",b="",c="\\\n""#));
+        let got: Vec<(&str, &str)> = pairs.iter().map(|l| (l.name(), l.value())).collect();
+        assert_eq!(got, [("a", "x\"y"), ("b", ""), ("c", "\\\n")]);
+        assert!(label_pairs(&Labels::Rendered("")).is_empty());
+    }
+
+    #[test]
+    fn an_empty_registry_writes_nothing() {
+        let mut out = Vec::new();
+        encode(&Registry::new(), Format::Protobuf, &mut out);
+        assert!(out.is_empty());
+    }
+}
