@@ -178,7 +178,7 @@ wait_for_workers
 sleep 1
 # Idle kills: a short burst of requests (2 connections), a pause, then a kill with no traffic:
 # growth no longer hides a total that a fold makes go down by one ulp (found this way: a
-# histogram's _sum, fixed in multiprocess/exact.rs; about one fold in six showed it before).
+# histogram's _sum, fixed in multiprocess_store/exact.rs; about one fold in six showed it before).
 # The scrapes go on; the bursts' totals join wrk's.
 for _ in $(seq "$idle_kills"); do
   timeout 10 wrk -t1 -c2 -d1s -s "$here/load-with-faults.lua" "http://127.0.0.1:$port/" \

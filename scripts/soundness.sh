@@ -18,11 +18,11 @@ export CARGO_TERM_COLOR=never
 miri_cap=${SOUNDNESS_MIRI_SECONDS:-1800}
 loom_cap=${SOUNDNESS_LOOM_SECONDS:-900}
 # Unit-test path filters: every module with `unsafe` whose tests Miri can run. (The other
-# multiprocess modules hold no `unsafe` but FFI calls, or none; `multiprocess/mod.rs` hands out
+# multiprocess modules hold no `unsafe` but FFI calls, or none; `multiprocess_store/mode.rs` hands out
 # `Cells::external`, covered in cell.rs over a heap buffer.)
-miri_filters=(cell:: key:: family:: declare:: layer::families:: multiprocess::file:: multiprocess::read::)
+miri_filters=(cell:: key:: family:: declare:: layer::families:: multiprocess_store::file:: multiprocess_store::read::)
 # 20 000 random keys through code without `unsafe`: hours under Miri, nothing to find.
-miri_skips=(--skip multiprocess::read::tests::the_fast_key_check_agrees_with_the_plain_one)
+miri_skips=(--skip multiprocess_store::read::tests::the_fast_key_check_agrees_with_the_plain_one)
 # The tests with threads, re-run under several seeds of Miri's scheduler and weak memory.
 seeded_filters=(
   family::table::tests::readers_on_other_threads_see_published_entries

@@ -31,7 +31,7 @@ use crate::error::Error;
 use crate::family::{DEFAULT_MAX_SERIES, Family, Opts};
 use crate::labels::LabelSet;
 use crate::metric::{Buckets, Counter, Gauge, GaugeMode, Histogram, Info, Metric, Summary};
-use crate::registry::{Registry, default_registry};
+use crate::registry::{Declared, Registry, default_registry};
 
 /// Everything a declaration states about its family, known at compile time.
 #[doc(hidden)]
@@ -74,17 +74,6 @@ impl Configure for Histogram {
     }
 }
 
-/// Something the default registry registers when it is created.
-#[doc(hidden)]
-pub trait Declared: Sync {
-    fn register(&'static self, registry: &Registry);
-}
-
-/// Every declaration in the program, collected by the linker.
-#[doc(hidden)]
-#[linkme::distributed_slice]
-pub static DECLARATIONS: [&'static dyn Declared];
-
 /// Declarations refused by the registry: conflicts and invalid declarations.
 static REFUSED: Mutex<Vec<Refusal>> = Mutex::new(Vec::new());
 /// How many declarations were refused (also those reached first inside a request).
@@ -93,13 +82,6 @@ static REFUSED_COUNT: AtomicU64 = AtomicU64::new(0);
 struct Refusal {
     message: String,
     error: Error,
-}
-
-/// Registers every link-time declaration with the default registry, as it is created.
-pub(crate) fn register_all(registry: &Registry) {
-    for declaration in DECLARATIONS {
-        declaration.register(registry);
-    }
 }
 
 /// Registers `family` or, if the registry refuses it, records why and hands back the family

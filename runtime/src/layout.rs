@@ -4,7 +4,7 @@
 //! indices below and the heap store allocates [`Layout::len`] cells; the multiprocess writer
 //! sizes a series record with it, the reader checks a record's cell count against it, and the
 //! aggregator and the compactor find buckets, sums and timestamps with it. The layouts are part
-//! of the multiprocess file format (see `multiprocess/mod.rs`): changing one changes the format.
+//! of the multiprocess file format (see `multiprocess_store/file.rs`): changing one changes the format.
 //!
 //! | kind | cells |
 //! |---|---|
@@ -159,7 +159,7 @@ pub(crate) mod summary {
 mod tests {
     use super::*;
 
-    /// The numbers of the file format's documentation (`multiprocess/mod.rs`), which files
+    /// The numbers of the file format's documentation (`multiprocess_store/file.rs`), which files
     /// written by earlier versions follow.
     #[test]
     fn layouts_match_the_documented_file_format() {

@@ -86,6 +86,8 @@ pub mod multiprocess;
 #[cfg(all(feature = "multiprocess", not(unix)))]
 #[path = "multiprocess_unsupported.rs"]
 pub mod multiprocess;
+#[cfg(all(feature = "multiprocess", unix))]
+mod multiprocess_store;
 #[cfg(all(feature = "process", target_os = "linux"))]
 mod process;
 #[cfg(feature = "push")]

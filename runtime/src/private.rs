@@ -12,11 +12,10 @@ use std::time::Instant;
 // The request context: `exclude` and `Exclusion` for the generated code of `#[do_not_track]`
 // and `#[exclude_all_metrics]`; the rest for tests that run a handler as the layer would.
 pub use crate::context::{Exclusion, RequestContext, current_exclusion, exclude};
-pub use crate::declare::{
-    Configure, DECLARATIONS, Declared, LazyFamily, Site, Spec, refused_declarations,
-};
+pub use crate::declare::{Configure, LazyFamily, Site, Spec, refused_declarations};
 pub use crate::labels::{KeyWriter, LabelQuery, LabelSet, LabelValue, OwnedStr, ValueWriter};
 pub use crate::metric::{Counter, Gauge, GaugeMode, Histogram, InFlight, Info, Summary};
+pub use crate::registry::{DECLARATIONS, Declared};
 pub use core::option::Option;
 pub use core::panic::Location;
 pub use linkme;
@@ -24,10 +23,10 @@ pub use linkme;
 use crate::key::KeyWords;
 use crate::labels::key_values;
 
-/// Called once, when the default registry is first created: registers what was declared at
-/// link time.
-pub(crate) fn on_default_registry_init(registry: &crate::Registry) {
-    crate::declare::register_all(registry);
+/// The path of this process's multiprocess file, if it has one: for tests that corrupt or
+/// inspect it. `None` in single-process mode or before the process created its first series.
+pub fn multiprocess_own_file() -> Option<std::path::PathBuf> {
+    crate::store::own_file()
 }
 
 /// Whether the current request is excluded from every metric (`#[exclude_all_metrics]`).

@@ -328,7 +328,7 @@ impl Registry {
                 .with_series(Series::new(Value::Counter(invalid as f64))),
             );
             // Process-wide too: the scrapes this process answered, per negotiated format.
-            out.push(crate::expose::scrapes_family());
+            out.push(scrapes_family());
         }
         let errors = self.inner.collector_errors.load(Ordering::Relaxed);
         if always || errors > 0 {
@@ -357,10 +357,27 @@ pub fn default_registry() -> &'static Registry {
         for collect in crate::store::default_registry_sources() {
             registry.register_collector(SeamCollector(collect));
         }
-        crate::__private::on_default_registry_init(&registry);
+        // Then every declaration the linker collected: the first scrape shows them all.
+        for declaration in DECLARATIONS {
+            declaration.register(&registry);
+        }
         registry
     })
 }
+
+/// Something the default registry registers when it is created: a declaration the macros
+/// generate (`declare.rs` implements it). The default registry owns this extension point so
+/// that it names no module above it; the declarations plug in.
+#[doc(hidden)]
+pub trait Declared: Sync {
+    fn register(&'static self, registry: &Registry);
+}
+
+/// Every declaration in the program, collected by the linker; the macros' generated code
+/// names it as `__private::DECLARATIONS`.
+#[doc(hidden)]
+#[linkme::distributed_slice]
+pub static DECLARATIONS: [&'static dyn Declared];
 
 /// A source of the default registry that `store.rs` provides.
 struct SeamCollector(crate::store::Collect);
@@ -710,4 +727,42 @@ mod tests {
             "{text}"
         );
     }
+}
+
+/// The `format` label values of `promtrack_scrapes_total`: one series for each exposition format
+/// this build can write, in exposition order.
+const SCRAPE_FORMATS: &[&str] = &[
+    "openmetrics",
+    #[cfg(feature = "protobuf")]
+    "protobuf",
+    "text",
+];
+
+/// Scrapes answered in this process, per entry of [`SCRAPE_FORMATS`]. The count lives here,
+/// below the encoders, so that the encoder answering a scrape counts it (`expose::Scrape`) and
+/// the registry exposes it without importing the encoders that read it.
+static SCRAPES: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
+
+/// Counts one scrape answered in the format whose `format` label is `label`.
+pub(crate) fn count_scrape(label: &str) {
+    if let Some(i) = SCRAPE_FORMATS.iter().position(|&f| f == label) {
+        SCRAPES[i].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// `promtrack_scrapes_total{format}`: the scrapes this process answered, per negotiated format,
+/// one series per format this build can write (zero until one is asked for).
+pub(crate) fn scrapes_family() -> MetricFamily {
+    let mut family = MetricFamily::new(
+        "promtrack_scrapes_total",
+        "Scrapes answered by this process, by the exposition format negotiated from their Accept header.",
+        MetricKind::Counter,
+    );
+    for (format, count) in SCRAPE_FORMATS.iter().zip(&SCRAPES) {
+        let n = count.load(Ordering::Relaxed);
+        family
+            .series
+            .push(Series::new(Value::Counter(n as f64)).label("format", *format));
+    }
+    family
 }

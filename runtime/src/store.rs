@@ -1,5 +1,5 @@
 //! The storage seam: where a series' cells live, and what the default registry exposes besides
-//! its own families. Outside `multiprocess/` and `lib.rs`, this is the only module that knows
+//! its own families. Outside `multiprocess/`, `multiprocess_store/` and `lib.rs`, this is the only module that knows
 //! multiprocess mode exists; the `cfg`s naming it stay here.
 //!
 //! - A new series' cells come from this process's multiprocess file while the mode is on, so
@@ -12,9 +12,9 @@
 //!
 //! Invariant: a series' cells never move and live as long as the series (both stores guarantee
 //! it, see `cell.rs`). This module sits below the family and the registry: it hands the
-//! registry plain functions rather than importing it. (`multiprocess/` as a whole still sits
-//! above the registry — its `DirCollector` is a `Collector` — so its writer side, which this
-//! module calls, belongs in a module of its own below this one.)
+//! registry plain functions rather than importing it, and it calls multiprocess mode's
+//! storage backend (`multiprocess_store/`), never the public `multiprocess/` module, whose
+//! `DirCollector` is a `Collector` above the registry.
 
 use crate::cell::Cells;
 use crate::metric::FamilyDecl;
@@ -24,7 +24,7 @@ use crate::model::MetricFamily;
 /// zeroed. Called by the family, under its lock, when it creates a series: the cold path.
 pub(crate) fn series_cells(decl: &FamilyDecl<'_>, key: &[u8]) -> Cells {
     #[cfg(all(feature = "multiprocess", unix))]
-    if let Some(cells) = crate::multiprocess::series_cells(decl, key) {
+    if let Some(cells) = crate::multiprocess_store::series_cells(decl, key) {
         return cells;
     }
     #[cfg(not(all(feature = "multiprocess", unix)))]
@@ -66,7 +66,7 @@ fn process_metrics() -> Option<Collect> {
 fn directory() -> Option<Collect> {
     #[cfg(all(feature = "multiprocess", unix))]
     {
-        Some(Box::new(crate::multiprocess::on_default_registry()))
+        Some(Box::new(crate::multiprocess_store::on_default_registry()))
     }
     #[cfg(not(all(feature = "multiprocess", unix)))]
     {
@@ -80,10 +80,23 @@ fn directory() -> Option<Collect> {
 pub(crate) fn default_registry_reads_files() -> bool {
     #[cfg(all(feature = "multiprocess", unix))]
     {
-        crate::multiprocess::is_enabled()
+        crate::multiprocess_store::is_enabled()
     }
     #[cfg(not(all(feature = "multiprocess", unix)))]
     {
         false
+    }
+}
+
+/// The path of this process's multiprocess file, if it has one (tests reach it through
+/// `__private`).
+pub(crate) fn own_file() -> Option<std::path::PathBuf> {
+    #[cfg(all(feature = "multiprocess", unix))]
+    {
+        crate::multiprocess_store::own_file()
+    }
+    #[cfg(not(all(feature = "multiprocess", unix)))]
+    {
+        None
     }
 }

@@ -36,7 +36,7 @@ fn dir_returns_the_declaration_conflict_with_both_places() {
     first();
     second();
     fine();
-    let own = metrics::multiprocess::own_file().expect("this process has a file");
+    let own = metrics::__private::multiprocess_own_file().expect("this process has a file");
     assert!(own.starts_with(&dir), "{own:?}");
     let fams = scrape_no_compaction(&dir);
     assert_eq!(counter(&fams, "d_fine_total", &[]), 1.0);

@@ -1,6 +1,6 @@
 //! A live worker's file truncated again and again (as a process of the same user or a disk tool
 //! could) while another process scrapes the directory: the scraper reads files by copying them
-//! (runtime/src/multiprocess/read.rs), so it survives — no `SIGBUS` — counts the file as
+//! (runtime/src/multiprocess_store/read.rs), so it survives — no `SIGBUS` — counts the file as
 //! skipped whenever it is short, and the other workers' totals stay exact throughout.
 
 use std::fs::OpenOptions;

@@ -37,10 +37,8 @@ mod openmetrics;
 mod protobuf;
 mod text;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use crate::Registry;
-use crate::model::{FamilyDesc, MetricFamily, MetricKind, Series, Value};
+use crate::model::FamilyDesc;
 
 /// An exposition format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -266,40 +264,6 @@ impl Negotiated {
     }
 }
 
-/// Scrapes answered by [`Scrape::render`] in this process, per format (index: [`scrape_slot`]).
-static SCRAPES: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
-
-fn scrape_slot(format: Format) -> usize {
-    match format {
-        Format::Text => 0,
-        Format::OpenMetrics => 1,
-        #[cfg(feature = "protobuf")]
-        Format::Protobuf => 2,
-    }
-}
-
-/// `promtrack_scrapes_total{format}`: the scrapes this process answered, per negotiated format,
-/// one series per format this build can write (zero until one is asked for).
-pub(crate) fn scrapes_family() -> MetricFamily {
-    let mut family = MetricFamily::new(
-        "promtrack_scrapes_total",
-        "Scrapes answered by this process, by the exposition format negotiated from their Accept header.",
-        MetricKind::Counter,
-    );
-    for format in [
-        Format::OpenMetrics,
-        #[cfg(feature = "protobuf")]
-        Format::Protobuf,
-        Format::Text,
-    ] {
-        let n = SCRAPES[scrape_slot(format)].load(Ordering::Relaxed);
-        family
-            .series
-            .push(Series::new(Value::Counter(n as f64)).label("format", format.label()));
-    }
-    family
-}
-
 /// Writes every family of `registry` into `out`.
 ///
 /// ```
@@ -409,7 +373,7 @@ impl Scrape<'_> {
             format,
             content_type,
         } = Negotiated::from_accept(self.accept);
-        SCRAPES[scrape_slot(format)].fetch_add(1, Ordering::Relaxed);
+        crate::registry::count_scrape(format.label());
         let wanted = self.query.map(requested_names).unwrap_or_default();
         let include = |desc: &FamilyDesc<'_>| {
             wanted.is_empty()
@@ -488,6 +452,7 @@ impl LeCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Value;
     #[cfg(feature = "protobuf")]
     use prost::Message;
 
@@ -685,7 +650,7 @@ mod tests {
     #[test]
     fn scrapes_are_counted_per_format() {
         let count = |label: &str| {
-            let family = scrapes_family();
+            let family = crate::registry::scrapes_family();
             let series = family
                 .series
                 .iter()
@@ -714,9 +679,12 @@ mod tests {
             // Other tests scrape concurrently: the count rises by at least this one.
             assert!(count(label) >= before + 1.0, "{label}");
         }
-        assert_eq!(scrapes_family().name, "promtrack_scrapes_total");
         assert_eq!(
-            scrapes_family().series.len(),
+            crate::registry::scrapes_family().name,
+            "promtrack_scrapes_total"
+        );
+        assert_eq!(
+            crate::registry::scrapes_family().series.len(),
             if cfg!(feature = "protobuf") { 3 } else { 2 }
         );
     }

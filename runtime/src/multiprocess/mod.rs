@@ -37,39 +37,10 @@
 //! in process memory only and is counted in `promtrack_multiprocess_dropped_total` — never a
 //! `SIGBUS` on an update.
 //!
-//! Layout version 1 (all integers native-endian; a file from a host of the other endianness
-//! reads as an unknown version and is skipped):
-//!
-//! | offset | size | field |
-//! |---|---|---|
-//! | 0 | 8 | magic `promtrk\0` |
-//! | 8 | 4 | layout version (`1`) |
-//! | 12 | 4 | header length (`64`) |
-//! | 16 | 8 | `used`: end of the published records (release store / acquire load) |
-//! | 24 | 8 | file id (random, also in the file name; the archive lists absorbed ids) |
-//! | 32 | 4 | writer's pid (informational: liveness is told by the lock, not the pid) |
-//! | 36 | 4 | flags: bit 0 = this is the archive |
-//! | 40 | 8 | writer's start time in clock ticks since boot (`/proc/<pid>/stat` field 22) |
-//! | 48 | 8 | `dropped`: series this writer could not record (atomic) |
-//! | 56 | 8 | reserved (0) |
-//!
-//! Every record starts with `u32 length` (a multiple of 8, header included), `u16 tag`,
-//! `u16 0`:
-//!
-//! | tag | record | body |
-//! |---|---|---|
-//! | 0 | padding | nothing: skip `length` bytes (the tail of a mapping segment) |
-//! | 1 | family | `u8 kind` (1 counter, 2 gauge, 3 histogram, 4 summary, 5 info), `u8 gauge mode` (index in [`GaugeMode::ALL`](crate::GaugeMode::ALL)), `u16 label count`, `u32 bound count`, the bounds as `f64`, then `u32 length + UTF-8` for the name, the help and each label name |
-//! | 2 | series | `u32` offset of its family record, `u32 cell count`, the cells (8 bytes each), `u32 key length`, the key (label values, each followed by `0xFF`) |
-//! | 3 | absorbed | archive only: `u32 count`, `u32 0`, the absorbed file ids as `u64` |
-//!
-//! The cells of a series record are laid out as `layout.rs` defines for the family's kind, gauge
-//! mode and bound count (the table there is part of this format): counter 2, gauge 1 (3 in the
-//! `mostrecent` modes: value, time, sequence lock), histogram one per bucket, `+Inf` and the
-//! sum, summary 2, info none.
-//!
-//! Readers read every layout version up to their own (a rolling deploy mixes versions, and
-//! skipping an older file would make counters drop) and skip, and count, newer ones.
+//! The byte layout of a file is documented beside the code that writes it
+//! (`runtime/src/multiprocess_store/file.rs`). Readers read every layout version up to their
+//! own (a rolling deploy mixes versions, and skipping an older file would make counters drop)
+//! and skip, and count, newer ones.
 //!
 //! # Aggregation
 //!
@@ -155,35 +126,24 @@
 //! the aggregate, never added to its parent's).
 //!
 //! Multiprocess mode needs Unix; elsewhere [`dir`] returns an error.
-
-mod aggregate;
-mod compact;
-pub(crate) mod dir;
-mod exact;
-mod file;
-mod lock;
-mod read;
+//!
+//! In the code, this module is the public API and what needs the registry ([`DirCollector`]
+//! is a [`Collector`]) or the declarations ([`dir`] checks them). The mode
+//! switch, the files, their aggregation and compaction live in
+//! `runtime/src/multiprocess_store/`, below the registry: a new series' cells come from there.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::Arc;
 
-use crate::cell::Cells;
+use crate::declare::check_declarations;
 use crate::error::Error;
-use crate::metric::FamilyDecl;
-use crate::model::{MetricFamily, MetricKind, Series, Value};
-use aggregate::{Aggregate, InputFile, Purpose};
-use file::Writer;
-use read::{Parsed, ReadError};
+use crate::model::MetricFamily;
+use crate::multiprocess_store::{Setup, Stats, collect_dir, dir as checks};
+use crate::registry::Collector;
 
-pub use dir::SHARED_ENV;
-
-/// The environment variable Python's `prometheus_client` reads; promtrack reads it too.
-pub const ENV: &str = "PROMETHEUS_MULTIPROC_DIR";
-/// The lowercase spelling older `prometheus_client` versions read.
-pub const ENV_LOWERCASE: &str = "prometheus_multiproc_dir";
-/// Set to `1` to wipe files of a previous run at start-up (see the module docs).
-pub const WIPE_ENV: &str = "PROMTRACK_MULTIPROC_WIPE";
+pub use crate::multiprocess_store::{
+    ENV, ENV_LOWERCASE, SHARED_ENV, WIPE_ENV, directory, is_enabled, mark_process_dead,
+};
 
 /// Switches multiprocess mode on with files in `path`, process-wide. See the [module
 /// docs](self); the same as `Options::new(path).apply()`.
@@ -192,7 +152,7 @@ pub const WIPE_ENV: &str = "PROMTRACK_MULTIPROC_WIPE";
 /// If the directory is refused, if the mode is already on with another directory, or if series
 /// were already created in single-process mode (see [`Options::apply`]). Then, as a start-up
 /// check, if two metric declarations of one name disagree
-/// ([`check_declarations`](crate::check_declarations)'s error, naming both places): the mode is
+/// ([`check_declarations`]'s error, naming both places): the mode is
 /// on by then (the check registers the declarations, which must land in this process's file),
 /// but a service should stop rather than serve scrapes that silently lack a metric — the
 /// `?` in `main` does that.
@@ -242,131 +202,18 @@ impl Options {
 
     /// Switches the mode on, process-wide. Fails if the directory is refused, if the mode is
     /// already on with another directory, or if series were already created in single-process
-    /// mode; then runs [`check_declarations`](crate::check_declarations) and returns its error
+    /// mode; then runs [`check_declarations`] and returns its error
     /// (with the mode on), as [`dir`] documents.
     pub fn apply(self) -> Result<(), Error> {
-        self.switch_on()?;
+        Setup {
+            path: self.path,
+            shared_volume: self.shared_volume,
+            wipe: self.wipe,
+        }
+        .switch_on()?;
         // After the switch, without the decision lock: registering the declarations creates
         // their series, in this process's file.
-        crate::check_declarations()
-    }
-
-    fn switch_on(self) -> Result<(), Error> {
-        let mut decided = DECISION.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(active) = ACTIVE.get() {
-            return if same_path(&active.requested, &self.path) {
-                Ok(())
-            } else {
-                Err(dir::refuse(
-                    &self.path,
-                    format!(
-                        "cannot be used: multiprocess mode is already on with {}",
-                        active.requested.display()
-                    ),
-                    "switch it on once per process, with one directory",
-                ))
-            };
-        }
-        let heap = HEAP_SERIES.load(Ordering::Relaxed);
-        if heap > 0 {
-            let first = FIRST_HEAP
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone()
-                .unwrap_or_default();
-            return Err(dir::refuse(
-                &self.path,
-                format!(
-                    "cannot be switched on: {heap} series (the first of family `{first}`) were already created in single-process mode, and their updates would never reach the directory"
-                ),
-                "call promtrack::multiprocess::dir() first thing in main, before any metric is used, or set PROMETHEUS_MULTIPROC_DIR",
-            ));
-        }
-        activate(self)?;
-        *decided = true;
-        DECIDED.store(true, Ordering::Release);
-        Ok(())
-    }
-}
-
-fn same_path(a: &Path, b: &Path) -> bool {
-    a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
-}
-
-/// Whether multiprocess mode is on in this process.
-pub fn is_enabled() -> bool {
-    active().is_some()
-}
-
-/// The directory in use (the private subdirectory with the shared-volume opt-in), if the mode
-/// is on.
-pub fn directory() -> Option<&'static Path> {
-    active().map(|a| a.dir.as_path())
-}
-
-/// For parity with Python's `mark_process_dead`: never needed, since dead processes are
-/// recognised by their released lock. Folds every dead file of `pid` (and any other dead file)
-/// into the archive now, and returns how many files of `pid` were folded. A *live* process's
-/// file is never touched, whatever its pid.
-pub fn mark_process_dead(pid: u32) -> Result<usize, Error> {
-    let Some(active) = active() else {
-        return Ok(0);
-    };
-    let run = compact::Run {
-        wait: true,
-        own: None,
-        wipe: false,
-    };
-    let done = compact::compact(&active.dir, &active.stats, run).map_err(|e| Error::Io {
-        context: format!("compacting multiprocess directory {}", active.dir.display()),
-        source: e,
-    })?;
-    Ok(done.map_or(0, |d| d.pids.iter().filter(|&&p| p == pid).count()))
-}
-
-/// Read errors and conflicts seen by this process's scrapes.
-#[derive(Default)]
-pub(crate) struct Stats {
-    corrupt: AtomicU64,
-    version: AtomicU64,
-    io: AtomicU64,
-    conflict: AtomicU64,
-    /// Series this process could not put in its file (no file, or no disk).
-    unrecorded: AtomicU64,
-}
-
-impl Stats {
-    pub(crate) fn count(&self, e: ReadError) {
-        match e {
-            ReadError::Corrupt(_) => &self.corrupt,
-            ReadError::Version(_) => &self.version,
-            ReadError::Io => &self.io,
-        }
-        .fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn add_conflicts(&self, n: u64) {
-        self.conflict.fetch_add(n, Ordering::Relaxed);
-    }
-
-    fn family(&self) -> MetricFamily {
-        let mut f = MetricFamily::new(
-            "promtrack_multiprocess_read_errors_total",
-            "Files of the multiprocess directory skipped by this process's scrapes (corrupt, unknown_version, io), and series skipped because their family was declared differently by another process (conflict).",
-            MetricKind::Counter,
-        );
-        for (reason, n) in [
-            ("conflict", &self.conflict),
-            ("corrupt", &self.corrupt),
-            ("io", &self.io),
-            ("unknown_version", &self.version),
-        ] {
-            f.series.push(
-                Series::new(Value::Counter(n.load(Ordering::Relaxed) as f64))
-                    .label("reason", reason),
-            );
-        }
-        f
+        check_declarations()
     }
 }
 
@@ -396,7 +243,7 @@ impl DirCollector {
     /// Like [`new`](Self::new), with the shared-volume opt-in of `options`.
     pub fn with_options(options: &Options) -> Result<Self, Error> {
         Ok(Self {
-            dir: dir::prepare(&options.path, options.shared_volume)?,
+            dir: checks::prepare(&options.path, options.shared_volume)?,
             stats: Arc::default(),
             compact: true,
         })
@@ -417,337 +264,8 @@ impl DirCollector {
     }
 }
 
-impl crate::Collector for DirCollector {
+impl Collector for DirCollector {
     fn collect(&self, out: &mut Vec<MetricFamily>) {
         collect_dir(&self.dir, &self.stats, self.compact, out);
     }
-}
-
-/// One scrape of a directory: compaction if a file is dead, then the aggregate.
-fn collect_dir(path: &Path, stats: &Stats, compact: bool, out: &mut Vec<MetricFamily>) {
-    // Open the process files first, then the archive: a compaction between the two is then
-    // seen as "absorbed" (skipped), never as a file counted twice or lost (compact.rs).
-    let mut found = compact::list(path, stats);
-    let mut parsed: Vec<(Parsed<'_>, bool)> = Vec::with_capacity(found.len());
-    let mut dead = false;
-    for f in &found {
-        match Parsed::parse(&f.snapshot) {
-            Ok(p) if !p.info.archive => {
-                dead |= !f.live;
-                parsed.push((p, f.live));
-            }
-            Ok(_) => stats.count(ReadError::Corrupt("a second archive")),
-            Err(e) => stats.count(e),
-        }
-    }
-    if dead && compact {
-        let run = compact::Run {
-            wait: false,
-            own: None,
-            wipe: false,
-        };
-        // Compacted or not, read again: what we opened may now be absorbed.
-        if let Ok(Some(_)) = compact::compact(path, stats, run) {
-            drop(parsed);
-            found = compact::list(path, stats);
-            parsed = Vec::with_capacity(found.len());
-            for f in &found {
-                if let Ok(p) = Parsed::parse(&f.snapshot) {
-                    if !p.info.archive {
-                        parsed.push((p, f.live));
-                    }
-                }
-            }
-        }
-    }
-    let archive_copy = match compact::open_archive(path) {
-        Ok(m) => m,
-        Err(e) => {
-            stats.count(e);
-            None
-        }
-    };
-    let archive = archive_copy.as_ref().and_then(|m| match Parsed::parse(m) {
-        Ok(p) if p.info.archive => Some(p),
-        Ok(_) => {
-            stats.count(ReadError::Corrupt("archive.db is not an archive"));
-            None
-        }
-        Err(e) => {
-            stats.count(e);
-            None
-        }
-    });
-    let absorbed: std::collections::HashSet<u64> = archive
-        .iter()
-        .flat_map(|a| a.absorbed.iter().copied())
-        .collect();
-    // Live files first: the first declaration read wins a conflict (aggregate.rs).
-    parsed.sort_by_key(|(p, live)| (!*live, p.info.pid, p.info.id));
-    let mut sources: Vec<InputFile<'_>> = parsed
-        .into_iter()
-        .filter(|(p, _)| !absorbed.contains(&p.info.id))
-        .map(|(parsed, live)| InputFile { parsed, live })
-        .collect();
-    let live_writers: Vec<(u32, u64)> = sources
-        .iter()
-        .filter(|s| s.live)
-        .map(|s| (s.parsed.info.pid, s.parsed.info.start_ticks))
-        .collect();
-    let files = sources.len();
-    if let Some(a) = archive {
-        sources.push(InputFile {
-            parsed: a,
-            live: false,
-        });
-    }
-    let agg = Aggregate::new(&sources, Purpose::Scrape);
-    stats.add_conflicts(agg.conflicts);
-    let dropped = agg.dropped + stats.unrecorded.load(Ordering::Relaxed);
-    out.extend(agg.into_families());
-    drop(sources);
-    out.push(stats.family());
-    out.push(
-        MetricFamily::new(
-            "promtrack_multiprocess_dropped_total",
-            "Series that writers could not put in their multiprocess file (disk full, file not creatable): their updates are missing from the aggregate.",
-            MetricKind::Counter,
-        )
-        .with_series(Series::new(Value::Counter(dropped as f64))),
-    );
-    out.push(
-        MetricFamily::new(
-            "promtrack_multiprocess_files",
-            "Process files read by this scrape (live writers, and dead ones not yet compacted).",
-            MetricKind::Gauge,
-        )
-        .with_series(Series::new(Value::Gauge(files as f64))),
-    );
-    process_metrics(&live_writers, out);
-}
-
-/// `process_*` of every live writer, labelled by pid (see the module docs).
-#[cfg(all(feature = "process", target_os = "linux"))]
-fn process_metrics(writers: &[(u32, u64)], out: &mut Vec<MetricFamily>) {
-    let collector = crate::process::ProcessReader::new();
-    let mut merged: Vec<MetricFamily> = Vec::new();
-    for &(pid, ticks) in writers {
-        let p = pid.to_string();
-        if ticks == 0 || file::start_ticks(&p) != ticks {
-            continue; // not visible from here, or not the same process any more
-        }
-        for fam in collector.read_at(&format!("/proc/{p}")).families() {
-            let series = fam.series.into_iter().map(|s| s.label("pid", p.clone()));
-            match merged.iter_mut().find(|m| m.name == fam.name) {
-                Some(m) => m.series.extend(series),
-                None => {
-                    let mut m = MetricFamily::new(fam.name, fam.help, fam.kind);
-                    m.series.extend(series);
-                    merged.push(m);
-                }
-            }
-        }
-    }
-    out.extend(merged);
-}
-
-#[cfg(not(all(feature = "process", target_os = "linux")))]
-fn process_metrics(_: &[(u32, u64)], _: &mut Vec<MetricFamily>) {}
-
-// ---------------------------------------------------------------------------------------------
-// Process-wide state.
-
-/// The mode, once on. Never switched off.
-struct Active {
-    requested: PathBuf,
-    dir: PathBuf,
-    stats: Arc<Stats>,
-    /// This process's file, created with its first series (`None` if it could not be).
-    writer: OnceLock<Option<Writer>>,
-}
-
-static ACTIVE: OnceLock<Active> = OnceLock::new();
-/// Whether the environment was consulted (or an explicit call made).
-static DECIDED: AtomicBool = AtomicBool::new(false);
-static DECISION: Mutex<bool> = Mutex::new(false);
-/// Series created in single-process mode, and the family of the first.
-static HEAP_SERIES: AtomicU64 = AtomicU64::new(0);
-static FIRST_HEAP: Mutex<Option<String>> = Mutex::new(None);
-
-/// The active mode, after consulting the environment on first use.
-fn active() -> Option<&'static Active> {
-    if !DECIDED.load(Ordering::Acquire) {
-        decide_from_env();
-    }
-    ACTIVE.get()
-}
-
-fn decide_from_env() {
-    let mut decided = DECISION.lock().unwrap_or_else(PoisonError::into_inner);
-    if *decided {
-        return;
-    }
-    *decided = true;
-    let path = std::env::var_os(ENV)
-        .filter(|p| !p.is_empty())
-        .or_else(|| std::env::var_os(ENV_LOWERCASE).filter(|p| !p.is_empty()));
-    if let Some(path) = path {
-        let flag = |name: &str| std::env::var(name).is_ok_and(|v| v == "1" || v == "true");
-        let options = Options::new(path)
-            .shared_volume(flag(SHARED_ENV))
-            .wipe_on_start(flag(WIPE_ENV));
-        if let Err(e) = activate(options) {
-            // No caller to return this to: say it loudly, once, and run in single-process
-            // mode rather than crash the service at its first metric.
-            eprintln!("promtrack: multiprocess mode NOT enabled: {e}");
-        }
-    }
-    DECIDED.store(true, Ordering::Release);
-}
-
-fn activate(options: Options) -> Result<(), Error> {
-    let dir = dir::prepare(&options.path, options.shared_volume)?;
-    let stats = Arc::new(Stats::default());
-    let run = compact::Run {
-        wait: true,
-        own: None,
-        wipe: options.wipe,
-    };
-    compact::compact(&dir, &stats, run).map_err(|e| Error::Io {
-        context: format!(
-            "applying the start-up policy to multiprocess directory {} (fix or remove archive.db)",
-            dir.display()
-        ),
-        source: e,
-    })?;
-    let _ = ACTIVE.set(Active {
-        requested: options.path,
-        dir,
-        stats,
-        writer: OnceLock::new(),
-    });
-    Ok(())
-}
-
-impl Active {
-    fn writer(&self) -> Option<&Writer> {
-        self.writer
-            .get_or_init(|| match Writer::create(&self.dir) {
-                Ok(w) => {
-                    install_process_hooks();
-                    Some(w)
-                }
-                Err(e) => {
-                    eprintln!(
-                        "promtrack: cannot create this process's metrics file in {}: {e}; its metrics stay in memory and are missing from the aggregate",
-                        self.dir.display()
-                    );
-                    None
-                }
-            })
-            .as_ref()
-    }
-}
-
-/// Where a new series' cells live: in this process's file in multiprocess mode, `None` (the
-/// heap) otherwise. Called through the storage seam (`store.rs`) when a family creates a
-/// series (the cold path).
-pub(crate) fn series_cells(decl: &FamilyDecl<'_>, key: &[u8]) -> Option<Cells> {
-    let Some(active) = active() else {
-        if HEAP_SERIES.fetch_add(1, Ordering::Relaxed) == 0 {
-            *FIRST_HEAP.lock().unwrap_or_else(PoisonError::into_inner) = Some(decl.name.to_owned());
-        }
-        return None;
-    };
-    let Some(writer) = active.writer() else {
-        active.stats.unrecorded.fetch_add(1, Ordering::Relaxed);
-        return None;
-    };
-    let n = decl.layout().len();
-    match writer.alloc_series(decl, key) {
-        // SAFETY: `n` cells in a segment that stays mapped for the process's life.
-        Ok(ptr) => Some(unsafe { Cells::external(ptr, n) }),
-        Err(_) => {
-            writer.count_dropped();
-            None
-        }
-    }
-}
-
-/// What the default registry collects to expose the directory while the mode is on (nothing
-/// while it is off, so switching on later still works). Consults the environment now, when
-/// the default registry is created (see the module docs).
-pub(crate) fn on_default_registry() -> impl Fn(&mut Vec<MetricFamily>) + Send + Sync + 'static {
-    let _ = active();
-    |out| {
-        if let Some(a) = active() {
-            collect_dir(&a.dir, &a.stats, true, out);
-        }
-    }
-}
-
-/// The fork and exit hooks, installed with this process's file.
-fn install_process_hooks() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        // SAFETY: registering plain `extern "C"` functions.
-        unsafe {
-            libc::pthread_atfork(
-                Some(before_fork),
-                Some(after_fork_parent),
-                Some(after_fork_child),
-            );
-            libc::atexit(at_exit);
-        }
-    });
-}
-
-fn own_writer() -> Option<(&'static Active, &'static Writer)> {
-    let a = ACTIVE.get()?;
-    Some((a, a.writer.get()?.as_ref()?))
-}
-
-extern "C" fn before_fork() {
-    if let Some((_, w)) = own_writer() {
-        w.raw_lock().lock();
-    }
-}
-
-extern "C" fn after_fork_parent() {
-    if let Some((_, w)) = own_writer() {
-        w.raw_lock().unlock();
-    }
-}
-
-extern "C" fn after_fork_child() {
-    if let Some((a, w)) = own_writer() {
-        // SAFETY: `before_fork` took the lock, and the child has only this thread.
-        unsafe {
-            if w.reopen_after_fork(&a.dir).is_err() {
-                w.detach_after_fork();
-                a.stats.unrecorded.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        w.raw_lock().unlock();
-    }
-}
-
-/// A clean exit folds this process's own file into the archive at once.
-extern "C" fn at_exit() {
-    let _ = std::panic::catch_unwind(|| {
-        if let Some((a, w)) = own_writer().filter(|(_, w)| !w.is_detached()) {
-            let run = compact::Run {
-                wait: true,
-                own: Some(w.id()),
-                wipe: false,
-            };
-            let _ = compact::compact(&a.dir, &a.stats, run);
-        }
-    });
-}
-
-/// The path of this process's file, if it has one (tests, diagnostics).
-#[doc(hidden)]
-pub fn own_file() -> Option<PathBuf> {
-    own_writer().map(|(_, w)| w.path())
 }

@@ -91,7 +91,7 @@ pub fn worker_if_asked() {
                 unsafe { libc::waitpid(pid, &mut status, 0) };
                 pid.to_string()
             }
-            ["file"] => promtrack::multiprocess::own_file()
+            ["file"] => promtrack::__private::multiprocess_own_file()
                 .map(|p| p.display().to_string())
                 .unwrap_or_default(),
             ["exit"] => {

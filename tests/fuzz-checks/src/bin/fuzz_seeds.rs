@@ -58,7 +58,7 @@ fn write_worker() -> Vec<u8> {
         gauges.push(g);
     }
     // Families are created lazily: registering is not needed for their series to be in the file.
-    let path = promtrack::multiprocess::own_file().expect("this process has a file");
+    let path = promtrack::__private::multiprocess_own_file().expect("this process has a file");
     let mut bytes = std::fs::read(&path).expect("the worker file");
     let used = u64::from_ne_bytes(bytes[H_USED..H_USED + 8].try_into().unwrap()) as usize;
     bytes.truncate(used);

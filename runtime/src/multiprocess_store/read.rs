@@ -668,7 +668,7 @@ pub(crate) fn key_values(key: &[u8]) -> impl Iterator<Item = &str> {
 mod tests {
     use super::*;
     use crate::metric::FamilyDecl;
-    use crate::multiprocess::file::{encode_family, encode_header, encode_series};
+    use crate::multiprocess_store::file::{encode_family, encode_header, encode_series};
     use std::cell::Cell;
 
     /// A file whose cells change from one read to the next, as a live writer's do: the `k`-th

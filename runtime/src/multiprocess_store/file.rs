@@ -1,5 +1,44 @@
-//! The per-process file: its byte layout (see the table in the [module docs](super)) and the
-//! [`Writer`] that appends records to it and hands out cells inside it.
+//! The per-process file: its byte layout, and the [`Writer`] that appends records to it and
+//! hands out cells inside it.
+//!
+//! # Byte layout
+//!
+//! Each process writes one file, `p-<pid>-<id>.db`, and nobody else writes it. The file starts
+//! with a header, followed by 8-byte aligned records appended one after the other. Layout
+//! version 1 (all integers native-endian; a file from a host of the other endianness reads as
+//! an unknown version and is skipped):
+//!
+//! | offset | size | field |
+//! |---|---|---|
+//! | 0 | 8 | magic `promtrk\0` |
+//! | 8 | 4 | layout version (`1`) |
+//! | 12 | 4 | header length (`64`) |
+//! | 16 | 8 | `used`: end of the published records (release store / acquire load) |
+//! | 24 | 8 | file id (random, also in the file name; the archive lists absorbed ids) |
+//! | 32 | 4 | writer's pid (informational: liveness is told by the lock, not the pid) |
+//! | 36 | 4 | flags: bit 0 = this is the archive |
+//! | 40 | 8 | writer's start time in clock ticks since boot (`/proc/<pid>/stat` field 22) |
+//! | 48 | 8 | `dropped`: series this writer could not record (atomic) |
+//! | 56 | 8 | reserved (0) |
+//!
+//! Every record starts with `u32 length` (a multiple of 8, header included), `u16 tag`,
+//! `u16 0`:
+//!
+//! | tag | record | body |
+//! |---|---|---|
+//! | 0 | padding | nothing: skip `length` bytes (the tail of a mapping segment) |
+//! | 1 | family | `u8 kind` (1 counter, 2 gauge, 3 histogram, 4 summary, 5 info), `u8 gauge mode` (index in `GaugeMode::ALL`), `u16 label count`, `u32 bound count`, the bounds as `f64`, then `u32 length + UTF-8` for the name, the help and each label name |
+//! | 2 | series | `u32` offset of its family record, `u32 cell count`, the cells (8 bytes each), `u32 key length`, the key (label values, each followed by `0xFF`) |
+//! | 3 | absorbed | archive only: `u32 count`, `u32 0`, the absorbed file ids as `u64` |
+//!
+//! The cells of a series record are laid out as `layout.rs` defines for the family's kind, gauge
+//! mode and bound count (the table there is part of this format): counter 2, gauge 1 (3 in the
+//! `mostrecent` modes: value, time, sequence lock), histogram one per bucket, `+Inf` and the
+//! sum, summary 2, info none.
+//!
+//! Readers (`read.rs`) read every layout version up to their own (a rolling deploy mixes
+//! versions, and skipping an older file would make counters drop) and skip, and count, newer
+//! ones. A change to this layout is a new version.
 //!
 //! Invariants:
 //! - A record is written completely, then published by a release store of the header's `used`
@@ -214,7 +253,7 @@ struct Segment {
 }
 
 /// A tiny lock for the writer's cold path. Not a `Mutex`, because the fork handlers must take
-/// it in one function and release it in another (see `mod.rs`).
+/// it in one function and release it in another (see `mode.rs`).
 pub(crate) struct SpinLock(AtomicBool);
 
 impl SpinLock {

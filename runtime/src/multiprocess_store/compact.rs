@@ -3,10 +3,11 @@
 //!
 //! Under the directory's compaction lock (`compact.lock`, an exclusive `flock`):
 //! 1. leftovers of a compaction that crashed (`archive.tmp.*`) are removed;
-//! 2. the archive is read (if it cannot be read, nothing is compacted: folding into a fresh
+//! 2. the directory is read as a scrape reads it (`snapshot.rs`): every process file, then the
+//!    archive (if the archive cannot be read, nothing is compacted: folding into a fresh
 //!    archive would lose its totals);
 //! 3. every process file whose writer is dead (or, at a clean exit, the caller's own file) is
-//!    read, and everything is aggregated with [`Purpose::Archive`];
+//!    aggregated with the archive, with [`Purpose::Archive`];
 //! 4. the new archive — including the ids of the files it absorbed — is written to
 //!    `archive.tmp.<pid>`, synced, and renamed over `archive.db`;
 //! 5. the absorbed files are removed.
@@ -19,104 +20,15 @@
 use std::collections::HashSet;
 use std::fs::File;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::aggregate::{Aggregate, InputFile, Purpose};
-use super::read::{Parsed, ReadError, Snapshot};
+use super::snapshot::{self, ARCHIVE, ArchiveError, DirSnapshot};
 use super::{Stats, dir, file, lock};
 
-/// The archive's file name.
-pub(crate) const ARCHIVE: &str = "archive.db";
 /// The compaction lock's file name.
 pub(crate) const LOCK: &str = "compact.lock";
 const TMP_PREFIX: &str = "archive.tmp.";
-
-/// A process file found in the directory, opened and copied.
-pub(crate) struct Found {
-    pub(crate) path: PathBuf,
-    pub(crate) snapshot: Snapshot,
-    /// Whether its writer held its lock just before it was copied. A dead file never comes
-    /// back to life: writers only ever lock files they create.
-    pub(crate) live: bool,
-}
-
-/// Lists and copies the process files (`*.db` but the archive). Files that cannot be opened or
-/// read are counted and skipped; a file removed meanwhile is simply gone.
-pub(crate) fn list(path: &Path, stats: &Stats) -> Vec<Found> {
-    let Ok(entries) = std::fs::read_dir(path) else {
-        stats.count(ReadError::Io);
-        return Vec::new();
-    };
-    let mut found = Vec::new();
-    let mut scratch = Vec::new();
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if !name.ends_with(".db") || name == ARCHIVE || name.starts_with('.') {
-            continue;
-        }
-        let p = entry.path();
-        match dir::open_for_read(&p) {
-            Ok(Some(file)) => {
-                let live = lock::is_live(&file);
-                match Snapshot::read(&file, live, &mut scratch) {
-                    Ok(snapshot) => found.push(Found {
-                        path: p,
-                        snapshot,
-                        live,
-                    }),
-                    Err(e) => stats.count(e),
-                }
-            }
-            Ok(None) => stats.count(ReadError::Corrupt("not a regular file of ours")),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(_) => stats.count(ReadError::Io),
-        }
-    }
-    skip_dead_twins(&mut found, stats);
-    found
-}
-
-/// Skips, and counts, each dead file that claims the id of a live file (a copy, or a forged
-/// file). Folded, it would put the live file's id in the archive's absorbed list: scrapes would
-/// then skip the live file as absorbed, and the next compaction would remove it.
-fn skip_dead_twins(found: &mut Vec<Found>, stats: &Stats) {
-    let mut ids = HashSet::with_capacity(found.len());
-    let twins: HashSet<u64> = found
-        .iter()
-        .map(|f| f.snapshot.header_id())
-        .filter(|&id| !ids.insert(id))
-        .collect();
-    if twins.is_empty() {
-        return; // the usual case: no lock is tested here
-    }
-    let live: HashSet<u64> = found
-        .iter()
-        .filter(|f| twins.contains(&f.snapshot.header_id()) && f.live)
-        .map(|f| f.snapshot.header_id())
-        .collect();
-    found.retain(|f| {
-        let id = f.snapshot.header_id();
-        let dead_twin = live.contains(&id) && !f.live;
-        if dead_twin {
-            stats.count(ReadError::Corrupt("a dead file with a live file's id"));
-        }
-        !dead_twin
-    });
-}
-
-/// Opens and copies the archive, if there is one.
-pub(crate) fn open_archive(path: &Path) -> Result<Option<Snapshot>, ReadError> {
-    match dir::open_for_read(&path.join(ARCHIVE)) {
-        // Written aside and renamed in: nothing writes it in place.
-        Ok(Some(file)) => Snapshot::read(&file, false, &mut Vec::new()).map(Some),
-        Ok(None) => Err(ReadError::Corrupt(
-            "the archive is not a regular file of ours",
-        )),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(_) => Err(ReadError::Io),
-    }
-}
 
 /// Opens (creating) the compaction lock file.
 fn lock_file(path: &Path) -> io::Result<File> {
@@ -171,40 +83,30 @@ pub(crate) fn compact(path: &Path, stats: &Stats, run: Run) -> io::Result<Option
             }
         }
     }
-    let archive_copy = match open_archive(path) {
-        Ok(m) => m,
-        Err(e) => {
+    let snapshot = DirSnapshot::read(path, stats);
+    let archive = match snapshot.archive() {
+        Ok(a) => a,
+        Err(ArchiveError::Unreadable(e)) => {
             stats.count(e);
             return Err(io::Error::other(
                 "the archive cannot be read; it is left as it is and nothing is compacted",
             ));
         }
-    };
-    let archive = match archive_copy.as_ref().map(Parsed::parse).transpose() {
-        Ok(a) => a,
-        Err(e) => {
+        Err(ArchiveError::Corrupt(e)) => {
             stats.count(e);
             return Err(io::Error::other(
                 "the archive is corrupt; it is left as it is and nothing is compacted",
             ));
         }
     };
-    let absorbed: HashSet<u64> = archive
-        .iter()
-        .flat_map(|a| a.absorbed.iter().copied())
-        .collect();
-    let found = list(path, stats);
+    let absorbed = snapshot::absorbed(archive.as_ref());
     let mut present = HashSet::new();
     let mut fold = Vec::new();
     let mut leftovers = Vec::new();
     let mut any_live = false;
-    for f in &found {
-        let Ok(parsed) = Parsed::parse(&f.snapshot) else {
-            continue; // counted by scrapes; never removed: it is not ours to judge
-        };
-        if parsed.info.archive {
-            continue;
-        }
+    // A file that does not parse is left out: counted by scrapes, never removed (it is not
+    // ours to judge).
+    for (f, parsed) in snapshot.process_files(None) {
         let id = parsed.info.id;
         present.insert(id);
         if absorbed.contains(&id) {
@@ -217,12 +119,12 @@ pub(crate) fn compact(path: &Path, stats: &Stats, run: Run) -> io::Result<Option
     }
     let mut done = Done::default();
     if run.wipe && !any_live {
-        for f in &found {
+        for f in snapshot.files() {
             if std::fs::remove_file(&f.path).is_ok() {
                 done.removed += 1;
             }
         }
-        if archive_copy.is_some() && std::fs::remove_file(path.join(ARCHIVE)).is_ok() {
+        if archive.is_some() && std::fs::remove_file(path.join(ARCHIVE)).is_ok() {
             done.removed += 1;
         }
         return Ok(Some(done));

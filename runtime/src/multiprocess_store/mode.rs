@@ -1,0 +1,310 @@
+//! The mode switch and this process's file: whether multiprocess mode is on (decided once, by
+//! an explicit call or the environment), where a new series' cells live, and the fork and exit
+//! hooks that keep this process's file its own.
+//!
+//! Invariants:
+//! - The mode is decided once per process and never switched off; switching on after a series
+//!   was created on the heap is refused (its updates would never reach the directory).
+//! - This process's file is created with its first series, and written only by this process:
+//!   a forked child moves to a file of its own before it returns from `fork` (see `file.rs`).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+use super::dir::{self, SHARED_ENV};
+use super::file::Writer;
+use super::{Stats, compact, scrape};
+use crate::cell::Cells;
+use crate::error::Error;
+use crate::metric::FamilyDecl;
+use crate::model::MetricFamily;
+
+/// The environment variable Python's `prometheus_client` reads; promtrack reads it too.
+pub const ENV: &str = "PROMETHEUS_MULTIPROC_DIR";
+/// The lowercase spelling older `prometheus_client` versions read.
+pub const ENV_LOWERCASE: &str = "prometheus_multiproc_dir";
+/// Set to `1` to wipe files of a previous run at start-up (see the module docs).
+pub const WIPE_ENV: &str = "PROMTRACK_MULTIPROC_WIPE";
+
+/// How the mode is switched on: `Options` of the public API, or the environment.
+pub(crate) struct Setup {
+    /// The directory as requested (before the shared-volume subdirectory).
+    pub(crate) path: PathBuf,
+    pub(crate) shared_volume: bool,
+    /// The `wipe` start-up policy.
+    pub(crate) wipe: bool,
+}
+
+impl Setup {
+    /// Switches the mode on, process-wide; `Ok` if it is already on with this directory. Fails
+    /// if the directory is refused, if the mode is on with another directory, or if series
+    /// were already created in single-process mode.
+    pub(crate) fn switch_on(self) -> Result<(), Error> {
+        let mut decided = DECISION.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(active) = ACTIVE.get() {
+            return if same_path(&active.requested, &self.path) {
+                Ok(())
+            } else {
+                Err(dir::refuse(
+                    &self.path,
+                    format!(
+                        "cannot be used: multiprocess mode is already on with {}",
+                        active.requested.display()
+                    ),
+                    "switch it on once per process, with one directory",
+                ))
+            };
+        }
+        let heap = HEAP_SERIES.load(Ordering::Relaxed);
+        if heap > 0 {
+            let first = FIRST_HEAP
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone()
+                .unwrap_or_default();
+            return Err(dir::refuse(
+                &self.path,
+                format!(
+                    "cannot be switched on: {heap} series (the first of family `{first}`) were already created in single-process mode, and their updates would never reach the directory"
+                ),
+                "call promtrack::multiprocess::dir() first thing in main, before any metric is used, or set PROMETHEUS_MULTIPROC_DIR",
+            ));
+        }
+        activate(self)?;
+        *decided = true;
+        DECIDED.store(true, Ordering::Release);
+        Ok(())
+    }
+}
+
+fn same_path(a: &Path, b: &Path) -> bool {
+    a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
+}
+
+/// Whether multiprocess mode is on in this process.
+pub fn is_enabled() -> bool {
+    active().is_some()
+}
+
+/// The directory in use (the private subdirectory with the shared-volume opt-in), if the mode
+/// is on.
+pub fn directory() -> Option<&'static Path> {
+    active().map(|a| a.dir.as_path())
+}
+
+/// For parity with Python's `mark_process_dead`: never needed, since dead processes are
+/// recognised by their released lock. Folds every dead file of `pid` (and any other dead file)
+/// into the archive now, and returns how many files of `pid` were folded. A *live* process's
+/// file is never touched, whatever its pid.
+pub fn mark_process_dead(pid: u32) -> Result<usize, Error> {
+    let Some(active) = active() else {
+        return Ok(0);
+    };
+    let run = compact::Run {
+        wait: true,
+        own: None,
+        wipe: false,
+    };
+    let done = compact::compact(&active.dir, &active.stats, run).map_err(|e| Error::Io {
+        context: format!("compacting multiprocess directory {}", active.dir.display()),
+        source: e,
+    })?;
+    Ok(done.map_or(0, |d| d.pids.iter().filter(|&&p| p == pid).count()))
+}
+
+/// The mode, once on. Never switched off.
+struct Active {
+    requested: PathBuf,
+    dir: PathBuf,
+    stats: Arc<Stats>,
+    /// This process's file, created with its first series (`None` if it could not be).
+    writer: OnceLock<Option<Writer>>,
+}
+
+static ACTIVE: OnceLock<Active> = OnceLock::new();
+/// Whether the environment was consulted (or an explicit call made).
+static DECIDED: AtomicBool = AtomicBool::new(false);
+static DECISION: Mutex<bool> = Mutex::new(false);
+/// Series created in single-process mode, and the family of the first.
+static HEAP_SERIES: AtomicU64 = AtomicU64::new(0);
+static FIRST_HEAP: Mutex<Option<String>> = Mutex::new(None);
+
+/// The active mode, after consulting the environment on first use.
+fn active() -> Option<&'static Active> {
+    if !DECIDED.load(Ordering::Acquire) {
+        decide_from_env();
+    }
+    ACTIVE.get()
+}
+
+fn decide_from_env() {
+    let mut decided = DECISION.lock().unwrap_or_else(PoisonError::into_inner);
+    if *decided {
+        return;
+    }
+    *decided = true;
+    let path = std::env::var_os(ENV)
+        .filter(|p| !p.is_empty())
+        .or_else(|| std::env::var_os(ENV_LOWERCASE).filter(|p| !p.is_empty()));
+    if let Some(path) = path {
+        let flag = |name: &str| std::env::var(name).is_ok_and(|v| v == "1" || v == "true");
+        let setup = Setup {
+            path: PathBuf::from(path),
+            shared_volume: flag(SHARED_ENV),
+            wipe: flag(WIPE_ENV),
+        };
+        if let Err(e) = activate(setup) {
+            // No caller to return this to: say it loudly, once, and run in single-process
+            // mode rather than crash the service at its first metric.
+            eprintln!("promtrack: multiprocess mode NOT enabled: {e}");
+        }
+    }
+    DECIDED.store(true, Ordering::Release);
+}
+
+fn activate(setup: Setup) -> Result<(), Error> {
+    let dir = dir::prepare(&setup.path, setup.shared_volume)?;
+    let stats = Arc::new(Stats::default());
+    let run = compact::Run {
+        wait: true,
+        own: None,
+        wipe: setup.wipe,
+    };
+    compact::compact(&dir, &stats, run).map_err(|e| Error::Io {
+        context: format!(
+            "applying the start-up policy to multiprocess directory {} (fix or remove archive.db)",
+            dir.display()
+        ),
+        source: e,
+    })?;
+    let _ = ACTIVE.set(Active {
+        requested: setup.path,
+        dir,
+        stats,
+        writer: OnceLock::new(),
+    });
+    Ok(())
+}
+
+impl Active {
+    fn writer(&self) -> Option<&Writer> {
+        self.writer
+            .get_or_init(|| match Writer::create(&self.dir) {
+                Ok(w) => {
+                    install_process_hooks();
+                    Some(w)
+                }
+                Err(e) => {
+                    eprintln!(
+                        "promtrack: cannot create this process's metrics file in {}: {e}; its metrics stay in memory and are missing from the aggregate",
+                        self.dir.display()
+                    );
+                    None
+                }
+            })
+            .as_ref()
+    }
+}
+
+/// Where a new series' cells live: in this process's file in multiprocess mode, `None` (the
+/// heap) otherwise. Called through the storage seam (`store.rs`) when a family creates a
+/// series (the cold path).
+pub(crate) fn series_cells(decl: &FamilyDecl<'_>, key: &[u8]) -> Option<Cells> {
+    let Some(active) = active() else {
+        if HEAP_SERIES.fetch_add(1, Ordering::Relaxed) == 0 {
+            *FIRST_HEAP.lock().unwrap_or_else(PoisonError::into_inner) = Some(decl.name.to_owned());
+        }
+        return None;
+    };
+    let Some(writer) = active.writer() else {
+        active.stats.unrecorded.fetch_add(1, Ordering::Relaxed);
+        return None;
+    };
+    let n = decl.layout().len();
+    match writer.alloc_series(decl, key) {
+        // SAFETY: `n` cells in a segment that stays mapped for the process's life.
+        Ok(ptr) => Some(unsafe { Cells::external(ptr, n) }),
+        Err(_) => {
+            writer.count_dropped();
+            None
+        }
+    }
+}
+
+/// What the default registry collects to expose the directory while the mode is on (nothing
+/// while it is off, so switching on later still works). Consults the environment now, when
+/// the default registry is created (the storage seam, `store.rs`, asks).
+pub(crate) fn on_default_registry() -> impl Fn(&mut Vec<MetricFamily>) + Send + Sync + 'static {
+    let _ = active();
+    |out| {
+        if let Some(a) = active() {
+            scrape::collect_dir(&a.dir, &a.stats, true, out);
+        }
+    }
+}
+
+/// The fork and exit hooks, installed with this process's file.
+fn install_process_hooks() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: registering plain `extern "C"` functions.
+        unsafe {
+            libc::pthread_atfork(
+                Some(before_fork),
+                Some(after_fork_parent),
+                Some(after_fork_child),
+            );
+            libc::atexit(at_exit);
+        }
+    });
+}
+
+fn own_writer() -> Option<(&'static Active, &'static Writer)> {
+    let a = ACTIVE.get()?;
+    Some((a, a.writer.get()?.as_ref()?))
+}
+
+extern "C" fn before_fork() {
+    if let Some((_, w)) = own_writer() {
+        w.raw_lock().lock();
+    }
+}
+
+extern "C" fn after_fork_parent() {
+    if let Some((_, w)) = own_writer() {
+        w.raw_lock().unlock();
+    }
+}
+
+extern "C" fn after_fork_child() {
+    if let Some((a, w)) = own_writer() {
+        // SAFETY: `before_fork` took the lock, and the child has only this thread.
+        unsafe {
+            if w.reopen_after_fork(&a.dir).is_err() {
+                w.detach_after_fork();
+                a.stats.unrecorded.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        w.raw_lock().unlock();
+    }
+}
+
+/// A clean exit folds this process's own file into the archive at once.
+extern "C" fn at_exit() {
+    let _ = std::panic::catch_unwind(|| {
+        if let Some((a, w)) = own_writer().filter(|(_, w)| !w.is_detached()) {
+            let run = compact::Run {
+                wait: true,
+                own: Some(w.id()),
+                wipe: false,
+            };
+            let _ = compact::compact(&a.dir, &a.stats, run);
+        }
+    });
+}
+
+/// The path of this process's file, if it has one (tests, through `__private`).
+pub(crate) fn own_file() -> Option<PathBuf> {
+    own_writer().map(|(_, w)| w.path())
+}

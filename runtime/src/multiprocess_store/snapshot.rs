@@ -1,0 +1,179 @@
+//! One read of a multiprocess directory, shared by a scrape (`scrape.rs`) and a compaction
+//! (`compact.rs`): every process file opened and copied, then the archive.
+//!
+//! Invariants:
+//! - The process files are copied *before* the archive. A compaction that runs in between is
+//!   then seen as files the archive lists as absorbed (skipped), never as a file counted twice
+//!   or lost (see `compact.rs`).
+//! - A snapshot owns copies: parsing it (`read.rs`) never touches the files again, and a file
+//!   removed or rewritten meanwhile changes nothing already read.
+//! - Files that cannot be opened or read are counted in the [`Stats`] and skipped; a file
+//!   removed meanwhile is simply gone.
+
+use std::collections::HashSet;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::read::{Parsed, ReadError, Snapshot};
+use super::{Stats, dir, lock};
+
+/// The archive's file name.
+pub(crate) const ARCHIVE: &str = "archive.db";
+
+/// Every process file of a directory and its archive, as copied at one moment.
+pub(crate) struct DirSnapshot {
+    files: Vec<Found>,
+    archive: Result<Option<Snapshot>, ReadError>,
+}
+
+/// Why the archive of a [`DirSnapshot`] is unusable.
+pub(crate) enum ArchiveError {
+    /// It could not be opened or copied.
+    Unreadable(ReadError),
+    /// It was copied but does not parse.
+    Corrupt(ReadError),
+}
+
+impl DirSnapshot {
+    /// Copies the process files of the directory at `path`, then its archive (in that order:
+    /// see the module docs). Problems with process files are counted in `stats`; a problem
+    /// with the archive is kept for [`archive`](Self::archive) to report.
+    pub(crate) fn read(path: &Path, stats: &Stats) -> DirSnapshot {
+        let files = list(path, stats);
+        let archive = open_archive(path);
+        DirSnapshot { files, archive }
+    }
+
+    /// Every process file copied, whether it parses or not.
+    pub(crate) fn files(&self) -> &[Found] {
+        &self.files
+    }
+
+    /// The process files that parse, with the file each comes from; a file flagged as an
+    /// archive is left out. With `count`, what does not parse is counted there (a scrape
+    /// counts what it skips; a compaction leaves that to the scrapes).
+    pub(crate) fn process_files(&self, count: Option<&Stats>) -> Vec<(&Found, Parsed<'_>)> {
+        let mut parsed = Vec::with_capacity(self.files.len());
+        for f in &self.files {
+            match Parsed::parse(&f.snapshot) {
+                Ok(p) if !p.info.archive => parsed.push((f, p)),
+                Ok(_) => {
+                    if let Some(stats) = count {
+                        stats.count(ReadError::Corrupt("a second archive"));
+                    }
+                }
+                Err(e) => {
+                    if let Some(stats) = count {
+                        stats.count(e);
+                    }
+                }
+            }
+        }
+        parsed
+    }
+
+    /// The archive, parsed: `None` if the directory has none. Its header flag is not checked
+    /// here: a scrape skips an `archive.db` that is not flagged as one, a compaction folds it.
+    pub(crate) fn archive(&self) -> Result<Option<Parsed<'_>>, ArchiveError> {
+        match &self.archive {
+            Ok(Some(copy)) => Parsed::parse(copy).map(Some).map_err(ArchiveError::Corrupt),
+            Ok(None) => Ok(None),
+            Err(e) => Err(ArchiveError::Unreadable(*e)),
+        }
+    }
+}
+
+/// The ids of the files `archive` says it absorbed: readers skip those files.
+pub(crate) fn absorbed(archive: Option<&Parsed<'_>>) -> HashSet<u64> {
+    archive
+        .iter()
+        .flat_map(|a| a.absorbed.iter().copied())
+        .collect()
+}
+
+/// A process file found in the directory, opened and copied.
+pub(crate) struct Found {
+    pub(crate) path: PathBuf,
+    pub(crate) snapshot: Snapshot,
+    /// Whether its writer held its lock just before it was copied. A dead file never comes
+    /// back to life: writers only ever lock files they create.
+    pub(crate) live: bool,
+}
+
+/// Lists and copies the process files (`*.db` but the archive). Files that cannot be opened or
+/// read are counted and skipped; a file removed meanwhile is simply gone.
+fn list(path: &Path, stats: &Stats) -> Vec<Found> {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        stats.count(ReadError::Io);
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    let mut scratch = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if !name.ends_with(".db") || name == ARCHIVE || name.starts_with('.') {
+            continue;
+        }
+        let p = entry.path();
+        match dir::open_for_read(&p) {
+            Ok(Some(file)) => {
+                let live = lock::is_live(&file);
+                match Snapshot::read(&file, live, &mut scratch) {
+                    Ok(snapshot) => found.push(Found {
+                        path: p,
+                        snapshot,
+                        live,
+                    }),
+                    Err(e) => stats.count(e),
+                }
+            }
+            Ok(None) => stats.count(ReadError::Corrupt("not a regular file of ours")),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(_) => stats.count(ReadError::Io),
+        }
+    }
+    skip_dead_twins(&mut found, stats);
+    found
+}
+
+/// Skips, and counts, each dead file that claims the id of a live file (a copy, or a forged
+/// file). Folded, it would put the live file's id in the archive's absorbed list: scrapes would
+/// then skip the live file as absorbed, and the next compaction would remove it.
+fn skip_dead_twins(found: &mut Vec<Found>, stats: &Stats) {
+    let mut ids = HashSet::with_capacity(found.len());
+    let twins: HashSet<u64> = found
+        .iter()
+        .map(|f| f.snapshot.header_id())
+        .filter(|&id| !ids.insert(id))
+        .collect();
+    if twins.is_empty() {
+        return; // the usual case: no lock is tested here
+    }
+    let live: HashSet<u64> = found
+        .iter()
+        .filter(|f| twins.contains(&f.snapshot.header_id()) && f.live)
+        .map(|f| f.snapshot.header_id())
+        .collect();
+    found.retain(|f| {
+        let id = f.snapshot.header_id();
+        let dead_twin = live.contains(&id) && !f.live;
+        if dead_twin {
+            stats.count(ReadError::Corrupt("a dead file with a live file's id"));
+        }
+        !dead_twin
+    });
+}
+
+/// Opens and copies the archive, if there is one.
+fn open_archive(path: &Path) -> Result<Option<Snapshot>, ReadError> {
+    match dir::open_for_read(&path.join(ARCHIVE)) {
+        // Written aside and renamed in: nothing writes it in place.
+        Ok(Some(file)) => Snapshot::read(&file, false, &mut Vec::new()).map(Some),
+        Ok(None) => Err(ReadError::Corrupt(
+            "the archive is not a regular file of ours",
+        )),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(_) => Err(ReadError::Io),
+    }
+}
