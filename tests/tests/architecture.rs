@@ -101,11 +101,7 @@ fn path_renames(lib: &str) -> BTreeMap<String, String> {
         if let Some(rest) = line.strip_prefix("#[path = \"") {
             pending = rest.split('"').next().map(str::to_owned);
         } else if let Some(file) = pending.take() {
-            if let Some(name) = line
-                .split_whitespace()
-                .skip_while(|w| *w != "mod")
-                .nth(1)
-            {
+            if let Some(name) = line.split_whitespace().skip_while(|w| *w != "mod").nth(1) {
                 out.insert(file, name.trim_end_matches(';').to_owned());
             } else {
                 pending = Some(file);
@@ -145,7 +141,11 @@ fn code_of(source: &str) -> String {
     let mut lines = source.lines().peekable();
     while let Some(line) = lines.next() {
         let t = line.trim();
-        if t == "#[cfg(test)]" && lines.peek().is_some_and(|l| l.trim().starts_with("mod tests")) {
+        if t == "#[cfg(test)]"
+            && lines
+                .peek()
+                .is_some_and(|l| l.trim().starts_with("mod tests"))
+        {
             break;
         }
         if t.starts_with("//") {
@@ -265,5 +265,8 @@ fn the_reference_parser_finds_grouped_and_inline_paths() {
     let found: Vec<String> = referenced_modules(code).into_iter().collect();
     assert_eq!(found, ["a", "b", "c", "f"]);
     let code = code_of("use crate::a;\n// crate::b\n#[cfg(test)]\nmod tests {\n use crate::c;\n}");
-    assert_eq!(referenced_modules(&code).into_iter().collect::<Vec<_>>(), ["a"]);
+    assert_eq!(
+        referenced_modules(&code).into_iter().collect::<Vec<_>>(),
+        ["a"]
+    );
 }
