@@ -132,7 +132,7 @@ fn after_return(site: &CallSite, body: &Body) -> TokenStream {
         let #call = #p::Pending::<#p::#kind>::start();
         #[allow(clippy::redundant_closure_call)]
         let #ret = #wrapped;
-        #call.finish(|| #site_local.family().with_writer(|#writer| {
+        #call.finish(|| #p::with_writer(#site_local.family(), |#writer| {
             #take_prerendered
             #(#writes)*
         }));
@@ -229,11 +229,12 @@ impl CallSite<'_> {
     /// The series, found before the body runs (no label reads the return value).
     fn series_before_body(&self) -> TokenStream {
         let Locals { site, writer, .. } = &self.locals;
+        let p = &self.p;
         if self.literal_values().is_some() {
             quote!(#site.series())
         } else {
             let writes = self.label_writes(false);
-            quote!(#site.family().with_writer(|#writer| { #(#writes)* }))
+            quote!(#p::with_writer(#site.family(), |#writer| { #(#writes)* }))
         }
     }
 

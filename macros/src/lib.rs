@@ -90,7 +90,7 @@ use ast::Kind;
 ///     let site = { static SITE: Site<Counter, 2> = /* name, help, labels */; &SITE };
 ///     let pending = Pending::<Counter>::start();
 ///     let ret = (move || { /* body */ })();
-///     pending.finish(|| site.family().with_writer(|w| { w.value("db"); w.value(&(|ret| ..)(&ret)) }));
+///     pending.finish(|| with_writer(site.family(), |w| { w.value("db"); w.value(&(|ret| ..)(&ret)) }));
 ///     ret
 /// }
 /// ```

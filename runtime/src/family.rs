@@ -193,12 +193,11 @@ impl<L: LabelSet, M: Metric> Family<L, M> {
         core.lookup(|w| labels.write_values(w), dense)
     }
 
-    /// The series whose label values `write` writes, in label-name order. For generated code
-    /// whose label values have heterogeneous types known only to the compiler; everyone else
-    /// uses [`with`](Self::with).
-    #[doc(hidden)]
+    /// The series whose label values `write` writes, in label-name order. For the layer and for
+    /// generated code (through `__private::with_writer`), whose label values have heterogeneous
+    /// types known only to the compiler; users call [`with`](Self::with).
     #[inline]
-    pub fn with_writer(&self, write: impl FnOnce(&mut KeyWriter<'_>)) -> &M {
+    pub(crate) fn with_writer(&self, write: impl FnOnce(&mut KeyWriter<'_>)) -> &M {
         self.core.lookup(write, None)
     }
 

@@ -108,7 +108,7 @@ pub use labels::{LabelQuery, LabelSet, LabelValue};
 #[cfg(feature = "axum")]
 pub use layer::{MetricsLayer, layer};
 pub use metric::{
-    Buckets, Counter, DEFAULT_BUCKETS, Gauge, GaugeMode, Histogram, InFlight, Info, Metric, Summary,
+    Counter, DEFAULT_BUCKETS, Gauge, GaugeMode, Histogram, InFlight, Info, Metric, Summary,
 };
 pub use promtrack_macros::{
     LabelSet, LabelValue, counter, do_not_track, exclude_all_metrics, family, gauge, histogram,

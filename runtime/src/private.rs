@@ -339,3 +339,14 @@ pub mod index_bench {
         Counter::from_cells(Cells::heap(crate::layout::counter::LEN), &())
     }
 }
+
+/// The series of `family` whose label values `write` writes, in label-name order: the lookup
+/// generated code makes when its label values have types known only to the compiler (users call
+/// `Family::with`).
+#[inline]
+pub fn with_writer<'f, L: LabelSet, M: crate::Metric>(
+    family: &'f crate::Family<L, M>,
+    write: impl FnOnce(&mut KeyWriter<'_>),
+) -> &'f M {
+    family.with_writer(write)
+}
