@@ -344,9 +344,9 @@ pub mod index_bench {
 /// generated code makes when its label values have types known only to the compiler (users call
 /// `Family::with`).
 #[inline]
-pub fn with_writer<'f, L: LabelSet, M: crate::Metric>(
-    family: &'f crate::Family<L, M>,
+pub fn with_writer<L: LabelSet, M: crate::Metric>(
+    family: &crate::Family<L, M>,
     write: impl FnOnce(&mut KeyWriter<'_>),
-) -> &'f M {
+) -> &M {
     family.with_writer(write)
 }

@@ -552,6 +552,44 @@ fn check_collected(f: &MetricFamily) -> bool {
             .is_none_or(|suffix| f.name.ends_with(suffix))
 }
 
+/// The `format` label values of `promtrack_scrapes_total`: one series for each exposition format
+/// this build can write, in exposition order.
+const SCRAPE_FORMATS: &[&str] = &[
+    "openmetrics",
+    #[cfg(feature = "protobuf")]
+    "protobuf",
+    "text",
+];
+
+/// Scrapes answered in this process, per entry of [`SCRAPE_FORMATS`]. The count lives here,
+/// below the encoders, so that the encoder answering a scrape counts it (`expose::Scrape`) and
+/// the registry exposes it without importing the encoders that read it.
+static SCRAPES: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
+
+/// Counts one scrape answered in the format whose `format` label is `label`.
+pub(crate) fn count_scrape(label: &str) {
+    if let Some(i) = SCRAPE_FORMATS.iter().position(|&f| f == label) {
+        SCRAPES[i].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// `promtrack_scrapes_total{format}`: the scrapes this process answered, per negotiated format,
+/// one series per format this build can write (zero until one is asked for).
+pub(crate) fn scrapes_family() -> MetricFamily {
+    let mut family = MetricFamily::new(
+        "promtrack_scrapes_total",
+        "Scrapes answered by this process, by the exposition format negotiated from their Accept header.",
+        MetricKind::Counter,
+    );
+    for (format, count) in SCRAPE_FORMATS.iter().zip(&SCRAPES) {
+        let n = count.load(Ordering::Relaxed);
+        family
+            .series
+            .push(Series::new(Value::Counter(n as f64)).label("format", *format));
+    }
+    family
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -727,42 +765,4 @@ mod tests {
             "{text}"
         );
     }
-}
-
-/// The `format` label values of `promtrack_scrapes_total`: one series for each exposition format
-/// this build can write, in exposition order.
-const SCRAPE_FORMATS: &[&str] = &[
-    "openmetrics",
-    #[cfg(feature = "protobuf")]
-    "protobuf",
-    "text",
-];
-
-/// Scrapes answered in this process, per entry of [`SCRAPE_FORMATS`]. The count lives here,
-/// below the encoders, so that the encoder answering a scrape counts it (`expose::Scrape`) and
-/// the registry exposes it without importing the encoders that read it.
-static SCRAPES: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
-
-/// Counts one scrape answered in the format whose `format` label is `label`.
-pub(crate) fn count_scrape(label: &str) {
-    if let Some(i) = SCRAPE_FORMATS.iter().position(|&f| f == label) {
-        SCRAPES[i].fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-/// `promtrack_scrapes_total{format}`: the scrapes this process answered, per negotiated format,
-/// one series per format this build can write (zero until one is asked for).
-pub(crate) fn scrapes_family() -> MetricFamily {
-    let mut family = MetricFamily::new(
-        "promtrack_scrapes_total",
-        "Scrapes answered by this process, by the exposition format negotiated from their Accept header.",
-        MetricKind::Counter,
-    );
-    for (format, count) in SCRAPE_FORMATS.iter().zip(&SCRAPES) {
-        let n = count.load(Ordering::Relaxed);
-        family
-            .series
-            .push(Series::new(Value::Counter(n as f64)).label("format", *format));
-    }
-    family
 }
