@@ -74,7 +74,7 @@
 //! `counter_inc_contended` as "how bad is cache-line ping-pong", not as a throughput promise.
 
 use std::hint::black_box;
-use std::sync::Barrier;
+use std::sync::{Barrier, LazyLock};
 use std::thread;
 use std::time::Instant;
 
@@ -1089,9 +1089,283 @@ criterion_group!(
     core,
     counter_inc_resolved,
     counter_lookup_2labels,
+    counter_lookup_2labels_static,
+    histogram_lookup_3labels_static,
     histogram_observe,
     encode_text,
     counter_inc_contended,
     counter_lookup_index
 );
 criterion_main!(core);
+
+// --------------------------------------------------------------------------------------------
+// Static families, run-time label values (issue 12.1)
+// --------------------------------------------------------------------------------------------
+//
+// | group                             | what one iteration is                                     |
+// |-----------------------------------|-----------------------------------------------------------|
+// | `counter_lookup_2labels_static`   | as `counter_lookup_2labels`, on a family in a `static`    |
+// | `histogram_lookup_3labels_static` | find the series for three run-time string labels          |
+// |                                   | (`method`, `route`, `status`) in a `static`, one observe  |
+//
+// What services write: the family is a `static` (`LazyLock`, or promtrack's `family!`), and the
+// label values are a request's borrowed `&str`s, so the label type cannot borrow them for
+// `'static`. promtrack's family stores `[String; N]` and is queried with `[&str; N]` (no
+// allocation on a hit); rust-prometheus and measured take `&str`s as in the local groups;
+// prometheus-client and metrics copy the values into owned keys, as in `counter_lookup_2labels`.
+// Each series is created before the measurement: every iteration is a hit.
+
+/// The run-time label values of `histogram_lookup_3labels_static`.
+fn route_labels() -> (String, String, String) {
+    (
+        black_box(String::from("GET")),
+        black_box(String::from("/api/v1/users/{id}")),
+        black_box(String::from("200")),
+    )
+}
+
+mod statics {
+    use super::*;
+
+    pub static PROM_COUNTERS: LazyLock<prometheus::IntCounterVec> =
+        LazyLock::new(prom::counter_vec);
+    pub static PROM_HISTOGRAMS: LazyLock<prometheus::HistogramVec> = LazyLock::new(|| {
+        let vec = prometheus::HistogramVec::new(
+            prometheus::HistogramOpts::new(LATENCY_NAME, HELP).buckets(BUCKETS.to_vec()),
+            &["method", "route", "status"],
+        )
+        .unwrap();
+        let (method, route, status) = route_labels();
+        vec.with_label_values(&[&method, &route, &status]);
+        vec
+    });
+
+    /// Owned keys, as in `pclient`.
+    #[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+    pub struct RouteRequest {
+        pub method: String,
+        pub route: String,
+        pub status: String,
+    }
+
+    type PclientHistograms = prometheus_client::metrics::family::Family<
+        RouteRequest,
+        prometheus_client::metrics::histogram::Histogram,
+        fn() -> prometheus_client::metrics::histogram::Histogram,
+    >;
+
+    pub static PCLIENT_COUNTERS: LazyLock<
+        prometheus_client::metrics::family::Family<
+            pclient::Request,
+            prometheus_client::metrics::counter::Counter,
+        >,
+    > = LazyLock::new(pclient::counter_vec);
+    pub static PCLIENT_HISTOGRAMS: LazyLock<PclientHistograms> = LazyLock::new(|| {
+        let family = PclientHistograms::new_with_constructor(|| {
+            prometheus_client::metrics::histogram::Histogram::new(BUCKETS)
+        });
+        let (method, route, status) = route_labels();
+        let _ = family.get_or_create(&RouteRequest {
+            method,
+            route,
+            status,
+        });
+        family
+    });
+
+    #[derive(Clone, Copy, measured::LabelGroup)]
+    #[label(set = RouteRequestSet)]
+    pub struct MeasuredRouteRequest<'a> {
+        #[label(dynamic_with = measured::lasso::ThreadedRodeo, default)]
+        pub method: &'a str,
+        #[label(dynamic_with = measured::lasso::ThreadedRodeo, default)]
+        pub route: &'a str,
+        #[label(dynamic_with = measured::lasso::ThreadedRodeo, default)]
+        pub status: &'a str,
+    }
+
+    pub static MEASURED_COUNTERS: LazyLock<measured::CounterVec<measured_::RequestSet>> =
+        LazyLock::new(measured_::counter_vec);
+    pub static MEASURED_HISTOGRAMS: LazyLock<measured::HistogramVec<RouteRequestSet, 11>> =
+        LazyLock::new(|| {
+            let vec = measured::HistogramVec::with_metadata(
+                measured::metric::histogram::Thresholds::with_buckets(BUCKETS),
+            );
+            let (method, route, status) = route_labels();
+            vec.observe(
+                MeasuredRouteRequest {
+                    method: &method,
+                    route: &route,
+                    status: &status,
+                },
+                0.0,
+            );
+            vec
+        });
+
+    promtrack::family! {
+        /// Owned label storage, queried with borrowed values.
+        pub static PROMTRACK_COUNTERS: promtrack::Family<[String; 2], promtrack::Counter> =
+            ("static_requests_total", "Benchmark metric.", label_names = ["method", "status"]);
+        pub static PROMTRACK_HISTOGRAMS: promtrack::Family<[String; 3], promtrack::Histogram> = (
+            "static_latency_seconds",
+            "Benchmark metric.",
+            label_names = ["method", "route", "status"]
+        );
+    }
+}
+
+fn counter_lookup_2labels_static(c: &mut Criterion) {
+    let mut g = c.benchmark_group("counter_lookup_2labels_static");
+    let (method, status) = request_labels();
+    let labels = || (black_box(method.as_str()), black_box(status.as_str()));
+
+    LazyLock::force(&statics::PROM_COUNTERS);
+    g.bench_function("prometheus", |b| {
+        b.iter(|| {
+            let (method, status) = labels();
+            statics::PROM_COUNTERS
+                .with_label_values(&[method, status])
+                .inc();
+        })
+    });
+
+    LazyLock::force(&statics::PCLIENT_COUNTERS);
+    g.bench_function("prometheus-client", |b| {
+        b.iter(|| {
+            let (method, status) = labels();
+            let key = pclient::Request {
+                method: method.to_owned(),
+                status: status.to_owned(),
+            };
+            statics::PCLIENT_COUNTERS.get_or_create(&key).inc();
+        })
+    });
+
+    // No family object to hold in a `static`: the recorder is the registry, as in the local group.
+    let recorder = metrics_rs::counter_vec();
+    g.bench_function("metrics", |b| {
+        b.iter(|| {
+            let (method, status) = labels();
+            metrics::with_local_recorder(&recorder, || {
+                metrics::counter!(REQUESTS_NAME, "method" => method.to_owned(), "status" => status.to_owned())
+                    .increment(1);
+            })
+        })
+    });
+
+    LazyLock::force(&statics::MEASURED_COUNTERS);
+    g.bench_function("measured", |b| {
+        b.iter(|| {
+            let (method, status) = labels();
+            statics::MEASURED_COUNTERS.inc(measured_::Request { method, status });
+        })
+    });
+
+    statics::PROMTRACK_COUNTERS.with(&["GET", "200"]);
+    g.bench_function("promtrack", |b| {
+        b.iter(|| {
+            let (method, status) = labels();
+            statics::PROMTRACK_COUNTERS.with(&[method, status]).inc();
+        })
+    });
+
+    g.finish();
+}
+
+fn histogram_lookup_3labels_static(c: &mut Criterion) {
+    let mut g = c.benchmark_group("histogram_lookup_3labels_static");
+    let (method, route, status) = route_labels();
+    let labels = || {
+        (
+            black_box(method.as_str()),
+            black_box(route.as_str()),
+            black_box(status.as_str()),
+        )
+    };
+
+    LazyLock::force(&statics::PROM_HISTOGRAMS);
+    g.bench_function("prometheus", |b| {
+        let mut values = Observations::new();
+        b.iter(|| {
+            let (method, route, status) = labels();
+            statics::PROM_HISTOGRAMS
+                .with_label_values(&[method, route, status])
+                .observe(values.next());
+        })
+    });
+
+    LazyLock::force(&statics::PCLIENT_HISTOGRAMS);
+    g.bench_function("prometheus-client", |b| {
+        let mut values = Observations::new();
+        b.iter(|| {
+            let (method, route, status) = labels();
+            let key = statics::RouteRequest {
+                method: method.to_owned(),
+                route: route.to_owned(),
+                status: status.to_owned(),
+            };
+            statics::PCLIENT_HISTOGRAMS
+                .get_or_create(&key)
+                .observe(values.next());
+        })
+    });
+
+    // As in `histogram_observe`, drained by `run_upkeep` every `METRICS_DRAIN_EVERY` records.
+    let recorder = metrics_rs::recorder();
+    metrics::with_local_recorder(&recorder, || {
+        metrics::describe_histogram!(LATENCY_NAME, HELP);
+        metrics::histogram!(LATENCY_NAME, "method" => "GET", "route" => "/api/v1/users/{id}", "status" => "200")
+            .record(0.0);
+    });
+    let handle = recorder.handle();
+    g.bench_function("metrics", |b| {
+        let mut values = Observations::new();
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            let mut left = iters;
+            while left > 0 {
+                let chunk = left.min(METRICS_DRAIN_EVERY);
+                metrics::with_local_recorder(&recorder, || {
+                    for _ in 0..chunk {
+                        let (method, route, status) = labels();
+                        metrics::histogram!(LATENCY_NAME, "method" => method.to_owned(), "route" => route.to_owned(), "status" => status.to_owned())
+                            .record(values.next());
+                    }
+                });
+                handle.run_upkeep();
+                left -= chunk;
+            }
+            start.elapsed()
+        })
+    });
+
+    LazyLock::force(&statics::MEASURED_HISTOGRAMS);
+    g.bench_function("measured", |b| {
+        let mut values = Observations::new();
+        b.iter(|| {
+            let (method, route, status) = labels();
+            statics::MEASURED_HISTOGRAMS.observe(
+                statics::MeasuredRouteRequest {
+                    method,
+                    route,
+                    status,
+                },
+                values.next(),
+            );
+        })
+    });
+
+    statics::PROMTRACK_HISTOGRAMS.with(&["GET", "/api/v1/users/{id}", "200"]);
+    g.bench_function("promtrack", |b| {
+        let mut values = Observations::new();
+        b.iter(|| {
+            let (method, route, status) = labels();
+            statics::PROMTRACK_HISTOGRAMS
+                .with(&[method, route, status])
+                .observe(values.next());
+        })
+    });
+
+    g.finish();
+}

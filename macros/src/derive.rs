@@ -4,15 +4,21 @@
 //! A derived set reports a fixed cardinality when every field has one (enums deriving
 //! `LabelValue`, `bool`): the product of the fields', computed in const evaluation, with a
 //! mixed-radix index — so its family indexes a dense array and never hashes.
+//!
+//! Each derive runs the three phases in this one module, as its `#[label(..)]` options are few:
+//! parse them (`label_attrs`, collecting every error), check the label names with
+//! [`crate::valid::check_label_names`], expand with [`crate::expand`]'s runtime paths. On any
+//! error only the errors are emitted, never a partial impl.
 
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Data, DeriveInput, Fields, LitStr, Path};
 
-use crate::args::{check_label_names, private_path};
 use crate::errors::Errors;
+use crate::expand::{private_path, respan};
 use crate::names::unraw;
+use crate::valid::check_label_names;
 
 /// Options in `#[label(..)]` attributes.
 #[derive(Default)]
@@ -131,11 +137,11 @@ pub fn label_set(input: DeriveInput) -> TokenStream {
     let names = labels.iter().map(|(l, ..)| l);
     let arity = labels.len();
     let cardinalities = labels.iter().map(|(.., ty)| {
-        let p = crate::args::respan(p.clone(), ty.span());
+        let p = respan(p.clone(), ty.span());
         quote_spanned!(ty.span()=> <#ty as #p::LabelValue>::CARDINALITY)
     });
     let index_steps = labels.iter().map(|(_, _, ident, ty)| {
-        let p = crate::args::respan(p.clone(), ty.span());
+        let p = respan(p.clone(), ty.span());
         quote_spanned! {ty.span()=>
             index = index * match <#ty as #p::LabelValue>::CARDINALITY {
                 #p::Option::Some(n) => n,

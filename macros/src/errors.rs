@@ -1,4 +1,7 @@
 //! Collects every problem found in one macro invocation, so the user sees them all at once.
+//!
+//! Invariant: errors are emitted in the order they were found, each as a `compile_error!`
+//! spanned at its own token; an empty collection emits nothing.
 
 use proc_macro2::{Span, TokenStream};
 

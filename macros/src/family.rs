@@ -4,27 +4,46 @@
 //! A function-like macro because an attribute cannot sit on a `static` without a value. The
 //! `static` keeps the type the user wrote in spirit (`Family<L, M>`) and becomes a
 //! `LazyFamily<L, M>`, which dereferences to it.
+//!
+//! Each `static` is parsed here (its type names the metric's kind, which decides the options
+//! its arguments take), its arguments by [`crate::ast`]; then validated by [`crate::valid`]
+//! and expanded here around [`crate::expand`]'s `Spec` and link-time entry.
+//!
+//! Invariant: a static is always emitted, also next to errors (as a `PhantomData` when even
+//! its type or arguments did not parse), so that one mistake does not also fail every use of
+//! it; a malformed `static` itself stops the whole macro, since the statics after it cannot
+//! be found.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::TokenStream;
 use quote::quote;
 use syn::parse::{Parse, ParseStream};
 use syn::spanned::Spanned;
 use syn::{Attribute, GenericArgument, Ident, PathArguments, Token, Type, Visibility};
 
-use crate::args::{self, Args, Form, Kind};
-use crate::errors::Errors;
+use crate::ast::{Form, Kind, MetricArgs};
+use crate::expand::{crate_root, link_time_entry, private_path, spec};
+use crate::valid;
 
-struct Declaration {
+/// One `static NAME: Family<L, M> = (..);`.
+struct FamilyStatic {
     attrs: Vec<Attribute>,
     vis: Visibility,
     ident: Ident,
     ty: Type,
-    args: syn::Result<(Kind, Args, Type, Type)>,
+    args: syn::Result<FamilyArgs>,
 }
 
-struct Declarations(Vec<Declaration>);
+/// What the type and the parenthesised arguments of a static say.
+struct FamilyArgs {
+    kind: Kind,
+    args: MetricArgs,
+    labels: Type,
+    metric: Type,
+}
 
-impl Parse for Declarations {
+struct FamilyStatics(Vec<FamilyStatic>);
+
+impl Parse for FamilyStatics {
     fn parse(input: ParseStream) -> syn::Result<Self> {
         let mut out = Vec::new();
         while !input.is_empty() {
@@ -43,15 +62,20 @@ impl Parse for Declarations {
             let content;
             syn::parenthesized!(content in input);
             let args = family_type(&ty).and_then(|(kind, labels, metric)| {
-                let args = args::parse(&content, Form::Family(kind))?;
-                Ok((kind, args, labels, metric))
+                let args = MetricArgs::parse(&content, Form::Family(kind))?;
+                Ok(FamilyArgs {
+                    kind,
+                    args,
+                    labels,
+                    metric,
+                })
             });
             if args.is_err() {
                 // Skip what is left inside the parentheses so that the next declaration parses.
                 let _: TokenStream = content.parse()?;
             }
             input.parse::<Token![;]>()?;
-            out.push(Declaration {
+            out.push(FamilyStatic {
                 attrs,
                 vis,
                 ident,
@@ -59,7 +83,7 @@ impl Parse for Declarations {
                 args,
             });
         }
-        Ok(Declarations(out))
+        Ok(FamilyStatics(out))
     }
 }
 
@@ -92,65 +116,61 @@ fn family_type(ty: &Type) -> syn::Result<(Kind, Type, Type)> {
     let [labels, metric] = types[..] else {
         return Err(bad());
     };
-    let kind_name = match metric {
-        Type::Path(p) => p.path.segments.last().map(|s| s.ident.to_string()),
+    let kind = match metric {
+        Type::Path(p) => p.path.segments.last(),
         _ => None,
-    };
-    let kind = match kind_name.as_deref() {
-        Some("Counter") => Kind::Counter,
-        Some("Gauge") => Kind::Gauge,
-        Some("Histogram") => Kind::Histogram,
-        Some("Summary") => Kind::Summary,
-        Some("Info") => Kind::Info,
-        _ => {
-            return Err(syn::Error::new(
-                metric.span(),
-                "expected a metric type: `Counter`, `Gauge`, `Histogram`, `Summary` or `Info`",
-            ));
-        }
-    };
+    }
+    .and_then(|last| Kind::from_type_name(&last.ident.to_string()))
+    .ok_or_else(|| {
+        syn::Error::new(
+            metric.span(),
+            "expected a metric type: `Counter`, `Gauge`, `Histogram`, `Summary` or `Info`",
+        )
+    })?;
     Ok((kind, labels.clone(), metric.clone()))
 }
 
 pub fn family(input: TokenStream) -> TokenStream {
-    let declarations = match syn::parse2::<Declarations>(input) {
+    let statics = match syn::parse2::<FamilyStatics>(input) {
         Ok(d) => d,
         Err(e) => return e.to_compile_error(),
     };
     let mut out = TokenStream::new();
-    for declaration in declarations.0 {
-        out.extend(expand(declaration));
+    for family_static in statics.0 {
+        out.extend(expand(family_static));
     }
     out
 }
 
-fn expand(declaration: Declaration) -> TokenStream {
-    let Declaration {
+fn expand(family_static: FamilyStatic) -> TokenStream {
+    let FamilyStatic {
         attrs,
         vis,
         ident,
         ty,
         args,
-    } = declaration;
-    let (kind, mut args, labels, metric) = match args {
+    } = family_static;
+    let FamilyArgs {
+        kind,
+        args,
+        labels,
+        metric,
+    } = match args {
         Ok(a) => a,
         Err(e) => {
             let error = e.to_compile_error();
             return quote!(#error #(#attrs)* #vis static #ident: ::core::marker::PhantomData<#ty> = ::core::marker::PhantomData;);
         }
     };
-    let errors: Errors = args.validate(Form::Family(kind), None);
-    let p = args.private();
-    let krate = match &args.krate {
-        Some(path) => quote!(#path),
-        None => quote!(::promtrack),
-    };
-    let label_names = match &args.label_names {
-        Some((_, names)) => quote!(&[#(#names),*]),
+    let (declaration, errors) = valid::check(args, Form::Family(kind), None);
+    let p = private_path(declaration.krate.as_ref());
+    let krate = crate_root(declaration.krate.as_ref());
+    let label_names = match &declaration.label_names {
+        Some(names) => quote!(&[#(#names),*]),
         None => quote!(&[]),
     };
-    let spec = args.spec(kind, label_names, "All");
-    let link = Ident::new("PROMTRACK_LINK", Span::mixed_site());
+    let spec = spec(&declaration, label_names, "All");
+    let link = link_time_entry(&p, &ident);
     let errors = errors.to_compile_errors();
     let out = quote! {
         #errors
@@ -160,9 +180,7 @@ fn expand(declaration: Declaration) -> TokenStream {
         // import of `Family` a used one).
         const _: fn(#ty) -> #krate::Family<#labels, #metric> = |family| family;
         const _: () = {
-            #[#p::linkme::distributed_slice(#p::DECLARATIONS)]
-            #[linkme(crate = #p::linkme)]
-            static #link: &'static dyn #p::Declared = &#ident;
+            #link
         };
     };
     crate::debug::print("family!", &ident, &out);

@@ -1,4 +1,5 @@
-//! The function an attribute sits on, parsed as little as possible.
+//! Parse phase for the handler attributes' item: the function an attribute sits on, parsed as
+//! little as possible, and the one place that knows where its body is to be rewritten.
 //!
 //! Only the attributes, visibility and signature are parsed; the body is kept as tokens. A body
 //! that does not parse (the user is mid-edit, or it has a syntax error) is still wrapped, so
@@ -6,6 +7,9 @@
 //! `tracing-attributes` uses. The body is parsed only to recognise a function whose body is
 //! `Box::pin(async move { .. })` (what `#[async_trait]` generates): there the future inside is
 //! what gets instrumented.
+//!
+//! Invariant: the code an attribute wraps ([`Body`]) is emitted once, its tokens and spans as
+//! written, and everything else of the function (attributes, visibility, signature) unchanged.
 
 use proc_macro2::{Group, Span, TokenStream};
 use quote::{ToTokens, quote};
@@ -13,7 +17,8 @@ use syn::parse::{Parse, ParseStream};
 use syn::spanned::Spanned;
 use syn::{Attribute, Block, Expr, ReturnType, Signature, Stmt, Type, Visibility};
 
-pub struct MaybeFn {
+/// A function with its body kept as tokens.
+pub struct Function {
     pub attrs: Vec<Attribute>,
     pub vis: Visibility,
     pub sig: Signature,
@@ -21,7 +26,7 @@ pub struct MaybeFn {
     pub body: Group,
 }
 
-impl Parse for MaybeFn {
+impl Parse for Function {
     fn parse(input: ParseStream) -> syn::Result<Self> {
         let attrs = input.call(Attribute::parse_outer)?;
         let vis: Visibility = input.parse()?;
@@ -46,8 +51,8 @@ impl Parse for MaybeFn {
 }
 
 /// Parses `item` as a function, or says clearly what the attribute goes on.
-pub fn parse(item: TokenStream, attr: &str) -> syn::Result<MaybeFn> {
-    syn::parse2::<MaybeFn>(item.clone()).map_err(|e| {
+pub fn parse(item: TokenStream, attr: &str) -> syn::Result<Function> {
+    syn::parse2::<Function>(item.clone()).map_err(|e| {
         // A signature that parsed but has no body keeps its precise message.
         if e.to_string().contains("no body to instrument") {
             return e;
@@ -90,7 +95,18 @@ pub enum Shape {
     Boxed(Box<Block>),
 }
 
-impl MaybeFn {
+/// The code an attribute wraps: the function's body, or the future of a boxed body.
+pub struct Body {
+    /// Braces included, spanned as written.
+    pub block: Group,
+    /// Whether it runs as a future: an `async fn`'s body, or a boxed future.
+    pub is_async: bool,
+    /// [`Function::fake_return`] for a block that wraps it; nothing for a boxed future, whose
+    /// output type the signature does not name.
+    pub fake_return: TokenStream,
+}
+
+impl Function {
     pub fn shape(&self) -> Shape {
         if self.sig.asyncness.is_some() {
             return Shape::Async;
@@ -112,11 +128,51 @@ impl MaybeFn {
         }
     }
 
+    /// The error for `#[attr]` on a `const fn`, which cannot do `what` at run time.
+    pub fn const_fn_error(&self, attr: &str, what: &str) -> Option<syn::Error> {
+        self.sig.constness.map(|constness| {
+            syn::Error::new(
+                constness.span(),
+                format!("`#[{attr}]` cannot go on a `const fn`: it {what} at run time; remove `const` or the attribute"),
+            )
+        })
+    }
+
+    /// The code to wrap, for a function of this `shape`.
+    pub fn body_to_wrap(&self, shape: &Shape) -> Body {
+        match shape {
+            Shape::Boxed(block) => Body {
+                block: boxed_inner(block),
+                is_async: true,
+                fake_return: TokenStream::new(),
+            },
+            Shape::Sync | Shape::Async => Body {
+                block: self.body.clone(),
+                is_async: matches!(shape, Shape::Async),
+                fake_return: self.fake_return(),
+            },
+        }
+    }
+
+    /// The function with `statements` in place of its [`Function::body_to_wrap`].
+    pub fn with_body_replaced(&self, shape: &Shape, statements: TokenStream) -> TokenStream {
+        let body = match shape {
+            Shape::Boxed(block) => rebuild_boxed(block, statements),
+            Shape::Sync | Shape::Async => statements,
+        };
+        let Function {
+            attrs, vis, sig, ..
+        } = self;
+        let mut group = Group::new(proc_macro2::Delimiter::Brace, body);
+        group.set_span(self.body.span());
+        quote!(#(#attrs)* #vis #sig #group)
+    }
+
     /// `if false { return <a value of the return type>; }`, spanned at the return type, for the
     /// start of a block that wraps the body: it fixes the block's type, so `?` and type errors
     /// resolve against the signature and land on the user's code. Nothing for `impl Trait`
     /// returns (which a `let` cannot name) or `()`.
-    pub fn fake_return(&self) -> TokenStream {
+    fn fake_return(&self) -> TokenStream {
         let ReturnType::Type(_, ty) = &self.sig.output else {
             return TokenStream::new();
         };
@@ -139,16 +195,6 @@ impl MaybeFn {
                 return #fake;
             }
         }
-    }
-
-    /// The function with its body replaced by `body` (tokens inside the braces).
-    pub fn with_body(&self, body: TokenStream) -> TokenStream {
-        let MaybeFn {
-            attrs, vis, sig, ..
-        } = self;
-        let mut group = Group::new(proc_macro2::Delimiter::Brace, body);
-        group.set_span(self.body.span());
-        quote!(#(#attrs)* #vis #sig #group)
     }
 }
 
@@ -176,7 +222,7 @@ fn boxed_future(block: &Block) -> Option<&syn::ExprAsync> {
 }
 
 /// Rebuilds a `Box::pin(async move { .. })` body with the future's block replaced by `inner`.
-pub fn rebuild_boxed(block: &Block, inner: TokenStream) -> TokenStream {
+fn rebuild_boxed(block: &Block, inner: TokenStream) -> TokenStream {
     let mut block = block.clone();
     if let Some(Stmt::Expr(Expr::Call(call), None)) = block.stmts.last_mut() {
         if let Some(Expr::Async(fut)) = call.args.first_mut() {
@@ -194,7 +240,7 @@ pub fn rebuild_boxed(block: &Block, inner: TokenStream) -> TokenStream {
 }
 
 /// The future block's contents, as a brace group.
-pub fn boxed_inner(block: &Block) -> Group {
+fn boxed_inner(block: &Block) -> Group {
     let fut = boxed_future(block).expect("shape checked");
     let stmts = &fut.block.stmts;
     let mut group = Group::new(proc_macro2::Delimiter::Brace, quote!(#(#stmts)*));

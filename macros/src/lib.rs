@@ -5,25 +5,37 @@
 //! tied to the exact version of this crate. A crate that re-exports promtrack under another
 //! path passes `crate = path::to::promtrack` to every macro.
 //!
-//! This file only dispatches. Each macro is parse → validate → expand: `args` parses a
-//! declaration into a typed model and validates it collecting every error, `item` parses as
-//! little of the function as it needs, `attr`, `derive` and `family` expand.
+//! This file only dispatches. Each macro is parse → validate → expand, one module a phase:
+//!
+//! - parse: `ast` (a declaration's arguments as written), `item` (the attributed function,
+//!   body kept as tokens);
+//! - validate: `valid` (every mistake collected, spanned at its token; `names` holds the
+//!   Prometheus naming rules it applies);
+//! - expand: `expand` (what every macro generates: runtime paths, `Spec`, link-time entry),
+//!   `instrument` (an attribute's body, by one strategy);
+//! - per macro, running the phases: `attr` (the handler attributes and exclusion marks),
+//!   `family` (`family!`), `derive` (the derives, whose `#[label(..)]` options are parsed,
+//!   checked and expanded in that one module).
+//!
+//! `errors` collects the problems of one invocation; `debug` prints expansions.
 //!
 //! `PROMTRACK_MACROS_DEBUG=1` (or `=<function name>`) prints expansions at compile time.
 
-mod args;
+mod ast;
 mod attr;
 mod debug;
 mod derive;
 mod errors;
+mod expand;
 mod family;
-mod ident;
+mod instrument;
 mod item;
 mod names;
+mod valid;
 
 use proc_macro::TokenStream;
 
-use args::Kind;
+use ast::Kind;
 
 /// Counts the calls of a function.
 ///
@@ -226,7 +238,7 @@ pub fn gauge(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// (`use promtrack::do_not_track as skip`) is not recognised there: keep the name.
 #[proc_macro_attribute]
 pub fn do_not_track(attr: TokenStream, item: TokenStream) -> TokenStream {
-    attr::mark(attr::Mark::DoNotTrack, attr.into(), item.into()).into()
+    attr::mark(attr::ExclusionMark::DoNotTrack, attr.into(), item.into()).into()
 }
 
 /// Excludes a handler from every metric: the layer's default metrics, metrics applied to every
@@ -248,7 +260,7 @@ pub fn do_not_track(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// matter: a metric attribute above it hoists the mark before its own code.
 #[proc_macro_attribute]
 pub fn exclude_all_metrics(attr: TokenStream, item: TokenStream) -> TokenStream {
-    attr::mark(attr::Mark::ExcludeAll, attr.into(), item.into()).into()
+    attr::mark(attr::ExclusionMark::ExcludeAll, attr.into(), item.into()).into()
 }
 
 /// Derives `LabelSet` for a struct with named fields: one label per field, named after the

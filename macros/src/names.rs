@@ -1,6 +1,9 @@
 //! The naming rules of the Prometheus data model, checked at compile time. They mirror the
 //! runtime's checks at registration (`runtime/src/registry.rs`), so a declaration a macro
 //! accepts is one the registry accepts.
+//!
+//! Invariant: each rule returns the problem as a message that names the fix, and never a
+//! token or a span (the caller places it).
 
 /// Why `name` is not a valid metric name, if it is not.
 pub fn metric_name_problem(name: &str) -> Option<String> {
@@ -30,8 +33,8 @@ pub fn metric_name_problem(name: &str) -> Option<String> {
     ))
 }
 
-/// Why `name` is not a valid label name, if it is not. `reserved` lists names reserved for the
-/// kind's own samples, with the reason.
+/// Why `name` is not a valid label name, if it is not: malformed, reserved for Prometheus
+/// (`__` first), or reserved for a kind's own samples (`le`, `quantile`).
 pub fn label_name_problem(name: &str) -> Option<String> {
     let mut chars = name.chars();
     let ok = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')

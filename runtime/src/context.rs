@@ -1,123 +1,197 @@
-//! The request-scoped context through which handler attributes talk to the axum layer.
+//! The request context: how handler attributes and the metrics endpoint talk to the axum layer
+//! without a parameter in any signature.
 //!
-//! The layer runs each request's inner service inside `RequestContext::scope`; a handler
-//! marked `#[do_not_track]` or `#[exclude_all_metrics]` records its [`Exclusion`] there with
-//! [`exclude`], and the layer reads it when the response is ready. Handler attributes consult
-//! [`current_exclusion`] so that `#[exclude_all_metrics]` (and excluded paths, when the layer is
-//! configured so) also silence them.
+//! The layer owns one [`RequestMarks`] per request and makes it current with
+//! [`RequestMarks::enter`] around each poll of the request's inner future. Inside, a handler
+//! marked `#[do_not_track]` or `#[exclude_all_metrics]` raises the request's [`Exclusion`] with
+//! [`exclude`], the metrics endpoint says it answered with [`mark_metrics_endpoint`], and handler
+//! metrics ask [`all_excluded`] whether to stay silent. Outside any context (no layer, a direct
+//! call in a unit test) marks do nothing and nothing is excluded.
 //!
-//! The context is a tokio task-local: it reaches every future the handler awaits *in the same
-//! task* — `tower::buffer::Buffer` included, whose worker hands the future back to the caller's
-//! task. It does not cross `tokio::spawn` (a spawned task starts without it), so a middleware
-//! that spawns the inner service loses marks and the request is tracked as usual; the layer's
-//! documentation says how to place it so that does not happen. Outside any context (no layer, a direct call in a unit test) marks do nothing.
+//! The marks also carry one value of the layer's choosing ([`attach`], [`RequestMarks::attached`]),
+//! which this module stores without knowing its type: the layer depends on the context, never
+//! the reverse.
 //!
-//! Besides exclusions, the context carries one fact the layer needs and only the inner service
-//! knows: that the request was answered by the metrics endpoint ([`mark_metrics_endpoint`]),
-//! which the layer does not count unless asked to.
+//! Invariants:
+//! - The current marks are a thread-local pointer, set only for the duration of `enter` (and
+//!   restored on the way out, unwinding included), so it never outlives the borrow it came
+//!   from. Like a tokio task-local, it reaches every future the handler awaits *in the same
+//!   task* — `tower::buffer::Buffer` included, whose worker hands the future back to the
+//!   caller's task — and not a task the handler spawns (polled elsewhere, without it).
+//! - Exclusions only grow (`All` wins over `Defaults` whatever the order of the attributes).
 
-use std::sync::Arc;
-#[cfg(feature = "axum")]
-use std::sync::OnceLock;
+use std::any::Any;
+use std::cell::Cell;
+use std::future::Future;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, OnceLock};
 
-#[cfg(feature = "axum")]
-use crate::layer::hold::Hold;
-
-/// What a request is excluded from.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+/// What a request is excluded from, ordered from least to most: the one vocabulary of the
+/// handler's marks, of what the layer learned about a route and of what a request records
+/// (the strongest of those wins, [`Ord::max`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[repr(u8)]
 pub enum Exclusion {
     /// Tracked by everything.
     #[default]
     None = 0,
-    /// Excluded from the layer's default HTTP metrics (`#[do_not_track]`).
+    /// Excluded from the layer's default HTTP metrics (`#[do_not_track]`, or an excluded path
+    /// when excluded paths keep the user's metrics).
     Defaults = 1,
-    /// Excluded from every metric, handler attributes included (`#[exclude_all_metrics]`).
+    /// Excluded from every metric, handler attributes included (`#[exclude_all_metrics]`, the
+    /// metrics endpoint, an excluded path).
     All = 2,
 }
 
 impl Exclusion {
-    fn from_u8(v: u8) -> Self {
+    pub(crate) fn from_u8(v: u8) -> Self {
         match v {
             0 => Exclusion::None,
             1 => Exclusion::Defaults,
             _ => Exclusion::All,
         }
     }
-}
 
-/// One request's shared state, owned by the layer and reachable from the handler's task.
-///
-/// A context made with [`new`](Self::new) is shared by its clones: marks made inside
-/// `scope` are seen afterwards through the original. The layer's own contexts
-/// live inline in the request's future instead (no allocation, no reference count): the layer
-/// takes the context back out of the future when it completes.
-#[derive(Debug)]
-pub struct RequestContext {
-    inner: Repr,
-}
+    /// Whether a request excluded so is recorded in the layer's default metrics.
+    #[inline]
+    pub(crate) fn records_defaults(self) -> bool {
+        self == Exclusion::None
+    }
 
-#[derive(Debug)]
-enum Repr {
-    Shared(Arc<Marks>),
-    /// Owned by one future; a clone is a snapshot.
-    // Only the axum layer makes inline contexts.
-    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
-    Inline(Marks),
-}
-
-impl Clone for RequestContext {
-    fn clone(&self) -> Self {
-        let inner = match &self.inner {
-            Repr::Shared(marks) => Repr::Shared(marks.clone()),
-            Repr::Inline(marks) => Repr::Inline(Marks {
-                exclusion: AtomicU8::new(marks.exclusion.load(Ordering::Relaxed)),
-                metrics_endpoint: AtomicBool::new(marks.metrics_endpoint.load(Ordering::Relaxed)),
-                #[cfg(feature = "axum")]
-                hold: marks.hold.clone(),
-            }),
-        };
-        Self { inner }
+    /// Whether a request excluded so is recorded in the layer's route metrics
+    /// (`register_default`).
+    #[inline]
+    pub(crate) fn records_routes(self) -> bool {
+        self != Exclusion::All
     }
 }
 
-impl Default for RequestContext {
-    fn default() -> Self {
-        Self::new(Exclusion::None)
-    }
-}
-
-#[derive(Debug, Default)]
-struct Marks {
+/// What one request's handler told the layer. Shared by reference while the handler runs (the
+/// handler's task only reads and raises it), read by the layer when the response is ready.
+#[derive(Default)]
+pub(crate) struct RequestMarks {
     exclusion: AtomicU8,
     metrics_endpoint: AtomicBool,
-    /// Set when the handler keeps the request open past its response
-    /// ([`OpenRequest`](crate::layer::OpenRequest)); a snapshot shares it.
-    #[cfg(feature = "axum")]
-    hold: OnceLock<Arc<Hold>>,
+    /// The layer's value for this request (an `OpenRequest`'s hold), created on first use.
+    attached: OnceLock<Arc<dyn Any + Send + Sync>>,
 }
 
-impl Marks {
-    fn new(initial: Exclusion) -> Self {
+impl std::fmt::Debug for RequestMarks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestMarks")
+            .field("exclusion", &self.exclusion())
+            .field("metrics_endpoint", &self.is_metrics_endpoint())
+            .field("attached", &self.attached.get().is_some())
+            .finish()
+    }
+}
+
+impl RequestMarks {
+    /// Marks starting at `initial` (the layer starts excluded paths excluded).
+    pub(crate) fn new(initial: Exclusion) -> Self {
         note_exclusion(initial);
         Self {
             exclusion: AtomicU8::new(initial as u8),
             metrics_endpoint: AtomicBool::new(false),
-            #[cfg(feature = "axum")]
-            hold: OnceLock::new(),
+            attached: OnceLock::new(),
         }
+    }
+
+    /// The strongest exclusion recorded so far.
+    #[inline]
+    pub(crate) fn exclusion(&self) -> Exclusion {
+        Exclusion::from_u8(self.exclusion.load(Ordering::Relaxed))
+    }
+
+    /// Whether the metrics endpoint answered this request (see [`mark_metrics_endpoint`]).
+    #[inline]
+    pub(crate) fn is_metrics_endpoint(&self) -> bool {
+        self.metrics_endpoint.load(Ordering::Relaxed)
+    }
+
+    fn raise(&self, to: Exclusion) {
+        note_exclusion(to);
+        self.exclusion.fetch_max(to as u8, Ordering::Relaxed);
+    }
+
+    /// The value [`attach`] created for this request, if any and if it is a `T`.
+    #[inline]
+    pub(crate) fn attached<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
+        self.attached.get()?.clone().downcast().ok()
+    }
+
+    /// Runs `f` with these marks current: what `f` (and whatever it polls on this thread)
+    /// marks lands here.
+    #[inline]
+    pub(crate) fn enter<R>(&self, f: impl FnOnce() -> R) -> R {
+        /// Restores the previous marks when `enter` ends, by return or unwinding.
+        struct Restore(Option<NonNull<RequestMarks>>);
+        impl Drop for Restore {
+            #[inline]
+            fn drop(&mut self) {
+                let _ = CURRENT.try_with(|c| c.set(self.0));
+            }
+        }
+        let previous = CURRENT
+            .try_with(|c| c.replace(Some(NonNull::from(self))))
+            .ok()
+            .flatten();
+        let _restore = Restore(previous);
+        f()
     }
 }
 
-#[cfg(feature = "axum")]
-tokio::task_local! {
-    static CONTEXT: RequestContext;
+thread_local! {
+    /// The marks of the request being polled on this thread (see the module's invariants).
+    static CURRENT: Cell<Option<NonNull<RequestMarks>>> = const { Cell::new(None) };
+}
+
+/// Runs `f` on the current request's marks, if there are any.
+#[inline]
+fn with_current<R>(f: impl FnOnce(&RequestMarks) -> R) -> Option<R> {
+    let current = CURRENT.try_with(Cell::get).ok().flatten()?;
+    // SAFETY: `CURRENT` holds a pointer only while the `enter` that set it is on this thread's
+    // stack, holding the borrow it came from (the previous value is restored when `enter`
+    // ends, unwinding included); the reference does not escape `f`.
+    Some(f(unsafe { current.as_ref() }))
+}
+
+/// A request context of one's own: the marks of a request, shared by its clones, for running a
+/// handler as the layer would (tests, another layer).
+#[derive(Clone, Debug, Default)]
+pub struct RequestContext {
+    marks: Arc<RequestMarks>,
+}
+
+impl RequestContext {
+    /// A fresh context, starting at `initial`.
+    pub fn new(initial: Exclusion) -> Self {
+        Self {
+            marks: Arc::new(RequestMarks::new(initial)),
+        }
+    }
+
+    /// Runs `future` with this context current in each of its polls.
+    pub async fn scope<F: Future>(&self, future: F) -> F::Output {
+        let mut future = std::pin::pin!(future);
+        std::future::poll_fn(|cx| self.marks.enter(|| future.as_mut().poll(cx))).await
+    }
+
+    /// The strongest exclusion recorded so far.
+    pub fn exclusion(&self) -> Exclusion {
+        self.marks.exclusion()
+    }
+
+    /// Whether the metrics endpoint answered this request (see [`mark_metrics_endpoint`]).
+    pub fn is_metrics_endpoint(&self) -> bool {
+        self.marks.is_metrics_endpoint()
+    }
 }
 
 /// Whether any request was ever excluded from every metric. Until one is, handler metrics skip
-/// the task-local lookup of [`all_excluded`] and pay one relaxed load instead. Set once, never
-/// cleared.
+/// the thread-local lookup of [`all_excluded`] and pay one relaxed load instead. Set once,
+/// never cleared.
 static ANY_EXCLUDED_FROM_ALL: AtomicBool = AtomicBool::new(false);
 
 fn note_exclusion(what: Exclusion) {
@@ -126,111 +200,30 @@ fn note_exclusion(what: Exclusion) {
     }
 }
 
-impl RequestContext {
-    /// A fresh context, starting at `initial` (the layer starts excluded paths at
-    /// [`Exclusion::All`] when excluded paths also skip handler metrics).
-    pub fn new(initial: Exclusion) -> Self {
-        Self {
-            inner: Repr::Shared(Arc::new(Marks::new(initial))),
-        }
-    }
-
-    /// A context owned by one request's future, which hands it back when done (see
-    /// [`scoped`](Self::scoped)): the layer's, with nothing to allocate.
-    #[cfg(feature = "axum")]
-    pub(crate) fn inline(initial: Exclusion) -> Self {
-        Self {
-            inner: Repr::Inline(Marks::new(initial)),
-        }
-    }
-
-    fn marks(&self) -> &Marks {
-        match &self.inner {
-            Repr::Shared(marks) => marks,
-            Repr::Inline(marks) => marks,
-        }
-    }
-
-    /// Like [`scope`](Self::scope), as a future type that can be named (the layer stores it).
-    /// The context moves into the future; `TaskLocalFuture::take_value` gives it back, with
-    /// the marks made inside.
-    #[cfg(feature = "axum")]
-    pub(crate) fn scoped<F: std::future::Future>(
-        self,
-        future: F,
-    ) -> tokio::task::futures::TaskLocalFuture<RequestContext, F> {
-        CONTEXT.scope(self, future)
-    }
-
-    /// Runs `f` with this context current (for synchronous work such as a service's `call`),
-    /// and returns the context with the marks `f` made.
-    #[cfg(feature = "axum")]
-    pub(crate) fn sync_scope<R>(self, f: impl FnOnce() -> R) -> (R, Self) {
-        CONTEXT.sync_scope(self, || {
-            let r = f();
-            // A snapshot of an inline context, a new reference to a shared one.
-            (r, CONTEXT.with(Self::clone))
-        })
-    }
-
-    /// The hold of a handler that keeps this request open, if it took one.
-    #[cfg(feature = "axum")]
-    pub(crate) fn hold(&self) -> Option<&Arc<Hold>> {
-        self.marks().hold.get()
-    }
-
-    /// Whether the metrics endpoint answered this request (see [`mark_metrics_endpoint`]).
-    pub fn is_metrics_endpoint(&self) -> bool {
-        self.marks().metrics_endpoint.load(Ordering::Relaxed)
-    }
-
-    /// Runs `future` with this context current.
-    #[cfg(feature = "axum")]
-    pub async fn scope<F: std::future::Future>(&self, future: F) -> F::Output {
-        CONTEXT.scope(self.clone(), future).await
-    }
-
-    /// The strongest exclusion recorded so far.
-    pub fn exclusion(&self) -> Exclusion {
-        Exclusion::from_u8(self.marks().exclusion.load(Ordering::Relaxed))
-    }
-
-    // Marks are only made inside a task-local scope, which needs the axum feature's tokio.
-    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
-    fn raise(&self, to: Exclusion) {
-        note_exclusion(to);
-        self.marks()
-            .exclusion
-            .fetch_max(to as u8, Ordering::Relaxed);
-    }
-}
-
 /// Records that the current request is excluded (`#[do_not_track]`, `#[exclude_all_metrics]`).
 /// Exclusions only grow: `All` wins over `Defaults` whatever the order of the attributes.
 #[inline]
 pub fn exclude(what: Exclusion) {
-    #[cfg(feature = "axum")]
-    let _ = CONTEXT.try_with(|c| c.raise(what));
-    #[cfg(not(feature = "axum"))]
-    let _ = what;
+    with_current(|m| m.raise(what));
 }
 
-/// Records that the metrics endpoint answers the current request, so that the layer leaves it
-/// out of the default HTTP metrics wherever the endpoint is mounted (unless the layer is told to
-/// track it). `MetricsRouter` calls this; a hand-written metrics
-/// endpoint can too.
+/// Records that the metrics endpoint answers the current request, so that the axum layer leaves
+/// it out of the default HTTP metrics wherever the endpoint is mounted (unless the layer is told
+/// to track it). `MetricsRouter` calls this; a hand-written metrics endpoint can too.
 #[inline]
 pub fn mark_metrics_endpoint() {
-    #[cfg(feature = "axum")]
-    let _ = CONTEXT.try_with(|c| c.marks().metrics_endpoint.store(true, Ordering::Relaxed));
+    with_current(|m| m.metrics_endpoint.store(true, Ordering::Relaxed));
 }
 
-/// A new guard on the current request's hold (`None` outside a request context).
-#[cfg(feature = "axum")]
-pub(crate) fn hold() -> Option<Arc<Hold>> {
-    CONTEXT
-        .try_with(|c| c.marks().hold.get_or_init(Default::default).guard())
-        .ok()
+/// The current request's value of type `T`, created with `T::default()` by the first call of a
+/// request (`None` outside a request context, or if the request already holds a value of
+/// another type).
+pub(crate) fn attach<T: Any + Send + Sync + Default>() -> Option<Arc<T>> {
+    with_current(|m| {
+        let value = m.attached.get_or_init(|| Arc::new(T::default()));
+        value.clone().downcast().ok()
+    })
+    .flatten()
 }
 
 /// Whether the current request is excluded from every metric (`#[exclude_all_metrics]`, or an
@@ -244,20 +237,15 @@ pub fn all_excluded() -> bool {
 /// The current request's exclusion; [`Exclusion::None`] outside any request context.
 #[inline]
 pub fn current_exclusion() -> Exclusion {
-    #[cfg(feature = "axum")]
-    return CONTEXT
-        .try_with(RequestContext::exclusion)
-        .unwrap_or_default();
-    #[cfg(not(feature = "axum"))]
-    Exclusion::None
+    with_current(RequestMarks::exclusion).unwrap_or_default()
 }
 
-#[cfg(all(test, feature = "axum"))]
+#[cfg(test)]
 mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn marks_reach_the_layer_and_only_grow() {
+    async fn marks_reach_the_context_and_only_grow() {
         let ctx = RequestContext::new(Exclusion::None);
         ctx.scope(async {
             assert_eq!(current_exclusion(), Exclusion::None);
@@ -272,7 +260,9 @@ mod tests {
     #[tokio::test]
     async fn outside_a_context_marks_do_nothing() {
         exclude(Exclusion::All);
+        mark_metrics_endpoint();
         assert_eq!(current_exclusion(), Exclusion::None);
+        assert!(attach::<u8>().is_none());
     }
 
     #[tokio::test]
@@ -285,5 +275,38 @@ mod tests {
         })
         .await;
         assert_eq!(ctx.exclusion(), Exclusion::None);
+    }
+
+    #[test]
+    fn nested_contexts_restore_the_outer_one_even_on_a_panic() {
+        let outer = RequestMarks::new(Exclusion::None);
+        let inner = RequestMarks::new(Exclusion::None);
+        outer.enter(|| {
+            let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                inner.enter(|| {
+                    exclude(Exclusion::Defaults);
+                    panic!("in the inner request");
+                })
+            }));
+            assert!(caught.is_err());
+            exclude(Exclusion::All);
+        });
+        assert_eq!(inner.exclusion(), Exclusion::Defaults);
+        assert_eq!(outer.exclusion(), Exclusion::All);
+        assert_eq!(current_exclusion(), Exclusion::None);
+    }
+
+    #[test]
+    fn the_attached_value_is_created_once_per_request() {
+        let marks = RequestMarks::new(Exclusion::None);
+        let (a, b) = marks.enter(|| (attach::<AtomicU8>(), attach::<AtomicU8>()));
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert!(Arc::ptr_eq(&a, &b));
+        assert!(
+            marks
+                .attached::<AtomicU8>()
+                .is_some_and(|c| Arc::ptr_eq(&a, &c))
+        );
+        assert!(marks.attached::<AtomicBool>().is_none());
     }
 }

@@ -22,11 +22,10 @@ use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::cell::Cells;
 use crate::key::{KeyRef, KeyWords, StoredKey, words_of};
-use crate::labels::{KeyWriter, LabelSet, key_values, render_pairs};
+use crate::labels::{KeyWriter, LabelQuery, LabelSet, key_values, render_pairs};
 use crate::metric::Buckets;
-use crate::metric::{Histogram, Metric};
+use crate::metric::{FamilyDecl, Histogram, Metric};
 use crate::model::{FamilyDesc, Labels, Visitor};
 use table::{Keyed, Table};
 
@@ -62,8 +61,11 @@ const MAX_DENSE: usize = 4096;
 /// # Ok::<(), promtrack::Error>(())
 /// ```
 pub struct Family<L, M: Metric> {
-    pub(crate) core: Arc<Core<M>>,
-    _labels: PhantomData<fn(&L)>,
+    pub(crate) core: Arc<SharedFamily<M>>,
+    /// Covariant in `L`: a family stores no `L`, only keys of the bytes its values write, so a
+    /// `Family<[&'static str; 2], _>` may serve as a `Family<[&'a str; 2], _>` and be queried
+    /// with a request's `&str` (see [`LabelQuery`]). `fn() -> L` is `Send + Sync` for any `L`.
+    _labels: PhantomData<fn() -> L>,
 }
 
 impl<L, M: Metric> Clone for Family<L, M> {
@@ -129,7 +131,7 @@ impl<L: LabelSet, M: Metric> Family<L, M> {
         Self::from_opts(opts, self.core.origin)
     }
 
-    pub(crate) fn from_core(core: Arc<Core<M>>) -> Self {
+    pub(crate) fn from_core(core: Arc<SharedFamily<M>>) -> Self {
         Self {
             core,
             _labels: PhantomData,
@@ -138,7 +140,7 @@ impl<L: LabelSet, M: Metric> Family<L, M> {
 
     pub(crate) fn from_opts(opts: Opts<M::Config>, origin: &'static Location<'static>) -> Self {
         Self {
-            core: Arc::new(Core::new(opts, L::CARDINALITY, origin)),
+            core: Arc::new(SharedFamily::new(opts, L::CARDINALITY, origin)),
             _labels: PhantomData,
         }
     }
@@ -156,10 +158,27 @@ impl<L: LabelSet, M: Metric> Family<L, M> {
 
     /// The series for `labels`, created (at zero) if it is new.
     ///
-    /// Never panics and never allocates for a label set seen before. A label set with the wrong
-    /// number of values (possible only with slices) is routed to the overflow series.
+    /// `labels` is an `L`, or borrowed values that write the same label values as an `L`
+    /// ([`LabelQuery`]): `[&str; 2]` for a `Family<[String; 2], _>`. Never panics and never
+    /// allocates for a label set seen before; a new series stores its own copy of the values. A
+    /// query with the wrong number of values (possible only with slices) is routed to the
+    /// overflow series.
+    ///
+    /// ```
+    /// use promtrack::{Counter, Family};
+    ///
+    /// promtrack::family! {
+    ///     static REQUESTS: Family<[String; 2], Counter> =
+    ///         ("doc_with_requests_total", "Requests.", label_names = ["method", "path"]);
+    /// }
+    /// fn handle(method: &str, path: &str) {
+    ///     REQUESTS.with(&[method, path]).inc();
+    /// }
+    /// handle("GET", &format!("/users/{}", 7));
+    /// assert_eq!(REQUESTS.with(&["GET", "/users/7"]).get(), 1.0);
+    /// ```
     #[inline]
-    pub fn with(&self, labels: &L) -> &M {
+    pub fn with<Q: LabelQuery<L> + ?Sized>(&self, labels: &Q) -> &M {
         let core = &*self.core;
         if L::CARDINALITY.is_some() {
             if let Some(slot) = core.dense.get(labels.cardinality_index()) {
@@ -237,14 +256,15 @@ impl<M> Keyed for Series<M> {
 
 /// Everything but the lookup-free read path, behind the family's lock.
 struct State<M> {
-    /// Every series, owned here (freed in `Core::drop`).
+    /// Every series, owned here (freed in `SharedFamily::drop`).
     all: Vec<NonNull<Series<M>>>,
     /// Whether `all` is sorted by key (new series are appended; a scrape sorts).
     sorted: bool,
     overflow: Option<NonNull<Series<M>>>,
 }
 
-pub(crate) struct Core<M: Metric> {
+/// What every handle of one family shares: its declaration and its series.
+pub(crate) struct SharedFamily<M: Metric> {
     pub(crate) opts: Opts<M::Config>,
     pub(crate) origin: &'static Location<'static>,
     /// Seeds this family's key hashes, at random, so that clients cannot aim collisions.
@@ -257,10 +277,10 @@ pub(crate) struct Core<M: Metric> {
 
 // SAFETY: the raw pointers in `State` and `dense` point to `Series<M>` owned by this core and
 // only shared as `&Series<M>`; `M: Send + Sync` by `Metric`'s bounds.
-unsafe impl<M: Metric> Send for Core<M> {}
-unsafe impl<M: Metric> Sync for Core<M> {}
+unsafe impl<M: Metric> Send for SharedFamily<M> {}
+unsafe impl<M: Metric> Sync for SharedFamily<M> {}
 
-impl<M: Metric> Core<M> {
+impl<M: Metric> SharedFamily<M> {
     fn new(
         opts: Opts<M::Config>,
         cardinality: Option<usize>,
@@ -352,21 +372,7 @@ impl<M: Metric> Core<M> {
             self.opts.label_names.iter().map(|n| &**n),
             key_values(&key.bytes),
         );
-        let n = M::cell_count(&self.opts.config);
-        // In multiprocess mode the cells live in this process's file (DESIGN principle 1).
-        #[cfg(all(feature = "multiprocess", unix))]
-        let cells = crate::multiprocess::series_cells(
-            &self.opts.name,
-            &self.opts.help,
-            &self.opts.label_names,
-            M::KIND,
-            &self.opts.config,
-            &key.bytes,
-            n,
-        )
-        .unwrap_or_else(|| Cells::heap(n));
-        #[cfg(not(all(feature = "multiprocess", unix)))]
-        let cells = Cells::heap(n);
+        let cells = crate::store::series_cells(&self.decl(), &key.bytes);
         let series = Box::new(Series {
             key,
             hash,
@@ -391,6 +397,18 @@ impl<M: Metric> Core<M> {
         }
         state.all.push(series);
         series
+    }
+
+    /// What this family declares to the store of its series (`store.rs`).
+    fn decl(&self) -> FamilyDecl<'_> {
+        FamilyDecl {
+            name: &self.opts.name,
+            help: &self.opts.help,
+            label_names: &self.opts.label_names,
+            kind: M::KIND,
+            mode: M::mode(&self.opts.config),
+            bounds: M::bounds(&self.opts.config),
+        }
     }
 
     /// Number of series, the overflow series included.
@@ -439,7 +457,7 @@ impl<M: Metric> Core<M> {
     }
 }
 
-impl<M: Metric> Drop for Core<M> {
+impl<M: Metric> Drop for SharedFamily<M> {
     fn drop(&mut self) {
         let state = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
         for s in state.all.drain(..) {
@@ -452,6 +470,8 @@ impl<M: Metric> Drop for Core<M> {
 
 #[cfg(test)]
 mod tests {
+    use std::borrow::Cow;
+
     use super::*;
     use crate::{Counter, Gauge};
 
@@ -465,6 +485,91 @@ mod tests {
         assert_eq!(f.core.len(), 2);
         // The same handle, not a copy.
         assert!(ptr::eq(f.with(&["1", "3"]), f.with(&["1", "3"])));
+    }
+
+    #[test]
+    fn borrowed_queries_find_the_series_of_the_owned_values() {
+        let f = Family::<[String; 2], Counter>::new("x_total", "h").label_names(["a", "b"]);
+        let owned = f.with(&["GET".to_string(), "/users".to_string()]);
+        let path = String::from("/users");
+        assert!(ptr::eq(f.with(&["GET", path.as_str()]), owned));
+        assert!(ptr::eq(f.with(&[&"GET".to_string(), &path]), owned));
+        assert!(ptr::eq(
+            f.with(&[Cow::Borrowed("GET"), Cow::Borrowed("/users")]),
+            owned
+        ));
+        assert!(ptr::eq(f.with(&["GET", "/users"][..]), owned));
+        assert_eq!(f.core.len(), 1);
+    }
+
+    #[test]
+    fn a_borrowed_miss_creates_a_series_that_owns_its_values() {
+        let f = Family::<[String; 1], Counter>::new("x_total", "h").label_names(["path"]);
+        let first = {
+            let path = format!("/users/{}", 7);
+            let series = f.with(&[path.as_str()]);
+            series.inc();
+            series
+        }; // the query's string is gone; the series keeps its own copy
+        let again = String::from("/users/7");
+        assert!(ptr::eq(f.with(&[again.as_str()]), first));
+        assert_eq!(f.with(&["/users/7".to_string()]).get(), 1.0);
+        let state = f.core.state.lock().unwrap();
+        // SAFETY: owned by `state.all`.
+        let series = unsafe { state.all[0].as_ref() };
+        assert_eq!(&*series.rendered, "path=\"/users/7\"");
+        assert_eq!(&*series.key.bytes, b"/users/7\xff");
+    }
+
+    /// What a `static` family declared with `[&str; N]` must accept: values borrowed for less
+    /// than `'static` (this only has to compile).
+    fn static_family_with_request_values(
+        f: &'static Family<[&'static str; 2], Counter>,
+        path: &str,
+    ) -> f64 {
+        f.with(&["GET", path]).get()
+    }
+
+    #[test]
+    fn a_static_str_family_takes_shorter_lived_values() {
+        let f: &'static Family<[&'static str; 2], Counter> = Box::leak(Box::new(
+            Family::<[&str; 2], Counter>::new("x_total", "h").label_names(["method", "path"]),
+        ));
+        f.with(&["GET", "/a"]).inc();
+        let path = String::from("/a");
+        assert_eq!(static_family_with_request_values(f, &path), 1.0);
+        assert_eq!(f.core.len(), 1);
+    }
+
+    /// A set of fixed cardinality, queried through [`LabelQuery`], keeps its dense index.
+    struct Flag(bool);
+    impl LabelSet for Flag {
+        const NAMES: &'static [&'static str] = &["flag"];
+        const ARITY: usize = 1;
+        const CARDINALITY: Option<usize> = Some(2);
+        fn cardinality_index(&self) -> usize {
+            usize::from(self.0)
+        }
+        fn write_values(&self, out: &mut KeyWriter<'_>) {
+            out.value(&self.0)
+        }
+    }
+
+    #[test]
+    fn fixed_cardinality_sets_keep_their_dense_index() {
+        let f = Family::<Flag, Counter>::new("x_total", "h");
+        let on = f.with(&Flag(true));
+        let slot = f.core.dense[1].load(Ordering::Acquire);
+        // SAFETY: a published series lives as long as the core.
+        assert!(ptr::eq(unsafe { &(*slot).metric }, on));
+        assert!(f.core.dense[0].load(Ordering::Acquire).is_null());
+    }
+
+    #[test]
+    fn a_slice_of_the_wrong_length_goes_to_overflow() {
+        let f = Family::<[String; 2], Counter>::new("x_total", "h").label_names(["a", "b"]);
+        f.with(&["GET"][..]).inc();
+        assert_eq!(f.core.overflow_hits(), 1);
     }
 
     #[test]

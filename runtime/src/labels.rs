@@ -179,6 +179,148 @@ impl<T: LabelSet + ?Sized> LabelSet for &T {
     }
 }
 
+/// Values that look up a series of a family whose label set is `L`, without being an `L`.
+///
+/// A lookup only writes the query's values into a key on the stack and compares it with the
+/// stored keys (see `key.rs`), so any query that writes the same values in the same order finds
+/// the same series: a family can store owned values (`[String; 2]`) and be queried with borrowed
+/// ones (`[&str; 2]`), allocating only when the series is new. Implemented for
+///
+/// * every label set, querying itself (`Job` for `Job`, `[u16; 2]` for `[u16; 2]`, `()`); sets of
+///   fixed cardinality keep their dense index;
+/// * arrays of references to the values, `[&V; N]` for `[V; N]` (`[&String; 2]`, `[&u16; 1]`);
+/// * arrays of string values querying arrays of another string type of the same length: each of
+///   `&str`, `&&str`, `String`, `&String`, `Cow<str>`, `&Cow<str>` for `[String; N]`,
+///   `[&str; N]` and `[Cow<str>; N]`;
+/// * slices of any of those, `[V]`, `[&V]`, `[&str]`…, for `[V; N]`: the length is only known
+///   at run time, and a slice of the wrong length is counted in the family's overflow series;
+/// * the borrowed form `#[derive(LabelSet)]` generates for a struct with string fields
+///   (`JobRef<'a>` for `Job`).
+///
+/// A family is covariant in its label set, so `Family<[&'static str; 2], _>`, as a `static`
+/// family holds it, also takes `[&str; 2]` of a shorter lifetime (the series it returns is then
+/// borrowed for that lifetime too; query a `[String; 2]` family to keep a `&'static` series).
+///
+/// ```
+/// use promtrack::{Counter, Family};
+///
+/// let requests = Family::<[String; 2], Counter>::new("requests_total", "Requests served.")
+///     .label_names(["method", "path"]);
+/// fn serve(requests: &Family<[String; 2], Counter>, path: &str) {
+///     requests.with(&["GET", path]).inc(); // no allocation once the series exists
+/// }
+/// serve(&requests, "/users");
+/// serve(&requests, &String::from("/users"));
+/// assert_eq!(requests.with(&["GET".to_string(), "/users".to_string()]).get(), 2.0);
+/// ```
+///
+/// A query of another shape does not compile, and the error names the forms that do:
+///
+/// ```compile_fail,E0277
+/// use promtrack::{Counter, Family};
+///
+/// let requests = Family::<[String; 2], Counter>::new("requests_total", "Requests served.");
+/// requests.with(&["GET"]).inc(); // one value for two labels
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot look up a series of a family labelled by `{L}`",
+    label = "not a query for `{L}`",
+    note = "query with a `{L}` itself, or with borrowed values of the same shape: an array of `&str`, `&String` or `Cow<str>` of the same length for an array of `String`, `&str` or `Cow<str>`; for a `#[derive(LabelSet)]` struct `Job` with string fields, its generated `JobRef`"
+)]
+pub trait LabelQuery<L: ?Sized> {
+    /// The position of the queried set among `L`'s [`CARDINALITY`](LabelSet::CARDINALITY); only
+    /// called when that is `Some(n)`, and must be below `n`.
+    #[inline]
+    fn cardinality_index(&self) -> usize {
+        0
+    }
+
+    /// Writes each value, in `L`'s name order, exactly as `L` writes the same values.
+    fn write_values(&self, out: &mut KeyWriter<'_>);
+}
+
+impl<L: LabelSet + ?Sized> LabelQuery<L> for L {
+    #[inline(always)]
+    fn cardinality_index(&self) -> usize {
+        LabelSet::cardinality_index(self)
+    }
+    #[inline(always)]
+    fn write_values(&self, out: &mut KeyWriter<'_>) {
+        LabelSet::write_values(self, out)
+    }
+}
+
+impl<V: LabelValue, const N: usize> LabelQuery<[V; N]> for [V] {
+    #[inline]
+    fn write_values(&self, out: &mut KeyWriter<'_>) {
+        for v in self {
+            out.value(v);
+        }
+    }
+}
+
+/// References to the values: what iterating over values yields (`for v in &values`). Does not
+/// overlap the blanket impl: `[&V; N]` is never `[V; N]`.
+impl<V: LabelValue, const N: usize> LabelQuery<[V; N]> for [&V; N] {
+    #[inline]
+    fn write_values(&self, out: &mut KeyWriter<'_>) {
+        for v in self {
+            out.value::<V>(v);
+        }
+    }
+}
+
+impl<V: LabelValue, const N: usize> LabelQuery<[V; N]> for [&V] {
+    #[inline]
+    fn write_values(&self, out: &mut KeyWriter<'_>) {
+        for v in self {
+            out.value::<V>(v);
+        }
+    }
+}
+
+/// `[Q; N]` and `[Q]` query `[V; N]` for each string type `Q` that the impls above leave out:
+/// not `V` itself (the blanket impl; `V` with another lifetime is covariance) and not `&V`. Each
+/// value is written as the `str` it holds, as every string `LabelValue` writes it.
+macro_rules! string_queries {
+    ($( [$($lt:lifetime),*] $q:ty => $v:ty; )*) => {$(
+        impl<$($lt,)* const N: usize> LabelQuery<[$v; N]> for [$q; N] {
+            #[inline]
+            fn write_values(&self, out: &mut KeyWriter<'_>) {
+                for v in self {
+                    out.value::<str>(v.as_ref());
+                }
+            }
+        }
+
+        impl<$($lt,)* const N: usize> LabelQuery<[$v; N]> for [$q] {
+            #[inline]
+            fn write_values(&self, out: &mut KeyWriter<'_>) {
+                for v in self {
+                    out.value::<str>(v.as_ref());
+                }
+            }
+        }
+    )*};
+}
+
+string_queries! {
+    ['q] &'q str => String;
+    ['q, 'r] &'q &'r str => String;
+    ['q] Cow<'q, str> => String;
+    ['q, 'c] &'q Cow<'c, str> => String;
+
+    ['v] String => &'v str;
+    ['q, 'v] &'q String => &'v str;
+    ['q, 'v] Cow<'q, str> => &'v str;
+    ['q, 'c, 'v] &'q Cow<'c, str> => &'v str;
+
+    ['q, 'v] &'q str => Cow<'v, str>;
+    ['q, 'r, 'v] &'q &'r str => Cow<'v, str>;
+    ['v] String => Cow<'v, str>;
+    ['q, 'v] &'q String => Cow<'v, str>;
+}
+
 impl LabelValue for str {
     #[inline]
     fn write_value(&self, out: &mut ValueWriter<'_>) {
@@ -341,6 +483,41 @@ mod tests {
         let values: Vec<_> = key_values(&key).collect();
         assert_eq!(values, ["GET", "", "ü\"\\\n"]);
         assert_eq!(key_values(&key_of(&())).count(), 0);
+    }
+
+    fn query_key<L: LabelSet, Q: LabelQuery<L> + ?Sized>(q: &Q) -> Vec<u8> {
+        key_bytes(|w| q.write_values(w))
+    }
+
+    #[test]
+    fn borrowed_queries_write_the_keys_of_the_owned_sets() {
+        let owned = ["GET".to_string(), "/ü".to_string()];
+        let want = key_of(&owned);
+        let (get, path) = (String::from("GET"), String::from("/ü"));
+        let cows: [Cow<'_, str>; 2] = [Cow::Borrowed("GET"), Cow::Owned(path.clone())];
+        assert_eq!(query_key::<[String; 2], _>(&["GET", "/ü"]), want);
+        assert_eq!(query_key::<[String; 2], _>(&[&get, &path]), want);
+        assert_eq!(query_key::<[String; 2], _>(&cows), want);
+        assert_eq!(query_key::<[String; 2], _>(&[&cows[0], &cows[1]]), want);
+        assert_eq!(query_key::<[String; 2], _>(&["GET", "/ü"][..]), want);
+        let strs = ["GET", "/ü"];
+        assert_eq!(query_key::<[String; 2], _>(&[&strs[0], &strs[1]]), want);
+        assert_eq!(query_key::<[&str; 2], _>(&[&strs[0], &strs[1]]), want);
+        assert_eq!(
+            query_key::<[Cow<'_, str>; 2], _>(&[&strs[0], &strs[1]]),
+            want
+        );
+        assert_eq!(query_key::<[u16; 1], _>(&[&404u16]), key_of(&[404u16]));
+        assert_eq!(query_key::<[&str; 2], _>(&owned), want);
+        assert_eq!(query_key::<[&str; 2], _>(&cows[..]), want);
+        assert_eq!(query_key::<[Cow<'_, str>; 2], _>(&["GET", "/ü"]), want);
+        assert_eq!(query_key::<[Cow<'_, str>; 2], _>(&owned), want);
+        assert_eq!(
+            query_key::<[u16; 2], _>(&[404u16, 7][..]),
+            key_of(&[404u16, 7])
+        );
+        // A slice of another length writes another number of values: no stored key matches it.
+        assert_ne!(query_key::<[String; 2], _>(&["GET"][..]), want);
     }
 
     #[test]

@@ -66,7 +66,10 @@
 #[path = "private.rs"]
 pub mod __private;
 mod cell;
-pub mod context;
+// The axum layer is the only reader of the request context; without it, handler attributes
+// still mark and query it (and find no request).
+#[cfg_attr(not(feature = "axum"), allow(dead_code))]
+mod context;
 mod declare;
 mod error;
 pub mod expose;
@@ -75,6 +78,7 @@ mod key;
 pub mod labels;
 #[cfg(feature = "axum")]
 pub mod layer;
+mod layout;
 mod metric;
 pub mod model;
 #[cfg(all(feature = "multiprocess", unix))]
@@ -89,6 +93,7 @@ pub mod push;
 mod registry;
 #[cfg(feature = "axum")]
 mod serve;
+mod store;
 
 #[cfg(feature = "prometheus")]
 pub mod interop;
@@ -96,7 +101,7 @@ pub mod interop;
 pub use declare::{LazyFamily, check_declarations};
 pub use error::Error;
 pub use family::{DEFAULT_MAX_SERIES, Family, OVERFLOW_LABEL_VALUE};
-pub use labels::{LabelSet, LabelValue};
+pub use labels::{LabelQuery, LabelSet, LabelValue};
 #[cfg(feature = "axum")]
 pub use layer::{MetricsLayer, layer};
 pub use metric::{

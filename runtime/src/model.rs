@@ -31,6 +31,39 @@ pub enum MetricKind {
     Unknown,
 }
 
+impl MetricKind {
+    /// The suffix a family name of this kind ends in (`_total`, `_info`), which OpenMetrics
+    /// leaves out of the family's name.
+    pub(crate) const fn name_suffix(self) -> Option<&'static str> {
+        match self {
+            MetricKind::Counter => Some("_total"),
+            MetricKind::Info => Some("_info"),
+            _ => None,
+        }
+    }
+
+    /// The OpenMetrics family name of a family named `name`: without its kind's
+    /// [`name_suffix`](Self::name_suffix).
+    pub(crate) fn base_name(self, name: &str) -> &str {
+        self.name_suffix()
+            .and_then(|suffix| name.strip_suffix(suffix))
+            .unwrap_or(name)
+    }
+
+    /// The suffixes, after the [`base_name`](Self::base_name), of the sample names a family of
+    /// this kind writes in either text format — so that the registry can refuse two families
+    /// whose samples would collide, and a `name[]=` filter can find a family by any of them.
+    pub(crate) const fn sample_suffixes(self) -> &'static [&'static str] {
+        match self {
+            MetricKind::Counter => &["_total", "_created"],
+            MetricKind::Info => &["_info"],
+            MetricKind::Histogram => &["_bucket", "_count", "_sum", "_created"],
+            MetricKind::Summary => &["_count", "_sum", "_created"],
+            MetricKind::Gauge | MetricKind::Unknown => &[],
+        }
+    }
+}
+
 /// A family's header: what `# HELP` and `# TYPE` say.
 #[derive(Clone, Copy, Debug)]
 pub struct FamilyDesc<'a> {

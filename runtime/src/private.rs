@@ -9,7 +9,9 @@
 
 use std::time::Instant;
 
-pub use crate::context::{Exclusion, current_exclusion, exclude};
+// The request context: `exclude` and `Exclusion` for the generated code of `#[do_not_track]`
+// and `#[exclude_all_metrics]`; the rest for tests that run a handler as the layer would.
+pub use crate::context::{Exclusion, RequestContext, current_exclusion, exclude};
 pub use crate::declare::{
     Configure, DECLARATIONS, Declared, LazyFamily, Site, Spec, refused_declarations,
 };
@@ -256,9 +258,6 @@ pub const fn product(cardinalities: &[Option<usize>]) -> Option<usize> {
     Some(n)
 }
 
-/// Asserts at compile time that a label type implements `LabelValue` (spanned at the field).
-pub const fn assert_label_value<T: LabelValue + ?Sized>() {}
-
 /// Series keys exactly as [`Family::with`](crate::Family::with) makes them, for the benchmark that
 /// compares the family's own lock-free table with a concurrent map crate
 /// (`counter_lookup_index` in `benches/benches/core.rs`). promtrack itself does not use this
@@ -338,6 +337,6 @@ pub mod index_bench {
 
     /// A counter at zero on heap cells: what a family's series holds outside multiprocess mode.
     pub fn counter() -> Counter {
-        Counter::from_cells(Cells::heap(Counter::cell_count(&())), &())
+        Counter::from_cells(Cells::heap(crate::layout::counter::LEN), &())
     }
 }

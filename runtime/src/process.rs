@@ -4,18 +4,20 @@
 //! `process_cpu_seconds_total`, `process_resident_memory_bytes`, `process_virtual_memory_bytes`,
 //! `process_open_fds`, `process_max_fds`, `process_start_time_seconds`. A value that cannot be
 //! read (a restricted `/proc`) is left out rather than guessed.
+//!
+//! This module only reads: whose metrics a registry exposes — this process's, or every live
+//! writer's in multiprocess mode — is decided where the default registry is wired (`store.rs`).
 
-use crate::Collector;
 use crate::model::{MetricFamily, MetricKind, Series, Value};
 
-/// Collects this process's metrics from `/proc/self`.
-pub(crate) struct ProcessCollector {
+/// Reads a process's metrics from its `/proc` directory.
+pub(crate) struct ProcessReader {
     ticks_per_second: f64,
     page_size: f64,
     boot_time: Option<f64>,
 }
 
-impl ProcessCollector {
+impl ProcessReader {
     pub(crate) fn new() -> Self {
         // SAFETY: `sysconf` only reads configuration values.
         let (ticks, page) = unsafe {
@@ -128,18 +130,6 @@ impl ProcessStats {
     }
 }
 
-impl Collector for ProcessCollector {
-    fn collect(&self, out: &mut Vec<MetricFamily>) {
-        // In multiprocess mode every worker's are exposed, with a `pid` label, by the
-        // directory's collector instead.
-        #[cfg(feature = "multiprocess")]
-        if crate::multiprocess::is_enabled() {
-            return;
-        }
-        out.extend(self.read().families());
-    }
-}
-
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct Stat {
     utime: u64,
@@ -214,7 +204,7 @@ mod tests {
 
     #[test]
     fn this_process_reads_plausibly() {
-        let stats = ProcessCollector::new().read();
+        let stats = ProcessReader::new().read();
         assert!(stats.resident_bytes.unwrap() > 1e5);
         assert!(stats.virtual_bytes.unwrap() >= stats.resident_bytes.unwrap());
         assert!(stats.open_fds.unwrap() >= 3.0);

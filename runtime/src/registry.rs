@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
 use crate::error::{Error, origin};
-use crate::family::{Core, Family};
+use crate::family::{Family, SharedFamily};
 use crate::labels::{LabelSet, is_valid_label_name, is_valid_metric_name};
 use crate::metric::Metric;
 use crate::model::{FamilyDesc, MetricFamily, MetricKind, Series, Value, Visitor};
@@ -55,15 +55,15 @@ trait ErasedFamily: Send + Sync + 'static {
     fn overflow_hits(&self) -> u64;
 }
 
-impl<M: Metric> ErasedFamily for Core<M> {
+impl<M: Metric> ErasedFamily for SharedFamily<M> {
     fn desc(&self) -> FamilyDesc<'_> {
-        Core::desc(self)
+        SharedFamily::desc(self)
     }
     fn visit(&self, v: &mut dyn Visitor, scratch: &mut Vec<u64>) {
-        Core::visit(self, v, scratch)
+        SharedFamily::visit(self, v, scratch)
     }
     fn overflow_hits(&self) -> u64 {
-        Core::overflow_hits(self)
+        SharedFamily::overflow_hits(self)
     }
 }
 
@@ -90,6 +90,9 @@ struct Inner {
     always_self_metrics: bool,
     /// Families skipped at scrape time because a collector produced something invalid.
     collector_errors: AtomicU64,
+    /// Whether a collector exposes this registry's own families instead (the default registry
+    /// in multiprocess mode, see `store.rs`), so that they are not written twice.
+    families_exposed_elsewhere: fn() -> bool,
 }
 
 /// A set of metric families and collectors to expose.
@@ -133,15 +136,16 @@ impl std::fmt::Debug for Registry {
 impl Registry {
     /// An empty registry.
     pub fn new() -> Self {
-        Self::build(false)
+        Self::build(false, || false)
     }
 
-    fn build(always_self_metrics: bool) -> Self {
+    fn build(always_self_metrics: bool, families_exposed_elsewhere: fn() -> bool) -> Self {
         Self {
             inner: Arc::new(Inner {
                 state: RwLock::new(State::default()),
                 always_self_metrics,
                 collector_errors: AtomicU64::new(0),
+                families_exposed_elsewhere,
             }),
         }
     }
@@ -184,7 +188,7 @@ impl Registry {
         validate::<L, M>(core)?;
         let mut state = self.write();
         if let Some(existing) = state.families.get(&core.opts.name) {
-            if let Ok(same) = existing.any.clone().downcast::<Core<M>>() {
+            if let Ok(same) = existing.any.clone().downcast::<SharedFamily<M>>() {
                 if same.opts == core.opts {
                     return Ok(Family::from_core(same));
                 }
@@ -241,10 +245,7 @@ impl Registry {
         let state = self.read();
         // In multiprocess mode the default registry's own families are exposed from the files
         // (this process's among them), so they are not visited here as well.
-        #[cfg(all(feature = "multiprocess", unix))]
-        let from_files = self.inner.always_self_metrics && crate::multiprocess::exposes_files();
-        #[cfg(not(all(feature = "multiprocess", unix)))]
-        let from_files = false;
+        let from_files = (self.inner.families_exposed_elsewhere)();
         owned.retain(|f| {
             let ok =
                 check_collected(f) && (from_files || !state.families.contains_key(f.name.as_str()));
@@ -348,14 +349,24 @@ impl Registry {
 pub fn default_registry() -> &'static Registry {
     static DEFAULT: OnceLock<Registry> = OnceLock::new();
     DEFAULT.get_or_init(|| {
-        let registry = Registry::build(true);
-        #[cfg(all(feature = "process", target_os = "linux"))]
-        registry.register_collector(crate::process::ProcessCollector::new());
-        #[cfg(all(feature = "multiprocess", unix))]
-        crate::multiprocess::on_default_registry(&registry);
+        // What it collects besides its families, and when it exposes them from files instead,
+        // is decided by the storage seam.
+        let registry = Registry::build(true, crate::store::default_registry_reads_files);
+        for collect in crate::store::default_registry_sources() {
+            registry.register_collector(SeamCollector(collect));
+        }
         crate::__private::on_default_registry_init(&registry);
         registry
     })
+}
+
+/// A source of the default registry that `store.rs` provides.
+struct SeamCollector(crate::store::Collect);
+
+impl Collector for SeamCollector {
+    fn collect(&self, out: &mut Vec<MetricFamily>) {
+        (self.0)(out);
+    }
 }
 
 struct GaugeFn<F> {
@@ -381,7 +392,7 @@ fn invalid_name(name: &str, location: &Location<'_>) -> Error {
     }
 }
 
-fn validate<L: LabelSet, M: Metric>(core: &Core<M>) -> Result<(), Error> {
+fn validate<L: LabelSet, M: Metric>(core: &SharedFamily<M>) -> Result<(), Error> {
     let opts = &core.opts;
     let fail = |reason: String| Error::InvalidMetric {
         name: opts.name.to_string(),
@@ -417,22 +428,10 @@ fn validate<L: LabelSet, M: Metric>(core: &Core<M>) -> Result<(), Error> {
 
 /// Every name a family of this kind and name may write, in either format.
 pub(crate) fn claimed_names(name: &str, kind: MetricKind) -> Vec<String> {
-    let base = match kind {
-        MetricKind::Counter => name.strip_suffix("_total"),
-        MetricKind::Info => name.strip_suffix("_info"),
-        _ => None,
-    }
-    .unwrap_or(name);
-    let suffixes: &[&str] = match kind {
-        MetricKind::Counter => &["_total", "_created"],
-        MetricKind::Info => &["_info"],
-        MetricKind::Histogram => &["_bucket", "_count", "_sum", "_created"],
-        MetricKind::Summary => &["_count", "_sum", "_created"],
-        _ => &[],
-    };
+    let base = kind.base_name(name);
     std::iter::once(base.to_owned())
         .chain(std::iter::once(name.to_owned()))
-        .chain(suffixes.iter().map(|s| format!("{base}{s}")))
+        .chain(kind.sample_suffixes().iter().map(|s| format!("{base}{s}")))
         .collect()
 }
 
@@ -491,7 +490,7 @@ fn insert<L: LabelSet, M: Metric>(state: &mut State, family: &Family<L, M>) -> R
     Ok(())
 }
 
-fn describe_difference<M: Metric>(existing: &Registered, new: &Core<M>) -> String {
+fn describe_difference<M: Metric>(existing: &Registered, new: &SharedFamily<M>) -> String {
     let desc = existing.family.desc();
     if desc.kind != M::KIND {
         return format!(
@@ -506,7 +505,7 @@ fn describe_difference<M: Metric>(existing: &Registered, new: &Core<M>) -> Strin
             desc.help, new.opts.help
         );
     }
-    match existing.any.clone().downcast::<Core<M>>() {
+    match existing.any.clone().downcast::<SharedFamily<M>>() {
         Ok(old) if old.opts.label_names != new.opts.label_names => format!(
             "the label names differ ({:?} there, {:?} here); use the same labels",
             old.opts.label_names, new.opts.label_names
@@ -529,11 +528,9 @@ fn check_collected(f: &MetricFamily) -> bool {
         && f.series.iter().all(|s| {
             s.value.kind() == f.kind && s.labels.iter().all(|(n, _)| is_valid_label_name(n))
         })
-        && match f.kind {
-            MetricKind::Counter => f.name.ends_with("_total"),
-            MetricKind::Info => f.name.ends_with("_info"),
-            _ => true,
-        }
+        && f.kind
+            .name_suffix()
+            .is_none_or(|suffix| f.name.ends_with(suffix))
 }
 
 #[cfg(test)]

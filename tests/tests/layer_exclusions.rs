@@ -11,7 +11,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::routing::get;
 use promtrack as metrics;
-use promtrack::context::{Exclusion, current_exclusion, exclude};
+use promtrack::__private::{Exclusion, current_exclusion, exclude};
 use promtrack::expose::{Format, encode_to_string};
 use promtrack::layer::RouteMetric;
 use support::*;

@@ -10,7 +10,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use promtrack as metrics;
-use promtrack::context::{Exclusion, RequestContext};
+use promtrack::__private::{Exclusion, RequestContext};
 
 /// The default registry's exposition.
 fn scrape() -> String {
@@ -382,13 +382,13 @@ fn methods_generics_and_shared_declarations() {
 #[metrics::exclude_all_metrics]
 #[metrics::counter("t_excluded_total", "Calls.")]
 async fn excluded_handler() -> Exclusion {
-    metrics::context::current_exclusion()
+    metrics::__private::current_exclusion()
 }
 
 #[metrics::do_not_track]
 #[metrics::counter("t_not_tracked_total", "Calls.")]
 async fn not_tracked() -> Exclusion {
-    metrics::context::current_exclusion()
+    metrics::__private::current_exclusion()
 }
 
 #[test]

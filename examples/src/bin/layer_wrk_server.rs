@@ -2,7 +2,9 @@
 //! (`layer_wrk_server bare ADDR`) or behind `promtrack::layer()` with one `#[histogram]` on the
 //! handler and `/metrics` merged in (`layer_wrk_server layer ADDR`). Two more modes split the
 //! cost: `histogram` (the attribute, no layer) and `layer-only` (the layer, no attribute); and
-//! `noop` puts an identity tower layer on the route: what axum charges for any layer.
+//! `noop` puts an identity tower layer on the route: what axum charges for any layer. Two peers
+//! wrap the plain handler: `axum-prometheus` (its `PrometheusMetricLayer`, `/metrics` beside)
+//! and `trace` (tower-http's `TraceLayer::new_for_http()`, no subscriber installed).
 //!
 //! `layer_wrk_server requests MODE N` sends N requests to the same app with `oneshot` on one
 //! thread, without a socket: what `scripts/callgrind-layer.sh` counts instructions of.
@@ -22,7 +24,7 @@ async fn hello_instrumented() -> &'static str {
     "Hello, World!"
 }
 
-const MODES: &str = "bare|layer|histogram|layer-only|noop";
+const MODES: &str = "bare|layer|histogram|layer-only|noop|axum-prometheus|trace";
 
 fn app(mode: &str) -> Option<Router> {
     Some(match mode {
@@ -38,6 +40,16 @@ fn app(mode: &str) -> Option<Router> {
                 |r: axum::response::Response| r,
             )),
         "layer-only" => Router::new().route("/", get(hello)).layer(metrics::layer()),
+        "axum-prometheus" => {
+            let (layer, handle) = axum_prometheus::PrometheusMetricLayer::pair();
+            Router::new()
+                .route("/", get(hello))
+                .route("/metrics", get(move || async move { handle.render() }))
+                .layer(layer)
+        }
+        "trace" => Router::new()
+            .route("/", get(hello))
+            .layer(tower_http::trace::TraceLayer::new_for_http()),
         _ => return None,
     })
 }
@@ -51,6 +63,9 @@ fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
     let first = args.next().unwrap_or_default();
     if first == "requests" {
+        let rt = tokio::runtime::Builder::new_current_thread().build()?;
+        // Inside the runtime: axum-prometheus spawns its upkeep task when its layer is built.
+        let _entered = rt.enter();
         let app = app(&args.next().unwrap_or_default()).unwrap_or_else(|| usage());
         let n: u64 = args
             .next()
@@ -58,7 +73,6 @@ fn main() -> std::io::Result<()> {
             .unwrap_or_else(|| usage());
         // As `axum::serve` builds it: handlers become routes, and layers are applied, once.
         let app = app.with_state(());
-        let rt = tokio::runtime::Builder::new_current_thread().build()?;
         rt.block_on(async move {
             for _ in 0..n {
                 let request = axum::http::Request::get("/").body(Body::empty()).unwrap();
@@ -69,9 +83,11 @@ fn main() -> std::io::Result<()> {
         });
         return Ok(());
     }
+    let rt = tokio::runtime::Runtime::new()?;
+    let _entered = rt.enter();
     let app = app(&first).unwrap_or_else(|| usage());
     let addr = args.next().unwrap_or_else(|| "127.0.0.1:8080".into());
-    tokio::runtime::Runtime::new()?.block_on(async move {
+    rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&addr).await?;
         axum::serve(listener, app).await
     })

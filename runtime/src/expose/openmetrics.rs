@@ -7,7 +7,7 @@
 
 use super::LeCache;
 use super::float::{write_f64, write_u64};
-use super::text::write_bucket;
+use super::text::write_buckets;
 use crate::model::{FamilyDesc, Labels, MetricKind, Point, Visitor};
 
 /// Writes OpenMetrics 1.0 text into a buffer. Call [`finish`](Self::finish) at the end.
@@ -45,6 +45,23 @@ impl<'a> OpenMetricsEncoder<'a> {
         out.push(b' ');
     }
 
+    /// The `_count`, `_sum` and `_created` samples of a histogram or a summary.
+    fn count_sum_created(
+        &mut self,
+        labels: &Labels<'_>,
+        count: u64,
+        sum: f64,
+        created: Option<f64>,
+    ) {
+        self.sample_start("_count", labels);
+        write_u64(self.out, count);
+        self.out.push(b'\n');
+        self.sample_start("_sum", labels);
+        write_f64(self.out, sum);
+        self.out.push(b'\n');
+        self.created(labels, created);
+    }
+
     fn created(&mut self, labels: &Labels<'_>, created: Option<f64>) {
         if let Some(t) = created {
             self.sample_start("_created", labels);
@@ -56,12 +73,7 @@ impl<'a> OpenMetricsEncoder<'a> {
 
 impl Visitor for OpenMetricsEncoder<'_> {
     fn family(&mut self, desc: &FamilyDesc<'_>) {
-        let name = match desc.kind {
-            MetricKind::Counter => desc.name.strip_suffix("_total"),
-            MetricKind::Info => desc.name.strip_suffix("_info"),
-            _ => None,
-        }
-        .unwrap_or(desc.name);
+        let name = desc.kind.base_name(desc.name);
         self.name.clear();
         self.name.push_str(name);
         let out = &mut *self.out;
@@ -112,32 +124,11 @@ impl Visitor for OpenMetricsEncoder<'_> {
                 sum,
             } => {
                 let le = self.le.get(bounds);
-                let mut cumulative = 0;
-                for (i, &c) in counts.iter().enumerate() {
-                    // Saturating: counts read from another process's file may add up past
-                    // u64::MAX, and the buckets must stay cumulative even then.
-                    cumulative = u64::saturating_add(cumulative, c);
-                    let bound = le.get(i).map_or("+Inf", String::as_str);
-                    write_bucket(self.out, &self.name, &labels, bound);
-                    write_u64(self.out, cumulative);
-                    self.out.push(b'\n');
-                }
-                self.sample_start("_count", &labels);
-                write_u64(self.out, cumulative);
-                self.out.push(b'\n');
-                self.sample_start("_sum", &labels);
-                write_f64(self.out, sum);
-                self.out.push(b'\n');
-                self.created(&labels, created);
+                let count = write_buckets(self.out, &self.name, &labels, le, counts);
+                self.count_sum_created(&labels, count, sum, created);
             }
             Point::Summary { count, sum } => {
-                self.sample_start("_count", &labels);
-                write_u64(self.out, count);
-                self.out.push(b'\n');
-                self.sample_start("_sum", &labels);
-                write_f64(self.out, sum);
-                self.out.push(b'\n');
-                self.created(&labels, created);
+                self.count_sum_created(&labels, count, sum, created);
             }
         }
     }

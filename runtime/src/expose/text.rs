@@ -48,6 +48,16 @@ impl<'a> TextEncoder<'a> {
         }
         out.push(b' ');
     }
+
+    /// The `_sum` and `_count` samples of a histogram or a summary.
+    fn sum_and_count(&mut self, labels: &Labels<'_>, sum: f64, count: u64) {
+        self.sample_start("_sum", labels, None);
+        write_f64(self.out, sum);
+        self.out.push(b'\n');
+        self.sample_start("_count", labels, None);
+        write_u64(self.out, count);
+        self.out.push(b'\n');
+    }
 }
 
 impl Visitor for TextEncoder<'_> {
@@ -87,39 +97,38 @@ impl Visitor for TextEncoder<'_> {
                 sum,
             } => {
                 let le = self.le.get(bounds);
-                let mut cumulative = 0;
-                for (i, &c) in counts.iter().enumerate() {
-                    // Saturating: counts read from another process's file may add up past
-                    // u64::MAX, and the buckets must stay cumulative even then.
-                    cumulative = u64::saturating_add(cumulative, c);
-                    let bound = le.get(i).map_or("+Inf", String::as_str);
-                    let (name, out) = (&self.name, &mut *self.out);
-                    write_bucket(out, name, &labels, bound);
-                    write_u64(out, cumulative);
-                    out.push(b'\n');
-                }
-                self.sample_start("_sum", &labels, None);
-                write_f64(self.out, sum);
-                self.out.push(b'\n');
-                self.sample_start("_count", &labels, None);
-                write_u64(self.out, cumulative);
-                self.out.push(b'\n');
+                let count = write_buckets(self.out, &self.name, &labels, le, counts);
+                self.sum_and_count(&labels, sum, count);
             }
-            Point::Summary { count, sum } => {
-                self.sample_start("_sum", &labels, None);
-                write_f64(self.out, sum);
-                self.out.push(b'\n');
-                self.sample_start("_count", &labels, None);
-                write_u64(self.out, count);
-                self.out.push(b'\n');
-            }
+            Point::Summary { count, sum } => self.sum_and_count(&labels, sum, count),
         }
     }
 }
 
-/// `name_bucket{labels,le="bound"} ` — shared by both text encoders.
+/// A histogram's `_bucket` samples, cumulative, ending in `le="+Inf"`, from per-bucket `counts`
+/// and the bounds' `le` texts; returns the total count. Shared by both text encoders.
+pub(crate) fn write_buckets(
+    out: &mut Vec<u8>,
+    name: &str,
+    labels: &Labels<'_>,
+    le: &[String],
+    counts: &[u64],
+) -> u64 {
+    let mut cumulative = 0;
+    for (i, &c) in counts.iter().enumerate() {
+        // Saturating: counts read from another process's file may add up past u64::MAX, and
+        // the buckets must stay cumulative even then.
+        cumulative = u64::saturating_add(cumulative, c);
+        write_bucket(out, name, labels, le.get(i).map_or("+Inf", String::as_str));
+        write_u64(out, cumulative);
+        out.push(b'\n');
+    }
+    cumulative
+}
+
+/// `name_bucket{labels,le="bound"} `
 #[inline]
-pub(crate) fn write_bucket(out: &mut Vec<u8>, name: &str, labels: &Labels<'_>, le: &str) {
+fn write_bucket(out: &mut Vec<u8>, name: &str, labels: &Labels<'_>, le: &str) {
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(b"_bucket{");
     if !labels.is_empty() {

@@ -17,7 +17,7 @@ use axum::BoxError;
 use axum::body::{Bytes, HttpBody};
 use http_body::{Frame, SizeHint};
 
-use super::service::RequestState;
+use super::request::RequestState;
 
 /// The error a response body ends with when it panicked.
 #[derive(Debug)]

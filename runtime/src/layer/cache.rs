@@ -6,12 +6,12 @@
 //! Invariants:
 //! - It is used only where the default metrics' label values are a function of the route, the
 //!   method and the status: template grouping, and extra labels that are all static
-//!   ([`Shared::cacheable`](super::Shared)).
+//!   ([`LayerState::cacheable`](super::LayerState)).
 //! - It lives in the route's entry of the layer's route table, so it is built once per route
 //!   template however often axum builds services (`Router` used as a service without
 //!   `with_state` layers its handlers for every request). A request reaches it through the
 //!   route its service instance remembers, never through a contended `Arc` clone. It holds
-//!   pointers into the families of the `Shared` that owns the route table.
+//!   pointers into the families of the `LayerState` that owns the route table.
 //! - Entries are resolved by the same lookups an uncached request makes, and only when the
 //!   request is recorded in the default metrics: the cache never creates a series that the
 //!   lookups would not have created.
@@ -23,8 +23,8 @@ use std::sync::OnceLock;
 
 use http::StatusCode;
 
-use super::families::{Resolved, SeriesRef};
-use super::labels::MethodLabel;
+use super::families::{FinishedSeries, SeriesRef};
+use super::http_labels::MethodLabel;
 use crate::Gauge;
 
 /// (method, status) pairs cached per route: the handful a route answers in practice (`200`,
@@ -33,7 +33,7 @@ pub(crate) const SLOTS: usize = 16;
 
 pub(crate) struct SeriesCache {
     in_progress: [OnceLock<Option<SeriesRef<Gauge>>>; MethodLabel::ALL.len()],
-    finished: [OnceLock<(u32, Resolved)>; SLOTS],
+    finished: [OnceLock<(u32, FinishedSeries)>; SLOTS],
 }
 
 impl Default for SeriesCache {
@@ -71,8 +71,8 @@ impl SeriesCache {
         &self,
         method: MethodLabel,
         status: StatusCode,
-        resolve: impl FnOnce() -> Resolved,
-    ) -> Resolved {
+        resolve: impl FnOnce() -> FinishedSeries,
+    ) -> FinishedSeries {
         let key = (method.index() as u32) << 16 | u32::from(status.as_u16());
         // Linear probing from a slot spread by status and method.
         let start = usize::from(status.as_u16()) + 7 * method.index();
@@ -100,7 +100,7 @@ mod tests {
     use crate::Registry;
     use crate::layer::MetricsLayer;
     use crate::layer::families::{Outcome, PathValue};
-    use crate::layer::labels::Values;
+    use crate::layer::http_labels::ExtraValues;
 
     fn outcome(method: &http::Method, status: u16) -> Outcome {
         Outcome {
@@ -111,7 +111,7 @@ mod tests {
             panicked: false,
             request_size: None,
             response_size: None,
-            values: Values::default(),
+            values: ExtraValues::default(),
             route_values: Vec::new(),
         }
     }
@@ -122,7 +122,7 @@ mod tests {
     fn a_full_cache_falls_back_to_lookups() {
         let registry = Registry::new();
         let layer = MetricsLayer::builder().registry(&registry).build().unwrap();
-        let families = &layer.shared.families;
+        let families = &layer.state.families;
         let cache = SeriesCache::default();
         let statuses: Vec<u16> = (200..200 + 2 * SLOTS as u16).collect();
         for _round in 0..3 {
@@ -130,7 +130,7 @@ mod tests {
                 for &status in &statuses {
                     let o = outcome(&method, status);
                     let r = cache.finished(o.method, o.status, || families.resolve(&o));
-                    families.record(&o, crate::layer::families::Scope::All, Some(&r));
+                    families.record(&o, crate::context::Exclusion::None, Some(&r));
                 }
             }
         }

@@ -8,7 +8,7 @@
 
 use http::{request, response};
 
-use super::labels::{Extra, RequestFn, StatusLabel};
+use super::http_labels::{ExtraLabel, RequestFn, StatusLabel};
 use crate::{LabelValue, Registry};
 
 /// How requests are grouped into the `path` label.
@@ -59,9 +59,9 @@ impl GroupBy {
     pub fn request<V: LabelValue>(
         f: impl Fn(&request::Parts) -> V + Send + Sync + 'static,
     ) -> Self {
-        match Extra::request("path", f).source {
-            super::labels::Source::Request(f) => Self(Grouping::Request(f)),
-            _ => unreachable!("Extra::request builds a request source"),
+        match ExtraLabel::request("path", f).source {
+            super::http_labels::ExtraSource::Request(f) => Self(Grouping::Request(f)),
+            _ => unreachable!("ExtraLabel::request builds a request source"),
         }
     }
 }
@@ -149,7 +149,7 @@ pub struct RouteMetric {
     pub(crate) help: String,
     pub(crate) kind: RouteKind,
     pub(crate) buckets: Option<Vec<f64>>,
-    pub(crate) labels: Vec<Extra>,
+    pub(crate) labels: Vec<ExtraLabel>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -200,7 +200,7 @@ impl RouteMetric {
 
     /// A label with a fixed value.
     pub fn static_label(mut self, name: &str, value: impl LabelValue) -> Self {
-        self.labels.push(Extra::fixed(name, value));
+        self.labels.push(ExtraLabel::fixed(name, value));
         self
     }
 
@@ -210,7 +210,7 @@ impl RouteMetric {
         name: &str,
         f: impl Fn(&request::Parts) -> V + Send + Sync + 'static,
     ) -> Self {
-        self.labels.push(Extra::request(name, f));
+        self.labels.push(ExtraLabel::request(name, f));
         self
     }
 
@@ -220,7 +220,7 @@ impl RouteMetric {
         name: &str,
         f: impl Fn(&response::Parts) -> V + Send + Sync + 'static,
     ) -> Self {
-        self.labels.push(Extra::response(name, f));
+        self.labels.push(ExtraLabel::response(name, f));
         self
     }
 }
@@ -255,7 +255,7 @@ pub struct MetricsLayerBuilder {
     pub(crate) size_buckets: Option<Vec<f64>>,
     pub(crate) latency: Latency,
     pub(crate) status: StatusLabel,
-    pub(crate) labels: Vec<Extra>,
+    pub(crate) labels: Vec<ExtraLabel>,
     pub(crate) excluded_paths: Vec<String>,
     pub(crate) exclude_user_defaults: bool,
     pub(crate) request_end: RequestEnd,
@@ -389,7 +389,7 @@ impl MetricsLayerBuilder {
     /// A label with a fixed value on every default metric (the exporter's `default_labels`
     /// with a constant).
     pub fn static_label(mut self, name: &str, value: impl LabelValue) -> Self {
-        self.labels.push(Extra::fixed(name, value));
+        self.labels.push(ExtraLabel::fixed(name, value));
         self
     }
 
@@ -400,7 +400,7 @@ impl MetricsLayerBuilder {
         name: &str,
         f: impl Fn(&request::Parts) -> V + Send + Sync + 'static,
     ) -> Self {
-        self.labels.push(Extra::request(name, f));
+        self.labels.push(ExtraLabel::request(name, f));
         self
     }
 
@@ -412,7 +412,7 @@ impl MetricsLayerBuilder {
         name: &str,
         f: impl Fn(&response::Parts) -> V + Send + Sync + 'static,
     ) -> Self {
-        self.labels.push(Extra::response(name, f));
+        self.labels.push(ExtraLabel::response(name, f));
         self
     }
 

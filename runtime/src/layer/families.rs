@@ -3,9 +3,11 @@
 //! request contributes to them.
 //!
 //! Label order is fixed: `method`, `path`, `status` (each where the metric has it), then the
-//! user's extra labels in the order they were added. Series are looked up with
-//! `Family::with_writer`, so a request costs a few lookups of a stack-built key, no allocation
-//! for a label set seen before.
+//! user's extra labels in the order they were added. Each default family is one entry of a
+//! table ([`DefaultFamily`]): its name, help and label names, and the writer of its label
+//! values, so that registration and every lookup agree by construction. Series are looked up
+//! with `Family::with_writer`, so a request costs a few lookups of a stack-built key, no
+//! allocation for a label set seen before.
 
 use std::panic::Location;
 
@@ -13,7 +15,8 @@ use axum::extract::MatchedPath;
 use http::StatusCode;
 
 use super::config::{DEFAULT_SIZE_BUCKETS, Latency, MetricsLayerBuilder, RouteKind};
-use super::labels::{Extra, MethodLabel, StatusLabel, Values};
+use super::http_labels::{ExtraLabel, ExtraValues, MethodLabel, StatusLabel};
+use crate::context::Exclusion;
 use crate::family::Opts;
 use crate::labels::{KeyWriter, LabelSet};
 use crate::metric::Metric;
@@ -22,9 +25,9 @@ use crate::{Registry, Summary};
 
 /// A label set whose names are only known at run time (they include the user's extra labels);
 /// values are written with `Family::with_writer`.
-pub(crate) struct Dynamic;
+pub(crate) struct RuntimeLabels;
 
-impl LabelSet for Dynamic {
+impl LabelSet for RuntimeLabels {
     const NAMES: &'static [&'static str] = &[];
     /// Tells the registry that the names are given at run time (see `registry::validate`).
     const ARITY: usize = usize::MAX;
@@ -37,7 +40,7 @@ pub(crate) fn family<M: Metric>(
     help: &str,
     labels: impl IntoIterator<Item = impl Into<Box<str>>>,
     origin: &'static Location<'static>,
-) -> Family<Dynamic, M> {
+) -> Family<RuntimeLabels, M> {
     Family::from_opts(
         Opts {
             name: name.into(),
@@ -50,7 +53,7 @@ pub(crate) fn family<M: Metric>(
     )
 }
 
-/// The `path` label value of one request: the matched template is shared, not copied.
+/// The `path` label value of one request: the matched template is state, not copied.
 #[derive(Clone, Debug)]
 pub(crate) enum PathValue {
     Matched(MatchedPath),
@@ -108,36 +111,121 @@ pub(crate) struct Outcome {
     pub(crate) panicked: bool,
     pub(crate) request_size: Option<u64>,
     pub(crate) response_size: Option<u64>,
-    /// Values of the default metrics' extra labels.
-    pub(crate) values: Values,
-    /// Values of each route metric's labels, in `Families::routes` order.
-    pub(crate) route_values: Vec<Values>,
+    /// ExtraValues of the default metrics' extra labels.
+    pub(crate) values: ExtraValues,
+    /// ExtraValues of each route metric's labels, in `Families::routes` order.
+    pub(crate) route_values: Vec<ExtraValues>,
 }
 
-/// Which metrics a request is recorded in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum Scope {
-    /// Defaults and route metrics.
-    All,
-    /// Route metrics only: `#[do_not_track]`, or an excluded path with
-    /// `exclude_user_defaults(false)`.
-    RoutesOnly,
-    /// Nothing: `#[exclude_all_metrics]`, the metrics endpoint, an excluded path.
-    Nothing,
+/// A label the layer computes itself for its default families.
+#[derive(Clone, Copy, Debug)]
+enum BuiltinLabel {
+    Method,
+    Path,
+    Status,
 }
 
-impl Scope {
-    pub(crate) fn defaults(self) -> bool {
-        self == Scope::All
+impl BuiltinLabel {
+    fn name(self) -> &'static str {
+        match self {
+            BuiltinLabel::Method => "method",
+            BuiltinLabel::Path => "path",
+            BuiltinLabel::Status => "status",
+        }
     }
-    pub(crate) fn routes(self) -> bool {
-        matches!(self, Scope::All | Scope::RoutesOnly)
+}
+
+/// One default family: everything about it that its registration and its lookups must agree
+/// on.
+pub(crate) struct DefaultFamily {
+    /// The name after `<prefix>_`.
+    name: &'static str,
+    help: &'static str,
+    /// The built-in labels, in order; the user's extra labels follow.
+    builtins: &'static [BuiltinLabel],
+    /// Whether the extra labels computed from the response are on it (not on a family
+    /// written before there is a response).
+    response_extras: bool,
+}
+
+use BuiltinLabel::{Method, Path, Status};
+
+/// The table of default families.
+pub(crate) const DURATION: DefaultFamily = DefaultFamily {
+    name: "http_request_duration_seconds",
+    help: "Duration of HTTP requests in seconds.",
+    builtins: &[Method, Path, Status],
+    response_extras: true,
+};
+pub(crate) const TOTAL: DefaultFamily = DefaultFamily {
+    name: "http_request_total",
+    help: "Total number of HTTP requests.",
+    builtins: &[Method, Status],
+    response_extras: true,
+};
+pub(crate) const EXCEPTIONS: DefaultFamily = DefaultFamily {
+    name: "http_request_exceptions_total",
+    help: "Total number of HTTP requests whose handler panicked.",
+    builtins: &[Method, Path, Status],
+    response_extras: true,
+};
+pub(crate) const IN_PROGRESS: DefaultFamily = DefaultFamily {
+    name: "http_requests_in_progress",
+    help: "Number of HTTP requests in progress.",
+    builtins: &[Method, Path],
+    response_extras: false,
+};
+pub(crate) const REQUEST_SIZE: DefaultFamily = DefaultFamily {
+    name: "http_request_size_bytes",
+    help: "Size of HTTP request bodies in bytes.",
+    builtins: &[Method, Path, Status],
+    response_extras: true,
+};
+pub(crate) const RESPONSE_SIZE: DefaultFamily = DefaultFamily {
+    name: "http_response_size_bytes",
+    help: "Size of HTTP response bodies in bytes.",
+    builtins: &[Method, Path, Status],
+    response_extras: true,
+};
+
+impl DefaultFamily {
+    /// The family, unregistered, with its label names (the built-ins, then `extras`).
+    fn declare<M: Metric>(
+        &self,
+        prefix: &str,
+        extras: &[ExtraLabel],
+        origin: &'static Location<'static>,
+    ) -> Family<RuntimeLabels, M> {
+        let builtins = self.builtins.iter().map(|l| Box::<str>::from(l.name()));
+        let extras = extras
+            .iter()
+            .filter(|e| self.response_extras || !e.is_response())
+            .map(|e| e.name.clone());
+        family(
+            format!("{prefix}_{}", self.name),
+            self.help,
+            builtins.chain(extras),
+            origin,
+        )
+    }
+
+    /// Writes the label values of `o`'s series, in the order of [`declare`](Self::declare).
+    #[inline]
+    fn write(&self, families: &Families, o: &Outcome, w: &mut KeyWriter<'_>) {
+        for label in self.builtins {
+            w.value(match label {
+                Method => o.method.as_str(),
+                Path => o.path.as_str(),
+                Status => families.status.render(&o.status),
+            });
+        }
+        o.values.write(&families.extras, self.response_extras, w);
     }
 }
 
 enum DurationFamily {
-    Histogram(Family<Dynamic, Histogram>),
-    Summary(Family<Dynamic, Summary>),
+    Histogram(Family<RuntimeLabels, Histogram>),
+    Summary(Family<RuntimeLabels, Summary>),
 }
 
 /// The series of the duration family, whichever its kind.
@@ -150,33 +238,33 @@ enum DurationRef {
 /// The series a finished request of one route, method and status counts in: `duration` and
 /// `total`, looked up once and then kept by the route's cache (`cache.rs`).
 #[derive(Clone, Copy)]
-pub(crate) struct Resolved {
+pub(crate) struct FinishedSeries {
     duration: Option<DurationRef>,
     total: Option<SeriesRef<Counter>>,
 }
 
 enum RouteFamilyKind {
-    Counter(Family<Dynamic, Counter>),
-    Histogram(Family<Dynamic, Histogram>),
-    Summary(Family<Dynamic, Summary>),
-    InProgress(Family<Dynamic, Gauge>),
+    Counter(Family<RuntimeLabels, Counter>),
+    Histogram(Family<RuntimeLabels, Histogram>),
+    Summary(Family<RuntimeLabels, Summary>),
+    InProgress(Family<RuntimeLabels, Gauge>),
 }
 
 struct RouteFamily {
-    labels: Box<[Extra]>,
+    labels: Box<[ExtraLabel]>,
     kind: RouteFamilyKind,
 }
 
 /// Every family the layer records into; `None` for defaults switched off.
 pub(crate) struct Families {
     pub(crate) status: StatusLabel,
-    pub(crate) extras: Box<[Extra]>,
+    pub(crate) extras: Box<[ExtraLabel]>,
     duration: Option<DurationFamily>,
-    total: Option<Family<Dynamic, Counter>>,
-    exceptions: Option<Family<Dynamic, Counter>>,
-    in_progress: Option<Family<Dynamic, Gauge>>,
-    request_size: Option<Family<Dynamic, Histogram>>,
-    response_size: Option<Family<Dynamic, Histogram>>,
+    total: Option<Family<RuntimeLabels, Counter>>,
+    exceptions: Option<Family<RuntimeLabels, Counter>>,
+    in_progress: Option<Family<RuntimeLabels, Gauge>>,
+    request_size: Option<Family<RuntimeLabels, Histogram>>,
+    response_size: Option<Family<RuntimeLabels, Histogram>>,
     routes: Box<[RouteFamily]>,
 }
 
@@ -187,59 +275,31 @@ impl Families {
         registry: &Registry,
         origin: &'static Location<'static>,
     ) -> Result<Self, Error> {
-        let p = &b.prefix;
-        let names = |base: &[&str], response: bool| {
-            base.iter()
-                .map(|&n| Box::<str>::from(n))
-                .chain(
-                    b.labels
-                        .iter()
-                        .filter(|e| response || !e.is_response())
-                        .map(|e| e.name.clone()),
-                )
-                .collect::<Vec<_>>()
-        };
-        let mps = ["method", "path", "status"];
+        let (p, extras) = (&*b.prefix, &*b.labels);
         let s = &b.switches;
         let buckets = b.buckets.as_deref().unwrap_or(crate::DEFAULT_BUCKETS);
         let size_buckets = b.size_buckets.as_deref().unwrap_or(DEFAULT_SIZE_BUCKETS);
 
-        let duration =
-            if !s.duration {
-                None
-            } else {
-                let name = format!("{p}_http_request_duration_seconds");
-                let help = "Duration of HTTP requests in seconds.";
-                Some(match b.latency {
-                    Latency::Histogram => DurationFamily::Histogram(registry.get_or_register(
-                        family(name, help, names(&mps, true), origin).buckets(buckets),
-                    )?),
-                    Latency::Summary => DurationFamily::Summary(
-                        registry.get_or_register(family(name, help, names(&mps, true), origin))?,
-                    ),
-                })
-            };
+        let duration = if !s.duration {
+            None
+        } else {
+            Some(match b.latency {
+                Latency::Histogram => DurationFamily::Histogram(
+                    registry
+                        .get_or_register(DURATION.declare(p, extras, origin).buckets(buckets))?,
+                ),
+                Latency::Summary => DurationFamily::Summary(
+                    registry.get_or_register(DURATION.declare(p, extras, origin))?,
+                ),
+            })
+        };
         let total = s
             .total
-            .then(|| {
-                registry.get_or_register(family(
-                    format!("{p}_http_request_total"),
-                    "Total number of HTTP requests.",
-                    names(&["method", "status"], true),
-                    origin,
-                ))
-            })
+            .then(|| registry.get_or_register(TOTAL.declare(p, extras, origin)))
             .transpose()?;
         let exceptions = s
             .exceptions
-            .then(|| {
-                registry.get_or_register(family(
-                    format!("{p}_http_request_exceptions_total"),
-                    "Total number of HTTP requests whose handler panicked.",
-                    names(&mps, true),
-                    origin,
-                ))
-            })
+            .then(|| registry.get_or_register(EXCEPTIONS.declare(p, extras, origin)))
             .transpose()?;
         let in_progress = s
             .in_progress
@@ -247,32 +307,17 @@ impl Families {
                 // Summed over live processes in multiprocess mode: a dead worker's requests
                 // are no longer in progress.
                 registry.get_or_register(
-                    family(
-                        format!("{p}_http_requests_in_progress"),
-                        "Number of HTTP requests in progress.",
-                        names(&["method", "path"], false),
-                        origin,
-                    )
-                    .mode(GaugeMode::LiveSum),
+                    IN_PROGRESS
+                        .declare(p, extras, origin)
+                        .mode(GaugeMode::LiveSum),
                 )
             })
             .transpose()?;
-        let size = |what: &str, help: &str| {
-            registry.get_or_register(
-                family(
-                    format!("{p}_http_{what}_size_bytes"),
-                    help,
-                    names(&mps, true),
-                    origin,
-                )
-                .buckets(size_buckets),
-            )
+        let size = |table: &DefaultFamily| {
+            registry.get_or_register(table.declare(p, extras, origin).buckets(size_buckets))
         };
         let (request_size, response_size) = if s.body_sizes {
-            (
-                Some(size("request", "Size of HTTP request bodies in bytes.")?),
-                Some(size("response", "Size of HTTP response bodies in bytes.")?),
-            )
+            (Some(size(&REQUEST_SIZE)?), Some(size(&RESPONSE_SIZE)?))
         } else {
             (None, None)
         };
@@ -338,11 +383,12 @@ impl Families {
     }
 
     /// The extra labels of each route metric, to compute their values per request.
-    pub(crate) fn route_labels(&self) -> impl Iterator<Item = &[Extra]> {
+    pub(crate) fn route_labels(&self) -> impl Iterator<Item = &[ExtraLabel]> {
         self.routes.iter().map(|r| &*r.labels)
     }
 
     /// Whether any in-progress gauge (default or route metric) exists.
+    #[inline]
     pub(crate) fn has_in_progress(&self) -> bool {
         self.in_progress.is_some()
             || self
@@ -351,39 +397,32 @@ impl Families {
                 .any(|r| matches!(r.kind, RouteFamilyKind::InProgress(_)))
     }
 
-    /// The default in-progress gauge's series for a request of `method` on `path`, if that
-    /// gauge is on.
-    pub(crate) fn in_progress_series(
-        &self,
-        method: MethodLabel,
-        path: &str,
-        values: &Values,
-    ) -> Option<SeriesRef<Gauge>> {
+    /// The default in-progress gauge's series for a starting request (only its method, path
+    /// and request-time labels are read), if that gauge is on.
+    pub(crate) fn in_progress_series(&self, o: &Outcome) -> Option<SeriesRef<Gauge>> {
         let f = self.in_progress.as_ref()?;
-        Some(SeriesRef::new(f.with_writer(|w| {
-            w.value(method.as_str());
-            w.value(path);
-            values.write(&self.extras, false, w);
-        })))
+        Some(SeriesRef::new(
+            f.with_writer(|w| IN_PROGRESS.write(self, o, w)),
+        ))
     }
 
-    /// Raises the in-progress gauges of `scope` for a request that starts: `default` is the
-    /// default gauge's series (from [`in_progress_series`](Self::in_progress_series) or the
-    /// route's cache) — looked up only when `scope` has the defaults, since a lookup creates
+    /// Raises the in-progress gauges a request excluded so records in, as it starts: `default`
+    /// is the default gauge's series (from [`in_progress_series`](Self::in_progress_series) or
+    /// the route's cache) — looked up only when the defaults are recorded, since a lookup creates
     /// the series — and is handed back for [`lower_in_progress`](Self::lower_in_progress).
     pub(crate) fn raise_in_progress(
         &self,
         default: Option<SeriesRef<Gauge>>,
-        route_values: &[Values],
-        scope: Scope,
+        route_values: &[ExtraValues],
+        exclusion: Exclusion,
     ) -> Option<SeriesRef<Gauge>> {
-        debug_assert!(default.is_none() || scope.defaults());
+        debug_assert!(default.is_none() || exclusion.records_defaults());
         if let Some(gauge) = default {
             // SAFETY: the series came from one of `self`'s families (see `in_progress_series`),
             // which the caller keeps alive.
             unsafe { gauge.get() }.inc();
         }
-        if scope.routes() {
+        if exclusion.records_routes() {
             self.move_route_gauges(route_values, 1.0);
         }
         default
@@ -393,21 +432,35 @@ impl Families {
     pub(crate) fn lower_in_progress(
         &self,
         default: Option<SeriesRef<Gauge>>,
-        route_values: &[Values],
-        scope: Scope,
+        route_values: &[ExtraValues],
+        exclusion: Exclusion,
     ) {
         if let Some(gauge) = default {
             // SAFETY: `gauge` came from one of `self`'s families, which the caller keeps
-            // alive (it holds the `Arc<Shared>` owning `self`); series are never freed before
+            // alive (it holds the `Arc<LayerState>` owning `self`); series are never freed before
             // their family.
             unsafe { gauge.get() }.dec();
         }
-        if scope.routes() {
+        if exclusion.records_routes() {
             self.move_route_gauges(route_values, -1.0);
         }
     }
 
-    fn move_route_gauges(&self, route_values: &[Values], delta: f64) {
+    /// Whether any route metric (`register_default`) is configured.
+    #[inline]
+    pub(crate) fn has_route_metrics(&self) -> bool {
+        !self.routes.is_empty()
+    }
+
+    #[inline]
+    fn move_route_gauges(&self, route_values: &[ExtraValues], delta: f64) {
+        if self.has_route_metrics() {
+            self.move_route_gauges_slow(route_values, delta);
+        }
+    }
+
+    #[cold]
+    fn move_route_gauges_slow(&self, route_values: &[ExtraValues], delta: f64) {
         for (r, v) in self.routes.iter().zip(route_values) {
             if let RouteFamilyKind::InProgress(f) = &r.kind {
                 f.with_writer(|w| v.write(&r.labels, false, w)).add(delta);
@@ -415,40 +468,35 @@ impl Families {
         }
     }
 
-    fn write_mps(&self, o: &Outcome, w: &mut KeyWriter<'_>) {
-        w.value(o.method.as_str());
-        w.value(o.path.as_str());
-        w.value(self.status.render(&o.status));
-        o.values.write(&self.extras, true, w);
-    }
-
     /// The `duration` and `total` series of a finished request.
-    pub(crate) fn resolve(&self, o: &Outcome) -> Resolved {
-        let mps = |w: &mut KeyWriter<'_>| self.write_mps(o, w);
-        Resolved {
+    pub(crate) fn resolve(&self, o: &Outcome) -> FinishedSeries {
+        let duration = |w: &mut KeyWriter<'_>| DURATION.write(self, o, w);
+        FinishedSeries {
             duration: self.duration.as_ref().map(|d| match d {
                 DurationFamily::Histogram(f) => {
-                    DurationRef::Histogram(SeriesRef::new(f.with_writer(mps)))
+                    DurationRef::Histogram(SeriesRef::new(f.with_writer(duration)))
                 }
                 DurationFamily::Summary(f) => {
-                    DurationRef::Summary(SeriesRef::new(f.with_writer(mps)))
+                    DurationRef::Summary(SeriesRef::new(f.with_writer(duration)))
                 }
             }),
-            total: self.total.as_ref().map(|f| {
-                SeriesRef::new(f.with_writer(|w| {
-                    w.value(o.method.as_str());
-                    w.value(self.status.render(&o.status));
-                    o.values.write(&self.extras, true, w);
-                }))
-            }),
+            total: self
+                .total
+                .as_ref()
+                .map(|f| SeriesRef::new(f.with_writer(|w| TOTAL.write(self, o, w)))),
         }
     }
 
     /// Records a finished request (everything but what `in_progress` handles). `resolved` is
     /// what [`resolve`](Self::resolve) gave for such a request, kept by the route's cache;
     /// `None` looks the series up.
-    pub(crate) fn record(&self, o: &Outcome, scope: Scope, resolved: Option<&Resolved>) {
-        if scope.defaults() {
+    pub(crate) fn record(
+        &self,
+        o: &Outcome,
+        exclusion: Exclusion,
+        resolved: Option<&FinishedSeries>,
+    ) {
+        if exclusion.records_defaults() {
             let resolved = match resolved {
                 Some(r) => *r,
                 None => self.resolve(o),
@@ -467,13 +515,14 @@ impl Families {
                 self.count_exception(o);
             }
             if let (Some(f), Some(size)) = (&self.request_size, o.request_size) {
-                f.with_writer(|w| self.write_mps(o, w)).observe(size as f64);
+                f.with_writer(|w| REQUEST_SIZE.write(self, o, w))
+                    .observe(size as f64);
             }
             if o.response_size.is_some() {
                 self.record_response_size(o);
             }
         }
-        if scope.routes() {
+        if exclusion.records_routes() {
             for (r, v) in self.routes.iter().zip(&o.route_values) {
                 let write = |w: &mut KeyWriter<'_>| v.write(&r.labels, true, w);
                 match &r.kind {
@@ -489,23 +538,26 @@ impl Families {
     /// Counts one panic (the caller makes sure it is counted once).
     pub(crate) fn count_exception(&self, o: &Outcome) {
         if let Some(f) = &self.exceptions {
-            f.with_writer(|w| self.write_mps(o, w)).inc();
+            f.with_writer(|w| EXCEPTIONS.write(self, o, w)).inc();
         }
     }
 
     /// Records the response size, once it is known.
     pub(crate) fn record_response_size(&self, o: &Outcome) {
         if let (Some(f), Some(size)) = (&self.response_size, o.response_size) {
-            f.with_writer(|w| self.write_mps(o, w)).observe(size as f64);
+            f.with_writer(|w| RESPONSE_SIZE.write(self, o, w))
+                .observe(size as f64);
         }
     }
 
     /// Whether response sizes are recorded.
+    #[inline]
     pub(crate) fn wants_response_size(&self) -> bool {
         self.response_size.is_some()
     }
 
     /// Whether request sizes are recorded.
+    #[inline]
     pub(crate) fn wants_request_size(&self) -> bool {
         self.request_size.is_some()
     }

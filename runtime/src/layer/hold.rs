@@ -1,10 +1,11 @@
 //! [`OpenRequest`]: a handler keeps its request in progress past the response — a WebSocket
 //! until the socket closes, a job it answered `202 Accepted` for until the job is done.
 //!
-//! The handler takes a guard from the request context; when the layer has the response head and
-//! a guard is still alive, it parks the request's state in the shared [`Hold`] instead of
-//! ending the request, and the last guard to drop ends it: the duration runs until then and
-//! the in-progress gauge stays raised. If every guard is gone by the time the head is ready
+//! The handler takes a guard on the request's [`Hold`], which the request context keeps for the
+//! layer (`context::attach`: the context stores it without knowing its type). When the layer
+//! has the response head and a guard is still alive, it parks the request's state in the
+//! `Hold` instead of ending the request, and the last guard to drop ends it: the duration runs
+//! until then and the in-progress gauge stays raised. If every guard is gone by the time the head is ready
 //! (the handler dropped its guard), the request ends as usual.
 //!
 //! Invariants: the state is parked at most once, only while a guard is alive, and taken out by
@@ -13,7 +14,7 @@
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use super::service::RequestState;
+use super::request::RequestState;
 
 /// Keeps the current request in progress, in the axum layer's default metrics, until it is
 /// dropped, whatever [`RequestEnd`](super::RequestEnd) says: the way to measure a WebSocket
@@ -72,7 +73,7 @@ impl OpenRequest {
     /// Holds the current request open until the returned guard is dropped.
     pub fn hold() -> Self {
         Self {
-            hold: crate::context::hold(),
+            hold: crate::context::attach::<Hold>().map(Hold::guard),
         }
     }
 }
@@ -124,10 +125,10 @@ impl Hold {
         self.slot.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// A new guard of this hold.
-    pub(crate) fn guard(self: &Arc<Self>) -> Arc<Self> {
+    /// Counts one more guard of this hold.
+    fn guard(self: Arc<Self>) -> Arc<Self> {
         self.lock().guards += 1;
-        self.clone()
+        self
     }
 
     /// Whether a guard is alive.

@@ -20,7 +20,7 @@
 //! | `axum_http_requests_in_progress` | gauge (multiprocess: `livesum`) | `method`, `path` |
 //! | `axum_exporter_info` | info | `version` |
 //!
-//! Extra labels ([`static_label`](MetricsLayerBuilder::static_label),
+//! ExtraLabel labels ([`static_label`](MetricsLayerBuilder::static_label),
 //! [`label_from_request`](MetricsLayerBuilder::label_from_request),
 //! [`label_from_response`](MetricsLayerBuilder::label_from_response)) follow these, in the
 //! order they were added; response labels are not on the in-progress gauge. Opt-in:
@@ -56,7 +56,7 @@
 //! A handler marked `#[do_not_track]` is left out of the default metrics (but not of
 //! [`RouteMetric`]s); one marked `#[exclude_all_metrics]` is left out of every metric, its own
 //! attributes included. The marks are made from inside the handler, through a request-scoped
-//! context ([`crate::context`]) that the layer sets up for each request — so no handler changes
+//! context that the layer sets up for each request — so no handler changes
 //! its signature, and a handler called directly in a unit test works unchanged.
 //!
 //! A mark is only known once the handler runs, and an extractor may reject a request before
@@ -75,8 +75,8 @@
 //!   a path of its own (`/healthz`). Beside tracked methods of the same path, its requests are
 //!   still left out one by one, but the in-progress gauge of its method may show (at 0 once
 //!   they are done).
-//! - The context is a tokio task-local. It reaches everything the handler awaits in its own
-//!   task, and `tower::buffer` (whose worker hands the future back to the caller's task), but
+//! - The context is task-local: it is current while the layer polls the request's future.
+//!   It reaches everything the handler awaits in its own task, and `tower::buffer` (whose worker hands the future back to the caller's task), but
 //!   not a handler run on another task — a middleware between the layer and the handler that
 //!   `tokio::spawn`s the inner service, say. There a mark is lost and the route counts as
 //!   tracked. Put such middleware outside the layer (apply it after `.layer(promtrack::layer())`),
@@ -113,8 +113,9 @@
 //! # The metrics endpoint
 //!
 //! The endpoint built by [`MetricsRouter`](crate::MetricsRouter) (and
-//! [`metrics_router`](crate::metrics_router)) marks its requests through the request context,
-//! so the layer leaves scrapes out wherever the endpoint is mounted and whatever its path;
+//! [`metrics_router`](crate::metrics_router)) marks its requests through the request context
+//! ([`mark_metrics_endpoint`], which a hand-written endpoint can call too), so the layer leaves
+//! scrapes out wherever the endpoint is mounted and whatever its path;
 //! [`track_metrics_endpoint`](MetricsLayerBuilder::track_metrics_endpoint) counts them. Any
 //! tower layer can guard the endpoint (the exporter's `metrics_decorator`): add it to the
 //! metrics router before merging it, `metrics_router().route_layer(auth)`.
@@ -123,8 +124,9 @@ mod body;
 mod cache;
 mod config;
 mod families;
-pub(crate) mod hold;
-mod labels;
+mod hold;
+mod http_labels;
+mod request;
 mod routes;
 mod service;
 
@@ -134,11 +136,12 @@ use std::sync::Arc;
 use regex::RegexSet;
 use tower::Layer;
 
+pub use crate::context::mark_metrics_endpoint;
 pub use config::{
     DEFAULT_SIZE_BUCKETS, GroupBy, Latency, MetricsLayerBuilder, RequestEnd, RouteMetric,
 };
 pub use hold::OpenRequest;
-pub use labels::{OTHER_METHOD, StatusLabel, UNMATCHED_PATH, route_template};
+pub use http_labels::{OTHER_METHOD, StatusLabel, UNMATCHED_PATH, route_template};
 pub use service::{MetricsService, ResponseFuture};
 
 use crate::{Error, Info, Registry};
@@ -172,19 +175,19 @@ pub fn layer() -> MetricsLayer {
 /// [module documentation](self).
 #[derive(Clone)]
 pub struct MetricsLayer {
-    shared: Arc<Shared>,
+    state: Arc<LayerState>,
 }
 
 impl std::fmt::Debug for MetricsLayer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MetricsLayer")
-            .field("registry", &self.shared.registry)
+            .field("registry", &self.state.registry)
             .finish_non_exhaustive()
     }
 }
 
 /// What every clone of a layer and its services share.
-pub(crate) struct Shared {
+pub(crate) struct LayerState {
     registry: Registry,
     families: Families,
     routes: Routes,
@@ -213,7 +216,7 @@ impl MetricsLayer {
 
     /// The registry the layer records into.
     pub fn registry(&self) -> &Registry {
-        &self.shared.registry
+        &self.state.registry
     }
 
     /// Registers an info metric, a constant 1 carrying `labels` (the exporter's
@@ -234,7 +237,7 @@ impl MetricsLayer {
             labels.iter().map(|(n, _)| *n),
             Location::caller(),
         );
-        let family = self.shared.registry.get_or_register(family)?;
+        let family = self.state.registry.get_or_register(family)?;
         family.with_writer(|w| {
             for (_, v) in labels {
                 w.value(*v);
@@ -294,7 +297,7 @@ impl MetricsLayerBuilder {
                 .iter()
                 .all(|e| !e.is_request() && !e.is_response());
         Ok(MetricsLayer {
-            shared: Arc::new(Shared {
+            state: Arc::new(LayerState {
                 registry,
                 families,
                 routes: Routes::default(),
@@ -315,6 +318,6 @@ impl<S> Layer<S> for MetricsLayer {
     type Service = MetricsService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        MetricsService::new(inner, self.shared.clone())
+        MetricsService::new(inner, self.state.clone())
     }
 }

@@ -29,108 +29,82 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use super::cache::SeriesCache;
-use super::families::{Families, Outcome, Scope};
+use super::families::{Families, Outcome};
+use crate::context::Exclusion;
 
 /// Outcomes held back per unknown route; more are dropped.
 pub(crate) const MAX_HELD: usize = 64;
 
-/// What is known about a route.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub(crate) enum Verdict {
-    Unknown = 0,
-    Tracked = 1,
-    /// `#[do_not_track]`: route metrics only.
-    Defaults = 2,
-    /// `#[exclude_all_metrics]`, or the metrics endpoint: nothing.
-    Nothing = 3,
-}
-
-impl Verdict {
-    fn from_u8(v: u8) -> Self {
-        match v {
-            0 => Verdict::Unknown,
-            1 => Verdict::Tracked,
-            2 => Verdict::Defaults,
-            _ => Verdict::Nothing,
-        }
-    }
-
-    /// What a request of a route with this verdict (or a request marked so) records.
-    pub(crate) fn scope(self) -> Scope {
-        match self {
-            Verdict::Unknown | Verdict::Tracked => Scope::All,
-            Verdict::Defaults => Scope::RoutesOnly,
-            Verdict::Nothing => Scope::Nothing,
-        }
-    }
-}
-
 /// One route template's state.
 #[derive(Debug, Default)]
 pub(crate) struct Route {
+    /// What the route's handler is excluded from, once learned: 0 while unknown, else one more
+    /// than the [`Exclusion`].
     verdict: AtomicU8,
-    held: Mutex<Vec<(Outcome, Scope)>>,
+    /// Outcomes waiting for the verdict, each with its path's exclusion.
+    held: Mutex<Vec<(Outcome, Exclusion)>>,
     /// The default metrics' series its requests were recorded in (used where
-    /// `Shared::cacheable` allows).
+    /// `LayerState::cacheable` allows).
     pub(crate) series: SeriesCache,
 }
 
 impl Route {
+    /// What the route's handler is excluded from; `None` while that is not known yet.
     #[inline]
-    pub(crate) fn verdict(&self) -> Verdict {
-        Verdict::from_u8(self.verdict.load(Ordering::Acquire))
+    pub(crate) fn verdict(&self) -> Option<Exclusion> {
+        match self.verdict.load(Ordering::Acquire) {
+            0 => None,
+            v => Some(Exclusion::from_u8(v - 1)),
+        }
+    }
+
+    fn learn(&self, verdict: Exclusion) {
+        self.verdict.store(verdict as u8 + 1, Ordering::Release);
     }
 
     /// Takes in what a finished request showed, and records it if the route is known to be
-    /// tracked. `marked` is the strongest mark the request's handler left (as a verdict:
-    /// `Tracked` for none); `decisive` says whether an unmarked outcome proves that the
-    /// handler is unmarked; `floor` is what the request may record at most, whatever the route
-    /// (an excluded path records less).
+    /// tracked. `marked` is the strongest mark the request's handler left; `decisive` says
+    /// whether an unmarked outcome proves that the handler is unmarked; `path_exclusion` is
+    /// what the request's path excludes it from, whatever the route.
     pub(crate) fn settle(
         &self,
         families: &Families,
         outcome: &Outcome,
-        marked: Verdict,
+        marked: Exclusion,
         decisive: bool,
-        floor: Scope,
+        path_exclusion: Exclusion,
     ) {
-        let current = self.verdict();
-        if marked == Verdict::Tracked && current != Verdict::Unknown {
-            // The common case: nothing new to learn.
-            families.record(outcome, current.scope().max(floor), None);
-            return;
-        }
-        if marked != Verdict::Tracked && current as u8 >= marked as u8 {
-            families.record(outcome, current.scope().max(floor), None);
+        // The common case: nothing new to learn (a verdict only strengthens).
+        if let Some(known) = self.verdict().filter(|&known| known >= marked) {
+            families.record(outcome, known.max(path_exclusion), None);
             return;
         }
         let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
         // Re-read under the lock: another request may have decided meanwhile.
         let current = self.verdict();
-        let learned = if marked != Verdict::Tracked {
+        let learned = if marked != Exclusion::None {
             // A mark only strengthens what is known.
-            Some(Verdict::from_u8((current as u8).max(marked as u8)))
-        } else if current == Verdict::Unknown && decisive {
-            Some(Verdict::Tracked)
+            Some(current.map_or(marked, |known| known.max(marked)))
+        } else if current.is_none() && decisive {
+            Some(Exclusion::None)
         } else {
             None
         };
-        match learned {
-            Some(v) => {
-                self.verdict.store(v as u8, Ordering::Release);
-                for (o, its_floor) in held.drain(..) {
-                    families.record(&o, v.scope().max(its_floor), None);
+        match (learned, current) {
+            (Some(verdict), _) => {
+                self.learn(verdict);
+                for (o, its_path) in held.drain(..) {
+                    families.record(&o, verdict.max(its_path), None);
                 }
                 held.shrink_to_fit();
-                families.record(outcome, v.scope().max(floor), None);
+                families.record(outcome, verdict.max(path_exclusion), None);
             }
-            None if current == Verdict::Unknown => {
+            (None, None) => {
                 if held.len() < MAX_HELD {
-                    held.push((outcome.clone(), floor));
+                    held.push((outcome.clone(), path_exclusion));
                 }
             }
-            None => families.record(outcome, current.scope().max(floor), None),
+            (None, Some(known)) => families.record(outcome, known.max(path_exclusion), None),
         }
     }
 }

@@ -1,23 +1,21 @@
-//! [`MetricsService`]: what the layer wraps each route in, and the per-request state it
-//! carries from the request to the end of the response.
+//! [`MetricsService`]: what the layer wraps each route in, and [`ResponseFuture`], which runs
+//! the inner service's future for one request.
 //!
-//! A request's life, as the layer sees it:
-//! 1. `call`: read the route template, the method and the configured labels; decide from the
-//!    path whether the request is excluded; raise the in-progress gauges if the route is known
-//!    to be tracked; start the inner service inside a fresh [`RequestContext`].
-//! 2. The inner future is polled inside the context (the handler's marks land there) and
-//!    under `catch_unwind`: a panic becomes a `500 Internal Server Error`, counted once.
-//! 3. The response head: with [`RequestEnd::ResponseHead`] the request is recorded here; the
-//!    state then travels in the response body ([`TrackedBody`]), which records the body's size,
-//!    its end (with [`RequestEnd::BodyEnd`]) and a panic while streaming.
-//! 4. Dropping the state lowers the in-progress gauges it raised, whatever happened — a
-//!    cancelled request (the client went away before the head) included, which records nothing
-//!    else.
+//! A request's life, as the service sees it (the state it carries is `request.rs`'s):
+//! 1. `call`: find the route; decide from the path what the request is excluded from; read the
+//!    method, the path label and the configured labels; start the request's state (which
+//!    raises the in-progress gauges); call the inner service.
+//! 2. The inner future is polled with the request's marks current (the handler's marks land
+//!    there, see `context.rs`) and under `catch_unwind`: a panic becomes a
+//!    `500 Internal Server Error`, counted once.
+//! 3. The response head: the state records the request (or waits for the body, or for the last
+//!    [`OpenRequest`](super::OpenRequest) guard), then travels in the response body
+//!    ([`TrackedBody`]), which reports the body's size, its end and a panic while streaming.
 
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -26,18 +24,17 @@ use axum::BoxError;
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::MatchedPath;
 use http::{Request, Response, StatusCode, header};
-use tokio::task::futures::TaskLocalFuture;
 use tower::Service;
 
-use super::Shared;
+use super::LayerState;
 use super::body::{CountedBody, TrackedBody};
-use super::cache::SeriesCache;
-use super::config::{Grouping, RequestEnd};
-use super::families::{Outcome, PathValue, Scope, SeriesRef};
-use super::labels::{MethodLabel, UNMATCHED_PATH, Values};
-use super::routes::{Route, Verdict};
-use crate::Gauge;
-use crate::context::{Exclusion, RequestContext};
+use super::config::Grouping;
+use super::families::{Outcome, PathValue};
+use super::hold::Hold;
+use super::http_labels::{ExtraValues, MethodLabel, UNMATCHED_PATH};
+use super::request::{RequestState, RouteVerdict};
+use super::routes::Route;
+use crate::context::Exclusion;
 
 /// The service [`MetricsLayer`](super::MetricsLayer) wraps around each route (or around
 /// whatever it is applied to).
@@ -47,26 +44,26 @@ pub struct MetricsService<S> {
     /// One `Arc` for all a service needs: axum clones the service for every request, and each
     /// request's state keeps a reference, so every reference count here is an atomic that the
     /// server's threads contend for.
-    instance: Arc<Instance>,
+    service: Arc<ServiceState>,
 }
 
 /// What a service instance and its clones share.
-pub(crate) struct Instance {
-    shared: Arc<Shared>,
+pub(crate) struct ServiceState {
+    pub(crate) layer: Arc<LayerState>,
     /// The route this service instance saw first. Added with `Router::layer`, each route gets
     /// its own instance (shared by its clones), so this spares the route table's lock and
     /// hash on every request; a mismatch (the layer applied around several routes) falls back
     /// to the table.
-    last: OnceLock<(Box<str>, Arc<Route>)>,
+    pub(crate) own_route: OnceLock<(Box<str>, Arc<Route>)>,
 }
 
 impl<S> MetricsService<S> {
-    pub(crate) fn new(inner: S, shared: Arc<Shared>) -> Self {
+    pub(crate) fn new(inner: S, layer: Arc<LayerState>) -> Self {
         Self {
             inner,
-            instance: Arc::new(Instance {
-                shared,
-                last: OnceLock::new(),
+            service: Arc::new(ServiceState {
+                layer,
+                own_route: OnceLock::new(),
             }),
         }
     }
@@ -76,20 +73,20 @@ impl<S> MetricsService<S> {
     /// common path); and whether it is the route this instance remembers (whose series it
     /// may cache).
     #[inline]
-    fn route(&self, template: Option<&str>) -> (RouteRef, bool) {
+    fn route(&self, template: Option<&str>) -> (RouteVerdict, bool) {
         let known = |route: &Arc<Route>| match route.verdict() {
-            Verdict::Unknown => RouteRef::Learning(route.clone()),
-            verdict => RouteRef::Known(verdict),
+            None => RouteVerdict::Learning(route.clone()),
+            Some(verdict) => RouteVerdict::Known(verdict),
         };
-        let instance = &*self.instance;
-        if let (Some(t), Some((cached, route))) = (template, instance.last.get()) {
+        let service = &*self.service;
+        if let (Some(t), Some((cached, route))) = (template, service.own_route.get()) {
             if **cached == *t {
                 return (known(route), true);
             }
         }
-        let route = instance.shared.routes.get(template);
+        let route = service.layer.routes.get(template);
         let own = template.is_some_and(|t| {
-            let (remembered, _) = instance.last.get_or_init(|| (t.into(), route.clone()));
+            let (remembered, _) = service.own_route.get_or_init(|| (t.into(), route.clone()));
             **remembered == *t
         });
         (known(&route), own)
@@ -102,229 +99,91 @@ impl<S> std::fmt::Debug for MetricsService<S> {
     }
 }
 
-/// A request's route: known when the request started, or still being learned.
-enum RouteRef {
-    Known(Verdict),
-    Learning(Arc<Route>),
-}
-
-impl RouteRef {
-    fn verdict(&self) -> Verdict {
-        match self {
-            RouteRef::Known(v) => *v,
-            RouteRef::Learning(r) => r.verdict(),
-        }
-    }
-}
-
-/// Where a request is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
-    /// Waiting for the response head.
-    Running,
-    /// The head is out; recording waits for the body's end (`RequestEnd::BodyEnd`).
-    Streaming,
-    /// Recorded; only the response size (and a body panic) may still be reported.
-    Recorded,
-    /// Nothing left to do.
-    Done,
-}
-
-/// One request's state, from `call` to the end of its response body.
-pub(crate) struct RequestState {
-    instance: Arc<Instance>,
-    route: RouteRef,
-    /// Whether the instance's series cache serves this request.
-    cached: bool,
-    context: RequestContext,
-    start: Instant,
-    /// What this request may record at most (excluded paths record less or nothing).
-    floor: Scope,
-    /// The scope the in-progress gauges were raised in, to lower the same ones, and the
-    /// default gauge's series.
-    raised: Option<(Scope, Option<SeriesRef<Gauge>>)>,
-    unmatched: bool,
-    request_read: Option<Arc<AtomicU64>>,
-    phase: Phase,
-    outcome: Outcome,
-}
-
-impl RequestState {
-    fn shared(&self) -> &Shared {
-        &self.instance.shared
-    }
-
-    /// The series cache of the request's route, where it may serve this request.
-    fn cache(&self) -> Option<&SeriesCache> {
-        let (_, route) = self.instance.last.get().filter(|_| self.cached)?;
-        Some(&route.series)
-    }
-
-    /// The verdict the handler's marks amount to (`Tracked` for none).
-    fn marked(&self) -> Verdict {
-        if self.context.is_metrics_endpoint() && !self.shared().track_metrics_endpoint {
-            return Verdict::Nothing;
-        }
-        match self.context.exclusion() {
-            Exclusion::None => Verdict::Tracked,
-            Exclusion::Defaults => Verdict::Defaults,
-            Exclusion::All => Verdict::Nothing,
+impl LayerState {
+    /// What the request's path excludes it from (`excluded_paths`, `exclude_user_defaults`).
+    #[inline]
+    fn path_exclusion(&self, path: &str) -> Exclusion {
+        match &self.excluded {
+            Some(set) if set.is_match(path) => match self.exclude_user_defaults {
+                true => Exclusion::All,
+                false => Exclusion::Defaults,
+            },
+            _ => Exclusion::None,
         }
     }
 
-    fn lower_in_progress(&mut self) {
-        if let Some((scope, gauge)) = self.raised.take() {
-            self.instance.shared.families.lower_in_progress(
-                gauge,
-                &self.outcome.route_values,
-                scope,
-            );
+    /// What the layer records of a request before reading its head: everything but the
+    /// `path` label, the configured labels and the request's size.
+    #[inline]
+    fn outcome(&self, method: MethodLabel) -> Outcome {
+        Outcome {
+            method,
+            path: PathValue::Static(UNMATCHED_PATH),
+            status: StatusCode::OK,
+            seconds: 0.0,
+            panicked: false,
+            request_size: None,
+            response_size: self.families.wants_response_size().then_some(0),
+            values: ExtraValues::default(),
+            route_values: Vec::new(),
         }
     }
 
-    /// The response head is known. A `held` request (an [`OpenRequest`] is alive) does not
-    /// end here: it ends when its state is dropped.
-    ///
-    /// [`OpenRequest`]: super::OpenRequest
-    fn head(&mut self, status: StatusCode, response: Option<&http::response::Parts>, held: bool) {
-        self.outcome.status = status;
-        if let Some(parts) = response {
-            let f = &self.instance.shared.families;
-            self.outcome.values.add_response(&f.extras, parts);
-            for (v, labels) in self.outcome.route_values.iter_mut().zip(f.route_labels()) {
-                v.add_response(labels, parts);
+    /// Reads what the layer records of the request's head into `state` — its `path` label
+    /// value and the configured labels — and wraps its body where its size is counted.
+    /// Returns the request to pass on.
+    #[inline]
+    fn read_request<B>(
+        &self,
+        request: Request<B>,
+        template: Option<MatchedPath>,
+        state: &mut RequestState,
+    ) -> Request<Body>
+    where
+        B: HttpBody<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let families = &self.families;
+        let outcome = &mut state.outcome;
+        let path = |parts: Option<&http::request::Parts>, uri: &http::Uri| match &self.group_by {
+            Grouping::Template => {
+                template.map_or(PathValue::Static(UNMATCHED_PATH), PathValue::Matched)
             }
-        }
-        if held {
-            // The response body is not tracked then: its size is not known, not recorded as 0.
-            self.outcome.response_size = None;
-            self.phase = Phase::Streaming;
-            return;
-        }
-        match self.shared().request_end {
-            RequestEnd::ResponseHead => self.finish(false),
-            RequestEnd::BodyEnd => self.phase = Phase::Streaming,
-        }
-    }
-
-    /// Records the request: the duration ends now.
-    fn finish(&mut self, body_done: bool) {
-        self.outcome.seconds = self.start.elapsed().as_secs_f64();
-        if let Some(read) = &self.request_read {
-            self.outcome.request_size = Some(read.load(Ordering::Relaxed));
-        }
-        // Before the body's end its size is not known yet: it is recorded then (`body_end`).
-        let response_size = if body_done {
-            None
-        } else {
-            self.outcome.response_size.take()
+            Grouping::RawPath => PathValue::Owned(uri.path().into()),
+            // `request_parts` is set for this grouping: the parts are always there.
+            Grouping::Request(f) => parts.map_or(PathValue::Static(UNMATCHED_PATH), |p| {
+                PathValue::Owned(f(p))
+            }),
         };
-        self.lower_in_progress();
-        self.phase = if body_done {
-            Phase::Done
+        if !self.request_parts {
+            // Nothing is computed from the request's head: it goes through untouched.
+            outcome.path = path(None, request.uri());
+            if families.has_route_metrics() {
+                outcome.route_values = families
+                    .route_labels()
+                    .map(|_| ExtraValues::default())
+                    .collect();
+            }
+            return request.map(Body::new);
+        }
+        let (parts, body) = request.into_parts();
+        outcome.path = path(Some(&parts), &parts.uri);
+        outcome.values = ExtraValues::from_request(&families.extras, &parts);
+        outcome.route_values = families
+            .route_labels()
+            .map(|labels| ExtraValues::from_request(labels, &parts))
+            .collect();
+        let body = if !families.wants_request_size() {
+            Body::new(body)
+        } else if let Some(n) = content_length(&parts.headers) {
+            outcome.request_size = Some(n);
+            Body::new(body)
         } else {
-            Phase::Recorded
+            let read = Arc::new(AtomicU64::new(0));
+            state.request_read = Some(read.clone());
+            Body::new(CountedBody::new(body, read))
         };
-        if self.floor == Scope::Nothing {
-            // An excluded path: nothing to record, and its marks (the layer's own) teach
-            // nothing about the route.
-            return;
-        }
-        let status = self.outcome.status;
-        let decisive = self.unmatched || !status.is_client_error();
-        let marked = self.marked();
-        match &self.route {
-            RouteRef::Learning(route) => route.settle(
-                &self.instance.shared.families,
-                &self.outcome,
-                marked,
-                decisive,
-                self.floor,
-            ),
-            // Known before the request started: a mark now is honoured for this request.
-            RouteRef::Known(verdict) => {
-                let scope = verdict.scope().max(self.floor).max(marked.scope());
-                let families = &self.instance.shared.families;
-                // Only a request recorded in the defaults resolves its series: the cache must
-                // not create a series an untracked request would not.
-                let resolved = self.cache().filter(|_| scope.defaults()).map(|cache| {
-                    cache.finished(self.outcome.method, status, || {
-                        families.resolve(&self.outcome)
-                    })
-                });
-                families.record(&self.outcome, scope, resolved.as_ref());
-            }
-        }
-        if response_size.is_some() {
-            self.outcome.response_size = response_size;
-        }
-    }
-
-    /// Bytes of response body went out.
-    pub(crate) fn body_bytes(&mut self, n: usize) {
-        if let Some(size) = &mut self.outcome.response_size {
-            *size += n as u64;
-        }
-    }
-
-    /// The response body ended (or failed).
-    pub(crate) fn body_end(&mut self) {
-        match self.phase {
-            Phase::Streaming => self.finish(true),
-            Phase::Recorded => {
-                self.phase = Phase::Done;
-                let scope = self.route.verdict();
-                if self.outcome.response_size.is_some()
-                    && scope == Verdict::Tracked
-                    && self.floor == Scope::All
-                    && self.marked() == Verdict::Tracked
-                {
-                    self.instance
-                        .shared
-                        .families
-                        .record_response_size(&self.outcome);
-                }
-            }
-            Phase::Running | Phase::Done => {}
-        }
-    }
-
-    /// The response body panicked: count it once, as an exception of this request.
-    pub(crate) fn body_panicked(&mut self) {
-        match self.phase {
-            Phase::Streaming => {
-                self.outcome.panicked = true;
-                self.finish(true);
-            }
-            Phase::Recorded => {
-                self.phase = Phase::Done;
-                let allowed = self
-                    .route
-                    .verdict()
-                    .scope()
-                    .max(self.floor)
-                    .max(self.marked().scope());
-                if allowed == Scope::All && self.route.verdict() == Verdict::Tracked {
-                    self.outcome.panicked = true;
-                    self.instance.shared.families.count_exception(&self.outcome);
-                }
-            }
-            Phase::Running | Phase::Done => {}
-        }
-    }
-}
-
-impl Drop for RequestState {
-    fn drop(&mut self) {
-        match self.phase {
-            // The body was dropped before its end: the client went away, or the server
-            // stopped polling an already finished body. The request ends here.
-            Phase::Streaming => self.finish(true),
-            Phase::Recorded => self.body_end(),
-            // Cancelled before the head (the client hung up): nothing is recorded, but the
-            // gauges go back down.
-            Phase::Running | Phase::Done => self.lower_in_progress(),
-        }
+        Request::from_parts(parts, body)
     }
 }
 
@@ -347,138 +206,40 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let start = Instant::now();
-        let shared = &*self.instance.shared;
+        let layer = &*self.service.layer;
         let template = request.extensions().get::<MatchedPath>().cloned();
         let unmatched = template.is_none();
-        let excluded = shared
-            .excluded
-            .as_ref()
-            .is_some_and(|set| set.is_match(request.uri().path()));
-        let (floor, initial) = match (excluded, shared.exclude_user_defaults) {
-            (false, _) => (Scope::All, Exclusion::None),
-            (true, true) => (Scope::Nothing, Exclusion::All),
-            (true, false) => (Scope::RoutesOnly, Exclusion::None),
-        };
+        let path_exclusion = layer.path_exclusion(request.uri().path());
         // The series cache is reached through the route this instance remembers (no
         // contended `Arc` clone): it serves requests of that route.
         let (route, own_route) = self.route(template.as_ref().map(MatchedPath::as_str));
-        let cached = own_route && shared.cacheable;
-        let method = MethodLabel::of(request.method());
-
-        let families = &shared.families;
-        let path = |parts: Option<&http::request::Parts>, uri: &http::Uri| match &shared.group_by {
-            Grouping::Template => {
-                template.map_or(PathValue::Static(UNMATCHED_PATH), PathValue::Matched)
-            }
-            Grouping::RawPath => PathValue::Owned(uri.path().into()),
-            // `request_parts` is set for this grouping: the parts are always there.
-            Grouping::Request(f) => parts.map_or(PathValue::Static(UNMATCHED_PATH), |p| {
-                PathValue::Owned(f(p))
-            }),
-        };
-        let mut request_size = None;
-        let mut request_read = None;
-        let (request, path, values, route_values) = if shared.request_parts {
-            let (parts, body) = request.into_parts();
-            let path = path(Some(&parts), &parts.uri);
-            let values = Values::from_request(&families.extras, &parts);
-            let route_values: Vec<Values> = families
-                .route_labels()
-                .map(|labels| Values::from_request(labels, &parts))
-                .collect();
-            let body = if families.wants_request_size() {
-                match content_length(&parts.headers) {
-                    Some(n) => {
-                        request_size = Some(n);
-                        Body::new(body)
-                    }
-                    None => {
-                        let read = Arc::new(AtomicU64::new(0));
-                        request_read = Some(read.clone());
-                        Body::new(CountedBody::new(body, read))
-                    }
-                }
-            } else {
-                Body::new(body)
-            };
-            let request = Request::from_parts(parts, body);
-            (request, path, values, route_values)
-        } else {
-            // Nothing is computed from the request's head: it goes through untouched.
-            let path = path(None, request.uri());
-            let route_values = families.route_labels().map(|_| Values::default()).collect();
-            (
-                request.map(Body::new),
-                path,
-                Values::default(),
-                route_values,
-            )
-        };
-
-        // In-progress gauges go up only for routes known to be tracked (see `routes.rs`).
-        let verdict = route.verdict();
-        let raised = (verdict != Verdict::Unknown && families.has_in_progress())
-            .then(|| verdict.scope().max(floor))
-            .filter(|&s| s != Scope::Nothing);
-        let outcome = Outcome {
-            method,
-            path,
-            status: StatusCode::OK,
-            seconds: 0.0,
-            panicked: false,
-            request_size,
-            response_size: families.wants_response_size().then_some(0),
-            values,
-            route_values,
-        };
-        let raised = raised.map(|scope| {
-            let lookup =
-                || families.in_progress_series(method, outcome.path.as_str(), &outcome.values);
-            let default = match scope.defaults() {
-                false => None,
-                true if cached => match self.instance.last.get() {
-                    Some((_, own)) => own.series.in_progress(method, lookup),
-                    None => lookup(),
-                },
-                true => lookup(),
-            };
-            let gauge = families.raise_in_progress(default, &outcome.route_values, scope);
-            (scope, gauge)
-        });
-        let mut state = Box::new(RequestState {
-            instance: self.instance.clone(),
+        let cached = own_route && layer.cacheable;
+        let outcome = layer.outcome(MethodLabel::of(request.method()));
+        let mut state = RequestState::start(
+            self.service.clone(),
             route,
             cached,
-            context: RequestContext::inline(initial),
             start,
-            floor,
-            raised,
+            path_exclusion,
             unmatched,
-            request_read,
-            phase: Phase::Running,
             outcome,
-        });
+        );
+        let request = layer.read_request(request, template, &mut state);
+        state.raise_in_progress();
         // `call` may run code of the inner service (and panic) before any future exists. That
-        // code sees the request's context only where it can make a difference: on an excluded
-        // path, whose context starts excluded, so that handler metrics of a service's `call`
-        // stay silent there. Elsewhere the handler's marks are made in its future, the only
-        // place attributes put them; entering the context twice would cost every request.
+        // code sees the request's marks only where it can make a difference: on a path
+        // excluded from everything, whose marks start so, so that handler metrics of a
+        // service's `call` stay silent there. Elsewhere the handler's marks are made in its
+        // future, the only place attributes put them.
         let inner = &mut self.inner;
-        let called = if initial == Exclusion::None {
-            catch_unwind(AssertUnwindSafe(|| inner.call(request)))
-        } else {
-            let (called, context) = (state.context.clone())
-                .sync_scope(|| catch_unwind(AssertUnwindSafe(|| inner.call(request))));
-            state.context = context;
-            called
-        };
-        // The future gets its own copy of the context, handed back when it completes.
-        let future = match called {
-            Ok(future) => Some(state.context.clone().scoped(future)),
-            Err(_panic) => None,
+        let call = || catch_unwind(AssertUnwindSafe(|| inner.call(request)));
+        let called = match path_exclusion {
+            Exclusion::All => state.marks.enter(call),
+            _ => call(),
         };
         ResponseFuture {
-            inner: future,
+            // `None`: `call` panicked.
+            inner: called.ok(),
             state: Some(state),
         }
     }
@@ -494,15 +255,26 @@ fn content_length(headers: &http::HeaderMap) -> Option<u64> {
 }
 
 pin_project_lite::pin_project! {
-    /// The future of [`MetricsService`]: the inner service's, run in the request context and
-    /// with panics caught.
+    /// The future of [`MetricsService`]: the inner service's, run with the request's marks
+    /// current and with panics caught.
     pub struct ResponseFuture<F> {
         #[pin]
-        inner: Option<TaskLocalFuture<RequestContext, F>>,
+        inner: Option<F>,
         // Boxed: the future is moved several times before the server pins it, and the state
         // then moves on into the response body. (Inline, it would spare one allocation but
         // cost more in copies: measured slower under load.)
         state: Option<Box<RequestState>>,
+    }
+
+    impl<F> PinnedDrop for ResponseFuture<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            // A cancelled request's future is dropped with its marks current, as it ran.
+            if let (Some(state), Some(_)) = (this.state.as_deref(), this.inner.as_ref().as_pin_ref()) {
+                let mut inner = this.inner;
+                state.marks.enter(|| inner.set(None));
+            }
+        }
     }
 }
 
@@ -522,70 +294,77 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        let (result, context) = match this.inner.as_mut().as_pin_mut() {
-            // `call` panicked.
-            None => (None, None),
-            Some(mut future) => {
-                let polled = catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx)));
-                let result = match polled {
-                    Ok(Poll::Pending) => return Poll::Pending,
-                    Ok(Poll::Ready(result)) => Some(result),
-                    Err(_panic) => None,
-                };
-                // The context, with the handler's marks (tokio puts it back even on a panic).
-                (result, future.take_value())
-            }
-        };
-        // Drop the inner future now (a panicked one must never be polled again). It is done:
-        // what is left to drop holds no handler code that could still mark the context.
-        this.inner.set(None);
-        let Some(mut state) = this.state.take() else {
+        let Some(state) = this.state.as_deref() else {
             // Polled again after completion: a contract violation of the caller. Answer
             // rather than panic in a request path.
             return Poll::Ready(Ok(internal_error()));
         };
-        if let Some(context) = context {
-            state.context = context;
-        }
-        match result {
-            Some(Ok(response)) => {
-                // A handler that keeps its request open past the response (`OpenRequest`).
-                let hold = state.context.hold().filter(|h| h.is_open()).cloned();
-                let held = hold.is_some();
-                let response = if state.shared().response_labels {
-                    let (parts, body) = response.into_parts();
-                    state.head(parts.status, Some(&parts), held);
-                    Response::from_parts(parts, body)
-                } else {
-                    state.head(response.status(), None, held);
-                    response
-                };
-                // Parked, the state ends when the last guard drops; if the guards went
-                // meanwhile, it ends with the body.
-                let state = match hold {
-                    Some(hold) => match hold.park(state) {
-                        Ok(()) => return Poll::Ready(Ok(response.map(Body::new))),
-                        Err(state) => state,
-                    },
-                    None => state,
-                };
-                Poll::Ready(Ok(
-                    response.map(|body| Body::new(TrackedBody::new(body, state)))
-                ))
+        let result = match this.inner.as_mut().as_pin_mut() {
+            // `call` panicked.
+            None => None,
+            Some(future) => {
+                let poll = || catch_unwind(AssertUnwindSafe(|| future.poll(cx)));
+                match state.marks.enter(poll) {
+                    Ok(Poll::Pending) => return Poll::Pending,
+                    Ok(Poll::Ready(result)) => Some(result),
+                    Err(_panic) => None,
+                }
             }
-            // The inner service failed (never with axum's routers, whose error is
-            // `Infallible`): nothing to record; dropping the state lowers the gauges.
-            Some(Err(e)) => Poll::Ready(Err(e)),
-            None => {
-                state.outcome.panicked = true;
-                let response = internal_error();
+        };
+        // Drop the inner future now (a panicked one must never be polled again). It is done:
+        // what is left to drop holds no handler code that could still mark the request.
+        this.inner.set(None);
+        let Some(state) = this.state.take() else {
+            return Poll::Ready(Ok(internal_error()));
+        };
+        Poll::Ready(respond(state, result))
+    }
+}
+
+/// The inner service's answer (`None`: it panicked), handed to the request's state.
+fn respond<ResBody, E>(
+    mut state: Box<RequestState>,
+    result: Option<Result<Response<ResBody>, E>>,
+) -> Result<Response<Body>, E>
+where
+    ResBody: HttpBody<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    match result {
+        Some(Ok(response)) => {
+            // A handler that keeps its request open past the response (`OpenRequest`).
+            let hold = state.marks.attached::<Hold>().filter(|h| h.is_open());
+            let held = hold.is_some();
+            let response = if state.layer().response_labels {
                 let (parts, body) = response.into_parts();
-                state.head(parts.status, Some(&parts), false);
-                Poll::Ready(Ok(Response::from_parts(
-                    parts,
-                    Body::new(TrackedBody::new(body, state)),
-                )))
-            }
+                state.head(parts.status, Some(&parts), held);
+                Response::from_parts(parts, body)
+            } else {
+                state.head(response.status(), None, held);
+                response
+            };
+            // Parked, the state ends when the last guard drops; if the guards went
+            // meanwhile, it ends with the body.
+            let state = match hold {
+                Some(hold) => match hold.park(state) {
+                    Ok(()) => return Ok(response.map(Body::new)),
+                    Err(state) => state,
+                },
+                None => state,
+            };
+            Ok(response.map(|body| Body::new(TrackedBody::new(body, state))))
+        }
+        // The inner service failed (never with axum's routers, whose error is `Infallible`):
+        // nothing to record; dropping the state lowers the gauges.
+        Some(Err(e)) => Err(e),
+        None => {
+            state.outcome.panicked = true;
+            let (parts, body) = internal_error().into_parts();
+            state.head(parts.status, Some(&parts), false);
+            Ok(Response::from_parts(
+                parts,
+                Body::new(TrackedBody::new(body, state)),
+            ))
         }
     }
 }

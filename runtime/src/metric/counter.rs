@@ -1,12 +1,13 @@
 //! [`Counter`]: a monotonically increasing value.
 //!
-//! Two cells: a `u64` for whole-number increments — so `inc()` is a single `fetch_add` — and an
-//! `f64` for fractional ones. The value is their sum.
+//! Two cells (`layout.rs`): a `u64` for whole-number increments — so `inc()` is a single
+//! `fetch_add` — and an `f64` for fractional ones. The value is their sum.
 
 use std::sync::atomic::Ordering;
 
-use super::{Metric, count_invalid_update, private::Sealed};
+use super::{Metric, check_name_suffix, count_invalid_update, private::Sealed};
 use crate::cell::{Cells, add_f64, load_f64};
+use crate::layout::counter::{FRACTION, LEN, WHOLE};
 use crate::model::{MetricKind, Point};
 
 /// Whole numbers below this are added to the integer cell exactly.
@@ -31,7 +32,7 @@ impl Counter {
     /// Adds one.
     #[inline]
     pub fn inc(&self) {
-        self.cells.at(0).fetch_add(1, Ordering::Relaxed);
+        self.cells.at(WHOLE).fetch_add(1, Ordering::Relaxed);
     }
 
     /// Adds `v`. A negative, NaN or infinite `v` is dropped and counted in
@@ -40,9 +41,9 @@ impl Counter {
     pub fn inc_by(&self, v: f64) {
         // `contains` is false for NaN.
         if (0.0..EXACT_INTEGER_LIMIT).contains(&v) && v.fract() == 0.0 {
-            self.cells.at(0).fetch_add(v as u64, Ordering::Relaxed);
+            self.cells.at(WHOLE).fetch_add(v as u64, Ordering::Relaxed);
         } else if v.is_finite() && v > 0.0 {
-            add_f64(self.cells.at(1), v);
+            add_f64(self.cells.at(FRACTION), v);
         } else {
             count_invalid_update();
         }
@@ -50,20 +51,15 @@ impl Counter {
 
     /// The current value.
     pub fn get(&self) -> f64 {
-        self.cells.at(0).load(Ordering::Relaxed) as f64 + load_f64(self.cells.at(1))
+        self.cells.at(WHOLE).load(Ordering::Relaxed) as f64 + load_f64(self.cells.at(FRACTION))
     }
 }
 
 impl Sealed for Counter {
     type Config = ();
-    const SAMPLE_SUFFIXES: &'static [&'static str] = &["_created"];
-
-    fn cell_count(_: &()) -> usize {
-        2
-    }
 
     fn from_cells(cells: Cells, _: &()) -> Self {
-        assert!(cells.len() >= 2);
+        assert!(cells.len() >= LEN);
         Self { cells }
     }
 
@@ -72,12 +68,7 @@ impl Sealed for Counter {
     }
 
     fn validate(name: &str, _: &[Box<str>], _: &()) -> Result<(), String> {
-        if !name.ends_with("_total") || name == "_total" {
-            return Err(format!(
-                "a counter's name must end in `_total`; call it `{name}_total`"
-            ));
-        }
-        Ok(())
+        check_name_suffix(name, MetricKind::Counter, "a counter")
     }
 }
 
@@ -91,7 +82,7 @@ mod tests {
     use crate::metric::invalid_updates;
 
     fn counter() -> Counter {
-        Counter::from_cells(Cells::heap(2), &())
+        Counter::from_cells(Cells::heap(LEN), &())
     }
 
     #[test]

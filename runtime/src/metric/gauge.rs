@@ -1,8 +1,8 @@
 //! [`Gauge`]: a value that goes up and down, stored as one `f64` cell, and [`GaugeMode`]: how
 //! the gauges of several processes combine in multiprocess mode.
 //!
-//! A gauge in a `mostrecent` mode keeps three cells: the value, the Unix time of its last
-//! update in nanoseconds, and a sequence lock (odd while an update is in progress), so that a
+//! A gauge in a `mostrecent` mode keeps three cells (`layout.rs`): the value, the Unix time of its
+//! last update in nanoseconds, and a sequence lock (odd while an update is in progress), so that a
 //! reader in another process never pairs a value with another update's time. Its updates
 //! take the sequence lock (a compare-and-swap); every other gauge stays one atomic operation.
 
@@ -11,6 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::{Metric, private::Sealed};
 use crate::cell::{Cells, add_f64, load_f64, store_f64};
+use crate::layout::gauge::{self as layout, SEQUENCE, TIME, VALUE};
 use crate::model::{MetricKind, Point};
 
 /// A value that goes up and down.
@@ -37,7 +38,7 @@ impl Gauge {
         if self.stamped {
             self.stamped_update(|_| v);
         } else {
-            store_f64(self.cells.at(0), v);
+            store_f64(self.cells.at(VALUE), v);
         }
     }
 
@@ -47,14 +48,14 @@ impl Gauge {
         if self.stamped {
             self.stamped_update(|old| old + v);
         } else {
-            add_f64(self.cells.at(0), v);
+            add_f64(self.cells.at(VALUE), v);
         }
     }
 
-    /// Updates value and timestamp together under the sequence lock in cell 2.
+    /// Updates value and timestamp together under the sequence lock.
     #[cold]
     fn stamped_update(&self, f: impl FnOnce(f64) -> f64) {
-        let seq = self.cells.at(2);
+        let seq = self.cells.at(SEQUENCE);
         let mut s = seq.load(Ordering::Relaxed);
         loop {
             if s % 2 == 0 {
@@ -75,8 +76,8 @@ impl Gauge {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
-        store_f64(self.cells.at(0), f(load_f64(self.cells.at(0))));
-        self.cells.at(1).store(now, Ordering::Relaxed);
+        store_f64(self.cells.at(VALUE), f(load_f64(self.cells.at(VALUE))));
+        self.cells.at(TIME).store(now, Ordering::Relaxed);
         seq.store(s + 2, Ordering::Release);
     }
 
@@ -100,7 +101,7 @@ impl Gauge {
 
     /// The current value.
     pub fn get(&self) -> f64 {
-        load_f64(self.cells.at(0))
+        load_f64(self.cells.at(VALUE))
     }
 
     /// Adds one now and subtracts it when the returned guard drops — also on panic and when an
@@ -206,6 +207,12 @@ impl GaugeMode {
                 | GaugeMode::LiveMostRecent
         )
     }
+
+    /// Whether gauges in this mode keep the time of their last update, under a sequence lock,
+    /// beside their value (the `mostrecent` modes; see the module docs).
+    pub(crate) const fn is_stamped(self) -> bool {
+        matches!(self, GaugeMode::MostRecent | GaugeMode::LiveMostRecent)
+    }
 }
 
 impl std::fmt::Display for GaugeMode {
@@ -233,15 +240,14 @@ impl std::str::FromStr for GaugeMode {
 
 impl Sealed for Gauge {
     type Config = GaugeMode;
-    const SAMPLE_SUFFIXES: &'static [&'static str] = &[];
 
-    fn cell_count(mode: &GaugeMode) -> usize {
-        if is_stamped(*mode) { 3 } else { 1 }
+    fn mode(mode: &GaugeMode) -> GaugeMode {
+        *mode
     }
 
     fn from_cells(cells: Cells, mode: &GaugeMode) -> Self {
-        let stamped = is_stamped(*mode);
-        assert!(cells.len() >= if stamped { 3 } else { 1 });
+        let stamped = mode.is_stamped();
+        assert!(cells.len() >= layout::len(stamped));
         Self { cells, stamped }
     }
 
@@ -252,11 +258,6 @@ impl Sealed for Gauge {
     fn validate(_: &str, _: &[Box<str>], _: &GaugeMode) -> Result<(), String> {
         Ok(())
     }
-}
-
-/// Whether gauges in this mode keep a timestamp with their value.
-fn is_stamped(mode: GaugeMode) -> bool {
-    matches!(mode, GaugeMode::MostRecent | GaugeMode::LiveMostRecent)
 }
 
 impl Metric for Gauge {
@@ -292,14 +293,14 @@ mod tests {
 
     #[test]
     fn mostrecent_gauges_stamp_their_updates() {
-        let g = Gauge::from_cells(Cells::heap(3), &GaugeMode::MostRecent);
+        let g = Gauge::from_cells(Cells::heap(layout::len(true)), &GaugeMode::MostRecent);
         g.set(2.0);
         g.inc();
         assert_eq!(g.get(), 3.0);
-        let ts = g.cells.at(1).load(Ordering::Relaxed);
+        let ts = g.cells.at(TIME).load(Ordering::Relaxed);
         assert!(ts > 1_600_000_000_000_000_000, "{ts}");
         assert_eq!(
-            g.cells.at(2).load(Ordering::Relaxed),
+            g.cells.at(SEQUENCE).load(Ordering::Relaxed),
             4,
             "two updates, lock released"
         );

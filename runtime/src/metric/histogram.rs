@@ -1,6 +1,6 @@
 //! [`Histogram`]: observations counted into buckets.
 //!
-//! Cells: one `u64` per finite bucket, one for `+Inf`, then the `f64` sum. Buckets are stored
+//! Cells (`layout.rs`): one `u64` per finite bucket, one for `+Inf`, then the `f64` sum. Buckets are stored
 //! per bucket, not cumulatively, so an observation touches exactly one bucket cell; the count is
 //! the sum of the buckets and needs no cell of its own. Encoders accumulate at scrape time.
 
@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use super::{Metric, check_reserved, count_invalid_update, private::Sealed};
 use crate::cell::{Cells, add_f64, load_f64};
+use crate::layout::histogram as layout;
 use crate::model::{MetricKind, Point};
 
 /// The Prometheus client libraries' default buckets, in seconds: suited to request latencies.
@@ -54,7 +55,7 @@ impl Histogram {
         }
         let bucket = self.bucket_of(v);
         self.cells.at(bucket).fetch_add(1, Ordering::Relaxed);
-        add_f64(self.cells.at(self.bounds.len() + 1), v);
+        add_f64(self.cells.at(layout::sum(self.bounds.len())), v);
     }
 
     /// Records a duration, in seconds.
@@ -78,14 +79,14 @@ impl Histogram {
 
     /// Number of observations.
     pub fn count(&self) -> u64 {
-        (0..=self.bounds.len())
+        layout::buckets(self.bounds.len())
             .map(|i| self.cells.at(i).load(Ordering::Relaxed))
             .sum()
     }
 
     /// Sum of observations.
     pub fn sum(&self) -> f64 {
-        load_f64(self.cells.at(self.bounds.len() + 1))
+        load_f64(self.cells.at(layout::sum(self.bounds.len())))
     }
 
     /// The finite upper bounds.
@@ -96,14 +97,13 @@ impl Histogram {
 
 impl Sealed for Histogram {
     type Config = Buckets;
-    const SAMPLE_SUFFIXES: &'static [&'static str] = &["_bucket", "_count", "_sum", "_created"];
 
-    fn cell_count(config: &Buckets) -> usize {
-        config.0.len() + 2
+    fn bounds(config: &Buckets) -> &[f64] {
+        &config.0
     }
 
     fn from_cells(cells: Cells, config: &Buckets) -> Self {
-        assert!(cells.len() >= config.0.len() + 2);
+        assert!(cells.len() >= layout::len(config.0.len()));
         Self {
             bounds: config.0.clone(),
             cells,
@@ -112,7 +112,9 @@ impl Sealed for Histogram {
 
     fn point<'a>(&'a self, _: &'a Buckets, scratch: &'a mut Vec<u64>) -> Point<'a> {
         scratch.clear();
-        scratch.extend((0..=self.bounds.len()).map(|i| self.cells.at(i).load(Ordering::Relaxed)));
+        scratch.extend(
+            layout::buckets(self.bounds.len()).map(|i| self.cells.at(i).load(Ordering::Relaxed)),
+        );
         Point::Histogram {
             bounds: &self.bounds,
             counts: scratch,
@@ -155,7 +157,7 @@ mod tests {
 
     fn histogram(bounds: &[f64]) -> Histogram {
         let cfg = Buckets(bounds.into());
-        Histogram::from_cells(Cells::heap(Histogram::cell_count(&cfg)), &cfg)
+        Histogram::from_cells(Cells::heap(layout::len(bounds.len())), &cfg)
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! [`Info`]: a constant 1 that carries labels (a build version, a configuration).
 
-use super::{Metric, private::Sealed};
+use super::{Metric, check_name_suffix, private::Sealed};
 use crate::cell::Cells;
 use crate::model::{MetricKind, Point};
 
@@ -21,11 +21,6 @@ pub struct Info {
 
 impl Sealed for Info {
     type Config = ();
-    const SAMPLE_SUFFIXES: &'static [&'static str] = &[];
-
-    fn cell_count(_: &()) -> usize {
-        0
-    }
 
     fn from_cells(cells: Cells, _: &()) -> Self {
         Self { _cells: cells }
@@ -36,12 +31,7 @@ impl Sealed for Info {
     }
 
     fn validate(name: &str, _: &[Box<str>], _: &()) -> Result<(), String> {
-        if !name.ends_with("_info") || name == "_info" {
-            return Err(format!(
-                "an info metric's name must end in `_info`; call it `{name}_info`"
-            ));
-        }
-        Ok(())
+        check_name_suffix(name, MetricKind::Info, "an info metric")
     }
 }
 

@@ -25,10 +25,12 @@ pub use info::Info;
 pub use summary::Summary;
 
 use crate::cell::Cells;
+use crate::layout::Layout;
 use crate::model::{MetricKind, Point};
 
 /// A metric type a [`Family`](crate::Family) can hold: [`Counter`], [`Gauge`], [`Histogram`],
-/// [`Summary`] or [`Info`]. Sealed: the cell layouts are part of the multiprocess file format.
+/// [`Summary`] or [`Info`]. Sealed: the cell layouts (`layout.rs`) are part of the multiprocess
+/// file format.
 pub trait Metric: private::Sealed + Send + Sync + Sized + 'static {
     /// The family type this metric is exposed as.
     const KIND: MetricKind;
@@ -41,9 +43,15 @@ pub(crate) mod private {
     pub trait Sealed {
         /// Per-family configuration (histogram buckets).
         type Config: Clone + PartialEq + Debug + Default + Send + Sync + 'static;
-        /// How many cells one series needs.
-        fn cell_count(config: &Self::Config) -> usize;
-        /// Wraps freshly allocated, zeroed cells.
+        /// The gauge mode this configuration declares ([`GaugeMode::All`] but for gauges).
+        fn mode(_config: &Self::Config) -> GaugeMode {
+            GaugeMode::All
+        }
+        /// The bucket bounds this configuration declares (none but for histograms).
+        fn bounds(_config: &Self::Config) -> &[f64] {
+            &[]
+        }
+        /// Wraps freshly allocated, zeroed cells of the layout [`FamilyDecl::layout`] gives.
         fn from_cells(cells: Cells, config: &Self::Config) -> Self;
         /// The series' current value(s); histograms load their buckets into `scratch`.
         fn point<'a>(&'a self, config: &'a Self::Config, scratch: &'a mut Vec<u64>) -> Point<'a>;
@@ -54,9 +62,29 @@ pub(crate) mod private {
             label_names: &[Box<str>],
             config: &Self::Config,
         ) -> Result<(), String>;
-        /// The suffixes of the sample names this kind writes (`_bucket`, `_count`, ...), so that
-        /// the registry can refuse two families whose samples would collide.
-        const SAMPLE_SUFFIXES: &'static [&'static str];
+    }
+}
+
+/// A family's declaration as a storage backend sees it: everything a multiprocess file's family
+/// record holds, and what the cell layout of its series follows from. Typed, so that no backend
+/// needs to know the metric types' configurations.
+#[derive(Clone, Copy, Debug)]
+#[allow(dead_code)] // the heap reads only the layout; the multiprocess file reads every field
+pub(crate) struct FamilyDecl<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) help: &'a str,
+    pub(crate) label_names: &'a [Box<str>],
+    pub(crate) kind: MetricKind,
+    /// [`GaugeMode::All`] but for gauges.
+    pub(crate) mode: GaugeMode,
+    /// Empty but for histograms.
+    pub(crate) bounds: &'a [f64],
+}
+
+impl FamilyDecl<'_> {
+    /// The layout of each of the family's series.
+    pub(crate) fn layout(&self) -> Layout {
+        Layout::of(self.kind, self.mode.is_stamped(), self.bounds.len())
     }
 }
 
@@ -72,6 +100,17 @@ pub(crate) fn count_invalid_update() {
 /// How many updates were dropped as invalid since the process started.
 pub(crate) fn invalid_updates() -> u64 {
     INVALID_UPDATES.load(Ordering::Relaxed)
+}
+
+/// Refuses a name without the suffix `kind`'s names carry ([`MetricKind::name_suffix`]);
+/// `what` names the kind in the message ("a counter").
+fn check_name_suffix(name: &str, kind: MetricKind, what: &str) -> Result<(), String> {
+    match kind.name_suffix() {
+        Some(suffix) if !name.ends_with(suffix) || name == suffix => Err(format!(
+            "{what}'s name must end in `{suffix}`; call it `{name}{suffix}`"
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Refuses labels a kind reserves for its own samples.

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use super::{Metric, check_reserved, count_invalid_update, private::Sealed};
 use crate::cell::{Cells, add_f64, load_f64};
+use crate::layout::summary::{COUNT, LEN, SUM};
 use crate::model::{MetricKind, Point};
 
 /// Count and sum of observations (no quantiles; see the module docs for why).
@@ -34,8 +35,8 @@ impl Summary {
             count_invalid_update();
             return;
         }
-        self.cells.at(0).fetch_add(1, Ordering::Relaxed);
-        add_f64(self.cells.at(1), v);
+        self.cells.at(COUNT).fetch_add(1, Ordering::Relaxed);
+        add_f64(self.cells.at(SUM), v);
     }
 
     /// Records a duration, in seconds.
@@ -46,25 +47,20 @@ impl Summary {
 
     /// Number of observations.
     pub fn count(&self) -> u64 {
-        self.cells.at(0).load(Ordering::Relaxed)
+        self.cells.at(COUNT).load(Ordering::Relaxed)
     }
 
     /// Sum of observations.
     pub fn sum(&self) -> f64 {
-        load_f64(self.cells.at(1))
+        load_f64(self.cells.at(SUM))
     }
 }
 
 impl Sealed for Summary {
     type Config = ();
-    const SAMPLE_SUFFIXES: &'static [&'static str] = &["_count", "_sum", "_created"];
-
-    fn cell_count(_: &()) -> usize {
-        2
-    }
 
     fn from_cells(cells: Cells, _: &()) -> Self {
-        assert!(cells.len() >= 2);
+        assert!(cells.len() >= LEN);
         Self { cells }
     }
 

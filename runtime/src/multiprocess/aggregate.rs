@@ -14,19 +14,19 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap as StdHashMap;
-use std::sync::atomic::Ordering;
 
 /// Keys come from files; the hasher is seeded per process, so crafted keys cannot target it.
 type HashMap<K, V> = StdHashMap<K, V, foldhash::fast::RandomState>;
 
 use super::exact::Partials;
-use super::file::{self, FamilyDecl, is_stamped};
-use super::read::{Parsed, Ser, key_values};
-use crate::metric::GaugeMode;
+use super::file;
+use super::read::{Parsed, SeriesRecord, key_values};
+use crate::layout::{Layout, counter, gauge, histogram, summary};
+use crate::metric::{FamilyDecl, GaugeMode};
 use crate::model::{MetricFamily, MetricKind, Series, Value};
 
 /// One file to aggregate, and whether its writer is alive.
-pub(crate) struct Source<'a> {
+pub(crate) struct InputFile<'a> {
     pub(crate) parsed: Parsed<'a>,
     pub(crate) live: bool,
 }
@@ -43,18 +43,23 @@ pub(crate) enum Purpose {
 /// Where a family's series are accumulated: one row of `width` 8-byte slots per series, in one
 /// flat vector (no allocation per series), found through a map from (key, process) to the row.
 ///
-/// Slots per row, by kind: counter `[whole, frac]`; gauge `[value, timestamp, seen]`; histogram
-/// the bucket counts (not cumulative), `+Inf`, then the sum; summary `[count, sum]`; info none.
-/// Floating-point slots hold `f64` bits. The floating-point total of a counter, histogram or
-/// summary row (its `frac` or `sum` slot) holds the first value added; from the second on,
-/// the row's `exact` partials hold the exact sum (so a series of one file costs nothing more).
-struct FamAcc<'a> {
+/// A row is laid out like the cells of a series in a file (`layout.rs`): counters, histograms
+/// and summaries exactly so; gauges always as a stamped gauge — the value, the time of a
+/// `mostrecent` update, and in the sequence slot ([`SEEN`]) whether a file was merged into the
+/// row yet. Floating-point slots hold `f64` bits. The floating-point total of a counter,
+/// histogram or summary row ([`Layout::float_total`]) holds the first value added; from the
+/// second on, the row's `exact` partials hold the exact sum (so a series of one file costs
+/// nothing more).
+struct MergedFamily<'a> {
     name: &'a str,
     help: &'a str,
     kind: MetricKind,
     mode: GaugeMode,
     labels: Vec<&'a str>,
     bounds: Vec<f64>,
+    /// The layout of a row (see above).
+    layout: Layout,
+    /// `layout.len()`, read once per series merged.
     width: usize,
     /// Row of each (key, process) — the process only for `all`/`liveall` gauges, else `NO_PID`.
     rows: HashMap<(&'a [u8], u32), u32>,
@@ -73,18 +78,13 @@ struct FamAcc<'a> {
 /// The process part of a series' identity in families that are not per process.
 const NO_PID: u32 = u32::MAX;
 
-fn width(kind: MetricKind, n_bounds: usize) -> usize {
-    match kind {
-        MetricKind::Counter | MetricKind::Summary => 2,
-        MetricKind::Gauge => 3,
-        MetricKind::Histogram => n_bounds + 2,
-        _ => 0,
-    }
-}
+/// A gauge row's slot that says whether a file was merged into it yet: the sequence lock's
+/// place, which a row has no use for.
+const SEEN: usize = gauge::SEQUENCE;
 
 /// The aggregate of some sources.
 pub(crate) struct Aggregate<'a> {
-    families: Vec<FamAcc<'a>>,
+    families: Vec<MergedFamily<'a>>,
     by_name: HashMap<&'a str, usize>,
     /// `pid` label values, indexed by source position (`all`/`liveall` gauges).
     pid_labels: Vec<String>,
@@ -94,27 +94,16 @@ pub(crate) struct Aggregate<'a> {
     pub(crate) dropped: u64,
 }
 
-/// Reads a `mostrecent` gauge's value and timestamp under its sequence lock. A writer killed
-/// in the middle of an update leaves the sequence odd for good: after a few tries the last
-/// values read are taken as they are.
-fn read_stamped(s: &Ser<'_>) -> (f64, u64) {
-    let mut last = (0.0, 0);
-    for _ in 0..64 {
-        let before = s.cell(2);
-        let value = f64::from_bits(s.cell(0));
-        let ts = s.cell(1);
-        last = (value, ts);
-        if before % 2 == 0 && s.cell(2) == before {
-            break;
-        }
-        std::hint::spin_loop();
-    }
-    last
+/// A `mostrecent` gauge's value and timestamp. Its cells were read as one block that two
+/// consecutive reads agreed on (read.rs), so the value comes with its own timestamp; a sequence
+/// left odd by a writer killed in the middle of an update is taken as it is.
+fn read_stamped(s: &SeriesRecord<'_>) -> (f64, u64) {
+    (f64::from_bits(s.cell(gauge::VALUE)), s.cell(gauge::TIME))
 }
 
 impl<'a> Aggregate<'a> {
     /// Aggregates `sources` (read in order: put live files first, the archive last).
-    pub(crate) fn new(sources: &[Source<'a>], purpose: Purpose) -> Self {
+    pub(crate) fn new(sources: &[InputFile<'a>], purpose: Purpose) -> Self {
         let mut agg = Aggregate {
             families: Vec::new(),
             by_name: HashMap::default(),
@@ -159,17 +148,19 @@ impl<'a> Aggregate<'a> {
                 && (f.kind != MetricKind::Gauge || acc.mode == f.mode);
             return same.then_some(i);
         }
-        let width = width(f.kind, f.n_bounds());
+        let layout = Layout::of(f.kind, true, f.n_bounds());
+        let width = layout.len();
         // Sized for this file's series: most files of a directory hold the same ones.
         let mut rows = HashMap::default();
         rows.reserve(f.n_series as usize);
-        self.families.push(FamAcc {
+        self.families.push(MergedFamily {
             name: f.name(),
             help: f.help(),
             kind: f.kind,
             mode: f.mode,
             labels: f.label_names().collect(),
             bounds: f.bounds().collect(),
+            layout,
             width,
             rows,
             keys: Vec::with_capacity(f.n_series as usize),
@@ -181,7 +172,7 @@ impl<'a> Aggregate<'a> {
         Some(self.families.len() - 1)
     }
 
-    fn add(&mut self, index: usize, src: &Source<'a>, purpose: Purpose) {
+    fn add(&mut self, index: usize, src: &InputFile<'a>, purpose: Purpose) {
         let p = &src.parsed;
         self.dropped = self.dropped.saturating_add(p.info.dropped);
         for fam in &mut self.families {
@@ -302,40 +293,37 @@ impl<'a> Aggregate<'a> {
     /// Encodes the archive: header, every family and series, the absorbed file ids.
     pub(crate) fn encode_archive(&self, id: u64, absorbed: &[u64]) -> Vec<u8> {
         let mut out = file::encode_header(id, 0, file::FLAG_ARCHIVE, 0, 0);
-        let mut order: Vec<&FamAcc<'_>> = self.families.iter().collect();
+        let mut order: Vec<&MergedFamily<'_>> = self.families.iter().collect();
         order.sort_by_key(|f| f.name);
         let mut cells = Vec::new();
         for f in order {
             let family_off = out.len() as u32;
-            file::encode_family(
-                &mut out,
-                &FamilyDecl {
-                    name: f.name,
-                    help: f.help,
-                    kind: f.kind,
-                    mode: f.mode,
-                    label_names: &f.labels,
-                    bounds: &f.bounds,
-                },
-            );
+            let label_names: Vec<Box<str>> = f.labels.iter().map(|&n| n.into()).collect();
+            let decl = FamilyDecl {
+                name: f.name,
+                help: f.help,
+                label_names: &label_names,
+                kind: f.kind,
+                mode: f.mode,
+                bounds: &f.bounds,
+            };
+            file::encode_family(&mut out, &decl);
+            let layout = decl.layout();
             for row in f.sorted_rows() {
                 let slots = f.row(row);
                 cells.clear();
-                match f.kind {
-                    MetricKind::Gauge => {
-                        cells.push(slots[0]);
-                        if is_stamped(f.mode) {
-                            cells.extend([slots[1], 0]);
-                        }
-                    }
+                cells.resize(layout.len(), 0);
+                if let Some(total) = layout.float_total() {
                     // Counters, histograms and summaries: the slots are the file's cells, the
                     // floating-point total rounded up — never below what was absorbed, so no
                     // later scrape falls below an earlier one (exact.rs).
-                    _ => {
-                        cells.extend_from_slice(slots);
-                        if let Some(last) = cells.last_mut() {
-                            *last = f.float_total(row, Partials::round_up).to_bits();
-                        }
+                    cells.copy_from_slice(slots);
+                    cells[total] = f.float_total(row, Partials::round_up).to_bits();
+                } else if f.kind == MetricKind::Gauge {
+                    cells[gauge::VALUE] = slots[gauge::VALUE];
+                    if f.mode.is_stamped() {
+                        // The sequence lock stays 0: no update in progress.
+                        cells[gauge::TIME] = slots[gauge::TIME];
                     }
                 }
                 file::encode_series(&mut out, family_off, &cells, f.keys[row].0);
@@ -349,7 +337,7 @@ impl<'a> Aggregate<'a> {
     }
 }
 
-impl FamAcc<'_> {
+impl MergedFamily<'_> {
     fn row(&self, row: usize) -> &[u64] {
         &self.slots[row * self.width..(row + 1) * self.width]
     }
@@ -361,12 +349,14 @@ impl FamAcc<'_> {
         rows
     }
 
-    /// The floating-point total of a counter, histogram or summary row (its last slot),
-    /// rounded by `round` if it has more than one addend.
+    /// The floating-point total of a counter, histogram or summary row
+    /// ([`Layout::float_total`]), rounded by `round` if it has more than one addend.
     fn float_total(&self, row: usize, round: fn(&Partials) -> f64) -> f64 {
         let exact = &self.exact[row];
         if exact.is_empty() {
-            self.row(row).last().map_or(0.0, |&b| f64::from_bits(b))
+            self.layout
+                .float_total()
+                .map_or(0.0, |i| f64::from_bits(self.row(row)[i]))
         } else {
             round(exact)
         }
@@ -374,22 +364,18 @@ impl FamAcc<'_> {
 
     fn value(&self, row: usize) -> Value {
         let s = self.row(row);
-        let f = f64::from_bits;
         match self.kind {
-            MetricKind::Counter => {
-                Value::Counter(s[0] as f64 + self.float_total(row, Partials::round_nearest))
-            }
-            MetricKind::Gauge => Value::Gauge(f(s[0])),
-            MetricKind::Histogram => {
-                let n = s.len() - 1;
-                Value::Histogram {
-                    bounds: self.bounds.clone(),
-                    counts: s[..n].to_vec(),
-                    sum: self.float_total(row, Partials::round_nearest),
-                }
-            }
+            MetricKind::Counter => Value::Counter(
+                s[counter::WHOLE] as f64 + self.float_total(row, Partials::round_nearest),
+            ),
+            MetricKind::Gauge => Value::Gauge(f64::from_bits(s[gauge::VALUE])),
+            MetricKind::Histogram => Value::Histogram {
+                bounds: self.bounds.clone(),
+                counts: s[histogram::buckets(self.bounds.len())].to_vec(),
+                sum: self.float_total(row, Partials::round_nearest),
+            },
             MetricKind::Summary => Value::Summary {
-                count: s[0],
+                count: s[summary::COUNT],
                 sum: self.float_total(row, Partials::round_nearest),
             },
             _ => Value::Info,
@@ -398,7 +384,7 @@ impl FamAcc<'_> {
 }
 
 /// Adds `v` to a row's floating-point total: into the slot while it is the first addend (an
-/// exact sum of one), into the row's partials from the second on (see [`FamAcc`]).
+/// exact sum of one), into the row's partials from the second on (see [`MergedFamily`]).
 fn add_total(slot: &mut u64, exact: &mut Partials, v: f64) {
     if v == 0.0 {
         return;
@@ -417,48 +403,48 @@ fn add_total(slot: &mut u64, exact: &mut Partials, v: f64) {
     exact.add(v);
 }
 
-/// Merges series `s` into its row (`width` slots and its exact total, see [`FamAcc`]).
+/// Merges series `s` into its row (`width` slots and its exact total, see [`MergedFamily`]).
 #[inline]
-fn merge(kind: MetricKind, mode: GaugeMode, row: &mut [u64], exact: &mut Partials, s: &Ser<'_>) {
+fn merge(
+    kind: MetricKind,
+    mode: GaugeMode,
+    row: &mut [u64],
+    exact: &mut Partials,
+    s: &SeriesRecord<'_>,
+) {
     match kind {
-        // Counters and summaries: an integer cell, then a floating-point one.
-        MetricKind::Counter | MetricKind::Summary => {
-            row[0] = row[0].saturating_add(s.cell(0));
-            add_total(&mut row[1], exact, f64::from_bits(s.cell(1)));
-        }
-        MetricKind::Histogram => {
-            let cells = s.cells();
-            if let (Some((sum, counts)), Some((sum_cell, count_cells))) =
-                (row.split_last_mut(), cells.split_last())
-            {
-                for (c, cell) in counts.iter_mut().zip(count_cells) {
-                    *c = c.saturating_add(cell.load(Ordering::Relaxed));
+        // `u64` counts, then the floating-point total, last (`layout.rs`): summed.
+        MetricKind::Counter | MetricKind::Summary | MetricKind::Histogram => {
+            if let Some((total, counts)) = row.split_last_mut() {
+                let n = counts.len();
+                for (c, cell) in counts.iter_mut().zip(s.cells()) {
+                    *c = c.saturating_add(cell);
                 }
-                add_total(sum, exact, f64::from_bits(sum_cell.load(Ordering::Relaxed)));
+                add_total(total, exact, f64::from_bits(s.cell(n)));
             }
         }
         MetricKind::Gauge => {
-            let (v, t) = if is_stamped(mode) {
+            let (v, t) = if mode.is_stamped() {
                 read_stamped(s)
             } else {
-                (f64::from_bits(s.cell(0)), 0)
+                (f64::from_bits(s.cell(gauge::VALUE)), 0)
             };
-            let value = f64::from_bits(row[0]);
-            let first = row[2] == 0;
-            row[2] = 1;
+            let value = f64::from_bits(row[gauge::VALUE]);
+            let first = row[SEEN] == 0;
+            row[SEEN] = 1;
             let take = match mode {
                 GaugeMode::All | GaugeMode::LiveAll => true,
                 GaugeMode::Sum | GaugeMode::LiveSum => {
-                    row[0] = (value + v).to_bits();
+                    row[gauge::VALUE] = (value + v).to_bits();
                     false
                 }
                 GaugeMode::Max | GaugeMode::LiveMax => first || v > value,
                 GaugeMode::Min | GaugeMode::LiveMin => first || v < value,
-                GaugeMode::MostRecent | GaugeMode::LiveMostRecent => first || t > row[1],
+                GaugeMode::MostRecent | GaugeMode::LiveMostRecent => first || t > row[gauge::TIME],
             };
             if take {
-                row[0] = v.to_bits();
-                row[1] = t;
+                row[gauge::VALUE] = v.to_bits();
+                row[gauge::TIME] = t;
             }
         }
         _ => {}

@@ -21,8 +21,8 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::aggregate::{Aggregate, Purpose, Source};
-use super::read::{Mapped, Parsed, ReadError};
+use super::aggregate::{Aggregate, InputFile, Purpose};
+use super::read::{Parsed, ReadError, Snapshot};
 use super::{Stats, dir, file, lock};
 
 /// The archive's file name.
@@ -31,21 +31,24 @@ pub(crate) const ARCHIVE: &str = "archive.db";
 pub(crate) const LOCK: &str = "compact.lock";
 const TMP_PREFIX: &str = "archive.tmp.";
 
-/// A process file found in the directory, opened and mapped.
+/// A process file found in the directory, opened and copied.
 pub(crate) struct Found {
     pub(crate) path: PathBuf,
-    pub(crate) file: File,
-    pub(crate) map: Mapped,
+    pub(crate) snapshot: Snapshot,
+    /// Whether its writer held its lock just before it was copied. A dead file never comes
+    /// back to life: writers only ever lock files they create.
+    pub(crate) live: bool,
 }
 
-/// Lists and maps the process files (`*.db` but the archive). Files that cannot be opened or
-/// mapped are counted and skipped; a file removed meanwhile is simply gone.
+/// Lists and copies the process files (`*.db` but the archive). Files that cannot be opened or
+/// read are counted and skipped; a file removed meanwhile is simply gone.
 pub(crate) fn list(path: &Path, stats: &Stats) -> Vec<Found> {
     let Ok(entries) = std::fs::read_dir(path) else {
         stats.count(ReadError::Io);
         return Vec::new();
     };
     let mut found = Vec::new();
+    let mut scratch = Vec::new();
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
@@ -54,10 +57,17 @@ pub(crate) fn list(path: &Path, stats: &Stats) -> Vec<Found> {
         }
         let p = entry.path();
         match dir::open_for_read(&p) {
-            Ok(Some(file)) => match Mapped::map(&file) {
-                Ok(map) => found.push(Found { path: p, file, map }),
-                Err(e) => stats.count(e),
-            },
+            Ok(Some(file)) => {
+                let live = lock::is_live(&file);
+                match Snapshot::read(&file, live, &mut scratch) {
+                    Ok(snapshot) => found.push(Found {
+                        path: p,
+                        snapshot,
+                        live,
+                    }),
+                    Err(e) => stats.count(e),
+                }
+            }
             Ok(None) => stats.count(ReadError::Corrupt("not a regular file of ours")),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(_) => stats.count(ReadError::Io),
@@ -74,7 +84,7 @@ fn skip_dead_twins(found: &mut Vec<Found>, stats: &Stats) {
     let mut ids = HashSet::with_capacity(found.len());
     let twins: HashSet<u64> = found
         .iter()
-        .map(|f| f.map.header_id())
+        .map(|f| f.snapshot.header_id())
         .filter(|&id| !ids.insert(id))
         .collect();
     if twins.is_empty() {
@@ -82,12 +92,12 @@ fn skip_dead_twins(found: &mut Vec<Found>, stats: &Stats) {
     }
     let live: HashSet<u64> = found
         .iter()
-        .filter(|f| twins.contains(&f.map.header_id()) && lock::is_live(&f.file))
-        .map(|f| f.map.header_id())
+        .filter(|f| twins.contains(&f.snapshot.header_id()) && f.live)
+        .map(|f| f.snapshot.header_id())
         .collect();
     found.retain(|f| {
-        let id = f.map.header_id();
-        let dead_twin = live.contains(&id) && !lock::is_live(&f.file);
+        let id = f.snapshot.header_id();
+        let dead_twin = live.contains(&id) && !f.live;
         if dead_twin {
             stats.count(ReadError::Corrupt("a dead file with a live file's id"));
         }
@@ -95,10 +105,11 @@ fn skip_dead_twins(found: &mut Vec<Found>, stats: &Stats) {
     });
 }
 
-/// Opens and maps the archive, if there is one.
-pub(crate) fn open_archive(path: &Path) -> Result<Option<Mapped>, ReadError> {
+/// Opens and copies the archive, if there is one.
+pub(crate) fn open_archive(path: &Path) -> Result<Option<Snapshot>, ReadError> {
     match dir::open_for_read(&path.join(ARCHIVE)) {
-        Ok(Some(file)) => Mapped::map(&file).map(Some),
+        // Written aside and renamed in: nothing writes it in place.
+        Ok(Some(file)) => Snapshot::read(&file, false, &mut Vec::new()).map(Some),
         Ok(None) => Err(ReadError::Corrupt(
             "the archive is not a regular file of ours",
         )),
@@ -160,7 +171,7 @@ pub(crate) fn compact(path: &Path, stats: &Stats, run: Run) -> io::Result<Option
             }
         }
     }
-    let archive_map = match open_archive(path) {
+    let archive_copy = match open_archive(path) {
         Ok(m) => m,
         Err(e) => {
             stats.count(e);
@@ -169,7 +180,7 @@ pub(crate) fn compact(path: &Path, stats: &Stats, run: Run) -> io::Result<Option
             ));
         }
     };
-    let archive = match archive_map.as_ref().map(Parsed::parse).transpose() {
+    let archive = match archive_copy.as_ref().map(Parsed::parse).transpose() {
         Ok(a) => a,
         Err(e) => {
             stats.count(e);
@@ -188,7 +199,7 @@ pub(crate) fn compact(path: &Path, stats: &Stats, run: Run) -> io::Result<Option
     let mut leftovers = Vec::new();
     let mut any_live = false;
     for f in &found {
-        let Ok(parsed) = Parsed::parse(&f.map) else {
+        let Ok(parsed) = Parsed::parse(&f.snapshot) else {
             continue; // counted by scrapes; never removed: it is not ours to judge
         };
         if parsed.info.archive {
@@ -198,7 +209,7 @@ pub(crate) fn compact(path: &Path, stats: &Stats, run: Run) -> io::Result<Option
         present.insert(id);
         if absorbed.contains(&id) {
             leftovers.push(&f.path);
-        } else if run.own == Some(id) || !lock::is_live(&f.file) {
+        } else if run.own == Some(id) || !f.live {
             fold.push((f, parsed));
         } else {
             any_live = true;
@@ -211,7 +222,7 @@ pub(crate) fn compact(path: &Path, stats: &Stats, run: Run) -> io::Result<Option
                 done.removed += 1;
             }
         }
-        if archive_map.is_some() && std::fs::remove_file(path.join(ARCHIVE)).is_ok() {
+        if archive_copy.is_some() && std::fs::remove_file(path.join(ARCHIVE)).is_ok() {
             done.removed += 1;
         }
         return Ok(Some(done));
@@ -221,18 +232,18 @@ pub(crate) fn compact(path: &Path, stats: &Stats, run: Run) -> io::Result<Option
         let mut paths = Vec::new();
         // The folded files first, then the archive: a conflicting declaration in the archive
         // gives way to the newer one.
-        let mut sources: Vec<Source<'_>> = Vec::new();
+        let mut sources: Vec<InputFile<'_>> = Vec::new();
         for (f, parsed) in fold {
             ids.push(parsed.info.id);
             done.pids.push(parsed.info.pid);
             paths.push(&f.path);
-            sources.push(Source {
+            sources.push(InputFile {
                 parsed,
                 live: false,
             });
         }
         if let Some(a) = archive {
-            sources.push(Source {
+            sources.push(InputFile {
                 parsed: a,
                 live: false,
             });

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use crate::metric::GaugeMode;
+use crate::metric::{FamilyDecl, GaugeMode};
 use crate::model::MetricKind;
 
 /// The file's magic bytes.
@@ -89,33 +89,6 @@ pub(crate) fn mode_code(mode: GaugeMode) -> u8 {
     GaugeMode::ALL.iter().position(|&m| m == mode).unwrap_or(0) as u8
 }
 
-/// Whether a gauge in this mode keeps a timestamp and a sequence lock next to its value.
-pub(crate) fn is_stamped(mode: GaugeMode) -> bool {
-    matches!(mode, GaugeMode::MostRecent | GaugeMode::LiveMostRecent)
-}
-
-/// How many cells a series of this kind has.
-pub(crate) fn cells_for(kind: MetricKind, mode: GaugeMode, n_bounds: usize) -> usize {
-    match kind {
-        MetricKind::Counter | MetricKind::Summary => 2,
-        MetricKind::Gauge if is_stamped(mode) => 3,
-        MetricKind::Gauge => 1,
-        MetricKind::Histogram => n_bounds + 2,
-        _ => 0,
-    }
-}
-
-/// What a family record declares.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct FamilyDecl<'a> {
-    pub(crate) name: &'a str,
-    pub(crate) help: &'a str,
-    pub(crate) kind: MetricKind,
-    pub(crate) mode: GaugeMode,
-    pub(crate) label_names: &'a [&'a str],
-    pub(crate) bounds: &'a [f64],
-}
-
 /// Appends `bytes` and zero padding up to a multiple of 8.
 fn put_padded(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(bytes);
@@ -142,7 +115,7 @@ fn finish_record(out: &mut Vec<u8>, start: usize) {
     out[start..start + 4].copy_from_slice(&len.to_ne_bytes());
 }
 
-/// Encodes a family record.
+/// Encodes a family record: what `decl` declares.
 pub(crate) fn encode_family(out: &mut Vec<u8>, d: &FamilyDecl<'_>) {
     let start = start_record(out, TAG_FAMILY);
     out.push(kind_code(d.kind));
@@ -389,13 +362,13 @@ impl Writer {
         &self.lock
     }
 
-    /// Appends a series record for `key` in the declared family, with `n` zeroed cells, and
-    /// returns a pointer to its first cell (valid for the rest of the process's life).
+    /// Appends a series record for `key` in the declared family, with the zeroed cells of its
+    /// layout, and returns a pointer to its first cell (valid for the rest of the process's
+    /// life).
     pub(crate) fn alloc_series(
         &self,
         decl: &FamilyDecl<'_>,
         key: &[u8],
-        n: usize,
     ) -> io::Result<NonNull<AtomicU64>> {
         if self.is_detached() {
             // New series of a detached child live on the heap (lost to the aggregate, and
@@ -423,7 +396,8 @@ impl Writer {
             };
             let mut rec = fam;
             rec.clear();
-            let cells_at = encode_series(&mut rec, family_off, &vec![0; n], key);
+            let zeroed = vec![0; decl.layout().len()];
+            let cells_at = encode_series(&mut rec, family_off, &zeroed, key);
             let result = append(inner, self.header, &rec);
             inner.scratch = rec;
             let (_, ptr) = result?;
@@ -685,7 +659,7 @@ mod tests {
                 help: "h",
                 kind: MetricKind::Histogram,
                 mode: GaugeMode::All,
-                label_names: &["a"],
+                label_names: &["a".into()],
                 bounds: &[0.1, 1.0],
             },
         );
@@ -712,16 +686,16 @@ mod tests {
             help: "Jobs.",
             kind: MetricKind::Counter,
             mode: GaugeMode::All,
-            label_names: &["kind"],
+            label_names: &["kind".into()],
             bounds: &[],
         };
-        assert!(w.alloc_series(&decl, b"a\xff", 2).is_ok());
+        assert!(w.alloc_series(&decl, b"a\xff").is_ok());
         let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             w.with(|_| panic!("a bug under the lock"))
         }));
         assert!(panicked.is_err());
         // Released: this returns (it would spin for ever otherwise), and refuses.
-        let err = w.alloc_series(&decl, b"b\xff", 2).unwrap_err();
+        let err = w.alloc_series(&decl, b"b\xff").unwrap_err();
         assert!(err.to_string().contains("panic"), "{err}");
         assert!(w.path().starts_with(&dir));
         std::fs::remove_dir_all(&dir).unwrap();

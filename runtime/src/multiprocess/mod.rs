@@ -59,14 +59,14 @@
 //! | tag | record | body |
 //! |---|---|---|
 //! | 0 | padding | nothing: skip `length` bytes (the tail of a mapping segment) |
-//! | 1 | family | `u8 kind` (1 counter, 2 gauge, 3 histogram, 4 summary, 5 info), `u8 gauge mode` (index in [`GaugeMode::ALL`]), `u16 label count`, `u32 bound count`, the bounds as `f64`, then `u32 length + UTF-8` for the name, the help and each label name |
+//! | 1 | family | `u8 kind` (1 counter, 2 gauge, 3 histogram, 4 summary, 5 info), `u8 gauge mode` (index in [`GaugeMode::ALL`](crate::GaugeMode::ALL)), `u16 label count`, `u32 bound count`, the bounds as `f64`, then `u32 length + UTF-8` for the name, the help and each label name |
 //! | 2 | series | `u32` offset of its family record, `u32 cell count`, the cells (8 bytes each), `u32 key length`, the key (label values, each followed by `0xFF`) |
 //! | 3 | absorbed | archive only: `u32 count`, `u32 0`, the absorbed file ids as `u64` |
 //!
-//! Cells per series: counter 2 (`u64` whole increments, `f64` fractional part); gauge 1 (`f64`),
-//! or 3 in the `mostrecent` modes (`f64` value, `u64` Unix time in nanoseconds, `u64` sequence
-//! lock: odd while a write is in progress); histogram one `u64` per bucket (not cumulative),
-//! one for `+Inf`, then the `f64` sum; summary `u64` count and `f64` sum; info none.
+//! The cells of a series record are laid out as `layout.rs` defines for the family's kind, gauge
+//! mode and bound count (the table there is part of this format): counter 2, gauge 1 (3 in the
+//! `mostrecent` modes: value, time, sequence lock), histogram one per bucket, `+Inf` and the
+//! sum, summary 2, info none.
 //!
 //! Readers read every layout version up to their own (a rolling deploy mixes versions, and
 //! skipping an older file would make counters drop) and skip, and count, newer ones.
@@ -76,7 +76,7 @@
 //! On every scrape: counters, histograms and summaries are summed over all files, the archive
 //! included — their floating-point totals (a histogram's sum) exactly, rounded once, so that
 //! folding a dead file into the archive never makes one go down by an ulp, which Prometheus
-//! would take for a reset (see `exact.rs`). Gauges combine by their family's [`GaugeMode`]
+//! would take for a reset (see `exact.rs`). Gauges combine by their family's [`GaugeMode`](crate::GaugeMode)
 //! (set with `Family::mode` or `mode = "…"` in the attribute), with Python's names and
 //! meanings:
 //!
@@ -164,17 +164,16 @@ mod file;
 mod lock;
 mod read;
 
-use std::any::Any;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use crate::cell::Cells;
 use crate::error::Error;
-use crate::metric::{Buckets, GaugeMode};
+use crate::metric::FamilyDecl;
 use crate::model::{MetricFamily, MetricKind, Series, Value};
-use aggregate::{Aggregate, Purpose, Source};
-use file::{FamilyDecl, Writer};
+use aggregate::{Aggregate, InputFile, Purpose};
+use file::Writer;
 use read::{Parsed, ReadError};
 
 pub use dir::SHARED_ENV;
@@ -432,11 +431,10 @@ fn collect_dir(path: &Path, stats: &Stats, compact: bool, out: &mut Vec<MetricFa
     let mut parsed: Vec<(Parsed<'_>, bool)> = Vec::with_capacity(found.len());
     let mut dead = false;
     for f in &found {
-        match Parsed::parse(&f.map) {
+        match Parsed::parse(&f.snapshot) {
             Ok(p) if !p.info.archive => {
-                let live = lock::is_live(&f.file);
-                dead |= !live;
-                parsed.push((p, live));
+                dead |= !f.live;
+                parsed.push((p, f.live));
             }
             Ok(_) => stats.count(ReadError::Corrupt("a second archive")),
             Err(e) => stats.count(e),
@@ -454,23 +452,22 @@ fn collect_dir(path: &Path, stats: &Stats, compact: bool, out: &mut Vec<MetricFa
             found = compact::list(path, stats);
             parsed = Vec::with_capacity(found.len());
             for f in &found {
-                if let Ok(p) = Parsed::parse(&f.map) {
+                if let Ok(p) = Parsed::parse(&f.snapshot) {
                     if !p.info.archive {
-                        let live = lock::is_live(&f.file);
-                        parsed.push((p, live));
+                        parsed.push((p, f.live));
                     }
                 }
             }
         }
     }
-    let archive_map = match compact::open_archive(path) {
+    let archive_copy = match compact::open_archive(path) {
         Ok(m) => m,
         Err(e) => {
             stats.count(e);
             None
         }
     };
-    let archive = archive_map.as_ref().and_then(|m| match Parsed::parse(m) {
+    let archive = archive_copy.as_ref().and_then(|m| match Parsed::parse(m) {
         Ok(p) if p.info.archive => Some(p),
         Ok(_) => {
             stats.count(ReadError::Corrupt("archive.db is not an archive"));
@@ -487,10 +484,10 @@ fn collect_dir(path: &Path, stats: &Stats, compact: bool, out: &mut Vec<MetricFa
         .collect();
     // Live files first: the first declaration read wins a conflict (aggregate.rs).
     parsed.sort_by_key(|(p, live)| (!*live, p.info.pid, p.info.id));
-    let mut sources: Vec<Source<'_>> = parsed
+    let mut sources: Vec<InputFile<'_>> = parsed
         .into_iter()
         .filter(|(p, _)| !absorbed.contains(&p.info.id))
-        .map(|(parsed, live)| Source { parsed, live })
+        .map(|(parsed, live)| InputFile { parsed, live })
         .collect();
     let live_writers: Vec<(u32, u64)> = sources
         .iter()
@@ -499,7 +496,7 @@ fn collect_dir(path: &Path, stats: &Stats, compact: bool, out: &mut Vec<MetricFa
         .collect();
     let files = sources.len();
     if let Some(a) = archive {
-        sources.push(Source {
+        sources.push(InputFile {
             parsed: a,
             live: false,
         });
@@ -532,7 +529,7 @@ fn collect_dir(path: &Path, stats: &Stats, compact: bool, out: &mut Vec<MetricFa
 /// `process_*` of every live writer, labelled by pid (see the module docs).
 #[cfg(all(feature = "process", target_os = "linux"))]
 fn process_metrics(writers: &[(u32, u64)], out: &mut Vec<MetricFamily>) {
-    let collector = crate::process::ProcessCollector::new();
+    let collector = crate::process::ProcessReader::new();
     let mut merged: Vec<MetricFamily> = Vec::new();
     for &(pid, ticks) in writers {
         let p = pid.to_string();
@@ -653,42 +650,21 @@ impl Active {
 }
 
 /// Where a new series' cells live: in this process's file in multiprocess mode, `None` (the
-/// heap) otherwise. Called by `Family` when it creates a series (the cold path).
-pub(crate) fn series_cells(
-    name: &str,
-    help: &str,
-    label_names: &[Box<str>],
-    kind: MetricKind,
-    config: &dyn Any,
-    key: &[u8],
-    n: usize,
-) -> Option<Cells> {
+/// heap) otherwise. Called through the storage seam (`store.rs`) when a family creates a
+/// series (the cold path).
+pub(crate) fn series_cells(decl: &FamilyDecl<'_>, key: &[u8]) -> Option<Cells> {
     let Some(active) = active() else {
         if HEAP_SERIES.fetch_add(1, Ordering::Relaxed) == 0 {
-            *FIRST_HEAP.lock().unwrap_or_else(PoisonError::into_inner) = Some(name.to_owned());
+            *FIRST_HEAP.lock().unwrap_or_else(PoisonError::into_inner) = Some(decl.name.to_owned());
         }
         return None;
     };
-    let mode = config
-        .downcast_ref::<GaugeMode>()
-        .copied()
-        .unwrap_or_default();
-    let bounds: &[f64] = config.downcast_ref::<Buckets>().map_or(&[], |b| &b.0);
-    let labels: Vec<&str> = label_names.iter().map(|n| &**n).collect();
-    let decl = FamilyDecl {
-        name,
-        help,
-        kind,
-        mode,
-        label_names: &labels,
-        bounds,
-    };
-    debug_assert_eq!(n, file::cells_for(kind, mode, bounds.len()));
     let Some(writer) = active.writer() else {
         active.stats.unrecorded.fetch_add(1, Ordering::Relaxed);
         return None;
     };
-    match writer.alloc_series(&decl, key, n) {
+    let n = decl.layout().len();
+    match writer.alloc_series(decl, key) {
         // SAFETY: `n` cells in a segment that stays mapped for the process's life.
         Ok(ptr) => Some(unsafe { Cells::external(ptr, n) }),
         Err(_) => {
@@ -698,24 +674,16 @@ pub(crate) fn series_cells(
     }
 }
 
-/// Whether the default registry exposes the directory instead of its own families.
-pub(crate) fn exposes_files() -> bool {
-    is_enabled()
-}
-
-/// Registers, in the default registry, the collector that exposes the directory while the mode
-/// is on (it is a no-op while it is off, so switching on later still works).
-pub(crate) fn on_default_registry(registry: &crate::Registry) {
-    struct Active_;
-    impl crate::Collector for Active_ {
-        fn collect(&self, out: &mut Vec<MetricFamily>) {
-            if let Some(a) = active() {
-                collect_dir(&a.dir, &a.stats, true, out);
-            }
+/// What the default registry collects to expose the directory while the mode is on (nothing
+/// while it is off, so switching on later still works). Consults the environment now, when
+/// the default registry is created (see the module docs).
+pub(crate) fn on_default_registry() -> impl Fn(&mut Vec<MetricFamily>) + Send + Sync + 'static {
+    let _ = active();
+    |out| {
+        if let Some(a) = active() {
+            collect_dir(&a.dir, &a.stats, true, out);
         }
     }
-    let _ = active();
-    registry.register_collector(Active_);
 }
 
 /// The fork and exit hooks, installed with this process's file.

@@ -1,30 +1,74 @@
-//! Reading a file of the directory: mapped read-only, validated completely, never trusted.
+//! Reading a file of the directory: copied with `pread` into memory this process owns,
+//! validated completely, never trusted.
 //!
+//! # Copies, not a mapping
+//! Workers update their files through shared mappings while a scrape reads them. A reader that
+//! mapped them too and formed `&[u8]` over the mapping would race with those stores (undefined
+//! behaviour in Rust's memory model, whatever the hardware does), and a file shortened while
+//! mapped — by a process of the same user, or a disk tool — would kill the scraper with
+//! `SIGBUS` at its next touch of a page past the new end. Loading through atomics only would
+//! cure the first and not the second: a truncation between the `fstat` and a load still
+//! faults, and the only cure for that, a process-wide `SIGBUS` handler, is not a library's to
+//! install. So the reader never maps: a [`Snapshot`] is the file copied by the kernel
+//! (`pread`, std's `FileExt::read_at`) into a buffer this process owns. Rust code then reads
+//! only memory nobody else writes, and a truncation makes a copy come back short: the file is
+//! skipped and counted as corrupt (`promtrack_multiprocess_read_errors_total`), never a signal.
+//!
+//! # Torn values, and the agreement of two reads
+//! The kernel's copy promises no 8-byte atomicity: a value cell stored to during the copy may
+//! come back as a mix of its old and new bytes (a counter stepping from 2³²−1 to 2³² read as
+//! 2³³−1, or as 0, which a scraper takes for a reset). So no value of a live writer's file is
+//! taken from a single read. Such a file is copied twice; a series whose cells differ between
+//! the copies has its cells — one
+//! block: the buckets with their sum, a gauge with its timestamp and sequence — read again
+//! until two consecutive reads agree byte for byte. A read is torn only if a store hit the cell
+//! during the few nanoseconds its 8 bytes were copied; when two reads agree and either was not
+//! torn, the value is one the cell really held. Taking a wrong value thus needs both reads
+//! torn, by stores in each of two such windows, into the same bytes:
+//! - a counter (or bucket, count, sum of a series that only grows) moves one way, and its low
+//!   bytes keep moving, so two tears in different windows landing on the same bytes is a
+//!   coincidence on top of a coincidence; and if it happened, the value would be a mix of the
+//!   bytes it held in those windows, read once, never kept: the next scrape reads afresh;
+//! - a gauge is agreed with the rest of its block, so a `mostrecent` value comes with its own
+//!   timestamp (a sequence left odd by a writer that died mid-update is taken as it is, as it
+//!   always was), and the same double-coincidence argument holds for its bytes.
+//!
+//! A block that changes between every two reads (a counter in a tight loop) gets
+//! [`BLOCK_TRIES`] tries, then is read once more a word at a time: each 8-aligned word copied
+//! by its own 8-byte `pread`, which Linux on x86-64 and arm64 copies with one 8-byte load (its
+//! `copy_to_user` for 8 bytes) — how the kernel is written, not a promise it makes, and only in
+//! this last resort. A file nothing writes any more — its writer's lock is free (a dead file
+//! never comes back to life: writers lock only files they create), or the archive, renamed in
+//! whole — cannot tear and is copied once; a live file whose copies are equal costs one
+//! comparison more.
+//!
+//! # Validation
 //! Every length and offset read from a file is checked against the bytes actually there before
 //! use, so a truncated, garbage, foreign-version or hostile file yields a [`ReadError`] — never a
-//! panic, an out-of-bounds read or an allocation beyond the file's size. Validation is one pass
-//! over the records that keeps the family declarations, the archive's absorbed ids and a 16-byte
-//! reference per series record (where its cells and key are); all of it is charged to a budget
-//! of the file's own length, and every record kept is larger than what is kept of it. The
-//! aggregation then reads series through those references without validating anything twice:
-//! the offsets were checked against the mapping, whose length never changes. Names and label
-//! names must be valid Prometheus names and label values valid UTF-8, so whatever a file holds
-//! is safe to write into an exposition.
-//!
-//! A file is read up to the `used` length loaded (acquire) once from its header; records below
-//! it are complete and immutable except for their value cells, which are loaded atomically.
+//! panic, an out-of-bounds read or an allocation beyond the file's size. A snapshot holds
+//! `used` bytes, the length published in the header, read (agreed as above) before the `fstat`
+//! that bounds it: a writer allocates disk space before it publishes, so an honest file is
+//! never shorter than its `used`. Records below `used` are complete and immutable except for
+//! their value cells. Validation is one pass over the records that keeps the family
+//! declarations, the archive's absorbed ids and a 16-byte reference per series record (where its
+//! cells and key are); all of it is charged to a budget of the snapshot's length, and every
+//! record kept is larger than what is kept of it — so reading a file allocates at most three
+//! times its size (two copies and what is kept), the second copy only until the first is agreed.
+//! The aggregation then reads series through those references without validating anything
+//! twice. Names and label names must be valid Prometheus names and label values valid UTF-8, so
+//! whatever a file holds is safe to write into an exposition.
 
 use std::fs::File;
-use std::os::fd::AsRawFd;
-use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::io;
+use std::os::unix::fs::FileExt;
 
 use super::file::{
     FLAG_ARCHIVE, H_DROPPED, H_FLAGS, H_HEADER_LEN, H_ID, H_PID, H_START_TICKS, H_USED, H_VERSION,
     HEADER_LEN, MAGIC, MAX_FILE, MAX_RECORD, TAG_ABSORBED, TAG_FAMILY, TAG_PADDING, TAG_SERIES,
-    VERSION, cells_for, kind_from_code,
+    VERSION, kind_from_code,
 };
 use crate::labels::{KEY_SEPARATOR, is_valid_label_name, is_valid_metric_name};
+use crate::layout::Layout;
 use crate::metric::GaugeMode;
 use crate::model::MetricKind;
 
@@ -35,75 +79,203 @@ pub(crate) enum ReadError {
     Corrupt(&'static str),
     /// A layout version this build does not know (written by a newer promtrack).
     Version(u32),
-    /// The file could not be opened or mapped.
+    /// The file could not be opened or read.
     Io,
 }
 
-/// A read-only mapping of a whole file.
-pub(crate) struct Mapped {
-    ptr: NonNull<u8>,
-    len: usize,
+const TRUNCATED: ReadError = ReadError::Corrupt("shorter than its header says: truncated");
+
+/// Reads of one block before it is read a word at a time (see the module docs).
+pub(crate) const BLOCK_TRIES: usize = 16;
+
+/// What a snapshot is copied from: a file, or in tests a stand-in whose bytes change between
+/// reads.
+pub(crate) trait Source {
+    /// Like [`FileExt::read_at`]: fewer bytes than asked only at the end of the file.
+    fn read_at(&self, buf: &mut [u8], off: u64) -> io::Result<usize>;
+    /// The current length.
+    fn len(&self) -> io::Result<u64>;
+    /// The first `len` bytes, in a new buffer.
+    fn copy(&self, len: usize) -> Result<Vec<u8>, ReadError> {
+        let mut buf = vec![0; len];
+        read_exact_at(self, &mut buf, 0)?;
+        Ok(buf)
+    }
 }
 
-// SAFETY: a read-only mapping, only read through shared references and atomics.
-unsafe impl Send for Mapped {}
-unsafe impl Sync for Mapped {}
+impl Source for File {
+    fn read_at(&self, buf: &mut [u8], off: u64) -> io::Result<usize> {
+        FileExt::read_at(self, buf, off)
+    }
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.metadata()?.len())
+    }
+    /// Read into the buffer's spare capacity, which std's `read_to_end` does without zeroing
+    /// it first (a scrape copies every file: zeroing would cost as much again). Moves the
+    /// descriptor's offset: the files read here are opened for this read alone.
+    fn copy(&self, len: usize) -> Result<Vec<u8>, ReadError> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut buf = Vec::with_capacity(len);
+        let mut file = self;
+        file.seek(SeekFrom::Start(0))
+            .and_then(|_| file.take(len as u64).read_to_end(&mut buf))
+            .map_err(|_| ReadError::Io)?;
+        if buf.len() < len {
+            return Err(TRUNCATED);
+        }
+        Ok(buf)
+    }
+}
 
-impl Mapped {
-    /// Maps `file` read-only.
-    pub(crate) fn map(file: &File) -> Result<Mapped, ReadError> {
-        let len = file.metadata().map_err(|_| ReadError::Io)?.len();
-        if len < HEADER_LEN as u64 {
-            return Err(ReadError::Corrupt("shorter than a header"));
+/// Fills `buf` from `off`; a short read (the file ends first: it was truncated) is an error.
+fn read_exact_at(
+    src: &(impl Source + ?Sized),
+    mut buf: &mut [u8],
+    mut off: u64,
+) -> Result<(), ReadError> {
+    while !buf.is_empty() {
+        match src.read_at(buf, off) {
+            Ok(0) => return Err(TRUNCATED),
+            Ok(n) => {
+                buf = &mut buf[n..];
+                off += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return Err(ReadError::Io),
         }
-        let len = usize::try_from(len).map_err(|_| ReadError::Corrupt("too large"))?;
-        // SAFETY: a shared read-only mapping of a file we opened; we never write through it.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ,
-                libc::MAP_SHARED,
-                file.as_raw_fd(),
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(ReadError::Io);
+    }
+    Ok(())
+}
+
+/// Makes `block` (the bytes at `off`, from one read) a value two consecutive reads agree on,
+/// reading it again as needed (see the module docs). `again` is scratch of the same length.
+fn agree(
+    src: &impl Source,
+    off: usize,
+    block: &mut [u8],
+    again: &mut [u8],
+) -> Result<(), ReadError> {
+    for _ in 0..BLOCK_TRIES {
+        read_exact_at(src, again, off as u64)?;
+        if *again == *block {
+            return Ok(());
         }
-        Ok(Mapped {
-            ptr: NonNull::new(p.cast()).ok_or(ReadError::Io)?,
-            len,
-        })
+        block.copy_from_slice(again);
+    }
+    // The last resort: one 8-byte read per word.
+    for (i, word) in block.chunks_exact_mut(8).enumerate() {
+        read_exact_at(src, word, (off + 8 * i) as u64)?;
+    }
+    Ok(())
+}
+
+/// A copy of a file up to its published length, its value cells agreed (see the module docs).
+pub(crate) struct Snapshot {
+    bytes: Vec<u8>,
+}
+
+impl Snapshot {
+    /// Copies `src` (see the module docs): once if nothing writes it any more (`live` false:
+    /// its writer's lock is free, or it is the archive), else twice, agreeing every value cell
+    /// that differs between the copies. `scratch` holds the second copy (kept across files,
+    /// so that a scrape allocates it once). Only the header is interpreted here;
+    /// [`Parsed::parse`] validates the rest.
+    pub(crate) fn read(
+        src: &impl Source,
+        live: bool,
+        scratch: &mut Vec<u8>,
+    ) -> Result<Snapshot, ReadError> {
+        let mut header = [0u8; HEADER_LEN];
+        read_exact_at(src, &mut header, 0).map_err(|e| match e {
+            TRUNCATED => ReadError::Corrupt("shorter than a header"),
+            e => e,
+        })?;
+        check_header(&header)?;
+        if live {
+            agree(src, H_USED, &mut header[H_USED..H_USED + 8], &mut [0; 8])?;
+        }
+        let used = u64_at(&header, H_USED).unwrap_or(0);
+        // Past MAX_FILE, offsets would not fit the `u32`s records and references use.
+        if used < HEADER_LEN as u64 || used > MAX_FILE || used % 8 != 0 {
+            return Err(ReadError::Corrupt("used length out of range"));
+        }
+        // Measured after `used` was read: an honest writer's file is never shorter than what it
+        // published, so a shorter one was truncated (or lies); and nothing larger than the file
+        // is allocated on a length field's word.
+        if used > src.len().map_err(|_| ReadError::Io)? {
+            return Err(TRUNCATED);
+        }
+        let used = used as usize;
+        let mut bytes = src.copy(used)?;
+        if live {
+            scratch.resize(used, 0);
+            read_exact_at(src, scratch, 0)?;
+            if **scratch != *bytes {
+                agree_cells(src, &mut bytes, scratch)?;
+            }
+        }
+        Ok(Snapshot { bytes })
     }
 
-    fn u64_at(&self, off: usize) -> u64 {
-        debug_assert!(off % 8 == 0 && off + 8 <= self.len);
-        // SAFETY: in bounds and 8-aligned (the mapping is page-aligned); an atomic load, since a
-        // live writer may update the cell concurrently. Relaxed then a fence rather than an
-        // acquire load: the mapping is read-only, where only plain atomic loads are allowed.
-        let v =
-            unsafe { (*(self.ptr.as_ptr().add(off) as *const AtomicU64)).load(Ordering::Relaxed) };
-        std::sync::atomic::fence(Ordering::Acquire);
-        v
-    }
-
-    /// The file id in the header (a mapping is at least a header long); not validated.
+    /// The file id in the header (a snapshot holds at least a header); not validated.
     pub(crate) fn header_id(&self) -> u64 {
-        u64_at(self.bytes(), H_ID).unwrap_or(0)
+        u64_at(&self.bytes, H_ID).unwrap_or(0)
     }
 
     fn bytes(&self) -> &[u8] {
-        // SAFETY: the mapping is `len` bytes long and lives as long as `self`.
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+        &self.bytes
     }
 }
 
-impl Drop for Mapped {
-    fn drop(&mut self) {
-        // SAFETY: unmaps what `map` mapped; nothing borrows it any more (`Parsed` borrows us).
-        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+/// A promtrack file of a version this build reads, with the header length it says.
+fn check_header(b: &[u8]) -> Result<(), ReadError> {
+    if b.get(..8) != Some(&MAGIC[..]) {
+        return Err(ReadError::Corrupt("not a promtrack multiprocess file"));
     }
+    match u32_at(b, H_VERSION).unwrap_or(0) {
+        VERSION => {}
+        v => return Err(ReadError::Version(v)),
+    }
+    if u32_at(b, H_HEADER_LEN) != Some(HEADER_LEN as u32) {
+        return Err(ReadError::Corrupt("wrong header length"));
+    }
+    Ok(())
+}
+
+/// Agrees every value cell whose two copies differ: the header's `dropped` cell, and the cell
+/// block of each series record. Records are walked as the first copy lays them out, with every
+/// bound checked; a record that does not make sense ends the walk (validation rejects the file
+/// later), and whatever is rewritten here is validated with the rest.
+fn agree_cells(src: &impl Source, bytes: &mut [u8], second: &[u8]) -> Result<(), ReadError> {
+    let mut again = Vec::new();
+    let mut block = |at: usize, end: usize, bytes: &mut [u8]| -> Result<(), ReadError> {
+        if bytes[at..end] == second[at..end] {
+            return Ok(());
+        }
+        bytes[at..end].copy_from_slice(&second[at..end]);
+        again.resize(end - at, 0);
+        agree(src, at, &mut bytes[at..end], &mut again)
+    };
+    block(H_DROPPED, H_DROPPED + 8, bytes)?;
+    let mut off = HEADER_LEN;
+    while let Some((len, tag)) = u32_at(bytes, off).zip(u16_at(bytes, off + 4)) {
+        let len = len as usize;
+        if len < 8 || len % 8 != 0 || len > bytes.len() - off {
+            break;
+        }
+        if tag == TAG_SERIES {
+            let n_cells = u32_at(bytes, off + 12).unwrap_or(0) as usize;
+            let end = n_cells
+                .checked_mul(8)
+                .and_then(|n| (off + 16).checked_add(n))
+                .filter(|&end| end <= off + len);
+            if let Some(end) = end {
+                block(off + 16, end, bytes)?;
+            }
+        }
+        off += len;
+    }
+    Ok(())
 }
 
 /// A family declaration read from a file: the validated record, and what is read of it most.
@@ -191,38 +363,30 @@ struct SerRef {
 }
 
 /// One series read from a file: its family, its key, and its cells.
-pub(crate) struct Ser<'a> {
+pub(crate) struct SeriesRecord<'a> {
     pub(crate) fam: usize,
     pub(crate) key: &'a [u8],
-    map: &'a Mapped,
-    cells_off: usize,
+    /// The cells' bytes, 8 per cell (checked against the snapshot when the file was parsed).
+    cells: &'a [u8],
     pub(crate) n_cells: usize,
 }
 
-impl<'a> Ser<'a> {
-    /// The cells, to be loaded atomically (a live writer may update them).
+impl<'a> SeriesRecord<'a> {
+    /// The cells' values, in order.
     #[inline]
-    pub(crate) fn cells(&self) -> &'a [AtomicU64] {
-        // SAFETY: `cells_off + 8 * n_cells` was checked against the mapping, which lives for
-        // 'a, when the file was parsed; records and the mapping are 8-aligned.
-        unsafe {
-            std::slice::from_raw_parts(
-                self.map.ptr.as_ptr().add(self.cells_off) as *const AtomicU64,
-                self.n_cells,
-            )
-        }
+    pub(crate) fn cells(&self) -> impl Iterator<Item = u64> + 'a {
+        self.cells
+            .chunks_exact(8)
+            .map(|c| u64::from_ne_bytes(c.try_into().unwrap_or_default()))
     }
 
-    /// Cell `i`, loaded atomically.
+    /// Cell `i` (0 past the last: never asked for, the cell count was validated).
     #[inline]
     pub(crate) fn cell(&self, i: usize) -> u64 {
-        // `cells_off + 8 * n_cells` was checked against the mapping when the file was parsed.
-        if i < self.n_cells {
-            self.map.u64_at(self.cells_off + 8 * i)
-        } else {
+        u64_at(self.cells, i.wrapping_mul(8)).unwrap_or_else(|| {
             debug_assert!(false, "cell {i} of {}", self.n_cells);
             0
-        }
+        })
     }
 }
 
@@ -242,7 +406,7 @@ pub(crate) struct Parsed<'a> {
     pub(crate) families: Vec<Fam<'a>>,
     pub(crate) absorbed: Vec<u64>,
     series: Vec<SerRef>,
-    map: &'a Mapped,
+    bytes: &'a [u8],
 }
 
 fn u16_at(b: &[u8], off: usize) -> Option<u16> {
@@ -265,29 +429,14 @@ fn take_str(b: &[u8]) -> Option<(&str, &[u8])> {
 const CORRUPT_RECORD: ReadError = ReadError::Corrupt("a record overruns the file");
 
 impl<'a> Parsed<'a> {
-    /// Validates the whole file.
-    pub(crate) fn parse(map: &'a Mapped) -> Result<Parsed<'a>, ReadError> {
-        let b = map.bytes();
-        if b[..8] != MAGIC {
-            return Err(ReadError::Corrupt("not a promtrack multiprocess file"));
-        }
-        let version = u32_at(b, H_VERSION).unwrap_or(0);
-        match version {
-            1 => Self::parse_v1(map),
-            v if v > VERSION => Err(ReadError::Version(v)),
-            v => Err(ReadError::Version(v)),
-        }
-    }
-
-    fn parse_v1(map: &'a Mapped) -> Result<Parsed<'a>, ReadError> {
-        let b = map.bytes();
-        if u32_at(b, H_HEADER_LEN) != Some(HEADER_LEN as u32) {
-            return Err(ReadError::Corrupt("wrong header length"));
-        }
-        // A writer may have grown its file and published records past what we mapped since we
-        // measured it: read what we mapped. Files end at segment boundaries and records never
-        // straddle one, so every record below the mapped length is complete.
-        let used = map.u64_at(H_USED).min(b.len() as u64);
+    /// Validates the whole snapshot.
+    pub(crate) fn parse(snapshot: &'a Snapshot) -> Result<Parsed<'a>, ReadError> {
+        let b = snapshot.bytes();
+        // Checked when the snapshot was taken; again here, on the bytes that are kept.
+        check_header(b)?;
+        // The snapshot ends at the `used` its copy started with; the header it holds may
+        // publish more, appended since: what the snapshot holds is complete.
+        let used = u64_at(b, H_USED).unwrap_or(0).min(b.len() as u64);
         // Past MAX_FILE, offsets would not fit the `u32`s records and references use.
         if used < HEADER_LEN as u64 || used > MAX_FILE || used % 8 != 0 {
             return Err(ReadError::Corrupt("used length out of range"));
@@ -298,14 +447,14 @@ impl<'a> Parsed<'a> {
             pid: u32_at(b, H_PID).unwrap_or(0),
             archive: u32_at(b, H_FLAGS).unwrap_or(0) & FLAG_ARCHIVE != 0,
             start_ticks: u64_at(b, H_START_TICKS).unwrap_or(0),
-            dropped: map.u64_at(H_DROPPED),
+            dropped: u64_at(b, H_DROPPED).unwrap_or(0),
         };
         let mut parsed = Parsed {
             info,
             families: Vec::new(),
             absorbed: Vec::new(),
             series: Vec::new(),
-            map,
+            bytes: b,
         };
         // What we keep must not exceed the file's own size (see the module docs).
         let mut budget = b.len();
@@ -382,18 +531,20 @@ impl<'a> Parsed<'a> {
     }
 
     /// Every series, in file order. The file was validated, so nothing fails here.
-    pub(crate) fn series(&self) -> impl Iterator<Item = Ser<'a>> + '_ {
-        let b = self.map.bytes();
+    pub(crate) fn series(&self) -> impl Iterator<Item = SeriesRecord<'a>> + '_ {
+        let b = self.bytes;
         self.series.iter().map(move |r| {
-            let key_off = r.key_off as usize;
-            Ser {
+            let (key_off, cells_off) = (r.key_off as usize, r.cells_off as usize);
+            let n_cells = self.families[r.fam as usize].n_cells as usize;
+            SeriesRecord {
                 fam: r.fam as usize,
                 key: b
                     .get(key_off..key_off + r.key_len as usize)
                     .unwrap_or_default(),
-                map: self.map,
-                cells_off: r.cells_off as usize,
-                n_cells: self.families[r.fam as usize].n_cells as usize,
+                cells: b
+                    .get(cells_off..cells_off + 8 * n_cells)
+                    .unwrap_or_default(),
+                n_cells,
             }
         })
     }
@@ -428,7 +579,7 @@ fn parse_family(off: usize, rec: &[u8]) -> Result<Fam<'_>, ReadError> {
         rec,
         off: off as u32,
         // A record is at most MAX_RECORD long, so the bounds (and cells) fit a u32.
-        n_cells: cells_for(kind, mode, n_bounds) as u32,
+        n_cells: Layout::of(kind, mode.is_stamped(), n_bounds).len() as u32,
         n_series: 0,
         n_labels,
         kind,
@@ -516,6 +667,189 @@ pub(crate) fn key_values(key: &[u8]) -> impl Iterator<Item = &str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metric::FamilyDecl;
+    use crate::multiprocess::file::{encode_family, encode_header, encode_series};
+    use std::cell::Cell;
+
+    /// A file whose cells change from one read to the next, as a live writer's do: the `k`-th
+    /// read that covers a scripted cell sees the `k`-th of its values (then the last one for
+    /// good). `cut` shortens it after that many reads, as a truncation would.
+    struct Script {
+        bytes: Vec<u8>,
+        cells: Vec<(usize, Vec<u64>, Cell<usize>)>,
+        reads: Cell<usize>,
+        cut: Option<(usize, usize)>,
+    }
+
+    impl Script {
+        fn new(bytes: Vec<u8>) -> Script {
+            Script {
+                bytes,
+                cells: Vec::new(),
+                reads: Cell::new(0),
+                cut: None,
+            }
+        }
+        fn cell(mut self, off: usize, values: &[u64]) -> Script {
+            self.cells.push((off, values.to_vec(), Cell::new(0)));
+            self
+        }
+        /// How many reads covered the cell at `off`.
+        fn reads_of(&self, off: usize) -> usize {
+            self.cells
+                .iter()
+                .find(|c| c.0 == off)
+                .map_or(0, |c| c.2.get())
+        }
+        fn current_len(&self) -> usize {
+            match self.cut {
+                Some((after, len)) if self.reads.get() >= after => len,
+                _ => self.bytes.len(),
+            }
+        }
+    }
+
+    impl Source for Script {
+        fn read_at(&self, buf: &mut [u8], off: u64) -> io::Result<usize> {
+            let off = off as usize;
+            let end = (off + buf.len()).min(self.current_len());
+            self.reads.set(self.reads.get() + 1);
+            if off >= end {
+                return Ok(0);
+            }
+            let mut now = self.bytes[off..end].to_vec();
+            for (at, values, n) in &self.cells {
+                if *at >= off && at + 8 <= end {
+                    let v = values[n.get().min(values.len() - 1)];
+                    n.set(n.get() + 1);
+                    now[at - off..at - off + 8].copy_from_slice(&v.to_ne_bytes());
+                }
+            }
+            buf[..now.len()].copy_from_slice(&now);
+            Ok(now.len())
+        }
+        fn len(&self) -> io::Result<u64> {
+            Ok(self.current_len() as u64)
+        }
+    }
+
+    /// A file of one series of `kind`/`mode` with `cells`; returns it and where its cells are.
+    fn one_series(
+        kind: MetricKind,
+        mode: GaugeMode,
+        name: &str,
+        cells: &[u64],
+    ) -> (Vec<u8>, usize) {
+        let mut b = encode_header(7, 1, 0, 0, 0);
+        let fam_off = b.len() as u32;
+        encode_family(
+            &mut b,
+            &FamilyDecl {
+                name,
+                help: "",
+                kind,
+                mode,
+                label_names: &[],
+                bounds: &[],
+            },
+        );
+        let start = b.len();
+        let first = start + encode_series(&mut b, fam_off, cells, b"");
+        let used = b.len() as u64;
+        b[H_USED..H_USED + 8].copy_from_slice(&used.to_ne_bytes());
+        (b, first)
+    }
+
+    fn cells_of(snapshot: &Snapshot) -> Vec<u64> {
+        let p = Parsed::parse(snapshot).expect("a valid file");
+        p.series().next().expect("one series").cells().collect()
+    }
+
+    const TORN: u64 = 0x1_FFFF_FFFF; // 2^32 - 1 stepping to 2^32, its halves mixed
+
+    #[test]
+    fn a_torn_first_copy_is_replaced_by_the_value_two_reads_agree_on() {
+        let (b, at) = one_series(MetricKind::Counter, GaugeMode::Sum, "c_total", &[0, 0]);
+        let src = Script::new(b).cell(at, &[TORN, 1 << 32]);
+        let snap = Snapshot::read(&src, true, &mut Vec::new()).unwrap();
+        assert_eq!(cells_of(&snap), [1 << 32, 0]);
+        // The first copy, the second, and one read of the block that agreed with the second.
+        assert_eq!(src.reads_of(at), 3);
+    }
+
+    #[test]
+    fn cells_equal_in_both_copies_are_not_read_again_and_a_dead_file_is_copied_once() {
+        let (b, at) = one_series(MetricKind::Counter, GaugeMode::Sum, "c_total", &[0, 0]);
+        let src = Script::new(b.clone()).cell(at, &[5]);
+        assert_eq!(
+            cells_of(&Snapshot::read(&src, true, &mut Vec::new()).unwrap()),
+            [5, 0]
+        );
+        assert_eq!(src.reads_of(at), 2);
+        let src = Script::new(b).cell(at, &[5]);
+        assert_eq!(
+            cells_of(&Snapshot::read(&src, false, &mut Vec::new()).unwrap()),
+            [5, 0]
+        );
+        assert_eq!(src.reads_of(at), 1);
+    }
+
+    /// A `mostrecent` gauge's value and timestamp are agreed as one block: agreeing each word on
+    /// its own would pair the new value (equal in reads 2 and 3) with the old timestamp (equal
+    /// in reads 1 and 2).
+    #[test]
+    fn a_gauge_block_is_agreed_whole_so_a_value_keeps_its_own_timestamp() {
+        let mode = GaugeMode::MostRecent;
+        let (b, at) = one_series(MetricKind::Gauge, mode, "g", &[0, 0, 0]);
+        let (one, two) = (1f64.to_bits(), 2f64.to_bits());
+        let src = Script::new(b)
+            .cell(at, &[one, two, two, two])
+            .cell(at + 8, &[10, 10, 20, 20])
+            .cell(at + 16, &[2, 2, 4, 4]);
+        let snap = Snapshot::read(&src, true, &mut Vec::new()).unwrap();
+        assert_eq!(cells_of(&snap), [two, 20, 4]);
+    }
+
+    #[test]
+    fn a_cell_that_never_holds_still_is_read_a_bounded_number_of_times() {
+        let (b, at) = one_series(MetricKind::Counter, GaugeMode::Sum, "c_total", &[0, 0]);
+        let values: Vec<u64> = (1..=100).collect();
+        let src = Script::new(b).cell(at, &values);
+        let snap = Snapshot::read(&src, true, &mut Vec::new()).unwrap();
+        // Two copies, the block tries, then one read of each word.
+        let reads = 2 + BLOCK_TRIES + 1;
+        assert_eq!(src.reads_of(at), reads);
+        assert_eq!(cells_of(&snap), [reads as u64, 0]);
+    }
+
+    #[test]
+    fn a_file_truncated_before_or_while_it_is_copied_is_an_error() {
+        let (b, _) = one_series(MetricKind::Counter, GaugeMode::Sum, "c_total", &[3, 0]);
+        let used = b.len();
+        for (after, len) in [
+            (0, 0),
+            (0, 10),
+            (0, HEADER_LEN),
+            (0, used - 8),
+            (2, 64),
+            (3, 72),
+        ] {
+            let mut src = Script::new(b.clone());
+            src.cut = Some((after, len));
+            let got = Snapshot::read(&src, true, &mut Vec::new()).err();
+            assert!(
+                matches!(got, Some(ReadError::Corrupt(_))),
+                "cut to {len} after {after} reads: {got:?}"
+            );
+        }
+        // Cut to its used length (the unused tail a writer allocates ahead): read whole.
+        let mut src = Script::new(b.clone());
+        src.cut = Some((0, used));
+        assert_eq!(
+            cells_of(&Snapshot::read(&src, true, &mut Vec::new()).unwrap()),
+            [3, 0]
+        );
+    }
 
     #[test]
     fn keys_hold_exactly_their_values_in_utf8() {

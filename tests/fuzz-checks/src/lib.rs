@@ -24,8 +24,8 @@ pub mod macro_input;
 pub mod reader;
 
 // promtrack-macros' modules, as its lib.rs declares them.
-#[path = "../../../macros/src/args.rs"]
-mod args;
+#[path = "../../../macros/src/ast.rs"]
+mod ast;
 #[path = "../../../macros/src/attr.rs"]
 mod attr;
 #[path = "../../../macros/src/debug.rs"]
@@ -34,11 +34,15 @@ mod debug;
 mod derive;
 #[path = "../../../macros/src/errors.rs"]
 mod errors;
+#[path = "../../../macros/src/expand.rs"]
+mod expand;
 #[path = "../../../macros/src/family.rs"]
 mod family;
-#[path = "../../../macros/src/ident.rs"]
-mod ident;
+#[path = "../../../macros/src/instrument.rs"]
+mod instrument;
 #[path = "../../../macros/src/item.rs"]
 mod item;
 #[path = "../../../macros/src/names.rs"]
 mod names;
+#[path = "../../../macros/src/valid.rs"]
+mod valid;

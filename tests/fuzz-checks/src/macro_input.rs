@@ -11,8 +11,8 @@ use std::str::FromStr;
 use proc_macro2::TokenStream;
 use quote::quote;
 
-use crate::args::Kind;
-use crate::attr::{self, Mark};
+use crate::ast::Kind;
+use crate::attr::{self, ExclusionMark};
 
 /// The metric attributes, with arguments each accepts.
 fn metric_attributes() -> [(Kind, TokenStream); 4] {
@@ -30,7 +30,7 @@ fn metric_attributes() -> [(Kind, TokenStream); 4] {
     ]
 }
 
-const MARKS: [Mark; 2] = [Mark::DoNotTrack, Mark::ExcludeAll];
+const MARKS: [ExclusionMark; 2] = [ExclusionMark::DoNotTrack, ExclusionMark::ExcludeAll];
 
 /// A function every attribute accepts.
 fn valid_item() -> TokenStream {

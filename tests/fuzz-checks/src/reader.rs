@@ -17,7 +17,7 @@
 //!   the archive written from the fuzzed one), and every series of the valid file is still
 //!   there (the fuzzed file's values may add to them).
 //!
-//! Memory: the reader maps the file and keeps at most its size (read.rs); the fuzz script
+//! Memory: the reader copies the file and keeps at most its size beside the copies (read.rs); the fuzz script
 //! runs this target with `-malloc_limit_mb`, so an allocation sized from a length field fails
 //! the run.
 

@@ -133,7 +133,7 @@ pub(crate) type ResponseFn = Arc<dyn Fn(&response::Parts) -> Box<str> + Send + S
 
 /// Where an extra label's value comes from.
 #[derive(Clone)]
-pub(crate) enum Source {
+pub(crate) enum ExtraSource {
     Static(Box<str>),
     Request(RequestFn),
     Response(ResponseFn),
@@ -141,27 +141,27 @@ pub(crate) enum Source {
 
 /// A label added to the defaults (or declared on a [`RouteMetric`](super::RouteMetric)).
 #[derive(Clone)]
-pub(crate) struct Extra {
+pub(crate) struct ExtraLabel {
     pub(crate) name: Box<str>,
-    pub(crate) source: Source,
+    pub(crate) source: ExtraSource,
 }
 
-impl std::fmt::Debug for Extra {
+impl std::fmt::Debug for ExtraLabel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let kind = match &self.source {
-            Source::Static(v) => return write!(f, "{}={v:?}", self.name),
-            Source::Request(_) => "request",
-            Source::Response(_) => "response",
+            ExtraSource::Static(v) => return write!(f, "{}={v:?}", self.name),
+            ExtraSource::Request(_) => "request",
+            ExtraSource::Response(_) => "response",
         };
         write!(f, "{}=<from {kind}>", self.name)
     }
 }
 
-impl Extra {
+impl ExtraLabel {
     pub(crate) fn fixed(name: &str, value: impl LabelValue) -> Self {
         Self {
             name: name.into(),
-            source: Source::Static(render(&value)),
+            source: ExtraSource::Static(render(&value)),
         }
     }
 
@@ -171,7 +171,7 @@ impl Extra {
     ) -> Self {
         Self {
             name: name.into(),
-            source: Source::Request(Arc::new(move |parts| guarded(|| render(&f(parts))))),
+            source: ExtraSource::Request(Arc::new(move |parts| guarded(|| render(&f(parts))))),
         }
     }
 
@@ -181,16 +181,16 @@ impl Extra {
     ) -> Self {
         Self {
             name: name.into(),
-            source: Source::Response(Arc::new(move |parts| guarded(|| render(&f(parts))))),
+            source: ExtraSource::Response(Arc::new(move |parts| guarded(|| render(&f(parts))))),
         }
     }
 
     pub(crate) fn is_response(&self) -> bool {
-        matches!(self.source, Source::Response(_))
+        matches!(self.source, ExtraSource::Response(_))
     }
 
     pub(crate) fn is_request(&self) -> bool {
-        matches!(self.source, Source::Request(_))
+        matches!(self.source, ExtraSource::Request(_))
     }
 }
 
@@ -208,16 +208,16 @@ pub(crate) fn render<V: LabelValue + ?Sized>(value: &V) -> Box<str> {
 /// The values of a list of extra labels for one request: fixed ones live in the configuration,
 /// computed ones here, in label order.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct Values {
+pub(crate) struct ExtraValues {
     computed: Vec<Box<str>>,
 }
 
-impl Values {
+impl ExtraValues {
     /// Computes the request-time values.
-    pub(crate) fn from_request(extras: &[Extra], parts: &request::Parts) -> Self {
+    pub(crate) fn from_request(extras: &[ExtraLabel], parts: &request::Parts) -> Self {
         let mut computed = Vec::new();
         for e in extras {
-            if let Source::Request(f) = &e.source {
+            if let ExtraSource::Request(f) = &e.source {
                 computed.push(f(parts));
             }
         }
@@ -225,9 +225,9 @@ impl Values {
     }
 
     /// Adds the response-time values (after the request-time ones).
-    pub(crate) fn add_response(&mut self, extras: &[Extra], parts: &response::Parts) {
+    pub(crate) fn add_response(&mut self, extras: &[ExtraLabel], parts: &response::Parts) {
         for e in extras {
-            if let Source::Response(f) = &e.source {
+            if let ExtraSource::Response(f) = &e.source {
                 self.computed.push(f(parts));
             }
         }
@@ -235,24 +235,29 @@ impl Values {
 
     /// Writes every extra's value, in label order; `include_response = false` skips labels
     /// computed from the response (the in-progress gauge is written before there is one).
-    pub(crate) fn write(&self, extras: &[Extra], include_response: bool, w: &mut KeyWriter<'_>) {
+    pub(crate) fn write(
+        &self,
+        extras: &[ExtraLabel],
+        include_response: bool,
+        w: &mut KeyWriter<'_>,
+    ) {
         let requests = extras
             .iter()
-            .filter(|e| matches!(e.source, Source::Request(_)))
+            .filter(|e| matches!(e.source, ExtraSource::Request(_)))
             .count();
         let (mut req, mut res) = (0, requests);
         for e in extras {
             match &e.source {
-                Source::Static(v) => w.value(&**v),
-                Source::Request(_) => {
+                ExtraSource::Static(v) => w.value(&**v),
+                ExtraSource::Request(_) => {
                     w.value(self.computed.get(req).map_or("", |v| &**v));
                     req += 1;
                 }
-                Source::Response(_) if include_response => {
+                ExtraSource::Response(_) if include_response => {
                     w.value(self.computed.get(res).map_or("", |v| &**v));
                     res += 1;
                 }
-                Source::Response(_) => {}
+                ExtraSource::Response(_) => {}
             }
         }
     }
@@ -296,9 +301,9 @@ mod tests {
     #[test]
     fn values_keep_label_order() {
         let extras = [
-            Extra::fixed("a", "fixed"),
-            Extra::response("b", |r: &response::Parts| r.status.as_u16()),
-            Extra::request("c", |r: &request::Parts| r.uri.path().to_owned()),
+            ExtraLabel::fixed("a", "fixed"),
+            ExtraLabel::response("b", |r: &response::Parts| r.status.as_u16()),
+            ExtraLabel::request("c", |r: &request::Parts| r.uri.path().to_owned()),
         ];
         let (req, _) = http::Request::get("/x").body(()).unwrap().into_parts();
         let (res, _) = http::Response::builder()
@@ -306,7 +311,7 @@ mod tests {
             .body(())
             .unwrap()
             .into_parts();
-        let mut v = Values::from_request(&extras, &req);
+        let mut v = ExtraValues::from_request(&extras, &req);
         v.add_response(&extras, &res);
         let key = key_bytes(|w| v.write(&extras, true, w));
         assert_eq!(key_values(&key).collect::<Vec<_>>(), ["fixed", "201", "/x"]);
@@ -316,9 +321,9 @@ mod tests {
 
     #[test]
     fn a_panicking_label_function_yields_an_empty_value() {
-        let e = Extra::request("x", |_: &request::Parts| -> String { panic!("label bug") });
+        let e = ExtraLabel::request("x", |_: &request::Parts| -> String { panic!("label bug") });
         let (req, _) = http::Request::get("/").body(()).unwrap().into_parts();
-        let v = Values::from_request(std::slice::from_ref(&e), &req);
+        let v = ExtraValues::from_request(std::slice::from_ref(&e), &req);
         assert_eq!(&*v.computed[0], "");
     }
 }

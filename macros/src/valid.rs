@@ -1,0 +1,332 @@
+//! Validate phase: a declaration's arguments as written ([`crate::ast`]) checked against the
+//! Prometheus naming rules ([`crate::names`]) and the metric's kind, into a [`Declaration`]
+//! that expansion can trust.
+//!
+//! Invariants:
+//! - Every problem is collected, each spanned at the offending token, so the user sees all
+//!   mistakes at once. They come in reading order: the options' (in source order), then the
+//!   name's, the help's, the labels'.
+//! - A [`Declaration`] is returned even with errors: the offending part is dropped or left to
+//!   its default, so that `family!` can still emit its static next to the errors (uses of it
+//!   then do not fail as well). Whoever gets errors must emit them.
+//! - Nothing here generates tokens.
+
+use proc_macro2::Span;
+use syn::spanned::Spanned;
+use syn::{Expr, Lit, LitStr, Path};
+
+use crate::ast::{CratePath, Form, Kind, Label, LabelValueSource, MetricArgs, MetricOption};
+use crate::errors::Errors;
+use crate::names::{label_name_problem, metric_name_problem};
+
+/// The gauge modes of the runtime's `GaugeMode`: (Python name, variant).
+const GAUGE_MODES: [(&str, &str); 10] = [
+    ("all", "All"),
+    ("liveall", "LiveAll"),
+    ("sum", "Sum"),
+    ("livesum", "LiveSum"),
+    ("max", "Max"),
+    ("livemax", "LiveMax"),
+    ("min", "Min"),
+    ("livemin", "LiveMin"),
+    ("mostrecent", "MostRecent"),
+    ("livemostrecent", "LiveMostRecent"),
+];
+
+/// A metric declaration that passed validation (or, with errors, what is left of it).
+pub struct Declaration {
+    pub kind: Kind,
+    pub name: LitStr,
+    pub help: LitStr,
+    /// The attribute's labels, in declaration order; empty for `family!`.
+    pub labels: Vec<Label>,
+    pub buckets: Option<BucketBounds>,
+    /// The `GaugeMode` variant `mode = ".."` named.
+    pub gauge_mode: Option<&'static str>,
+    /// `family!`'s `label_names = [..]`.
+    pub label_names: Option<Vec<LitStr>>,
+    /// `crate = path`.
+    pub krate: Option<Path>,
+}
+
+/// A histogram's `buckets = ..`.
+pub enum BucketBounds {
+    /// Literal bounds, checked here: finite ones only, strictly increasing.
+    Literals(Vec<f64>),
+    /// A constant expression of type `&[f64]`, checked in const evaluation.
+    Const(Expr),
+}
+
+/// Checks `args` of `form`; `returns_unit` is whether the attributed function returns `()`
+/// (`None` for `family!`, which has no labels with values).
+pub fn check(args: MetricArgs, form: Form, returns_unit: Option<bool>) -> (Declaration, Errors) {
+    let mut errors = Errors::default();
+    let kind = form.kind();
+    let mut declaration = Declaration {
+        kind,
+        name: args.name,
+        help: args.help,
+        labels: Vec::new(),
+        buckets: None,
+        gauge_mode: None,
+        label_names: None,
+        krate: None,
+    };
+    let mut labels_given = false;
+    for option in args.options {
+        match option {
+            MetricOption::Labels { key, labels } => {
+                if std::mem::replace(&mut labels_given, true) {
+                    errors.push(
+                        key.span(),
+                        "`labels(..)` is given twice; list every label in one",
+                    );
+                }
+                declaration.labels.extend(labels);
+            }
+            MetricOption::Buckets { key, bounds } => {
+                let bounds = bucket_bounds(bounds, &mut errors);
+                if declaration.buckets.replace(bounds).is_some() {
+                    errors.push(key.span(), "`buckets` is given twice; keep one");
+                }
+            }
+            MetricOption::Mode { key, mode } => {
+                let value = mode.value();
+                match GAUGE_MODES.iter().find(|(python, _)| *python == value) {
+                    Some((_, variant)) => {
+                        if declaration.gauge_mode.replace(variant).is_some() {
+                            errors.push(key.span(), "`mode` is given twice; keep one");
+                        }
+                    }
+                    None => errors.push(
+                        mode.span(),
+                        format!(
+                            "unknown gauge mode `{value}`; use one of: {}",
+                            GAUGE_MODES.map(|(p, _)| p).join(", ")
+                        ),
+                    ),
+                }
+            }
+            MetricOption::LabelNames { key, names } => {
+                check_label_names(names.iter().map(|n| (n.value(), n.span())), &mut errors);
+                if declaration.label_names.replace(names).is_some() {
+                    errors.push(key.span(), "`label_names` is given twice; keep one");
+                }
+            }
+            MetricOption::Crate(CratePath { key, path }) => {
+                if declaration.krate.replace(path).is_some() {
+                    errors.push(key.span(), "`crate` is given twice; keep one");
+                }
+            }
+            MetricOption::NotTaken { key } => {
+                errors.push(key.span(), not_taken_hint(&key.to_string(), form));
+            }
+        }
+    }
+    check_metric_name(&declaration.name, kind, &mut errors);
+    if declaration.help.value().trim().is_empty() {
+        errors.push(
+            declaration.help.span(),
+            "the help text is empty; say what the metric measures (it is shown as `# HELP`)",
+        );
+    }
+    check_label_names(
+        declaration
+            .labels
+            .iter()
+            .map(|l| (l.name.clone(), l.name_span)),
+        &mut errors,
+    );
+    for label in &declaration.labels {
+        check_return_value_label(label, kind, returns_unit, &mut errors);
+    }
+    (declaration, errors)
+}
+
+/// Checks a list of label names for validity, reserved names and duplicates.
+pub fn check_label_names(names: impl IntoIterator<Item = (String, Span)>, errors: &mut Errors) {
+    let mut seen: Vec<String> = Vec::new();
+    for (name, span) in names {
+        if let Some(problem) = label_name_problem(&name) {
+            errors.push(span, problem);
+        } else if seen.contains(&name) {
+            errors.push(
+                span,
+                format!("the label `{name}` is given twice; remove one"),
+            );
+        }
+        seen.push(name);
+    }
+}
+
+/// What to do about an option `form` does not take.
+fn not_taken_hint(key: &str, form: Form) -> String {
+    let attribute = matches!(form, Form::Attribute(_));
+    match key {
+        "buckets" => format!(
+            "only histograms have buckets; remove `buckets` or use `{}`",
+            if attribute {
+                "#[histogram(..)]"
+            } else {
+                "Family<_, Histogram>"
+            }
+        ),
+        "mode" => "`mode` is a gauge's multiprocess aggregation; remove it here".into(),
+        "labels" => {
+            "a family's label names come from its label set; for an array label set write `label_names = [\"a\", \"b\"]`".into()
+        }
+        "label_names" => "write the labels with their values: `labels(name = value, ..)`".into(),
+        _ => format!(
+            "unknown option `{key}`; expected one of {}",
+            known_options(form)
+        ),
+    }
+}
+
+fn known_options(form: Form) -> &'static str {
+    match form {
+        Form::Attribute(Kind::Histogram) => "`labels(..)`, `buckets = [..]`, `crate = path`",
+        Form::Attribute(Kind::Gauge) => "`labels(..)`, `mode = \"..\"`, `crate = path`",
+        Form::Attribute(_) => "`labels(..)`, `crate = path`",
+        Form::Family(Kind::Histogram) => "`buckets = [..]`, `label_names = [..]`, `crate = path`",
+        Form::Family(Kind::Gauge) => "`mode = \"..\"`, `label_names = [..]`, `crate = path`",
+        Form::Family(_) => "`label_names = [..]`, `crate = path`",
+    }
+}
+
+/// A literal array's bounds, checked; any other expression is left to const evaluation.
+fn bucket_bounds(bounds: Expr, errors: &mut Errors) -> BucketBounds {
+    let Expr::Array(array) = &bounds else {
+        return BucketBounds::Const(bounds);
+    };
+    let mut literals = Vec::new();
+    for elem in &array.elems {
+        match number(elem) {
+            Some(v) => literals.push((elem.span(), v)),
+            None => errors.push(
+                elem.span(),
+                "a bucket bound must be a number literal; for computed bounds use a constant: `buckets = MY_BUCKETS` with `const MY_BUCKETS: &[f64] = &[..]`",
+            ),
+        }
+    }
+    check_bounds(&literals, bounds.span(), errors);
+    BucketBounds::Literals(
+        literals
+            .into_iter()
+            .map(|(_, v)| v)
+            // A bound that is not finite was reported; no literal could spell it.
+            .filter(|v| v.is_finite())
+            .collect(),
+    )
+}
+
+/// A numeric literal (`1`, `0.5`, `-1.0`) as `f64`.
+fn number(expr: &Expr) -> Option<f64> {
+    match expr {
+        Expr::Lit(lit) => match &lit.lit {
+            Lit::Float(f) => f.base10_parse().ok(),
+            Lit::Int(i) => i.base10_parse::<i64>().ok().map(|v| v as f64),
+            _ => None,
+        },
+        Expr::Unary(u) if matches!(u.op, syn::UnOp::Neg(_)) => number(&u.expr).map(|v| -v),
+        _ => None,
+    }
+}
+
+fn check_bounds(bounds: &[(Span, f64)], span: Span, errors: &mut Errors) {
+    if bounds.is_empty() {
+        errors.push(
+            span,
+            "a histogram needs at least one bucket bound; list them, e.g. `buckets = [0.01, 0.1, 1.0]`, or leave `buckets` out for the defaults",
+        );
+    }
+    for &(span, b) in bounds {
+        // `1e400` parses, as infinity: a bound no histogram can have.
+        if !b.is_finite() {
+            errors.push(
+                span,
+                "this bucket bound is not a finite number (too large for an f64); the `+Inf` bucket is always added, so list finite bounds only",
+            );
+        }
+    }
+    for w in bounds.windows(2) {
+        let ((_, a), (span, b)) = (w[0], w[1]);
+        if a == b {
+            errors.push(
+                span,
+                format!("bucket bound {b:?} is listed twice; remove the duplicate"),
+            );
+        } else if a > b {
+            errors.push(
+                span,
+                format!("bucket bounds must increase, but {b:?} comes after {a:?}; sort them"),
+            );
+        }
+    }
+}
+
+fn check_metric_name(name: &LitStr, kind: Kind, errors: &mut Errors) {
+    let value = name.value();
+    if let Some(problem) = metric_name_problem(&value) {
+        errors.push(name.span(), problem);
+        return;
+    }
+    match kind {
+        Kind::Counter if !value.ends_with("_total") || value == "_total" => errors.push(
+            name.span(),
+            format!(
+                "a counter's name must end in `_total`; call it `{}_total`",
+                value.trim_end_matches('_')
+            ),
+        ),
+        Kind::Info if !value.ends_with("_info") || value == "_info" => errors.push(
+            name.span(),
+            format!(
+                "an info metric's name must end in `_info`; call it `{}_info`",
+                value.trim_end_matches('_')
+            ),
+        ),
+        _ => {}
+    }
+}
+
+/// A label reading the return value needs one to read, after the call, in one synchronous
+/// closure.
+fn check_return_value_label(
+    label: &Label,
+    kind: Kind,
+    returns_unit: Option<bool>,
+    errors: &mut Errors,
+) {
+    let LabelValueSource::ReturnValue(closure) = &label.value else {
+        return;
+    };
+    let name = &label.name;
+    if kind == Kind::Gauge {
+        errors.push(
+            closure.span(),
+            format!(
+                "a gauge tracks calls in progress, so its labels cannot depend on the return value; make `{name}` a literal or an expression over the arguments"
+            ),
+        );
+    } else if returns_unit == Some(true) {
+        errors.push(
+            closure.span(),
+            format!(
+                "the label `{name}` reads the return value, but this function returns `()`; use a literal or an expression over the arguments"
+            ),
+        );
+    } else if closure.inputs.len() != 1 {
+        errors.push(
+            closure.span(),
+            format!(
+                "a return-value label is a closure of one parameter, a reference to the return value: `{name} = |ret: &Ret| ..`"
+            ),
+        );
+    } else if closure.asyncness.is_some() {
+        errors.push(
+            closure.span(),
+            "a return-value label closure cannot be async; compute the value synchronously",
+        );
+    }
+}

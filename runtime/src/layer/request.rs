@@ -1,0 +1,316 @@
+//! [`RequestState`]: one request's state machine, from the service's `call` to the end of its
+//! response body, and what it records at each step.
+//!
+//! ```text
+//! Running ──head──▶ Recorded ──body end──▶ Done      (RequestEnd::ResponseHead)
+//!    │      └─────▶ Streaming ──body end──▶ Done      (RequestEnd::BodyEnd, or a held request)
+//!    └──cancelled / dropped──▶ (gauges lowered, nothing recorded)
+//! ```
+//!
+//! Invariants:
+//! - A request is recorded at most once (`finish` moves the phase past `Streaming`), and its
+//!   panic is counted at most once.
+//! - Whatever happens — a cancelled request (the client went away before the head) included —
+//!   dropping the state lowers exactly the in-progress gauges it raised.
+//! - What a request records is the strongest of three [`Exclusion`]s: the route's verdict,
+//!   its path's, and its handler's marks.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use http::StatusCode;
+
+use super::LayerState;
+use super::cache::SeriesCache;
+use super::config::RequestEnd;
+use super::families::{Outcome, SeriesRef};
+use super::routes::Route;
+use super::service::ServiceState;
+use crate::Gauge;
+use crate::context::{Exclusion, RequestMarks};
+
+/// A request's route: its verdict when the request started, or the route itself while its
+/// verdict is still being learned.
+pub(crate) enum RouteVerdict {
+    Known(Exclusion),
+    Learning(Arc<Route>),
+}
+
+impl RouteVerdict {
+    /// The route's verdict now (`None`: not known yet).
+    pub(crate) fn get(&self) -> Option<Exclusion> {
+        match self {
+            RouteVerdict::Known(v) => Some(*v),
+            RouteVerdict::Learning(r) => r.verdict(),
+        }
+    }
+}
+
+/// Where a request is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for the response head.
+    Running,
+    /// The head is out; recording waits for the body's end (`RequestEnd::BodyEnd`, or a held
+    /// request's last guard).
+    Streaming,
+    /// Recorded; only the response size (and a body panic) may still be reported.
+    Recorded,
+    /// Nothing left to do.
+    Done,
+}
+
+/// One request's state, from `call` to the end of its response body.
+pub(crate) struct RequestState {
+    service: Arc<ServiceState>,
+    route: RouteVerdict,
+    /// Whether the route's series cache serves this request.
+    cached: bool,
+    /// What the handler marked, made current around each poll of the inner service.
+    pub(crate) marks: RequestMarks,
+    start: Instant,
+    /// What the request's path excludes it from (`excluded_paths`).
+    path_exclusion: Exclusion,
+    /// The exclusion the in-progress gauges were raised under, to lower the same ones, and
+    /// the default gauge's series.
+    raised: Option<(Exclusion, Option<SeriesRef<Gauge>>)>,
+    unmatched: bool,
+    /// Bytes of request body read, when there was no `Content-Length`.
+    pub(crate) request_read: Option<Arc<AtomicU64>>,
+    phase: Phase,
+    pub(crate) outcome: Outcome,
+}
+
+impl RequestState {
+    /// A request that starts, boxed where it will live until its response body ends; its marks
+    /// start excluded where its path excludes it from everything (so that handler metrics of
+    /// the inner service stay silent there). The caller fills in what it reads of the request,
+    /// then raises the in-progress gauges ([`raise_in_progress`](Self::raise_in_progress)).
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub(crate) fn start(
+        service: Arc<ServiceState>,
+        route: RouteVerdict,
+        cached: bool,
+        start: Instant,
+        path_exclusion: Exclusion,
+        unmatched: bool,
+        outcome: Outcome,
+    ) -> Box<Self> {
+        let initial = match path_exclusion {
+            Exclusion::All => Exclusion::All,
+            _ => Exclusion::None,
+        };
+        Box::new(Self {
+            service,
+            route,
+            cached,
+            marks: RequestMarks::new(initial),
+            start,
+            path_exclusion,
+            raised: None,
+            unmatched,
+            request_read: None,
+            phase: Phase::Running,
+            outcome,
+        })
+    }
+
+    pub(crate) fn layer(&self) -> &LayerState {
+        &self.service.layer
+    }
+
+    /// The series cache of the request's route, where it may serve this request.
+    fn cache(&self) -> Option<&SeriesCache> {
+        let (_, route) = self.service.own_route.get().filter(|_| self.cached)?;
+        Some(&route.series)
+    }
+
+    /// Raises the in-progress gauges, where the route is known to be tracked (see
+    /// `routes.rs`).
+    pub(crate) fn raise_in_progress(&mut self) {
+        let families = &self.layer().families;
+        let Some(verdict) = self.route.get() else {
+            return;
+        };
+        let exclusion = verdict.max(self.path_exclusion);
+        if !families.has_in_progress() || exclusion == Exclusion::All {
+            return;
+        }
+        let lookup = || families.in_progress_series(&self.outcome);
+        let default = match (exclusion.records_defaults(), self.cache()) {
+            (false, _) => None,
+            (true, Some(cache)) => cache.in_progress(self.outcome.method, lookup),
+            (true, None) => lookup(),
+        };
+        let gauge = families.raise_in_progress(default, &self.outcome.route_values, exclusion);
+        self.raised = Some((exclusion, gauge));
+    }
+
+    fn lower_in_progress(&mut self) {
+        if let Some((exclusion, gauge)) = self.raised.take() {
+            self.service.layer.families.lower_in_progress(
+                gauge,
+                &self.outcome.route_values,
+                exclusion,
+            );
+        }
+    }
+
+    /// What the handler's marks exclude the request from (the metrics endpoint: everything,
+    /// unless it is tracked).
+    fn marked(&self) -> Exclusion {
+        if self.marks.is_metrics_endpoint() && !self.layer().track_metrics_endpoint {
+            return Exclusion::All;
+        }
+        self.marks.exclusion()
+    }
+
+    /// Whether what is reported after the request was recorded (its response size, a body
+    /// panic) goes into the default metrics: a route known to be tracked, a path and a
+    /// handler that exclude nothing.
+    fn tracked_after_recording(&self) -> bool {
+        self.route.get() == Some(Exclusion::None)
+            && self.path_exclusion.max(self.marked()) == Exclusion::None
+    }
+
+    /// The response head is known. A `held` request (an [`OpenRequest`] is alive) does not
+    /// end here: it ends when its state is dropped.
+    ///
+    /// [`OpenRequest`]: super::OpenRequest
+    pub(crate) fn head(
+        &mut self,
+        status: StatusCode,
+        response: Option<&http::response::Parts>,
+        held: bool,
+    ) {
+        self.outcome.status = status;
+        if let Some(parts) = response {
+            let f = &self.service.layer.families;
+            self.outcome.values.add_response(&f.extras, parts);
+            for (v, labels) in self.outcome.route_values.iter_mut().zip(f.route_labels()) {
+                v.add_response(labels, parts);
+            }
+        }
+        if held {
+            // The response body is not tracked then: its size is not known, not recorded as 0.
+            self.outcome.response_size = None;
+            self.phase = Phase::Streaming;
+            return;
+        }
+        match self.layer().request_end {
+            RequestEnd::ResponseHead => self.finish(false),
+            RequestEnd::BodyEnd => self.phase = Phase::Streaming,
+        }
+    }
+
+    /// Records the request: the duration ends now.
+    fn finish(&mut self, body_done: bool) {
+        self.outcome.seconds = self.start.elapsed().as_secs_f64();
+        if let Some(read) = &self.request_read {
+            self.outcome.request_size = Some(read.load(Ordering::Relaxed));
+        }
+        // Before the body's end its size is not known yet: it is recorded then (`body_end`).
+        let response_size = if body_done {
+            None
+        } else {
+            self.outcome.response_size.take()
+        };
+        self.lower_in_progress();
+        self.phase = if body_done {
+            Phase::Done
+        } else {
+            Phase::Recorded
+        };
+        if self.path_exclusion == Exclusion::All {
+            // An excluded path: nothing to record, and its marks (the layer's own) teach
+            // nothing about the route.
+            return;
+        }
+        let status = self.outcome.status;
+        let decisive = self.unmatched || !status.is_client_error();
+        let marked = self.marked();
+        let families = &self.service.layer.families;
+        match &self.route {
+            RouteVerdict::Learning(route) => route.settle(
+                families,
+                &self.outcome,
+                marked,
+                decisive,
+                self.path_exclusion,
+            ),
+            // Known before the request started: a mark now is honoured for this request.
+            &RouteVerdict::Known(verdict) => {
+                let exclusion = verdict.max(self.path_exclusion).max(marked);
+                // Only a request recorded in the defaults resolves its series: the cache must
+                // not create a series an untracked request would not.
+                let series = self
+                    .cache()
+                    .filter(|_| exclusion.records_defaults())
+                    .map(|cache| {
+                        cache.finished(self.outcome.method, status, || {
+                            families.resolve(&self.outcome)
+                        })
+                    });
+                families.record(&self.outcome, exclusion, series.as_ref());
+            }
+        }
+        if response_size.is_some() {
+            self.outcome.response_size = response_size;
+        }
+    }
+
+    /// Bytes of response body went out.
+    pub(crate) fn body_bytes(&mut self, n: usize) {
+        if let Some(size) = &mut self.outcome.response_size {
+            *size += n as u64;
+        }
+    }
+
+    /// The response body ended (or failed).
+    pub(crate) fn body_end(&mut self) {
+        match self.phase {
+            Phase::Streaming => self.finish(true),
+            Phase::Recorded => {
+                self.phase = Phase::Done;
+                if self.outcome.response_size.is_some() && self.tracked_after_recording() {
+                    self.layer().families.record_response_size(&self.outcome);
+                }
+            }
+            Phase::Running | Phase::Done => {}
+        }
+    }
+
+    /// The response body panicked: count it once, as an exception of this request.
+    pub(crate) fn body_panicked(&mut self) {
+        match self.phase {
+            Phase::Streaming => {
+                self.outcome.panicked = true;
+                self.finish(true);
+            }
+            Phase::Recorded => {
+                self.phase = Phase::Done;
+                if self.tracked_after_recording() {
+                    self.outcome.panicked = true;
+                    self.layer().families.count_exception(&self.outcome);
+                }
+            }
+            Phase::Running | Phase::Done => {}
+        }
+    }
+}
+
+impl Drop for RequestState {
+    fn drop(&mut self) {
+        match self.phase {
+            // The body was dropped before its end: the client went away, or the server
+            // stopped polling an already finished body. The request ends here.
+            Phase::Streaming => self.finish(true),
+            Phase::Recorded => self.body_end(),
+            // Cancelled before the head (the client hung up): nothing is recorded, but the
+            // gauges go back down.
+            Phase::Running | Phase::Done => self.lower_in_progress(),
+        }
+    }
+}

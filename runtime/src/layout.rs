@@ -1,0 +1,197 @@
+//! Cell layouts: how many 8-byte cells one series has, and which cell holds what.
+//!
+//! This is the one definition of the layouts. The metric types reach their cells through the
+//! indices below and the heap store allocates [`Layout::len`] cells; the multiprocess writer
+//! sizes a series record with it, the reader checks a record's cell count against it, and the
+//! aggregator and the compactor find buckets, sums and timestamps with it. The layouts are part
+//! of the multiprocess file format (see `multiprocess/mod.rs`): changing one changes the format.
+//!
+//! | kind | cells |
+//! |---|---|
+//! | counter | `u64` whole increments, `f64` fractional part |
+//! | gauge | `f64` value |
+//! | gauge in a `mostrecent` mode | `f64` value, `u64` Unix time of the update in nanoseconds, `u64` sequence lock (odd while an update is in progress) |
+//! | histogram with `n` bounds | `n + 1` `u64` bucket counts (per bucket, not cumulative; the last is `+Inf`), then the `f64` sum |
+//! | summary | `u64` count, `f64` sum |
+//! | info | none |
+//!
+//! Invariants: every index a kind's module gives is below that kind's [`Layout::len`]. The kinds
+//! summed across processes (counter, histogram, summary) keep `u64` counts first and the
+//! floating-point total that aggregation sums exactly ([`Layout::float_total`]) last, so the
+//! aggregator merges them all with one loop. This module depends on nothing but [`MetricKind`].
+//!
+//! # Where variable-width state plugs in
+//!
+//! A layout is a value computed from a family's declaration, not a constant per kind, so state
+//! whose size a family's configuration decides is added here and the stores follow:
+//! - native histogram buckets: a new private shape (say `Native { max_buckets }`) whose
+//!   [`len`](Layout::len) counts its fixed cells (count, sum, zero bucket, schema, zero
+//!   threshold) and its bucket arrays, with index functions in a module like [`histogram`];
+//!   the family record carries `max_buckets` beside the bounds, and the reader rebuilds the
+//!   layout with [`Layout::of`] as it does for bounds;
+//! - exemplar slots: a field of [`Layout`] saying how many slots follow the value cells and an
+//!   index function for slot `i`, counted in [`len`](Layout::len), so the heap store, the writer,
+//!   the reader and the compactor size them with no change of their own;
+//! - bytes per series: a series' cells take `8 * len()` bytes; how the heap store pads them
+//!   (whole cache lines today, see `cell.rs`) is the store's choice, made from the layout in
+//!   `store.rs`, the one place a series' cells are allocated.
+
+use std::ops::Range;
+
+use crate::model::MetricKind;
+
+/// The cells of one series of a family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Layout {
+    shape: Shape,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Shape {
+    Counter,
+    Gauge,
+    StampedGauge,
+    Histogram {
+        bounds: usize,
+    },
+    Summary,
+    /// Info series, and kinds that have no cells.
+    Empty,
+}
+
+impl Layout {
+    /// The layout of a series of `kind`; `stamped` for a gauge whose mode keeps the time of its
+    /// last update ([`GaugeMode::is_stamped`](crate::GaugeMode)), `bounds` finite buckets for a
+    /// histogram. Arguments that do not apply to `kind` are ignored.
+    pub(crate) const fn of(kind: MetricKind, stamped: bool, bounds: usize) -> Layout {
+        let shape = match kind {
+            MetricKind::Counter => Shape::Counter,
+            MetricKind::Gauge if stamped => Shape::StampedGauge,
+            MetricKind::Gauge => Shape::Gauge,
+            MetricKind::Histogram => Shape::Histogram { bounds },
+            MetricKind::Summary => Shape::Summary,
+            MetricKind::Info | MetricKind::Unknown => Shape::Empty,
+        };
+        Layout { shape }
+    }
+
+    /// Number of cells.
+    pub(crate) const fn len(self) -> usize {
+        match self.shape {
+            Shape::Counter => counter::LEN,
+            Shape::Gauge => gauge::LEN,
+            Shape::StampedGauge => gauge::STAMPED_LEN,
+            Shape::Histogram { bounds } => histogram::len(bounds),
+            Shape::Summary => summary::LEN,
+            Shape::Empty => 0,
+        }
+    }
+
+    /// The cell holding the `f64` total that aggregation across processes sums exactly (a
+    /// counter's fractional part, a histogram's or a summary's sum); `None` for gauges and infos,
+    /// which are not summed that way.
+    #[allow(dead_code)] // read by the multiprocess aggregator only
+    pub(crate) const fn float_total(self) -> Option<usize> {
+        match self.shape {
+            Shape::Counter => Some(counter::FRACTION),
+            Shape::Histogram { bounds } => Some(histogram::sum(bounds)),
+            Shape::Summary => Some(summary::SUM),
+            Shape::Gauge | Shape::StampedGauge | Shape::Empty => None,
+        }
+    }
+}
+
+/// A counter's cells.
+pub(crate) mod counter {
+    /// Whole-number increments, a `u64`: `inc()` is one `fetch_add`.
+    pub(crate) const WHOLE: usize = 0;
+    /// Fractional increments, an `f64`.
+    pub(crate) const FRACTION: usize = 1;
+    pub(crate) const LEN: usize = 2;
+}
+
+/// A gauge's cells.
+pub(crate) mod gauge {
+    /// The value, an `f64`.
+    pub(crate) const VALUE: usize = 0;
+    /// Stamped gauges only: the Unix time of the last update, in nanoseconds.
+    pub(crate) const TIME: usize = 1;
+    /// Stamped gauges only: the sequence lock, odd while an update is in progress.
+    pub(crate) const SEQUENCE: usize = 2;
+    pub(crate) const LEN: usize = 1;
+    pub(crate) const STAMPED_LEN: usize = 3;
+
+    /// Cells of a gauge, stamped or not.
+    pub(crate) const fn len(stamped: bool) -> usize {
+        if stamped { STAMPED_LEN } else { LEN }
+    }
+}
+
+/// A histogram's cells, for `bounds` finite bucket bounds.
+pub(crate) mod histogram {
+    use super::Range;
+
+    /// The bucket counts, `+Inf` last (`bounds + 1` cells, `u64`, not cumulative).
+    pub(crate) const fn buckets(bounds: usize) -> Range<usize> {
+        0..bounds + 1
+    }
+
+    /// The sum of observations, an `f64`.
+    pub(crate) const fn sum(bounds: usize) -> usize {
+        bounds + 1
+    }
+
+    pub(crate) const fn len(bounds: usize) -> usize {
+        bounds + 2
+    }
+}
+
+/// A summary's cells.
+pub(crate) mod summary {
+    /// The number of observations, a `u64`.
+    pub(crate) const COUNT: usize = 0;
+    /// The sum of observations, an `f64`.
+    pub(crate) const SUM: usize = 1;
+    pub(crate) const LEN: usize = 2;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The numbers of the file format's documentation (`multiprocess/mod.rs`), which files
+    /// written by earlier versions follow.
+    #[test]
+    fn layouts_match_the_documented_file_format() {
+        let len = |kind, stamped, bounds| Layout::of(kind, stamped, bounds).len();
+        assert_eq!(len(MetricKind::Counter, true, 9), 2);
+        assert_eq!(len(MetricKind::Gauge, false, 9), 1);
+        assert_eq!(len(MetricKind::Gauge, true, 0), 3);
+        assert_eq!(len(MetricKind::Histogram, false, 11), 13);
+        assert_eq!(len(MetricKind::Summary, false, 0), 2);
+        assert_eq!(len(MetricKind::Info, false, 0), 0);
+    }
+
+    #[test]
+    fn float_totals_are_the_last_cell_and_indices_stay_in_bounds() {
+        for kind in [
+            MetricKind::Counter,
+            MetricKind::Gauge,
+            MetricKind::Histogram,
+            MetricKind::Summary,
+            MetricKind::Info,
+        ] {
+            for stamped in [false, true] {
+                for bounds in [1, 4] {
+                    let l = Layout::of(kind, stamped, bounds);
+                    if let Some(i) = l.float_total() {
+                        assert_eq!(i, l.len() - 1, "{l:?}");
+                    }
+                }
+            }
+        }
+        assert_eq!(histogram::buckets(3), 0..4);
+        assert!(histogram::buckets(3).end <= histogram::sum(3));
+        assert!(gauge::SEQUENCE < gauge::len(true) && gauge::VALUE < gauge::len(false));
+    }
+}
