@@ -279,10 +279,12 @@ impl MetricsLayerBuilder {
                 .iter()
                 .map(|p| format!("^(?:{p})"))
                 .collect();
-            Some(Regex::new(&anchored.join("|")).map_err(|e| Error::InvalidConfig {
-                setting: "the excluded path patterns".into(),
-                reason: format!("{e}; use fewer or simpler patterns"),
-            })?)
+            Some(
+                Regex::new(&anchored.join("|")).map_err(|e| Error::InvalidConfig {
+                    setting: "the excluded path patterns".into(),
+                    reason: format!("{e}; use fewer or simpler patterns"),
+                })?,
+            )
         };
         let families = Families::register(&self, &registry, origin)?;
         let response_labels = self.labels.iter().any(|e| e.is_response())
