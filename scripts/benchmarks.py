@@ -17,7 +17,11 @@ What it runs, in this order, each command's output kept in the run's directory (
 * `scripts/wrk-layer.sh` (bare axum against the layer, alternating rounds, one run);
 * `scripts/callgrind-layer.sh` (the same app's instructions per request, counted by callgrind);
 * `benches/multiprocess_vs_python.sh` twice (16 and 256 process files; the first also measures
-  restarts).
+  restarts);
+* `cargo bench -p promtrack-benches --bench memory` (bytes and allocations per series, each crate
+  in fresh processes; not criterion: it prints a `result:` line);
+* `scripts/build-weight.sh` (clean builds of three minimal axum apps, the slowest step: skip it
+  with `--skip-build-weight`, and the report says it was not run).
 
 The prose lives in `scripts/benchmarks.md.in` (Python `string.Template`, `${name}` placeholders);
 every number in the report is computed here from the run, including whether each target of
@@ -70,6 +74,18 @@ INDEX_CASES = [
     ("2_threads_distinct", "2 threads, a series each (only the index shared)", None),
 ]
 INDEX_MARGIN = 1.2
+# The memory bench (issue 15): its shapes, in the order of its table, and the crate whose bytes
+# per series promtrack must not exceed in each.
+MEMORY_SHAPES = [
+    ("counter_shared", "counter, 2 labels, N = 10 000, each value in 100 series",
+     "prometheus-client"),
+    ("counter_unique", "counter, 2 labels, N = 10 000, every value unique", "prometheus-client"),
+    ("histogram", "histogram, 3 labels, 11 buckets, N = 1 000", "measured"),
+]
+MEMORY_MAX_ALLOCS = 2
+# scripts/build-weight.sh's apps, in the order of its table.
+BUILD_APPS = [("bare", "bare axum"), ("axum-prometheus", "+ axum-prometheus 0.10"),
+              ("promtrack", "+ promtrack (layer, `metrics_router()`, one `#[histogram]`)")]
 # Crates whose versions the report names, as Cargo.lock resolved them.
 LOCKED = ["prometheus", "prometheus-client", "metrics", "metrics-exporter-prometheus", "measured",
           "criterion", "axum", "tokio", "papaya", "scc"]
@@ -82,6 +98,8 @@ FULL = {
     "callgrind": ["2000"],
     "scrape_small": (["16", "1000", "1000"], {"OURS_ITERS": "20", "PY_ITERS": "5"}),
     "scrape_large": (["256", "1000"], {"OURS_ITERS": "10", "PY_ITERS": "2"}),
+    "memory": ["--runs", "3"],
+    "build_weight": ["--runs", "2"],
 }
 QUICK = {
     "criterion": ["--warm-up-time", "0.5", "--measurement-time", "1", "--sample-size", "10"],
@@ -89,6 +107,8 @@ QUICK = {
     "callgrind": ["200"],
     "scrape_small": (["16", "1000", "50"], {"OURS_ITERS": "5", "PY_ITERS": "1"}),
     "scrape_large": (["256", "1000"], {"OURS_ITERS": "3", "PY_ITERS": "1"}),
+    "memory": ["--runs", "1"],
+    "build_weight": ["--runs", "1"],
 }
 
 
@@ -172,7 +192,7 @@ def ensure_wrk() -> None:
                           "run `apt-get install -y wrk` (as root), then this script again")
 
 
-def run_all(out: Path, quick: bool) -> dict:
+def run_all(out: Path, quick: bool, skip_build_weight: bool = False) -> dict:
     kind = QUICK if quick else FULL
     target = target_dir()
     if out.exists():
@@ -183,7 +203,8 @@ def run_all(out: Path, quick: bool) -> dict:
     if load > 0.5:
         print(f"warning: the machine is busy (load average {load:.2f}): the figures will be noisy; "
               "for the committed report, run this when nothing else runs", file=sys.stderr)
-    run = {"quick": quick, "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    run = {"quick": quick, "skip_build_weight": skip_build_weight,
+           "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
            "machine": machine(target), "criterion_args": kind["criterion"], "steps": []}
     env = dict(os.environ, CRITERION_HOME=str(out / "criterion"), CARGO_TARGET_DIR=str(target),
                CARGO_TERM_COLOR="never")
@@ -223,6 +244,11 @@ def run_all(out: Path, quick: bool) -> dict:
     for name in ["scrape_small", "scrape_large"]:
         args, extra = kind[name]
         step(name.replace("_", "-"), ["benches/multiprocess_vs_python.sh", *args], extra)
+    step("memory", ["cargo", "bench", "-p", "promtrack-benches", "--bench", "memory", "--",
+                    *kind["memory"]])
+    if not skip_build_weight:
+        # Last: its clean builds would compete with every measurement above.
+        step("build-weight", ["scripts/build-weight.sh", *kind["build_weight"]])
 
     run["seconds"] = round(time.monotonic() - started, 1)
     run["machine"]["loadavg_end"] = Path("/proc/loadavg").read_text().split()[:3] \
@@ -429,6 +455,62 @@ def render(out: Path, results: type[Results] = Results) -> str:
         f"crate in both: {shown}.")
     v["index_crates"] = " and ".join(f"`{c}` {m['locked'].get(c, '?')}" for c in INDEX_CRATES)
 
+    # --- memory per series (issue 15)
+    mem = result_line(out, "memory.log")
+    v["memory_runs"] = mem["runs"]
+    crates = PEERS + [OURS]
+
+    def per(krate: str, shape: str, figure: str) -> float:
+        return float(mem[f"{krate}.{shape}.{figure}"])
+
+    header = ["| shape | " + " | ".join(crates) + " |", "|---|" + "---:|" * len(crates)]
+    rows, rss_rows, targets = list(header), list(header), []
+    for shape, label, bound in MEMORY_SHAPES:
+        best = min(per(c, shape, "bytes") for c in PEERS)
+        cells, rss_cells = [], []
+        for c in crates:
+            b = per(c, shape, "bytes")
+            cell = f"{fmt_int(b)} B, {per(c, shape, 'allocs'):.1f} allocs"
+            if c == OURS:
+                cell += f" (×{b / best:.2f})"
+            cells.append(f"**{cell}**" if c != OURS and b == best else cell)
+            rss_cells.append(f"{fmt_int(per(c, shape, 'rss'))} B")
+        rows.append(f"| {label} | " + " | ".join(cells) + " |")
+        rss_rows.append(f"| {label} | " + " | ".join(rss_cells) + " |")
+        ours, theirs = per(OURS, shape, "bytes"), per(bound, shape, "bytes")
+        targets.append(f"| {label}: bytes ≤ `{bound}`'s | {fmt_int(ours)} B vs "
+                       f"{fmt_int(theirs)} B | {verdict(ours <= theirs)} |")
+        allocs = per(OURS, shape, "allocs")
+        targets.append(f"| {label}: at most {MEMORY_MAX_ALLOCS} allocations per new series | "
+                       f"{allocs:.2f} | {verdict(allocs <= MEMORY_MAX_ALLOCS + 0.05)} |")
+    v["memory_table"] = "\n".join(rows)
+    v["memory_rss_table"] = "\n".join(rss_rows)
+    v["memory_targets"] = "\n".join(["| target | promtrack | |", "|---|---:|---|"] + targets)
+
+    # --- build time and binary size (issue 15)
+    if run.get("skip_build_weight"):
+        v["build_weight"] = ("Not measured in this run (`scripts/benchmarks.py "
+                             "--skip-build-weight`): run `scripts/build-weight.sh` for the figures.")
+    else:
+        bw = result_line(out, "build-weight.log")
+        rows = [f"`scripts/build-weight.sh --runs {bw['runs']}` (median of {bw['runs']} clean "
+                f"build{'s' if bw['runs'] != '1' else ''} of each; the machine's load during the "
+                "run is in its log):", "",
+                "| app | clean debug | clean release | crates compiled | release binary |",
+                "|---|---:|---:|---:|---:|"]
+        for app, label in BUILD_APPS:
+            rows.append(f"| {label} | {float(bw[app + '.debug_s']):.1f} s | "
+                        f"{float(bw[app + '.release_s']):.1f} s | {bw[app + '.crates']} | "
+                        f"{int(bw[app + '.binary_bytes']) / 1e6:.2f} MB |")
+        ours_t, peer_t = float(bw["promtrack.release_s"]), float(bw["axum-prometheus.release_s"])
+        ours_b = int(bw["promtrack.binary_bytes"])
+        peer_b = int(bw["axum-prometheus.binary_bytes"])
+        rows += ["", "Targets (issue 15): the promtrack app's clean release build no slower than "
+                 f"the axum-prometheus app's — {verdict(ours_t <= peer_t)} ({ours_t:.1f} s vs "
+                 f"{peer_t:.1f} s); its binary at most 1.2× the axum-prometheus app's — "
+                 f"{verdict(ours_b <= 1.2 * peer_b)} (×{ours_b / peer_b:.2f})."]
+        v["build_weight"] = "\n".join(rows)
+
     # --- handler attributes (issue 3)
     rows = ["| | by hand | attributes | ratio |", "|---|---:|---:|---:|"]
     hand_r, attr_r = r.ns("handler_router", "by_hand"), r.ns("handler_router", "attributes")
@@ -586,6 +668,29 @@ def self_test() -> None:
             "result: files=256 series=1000 promtrack_ms=30.0 python_ms=13000.0 ratio=433.3 "
             "prometheus_client=0.26.0\n")
 
+        # promtrack over every peer's bytes, 5 allocations per series; prometheus-client's
+        # counters at 146 B and measured's histograms at 298 B, the smallest peers.
+        mem = {"counter_shared": (334.6, {"prometheus": 420, "prometheus-client": 146.4,
+                                          "metrics": 308.6, "measured": 55.0}),
+               "counter_unique": (334.6, {"prometheus": 420, "prometheus-client": 146.4,
+                                          "metrics": 308.6, "measured": 255.0}),
+               "histogram": (140.0, {"prometheus": 964.8, "prometheus-client": 654.9,
+                                     "metrics": 1104.5, "measured": 297.9})}
+        fields = []
+        for shape, (ours, peers) in mem.items():
+            for krate, b in [*peers.items(), (OURS, ours)]:
+                allocs = 5.0 if krate == OURS and shape != "histogram" else 1.0
+                fields += [f"{krate}.{shape}.bytes={b}", f"{krate}.{shape}.allocs={allocs}",
+                           f"{krate}.{shape}.rss={b * 1.3:.1f}", f"{krate}.{shape}.usable={b}",
+                           f"{krate}.{shape}.reallocs=0", f"{krate}.{shape}.n=10000"]
+        (out / "memory.log").write_text("table …\nresult: runs=3 " + " ".join(fields) + "\n")
+        (out / "build-weight.log").write_text(
+            "[run 1/1] …\nresult: runs=1 bare.debug_s=22.3 bare.release_s=37.5 bare.crates=48 "
+            "bare.binary_bytes=1740000 axum-prometheus.debug_s=32.3 "
+            "axum-prometheus.release_s=47.6 axum-prometheus.crates=80 "
+            "axum-prometheus.binary_bytes=2350000 promtrack.debug_s=37.2 "
+            "promtrack.release_s=64.9 promtrack.crates=67 promtrack.binary_bytes=4950000\n")
+
         asked: list[tuple[str, str]] = []
 
         class Asking(Results):
@@ -604,6 +709,10 @@ def self_test() -> None:
             (bench / "estimates.json").write_text(json.dumps(
                 {"median": {"point_estimate": median}}))
         text = render(out)
+        # A run without the build-weight step says so instead of failing for want of its log.
+        (out / "build-weight.log").unlink()
+        save(out, dict(run, skip_build_weight=True))
+        skipped = " ".join(render(out).split())
     flat = " ".join(text.split())  # so that no check depends on where a line wraps
     checks = {
         "every placeholder filled": "${" not in text,
@@ -621,6 +730,20 @@ def self_test() -> None:
         "table against the crates read": "| 1 thread (`counter_lookup_2labels`) | " in flat,
         # The made-up table is barely faster than the crates: the decision must go to the crate.
         "table decision judged": "**use the crate**: the hand-written table is not 1.2× " in flat,
+        "memory bytes read, smallest peer marked": "| 420 B, 1.0 allocs | **146 B, 1.0 allocs** "
+                                                   "| 309 B, 1.0 allocs | 255 B, 1.0 allocs | "
+                                                   "335 B, 5.0 allocs (×2.29) |" in flat,
+        "memory counter target judged": "every value unique: bytes ≤ `prometheus-client`'s | "
+                                        "335 B vs 146 B | **not met** |" in flat,
+        "memory histogram target judged": "bytes ≤ `measured`'s | 140 B vs 298 B | met |" in flat,
+        "allocations judged": "allocations per new series | 5.00 | **not met** |" in flat
+                              and "allocations per new series | 1.00 | met |" in flat,
+        "rss read": "| 435 B |" in flat,
+        "build weight read": "| + axum-prometheus 0.10 | 32.3 s | 47.6 s | 80 | 2.35 MB |" in flat,
+        "build weight skipped": "Not measured in this run (`scripts/benchmarks.py "
+                                "--skip-build-weight`)" in skipped,
+        "build targets judged": "— **not met** (64.9 s vs 47.6 s)" in flat
+                                and "— **not met** (×2.11)" in flat,
     }
     failed = [name for name, ok in checks.items() if not ok]
     for name in failed:
@@ -644,6 +767,9 @@ def main() -> int:
                    help="render the last run's raw outputs again, without running anything")
     p.add_argument("--self-test", action="store_true",
                    help="render a made-up run and check the result (a second, no cargo; for CI)")
+    p.add_argument("--skip-build-weight", action="store_true",
+                   help="do not run scripts/build-weight.sh (clean builds, the slowest step); "
+                        "the report says so in its place")
     p.add_argument("--dir", type=Path, help="the run's directory (default: "
                                             "<cargo target dir>/bench-report)")
     a = p.parse_args()
@@ -659,7 +785,7 @@ def main() -> int:
         if a.render_only:
             run = json.loads((out / "run.json").read_text())
         else:
-            run = run_all(out, a.quick)
+            run = run_all(out, a.quick, a.skip_build_weight)
         report = render(out)
     except (ReportError, FileNotFoundError) as e:
         print(f"benchmarks.py: {e}", file=sys.stderr)

@@ -420,6 +420,11 @@ impl MetricsLayerBuilder {
     /// exporter's `excluded_paths`). As with Python's `re.match`, a pattern matches at the
     /// start of the path: `"/static/"` excludes everything below `/static/`; end it with `$`
     /// to match a whole path. Invalid patterns are reported by [`build`](Self::build).
+    ///
+    /// Patterns are compiled by [`regex-lite`](https://docs.rs/regex-lite) (the syntax of the
+    /// `regex` crate, which is Python's for everything an excluded path needs) and matched
+    /// against the path as the request carries it, percent-encoded, so ASCII: `\w`, `\d`,
+    /// `\s` and `(?i)` are ASCII-only and Unicode classes (`\p{L}`) are not supported.
     pub fn excluded_paths<I, P>(mut self, patterns: I) -> Self
     where
         I: IntoIterator<Item = P>,

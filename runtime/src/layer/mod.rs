@@ -133,7 +133,7 @@ mod service;
 use std::panic::Location;
 use std::sync::Arc;
 
-use regex::RegexSet;
+use regex_lite::Regex;
 use tower::Layer;
 
 pub use crate::context::mark_metrics_endpoint;
@@ -192,7 +192,8 @@ pub(crate) struct LayerState {
     families: Families,
     routes: Routes,
     group_by: Grouping,
-    excluded: Option<RegexSet>,
+    /// The excluded-path patterns as one regex, each alternative anchored at the path's start.
+    excluded: Option<Regex>,
     exclude_user_defaults: bool,
     request_end: RequestEnd,
     track_metrics_endpoint: bool,
@@ -263,7 +264,7 @@ impl MetricsLayerBuilder {
             None
         } else {
             for p in &self.excluded_paths {
-                if let Err(e) = regex::Regex::new(p) {
+                if let Err(e) = Regex::new(p) {
                     return Err(Error::InvalidConfig {
                         setting: format!("the excluded path pattern `{p}`"),
                         reason: format!(
@@ -272,11 +273,18 @@ impl MetricsLayerBuilder {
                     });
                 }
             }
-            let anchored = self.excluded_paths.iter().map(|p| format!("^(?:{p})"));
-            Some(RegexSet::new(anchored).map_err(|e| Error::InvalidConfig {
-                setting: "the excluded path patterns".into(),
-                reason: format!("{e}; use fewer or simpler patterns"),
-            })?)
+            // Each pattern compiled alone above, so each is a whole group here.
+            let anchored: Vec<String> = self
+                .excluded_paths
+                .iter()
+                .map(|p| format!("^(?:{p})"))
+                .collect();
+            Some(
+                Regex::new(&anchored.join("|")).map_err(|e| Error::InvalidConfig {
+                    setting: "the excluded path patterns".into(),
+                    reason: format!("{e}; use fewer or simpler patterns"),
+                })?,
+            )
         };
         let families = Families::register(&self, &registry, origin)?;
         let response_labels = self.labels.iter().any(|e| e.is_response())
