@@ -7,7 +7,7 @@
 //! | [`Text`](Format::Text) | `text/plain; version=0.0.4; charset=utf-8` | `text/plain`, `text/plain;version=0.0.4`, `text/*`, `*/*`, no `Accept`, anything unknown |
 //! | | `text/plain; version=1.0.0; charset=utf-8; escaping=…` | `text/plain;version=1.0.0[;escaping=…]` (Prometheus 3) |
 //! | [`OpenMetrics`](Format::OpenMetrics) | `application/openmetrics-text; version=1.0.0; charset=utf-8[; escaping=…]` | `application/openmetrics-text` with no version, `version=1.0.0` or `version=0.0.1` |
-//! | [`Protobuf`](Format::Protobuf) (feature `protobuf`, on by default) | `application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited` | `application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited` |
+//! | `Protobuf` (feature `protobuf`, on by default) | `application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited` | `application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited` |
 //!
 //! [`Format::negotiate`] reads the media ranges the way Prometheus' own client libraries do:
 //! the highest q-value wins, the first listed among equals, `q=0` means "not acceptable", and
@@ -282,7 +282,7 @@ pub fn encode(registry: &Registry, format: Format, out: &mut Vec<u8>) {
     encode_filtered(registry, format, &|_| true, out)
 }
 
-/// [`encode`] into a `String`, for the text formats. [`Format::Protobuf`] is binary: its bytes
+/// [`encode`] into a `String`, for the text formats. `Format::Protobuf` is binary: its bytes
 /// come back lossily converted (use [`encode`] for it).
 pub fn encode_to_string(registry: &Registry, format: Format) -> String {
     let mut out = Vec::new();
