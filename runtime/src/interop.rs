@@ -89,6 +89,7 @@ fn convert(mf: &proto::MetricFamily) -> MetricFamily {
                     bounds,
                     counts,
                     sum: h.get_sample_sum(),
+                    native: None,
                 }
             }
             MetricKind::Summary => {

@@ -6,10 +6,10 @@
 //! aggregator and the rust-prometheus bridge produce owned [`MetricFamily`]s, which are visited
 //! the same way. An encoder is a [`Visitor`].
 //!
-//! Extension points, so that the roadmap needs no rewrite: [`Point`] is `#[non_exhaustive]`, so
-//! native (exponential) histograms become a new variant that text encoders skip and a protobuf
-//! encoder writes; exemplars become an optional field on the counter and bucket points, which
-//! only the OpenMetrics and protobuf encoders read.
+//! Native (exponential) histograms ride on [`Point::Histogram`] as optional [`NativeBuckets`]:
+//! text encoders write the classic part, the protobuf encoder both. [`Point`] is
+//! `#[non_exhaustive]`, so exemplars can be added as an optional field of the counter and bucket
+//! points, which only the OpenMetrics and protobuf encoders read.
 
 use std::borrow::Cow;
 
@@ -131,6 +131,10 @@ pub enum Point<'a> {
         counts: &'a [u64],
         /// Sum of all observations.
         sum: f64,
+        /// The native (exponential) buckets, for a histogram that keeps them. A native-only
+        /// histogram has no finite `bounds` and one count, so text formats, which cannot carry
+        /// native buckets, write it as a classic histogram with the single bucket `le="+Inf"`.
+        native: Option<&'a NativeBuckets>,
     },
     /// A summary's count and sum.
     Summary {
@@ -143,6 +147,41 @@ pub enum Point<'a> {
     Info,
     /// An untyped value.
     Unknown(f64),
+}
+
+/// A native (exponential, sparse) histogram's buckets, as Prometheus' protobuf exposition
+/// defines them: bucket `i` of schema `s` holds the observations `v` with
+/// `base^(i-1) < |v| <= base^i`, `base = 2^(2^-s)`; observations with `|v| <= zero_threshold`
+/// are counted in the zero bucket. The count and sum are the histogram's own
+/// ([`Point::Histogram`]).
+///
+/// ```
+/// use promtrack::model::NativeBuckets;
+///
+/// // Schema 0 (base 2): 1.5 falls in bucket 1, (1, 2]; 3.0 in bucket 2, (2, 4].
+/// let b = NativeBuckets { schema: 0, positive: vec![(1, 1), (2, 1)], ..Default::default() };
+/// assert_eq!(b.bucket_count(), 2);
+/// ```
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NativeBuckets {
+    /// Resolution, −4 ..= 8: each power of two is split into `2^schema` buckets.
+    pub schema: i8,
+    /// Width of the zero bucket: observations with `|v| <= zero_threshold` fall in it.
+    pub zero_threshold: f64,
+    /// Observations in the zero bucket.
+    pub zero_count: u64,
+    /// Positive buckets as `(index, count)`, ascending by index, counts *not* cumulative,
+    /// empty buckets left out.
+    pub positive: Vec<(i32, u64)>,
+    /// Negative buckets (for `v < -zero_threshold`, indexed by `|v|`), as `positive`.
+    pub negative: Vec<(i32, u64)>,
+}
+
+impl NativeBuckets {
+    /// Number of populated buckets, the zero bucket not counted.
+    pub fn bucket_count(&self) -> usize {
+        self.positive.len() + self.negative.len()
+    }
 }
 
 /// What an encoder implements: one call per family header, then one per series.
@@ -249,6 +288,8 @@ pub enum Value {
         counts: Vec<u64>,
         /// Sum of observations.
         sum: f64,
+        /// Native buckets, if the histogram keeps them (see [`Point::Histogram`]).
+        native: Option<NativeBuckets>,
     },
     /// A summary's count and sum.
     Summary {
@@ -273,10 +314,12 @@ impl Value {
                 bounds,
                 counts,
                 sum,
+                native,
             } => Point::Histogram {
                 bounds,
                 counts,
                 sum: *sum,
+                native: native.as_ref(),
             },
             Value::Summary { count, sum } => Point::Summary {
                 count: *count,

@@ -730,6 +730,7 @@ mod tests {
                     bounds: vec![1.0],
                     counts: vec![u64::MAX, 5],
                     sum: 1.0,
+                    native: None,
                 };
                 out.push(
                     MetricFamily::new("huge_seconds", "Huge.", MetricKind::Histogram)

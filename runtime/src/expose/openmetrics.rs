@@ -122,6 +122,7 @@ impl Visitor for OpenMetricsEncoder<'_> {
                 bounds,
                 counts,
                 sum,
+                native: _, // text formats cannot carry native buckets: the classic part only
             } => {
                 let le = self.le.get(bounds);
                 let count = write_buckets(self.out, &self.name, &labels, le, counts);
@@ -166,6 +167,7 @@ mod tests {
                     bounds: vec![0.1, 1.0],
                     counts: vec![1, 0, 2],
                     sum: 9.05,
+                    native: None,
                 },
                 Some(1.0),
             )),

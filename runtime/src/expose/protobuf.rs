@@ -287,6 +287,7 @@ impl Visitor for ProtobufEncoder<'_> {
                 bounds,
                 counts,
                 sum,
+                native: _, // written by the native-histogram work (issue 13)
             } => {
                 let mut cumulative = 0u64;
                 let mut bucket = Vec::with_capacity(bounds.len());
@@ -434,6 +435,7 @@ mod tests {
                     bounds: vec![0.1, 1.0],
                     counts: vec![1, 0, 2],
                     sum: 9.05,
+                    native: None,
                 },
                 Some(1.5),
             )),
@@ -558,6 +560,7 @@ mod tests {
                     bounds: vec![1.0],
                     counts: vec![u64::MAX, 5],
                     sum: 1.0,
+                    native: None,
                 },
             )),
         ]));

@@ -95,6 +95,7 @@ impl Visitor for TextEncoder<'_> {
                 bounds,
                 counts,
                 sum,
+                native: _, // text formats cannot carry native buckets: the classic part only
             } => {
                 let le = self.le.get(bounds);
                 let count = write_buckets(self.out, &self.name, &labels, le, counts);

@@ -119,6 +119,7 @@ impl Sealed for Histogram {
             bounds: &self.bounds,
             counts: scratch,
             sum: self.sum(),
+            native: None,
         }
     }
 

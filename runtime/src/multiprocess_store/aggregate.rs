@@ -373,6 +373,7 @@ impl MergedFamily<'_> {
                 bounds: self.bounds.clone(),
                 counts: s[histogram::buckets(self.bounds.len())].to_vec(),
                 sum: self.float_total(row, Partials::round_nearest),
+                native: None,
             },
             MetricKind::Summary => Value::Summary {
                 count: s[summary::COUNT],
