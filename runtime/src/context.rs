@@ -19,6 +19,9 @@
 //!   task* — `tower::buffer::Buffer` included, whose worker hands the future back to the
 //!   caller's task — and not a task the handler spawns (polled elsewhere, without it).
 //! - Exclusions only grow (`All` wins over `Defaults` whatever the order of the attributes).
+//!
+//! It also holds [`Tick`], the clock reading both the layer and the duration attributes take
+//! at a call's start and end, so the two measure durations alike.
 
 use std::any::Any;
 use std::cell::Cell;
@@ -140,6 +143,56 @@ impl RequestMarks {
         let _restore = Restore(previous);
         f()
     }
+}
+
+/// A reading of the monotonic clock in nanoseconds, from an arbitrary origin: the start of a
+/// request (the layer) or of a call (`#[histogram]`, `#[summary]`).
+///
+/// It reads the clock `Instant` reads (`CLOCK_MONOTONIC` on Linux) but keeps the integer:
+/// `Instant::elapsed` normalises and overflow-checks a `timespec` pair into a `Duration`, which
+/// is then converted to seconds, about 60 instructions per duration that a subtraction of two
+/// integers does not need (`scripts/callgrind-layer.sh`; BENCHMARKS.md, *The axum layer*).
+#[derive(Clone, Copy, Debug)]
+pub struct Tick(u64);
+
+impl Tick {
+    /// The clock now.
+    #[inline]
+    pub fn now() -> Self {
+        Self(monotonic_nanos())
+    }
+
+    /// Seconds from this reading to now (0 if the clock reads earlier, which a monotonic clock
+    /// never does).
+    #[inline]
+    pub fn seconds_since(self) -> f64 {
+        monotonic_nanos().saturating_sub(self.0) as f64 / 1e9
+    }
+}
+
+#[cfg(unix)]
+#[inline]
+fn monotonic_nanos() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable `timespec` for the call's duration, and
+    // `CLOCK_MONOTONIC` exists on every Unix target std supports (it is what std's `Instant`
+    // reads on Linux), so the call cannot fail; were it to, `ts` stays zero and a duration
+    // reads as 0, never a panic.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64)
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add(ts.tv_nsec as u64)
+}
+
+#[cfg(not(unix))]
+#[inline]
+fn monotonic_nanos() -> u64 {
+    static ORIGIN: OnceLock<std::time::Instant> = OnceLock::new();
+    let origin = *ORIGIN.get_or_init(std::time::Instant::now);
+    origin.elapsed().as_nanos() as u64
 }
 
 thread_local! {
@@ -294,6 +347,20 @@ mod tests {
         assert_eq!(inner.exclusion(), Exclusion::Defaults);
         assert_eq!(outer.exclusion(), Exclusion::All);
         assert_eq!(current_exclusion(), Exclusion::None);
+    }
+
+    #[test]
+    fn ticks_measure_elapsed_time() {
+        let start = Tick::now();
+        let before = std::time::Instant::now();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let (tick, instant) = (start.seconds_since(), before.elapsed().as_secs_f64());
+        assert!(tick >= 0.02, "{tick}");
+        // The same clock: the tick, started first and read last, spans the `Instant`'s interval.
+        assert!(
+            tick >= instant && tick < instant + 0.01,
+            "{tick} vs {instant}"
+        );
     }
 
     #[test]

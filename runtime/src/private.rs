@@ -7,11 +7,9 @@
 //! and a [`Call`] guard that records when the call ends. The guard is what carries the
 //! documented panic and cancellation semantics, so they hold whatever the caller's edition.
 
-use std::time::Instant;
-
 // The request context: `exclude` and `Exclusion` for the generated code of `#[do_not_track]`
 // and `#[exclude_all_metrics]`; the rest for tests that run a handler as the layer would.
-pub use crate::context::{Exclusion, RequestContext, current_exclusion, exclude};
+pub use crate::context::{Exclusion, RequestContext, Tick, current_exclusion, exclude};
 pub use crate::declare::{Configure, LazyFamily, Site, Spec, refused_declarations};
 pub use crate::labels::{KeyWriter, LabelQuery, LabelSet, LabelValue, OwnedStr, ValueWriter};
 pub use crate::metric::{Counter, Gauge, GaugeMode, Histogram, InFlight, Info, Summary};
@@ -56,26 +54,26 @@ impl Record for Counter {
 }
 
 impl Record for Histogram {
-    type Start = Instant;
+    type Start = Tick;
     #[inline]
-    fn start() -> Instant {
-        Instant::now()
+    fn start() -> Tick {
+        Tick::now()
     }
     #[inline]
-    fn record(&self, start: Instant) {
-        self.observe_duration(start.elapsed());
+    fn record(&self, start: Tick) {
+        self.observe(start.seconds_since());
     }
 }
 
 impl Record for Summary {
-    type Start = Instant;
+    type Start = Tick;
     #[inline]
-    fn start() -> Instant {
-        Instant::now()
+    fn start() -> Tick {
+        Tick::now()
     }
     #[inline]
-    fn record(&self, start: Instant) {
-        self.observe_duration(start.elapsed());
+    fn record(&self, start: Tick) {
+        self.observe(start.seconds_since());
     }
 }
 

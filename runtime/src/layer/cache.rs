@@ -100,20 +100,12 @@ mod tests {
     use crate::Registry;
     use crate::layer::MetricsLayer;
     use crate::layer::families::{Outcome, PathValue};
-    use crate::layer::http_labels::ExtraValues;
 
     fn outcome(method: &http::Method, status: u16) -> Outcome {
-        Outcome {
-            method: MethodLabel::of(method),
-            path: PathValue::Static("/r"),
-            status: StatusCode::from_u16(status).unwrap(),
-            seconds: 0.5,
-            panicked: false,
-            request_size: None,
-            response_size: None,
-            values: ExtraValues::default(),
-            route_values: Vec::new(),
-        }
+        let mut o = Outcome::new(MethodLabel::of(method), PathValue::Static("/r"));
+        o.status = StatusCode::from_u16(status).unwrap();
+        o.seconds = 0.5;
+        o
     }
 
     /// More (method, status) pairs than slots: every pair still lands in its own series,

@@ -102,6 +102,10 @@ impl<M> SeriesRef<M> {
 }
 
 /// What one request records.
+///
+/// Small on purpose: it lives in the request's state, which moves with the response future
+/// and into the response body, so every byte here is copied a few times per request. What
+/// only some configurations need is in [`Configured`], boxed, and absent with the defaults.
 #[derive(Clone, Debug)]
 pub(crate) struct Outcome {
     pub(crate) method: MethodLabel,
@@ -109,12 +113,65 @@ pub(crate) struct Outcome {
     pub(crate) status: StatusCode,
     pub(crate) seconds: f64,
     pub(crate) panicked: bool,
+    /// `None` unless the configuration computes labels, registers route metrics or records
+    /// body sizes.
+    pub(crate) configured: Option<Box<Configured>>,
+}
+
+/// The values of a request without computed labels.
+static NO_VALUES: ExtraValues = ExtraValues::EMPTY;
+
+/// The parts of an [`Outcome`] that only some configurations use.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Configured {
     pub(crate) request_size: Option<u64>,
     pub(crate) response_size: Option<u64>,
-    /// ExtraValues of the default metrics' extra labels.
+    /// Bytes of request body read, when there was no `Content-Length`.
+    pub(crate) request_read: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
+    /// Values of the default metrics' computed extra labels.
     pub(crate) values: ExtraValues,
-    /// ExtraValues of each route metric's labels, in `Families::routes` order.
+    /// Values of each route metric's labels, in `Families::routes` order.
     pub(crate) route_values: Vec<ExtraValues>,
+}
+
+impl Outcome {
+    /// What the layer records of a request before reading more than its method.
+    #[inline]
+    pub(crate) fn new(method: MethodLabel, path: PathValue) -> Self {
+        Self {
+            method,
+            path,
+            status: StatusCode::OK,
+            seconds: 0.0,
+            panicked: false,
+            configured: None,
+        }
+    }
+
+    /// The configured parts, created on first use.
+    pub(crate) fn configured(&mut self) -> &mut Configured {
+        self.configured.get_or_insert_with(Default::default)
+    }
+
+    #[inline]
+    pub(crate) fn values(&self) -> &ExtraValues {
+        self.configured.as_ref().map_or(&NO_VALUES, |c| &c.values)
+    }
+
+    #[inline]
+    pub(crate) fn route_values(&self) -> &[ExtraValues] {
+        self.configured.as_ref().map_or(&[], |c| &c.route_values)
+    }
+
+    #[inline]
+    pub(crate) fn request_size(&self) -> Option<u64> {
+        self.configured.as_ref().and_then(|c| c.request_size)
+    }
+
+    #[inline]
+    pub(crate) fn response_size(&self) -> Option<u64> {
+        self.configured.as_ref().and_then(|c| c.response_size)
+    }
 }
 
 /// A label the layer computes itself for its default families.
@@ -219,7 +276,7 @@ impl DefaultFamily {
                 Status => families.status.render(&o.status),
             });
         }
-        o.values.write(&families.extras, self.response_extras, w);
+        o.values().write(&families.extras, self.response_extras, w);
     }
 }
 
@@ -514,16 +571,16 @@ impl Families {
             if o.panicked {
                 self.count_exception(o);
             }
-            if let (Some(f), Some(size)) = (&self.request_size, o.request_size) {
+            if let (Some(f), Some(size)) = (&self.request_size, o.request_size()) {
                 f.with_writer(|w| REQUEST_SIZE.write(self, o, w))
                     .observe(size as f64);
             }
-            if o.response_size.is_some() {
+            if o.response_size().is_some() {
                 self.record_response_size(o);
             }
         }
         if exclusion.records_routes() {
-            for (r, v) in self.routes.iter().zip(&o.route_values) {
+            for (r, v) in self.routes.iter().zip(o.route_values()) {
                 let write = |w: &mut KeyWriter<'_>| v.write(&r.labels, true, w);
                 match &r.kind {
                     RouteFamilyKind::Counter(f) => f.with_writer(write).inc(),
@@ -544,7 +601,7 @@ impl Families {
 
     /// Records the response size, once it is known.
     pub(crate) fn record_response_size(&self, o: &Outcome) {
-        if let (Some(f), Some(size)) = (&self.response_size, o.response_size) {
+        if let (Some(f), Some(size)) = (&self.response_size, o.response_size()) {
             f.with_writer(|w| RESPONSE_SIZE.write(self, o, w))
                 .observe(size as f64);
         }

@@ -213,6 +213,11 @@ pub(crate) struct ExtraValues {
 }
 
 impl ExtraValues {
+    /// No computed value: what a request has where no label is computed.
+    pub(crate) const EMPTY: ExtraValues = ExtraValues {
+        computed: Vec::new(),
+    };
+
     /// Computes the request-time values.
     pub(crate) fn from_request(extras: &[ExtraLabel], parts: &request::Parts) -> Self {
         let mut computed = Vec::new();

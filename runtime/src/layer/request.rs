@@ -16,8 +16,7 @@
 //!   its path's, and its handler's marks.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::sync::atomic::Ordering;
 
 use http::StatusCode;
 
@@ -28,7 +27,7 @@ use super::families::{Outcome, SeriesRef};
 use super::routes::Route;
 use super::service::ServiceState;
 use crate::Gauge;
-use crate::context::{Exclusion, RequestMarks};
+use crate::context::{Exclusion, RequestMarks, Tick};
 
 /// A request's route: its verdict when the request started, or the route itself while its
 /// verdict is still being learned.
@@ -69,15 +68,13 @@ pub(crate) struct RequestState {
     cached: bool,
     /// What the handler marked, made current around each poll of the inner service.
     pub(crate) marks: RequestMarks,
-    start: Instant,
+    start: Tick,
     /// What the request's path excludes it from (`excluded_paths`).
     path_exclusion: Exclusion,
     /// The exclusion the in-progress gauges were raised under, to lower the same ones, and
     /// the default gauge's series.
     raised: Option<(Exclusion, Option<SeriesRef<Gauge>>)>,
     unmatched: bool,
-    /// Bytes of request body read, when there was no `Content-Length`.
-    pub(crate) request_read: Option<Arc<AtomicU64>>,
     phase: Phase,
     pub(crate) outcome: Outcome,
 }
@@ -93,7 +90,7 @@ impl RequestState {
         service: Arc<ServiceState>,
         route: RouteVerdict,
         cached: bool,
-        start: Instant,
+        start: Tick,
         path_exclusion: Exclusion,
         unmatched: bool,
         outcome: Outcome,
@@ -111,7 +108,6 @@ impl RequestState {
             path_exclusion,
             raised: None,
             unmatched,
-            request_read: None,
             phase: Phase::Running,
             outcome,
         })
@@ -144,7 +140,7 @@ impl RequestState {
             (true, Some(cache)) => cache.in_progress(self.outcome.method, lookup),
             (true, None) => lookup(),
         };
-        let gauge = families.raise_in_progress(default, &self.outcome.route_values, exclusion);
+        let gauge = families.raise_in_progress(default, self.outcome.route_values(), exclusion);
         self.raised = Some((exclusion, gauge));
     }
 
@@ -152,7 +148,7 @@ impl RequestState {
         if let Some((exclusion, gauge)) = self.raised.take() {
             self.service.layer.families.lower_in_progress(
                 gauge,
-                &self.outcome.route_values,
+                self.outcome.route_values(),
                 exclusion,
             );
         }
@@ -188,14 +184,17 @@ impl RequestState {
         self.outcome.status = status;
         if let Some(parts) = response {
             let f = &self.service.layer.families;
-            self.outcome.values.add_response(&f.extras, parts);
-            for (v, labels) in self.outcome.route_values.iter_mut().zip(f.route_labels()) {
+            let configured = self.outcome.configured();
+            configured.values.add_response(&f.extras, parts);
+            for (v, labels) in configured.route_values.iter_mut().zip(f.route_labels()) {
                 v.add_response(labels, parts);
             }
         }
         if held {
             // The response body is not tracked then: its size is not known, not recorded as 0.
-            self.outcome.response_size = None;
+            if let Some(c) = &mut self.outcome.configured {
+                c.response_size = None;
+            }
             self.phase = Phase::Streaming;
             return;
         }
@@ -207,16 +206,17 @@ impl RequestState {
 
     /// Records the request: the duration ends now.
     fn finish(&mut self, body_done: bool) {
-        self.outcome.seconds = self.start.elapsed().as_secs_f64();
-        if let Some(read) = &self.request_read {
-            self.outcome.request_size = Some(read.load(Ordering::Relaxed));
-        }
+        self.outcome.seconds = self.start.seconds_since();
         // Before the body's end its size is not known yet: it is recorded then (`body_end`).
-        let response_size = if body_done {
-            None
-        } else {
-            self.outcome.response_size.take()
-        };
+        let mut response_size = None;
+        if let Some(c) = &mut self.outcome.configured {
+            if let Some(read) = &c.request_read {
+                c.request_size = Some(read.load(Ordering::Relaxed));
+            }
+            if !body_done {
+                response_size = c.response_size.take();
+            }
+        }
         self.lower_in_progress();
         self.phase = if body_done {
             Phase::Done
@@ -256,14 +256,19 @@ impl RequestState {
                 families.record(&self.outcome, exclusion, series.as_ref());
             }
         }
-        if response_size.is_some() {
-            self.outcome.response_size = response_size;
+        if let (Some(c), Some(size)) = (&mut self.outcome.configured, response_size) {
+            c.response_size = Some(size);
         }
     }
 
     /// Bytes of response body went out.
     pub(crate) fn body_bytes(&mut self, n: usize) {
-        if let Some(size) = &mut self.outcome.response_size {
+        if let Some(size) = self
+            .outcome
+            .configured
+            .as_mut()
+            .and_then(|c| c.response_size.as_mut())
+        {
             *size += n as u64;
         }
     }
@@ -274,7 +279,7 @@ impl RequestState {
             Phase::Streaming => self.finish(true),
             Phase::Recorded => {
                 self.phase = Phase::Done;
-                if self.outcome.response_size.is_some() && self.tracked_after_recording() {
+                if self.outcome.response_size().is_some() && self.tracked_after_recording() {
                     self.layer().families.record_response_size(&self.outcome);
                 }
             }

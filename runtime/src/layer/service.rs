@@ -18,7 +18,6 @@ use std::pin::Pin;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use axum::BoxError;
 use axum::body::{Body, Bytes, HttpBody};
@@ -34,7 +33,7 @@ use super::hold::Hold;
 use super::http_labels::{ExtraValues, MethodLabel, UNMATCHED_PATH};
 use super::request::{RequestState, RouteVerdict};
 use super::routes::Route;
-use crate::context::Exclusion;
+use crate::context::{Exclusion, Tick};
 
 /// The service [`MetricsLayer`](super::MetricsLayer) wraps around each route (or around
 /// whatever it is applied to).
@@ -116,17 +115,11 @@ impl LayerState {
     /// `path` label, the configured labels and the request's size.
     #[inline]
     fn outcome(&self, method: MethodLabel) -> Outcome {
-        Outcome {
-            method,
-            path: PathValue::Static(UNMATCHED_PATH),
-            status: StatusCode::OK,
-            seconds: 0.0,
-            panicked: false,
-            request_size: None,
-            response_size: self.families.wants_response_size().then_some(0),
-            values: ExtraValues::default(),
-            route_values: Vec::new(),
+        let mut outcome = Outcome::new(method, PathValue::Static(UNMATCHED_PATH));
+        if self.families.wants_response_size() {
+            outcome.configured().response_size = Some(0);
         }
+        outcome
     }
 
     /// Reads what the layer records of the request's head into `state` — its `path` label
@@ -159,7 +152,7 @@ impl LayerState {
             // Nothing is computed from the request's head: it goes through untouched.
             outcome.path = path(None, request.uri());
             if families.has_route_metrics() {
-                outcome.route_values = families
+                outcome.configured().route_values = families
                     .route_labels()
                     .map(|_| ExtraValues::default())
                     .collect();
@@ -168,19 +161,20 @@ impl LayerState {
         }
         let (parts, body) = request.into_parts();
         outcome.path = path(Some(&parts), &parts.uri);
-        outcome.values = ExtraValues::from_request(&families.extras, &parts);
-        outcome.route_values = families
+        let configured = outcome.configured();
+        configured.values = ExtraValues::from_request(&families.extras, &parts);
+        configured.route_values = families
             .route_labels()
             .map(|labels| ExtraValues::from_request(labels, &parts))
             .collect();
         let body = if !families.wants_request_size() {
             Body::new(body)
         } else if let Some(n) = content_length(&parts.headers) {
-            outcome.request_size = Some(n);
+            configured.request_size = Some(n);
             Body::new(body)
         } else {
             let read = Arc::new(AtomicU64::new(0));
-            state.request_read = Some(read.clone());
+            configured.request_read = Some(read.clone());
             Body::new(CountedBody::new(body, read))
         };
         Request::from_parts(parts, body)
@@ -205,7 +199,7 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let start = Instant::now();
+        let start = Tick::now();
         let layer = &*self.service.layer;
         let template = request.extensions().get::<MatchedPath>().cloned();
         let unmatched = template.is_none();
