@@ -559,23 +559,35 @@ def render(out: Path, results: type[Results] = Results) -> str:
         f"**{float(w['layer_over_bare']):.3f}** | {float(w['layer_spread']):.0%} |",
         f"| identity tower layer | {fmt_int(float(w['identity_rps']))} | "
         f"{float(w['identity_over_bare']):.3f} | {float(w['identity_spread']):.0%} |",
+        f"| peer: axum-prometheus 0.10 layer | {fmt_int(float(w['axum_prometheus_rps']))} | "
+        f"{float(w['axum_prometheus_over_bare']):.3f} | |",
+        f"| peer: tower-http `TraceLayer`, no subscriber | {fmt_int(float(w['trace_rps']))} | "
+        f"{float(w['trace_over_bare']):.3f} | |",
     ])
     v["wrk_target"] = (f"{verdict(float(w['layer_over_bare']) >= 0.95)} "
                        f"({float(w['layer_over_bare']):.3f})")
     v["wrk_spread"] = f"{max(float(w[k]) for k in w if k.endswith('_spread')):.0%}"
 
     c = result_line(out, "callgrind-layer.log")
-    cb = int(c["bare"])
-    rows = ["| server | instructions per request | over bare |", "|---|---:|---:|",
-            f"| bare axum hello-world | {fmt_int(cb)} | — |"]
-    for key, label in [("noop", "identity tower layer"),
-                       ("histogram", "one `#[histogram]`, no layer"),
-                       ("layer_only", "the layer, no attribute"),
-                       ("layer", "layer + one `#[histogram]` (the wrk server above)")]:
+    cb, cn = int(c["bare"]), int(c["noop"])
+    rows = ["| server | instructions per request | over bare | over the identity layer |",
+            "|---|---:|---:|---:|",
+            f"| bare axum hello-world | {fmt_int(cb)} | — | |"]
+    for key, label, layered in [("noop", "identity tower layer", False),
+                                ("histogram", "one `#[histogram]`, no layer", False),
+                                ("layer_only", "the layer, no attribute", True),
+                                ("layer", "layer + one `#[histogram]` (the wrk server above)",
+                                 True),
+                                ("axum_prometheus", "peer: axum-prometheus 0.10 layer", True),
+                                ("trace", "peer: tower-http `TraceLayer`, no subscriber", True)]:
         n = int(c[key])
-        rows.append(f"| {label} | {fmt_int(n)} | +{fmt_int(n - cb)} ({n / cb:.2f}×) |")
+        over = f"{n - cn:+,}".replace(",", " ") if layered else ""
+        rows.append(f"| {label} | {fmt_int(n)} | +{fmt_int(n - cb)} ({n / cb:.2f}×) | {over} |")
     v["callgrind_table"] = "\n".join(rows)
     v["callgrind_args"] = c["requests"]
+    over = int(c["layer"]) - cn
+    v["callgrind_target"] = (f"{verdict(over <= 1000)} (+{fmt_int(over)}"
+                             + ("" if over <= 1000 else f", {fmt_int(over - 1000)} over") + ")")
 
     # --- multiprocess (issue 5)
     rows = ["| operation | in-process | multiprocess | ratio | target ≤ 1.2× |",
@@ -655,11 +667,13 @@ def self_test() -> None:
         save(out, run)
         (out / "wrk-layer.log").write_text(
             "round 1: …\nresult: rounds=1 seconds=1 connections=64 threads=2 bare_rps=1000 "
-            "layer_rps=960 identity_rps=990 layer_over_bare=0.960 identity_over_bare=0.990 "
-            "bare_spread=0.010 layer_spread=0.020 identity_spread=0.030\n")
+            "layer_rps=960 identity_rps=990 axum_prometheus_rps=700 trace_rps=940 "
+            "layer_over_bare=0.960 identity_over_bare=0.990 axum_prometheus_over_bare=0.700 "
+            "trace_over_bare=0.940 bare_spread=0.010 layer_spread=0.020 "
+            "identity_spread=0.030\n")
         (out / "callgrind-layer.log").write_text(
-            "result: bare=5000 noop=6000 layer_only=8000 histogram=5200 layer=8200 "
-            "requests=2000\n")
+            "result: bare=5000 noop=6000 layer_only=6800 histogram=5200 layer=7000 "
+            "axum_prometheus=19000 trace=7200 requests=2000\n")
         (out / "scrape-small.log").write_text(
             "result: files=16 series=1000 promtrack_ms=50.0 python_ms=900.0 ratio=18.0 "
             "prometheus_client=0.26.0 live=16 series=1000 restarts=1000 dir_files=18 "
@@ -722,8 +736,11 @@ def self_test() -> None:
         "issue 2 judged": "half the fastest peer | ×1.90 (`prometheus`) | **not met**" in flat,
         "layer overhead judged": "median — met (+3 ns per request)" in flat,
         "wrk ratio judged": "0.95 of bare axum's requests per second — met (0.960)" in flat,
-        "instructions read": "| layer + one `#[histogram]` (the wrk server above) | 8 200 | "
-                             "+3 200 (1.64×) |" in flat,
+        "instructions read": "| layer + one `#[histogram]` (the wrk server above) | 7 000 | "
+                             "+2 000 (1.40×) | +1 000 |" in flat,
+        "layer target judged": "every default on — met (+1 000)" in flat,
+        "layer peers read": "| peer: axum-prometheus 0.10 layer | 19 000 | +14 000 (3.80×) | "
+                            "+13 000 |" in flat,
         "scrape speed-up judged": "| 18× faster | ≥ 20× faster: **not met** |" in flat,
         "256 files judged": "promtrack < 50 ms: met" in flat,
         "restarts judged": "| 1.10× | ≤ 1.5×: met |" in flat,
