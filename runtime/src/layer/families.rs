@@ -546,7 +546,10 @@ impl Families {
 
     /// Records a finished request (everything but what `in_progress` handles). `resolved` is
     /// what [`resolve`](Self::resolve) gave for such a request, kept by the route's cache;
-    /// `None` looks the series up.
+    /// `None` looks the series up. Every finished request reaches its duration and total
+    /// series here and only here (from `RequestState::finish`, or `Route::settle` for a request
+    /// held back while its route was being learned): where per-request data read in
+    /// `MetricsService::call` is attached to an observation.
     pub(crate) fn record(
         &self,
         o: &Outcome,

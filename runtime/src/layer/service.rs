@@ -198,6 +198,9 @@ where
         self.inner.poll_ready(cx)
     }
 
+    /// The one place the request's head is read: what recording needs of it (the path label,
+    /// the configured labels, a per-request value such as an exemplar's trace id) goes into
+    /// the request's `Outcome` here, which `Families::record` reads when the request ends.
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let start = Tick::now();
         let layer = &*self.service.layer;
