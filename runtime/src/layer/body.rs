@@ -17,7 +17,7 @@ use axum::BoxError;
 use axum::body::{Bytes, HttpBody};
 use http_body::{Frame, SizeHint};
 
-use super::request::RequestState;
+use super::request::StateBox;
 
 /// The error a response body ends with when it panicked.
 #[derive(Debug)]
@@ -36,13 +36,13 @@ pin_project_lite::pin_project! {
     pub(crate) struct TrackedBody<B> {
         #[pin]
         inner: B,
-        state: Box<RequestState>,
+        state: StateBox,
         done: bool,
     }
 }
 
 impl<B> TrackedBody<B> {
-    pub(crate) fn new(inner: B, state: Box<RequestState>) -> Self {
+    pub(crate) fn new(inner: B, state: StateBox) -> Self {
         Self {
             inner,
             state,

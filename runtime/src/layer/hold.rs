@@ -14,7 +14,7 @@
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use super::request::RequestState;
+use super::request::StateBox;
 
 /// Keeps the current request in progress, in the axum layer's default metrics, until it is
 /// dropped, whatever [`RequestEnd`](super::RequestEnd) says: the way to measure a WebSocket
@@ -117,7 +117,7 @@ struct Slot {
     /// Guards alive.
     guards: usize,
     /// The request's state, once the layer parked it.
-    parked: Option<Box<RequestState>>,
+    parked: Option<StateBox>,
 }
 
 impl Hold {
@@ -137,7 +137,7 @@ impl Hold {
     }
 
     /// Parks the request's state until the last guard drops; hands it back if none is left.
-    pub(crate) fn park(&self, state: Box<RequestState>) -> Result<(), Box<RequestState>> {
+    pub(crate) fn park(&self, state: StateBox) -> Result<(), StateBox> {
         let mut slot = self.lock();
         if slot.guards == 0 {
             return Err(state);

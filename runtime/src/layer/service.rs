@@ -31,7 +31,7 @@ use super::config::Grouping;
 use super::families::{Outcome, PathValue};
 use super::hold::Hold;
 use super::http_labels::{ExtraValues, MethodLabel, UNMATCHED_PATH};
-use super::request::{RequestState, RouteVerdict};
+use super::request::{RequestState, RouteVerdict, StateBox};
 use super::routes::Route;
 use crate::context::{Exclusion, Tick};
 
@@ -260,7 +260,7 @@ pin_project_lite::pin_project! {
         // Boxed: the future is moved several times before the server pins it, and the state
         // then moves on into the response body. (Inline, it would spare one allocation but
         // cost more in copies: measured slower under load.)
-        state: Option<Box<RequestState>>,
+        state: Option<StateBox>,
     }
 
     impl<F> PinnedDrop for ResponseFuture<F> {
@@ -320,7 +320,7 @@ where
 
 /// The inner service's answer (`None`: it panicked), handed to the request's state.
 fn respond<ResBody, E>(
-    mut state: Box<RequestState>,
+    mut state: StateBox,
     result: Option<Result<Response<ResBody>, E>>,
 ) -> Result<Response<Body>, E>
 where
