@@ -359,7 +359,10 @@ mod tests {
         // The same clock: the tick, started first and read last, spans the `Instant`'s interval
         // (a different clock, or a unit error, would not stay within a second of it).
         assert!(instant >= 0.02, "{instant}");
-        assert!(tick >= instant && tick < instant + 1.0, "{tick} vs {instant}");
+        assert!(
+            tick >= instant && tick < instant + 1.0,
+            "{tick} vs {instant}"
+        );
     }
 
     #[test]

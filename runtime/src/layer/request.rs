@@ -341,7 +341,11 @@ impl StateBox {
     #[inline]
     fn new(state: RequestState) -> Self {
         let boxed = match SPARE.try_with(std::cell::Cell::take) {
-            Ok(Some(spare)) => Box::write(spare, state),
+            Ok(Some(mut spare)) => {
+                spare.write(state);
+                // SAFETY: initialised by the `write` above.
+                unsafe { spare.assume_init() }
+            }
             _ => Box::new(state),
         };
         Self(std::mem::ManuallyDrop::new(boxed))
