@@ -384,3 +384,52 @@ impl Drop for StateBox {
         let _ = SPARE.try_with(move |slot| slot.set(Some(spare)));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::OnceLock;
+
+    use super::*;
+    use crate::Registry;
+    use crate::layer::MetricsLayer;
+    use crate::layer::families::PathValue;
+    use crate::layer::http_labels::MethodLabel;
+
+    fn start(service: &Arc<ServiceState>) -> StateBox {
+        let outcome = Outcome::new(MethodLabel::of(&http::Method::GET), PathValue::Static("/x"));
+        let known = RouteVerdict::Known(Exclusion::None);
+        let start = Tick::now();
+        RequestState::start(
+            service.clone(),
+            known,
+            false,
+            start,
+            Exclusion::None,
+            false,
+            outcome,
+        )
+    }
+
+    /// A dropped state's memory serves the next request on the thread, and each state still
+    /// records its request exactly once.
+    #[test]
+    fn a_dropped_state_lends_its_memory_to_the_next() {
+        let registry = Registry::new();
+        let layer = MetricsLayer::builder().registry(&registry).build().unwrap();
+        let service = Arc::new(ServiceState {
+            layer: layer.state.clone(),
+            own_route: OnceLock::new(),
+        });
+        let mut first = start(&service);
+        first.head(StatusCode::OK, None, false);
+        let at = &*first as *const RequestState;
+        drop(first);
+        let mut second = start(&service);
+        assert_eq!(&*second as *const RequestState, at);
+        second.head(StatusCode::OK, None, false);
+        drop(second);
+        let text = crate::expose::encode_to_string(&registry, crate::expose::Format::Text);
+        let line = "axum_http_request_total{method=\"GET\",status=\"200\"} 2\n";
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+}
