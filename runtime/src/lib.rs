@@ -72,6 +72,7 @@ mod cell;
 mod context;
 mod declare;
 mod error;
+mod exemplar;
 pub mod expose;
 mod family;
 mod key;
@@ -103,6 +104,7 @@ pub mod interop;
 
 pub use declare::{LazyFamily, check_declarations};
 pub use error::Error;
+pub use exemplar::{ExemplarError, TraceContext};
 pub use family::{DEFAULT_MAX_SERIES, Family, OVERFLOW_LABEL_VALUE};
 pub use labels::{LabelQuery, LabelSet, LabelValue};
 #[cfg(feature = "axum")]
