@@ -145,6 +145,35 @@ pub(crate) struct SlotData {
     pub(crate) time_ns: u64,
 }
 
+/// A slot's size in 8-byte words, in this order: sequence, trace id (high, low), span id, value
+/// (`f64` bits), Unix time in nanoseconds. The layout a multiprocess file stores.
+#[allow(dead_code)] // until the multiprocess file stores slots (issue 14)
+pub(crate) const SLOT_WORDS: usize = 6;
+
+#[allow(dead_code)] // until the multiprocess file stores slots (issue 14)
+impl SlotData {
+    /// A slot copied out of another process's file as words (see [`SLOT_WORDS`]); `None` if it
+    /// is empty or was copied mid-write (odd sequence). A copy can still be torn between two
+    /// writes: the reader must compare the sequence word of two copies, as it does for cells.
+    pub(crate) fn from_words(w: &[u64; SLOT_WORDS]) -> Option<SlotData> {
+        (w[0] & 1 == 0 && w[5] != 0).then(|| SlotData {
+            trace: (u128::from(w[1]) << 64) | u128::from(w[2]),
+            span: w[3],
+            value: f64::from_bits(w[4]),
+            time_ns: w[5],
+        })
+    }
+
+    /// The exemplar a slot without in-process labels holds (`trace_id`, `span_id`).
+    pub(crate) fn exemplar(&self) -> Exemplar {
+        Exemplar {
+            labels: trace_labels(self.trace, self.span),
+            value: self.value,
+            timestamp: Some(self.time_ns as f64 / 1e9),
+        }
+    }
+}
+
 /// How often a scrape retries a slot a writer keeps busy before it leaves the exemplar out.
 const READ_TRIES: usize = 64;
 
@@ -256,18 +285,14 @@ impl Block {
             (0, Some(m)) => m.lock().unwrap_or_else(PoisonError::into_inner).clone(),
             _ => None,
         })?;
-        let labels = match labels {
-            Some(pairs) if d.trace == 0 => pairs
+        let mut e = d.exemplar();
+        if let Some(pairs) = labels.filter(|_| d.trace == 0) {
+            e.labels = pairs
                 .iter()
                 .map(|(n, v)| (Cow::Owned(n.to_string()), v.to_string()))
-                .collect(),
-            _ => trace_labels(d.trace, d.span),
-        };
-        Some(Exemplar {
-            labels,
-            value: d.value,
-            timestamp: Some(d.time_ns as f64 / 1e9),
-        })
+                .collect();
+        }
+        Some(e)
     }
 }
 
@@ -590,6 +615,18 @@ mod tests {
         assert!(s.write(&d, || {}));
         assert_eq!(s.read(|_| ()).unwrap().0, d);
         assert_eq!(s.seq.load(Ordering::Relaxed), 2);
+        // The same slot as another process's file holds it, copied as words.
+        let words = [
+            2,
+            (d.trace >> 64) as u64,
+            d.trace as u64,
+            7,
+            0.042f64.to_bits(),
+            d.time_ns,
+        ];
+        assert_eq!(SlotData::from_words(&words), Some(d));
+        assert_eq!(SlotData::from_words(&[3, 1, 1, 1, 1, 1]), None);
+        assert_eq!(SlotData::from_words(&[0; SLOT_WORDS]), None);
     }
 
     #[test]
