@@ -326,23 +326,27 @@ pub(crate) enum Offer<'a> {
 }
 
 impl<'a> Offer<'a> {
-    /// Checks a hand-written label set (OpenMetrics' rules) and recognises the `trace_id` /
-    /// `span_id` form, which is stored in the slot itself.
+    /// Checks a hand-written label set against OpenMetrics' rules. Whether it is the
+    /// `trace_id` / `span_id` form, stored in the slot itself, is decided only when the
+    /// exemplar is accepted ([`trace_form`]): a skipped one costs the check alone.
     pub(crate) fn from_labels(labels: &'a [(&'a str, &'a str)]) -> Result<Self, ExemplarError> {
         check_labels(labels)?;
-        let find = |name| labels.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
-        let trace = find("trace_id").and_then(|v| parse_hex::<16>(v));
-        let span = find("span_id").map(|v| parse_hex::<8>(v));
-        let expected = 1 + usize::from(span.is_some());
-        match (trace, span) {
-            (Some(t), None) if labels.len() == expected => {
-                Ok(TraceContext::new(t, None).map_or(Offer::Labels(labels), Offer::Trace))
-            }
-            (Some(t), Some(Some(s))) if labels.len() == expected && s != [0; 8] => {
-                Ok(TraceContext::new(t, Some(s)).map_or(Offer::Labels(labels), Offer::Trace))
-            }
-            _ => Ok(Offer::Labels(labels)),
+        Ok(Offer::Labels(labels))
+    }
+}
+
+/// The trace context a label set spells: `trace_id` (32 lowercase hex digits, not all zero),
+/// optionally with `span_id` (16, not all zero), and nothing else.
+fn trace_form(labels: &[(&str, &str)]) -> Option<TraceContext> {
+    let find = |name| labels.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+    let trace = parse_hex::<16>(find("trace_id")?)?;
+    match find("span_id") {
+        None if labels.len() == 1 => TraceContext::new(trace, None),
+        Some(span) if labels.len() == 2 => {
+            let span = parse_hex::<8>(span).filter(|s| *s != [0; 8])?;
+            TraceContext::new(trace, Some(span))
         }
+        _ => None,
     }
 }
 
@@ -473,6 +477,10 @@ impl Block {
             return;
         }
         let time_ns = unix_nanos();
+        let what = match what {
+            Offer::Labels(labels) => trace_form(labels).map_or(what, Offer::Trace),
+            trace => trace,
+        };
         match what {
             Offer::Trace(ctx) => {
                 let d = SlotData {
@@ -581,25 +589,32 @@ mod tests {
     #[test]
     fn trace_shaped_labels_are_stored_in_the_slot() {
         let labels = [("trace_id", TRACE), ("span_id", "00f067aa0ba902b7")];
-        match Offer::from_labels(&labels).unwrap() {
-            Offer::Trace(ctx) => {
-                assert_eq!(ctx.trace_id()[0], 0x4b);
-                assert_eq!(ctx.span_id().unwrap()[7], 0xb7);
-            }
-            other => panic!("{other:?}"),
-        }
+        let ctx = trace_form(&labels).unwrap();
+        assert_eq!(ctx.trace_id()[0], 0x4b);
+        assert_eq!(ctx.span_id().unwrap()[7], 0xb7);
+        assert!(
+            trace_form(&[("trace_id", TRACE)])
+                .unwrap()
+                .span_id()
+                .is_none()
+        );
         // Uppercase, zero ids, or extra labels: kept as written.
         for labels in [
             &[("trace_id", "4BF92F3577B34DA6A3CE929D0E0E4736")][..],
             &[("trace_id", "00000000000000000000000000000000")],
             &[("trace_id", TRACE), ("user", "x")],
             &[("trace_id", TRACE), ("span_id", "0000000000000000")],
+            &[("span_id", "00f067aa0ba902b7")],
         ] {
-            assert!(
-                matches!(Offer::from_labels(labels), Ok(Offer::Labels(_))),
-                "{labels:?}"
-            );
+            assert!(trace_form(labels).is_none(), "{labels:?}");
         }
+        // Stored as ids: read back in canonical order, span id second.
+        let e = SeriesExemplars::default();
+        let labels = [("span_id", "00f067aa0ba902b7"), ("trace_id", TRACE)];
+        e.offer(1, 0, 1.0, Offer::from_labels(&labels).unwrap());
+        let got = e.block().unwrap().get(0).unwrap();
+        assert_eq!(got.labels[0], (Cow::Borrowed("trace_id"), TRACE.to_owned()));
+        assert_eq!(got.labels[1].1, "00f067aa0ba902b7");
     }
 
     #[test]
