@@ -57,6 +57,8 @@
 //! - `process` (default): `process_*` metrics on Linux.
 //! - `prometheus`: expose a `prometheus::Registry` (rust-prometheus) alongside, with
 //!   `interop::PrometheusRegistry`.
+//! - `opentelemetry`: `otel::current_trace()`, the current `tracing` span's OpenTelemetry ids
+//!   as an exemplar's trace context (`tracing-opentelemetry` 0.34, `opentelemetry` 0.33).
 //! - `push`: `push::Pusher`, a blocking Pushgateway client for batch jobs (plain HTTP);
 //!   `push-tls` adds `https://` gateways.
 #![warn(missing_docs)]
@@ -91,6 +93,8 @@ pub mod multiprocess;
 mod multiprocess_store;
 #[cfg(all(feature = "process", target_os = "linux"))]
 mod process;
+#[cfg(feature = "opentelemetry")]
+pub mod otel;
 #[cfg(feature = "push")]
 pub mod push;
 mod registry;
