@@ -91,10 +91,10 @@ pub mod multiprocess;
 pub mod multiprocess;
 #[cfg(all(feature = "multiprocess", unix))]
 mod multiprocess_store;
-#[cfg(all(feature = "process", target_os = "linux"))]
-mod process;
 #[cfg(feature = "opentelemetry")]
 pub mod otel;
+#[cfg(all(feature = "process", target_os = "linux"))]
+mod process;
 #[cfg(feature = "push")]
 pub mod push;
 mod registry;

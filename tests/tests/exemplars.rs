@@ -5,7 +5,7 @@
 //! counted in `promtrack_invalid_updates_total`. Without the checker the tests show as ignored
 //! (under `CI=true` they fail): see `tests/build.rs`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
@@ -82,7 +82,7 @@ fn write(format: Format, name: &str) -> PathBuf {
     path
 }
 
-fn check(path: &PathBuf, format: &str) {
+fn check(path: &Path, format: &str) {
     let out = Command::new(checker())
         .arg(path)
         .args(["--format", format])
@@ -97,7 +97,7 @@ fn check(path: &PathBuf, format: &str) {
     );
 }
 
-fn python(script: &str, path: &PathBuf) -> String {
+fn python(script: &str, path: &Path) -> String {
     let out = Command::new("python3")
         .args(["-c", script, checker(), path.to_str().unwrap()])
         .output()
