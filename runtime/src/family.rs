@@ -451,7 +451,13 @@ impl<M: Metric> SharedFamily<M> {
             // SAFETY: owned by `state.all`.
             let s = unsafe { s.as_ref() };
             let point = s.metric.point(&self.opts.config, scratch);
-            v.series(Labels::Rendered(&s.rendered), point, Some(s.created));
+            let exemplars = s.metric.exemplars();
+            v.series_with_exemplars(
+                Labels::Rendered(&s.rendered),
+                point,
+                Some(s.created),
+                exemplars,
+            );
         }
     }
 }

@@ -57,6 +57,8 @@
 //! - `process` (default): `process_*` metrics on Linux.
 //! - `prometheus`: expose a `prometheus::Registry` (rust-prometheus) alongside, with
 //!   `interop::PrometheusRegistry`.
+//! - `opentelemetry`: `otel::current_trace()`, the current `tracing` span's OpenTelemetry ids
+//!   as an exemplar's trace context (`tracing-opentelemetry` 0.34, `opentelemetry` 0.33).
 //! - `push`: `push::Pusher`, a blocking Pushgateway client for batch jobs (plain HTTP);
 //!   `push-tls` adds `https://` gateways.
 #![warn(missing_docs)]
@@ -72,6 +74,7 @@ mod cell;
 mod context;
 mod declare;
 mod error;
+mod exemplar;
 pub mod expose;
 mod family;
 mod key;
@@ -88,6 +91,8 @@ pub mod multiprocess;
 pub mod multiprocess;
 #[cfg(all(feature = "multiprocess", unix))]
 mod multiprocess_store;
+#[cfg(feature = "opentelemetry")]
+pub mod otel;
 #[cfg(all(feature = "process", target_os = "linux"))]
 mod process;
 #[cfg(feature = "push")]
@@ -103,6 +108,7 @@ pub mod interop;
 
 pub use declare::{LazyFamily, check_declarations};
 pub use error::Error;
+pub use exemplar::{ExemplarError, TraceContext};
 pub use family::{DEFAULT_MAX_SERIES, Family, OVERFLOW_LABEL_VALUE};
 pub use labels::{LabelQuery, LabelSet, LabelValue};
 #[cfg(feature = "axum")]

@@ -7,11 +7,19 @@
 //! the same way. An encoder is a [`Visitor`].
 //!
 //! Native (exponential) histograms ride on [`Point::Histogram`] as optional [`NativeBuckets`]:
-//! text encoders write the classic part, the protobuf encoder both. [`Point`] is
-//! `#[non_exhaustive]`, so exemplars can be added as an optional field of the counter and bucket
-//! points, which only the OpenMetrics and protobuf encoders read.
+//! text encoders write the classic part, the protobuf encoder both.
+//!
+//! Exemplars travel beside the point, not in it: a source that keeps them calls
+//! [`Visitor::series_with_exemplars`] with an [`Exemplars`] view (slot 0 for a counter, slot `i`
+//! for a histogram's classic bucket `i`, `+Inf` last); every other source calls
+//! [`Visitor::series`], and an encoder that writes none (text 0.0.4) implements only that. Our
+//! own series hand out their live slots, read (never torn) when the encoder writes them; owned
+//! series carry [`Series::exemplars`].
 
 use std::borrow::Cow;
+
+use crate::exemplar::Block;
+pub use crate::exemplar::Exemplar;
 
 /// The type of a metric family, as the exposition formats name it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -184,6 +192,63 @@ impl NativeBuckets {
     }
 }
 
+/// A series' exemplars, borrowed from its source: slot 0 for a counter, slot `i` for a
+/// histogram's classic bucket `i` (`+Inf` last).
+///
+/// ```
+/// use promtrack::model::{Exemplar, Exemplars};
+///
+/// let kept = [None, Some(Exemplar { labels: vec![("trace_id".into(), "ab".repeat(16))], value: 0.3, timestamp: None })];
+/// let view = Exemplars::owned(&kept);
+/// assert!(view.get(0).is_none());
+/// assert_eq!(view.get(1).unwrap().value, 0.3);
+/// assert!(Exemplars::NONE.get(0).is_none());
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Exemplars<'a>(ExemplarsRepr<'a>);
+
+#[derive(Clone, Copy, Debug, Default)]
+enum ExemplarsRepr<'a> {
+    #[default]
+    None,
+    Owned(&'a [Option<Exemplar>]),
+    /// A series' slots, read when asked.
+    Live(&'a Block),
+}
+
+impl<'a> Exemplars<'a> {
+    /// No exemplars.
+    pub const NONE: Self = Self(ExemplarsRepr::None);
+
+    /// Exemplars an owned series carries, one entry per slot.
+    pub fn owned(exemplars: &'a [Option<Exemplar>]) -> Self {
+        Self(ExemplarsRepr::Owned(exemplars))
+    }
+
+    /// A series' live slots, if it ever had an exemplar.
+    pub(crate) fn live(block: Option<&'a Block>) -> Self {
+        block.map_or(Self::NONE, |b| Self(ExemplarsRepr::Live(b)))
+    }
+
+    /// Whether there is certainly no exemplar (encoders skip the per-slot work).
+    pub fn is_none(&self) -> bool {
+        match self.0 {
+            ExemplarsRepr::None => true,
+            ExemplarsRepr::Owned(list) => list.iter().all(Option::is_none),
+            ExemplarsRepr::Live(_) => false,
+        }
+    }
+
+    /// Slot `i`'s exemplar, if any.
+    pub fn get(&self, i: usize) -> Option<Cow<'a, Exemplar>> {
+        match self.0 {
+            ExemplarsRepr::None => None,
+            ExemplarsRepr::Owned(list) => list.get(i)?.as_ref().map(Cow::Borrowed),
+            ExemplarsRepr::Live(block) => block.get(i).map(Cow::Owned),
+        }
+    }
+}
+
 /// What an encoder implements: one call per family header, then one per series.
 pub trait Visitor {
     /// Starts a family. Every following [`series`](Self::series) call belongs to it.
@@ -191,6 +256,18 @@ pub trait Visitor {
     /// One series of the current family. `created` is the Unix time, in seconds, at which the
     /// series was created, where the source knows it.
     fn series(&mut self, labels: Labels<'_>, point: Point<'_>, created: Option<f64>);
+    /// One series with its exemplars. Encoders that write exemplars (OpenMetrics, protobuf)
+    /// implement it; the default drops them, as text 0.0.4 must.
+    fn series_with_exemplars(
+        &mut self,
+        labels: Labels<'_>,
+        point: Point<'_>,
+        created: Option<f64>,
+        exemplars: Exemplars<'_>,
+    ) {
+        let _ = exemplars;
+        self.series(labels, point, created);
+    }
 }
 
 /// An owned metric family, as produced by a [`Collector`](crate::Collector).
@@ -239,7 +316,13 @@ impl MetricFamily {
             kind: self.kind,
         });
         for s in &self.series {
-            v.series(Labels::Pairs(&s.labels), s.value.point(), s.created);
+            let exemplars = Exemplars::owned(&s.exemplars);
+            v.series_with_exemplars(
+                Labels::Pairs(&s.labels),
+                s.value.point(),
+                s.created,
+                exemplars,
+            );
         }
     }
 }
@@ -253,6 +336,9 @@ pub struct Series {
     pub value: Value,
     /// Creation time, Unix seconds, if known (written as `_created` in OpenMetrics).
     pub created: Option<f64>,
+    /// Exemplars, one entry per slot (see [`Exemplars`]): a counter's at 0, a histogram's
+    /// classic bucket `i` at `i`. Empty: none.
+    pub exemplars: Vec<Option<Exemplar>>,
 }
 
 impl Series {
@@ -262,7 +348,17 @@ impl Series {
             labels: Vec::new(),
             value,
             created: None,
+            exemplars: Vec::new(),
         }
+    }
+
+    /// Sets slot `i`'s exemplar (0 for a counter, the classic bucket's index for a histogram).
+    pub fn exemplar(mut self, i: usize, exemplar: Exemplar) -> Self {
+        if self.exemplars.len() <= i {
+            self.exemplars.resize(i + 1, None);
+        }
+        self.exemplars[i] = Some(exemplar);
+        self
     }
 
     /// Adds a label.

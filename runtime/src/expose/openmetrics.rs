@@ -3,12 +3,15 @@
 //! Differences from text 0.0.4 that this encoder owns: family names drop the `_total` (counter)
 //! and `_info` (info) suffixes while their samples keep them; `# HELP` also escapes the double
 //! quote; counters, histograms and summaries carry `_created` where the source knows when the
-//! series began; info and unknown are types of their own; the exposition ends with `# EOF`.
+//! series began; info and unknown are types of their own; the exposition ends with `# EOF`;
+//! exemplars follow a counter's `_total` sample and each classic bucket's sample as
+//! ` # {trace_id="…"} value timestamp` (text 0.0.4 has no place for them).
 
 use super::LeCache;
 use super::float::{write_f64, write_u64};
-use super::text::write_buckets;
-use crate::model::{FamilyDesc, Labels, MetricKind, Point, Visitor};
+use super::text::{write_bucket, write_buckets};
+use crate::labels::escape_label_value;
+use crate::model::{Exemplar, Exemplars, FamilyDesc, Labels, MetricKind, Point, Visitor};
 
 /// Writes OpenMetrics 1.0 text into a buffer. Call [`finish`](Self::finish) at the end.
 pub(crate) struct OpenMetricsEncoder<'a> {
@@ -102,10 +105,21 @@ impl Visitor for OpenMetricsEncoder<'_> {
     }
 
     fn series(&mut self, labels: Labels<'_>, point: Point<'_>, created: Option<f64>) {
+        self.series_with_exemplars(labels, point, created, Exemplars::NONE);
+    }
+
+    fn series_with_exemplars(
+        &mut self,
+        labels: Labels<'_>,
+        point: Point<'_>,
+        created: Option<f64>,
+        exemplars: Exemplars<'_>,
+    ) {
         match point {
             Point::Counter(v) => {
                 self.sample_start("_total", &labels);
                 write_f64(self.out, v);
+                write_exemplar(self.out, exemplars.get(0).as_deref());
                 self.out.push(b'\n');
                 self.created(&labels, created);
             }
@@ -125,13 +139,48 @@ impl Visitor for OpenMetricsEncoder<'_> {
                 native: _, // text formats cannot carry native buckets: the classic part only
             } => {
                 let le = self.le.get(bounds);
-                let count = write_buckets(self.out, &self.name, &labels, le, counts);
+                let count = if exemplars.is_none() {
+                    write_buckets(self.out, &self.name, &labels, le, counts)
+                } else {
+                    // `write_buckets`' loop, with each bucket's exemplar after its count.
+                    let mut cumulative = 0u64;
+                    for (i, &c) in counts.iter().enumerate() {
+                        cumulative = cumulative.saturating_add(c);
+                        let le = le.get(i).map_or("+Inf", String::as_str);
+                        write_bucket(self.out, &self.name, &labels, le);
+                        write_u64(self.out, cumulative);
+                        write_exemplar(self.out, exemplars.get(i).as_deref());
+                        self.out.push(b'\n');
+                    }
+                    cumulative
+                };
                 self.count_sum_created(&labels, count, sum, created);
             }
             Point::Summary { count, sum } => {
                 self.count_sum_created(&labels, count, sum, created);
             }
         }
+    }
+}
+
+/// ` # {labels} value timestamp`, before the sample's line feed.
+fn write_exemplar(out: &mut Vec<u8>, e: Option<&Exemplar>) {
+    let Some(e) = e else { return };
+    out.extend_from_slice(b" # {");
+    for (i, (n, v)) in e.labels.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(n.as_bytes());
+        out.extend_from_slice(b"=\"");
+        escape_label_value(out, v);
+        out.push(b'"');
+    }
+    out.extend_from_slice(b"} ");
+    write_f64(out, e.value);
+    if let Some(t) = e.timestamp {
+        out.push(b' ');
+        write_f64(out, t);
     }
 }
 

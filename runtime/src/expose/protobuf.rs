@@ -23,7 +23,7 @@
 
 use prost::Message;
 
-use crate::model::{FamilyDesc, Labels, MetricKind, Point, Visitor};
+use crate::model::{Exemplar, Exemplars, FamilyDesc, Labels, MetricKind, Point, Visitor};
 
 /// The messages of `metrics.proto`, field for field. `pub(crate)` so that the tests decode what
 /// the encoder wrote.
@@ -66,7 +66,6 @@ pub(crate) mod messages {
     pub(crate) struct Counter {
         #[prost(double, optional, tag = "1")]
         pub value: Option<f64>,
-        /// Filled by the exemplar work (issue 14).
         #[prost(message, optional, tag = "2")]
         pub exemplar: Option<Exemplar>,
         #[prost(message, optional, tag = "3")]
@@ -154,7 +153,6 @@ pub(crate) mod messages {
         /// Inclusive.
         #[prost(double, optional, tag = "2")]
         pub upper_bound: Option<f64>,
-        /// Filled by the exemplar work (issue 14).
         #[prost(message, optional, tag = "3")]
         pub exemplar: Option<Exemplar>,
     }
@@ -264,6 +262,16 @@ impl Visitor for ProtobufEncoder<'_> {
     }
 
     fn series(&mut self, labels: Labels<'_>, point: Point<'_>, created: Option<f64>) {
+        self.series_with_exemplars(labels, point, created, Exemplars::NONE);
+    }
+
+    fn series_with_exemplars(
+        &mut self,
+        labels: Labels<'_>,
+        point: Point<'_>,
+        created: Option<f64>,
+        exemplars: Exemplars<'_>,
+    ) {
         let Some(family) = self.family.as_mut() else {
             return; // a source that visits a series before its family: nothing to attach it to
         };
@@ -276,7 +284,7 @@ impl Visitor for ProtobufEncoder<'_> {
             Point::Counter(v) => {
                 metric.counter = Some(pb::Counter {
                     value: Some(v),
-                    exemplar: None,
+                    exemplar: exemplars.get(0).as_deref().map(exemplar),
                     created_timestamp: created,
                 });
             }
@@ -295,10 +303,18 @@ impl Visitor for ProtobufEncoder<'_> {
                     // Saturating: counts read from another process's file may add up past
                     // u64::MAX, and the buckets must stay cumulative even then.
                     cumulative = cumulative.saturating_add(c);
-                    if let Some(&upper) = bounds.get(i) {
+                    let ex = exemplars.get(i).as_deref().map(exemplar);
+                    // The `+Inf` bucket is written only to carry its exemplar, as client_golang
+                    // does.
+                    let upper = bounds
+                        .get(i)
+                        .copied()
+                        .or(ex.is_some().then_some(f64::INFINITY));
+                    if let Some(upper) = upper {
                         bucket.push(pb::Bucket {
                             cumulative_count: Some(cumulative),
                             upper_bound: Some(upper),
+                            exemplar: ex,
                             ..Default::default()
                         });
                     }
@@ -339,6 +355,23 @@ fn timestamp(t: f64) -> Option<pb::Timestamp> {
         (seconds as i64, nanos as i32)
     };
     Some(pb::Timestamp { seconds, nanos })
+}
+
+/// An exemplar message; its timestamp is required by Prometheus for native histograms and
+/// written whenever known.
+fn exemplar(e: &Exemplar) -> pb::Exemplar {
+    pb::Exemplar {
+        label: e
+            .labels
+            .iter()
+            .map(|(n, v)| pb::LabelPair {
+                name: Some(n.to_string()),
+                value: Some(v.clone()),
+            })
+            .collect(),
+        value: Some(e.value),
+        timestamp: e.timestamp.and_then(timestamp),
+    }
 }
 
 /// The series' labels as pairs, unescaped.

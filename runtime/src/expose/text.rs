@@ -129,7 +129,7 @@ pub(crate) fn write_buckets(
 
 /// `name_bucket{labels,le="bound"} `
 #[inline]
-fn write_bucket(out: &mut Vec<u8>, name: &str, labels: &Labels<'_>, le: &str) {
+pub(crate) fn write_bucket(out: &mut Vec<u8>, name: &str, labels: &Labels<'_>, le: &str) {
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(b"_bucket{");
     if !labels.is_empty() {

@@ -129,6 +129,7 @@ mod http_labels;
 mod request;
 mod routes;
 mod service;
+mod traceparent;
 
 use std::panic::Location;
 use std::sync::Arc;

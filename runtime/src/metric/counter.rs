@@ -7,8 +7,9 @@ use std::sync::atomic::Ordering;
 
 use super::{Metric, check_name_suffix, count_invalid_update, private::Sealed};
 use crate::cell::{Cells, add_f64, load_f64};
+use crate::exemplar::{ExemplarError, Offer, SeriesExemplars, TraceContext};
 use crate::layout::counter::{FRACTION, LEN, WHOLE};
-use crate::model::{MetricKind, Point};
+use crate::model::{Exemplars, MetricKind, Point};
 
 /// Whole numbers below this are added to the integer cell exactly.
 const EXACT_INTEGER_LIMIT: f64 = 9_007_199_254_740_992.0; // 2^53
@@ -26,6 +27,8 @@ const EXACT_INTEGER_LIMIT: f64 = 9_007_199_254_740_992.0; // 2^53
 /// ```
 pub struct Counter {
     cells: Cells,
+    /// Null until the first exemplar (`exemplar.rs`).
+    exemplars: SeriesExemplars,
 }
 
 impl Counter {
@@ -49,6 +52,48 @@ impl Counter {
         }
     }
 
+    /// Adds one and offers an exemplar carrying `labels`, say
+    /// `&[("trace_id", "4bf92f3577b34da6a3ce929d0e0e4736")]`. The counter keeps the latest
+    /// exemplar, replaced at most once per 90 ms (see `exemplar.rs`), so a valid exemplar may
+    /// be skipped. A label set OpenMetrics refuses (names and values over 128 characters, an
+    /// invalid or repeated name) is returned as the error and counted in
+    /// `promtrack_invalid_updates_total`; the increment is made either way.
+    ///
+    /// ```
+    /// # use promtrack::{Counter, Family};
+    /// let orders = Family::<(), Counter>::new("orders_total", "Orders placed.");
+    /// orders.inc_with_exemplar(&[("trace_id", "4bf92f3577b34da6a3ce929d0e0e4736")])?;
+    /// assert!(orders.inc_with_exemplar(&[("note", &"x".repeat(200))]).is_err());
+    /// assert_eq!(orders.get(), 2.0);
+    /// # Ok::<(), promtrack::ExemplarError>(())
+    /// ```
+    pub fn inc_with_exemplar(&self, labels: &[(&str, &str)]) -> Result<(), ExemplarError> {
+        self.inc_by_with_exemplar(1.0, labels)
+    }
+
+    /// [`inc_by`](Self::inc_by) with an exemplar, as [`inc_with_exemplar`](Self::inc_with_exemplar).
+    /// An invalid `v` is dropped and counted, with its exemplar.
+    pub fn inc_by_with_exemplar(
+        &self,
+        v: f64,
+        labels: &[(&str, &str)],
+    ) -> Result<(), ExemplarError> {
+        self.inc_by(v);
+        let offer = Offer::from_labels(labels).inspect_err(|_| count_invalid_update())?;
+        if v.is_finite() && v >= 0.0 {
+            self.exemplars.offer(1, 0, v, offer);
+        }
+        Ok(())
+    }
+
+    /// Adds one, with the trace's ids (`trace_id`, `span_id`) as the exemplar: the form the
+    /// layer and traced code use, with nothing to check or allocate.
+    #[inline]
+    pub fn inc_with_trace(&self, trace: TraceContext) {
+        self.inc();
+        self.exemplars.offer(1, 0, 1.0, Offer::Trace(trace));
+    }
+
     /// The current value.
     pub fn get(&self) -> f64 {
         self.cells.at(WHOLE).load(Ordering::Relaxed) as f64 + load_f64(self.cells.at(FRACTION))
@@ -60,11 +105,18 @@ impl Sealed for Counter {
 
     fn from_cells(cells: Cells, _: &()) -> Self {
         assert!(cells.len() >= LEN);
-        Self { cells }
+        Self {
+            cells,
+            exemplars: SeriesExemplars::default(),
+        }
     }
 
     fn point<'a>(&'a self, _: &'a (), _: &'a mut Vec<u64>) -> Point<'a> {
         Point::Counter(self.get())
+    }
+
+    fn exemplars(&self) -> Exemplars<'_> {
+        Exemplars::live(self.exemplars.block())
     }
 
     fn validate(name: &str, _: &[Box<str>], _: &()) -> Result<(), String> {

@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use super::{Metric, check_reserved, count_invalid_update, private::Sealed};
 use crate::cell::{Cells, add_f64, load_f64};
+use crate::exemplar::{ExemplarError, Offer, SeriesExemplars, TraceContext};
 use crate::layout::histogram as layout;
-use crate::model::{MetricKind, Point};
+use crate::model::{Exemplars, MetricKind, Point};
 
 /// The Prometheus client libraries' default buckets, in seconds: suited to request latencies.
 pub const DEFAULT_BUCKETS: &[f64] = &[
@@ -43,6 +44,8 @@ impl Default for Buckets {
 pub struct Histogram {
     bounds: Arc<[f64]>,
     cells: Cells,
+    /// Null until the first exemplar (`exemplar.rs`); one slot per classic bucket.
+    exemplars: SeriesExemplars,
 }
 
 impl Histogram {
@@ -56,6 +59,56 @@ impl Histogram {
         let bucket = self.bucket_of(v);
         self.cells.at(bucket).fetch_add(1, Ordering::Relaxed);
         add_f64(self.cells.at(layout::sum(self.bounds.len())), v);
+    }
+
+    /// Records one observation and offers an exemplar carrying `labels` for its bucket, say
+    /// `&[("trace_id", "4bf92f3577b34da6a3ce929d0e0e4736")]`. Each bucket keeps its latest
+    /// exemplar; the series accepts at most one per 90 ms, but an empty bucket always takes its
+    /// first (see `exemplar.rs`), so a valid exemplar may be skipped. A label set OpenMetrics
+    /// refuses (names and values over 128 characters, an invalid or repeated name) is returned
+    /// as the error and counted in `promtrack_invalid_updates_total`; the observation is
+    /// recorded either way.
+    ///
+    /// ```
+    /// # use promtrack::{Family, Histogram};
+    /// let latency = Family::<(), Histogram>::new("lookup_seconds", "Lookup time.");
+    /// latency.observe_with_exemplar(0.042, &[("trace_id", "4bf92f3577b34da6a3ce929d0e0e4736")])?;
+    /// assert_eq!(latency.count(), 1);
+    /// # Ok::<(), promtrack::ExemplarError>(())
+    /// ```
+    pub fn observe_with_exemplar(
+        &self,
+        v: f64,
+        labels: &[(&str, &str)],
+    ) -> Result<(), ExemplarError> {
+        match Offer::from_labels(labels) {
+            Ok(offer) => {
+                self.observe_offering(v, offer);
+                Ok(())
+            }
+            Err(e) => {
+                self.observe(v);
+                count_invalid_update();
+                Err(e)
+            }
+        }
+    }
+
+    /// Records one observation, with the trace's ids (`trace_id`, `span_id`) as its bucket's
+    /// exemplar: the form the layer and traced code use, with nothing to check or allocate.
+    #[inline]
+    pub fn observe_with_trace(&self, v: f64, trace: TraceContext) {
+        self.observe_offering(v, Offer::Trace(trace));
+    }
+
+    /// The exemplar goes to the series' own slots, whichever cells the observation went to.
+    #[inline]
+    fn observe_offering(&self, v: f64, offer: Offer<'_>) {
+        self.observe(v);
+        if !v.is_nan() {
+            let slots = self.bounds.len() + 1;
+            self.exemplars.offer(slots, self.bucket_of(v), v, offer);
+        }
     }
 
     /// Records a duration, in seconds.
@@ -107,6 +160,7 @@ impl Sealed for Histogram {
         Self {
             bounds: config.0.clone(),
             cells,
+            exemplars: SeriesExemplars::default(),
         }
     }
 
@@ -121,6 +175,10 @@ impl Sealed for Histogram {
             sum: self.sum(),
             native: None,
         }
+    }
+
+    fn exemplars(&self) -> Exemplars<'_> {
+        Exemplars::live(self.exemplars.block())
     }
 
     fn validate(_: &str, label_names: &[Box<str>], config: &Buckets) -> Result<(), String> {

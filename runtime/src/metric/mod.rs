@@ -26,7 +26,7 @@ pub use summary::Summary;
 
 use crate::cell::Cells;
 use crate::layout::Layout;
-use crate::model::{MetricKind, Point};
+use crate::model::{Exemplars, MetricKind, Point};
 
 /// A metric type a [`Family`](crate::Family) can hold: [`Counter`], [`Gauge`], [`Histogram`],
 /// [`Summary`] or [`Info`]. Sealed: the cell layouts (`layout.rs`) are part of the multiprocess
@@ -55,6 +55,10 @@ pub(crate) mod private {
         fn from_cells(cells: Cells, config: &Self::Config) -> Self;
         /// The series' current value(s); histograms load their buckets into `scratch`.
         fn point<'a>(&'a self, config: &'a Self::Config, scratch: &'a mut Vec<u64>) -> Point<'a>;
+        /// The series' exemplars (counters and histograms keep them).
+        fn exemplars(&self) -> Exemplars<'_> {
+            Exemplars::NONE
+        }
         /// Kind-specific checks on a family's name, label names and configuration, as a
         /// sentence saying what is wrong and how to fix it.
         fn validate(

@@ -280,6 +280,7 @@ impl<'a> Aggregate<'a> {
                             labels,
                             value: f.value(row),
                             created: None,
+                            exemplars: Vec::new(),
                         }
                     })
                     .collect();

@@ -1,0 +1,780 @@
+//! Exemplars: one observation tied to the trace it came from (issue 14), kept per counter series
+//! and per classic histogram bucket.
+//!
+//! What is kept, and when it is replaced:
+//! - A counter series has one slot, a histogram series one per classic bucket (`+Inf`
+//!   included). The slots of a series are allocated on its first exemplar: a series that never
+//!   gets one costs a null pointer ([`SeriesExemplars`], 8 bytes).
+//! - **The rule.** A slot holds the latest exemplar accepted for it. A series accepts at most one
+//!   exemplar per [`MIN_INTERVAL_MS`] (90 ms, client_java's sampling interval), whatever its
+//!   bucket, except that an *empty* slot always accepts: the first exemplar of a rare bucket (the
+//!   slow requests one wants to see) is never lost to a busy neighbour. A skipped exemplar costs
+//!   one coarse clock read and a comparison; a busy series pays a steady cost, about eleven
+//!   writes a second.
+//! - Label sets follow OpenMetrics: valid label names, each once, names and values together at
+//!   most [`MAX_LABEL_CHARS`] (128) UTF-8 characters. A longer or malformed set is refused with an
+//!   [`ExemplarError`] and counted in `promtrack_invalid_updates_total`, never truncated (a
+//!   truncated trace id points at the wrong trace).
+//!
+//! The slot, 48 bytes of atomics (`#[repr(C)]`, so a multiprocess file can hold the same
+//! layout): a sequence number, the trace id (two words), the span id (0: none), the value (`f64`
+//! bits), the Unix time in nanoseconds (0: empty slot). A writer takes the slot by moving the
+//! sequence from even to odd (a compare-and-swap: a second writer meanwhile skips, an exemplar
+//! is a sample), writes, and publishes the next even number; a reader retries while the number is
+//! odd or changed under it, so it never returns a torn exemplar (checked by the `loom_*` model
+//! below and by Miri, `scripts/soundness.sh`).
+//!
+//! Label sets other than `trace_id` (32 lowercase hex digits, not all zero), optionally with
+//! `span_id` (16), stay in this process: the slot's trace id is then 0 and the labels sit beside
+//! the slots under a mutex that only such writers (at most one per series per 90 ms) and
+//! scrapes take. A multiprocess file keeps the 48-byte slots only, so such labels are not seen
+//! across processes.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::{Mutex, OnceLock, PoisonError};
+
+use crate::sync::{AtomicPtr, AtomicU64, Ordering};
+
+// The seqlock's fences, from loom in a model-checking build as `sync.rs` does for the atomics.
+#[cfg(promtrack_loom)]
+use loom::sync::atomic::fence;
+#[cfg(not(promtrack_loom))]
+use std::sync::atomic::fence;
+
+/// OpenMetrics' limit on an exemplar's label set: names and values together, in characters.
+pub(crate) const MAX_LABEL_CHARS: usize = 128;
+
+/// The least time between two exemplars accepted by one series (see the module docs).
+pub(crate) const MIN_INTERVAL_MS: u64 = 90;
+
+/// A W3C trace context's ids: what an exemplar carries when it comes from a trace.
+///
+/// ```
+/// use promtrack::TraceContext;
+///
+/// let ctx = TraceContext::new([0x4b; 16], Some([0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7]));
+/// assert!(ctx.is_some());
+/// assert!(TraceContext::new([0; 16], None).is_none()); // an all-zero trace id is invalid
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TraceContext {
+    trace_id: [u8; 16],
+    span_id: Option<[u8; 8]>,
+}
+
+impl TraceContext {
+    /// The ids, or `None` for an all-zero trace id (invalid in W3C Trace Context). An all-zero
+    /// span id counts as none.
+    pub fn new(trace_id: [u8; 16], span_id: Option<[u8; 8]>) -> Option<Self> {
+        (trace_id != [0; 16]).then_some(Self {
+            trace_id,
+            span_id: span_id.filter(|s| *s != [0; 8]),
+        })
+    }
+
+    /// The trace id.
+    pub fn trace_id(&self) -> [u8; 16] {
+        self.trace_id
+    }
+
+    /// The span id, if any.
+    pub fn span_id(&self) -> Option<[u8; 8]> {
+        self.span_id
+    }
+}
+
+/// Why an exemplar's labels were refused. The observation itself is always recorded.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExemplarError {
+    /// Names and values take more than 128 characters.
+    #[error(
+        "the exemplar's labels take {chars} characters (names and values together), OpenMetrics \
+         allows at most 128: drop a label or shorten a value (it is never truncated)"
+    )]
+    TooLong {
+        /// The characters the set took.
+        chars: usize,
+    },
+    /// A name that is not a valid label name.
+    #[error(
+        "`{0}` is not a valid exemplar label name: use ASCII letters, digits and underscores, \
+         not starting with a digit or `__`"
+    )]
+    InvalidName(String),
+    /// A name given twice.
+    #[error("the exemplar label `{0}` is given twice: give each name once")]
+    DuplicateName(String),
+}
+
+/// An exemplar as the snapshot model and the encoders see it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Exemplar {
+    /// Label names and values, unescaped (`trace_id`, `span_id`, or the user's own).
+    pub labels: Vec<(Cow<'static, str>, String)>,
+    /// The observed value (a counter's: the increment).
+    pub value: f64,
+    /// When it was observed, Unix seconds.
+    pub timestamp: Option<f64>,
+}
+
+/// 48 bytes of atomics; see the module docs for the protocol. `#[repr(C)]` so the same layout
+/// can live in a multiprocess file.
+#[repr(C)]
+pub(crate) struct Slot {
+    seq: AtomicU64,
+    trace: [AtomicU64; 2],
+    span: AtomicU64,
+    value: AtomicU64,
+    time_ns: AtomicU64,
+}
+
+#[cfg(not(promtrack_loom))]
+const _: () = assert!(size_of::<Slot>() == 48);
+
+/// One slot's content, as written and read.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct SlotData {
+    /// Big-endian trace id; 0 for a label set kept beside the slots.
+    pub(crate) trace: u128,
+    /// Big-endian span id; 0 for none.
+    pub(crate) span: u64,
+    pub(crate) value: f64,
+    /// Unix time in nanoseconds; never 0 in a written slot.
+    pub(crate) time_ns: u64,
+}
+
+/// A slot's size in 8-byte words, in this order: sequence, trace id (high, low), span id, value
+/// (`f64` bits), Unix time in nanoseconds. The layout a multiprocess file stores.
+#[allow(dead_code)] // until the multiprocess file stores slots (issue 14)
+pub(crate) const SLOT_WORDS: usize = 6;
+
+#[allow(dead_code)] // until the multiprocess file stores slots (issue 14)
+impl SlotData {
+    /// A slot copied out of another process's file as words (see [`SLOT_WORDS`]); `None` if it
+    /// is empty or was copied mid-write (odd sequence). A copy can still be torn between two
+    /// writes: the reader must compare the sequence word of two copies, as it does for cells.
+    pub(crate) fn from_words(w: &[u64; SLOT_WORDS]) -> Option<SlotData> {
+        (w[0] & 1 == 0 && w[5] != 0).then(|| SlotData {
+            trace: (u128::from(w[1]) << 64) | u128::from(w[2]),
+            span: w[3],
+            value: f64::from_bits(w[4]),
+            time_ns: w[5],
+        })
+    }
+
+    /// The exemplar a slot without in-process labels holds (`trace_id`, `span_id`).
+    pub(crate) fn exemplar(&self) -> Exemplar {
+        Exemplar {
+            labels: trace_labels(self.trace, self.span),
+            value: self.value,
+            timestamp: Some(self.time_ns as f64 / 1e9),
+        }
+    }
+}
+
+/// How often a scrape retries a slot a writer keeps busy before it leaves the exemplar out.
+const READ_TRIES: usize = 64;
+
+impl Slot {
+    pub(crate) fn new() -> Self {
+        Self {
+            seq: AtomicU64::new(0),
+            trace: [AtomicU64::new(0), AtomicU64::new(0)],
+            span: AtomicU64::new(0),
+            value: AtomicU64::new(0),
+            time_ns: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether nothing was ever written (a racy hint, good enough for the rate limit).
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.time_ns.load(Ordering::Relaxed) == 0
+    }
+
+    /// Writes `d`, or returns `false` when another writer holds the slot. `between` runs while
+    /// the slot is held (odd sequence): the in-process labels are swapped there.
+    pub(crate) fn write(&self, d: &SlotData, between: impl FnOnce()) -> bool {
+        let s = self.seq.load(Ordering::Relaxed);
+        if s & 1 == 1
+            || self
+                .seq
+                .compare_exchange(s, s.wrapping_add(1), Ordering::Acquire, Ordering::Relaxed)
+                .is_err()
+        {
+            return false;
+        }
+        // Orders the odd sequence before the data: a reader that sees any of the data below
+        // sees the odd (or a later) sequence on its second load.
+        fence(Ordering::Release);
+        between();
+        self.trace[0].store((d.trace >> 64) as u64, Ordering::Relaxed);
+        self.trace[1].store(d.trace as u64, Ordering::Relaxed);
+        self.span.store(d.span, Ordering::Relaxed);
+        self.value.store(d.value.to_bits(), Ordering::Relaxed);
+        self.time_ns.store(d.time_ns, Ordering::Relaxed);
+        self.seq.store(s.wrapping_add(2), Ordering::Release);
+        true
+    }
+
+    /// The slot's content, never torn; `None` if empty or if a writer kept it busy.
+    /// `between` runs after the data is loaded and before the sequence is checked again, with
+    /// the data: the in-process labels are cloned there.
+    pub(crate) fn read<T>(&self, mut between: impl FnMut(&SlotData) -> T) -> Option<(SlotData, T)> {
+        for _ in 0..READ_TRIES {
+            let s1 = self.seq.load(Ordering::Acquire);
+            if s1 & 1 == 1 {
+                backoff();
+                continue;
+            }
+            let d = SlotData {
+                trace: (u128::from(self.trace[0].load(Ordering::Relaxed)) << 64)
+                    | u128::from(self.trace[1].load(Ordering::Relaxed)),
+                span: self.span.load(Ordering::Relaxed),
+                value: f64::from_bits(self.value.load(Ordering::Relaxed)),
+                time_ns: self.time_ns.load(Ordering::Relaxed),
+            };
+            let extra = between(&d);
+            // Orders the data loads before the second sequence load (pairs with the writer's
+            // release fence).
+            fence(Ordering::Acquire);
+            if self.seq.load(Ordering::Relaxed) == s1 {
+                return (d.time_ns != 0).then_some((d, extra));
+            }
+        }
+        None
+    }
+}
+
+/// Lets a writer in the middle of a write finish (loom: lets the model schedule it).
+#[inline]
+fn backoff() {
+    #[cfg(promtrack_loom)]
+    loom::thread::yield_now();
+    #[cfg(not(promtrack_loom))]
+    std::hint::spin_loop();
+}
+
+/// A label set kept in process beside a slot (see the module docs).
+type Custom = Option<Box<[(Box<str>, Box<str>)]>>;
+
+/// A series' exemplar state, allocated on its first exemplar.
+pub(crate) struct Block {
+    /// Coarse monotonic milliseconds of the last accepted exemplar.
+    last_ms: AtomicU64,
+    slots: Box<[Slot]>,
+    custom: OnceLock<Box<[Mutex<Custom>]>>,
+}
+
+impl Block {
+    fn new(slots: usize) -> Self {
+        Self {
+            last_ms: AtomicU64::new(0),
+            slots: (0..slots).map(|_| Slot::new()).collect(),
+            custom: OnceLock::new(),
+        }
+    }
+
+    /// Slot `i`'s exemplar, if any.
+    pub(crate) fn get(&self, i: usize) -> Option<Exemplar> {
+        let slot = self.slots.get(i)?;
+        let custom = self.custom.get().and_then(|c| c.get(i));
+        let (d, labels) = slot.read(|d| match (d.trace, custom) {
+            (0, Some(m)) => m.lock().unwrap_or_else(PoisonError::into_inner).clone(),
+            _ => None,
+        })?;
+        let mut e = d.exemplar();
+        if let Some(pairs) = labels.filter(|_| d.trace == 0) {
+            e.labels = pairs
+                .iter()
+                .map(|(n, v)| (Cow::Owned(n.to_string()), v.to_string()))
+                .collect();
+        }
+        Some(e)
+    }
+}
+
+/// `trace_id` and `span_id` labels, in lowercase hex; none for a zero trace id.
+pub(crate) fn trace_labels(trace: u128, span: u64) -> Vec<(Cow<'static, str>, String)> {
+    let mut labels = Vec::with_capacity(2);
+    if trace != 0 {
+        labels.push((Cow::Borrowed("trace_id"), format!("{trace:032x}")));
+        if span != 0 {
+            labels.push((Cow::Borrowed("span_id"), format!("{span:016x}")));
+        }
+    }
+    labels
+}
+
+impl fmt::Debug for Block {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Block")
+            .field("slots", &self.slots.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What an exemplar carries, before it is stored.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Offer<'a> {
+    /// Ids from a trace: stored in the slot itself.
+    Trace(TraceContext),
+    /// Labels given by hand, already checked by [`check_labels`].
+    Labels(&'a [(&'a str, &'a str)]),
+}
+
+impl<'a> Offer<'a> {
+    /// Checks a hand-written label set against OpenMetrics' rules. Whether it is the
+    /// `trace_id` / `span_id` form, stored in the slot itself, is decided only when the
+    /// exemplar is accepted ([`trace_form`]): a skipped one costs the check alone.
+    pub(crate) fn from_labels(labels: &'a [(&'a str, &'a str)]) -> Result<Self, ExemplarError> {
+        check_labels(labels)?;
+        Ok(Offer::Labels(labels))
+    }
+}
+
+/// The trace context a label set spells: `trace_id` (32 lowercase hex digits, not all zero),
+/// optionally with `span_id` (16, not all zero), and nothing else.
+fn trace_form(labels: &[(&str, &str)]) -> Option<TraceContext> {
+    let find = |name| labels.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+    let trace = parse_hex::<16>(find("trace_id")?)?;
+    match find("span_id") {
+        None if labels.len() == 1 => TraceContext::new(trace, None),
+        Some(span) if labels.len() == 2 => {
+            let span = parse_hex::<8>(span).filter(|s| *s != [0; 8])?;
+            TraceContext::new(trace, Some(span))
+        }
+        _ => None,
+    }
+}
+
+/// Exactly `2 * N` lowercase hex digits.
+fn parse_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
+    let b = s.as_bytes();
+    if b.len() != 2 * N {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (o, pair) in out.iter_mut().zip(b.chunks_exact(2)) {
+        *o = (hex_digit(pair[0])? << 4) | hex_digit(pair[1])?;
+    }
+    Some(out)
+}
+
+#[inline]
+pub(crate) fn hex_digit(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    }
+}
+
+/// OpenMetrics' rules for an exemplar's label set.
+pub(crate) fn check_labels(labels: &[(&str, &str)]) -> Result<(), ExemplarError> {
+    let mut chars = 0;
+    for (i, (name, value)) in labels.iter().enumerate() {
+        if !is_valid_label_name(name) {
+            return Err(ExemplarError::InvalidName((*name).to_owned()));
+        }
+        if labels[..i].iter().any(|(n, _)| n == name) {
+            return Err(ExemplarError::DuplicateName((*name).to_owned()));
+        }
+        // Names are ASCII, so their bytes are their characters.
+        chars += name.len() + value.chars().count();
+    }
+    if chars > MAX_LABEL_CHARS {
+        return Err(ExemplarError::TooLong { chars });
+    }
+    Ok(())
+}
+
+/// The label-name rule of `labels.rs` (which sits on this module's layer, so it is not
+/// imported): `[a-zA-Z_][a-zA-Z0-9_]*`, not starting with `__`.
+fn is_valid_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with("__")
+}
+
+/// A series' exemplars: a pointer, null until the first exemplar. Owns its [`Block`].
+pub(crate) struct SeriesExemplars {
+    block: AtomicPtr<Block>,
+}
+
+impl Default for SeriesExemplars {
+    fn default() -> Self {
+        Self {
+            block: AtomicPtr::new(std::ptr::null_mut()),
+        }
+    }
+}
+
+impl SeriesExemplars {
+    /// The slots, if any exemplar was ever offered.
+    #[inline]
+    pub(crate) fn block(&self) -> Option<&Block> {
+        let p = self.block.load(Ordering::Acquire);
+        // SAFETY: a non-null pointer was published (release) by `block_or_alloc` from a live
+        // `Box`, is never replaced, and is freed only in `drop`, which `&self` excludes.
+        unsafe { p.as_ref() }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn block_or_alloc(&self, slots: usize) -> &Block {
+        let new = Box::into_raw(Box::new(Block::new(slots)));
+        match self.block.compare_exchange(
+            std::ptr::null_mut(),
+            new,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            // SAFETY: just published; see `block`.
+            Ok(_) => unsafe { &*new },
+            Err(current) => {
+                // SAFETY: `new` was never shared: we own it.
+                drop(unsafe { Box::from_raw(new) });
+                // SAFETY: published by the winner; see `block`.
+                unsafe { &*current }
+            }
+        }
+    }
+
+    /// Offers an exemplar for slot `i` of a series with `slots` slots, under the rate limit of
+    /// the module docs. `i` out of range is ignored.
+    #[inline]
+    pub(crate) fn offer(&self, slots: usize, i: usize, value: f64, what: Offer<'_>) {
+        let now = coarse_ms();
+        let block = match self.block() {
+            Some(b) => b,
+            None => self.block_or_alloc(slots),
+        };
+        let Some(slot) = block.slots.get(i) else {
+            return;
+        };
+        let last = block.last_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < MIN_INTERVAL_MS && last != 0 && !slot.is_empty() {
+            return;
+        }
+        block.store(slot, i, last, now, value, what);
+    }
+}
+
+impl Block {
+    #[cold]
+    #[inline(never)]
+    fn store(&self, slot: &Slot, i: usize, last: u64, now: u64, value: f64, what: Offer<'_>) {
+        // One writer per window: a thread that loses this race skips (an exemplar is a sample).
+        if self
+            .last_ms
+            .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
+            return;
+        }
+        let time_ns = unix_nanos();
+        let what = match what {
+            Offer::Labels(labels) => trace_form(labels).map_or(what, Offer::Trace),
+            trace => trace,
+        };
+        match what {
+            Offer::Trace(ctx) => {
+                let d = SlotData {
+                    trace: u128::from_be_bytes(ctx.trace_id),
+                    span: ctx.span_id.map_or(0, u64::from_be_bytes),
+                    value,
+                    time_ns,
+                };
+                slot.write(&d, || {});
+            }
+            Offer::Labels(labels) => {
+                let custom = self
+                    .custom
+                    .get_or_init(|| (0..self.slots.len()).map(|_| Mutex::new(None)).collect());
+                let pairs: Box<[(Box<str>, Box<str>)]> = labels
+                    .iter()
+                    .map(|(n, v)| ((*n).into(), (*v).into()))
+                    .collect();
+                let d = SlotData {
+                    trace: 0,
+                    span: 0,
+                    value,
+                    time_ns,
+                };
+                slot.write(&d, || {
+                    *custom[i].lock().unwrap_or_else(PoisonError::into_inner) = Some(pairs);
+                });
+            }
+        }
+    }
+}
+
+impl Drop for SeriesExemplars {
+    fn drop(&mut self) {
+        let p = self.block.load(Ordering::Acquire);
+        if !p.is_null() {
+            // SAFETY: published from a `Box` by `block_or_alloc`; `&mut self` means no reader.
+            drop(unsafe { Box::from_raw(p) });
+        }
+    }
+}
+
+/// Unix time in nanoseconds, never 0 (0 marks an empty slot).
+fn unix_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64)
+        .max(1)
+}
+
+/// Milliseconds on a coarse monotonic clock: `CLOCK_MONOTONIC_COARSE` on Linux (a vDSO read of
+/// the last tick, a few ns; the tick, 1–4 ms, is far below [`MIN_INTERVAL_MS`]), `Instant`
+/// elsewhere.
+#[inline]
+pub(crate) fn coarse_ms() -> u64 {
+    #[cfg(target_os = "linux")]
+    {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid, writable timespec; the clock id is valid on Linux ≥ 2.6.32.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+        ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        static START: OnceLock<std::time::Instant> = OnceLock::new();
+        START
+            .get_or_init(std::time::Instant::now)
+            .elapsed()
+            .as_millis() as u64
+    }
+}
+
+#[cfg(all(test, not(promtrack_loom)))]
+mod tests {
+    use super::*;
+
+    const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+    #[test]
+    fn label_sets_follow_openmetrics() {
+        assert!(check_labels(&[]).is_ok());
+        assert!(check_labels(&[("trace_id", TRACE)]).is_ok());
+        // 128 characters exactly: accepted; 129: refused, with the count.
+        let v = "é".repeat(128 - 5);
+        assert!(check_labels(&[("shard", &v)]).is_ok());
+        let v = "é".repeat(128 - 4);
+        assert_eq!(
+            check_labels(&[("shard", &v)]),
+            Err(ExemplarError::TooLong { chars: 129 })
+        );
+        assert!(matches!(
+            check_labels(&[("1x", "a")]),
+            Err(ExemplarError::InvalidName(_))
+        ));
+        assert!(matches!(
+            check_labels(&[("a", "1"), ("a", "2")]),
+            Err(ExemplarError::DuplicateName(_))
+        ));
+        let msg = ExemplarError::TooLong { chars: 129 }.to_string();
+        assert!(msg.contains("128") && msg.contains("129"), "{msg}");
+    }
+
+    #[test]
+    fn trace_shaped_labels_are_stored_in_the_slot() {
+        let labels = [("trace_id", TRACE), ("span_id", "00f067aa0ba902b7")];
+        let ctx = trace_form(&labels).unwrap();
+        assert_eq!(ctx.trace_id()[0], 0x4b);
+        assert_eq!(ctx.span_id().unwrap()[7], 0xb7);
+        assert!(
+            trace_form(&[("trace_id", TRACE)])
+                .unwrap()
+                .span_id()
+                .is_none()
+        );
+        // Uppercase, zero ids, or extra labels: kept as written.
+        for labels in [
+            &[("trace_id", "4BF92F3577B34DA6A3CE929D0E0E4736")][..],
+            &[("trace_id", "00000000000000000000000000000000")],
+            &[("trace_id", TRACE), ("user", "x")],
+            &[("trace_id", TRACE), ("span_id", "0000000000000000")],
+            &[("span_id", "00f067aa0ba902b7")],
+        ] {
+            assert!(trace_form(labels).is_none(), "{labels:?}");
+        }
+        // Stored as ids: read back in canonical order, span id second.
+        let e = SeriesExemplars::default();
+        let labels = [("span_id", "00f067aa0ba902b7"), ("trace_id", TRACE)];
+        e.offer(1, 0, 1.0, Offer::from_labels(&labels).unwrap());
+        let got = e.block().unwrap().get(0).unwrap();
+        assert_eq!(got.labels[0], (Cow::Borrowed("trace_id"), TRACE.to_owned()));
+        assert_eq!(got.labels[1].1, "00f067aa0ba902b7");
+    }
+
+    #[test]
+    fn a_slot_reads_back_what_was_written() {
+        let s = Slot::new();
+        assert!(s.read(|_| ()).is_none());
+        let d = SlotData {
+            trace: 0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736,
+            span: 7,
+            value: 0.042,
+            time_ns: 1_733_150_000_123_000_000,
+        };
+        assert!(s.write(&d, || {}));
+        assert_eq!(s.read(|_| ()).unwrap().0, d);
+        assert_eq!(s.seq.load(Ordering::Relaxed), 2);
+        // The same slot as another process's file holds it, copied as words.
+        let words = [
+            2,
+            (d.trace >> 64) as u64,
+            d.trace as u64,
+            7,
+            0.042f64.to_bits(),
+            d.time_ns,
+        ];
+        assert_eq!(SlotData::from_words(&words), Some(d));
+        assert_eq!(SlotData::from_words(&[3, 1, 1, 1, 1, 1]), None);
+        assert_eq!(SlotData::from_words(&[0; SLOT_WORDS]), None);
+    }
+
+    #[test]
+    fn the_first_exemplar_is_kept_and_the_rate_limit_holds_the_next() {
+        let e = SeriesExemplars::default();
+        assert!(e.block().is_none());
+        let t1 = TraceContext::new([1; 16], None).unwrap();
+        let t2 = TraceContext::new([2; 16], Some([3; 8])).unwrap();
+        e.offer(3, 0, 0.5, Offer::Trace(t1));
+        let b = e.block().unwrap();
+        assert_eq!(b.slots.len(), 3);
+        let got = b.get(0).unwrap();
+        assert_eq!(got.labels, trace_labels(u128::from_be_bytes([1; 16]), 0));
+        assert_eq!(got.value, 0.5);
+        // The same slot within 90 ms: skipped (unless the clock just crossed the interval,
+        // which `last_ms` tells).
+        let last = b.last_ms.load(Ordering::Relaxed);
+        e.offer(3, 0, 0.7, Offer::Trace(t2));
+        if coarse_ms().saturating_sub(last) < MIN_INTERVAL_MS {
+            assert_eq!(b.get(0).unwrap().value, 0.5);
+        }
+        // An empty slot accepts at once.
+        e.offer(3, 2, 9.0, Offer::Trace(t2));
+        let got = b.get(2).unwrap();
+        assert_eq!(got.value, 9.0);
+        assert_eq!(got.labels[1].1, "0303030303030303");
+        // Out of range: ignored.
+        e.offer(3, 3, 1.0, Offer::Trace(t2));
+        assert!(b.get(3).is_none());
+    }
+
+    #[test]
+    fn custom_labels_stay_beside_the_slot() {
+        let e = SeriesExemplars::default();
+        let labels = [("user", "ann"), ("trace_id", TRACE)];
+        e.offer(1, 0, 2.0, Offer::from_labels(&labels).unwrap());
+        let got = e.block().unwrap().get(0).unwrap();
+        assert_eq!(
+            got.labels,
+            [
+                (Cow::Borrowed("user"), "ann".to_string()),
+                (Cow::Borrowed("trace_id"), TRACE.to_string())
+            ]
+        );
+        assert!(got.timestamp.unwrap() > 1.7e9);
+    }
+
+    #[test]
+    fn concurrent_writers_and_a_reader_never_see_a_torn_slot() {
+        let s = Slot::new();
+        std::thread::scope(|scope| {
+            for w in 1..=2u64 {
+                let s = &s;
+                scope.spawn(move || {
+                    for k in 1..=200u64 {
+                        let x = w * 1000 + k;
+                        let d = SlotData {
+                            trace: u128::from(x) << 64 | u128::from(x),
+                            span: x,
+                            value: x as f64,
+                            time_ns: x,
+                        };
+                        s.write(&d, || {});
+                    }
+                });
+            }
+            for _ in 0..200 {
+                if let Some((d, ())) = s.read(|_| ()) {
+                    let x = d.span;
+                    assert_eq!(d.trace, u128::from(x) << 64 | u128::from(x));
+                    assert_eq!((d.value, d.time_ns), (x as f64, x));
+                }
+            }
+        });
+    }
+}
+
+#[cfg(all(test, promtrack_loom))]
+mod loom_tests {
+    use super::*;
+
+    /// A writer against a reader: the reader sees the empty slot, or all of one write.
+    #[test]
+    fn loom_exemplar_slot_is_never_torn() {
+        loom::model(|| {
+            let s = loom::sync::Arc::new(Slot::new());
+            let w = {
+                let s = s.clone();
+                loom::thread::spawn(move || {
+                    let d = SlotData {
+                        trace: 5 << 64 | 5,
+                        span: 5,
+                        value: 5.0,
+                        time_ns: 5,
+                    };
+                    s.write(&d, || {});
+                })
+            };
+            if let Some((d, ())) = s.read(|_| ()) {
+                assert_eq!(
+                    (d.trace, d.span, d.value, d.time_ns),
+                    (5 << 64 | 5, 5, 5.0, 5)
+                );
+            }
+            w.join().unwrap();
+        });
+    }
+
+    /// Two writers: one wins, the other skips; the slot holds one whole write.
+    #[test]
+    fn loom_exemplar_slot_two_writers() {
+        loom::model(|| {
+            let s = loom::sync::Arc::new(Slot::new());
+            let ws: Vec<_> = (1..=2u64)
+                .map(|x| {
+                    let s = s.clone();
+                    loom::thread::spawn(move || {
+                        let d = SlotData {
+                            trace: u128::from(x),
+                            span: x,
+                            value: x as f64,
+                            time_ns: x,
+                        };
+                        s.write(&d, || {});
+                    })
+                })
+                .collect();
+            for w in ws {
+                w.join().unwrap();
+            }
+            let (d, ()) = s.read(|_| ()).unwrap();
+            assert_eq!(d.trace, u128::from(d.span));
+            assert_eq!((d.value, d.time_ns), (d.span as f64, d.span));
+        });
+    }
+}
