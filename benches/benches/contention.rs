@@ -77,12 +77,16 @@ fn histogram_observe_contended(c: &mut Criterion) {
     )
     .unwrap();
     g.bench_function("prometheus", |b| {
-        two_threads(b, |iters, values| each(iters, values, |v| histogram.observe(v)))
+        two_threads(b, |iters, values| {
+            each(iters, values, |v| histogram.observe(v))
+        })
     });
 
     let histogram = prometheus_client::metrics::histogram::Histogram::new(BUCKETS);
     g.bench_function("prometheus-client", |b| {
-        two_threads(b, |iters, values| each(iters, values, |v| histogram.observe(v)))
+        two_threads(b, |iters, values| {
+            each(iters, values, |v| histogram.observe(v))
+        })
     });
 
     let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
@@ -115,7 +119,9 @@ fn histogram_observe_contended(c: &mut Criterion) {
         measured::metric::histogram::Thresholds::with_buckets(BUCKETS),
     );
     g.bench_function("measured", |b| {
-        two_threads(b, |iters, values| each(iters, values, |v| histogram.observe(v)))
+        two_threads(b, |iters, values| {
+            each(iters, values, |v| histogram.observe(v))
+        })
     });
 
     assert_eq!(promtrack::DEFAULT_BUCKETS, &BUCKETS[..]);
@@ -123,7 +129,9 @@ fn histogram_observe_contended(c: &mut Criterion) {
         .buckets(promtrack::DEFAULT_BUCKETS);
     let histogram = family.with(&());
     g.bench_function("promtrack", |b| {
-        two_threads(b, |iters, values| each(iters, values, |v| histogram.observe(v)))
+        two_threads(b, |iters, values| {
+            each(iters, values, |v| histogram.observe(v))
+        })
     });
 
     g.finish();
