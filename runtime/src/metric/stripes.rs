@@ -6,7 +6,7 @@
 //! and the sum's compare-and-swap. When several cores observe into one series, every observe
 //! moves those lines between cores. A series that shows contention — its sum's first
 //! compare-exchange failing because another thread wrote in between, [`THRESHOLD`] times within
-//! [`WINDOW_SECS`] second(s) — gets `ways() - 1` extra stripes of its cells, allocated once and
+//! [`WINDOW_MS`] milliseconds of the first — gets `ways() - 1` extra stripes of its cells, allocated once and
 //! published through one pointer; each thread then writes the stripe its probe names
 //! (a per-thread index, assigned round-robin and moved on when it still collides, as Java's
 //! `LongAdder` does). Reads (`count`, `sum`, a scrape) add the primary cells and every stripe.
@@ -36,15 +36,16 @@ use crate::sync::{AtomicPtr, AtomicU64, Ordering};
 
 /// Failed first compare-exchanges within one window that make a series striped.
 pub(crate) const THRESHOLD: u64 = 256;
-/// The window in which [`THRESHOLD`] failures must happen, in seconds: contention now, not a
-/// few unlucky collisions over a day.
-pub(crate) const WINDOW_SECS: u64 = 1;
+/// The window in which [`THRESHOLD`] failures must happen, in milliseconds from the first:
+/// contention now, not a few unlucky collisions over a day.
+pub(crate) const WINDOW_MS: u64 = 1000;
 /// At most this many ways (the primary cells and the stripes) per series.
 pub(crate) const MAX_WAYS: usize = 8;
 
 /// Bit of [`Stripes::contention`] set once a thread has claimed the allocation.
 const CLAIMED: u64 = 1 << 63;
-const COUNT_BITS: u32 = 32;
+/// The count needs 9 bits; the milliseconds above it 47 (four thousand years).
+const COUNT_BITS: u32 = 16;
 const COUNT_MASK: u64 = (1 << COUNT_BITS) - 1;
 
 /// Makes one more stripe beside `primary`, which lives outside the heap; `None` if it cannot.
@@ -72,8 +73,8 @@ pub(crate) fn ways() -> usize {
 
 /// The lazily allocated stripes of one series.
 pub(crate) struct Stripes {
-    /// Until claimed: the start of the current window (seconds since [`epoch`], upper half)
-    /// and the failures counted in it (lower half). Then [`CLAIMED`].
+    /// Until claimed: the start of the current window (milliseconds from [`epoch_ms`], above
+    /// [`COUNT_BITS`]) and the failures counted in it (below). Then [`CLAIMED`].
     contention: AtomicU64,
     /// Null until the stripe set is published; then never changes until drop.
     set: AtomicPtr<Set>,
@@ -138,12 +139,12 @@ impl Stripes {
             advance_probe();
             return;
         }
-        if self.claim(epoch_secs()) {
+        if self.claim(epoch_ms()) {
             self.publish(primary);
         }
     }
 
-    /// Counts one failure at `now` (seconds, [`epoch_secs`]); true for the one thread that
+    /// Counts one failure at `now` (milliseconds, [`epoch_ms`]); true for the one thread that
     /// claims the allocation.
     fn claim(&self, now: u64) -> bool {
         let seen = self.contention.load(Ordering::Relaxed);
@@ -151,7 +152,7 @@ impl Stripes {
             return false;
         }
         let (start, count) = (seen >> COUNT_BITS, seen & COUNT_MASK);
-        let next = if now.saturating_sub(start) >= WINDOW_SECS {
+        let next = if now.saturating_sub(start) >= WINDOW_MS {
             now << COUNT_BITS | 1
         } else if count + 1 >= THRESHOLD {
             CLAIMED
@@ -228,11 +229,12 @@ impl Set {
     }
 }
 
-/// Seconds since the first contended observe of the process: a coarse clock, read only on the
-/// cold path.
-fn epoch_secs() -> u64 {
+/// Milliseconds since the first contended observe of the process, from 1 (0 is "no window
+/// yet"): a coarse clock, read only on the cold path.
+fn epoch_ms() -> u64 {
     static EPOCH: OnceLock<Instant> = OnceLock::new();
-    EPOCH.get_or_init(Instant::now).elapsed().as_secs() + 1
+    let ms = EPOCH.get_or_init(Instant::now).elapsed().as_millis();
+    u64::try_from(ms).unwrap_or(u64::MAX).min(1 << 46) + 1
 }
 
 thread_local! {
@@ -329,7 +331,7 @@ mod loom_tests {
         loom::model(|| {
             let primary = std::sync::Arc::new(Cells::heap(3));
             let stripes = std::sync::Arc::new(Stripes::default());
-            // Two failures short of the threshold at second 5: both threads' failures claim.
+            // Two failures short of the threshold at millisecond 5: both threads' failures claim.
             stripes
                 .contention
                 .store((5 << COUNT_BITS) | (THRESHOLD - 2), Ordering::Relaxed);
