@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Soundness of the unsafe core (issue 10), with tools made for it:
 #  1. Miri over the unit tests of the modules that hold `unsafe` (the series table, keys, cells,
-#     families, declarations, exemplar slots, the layer's series handles, the multiprocess
-#     writer and reader).
+#     a histogram's stripes, families, declarations, exemplar slots, the layer's series handles,
+#     the multiprocess writer and reader).
 #     Tests that need FFI Miri cannot run (mmap, flock, fallocate of a real file) are
 #     `#[cfg_attr(miri, ignore = "…")]` and show as ignored. Then the concurrent tests again
 #     under many scheduler seeds.
 #  2. loom over the `loom_*` models: the table's insert / grow / publish against a reader,
-#     the multiprocess file's append-and-publish against a reader, and the exemplar slot's
-#     sequence lock against a reader and a second writer (see src/sync.rs).
+#     the multiprocess file's append-and-publish against a reader, the exemplar slot's
+#     sequence lock against a reader and a second writer, and a contended histogram's stripes
+#     claimed once and published whole (see src/sync.rs).
 # Any finding fails (non-zero exit). If Miri cannot be installed, prints one line starting
 # with "SOUNDNESS SKIPPED:" and exits 0 (loom needs only stable and runs regardless).
 # Caps: SOUNDNESS_MIRI_SECONDS (default 1800) and SOUNDNESS_LOOM_SECONDS (default 900),
@@ -22,7 +23,7 @@ loom_cap=${SOUNDNESS_LOOM_SECONDS:-900}
 # Unit-test path filters: every module with `unsafe` whose tests Miri can run. (The other
 # multiprocess modules hold no `unsafe` but FFI calls, or none; `multiprocess_store/mode.rs` hands out
 # `Cells::external`, covered in cell.rs over a heap buffer.)
-miri_filters=(cell:: key:: family:: declare:: exemplar:: layer::families:: multiprocess_store::file:: multiprocess_store::read::)
+miri_filters=(cell:: key:: family:: declare:: exemplar:: layer::families:: layer::request:: multiprocess_store::file:: multiprocess_store::read:: metric::stripes:: metric::histogram::)
 # 20 000 random keys through code without `unsafe`: hours under Miri, nothing to find.
 miri_skips=(--skip multiprocess_store::read::tests::the_fast_key_check_agrees_with_the_plain_one)
 # The tests with threads, re-run under several seeds of Miri's scheduler and weak memory.
@@ -32,6 +33,7 @@ seeded_filters=(
   cell::tests::concurrent_float_adds_lose_nothing
   declare::tests::a_registered_site_hands_out_its_family_series_on_every_thread
   exemplar::tests::concurrent_writers_and_a_reader_never_see_a_torn_slot
+  metric::histogram::tests::concurrent_observations_are_all_counted_striped_or_not
 )
 seeds=${SOUNDNESS_MIRI_SEEDS:-8}
 # The multiprocess mode must not switch on from the caller's environment: it would map files.
@@ -82,7 +84,7 @@ fi
 # models run many thousands of interleavings.
 LOOM_MAX_PREEMPTIONS=${LOOM_MAX_PREEMPTIONS:-3} RUSTFLAGS="--cfg promtrack_loom" \
   CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/loom" \
-  timed "loom: the table, file publication and exemplar slot models" "$loom_cap" \
+  timed "loom: the table, file publication, exemplar slot and stripes models" "$loom_cap" \
   cargo test -p promtrack --lib --release -- loom_
 
 echo "soundness: all checks passed in $((SECONDS - started)) s"

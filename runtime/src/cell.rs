@@ -64,6 +64,12 @@ impl Cells {
         }
     }
 
+    /// The first cell's address if these cells live outside the heap (a mapping), so that
+    /// the store owning that memory can find what it wrote around them; `None` on the heap.
+    pub(crate) fn external_ptr(&self) -> Option<NonNull<AtomicU64>> {
+        self.owned.is_none().then_some(self.ptr)
+    }
+
     /// Number of cells.
     #[inline]
     pub(crate) fn len(&self) -> usize {

@@ -35,6 +35,10 @@
 //! - bytes per series: a series' cells take `8 * len()` bytes; how the heap store pads them
 //!   (whole cache lines today, see `cell.rs`) is the store's choice, made from the layout in
 //!   `store.rs`, the one place a series' cells are allocated.
+//! - stripes: a contended histogram series gets up to `min(cores, 8) - 1` more runs of exactly
+//!   this layout (`metric/stripes.rs`), padded to 128-byte units on the heap and whole series
+//!   records in a multiprocess file, which readers sum with the first as records of one key.
+//!   The layout itself does not change, so neither does the format.
 
 use std::ops::Range;
 

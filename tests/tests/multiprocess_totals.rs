@@ -192,3 +192,61 @@ fn series_created_in_different_orders_sum_exactly() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `used`, the end of a process file's published records (`multiprocess_store/file.rs`).
+fn used(file: &str) -> u64 {
+    let bytes = std::fs::read(file.trim_start_matches('@')).unwrap();
+    u64::from_ne_bytes(bytes[16..24].try_into().unwrap())
+}
+
+/// A histogram series observed from several threads of each worker gets stripes, which in
+/// multiprocess mode are more records of the same family and key in the worker's file: the
+/// aggregate sums them exactly, live and after the workers die (folded into the archive).
+#[test]
+fn contended_histograms_get_stripes_in_the_file_and_sum_exactly() {
+    let dir = temp_dir("stripes");
+    let mut workers: Vec<Worker> = (0..2).map(|_| Worker::start(&dir)).collect();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (mut expected, mut grew) = (0u64, false);
+    // Contention is not certain in any one round on a busy machine; a few rounds of four
+    // threads each make it so.
+    for round in 0..20 {
+        for w in &mut workers {
+            w.ok("par a 1 0.5 1");
+            let file = w.send("file");
+            let before = used(&file);
+            w.ok("par a 4 0.5 50000");
+            expected += 200_001;
+            grew |= used(&file) > before;
+        }
+        let fams = scrape(&dir);
+        let (count, sum) = match value(&fams, "par_seconds", &[("k", "a")]) {
+            Some(promtrack::model::Value::Histogram { counts, sum, .. }) => {
+                (counts.iter().sum::<u64>(), sum)
+            }
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(count, expected, "round {round}");
+        assert_eq!(sum, expected as f64 * 0.5, "round {round}");
+        assert_eq!(family(&fams, "par_seconds").unwrap().series.len(), 1);
+        if grew && round >= 1 {
+            break;
+        }
+    }
+    assert!(
+        grew || cores < 2,
+        "four threads on {cores} cores never striped the series"
+    );
+    for w in workers {
+        w.kill9();
+    }
+    let fams = scrape(&dir);
+    match value(&fams, "par_seconds", &[("k", "a")]) {
+        Some(promtrack::model::Value::Histogram { counts, sum, .. }) => {
+            assert_eq!(counts.iter().sum::<u64>(), expected);
+            assert_eq!(sum, expected as f64 * 0.5);
+        }
+        other => panic!("{other:?}"),
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

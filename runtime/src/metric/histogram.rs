@@ -3,13 +3,20 @@
 //! Cells (`layout.rs`): one `u64` per finite bucket, one for `+Inf`, then the `f64` sum. Buckets are stored
 //! per bucket, not cumulatively, so an observation touches exactly one bucket cell; the count is
 //! the sum of the buckets and needs no cell of its own. Encoders accumulate at scrape time.
+//!
+//! A series observed from several cores at once gets stripes (`stripes.rs`): more copies of
+//! these cells, one per way, written by the threads whose probe names them and added up by
+//! every read. A series never contended keeps its one set of cells. State added to the
+//! histogram later (native buckets, exemplars) is not striped: it hangs off the `Histogram`,
+//! not off its cells.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use super::stripes::Stripes;
 use super::{Metric, check_reserved, count_invalid_update, private::Sealed};
-use crate::cell::{Cells, add_f64, load_f64};
+use crate::cell::{Cells, load_f64};
 use crate::exemplar::{ExemplarError, Offer, SeriesExemplars, TraceContext};
 use crate::layout::histogram as layout;
 use crate::model::{Exemplars, MetricKind, Point};
@@ -46,6 +53,7 @@ pub struct Histogram {
     cells: Cells,
     /// Null until the first exemplar (`exemplar.rs`); one slot per classic bucket.
     exemplars: SeriesExemplars,
+    stripes: Stripes,
 }
 
 impl Histogram {
@@ -57,8 +65,46 @@ impl Histogram {
             return;
         }
         let bucket = self.bucket_of(v);
-        self.cells.at(bucket).fetch_add(1, Ordering::Relaxed);
-        add_f64(self.cells.at(layout::sum(self.bounds.len())), v);
+        let cells = self.cells_for_this_thread();
+        cells.at(bucket).fetch_add(1, Ordering::Relaxed);
+        let sum = cells.at(layout::sum(self.bounds.len()));
+        // The sum's compare-exchange, first try spelled out: its failure means another thread
+        // wrote this line between our load and our write, the contention signal stripes need.
+        let old = sum.load(Ordering::Relaxed);
+        let new = (f64::from_bits(old) + v).to_bits();
+        if sum
+            .compare_exchange(old, new, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
+            self.add_contended(sum, v);
+        }
+    }
+
+    /// The cells this thread observes into: the series' own, or its stripe once it has them.
+    #[inline(always)]
+    fn cells_for_this_thread(&self) -> &Cells {
+        self.stripes.for_this_thread(&self.cells)
+    }
+
+    /// Completes an addition to the sum whose first compare-exchange failed, and tells the
+    /// stripes.
+    #[cold]
+    #[inline(never)]
+    fn add_contended(&self, sum: &std::sync::atomic::AtomicU64, v: f64) {
+        crate::cell::add_f64(sum, v);
+        self.stripes.contended(&self.cells);
+    }
+
+    /// The primary cells, then every stripe.
+    fn ways(&self) -> impl Iterator<Item = &Cells> {
+        std::iter::once(&self.cells).chain(self.stripes.each())
+    }
+
+    /// Observations in bucket `i`, over every way.
+    fn bucket_count(&self, i: usize) -> u64 {
+        self.ways()
+            .map(|c| c.at(i).load(Ordering::Relaxed))
+            .fold(0, u64::wrapping_add)
     }
 
     /// Records one observation and offers an exemplar carrying `labels` for its bucket, say
@@ -133,13 +179,20 @@ impl Histogram {
     /// Number of observations.
     pub fn count(&self) -> u64 {
         layout::buckets(self.bounds.len())
-            .map(|i| self.cells.at(i).load(Ordering::Relaxed))
-            .sum()
+            .map(|i| self.bucket_count(i))
+            .fold(0, u64::wrapping_add)
     }
 
     /// Sum of observations.
+    ///
+    /// On a striped series, the ways' partial sums added in a fixed order: as exact as the
+    /// running sum itself (each way's sum rounds once per observation, like the one sum did),
+    /// within a few ulps of it, and still never decreasing while observations are not negative
+    /// (floating-point addition is monotonic in each operand). The multiprocess aggregate sums
+    /// the ways' records exactly.
     pub fn sum(&self) -> f64 {
-        load_f64(self.cells.at(layout::sum(self.bounds.len())))
+        let i = layout::sum(self.bounds.len());
+        self.ways().map(|c| load_f64(c.at(i))).sum()
     }
 
     /// The finite upper bounds.
@@ -161,14 +214,13 @@ impl Sealed for Histogram {
             bounds: config.0.clone(),
             cells,
             exemplars: SeriesExemplars::default(),
+            stripes: Stripes::default(),
         }
     }
 
     fn point<'a>(&'a self, _: &'a Buckets, scratch: &'a mut Vec<u64>) -> Point<'a> {
         scratch.clear();
-        scratch.extend(
-            layout::buckets(self.bounds.len()).map(|i| self.cells.at(i).load(Ordering::Relaxed)),
-        );
+        scratch.extend(layout::buckets(self.bounds.len()).map(|i| self.bucket_count(i)));
         Point::Histogram {
             bounds: &self.bounds,
             counts: scratch,
@@ -244,6 +296,50 @@ mod tests {
         for v in [0.0, 1.0, 1.1, 39.5, 40.0, 41.0] {
             let linear = bounds.iter().position(|&b| v <= b).unwrap_or(bounds.len());
             assert_eq!(h.bucket_of(v), linear, "{v}");
+        }
+    }
+
+    /// Several threads on one series, striped and not: every observation counted, in its bucket,
+    /// and the sum exact (the values and their totals are exact in binary).
+    #[test]
+    fn concurrent_observations_are_all_counted_striped_or_not() {
+        let per_thread = if cfg!(miri) { 50 } else { 20_000 };
+        let values = [0.25, 1.5, 4.0];
+        for striped in [false, true] {
+            let h = histogram(&[1.0, 2.0]);
+            if striped {
+                for _ in 0..crate::metric::stripes::THRESHOLD {
+                    h.stripes.contended(&h.cells);
+                }
+                let ways = crate::metric::stripes::ways();
+                assert_eq!(h.stripes.each().len(), ways - 1);
+            }
+            std::thread::scope(|s| {
+                for t in 0..4 {
+                    let h = &h;
+                    s.spawn(move || {
+                        for i in 0..per_thread {
+                            h.observe(values[(i + t) % 3]);
+                        }
+                    });
+                }
+            });
+            let n = 4 * per_thread as u64;
+            assert_eq!(h.count(), n, "striped: {striped}");
+            let mut scratch = Vec::new();
+            let cfg = Buckets(h.bounds.clone());
+            match h.point(&cfg, &mut scratch) {
+                Point::Histogram { counts, sum, .. } => {
+                    assert_eq!(counts.iter().sum::<u64>(), n);
+                    assert!(counts.iter().all(|&c| c.abs_diff(n / 3) <= 4), "{counts:?}");
+                    let expected: f64 = (0..4)
+                        .map(|t| (0..per_thread).map(|i| values[(i + t) % 3]).sum::<f64>())
+                        .sum();
+                    assert_eq!(sum, expected, "striped: {striped}");
+                    assert_eq!(h.sum(), expected);
+                }
+                other => panic!("{other:?}"),
+            }
         }
     }
 

@@ -13,6 +13,7 @@ mod counter;
 mod gauge;
 pub(crate) mod histogram;
 mod info;
+pub(crate) mod stripes;
 mod summary;
 
 use std::fmt::Debug;

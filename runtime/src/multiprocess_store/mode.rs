@@ -8,6 +8,7 @@
 //! - This process's file is created with its first series, and written only by this process:
 //!   a forked child moves to a file of its own before it returns from `fork` (see `file.rs`).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -17,8 +18,8 @@ use super::file::Writer;
 use super::{Stats, compact, scrape};
 use crate::cell::Cells;
 use crate::error::Error;
-use crate::metric::FamilyDecl;
-use crate::model::MetricFamily;
+use crate::metric::{FamilyDecl, GaugeMode};
+use crate::model::{MetricFamily, MetricKind};
 
 /// The environment variable Python's `prometheus_client` reads; promtrack reads it too.
 pub const ENV: &str = "PROMETHEUS_MULTIPROC_DIR";
@@ -193,6 +194,7 @@ impl Active {
             .get_or_init(|| match Writer::create(&self.dir) {
                 Ok(w) => {
                     install_process_hooks();
+                    crate::metric::stripes::set_external(stripe_beside);
                     Some(w)
                 }
                 Err(e) => {
@@ -223,13 +225,119 @@ pub(crate) fn series_cells(decl: &FamilyDecl<'_>, key: &[u8]) -> Option<Cells> {
     };
     let n = decl.layout().len();
     match writer.alloc_series(decl, key) {
-        // SAFETY: `n` cells in a segment that stays mapped for the process's life.
-        Ok(ptr) => Some(unsafe { Cells::external(ptr, n) }),
+        Ok(ptr) => {
+            if decl.kind == MetricKind::Histogram {
+                remember_family(decl, ptr);
+            }
+            // SAFETY: `n` cells in a segment that stays mapped for the process's life.
+            Some(unsafe { Cells::external(ptr, n) })
+        }
         Err(_) => {
             writer.count_dropped();
             None
         }
     }
+}
+
+/// A histogram family of this file, owned: what a stripe's record needs besides the key.
+struct OwnedDecl {
+    name: String,
+    help: String,
+    label_names: Box<[Box<str>]>,
+    bounds: Box<[f64]>,
+}
+
+/// This file's histogram families by the offset of their family record, the number a series
+/// record carries: a stripe of a series is appended knowing only the series' cells. One entry
+/// per histogram family, never per series.
+static HISTOGRAM_FAMILIES: Mutex<Option<HashMap<u32, OwnedDecl>>> = Mutex::new(None);
+
+/// A series record's fields around its cells (the series record of `file.rs`'s layout table:
+/// `u32 length`, `u16 tag`, `u16 0`, `u32` family offset, `u32` cell count, the cells, `u32` key
+/// length, the key).
+struct SeriesRecord<'a> {
+    family_off: u32,
+    key: &'a [u8],
+}
+
+impl SeriesRecord<'_> {
+    /// The record whose `cells` cells start at `ptr`, if the bytes around it say so.
+    ///
+    /// # Safety
+    /// `ptr` came from [`Writer::alloc_series`] of this process's writer: it points at the cells
+    /// of a complete, published series record in a segment that stays mapped for the process's
+    /// life, whose bytes other than the cells never change again (`file.rs`'s invariants).
+    unsafe fn around(ptr: std::ptr::NonNull<AtomicU64>, cells: usize) -> Option<Self> {
+        let base = ptr.as_ptr().cast::<u8>();
+        // SAFETY (every read): within the record, by the caller's guarantee; the header is 8
+        // bytes aligned and 16 bytes long before the cells, the key length right after them.
+        let read_u32 = |at: isize| unsafe { base.offset(at).cast::<u32>().read() };
+        let length = read_u32(-16) as usize;
+        let tag = unsafe { base.offset(-12).cast::<u16>().read() };
+        let family_off = read_u32(-8);
+        let count = read_u32(-4) as usize;
+        if tag != super::file::TAG_SERIES || count != cells {
+            return None; // not a series record of this shape (a detached child's zeroed memory)
+        }
+        let key_at = 8 * cells;
+        let key_len = read_u32(key_at as isize) as usize;
+        if 16 + key_at + 4 + key_len > length {
+            return None;
+        }
+        // SAFETY: `key_len` bytes inside the record, checked against its length just above.
+        let key = unsafe { std::slice::from_raw_parts(base.add(key_at + 4), key_len) };
+        Some(SeriesRecord { family_off, key })
+    }
+}
+
+fn remember_family(decl: &FamilyDecl<'_>, ptr: std::ptr::NonNull<AtomicU64>) {
+    // SAFETY: `ptr` was just returned by `alloc_series` of this process's writer.
+    let Some(record) = (unsafe { SeriesRecord::around(ptr, decl.layout().len()) }) else {
+        return;
+    };
+    let mut families = HISTOGRAM_FAMILIES
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    families
+        .get_or_insert_with(HashMap::new)
+        .entry(record.family_off)
+        .or_insert_with(|| OwnedDecl {
+            name: decl.name.to_owned(),
+            help: decl.help.to_owned(),
+            label_names: decl.label_names.into(),
+            bounds: decl.bounds.into(),
+        });
+}
+
+/// A stripe of the histogram series whose cells are `primary` (`metric/stripes.rs`): one more
+/// series record of the same family and key in this process's file, which every reader sums
+/// with the first like any two records of one key. `None` if this file cannot take it (full,
+/// detached after a fork): the series then keeps its one record.
+fn stripe_beside(primary: &Cells) -> Option<Cells> {
+    let ptr = primary.external_ptr()?;
+    let (_, writer) = own_writer()?;
+    let n = primary.len();
+    // SAFETY: external cells of a histogram come only from `series_cells`, i.e. from
+    // `alloc_series` of this process's writer.
+    let record = unsafe { SeriesRecord::around(ptr, n) }?;
+    let families = HISTOGRAM_FAMILIES
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let owned = families.as_ref()?.get(&record.family_off)?;
+    let decl = FamilyDecl {
+        name: &owned.name,
+        help: &owned.help,
+        label_names: &owned.label_names,
+        kind: MetricKind::Histogram,
+        mode: GaugeMode::All,
+        bounds: &owned.bounds,
+    };
+    if decl.layout().len() != n {
+        return None;
+    }
+    let ptr = writer.alloc_series(&decl, record.key).ok()?;
+    // SAFETY: `n` cells in a segment that stays mapped for the process's life.
+    Some(unsafe { Cells::external(ptr, n) })
 }
 
 /// What the default registry collects to expose the directory while the mode is on (nothing

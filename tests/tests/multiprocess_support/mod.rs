@@ -4,6 +4,8 @@
 //! Worker commands (each answered with one line, `@ok` or `@` and the requested value):
 //! - `inc <label> <n>`: `jobs_total{k=<label>}` += n
 //! - `obs <value> <n>`: `latency_seconds` observes `value` n times
+//! - `par <label> <threads> <value> <n>`: `threads` threads at once each observe `value` n times
+//!   into `par_seconds{k=<label>}` (one hot series: it gets stripes, see `metric/stripes.rs`)
 //! - `gauge <mode> <value>`: sets `g_<mode>` (a gauge in that mode) to `value`
 //! - `grow <from> <to>`: creates `grow_total{i=…}` series `from..to`, each at 1
 //! - `fork <n>`: sets `g_all` to 1 and adds 1 to `jobs_total{k="fork"}`, then forks a child
@@ -30,6 +32,9 @@ pub fn worker_if_asked() {
     let jobs = Family::<[String; 1], Counter>::new("jobs_total", "Jobs.").label_names(["k"]);
     let grow = Family::<[String; 1], Counter>::new("grow_total", "Growth.").label_names(["i"]);
     let latency = Family::<(), Histogram>::new("latency_seconds", "Latency.").buckets(&[0.1, 1.0]);
+    let par = Family::<[String; 1], Histogram>::new("par_seconds", "Contended.")
+        .label_names(["k"])
+        .buckets(&[0.1, 1.0]);
     let gauges: Vec<(GaugeMode, Family<(), Gauge>)> = GaugeMode::ALL
         .iter()
         .map(|&m| {
@@ -56,6 +61,20 @@ pub fn worker_if_asked() {
                 for _ in 0..n.parse::<u64>().unwrap() {
                     latency.observe(v.parse().unwrap());
                 }
+                "ok".to_string()
+            }
+            ["par", label, threads, v, n] => {
+                let h = par.with(&[label.to_string()]);
+                let (v, n): (f64, u64) = (v.parse().unwrap(), n.parse().unwrap());
+                std::thread::scope(|s| {
+                    for _ in 0..threads.parse::<usize>().unwrap() {
+                        s.spawn(|| {
+                            for _ in 0..n {
+                                h.observe(v);
+                            }
+                        });
+                    }
+                });
                 "ok".to_string()
             }
             ["gauge", mode, v] => {
