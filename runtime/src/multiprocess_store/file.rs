@@ -263,6 +263,7 @@ pub(crate) fn encode_extension(out: &mut Vec<u8>, ext: u16, back: u32, cells: &[
 }
 
 /// Native histogram settings as the cells of an [`EXT_NATIVE_SETTINGS`] record.
+#[cfg_attr(not(test), allow(dead_code))] // the native histogram's series creation calls it
 pub(crate) fn native_settings_cells(
     schema: i8,
     max_buckets: u32,
@@ -551,6 +552,7 @@ impl Writer {
     /// Appends an extension record of `n` zeroed cells with sub-tag `ext` to the series whose
     /// first cell is `cells` (a pointer [`alloc_series`](Self::alloc_series) returned), and
     /// returns its first cell: how a series gets its exemplar slots at its first exemplar.
+    #[cfg_attr(not(test), allow(dead_code))] // the exemplar recording path calls it
     pub(crate) fn attach(
         &self,
         cells: NonNull<AtomicU64>,

@@ -57,6 +57,17 @@
 //! The aggregation then reads series through those references without validating anything
 //! twice. Names and label names must be valid Prometheus names and label values valid UTF-8, so
 //! whatever a file holds is safe to write into an exposition.
+//!
+//! # Extension records
+//! Records of tag 0 with a non-zero sub-tag (`file.rs`) attach cells to an earlier family or
+//! series record. One whose sub-tag this build does not know is skipped (a newer writer's); one
+//! that does not validate — its target is not a record of the right kind, its cell count is
+//! not the one its target's declaration implies, its settings are out of range, or its target
+//! already has one of that sub-tag — is skipped and counted ([`Parsed::bad_extensions`]), and
+//! the rest of the file is kept. Their cells are agreed like a series' (above): native state as
+//! one block, each exemplar slot as one block that must also hold an even sequence number
+//! (`exemplar_slot.rs`); a slot that never holds still gets no word-at-a-time last resort, it
+//! is left out of that scrape.
 
 use std::fs::File;
 use std::io;
@@ -67,6 +78,11 @@ use super::file::{
     HEADER_LEN, MAGIC, MAX_FILE, MAX_RECORD, TAG_ABSORBED, TAG_FAMILY, TAG_PADDING, TAG_SERIES,
     VERSION, kind_from_code,
 };
+use super::file::{
+    EXT_CELLS, EXT_EXEMPLARS, EXT_NATIVE, EXT_NATIVE_SETTINGS, EXT_NATIVE_SPARSE,
+    NATIVE_SETTINGS_LEN,
+};
+use super::{exemplar_slot, native_merge};
 use crate::labels::{KEY_SEPARATOR, is_valid_label_name, is_valid_metric_name};
 use crate::layout::Layout;
 use crate::metric::GaugeMode;
@@ -263,18 +279,50 @@ fn agree_cells(src: &impl Source, bytes: &mut [u8], second: &[u8]) -> Result<(),
         if len < 8 || len % 8 != 0 || len > bytes.len() - off {
             break;
         }
-        if tag == TAG_SERIES {
-            let n_cells = u32_at(bytes, off + 12).unwrap_or(0) as usize;
-            let end = n_cells
-                .checked_mul(8)
-                .and_then(|n| (off + 16).checked_add(n))
-                .filter(|&end| end <= off + len);
-            if let Some(end) = end {
-                block(off + 16, end, bytes)?;
+        let ext = u16_at(bytes, off + 6).unwrap_or(0);
+        let cells_at = match (tag, ext) {
+            (TAG_SERIES, _) => 16,
+            (TAG_PADDING, EXT_NATIVE | EXT_NATIVE_SPARSE | EXT_EXEMPLARS) => EXT_CELLS,
+            _ => 0,
+        };
+        let end = (cells_at != 0 && len >= cells_at)
+            .then(|| u32_at(bytes, off + cells_at - 8).unwrap_or(0) as usize)
+            .and_then(|n| n.checked_mul(8))
+            .and_then(|n| (off + cells_at).checked_add(n))
+            .filter(|&end| end <= off + len);
+        if let Some(end) = end {
+            if ext == EXT_EXEMPLARS && tag == TAG_PADDING {
+                for at in (off + cells_at..end).step_by(8 * exemplar_slot::LEN) {
+                    if at + 8 * exemplar_slot::LEN <= end {
+                        agree_slot(src, &mut bytes[at..at + 8 * exemplar_slot::LEN], &second[at..at + 8 * exemplar_slot::LEN], at)?;
+                    }
+                }
+            } else {
+                block(off + cells_at, end, bytes)?;
             }
         }
         off += len;
     }
+    Ok(())
+}
+
+/// Makes an exemplar slot one that two consecutive reads agree on and that holds a complete
+/// write (an even sequence), or marks it as holding none (see the module docs).
+fn agree_slot(src: &impl Source, slot: &mut [u8], second: &[u8], at: usize) -> Result<(), ReadError> {
+    let busy = |b: &[u8]| u64_at(b, 0).is_some_and(|seq| seq % 2 == 1);
+    if slot == second && !busy(slot) {
+        return Ok(());
+    }
+    slot.copy_from_slice(second);
+    let mut again = [0u8; 8 * exemplar_slot::LEN];
+    for _ in 0..BLOCK_TRIES {
+        read_exact_at(src, &mut again, at as u64)?;
+        if again[..] == *slot && !busy(slot) {
+            return Ok(());
+        }
+        slot.copy_from_slice(&again);
+    }
+    slot[..8].copy_from_slice(&1u64.to_ne_bytes());
     Ok(())
 }
 
@@ -362,10 +410,27 @@ struct SerRef {
     key_len: u32,
 }
 
+/// Where a validated extension record's cells are, and what it attaches to (a family's index
+/// for native settings, a series' index otherwise), in 16 bytes (the record takes at least 24).
+#[derive(Clone, Copy, Debug)]
+struct ExtRef {
+    target: u32,
+    cells_off: u32,
+    n_cells: u32,
+    ext: u16,
+}
+
+const _: () = assert!(std::mem::size_of::<ExtRef>() <= 16);
+
 /// One series read from a file: its family, its key, and its cells.
 pub(crate) struct SeriesRecord<'a> {
     pub(crate) fam: usize,
     pub(crate) key: &'a [u8],
+    /// Its native state, validated against its family's settings: the sub-tag
+    /// (`EXT_NATIVE` or `EXT_NATIVE_SPARSE`) and the cells' bytes.
+    pub(crate) native: Option<(u16, &'a [u8])>,
+    /// Its exemplar slots' bytes (empty: none yet), [`exemplar_slot::LEN`] cells per slot.
+    pub(crate) exemplars: &'a [u8],
     /// The cells' bytes, 8 per cell (checked against the snapshot when the file was parsed).
     cells: &'a [u8],
     pub(crate) n_cells: usize,
@@ -406,7 +471,19 @@ pub(crate) struct Parsed<'a> {
     pub(crate) families: Vec<Fam<'a>>,
     pub(crate) absorbed: Vec<u64>,
     series: Vec<SerRef>,
+    /// Native settings attached to families, in file order (so by target).
+    family_ext: Vec<ExtRef>,
+    /// Extensions attached to series, sorted by target.
+    series_ext: Vec<ExtRef>,
+    /// Extension records skipped because they did not validate (see the module docs).
+    pub(crate) bad_extensions: u64,
     bytes: &'a [u8],
+}
+
+/// The cells of an exemplar-slot record bytes as `u64`s.
+pub(crate) fn words(b: &[u8]) -> impl Iterator<Item = u64> + '_ {
+    b.chunks_exact(8)
+        .map(|c| u64::from_ne_bytes(c.try_into().unwrap_or_default()))
 }
 
 fn u16_at(b: &[u8], off: usize) -> Option<u16> {
@@ -454,6 +531,9 @@ impl<'a> Parsed<'a> {
             families: Vec::new(),
             absorbed: Vec::new(),
             series: Vec::new(),
+            family_ext: Vec::new(),
+            series_ext: Vec::new(),
+            bad_extensions: 0,
             bytes: b,
         };
         // What we keep must not exceed the file's own size (see the module docs).
@@ -462,7 +542,23 @@ impl<'a> Parsed<'a> {
         while off < used {
             let (tag, rec) = record_at(b, off, used)?;
             match tag {
-                TAG_PADDING => {}
+                TAG_PADDING => match u16_at(rec, 6).unwrap_or(0) {
+                    0 => {}
+                    ext => match parsed.extension_at(off, ext, rec) {
+                        Ok(Some(r)) => {
+                            budget = budget
+                                .checked_sub(std::mem::size_of::<ExtRef>())
+                                .ok_or(ReadError::Corrupt("too many records for its size"))?;
+                            if ext == EXT_NATIVE_SETTINGS {
+                                parsed.family_ext.push(r);
+                            } else {
+                                parsed.series_ext.push(r);
+                            }
+                        }
+                        Ok(None) => {} // a newer writer's extension
+                        Err(_) => parsed.bad_extensions += 1,
+                    },
+                },
                 TAG_FAMILY => {
                     let fam = parse_family(off, rec)?;
                     budget = budget
@@ -493,7 +589,89 @@ impl<'a> Parsed<'a> {
             }
             off += rec.len();
         }
+        parsed.series_ext.sort_by_key(|r| r.target);
         Ok(parsed)
+    }
+
+    /// The native settings cells of family `fam`, if it has valid ones.
+    pub(crate) fn native_settings(&self, fam: usize) -> Option<[u64; NATIVE_SETTINGS_LEN]> {
+        let r = self.family_ext.iter().find(|r| r.target as usize == fam)?;
+        let cells = self
+            .bytes
+            .get(r.cells_off as usize..r.cells_off as usize + 8 * NATIVE_SETTINGS_LEN)?;
+        let mut out = [0; NATIVE_SETTINGS_LEN];
+        for (o, w) in out.iter_mut().zip(words(cells)) {
+            *o = w;
+        }
+        Some(out)
+    }
+
+    /// Validates the extension record at `off` with sub-tag `ext`: `Ok(None)` for a sub-tag
+    /// this build does not know.
+    fn extension_at(&self, off: usize, ext: u16, rec: &[u8]) -> Result<Option<ExtRef>, ReadError> {
+        let bad = ReadError::Corrupt;
+        if !matches!(
+            ext,
+            EXT_NATIVE_SETTINGS | EXT_NATIVE | EXT_NATIVE_SPARSE | EXT_EXEMPLARS
+        ) {
+            return Ok(None);
+        }
+        let back = u32_at(rec, 8).ok_or(CORRUPT_RECORD)? as usize;
+        let n_cells = u32_at(rec, 16).ok_or(CORRUPT_RECORD)? as usize;
+        let cells = rec
+            .get(EXT_CELLS..EXT_CELLS + n_cells.checked_mul(8).ok_or(CORRUPT_RECORD)?)
+            .ok_or(CORRUPT_RECORD)?;
+        let target_off = off
+            .checked_sub(back)
+            .filter(|&t| back > 0 && t >= HEADER_LEN)
+            .ok_or(bad("an extension attached to nothing"))?;
+        let target = if ext == EXT_NATIVE_SETTINGS {
+            let fam = self
+                .families
+                .binary_search_by_key(&(target_off as u32), |f| f.off)
+                .map_err(|_| bad("native settings attached to no declaration"))?;
+            let cells: Vec<u64> = words(cells).collect();
+            if self.families[fam].kind != MetricKind::Histogram
+                || !native_merge::valid_settings(&cells)
+                || self.family_ext.iter().any(|r| r.target as usize == fam)
+            {
+                return Err(bad("invalid native settings"));
+            }
+            fam
+        } else {
+            let i = self
+                .series
+                .binary_search_by_key(&(target_off as u32 + 16), |r| r.cells_off)
+                .map_err(|_| bad("an extension attached to no series"))?;
+            let fam_i = self.series[i].fam as usize;
+            let fam = &self.families[fam_i];
+            let ok = match ext {
+                EXT_EXEMPLARS => {
+                    let slots = match fam.kind {
+                        MetricKind::Counter => 1,
+                        MetricKind::Histogram => fam.n_bounds() + 1,
+                        _ => 0,
+                    };
+                    slots > 0 && n_cells == slots * exemplar_slot::LEN
+                }
+                _ => self.family_ext.iter().any(|r| r.target as usize == fam_i),
+            };
+            let native = |e: u16| e == EXT_NATIVE || e == EXT_NATIVE_SPARSE;
+            let twice = self
+                .series_ext
+                .iter()
+                .any(|r| r.target as usize == i && (r.ext == ext || (native(r.ext) && native(ext))));
+            if !ok || twice {
+                return Err(bad("an extension that does not fit its series"));
+            }
+            i
+        };
+        Ok(Some(ExtRef {
+            target: target as u32,
+            cells_off: (off + EXT_CELLS) as u32,
+            n_cells: n_cells as u32,
+            ext,
+        }))
     }
 
     /// Validates the series record at `off` (of the file) and returns where its parts are.
@@ -533,10 +711,26 @@ impl<'a> Parsed<'a> {
     /// Every series, in file order. The file was validated, so nothing fails here.
     pub(crate) fn series(&self) -> impl Iterator<Item = SeriesRecord<'a>> + '_ {
         let b = self.bytes;
-        self.series.iter().map(move |r| {
+        let mut ext = self.series_ext.iter().peekable();
+        self.series.iter().enumerate().map(move |(i, r)| {
             let (key_off, cells_off) = (r.key_off as usize, r.cells_off as usize);
             let n_cells = self.families[r.fam as usize].n_cells as usize;
+            let (mut native, mut exemplars) = (None, &[][..]);
+            while let Some(e) = ext.next_if(|e| e.target as usize <= i) {
+                if e.target as usize != i {
+                    continue;
+                }
+                let at = e.cells_off as usize;
+                let cells = b.get(at..at + 8 * e.n_cells as usize).unwrap_or_default();
+                if e.ext == EXT_EXEMPLARS {
+                    exemplars = cells;
+                } else {
+                    native = Some((e.ext, cells));
+                }
+            }
             SeriesRecord {
+                native,
+                exemplars,
                 fam: r.fam as usize,
                 key: b
                     .get(key_off..key_off + r.key_len as usize)
