@@ -697,13 +697,14 @@ fn zero_values(bytes: &mut [u8]) {
         }
         let ext = u16::from_ne_bytes(bytes[off + 6..off + 8].try_into().expect("2 bytes"));
         // Value cells: a series' own, and its extensions' (not a family's settings).
+        // Where the cells and their count are.
         let cells_at = match (tag, ext) {
-            (TAG_SERIES, _) => Some(16),
-            (TAG_PADDING, EXT_NATIVE | EXT_EXEMPLARS | EXT_NATIVE_SPARSE) => Some(EXT_CELLS),
+            (TAG_SERIES, _) => Some((16, 12)),
+            (TAG_PADDING, EXT_NATIVE | EXT_EXEMPLARS | EXT_NATIVE_SPARSE) => Some((EXT_CELLS, 16)),
             _ => None,
         };
-        if let Some(at) = cells_at.filter(|&at| len >= at) {
-            let n = u32::from_ne_bytes(bytes[off + at - 8..off + at - 4].try_into().expect("4 bytes"))
+        if let Some((at, count)) = cells_at.filter(|&(at, _)| len >= at) {
+            let n = u32::from_ne_bytes(bytes[off + count..off + count + 4].try_into().expect("4 bytes"))
                 as usize;
             let end = (off + at + n * 8).min(off + len);
             bytes[off + at..end].fill(0);

@@ -226,7 +226,7 @@ impl Snapshot {
         if live {
             scratch.resize(used, 0);
             read_exact_at(src, scratch, 0)?;
-            if **scratch != *bytes {
+            if **scratch != *bytes || has_busy_slot(&bytes) {
                 agree_cells(src, &mut bytes, scratch)?;
             }
         }
@@ -280,13 +280,14 @@ fn agree_cells(src: &impl Source, bytes: &mut [u8], second: &[u8]) -> Result<(),
             break;
         }
         let ext = u16_at(bytes, off + 6).unwrap_or(0);
-        let cells_at = match (tag, ext) {
-            (TAG_SERIES, _) => 16,
-            (TAG_PADDING, EXT_NATIVE | EXT_NATIVE_SPARSE | EXT_EXEMPLARS) => EXT_CELLS,
-            _ => 0,
+        // Where the cells and their count are.
+        let (cells_at, count_at) = match (tag, ext) {
+            (TAG_SERIES, _) => (16, 12),
+            (TAG_PADDING, EXT_NATIVE | EXT_NATIVE_SPARSE | EXT_EXEMPLARS) => (EXT_CELLS, 16),
+            _ => (0, 0),
         };
         let end = (cells_at != 0 && len >= cells_at)
-            .then(|| u32_at(bytes, off + cells_at - 8).unwrap_or(0) as usize)
+            .then(|| u32_at(bytes, off + count_at).unwrap_or(0) as usize)
             .and_then(|n| n.checked_mul(8))
             .and_then(|n| (off + cells_at).checked_add(n))
             .filter(|&end| end <= off + len);
@@ -304,6 +305,31 @@ fn agree_cells(src: &impl Source, bytes: &mut [u8], second: &[u8]) -> Result<(),
         off += len;
     }
     Ok(())
+}
+
+/// Whether an exemplar slot of the copy holds a write in progress (odd sequence): equal copies
+/// do not make it one to take (see the module docs).
+fn has_busy_slot(bytes: &[u8]) -> bool {
+    let mut off = HEADER_LEN;
+    while let Some((len, tag)) = u32_at(bytes, off).zip(u16_at(bytes, off + 4)) {
+        let len = len as usize;
+        if len < 8 || len % 8 != 0 || len > bytes.len() - off {
+            break;
+        }
+        if tag == TAG_PADDING && u16_at(bytes, off + 6) == Some(EXT_EXEMPLARS) {
+            let rec = &bytes[off..off + len];
+            let busy = rec
+                .get(EXT_CELLS..)
+                .unwrap_or_default()
+                .chunks_exact(8 * exemplar_slot::LEN)
+                .any(|slot| u64_at(slot, 0).is_some_and(|seq| seq % 2 == 1));
+            if busy {
+                return true;
+            }
+        }
+        off += len;
+    }
+    false
 }
 
 /// Makes an exemplar slot one that two consecutive reads agree on and that holds a complete
@@ -1105,6 +1131,134 @@ mod tests {
             for n in 0..4 {
                 assert_eq!(check_key(&key, n).is_ok(), plain(&key, n), "{key:?} {n}");
             }
+        }
+    }
+
+    mod extensions {
+        use super::*;
+        use crate::multiprocess_store::exemplar_slot::{self, SlotExemplar};
+        use crate::multiprocess_store::file::{encode_extension, native_settings_cells};
+        use crate::multiprocess_store::native_merge::{decode_sparse, encode_sparse};
+        use crate::model::NativeBuckets;
+
+        fn ex(n: u8) -> SlotExemplar {
+            SlotExemplar {
+                trace_id: [n; 16],
+                span_id: [n; 8],
+                value: 0.5,
+                time_ns: u64::from(n),
+            }
+        }
+
+        fn buckets() -> NativeBuckets {
+            NativeBuckets {
+                schema: 3,
+                positive: vec![(4, 2), (9, 1)],
+                ..Default::default()
+            }
+        }
+
+        /// A file with a counter (an exemplar slot) and a native histogram with one bound
+        /// (settings, sparse state, exemplar slots); `extra` is appended raw before `used` is
+        /// set. Returns the bytes and the histogram series' offset.
+        fn file(extra: impl FnOnce(&mut Vec<u8>, usize)) -> (Vec<u8>, usize) {
+            let mut b = encode_header(7, 1, 0, 0, 0);
+            let counter = b.len() as u32;
+            encode_family(&mut b, &decl("c_total", MetricKind::Counter, &[]));
+            let c_series = b.len();
+            encode_series(&mut b, counter, &[5, 0], b"");
+            let back = (b.len() - c_series) as u32;
+            let mut slot = exemplar_slot::encode(&ex(1));
+            slot[exemplar_slot::SEQ] = 2;
+            encode_extension(&mut b, EXT_EXEMPLARS, back, &slot);
+            let hist = b.len();
+            encode_family(&mut b, &decl("h", MetricKind::Histogram, &[1.0]));
+            let back = (b.len() - hist) as u32;
+            encode_extension(&mut b, EXT_NATIVE_SETTINGS, back, &native_settings_cells(3, 160, 0.0, 0.0));
+            let h_series = b.len();
+            encode_series(&mut b, hist as u32, &[1, 2, 2.5f64.to_bits()], b"");
+            let back = (b.len() - h_series) as u32;
+            encode_extension(&mut b, EXT_NATIVE_SPARSE, back, &encode_sparse(&buckets()));
+            extra(&mut b, h_series);
+            let used = b.len() as u64;
+            b[H_USED..H_USED + 8].copy_from_slice(&used.to_ne_bytes());
+            (b, h_series)
+        }
+
+        fn decl(name: &'static str, kind: MetricKind, bounds: &'static [f64]) -> FamilyDecl<'static> {
+            FamilyDecl { name, help: "", kind, mode: GaugeMode::All, label_names: &[], bounds }
+        }
+
+        fn parsed_totals(b: Vec<u8>) -> (Vec<Vec<u64>>, u64, Vec<bool>, Vec<usize>) {
+            let snap = Snapshot::read(&Script::new(b), false, &mut Vec::new()).unwrap();
+            let p = Parsed::parse(&snap).unwrap();
+            let cells = p.series().map(|s| s.cells().collect()).collect();
+            let native = p.series().map(|s| s.native.is_some()).collect();
+            let ex = p.series().map(|s| s.exemplars.len() / 8).collect();
+            (cells, p.bad_extensions, native, ex)
+        }
+
+        #[test]
+        fn extensions_are_delivered_with_their_series() {
+            let (b, _) = file(|_, _| {});
+            let snap = Snapshot::read(&Script::new(b), false, &mut Vec::new()).unwrap();
+            let p = Parsed::parse(&snap).unwrap();
+            assert_eq!(p.bad_extensions, 0);
+            assert!(p.native_settings(0).is_none());
+            assert_eq!(p.native_settings(1).unwrap()[1], 160);
+            let s: Vec<SeriesRecord<'_>> = p.series().collect();
+            let slot: Vec<u64> = words(s[0].exemplars).collect();
+            assert_eq!(exemplar_slot::decode(&slot), Some(ex(1)));
+            assert!(s[0].native.is_none());
+            let (ext, cells) = s[1].native.unwrap();
+            assert_eq!(ext, EXT_NATIVE_SPARSE);
+            assert_eq!(decode_sparse(&words(cells).collect::<Vec<_>>()), Some(buckets()));
+            assert!(s[1].exemplars.is_empty());
+        }
+
+        /// Malformed extensions are skipped and counted, unknown sub-tags skipped silently:
+        /// every series' cells are read either way.
+        #[test]
+        fn a_bad_or_unknown_extension_is_skipped_and_the_rest_of_the_file_kept() {
+            let whole = parsed_totals(file(|_, _| {}).0);
+            assert_eq!(whole.1, 0);
+            let cases: [(&str, Box<dyn Fn(&mut Vec<u8>, usize)>, u64); 6] = [
+                ("unknown sub-tag", Box::new(|b, _| { let back = b.len() as u32 - 64; encode_extension(b, 99, back, &[1, 2]); }), 0),
+                ("attached to nothing", Box::new(|b, _| { encode_extension(b, EXT_EXEMPLARS, 8, &[0; 6]); }), 1),
+                ("past the header", Box::new(|b, _| { let back = b.len() as u32; encode_extension(b, EXT_EXEMPLARS, back, &[0; 6]); }), 1),
+                ("wrong slot count", Box::new(|b, h| { let back = (b.len() - h) as u32; encode_extension(b, EXT_EXEMPLARS, back, &[0; 6]); }), 1),
+                ("a second native state", Box::new(|b, h| { let back = (b.len() - h) as u32; encode_extension(b, EXT_NATIVE, back, &[0; 3]); }), 1),
+                ("cells past the record", Box::new(|b, h| { let back = (b.len() - h) as u32; let at = b.len(); encode_extension(b, EXT_EXEMPLARS, back, &[0; 12]); b[at + 16..at + 20].copy_from_slice(&1000u32.to_ne_bytes()); }), 1),
+            ];
+            for (what, add, bad) in cases {
+                let got = parsed_totals(file(add).0);
+                assert_eq!(got.0, whole.0, "{what}: the series' cells");
+                assert_eq!(got.1, bad, "{what}: counted");
+                assert_eq!((&got.2, &got.3), (&whole.2, &whole.3), "{what}: the good extensions");
+            }
+        }
+
+        /// A slot whose sequence is odd in both copies (a write in progress) is read again
+        /// until it holds a complete write; one that never does is left out, never taken torn.
+        #[test]
+        fn a_slot_is_taken_only_between_writes() {
+            let (b, _) = file(|_, _| {});
+            let snap = Snapshot::read(&Script::new(b.clone()), false, &mut Vec::new()).unwrap();
+            let p = Parsed::parse(&snap).unwrap();
+            let at = p.series_ext[0].cells_off as usize;
+            // Busy in both copies and the next read, then complete.
+            let src = Script::new(b.clone()).cell(at, &[3, 3, 3, 4]);
+            let snap = Snapshot::read(&src, true, &mut Vec::new()).unwrap();
+            let p = Parsed::parse(&snap).unwrap();
+            let slot: Vec<u64> = words(p.series().next().unwrap().exemplars).collect();
+            assert_eq!(slot[0], 4);
+            assert_eq!(exemplar_slot::decode(&slot), Some(ex(1)));
+            // Never complete: no exemplar.
+            let src = Script::new(b).cell(at, &[3]);
+            let snap = Snapshot::read(&src, true, &mut Vec::new()).unwrap();
+            let p = Parsed::parse(&snap).unwrap();
+            let slot: Vec<u64> = words(p.series().next().unwrap().exemplars).collect();
+            assert_eq!(exemplar_slot::decode(&slot), None);
         }
     }
 }
