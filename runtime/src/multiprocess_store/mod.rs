@@ -23,6 +23,8 @@ mod compact;
 pub(crate) mod dir;
 mod exact;
 mod exemplar_slot;
+#[cfg(test)]
+mod extension_tests;
 mod file;
 mod lock;
 mod mode;
