@@ -26,6 +26,11 @@ target=${CARGO_TARGET_DIR:-$repo/target}
 work=$(mktemp -d "${TMPDIR:-/tmp}/promtrack-rolling.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
+if ! git cat-file -e "$base^{commit}" 2>/dev/null; then
+  echo "rolling-deploy: commit $base is not in this clone (a shallow checkout?): fetch it with" \
+    "'git fetch --unshallow' or set ROLLING_DEPLOY_BASE to a commit before extension records" >&2
+  exit 1
+fi
 echo "today's reader: promtrack at $(git rev-parse --short "$base") ($(git log -1 --format=%s "$base" | cut -c1-60)…)"
 mkdir -p "$work/old/reader/src"
 git archive "$base" runtime macros Cargo.toml Cargo.lock | tar -x -C "$work/old"

@@ -31,9 +31,9 @@ use super::exemplar_slot::{self, SlotExemplar};
 use super::file::{self, EXT_NATIVE, EXT_NATIVE_SETTINGS, EXT_NATIVE_SPARSE, NATIVE_SETTINGS_LEN};
 use super::native_merge;
 use super::read::{Parsed, SeriesRecord, key_values, words};
-use crate::model::NativeBuckets;
 use crate::layout::{Layout, counter, gauge, histogram, summary};
 use crate::metric::{FamilyDecl, GaugeMode};
+use crate::model::NativeBuckets;
 use crate::model::{MetricFamily, MetricKind, Series, Value};
 
 /// One file to aggregate, and whether its writer is alive.

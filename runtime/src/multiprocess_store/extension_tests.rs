@@ -26,7 +26,12 @@ use crate::model::{MetricFamily, MetricKind, NativeBuckets, Value};
 /// Set in a worker: `<directory> <worker number> <live|dead>`.
 const WORKER_ENV: &str = "PROMTRACK_EXTENSION_WORKER";
 
-fn decl<'a>(name: &'a str, kind: MetricKind, labels: &'a [Box<str>], bounds: &'a [f64]) -> FamilyDecl<'a> {
+fn decl<'a>(
+    name: &'a str,
+    kind: MetricKind,
+    labels: &'a [Box<str>],
+    bounds: &'a [f64],
+) -> FamilyDecl<'a> {
     FamilyDecl {
         name,
         help: "Help.",
@@ -77,7 +82,11 @@ fn write_worker_file(dir: &Path, i: u8) -> Writer {
     for stripe in 0..2 {
         let cells = w.alloc_series(&counter, b"a\xff").unwrap();
         cell(cells, 0).store(if stripe == 0 { 10 * n } else { 0 }, Ordering::Relaxed);
-        let frac = if stripe == 0 { 0.0 } else { 0.25 * f64::from(i) };
+        let frac = if stripe == 0 {
+            0.0
+        } else {
+            0.25 * f64::from(i)
+        };
         cell(cells, 1).store(frac.to_bits(), Ordering::Relaxed);
         if stripe == 0 {
             let slots = w.attach(cells, EXT_EXEMPLARS, exemplar_slot::LEN).unwrap();
@@ -97,18 +106,26 @@ fn write_worker_file(dir: &Path, i: u8) -> Writer {
             &[(EXT_NATIVE, state.len())],
         )
         .unwrap();
-    for (k, v) in [n, 2 * n, (4.5 * f64::from(i)).to_bits()].into_iter().enumerate() {
+    for (k, v) in [n, 2 * n, (4.5 * f64::from(i)).to_bits()]
+        .into_iter()
+        .enumerate()
+    {
         cell(cells, k).store(v, Ordering::Relaxed);
     }
     for (k, &v) in state.iter().enumerate() {
         cell(ext[0], k).store(v, Ordering::Relaxed);
     }
-    let slots = w.attach(cells, EXT_EXEMPLARS, 2 * exemplar_slot::LEN).unwrap();
+    let slots = w
+        .attach(cells, EXT_EXEMPLARS, 2 * exemplar_slot::LEN)
+        .unwrap();
     assert!(exemplar_slot::write(slot_ref(slots, 1), &exemplar_of(i, 1)));
     w
 }
 
-fn slot_ref(slots: std::ptr::NonNull<AtomicU64>, k: usize) -> &'static [AtomicU64; exemplar_slot::LEN] {
+fn slot_ref(
+    slots: std::ptr::NonNull<AtomicU64>,
+    k: usize,
+) -> &'static [AtomicU64; exemplar_slot::LEN] {
     // SAFETY: as in `cell`: slot `k` lies inside the run the writer handed out.
     unsafe { &*slots.as_ptr().add(k * exemplar_slot::LEN).cast() }
 }
@@ -153,7 +170,10 @@ fn spawn(dir: &Path, i: u8, mode: &str) -> Child {
     let mut line = String::new();
     while !line.trim_end().ends_with("@ready") {
         line.clear();
-        assert!(out.read_line(&mut line).unwrap() > 0, "worker {i} died before writing");
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "worker {i} died before writing"
+        );
     }
     // The rest of its output (the test harness' report) must find a reader.
     std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
@@ -182,9 +202,15 @@ fn scrape(dir: &Path) -> (Vec<MetricFamily>, Vec<SeriesExemplars>, u64) {
     let mut sources: Vec<InputFile<'_>> = files
         .into_iter()
         .filter(|(_, p)| !absorbed.contains(&p.info.id))
-        .map(|(f, parsed)| InputFile { parsed, live: f.live })
+        .map(|(f, parsed)| InputFile {
+            parsed,
+            live: f.live,
+        })
         .collect();
-    sources.extend(archive.map(|parsed| InputFile { parsed, live: false }));
+    sources.extend(archive.map(|parsed| InputFile {
+        parsed,
+        live: false,
+    }));
     let agg = Aggregate::new(&sources, Purpose::Scrape);
     let bad = agg.bad_extensions;
     let (fams, ex) = agg.into_families_with_exemplars();
@@ -192,12 +218,23 @@ fn scrape(dir: &Path) -> (Vec<MetricFamily>, Vec<SeriesExemplars>, u64) {
 }
 
 fn value<'a>(fams: &'a [MetricFamily], name: &str) -> &'a Value {
-    &fams.iter().find(|f| f.name == name).unwrap_or_else(|| panic!("{name}")).series[0].value
+    &fams
+        .iter()
+        .find(|f| f.name == name)
+        .unwrap_or_else(|| panic!("{name}"))
+        .series[0]
+        .value
 }
 
-fn exemplars_of<'a>(fams: &[MetricFamily], ex: &'a [SeriesExemplars], name: &str) -> &'a [Option<SlotExemplar>] {
+fn exemplars_of<'a>(
+    fams: &[MetricFamily],
+    ex: &'a [SeriesExemplars],
+    name: &str,
+) -> &'a [Option<SlotExemplar>] {
     let fi = fams.iter().position(|f| f.name == name).unwrap();
-    ex.iter().find(|e| e.family == fi && e.series == 0).map_or(&[], |e| &e.slots)
+    ex.iter()
+        .find(|e| e.family == fi && e.series == 0)
+        .map_or(&[], |e| &e.slots)
 }
 
 /// Two live workers and a dead one, merged exactly — classic cells, stripes, native buckets,
@@ -230,24 +267,38 @@ fn two_live_workers_and_a_dead_one_merge_exactly_with_their_extensions() {
     let (fams, ex, bad) = scrape(&dir);
     check(&fams, bad);
     // The newest exemplar over the live processes: worker 2's, not the dead worker 3's.
-    assert_eq!(exemplars_of(&fams, &ex, "jobs_total"), [Some(exemplar_of(2, 0))]);
+    assert_eq!(
+        exemplars_of(&fams, &ex, "jobs_total"),
+        [Some(exemplar_of(2, 0))]
+    );
     assert_eq!(
         exemplars_of(&fams, &ex, "latency_seconds"),
         [None, Some(exemplar_of(2, 1))]
     );
-    let run = compact::Run { wait: true, own: None, wipe: false };
-    let done = compact::compact(&dir, &Stats::default(), run).unwrap().unwrap();
+    let run = compact::Run {
+        wait: true,
+        own: None,
+        wipe: false,
+    };
+    let done = compact::compact(&dir, &Stats::default(), run)
+        .unwrap()
+        .unwrap();
     assert_eq!(done.folded, 1);
     let (fams, ex, bad) = scrape(&dir);
     check(&fams, bad);
-    assert_eq!(exemplars_of(&fams, &ex, "jobs_total"), [Some(exemplar_of(2, 0))]);
+    assert_eq!(
+        exemplars_of(&fams, &ex, "jobs_total"),
+        [Some(exemplar_of(2, 0))]
+    );
     // Every worker gone and folded: the archive alone keeps the totals and buckets, and no
     // exemplar.
     for mut c in live.drain(..) {
         drop(c.stdin.take());
         assert!(c.wait().unwrap().success());
     }
-    compact::compact(&dir, &Stats::default(), run).unwrap().unwrap();
+    compact::compact(&dir, &Stats::default(), run)
+        .unwrap()
+        .unwrap();
     let (fams, ex, bad) = scrape(&dir);
     check(&fams, bad);
     assert!(ex.is_empty(), "{ex:?}");
@@ -288,8 +339,16 @@ fn rolling_deploy_against_todays_reader() {
         .expect("PROMTRACK_OLD_READER names the old reader binary (scripts/rolling-deploy.sh)");
     let old_read = |dir: &Path| -> Vec<String> {
         let out = Command::new(&old).arg("read").arg(dir).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let mut lines: Vec<String> = String::from_utf8(out.stdout).unwrap().lines().map(str::to_owned).collect();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut lines: Vec<String> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect();
         lines.sort();
         lines
     };
@@ -297,8 +356,14 @@ fn rolling_deploy_against_todays_reader() {
     let dir = temp_dir("rolling-new");
     let mut gone = spawn(&dir, 3, "dead");
     assert!(gone.wait().unwrap().success());
-    let run = compact::Run { wait: true, own: None, wipe: false };
-    compact::compact(&dir, &Stats::default(), run).unwrap().unwrap();
+    let run = compact::Run {
+        wait: true,
+        own: None,
+        wipe: false,
+    };
+    compact::compact(&dir, &Stats::default(), run)
+        .unwrap()
+        .unwrap();
     let mut dead = spawn(&dir, 2, "dead");
     assert!(dead.wait().unwrap().success());
     let mut live = spawn(&dir, 1, "live");
@@ -324,7 +389,10 @@ fn rolling_deploy_against_todays_reader() {
         assert_eq!(st.success(), mode == "write-exit", "{mode}: {st}");
     }
     let old_totals = old_read(&dir);
-    assert!(old_totals.iter().any(|l| l.starts_with("old_jobs_total ")), "{old_totals:?}");
+    assert!(
+        old_totals.iter().any(|l| l.starts_with("old_jobs_total ")),
+        "{old_totals:?}"
+    );
     let (fams, _, bad) = scrape(&dir);
     assert_eq!(bad, 0);
     assert_eq!(totals(&fams), old_totals, "the new reader on today's files");

@@ -566,7 +566,9 @@ impl Writer {
             let series_off = inner
                 .segments
                 .iter()
-                .find(|s| (s.ptr.as_ptr() as usize..s.ptr.as_ptr() as usize + s.len).contains(&addr))
+                .find(|s| {
+                    (s.ptr.as_ptr() as usize..s.ptr.as_ptr() as usize + s.len).contains(&addr)
+                })
                 .map(|s| s.file_off + (addr - s.ptr.as_ptr() as usize) as u64)
                 .and_then(|cells_off| cells_off.checked_sub(16))
                 .filter(|&off| off >= HEADER_LEN as u64 && off < inner.end)
@@ -704,8 +706,11 @@ fn zero_values(bytes: &mut [u8]) {
             _ => None,
         };
         if let Some((at, count)) = cells_at.filter(|&(at, _)| len >= at) {
-            let n = u32::from_ne_bytes(bytes[off + count..off + count + 4].try_into().expect("4 bytes"))
-                as usize;
+            let n = u32::from_ne_bytes(
+                bytes[off + count..off + count + 4]
+                    .try_into()
+                    .expect("4 bytes"),
+            ) as usize;
             let end = (off + at + n * 8).min(off + len);
             bytes[off + at..end].fill(0);
         }

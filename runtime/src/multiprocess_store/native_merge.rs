@@ -68,7 +68,9 @@ pub(crate) fn encode_sparse(b: &NativeBuckets) -> Vec<u64> {
 /// not strictly ascending or out of `i32`).
 pub(crate) fn decode_sparse(cells: &[u64]) -> Option<NativeBuckets> {
     let (&[schema, zero, zero_count, p, q], rest) = cells.split_first_chunk::<5>()?;
-    let schema = i8::try_from(schema as i64).ok().filter(|s| (-4..=8).contains(s))?;
+    let schema = i8::try_from(schema as i64)
+        .ok()
+        .filter(|s| (-4..=8).contains(s))?;
     let zero_threshold = f64::from_bits(zero);
     if !(zero_threshold.is_finite() && zero_threshold >= 0.0) {
         return None;

@@ -66,21 +66,22 @@
 //! already has one of that sub-tag — is skipped and counted ([`Parsed::bad_extensions`]), and
 //! the rest of the file is kept. Their cells are agreed like a series' (above): native state as
 //! one block, each exemplar slot as one block that must also hold an even sequence number
-//! (`exemplar_slot.rs`); a slot that never holds still gets no word-at-a-time last resort, it
-//! is left out of that scrape.
+//! (`exemplar_slot.rs`) — so a live file whose two copies are equal is still walked once for a
+//! slot caught mid-write, which is read again. A slot that never holds still gets no
+//! word-at-a-time last resort: it is left out of that scrape.
 
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 
 use super::file::{
+    EXT_CELLS, EXT_EXEMPLARS, EXT_NATIVE, EXT_NATIVE_SETTINGS, EXT_NATIVE_SPARSE,
+    NATIVE_SETTINGS_LEN,
+};
+use super::file::{
     FLAG_ARCHIVE, H_DROPPED, H_FLAGS, H_HEADER_LEN, H_ID, H_PID, H_START_TICKS, H_USED, H_VERSION,
     HEADER_LEN, MAGIC, MAX_FILE, MAX_RECORD, TAG_ABSORBED, TAG_FAMILY, TAG_PADDING, TAG_SERIES,
     VERSION, kind_from_code,
-};
-use super::file::{
-    EXT_CELLS, EXT_EXEMPLARS, EXT_NATIVE, EXT_NATIVE_SETTINGS, EXT_NATIVE_SPARSE,
-    NATIVE_SETTINGS_LEN,
 };
 use super::{exemplar_slot, native_merge};
 use crate::labels::{KEY_SEPARATOR, is_valid_label_name, is_valid_metric_name};
@@ -295,7 +296,12 @@ fn agree_cells(src: &impl Source, bytes: &mut [u8], second: &[u8]) -> Result<(),
             if ext == EXT_EXEMPLARS && tag == TAG_PADDING {
                 for at in (off + cells_at..end).step_by(8 * exemplar_slot::LEN) {
                     if at + 8 * exemplar_slot::LEN <= end {
-                        agree_slot(src, &mut bytes[at..at + 8 * exemplar_slot::LEN], &second[at..at + 8 * exemplar_slot::LEN], at)?;
+                        agree_slot(
+                            src,
+                            &mut bytes[at..at + 8 * exemplar_slot::LEN],
+                            &second[at..at + 8 * exemplar_slot::LEN],
+                            at,
+                        )?;
                     }
                 }
             } else {
@@ -334,7 +340,12 @@ fn has_busy_slot(bytes: &[u8]) -> bool {
 
 /// Makes an exemplar slot one that two consecutive reads agree on and that holds a complete
 /// write (an even sequence), or marks it as holding none (see the module docs).
-fn agree_slot(src: &impl Source, slot: &mut [u8], second: &[u8], at: usize) -> Result<(), ReadError> {
+fn agree_slot(
+    src: &impl Source,
+    slot: &mut [u8],
+    second: &[u8],
+    at: usize,
+) -> Result<(), ReadError> {
     let busy = |b: &[u8]| u64_at(b, 0).is_some_and(|seq| seq % 2 == 1);
     if slot == second && !busy(slot) {
         return Ok(());
@@ -683,10 +694,9 @@ impl<'a> Parsed<'a> {
                 _ => self.family_ext.iter().any(|r| r.target as usize == fam_i),
             };
             let native = |e: u16| e == EXT_NATIVE || e == EXT_NATIVE_SPARSE;
-            let twice = self
-                .series_ext
-                .iter()
-                .any(|r| r.target as usize == i && (r.ext == ext || (native(r.ext) && native(ext))));
+            let twice = self.series_ext.iter().any(|r| {
+                r.target as usize == i && (r.ext == ext || (native(r.ext) && native(ext)))
+            });
             if !ok || twice {
                 return Err(bad("an extension that does not fit its series"));
             }
@@ -1136,10 +1146,10 @@ mod tests {
 
     mod extensions {
         use super::*;
+        use crate::model::NativeBuckets;
         use crate::multiprocess_store::exemplar_slot::{self, SlotExemplar};
         use crate::multiprocess_store::file::{encode_extension, native_settings_cells};
         use crate::multiprocess_store::native_merge::{decode_sparse, encode_sparse};
-        use crate::model::NativeBuckets;
 
         fn ex(n: u8) -> SlotExemplar {
             SlotExemplar {
@@ -1174,7 +1184,12 @@ mod tests {
             let hist = b.len();
             encode_family(&mut b, &decl("h", MetricKind::Histogram, &[1.0]));
             let back = (b.len() - hist) as u32;
-            encode_extension(&mut b, EXT_NATIVE_SETTINGS, back, &native_settings_cells(3, 160, 0.0, 0.0));
+            encode_extension(
+                &mut b,
+                EXT_NATIVE_SETTINGS,
+                back,
+                &native_settings_cells(3, 160, 0.0, 0.0),
+            );
             let h_series = b.len();
             encode_series(&mut b, hist as u32, &[1, 2, 2.5f64.to_bits()], b"");
             let back = (b.len() - h_series) as u32;
@@ -1185,8 +1200,19 @@ mod tests {
             (b, h_series)
         }
 
-        fn decl(name: &'static str, kind: MetricKind, bounds: &'static [f64]) -> FamilyDecl<'static> {
-            FamilyDecl { name, help: "", kind, mode: GaugeMode::All, label_names: &[], bounds }
+        fn decl(
+            name: &'static str,
+            kind: MetricKind,
+            bounds: &'static [f64],
+        ) -> FamilyDecl<'static> {
+            FamilyDecl {
+                name,
+                help: "",
+                kind,
+                mode: GaugeMode::All,
+                label_names: &[],
+                bounds,
+            }
         }
 
         fn parsed_totals(b: Vec<u8>) -> (Vec<Vec<u64>>, u64, Vec<bool>, Vec<usize>) {
@@ -1212,7 +1238,10 @@ mod tests {
             assert!(s[0].native.is_none());
             let (ext, cells) = s[1].native.unwrap();
             assert_eq!(ext, EXT_NATIVE_SPARSE);
-            assert_eq!(decode_sparse(&words(cells).collect::<Vec<_>>()), Some(buckets()));
+            assert_eq!(
+                decode_sparse(&words(cells).collect::<Vec<_>>()),
+                Some(buckets())
+            );
             assert!(s[1].exemplars.is_empty());
         }
 
@@ -1223,18 +1252,65 @@ mod tests {
             let whole = parsed_totals(file(|_, _| {}).0);
             assert_eq!(whole.1, 0);
             let cases: [(&str, Box<dyn Fn(&mut Vec<u8>, usize)>, u64); 6] = [
-                ("unknown sub-tag", Box::new(|b, _| { let back = b.len() as u32 - 64; encode_extension(b, 99, back, &[1, 2]); }), 0),
-                ("attached to nothing", Box::new(|b, _| { encode_extension(b, EXT_EXEMPLARS, 8, &[0; 6]); }), 1),
-                ("past the header", Box::new(|b, _| { let back = b.len() as u32; encode_extension(b, EXT_EXEMPLARS, back, &[0; 6]); }), 1),
-                ("wrong slot count", Box::new(|b, h| { let back = (b.len() - h) as u32; encode_extension(b, EXT_EXEMPLARS, back, &[0; 6]); }), 1),
-                ("a second native state", Box::new(|b, h| { let back = (b.len() - h) as u32; encode_extension(b, EXT_NATIVE, back, &[0; 3]); }), 1),
-                ("cells past the record", Box::new(|b, h| { let back = (b.len() - h) as u32; let at = b.len(); encode_extension(b, EXT_EXEMPLARS, back, &[0; 12]); b[at + 16..at + 20].copy_from_slice(&1000u32.to_ne_bytes()); }), 1),
+                (
+                    "unknown sub-tag",
+                    Box::new(|b, _| {
+                        let back = b.len() as u32 - 64;
+                        encode_extension(b, 99, back, &[1, 2]);
+                    }),
+                    0,
+                ),
+                (
+                    "attached to nothing",
+                    Box::new(|b, _| {
+                        encode_extension(b, EXT_EXEMPLARS, 8, &[0; 6]);
+                    }),
+                    1,
+                ),
+                (
+                    "past the header",
+                    Box::new(|b, _| {
+                        let back = b.len() as u32;
+                        encode_extension(b, EXT_EXEMPLARS, back, &[0; 6]);
+                    }),
+                    1,
+                ),
+                (
+                    "wrong slot count",
+                    Box::new(|b, h| {
+                        let back = (b.len() - h) as u32;
+                        encode_extension(b, EXT_EXEMPLARS, back, &[0; 6]);
+                    }),
+                    1,
+                ),
+                (
+                    "a second native state",
+                    Box::new(|b, h| {
+                        let back = (b.len() - h) as u32;
+                        encode_extension(b, EXT_NATIVE, back, &[0; 3]);
+                    }),
+                    1,
+                ),
+                (
+                    "cells past the record",
+                    Box::new(|b, h| {
+                        let back = (b.len() - h) as u32;
+                        let at = b.len();
+                        encode_extension(b, EXT_EXEMPLARS, back, &[0; 12]);
+                        b[at + 16..at + 20].copy_from_slice(&1000u32.to_ne_bytes());
+                    }),
+                    1,
+                ),
             ];
             for (what, add, bad) in cases {
                 let got = parsed_totals(file(add).0);
                 assert_eq!(got.0, whole.0, "{what}: the series' cells");
                 assert_eq!(got.1, bad, "{what}: counted");
-                assert_eq!((&got.2, &got.3), (&whole.2, &whole.3), "{what}: the good extensions");
+                assert_eq!(
+                    (&got.2, &got.3),
+                    (&whole.2, &whole.3),
+                    "{what}: the good extensions"
+                );
             }
         }
 
