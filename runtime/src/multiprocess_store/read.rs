@@ -1251,7 +1251,8 @@ mod tests {
         fn a_bad_or_unknown_extension_is_skipped_and_the_rest_of_the_file_kept() {
             let whole = parsed_totals(file(|_, _| {}).0);
             assert_eq!(whole.1, 0);
-            let cases: [(&str, Box<dyn Fn(&mut Vec<u8>, usize)>, u64); 6] = [
+            type Add = Box<dyn Fn(&mut Vec<u8>, usize)>;
+            let cases: [(&str, Add, u64); 6] = [
                 (
                     "unknown sub-tag",
                     Box::new(|b, _| {
