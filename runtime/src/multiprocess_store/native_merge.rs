@@ -96,8 +96,8 @@ pub(crate) fn decode_sparse(cells: &[u64]) -> Option<NativeBuckets> {
 }
 
 /// The upper bound of bucket `i` at `schema`: `2^(i · 2^-schema)`.
-fn upper_bound(schema: i8, i: i32) -> f64 {
-    (f64::from(i) * (-f64::from(schema)).exp2()).exp2()
+fn upper_bound(schema: i8, i: i64) -> f64 {
+    (i as f64 * (-f64::from(schema)).exp2()).exp2()
 }
 
 /// Lowers `b` to `schema` (≤ its own): bucket `i` goes to `ceil(i / 2^(b.schema − schema))`,
@@ -110,7 +110,8 @@ fn reduce(b: &mut NativeBuckets, schema: i8) {
     for side in [&mut b.positive, &mut b.negative] {
         let mut out: Vec<(i32, u64)> = Vec::with_capacity(side.len());
         for &(i, c) in side.iter() {
-            let j = ((i - 1) >> d) + 1;
+            // In i64: a file's index may be i32::MIN. The result lies between `i` and 0.
+            let j = (((i64::from(i) - 1) >> d) + 1) as i32;
             match out.last_mut() {
                 Some(last) if last.0 == j => last.1 = last.1.saturating_add(c),
                 _ => out.push((j, c)),
@@ -129,16 +130,18 @@ fn widen(b: &mut NativeBuckets, threshold: f64) -> f64 {
     loop {
         let mut moved = false;
         for side in [&mut b.positive, &mut b.negative] {
-            while let Some(&(i, c)) = side.first() {
+            let mut taken = 0;
+            for &(i, c) in side.iter() {
                 // Lower bound below the threshold: inside, or straddling it.
-                if upper_bound(b.schema, i - 1) >= t {
+                if upper_bound(b.schema, i64::from(i) - 1) >= t {
                     break;
                 }
-                t = t.max(upper_bound(b.schema, i));
+                t = t.max(upper_bound(b.schema, i64::from(i)));
                 b.zero_count = b.zero_count.saturating_add(c);
-                side.remove(0);
-                moved = true;
+                taken += 1;
             }
+            side.drain(..taken);
+            moved |= taken > 0;
         }
         if !moved {
             break;
@@ -252,6 +255,15 @@ mod tests {
         let mut acc = nb(0, 0.0, 0, &[(0, 2), (1, 3), (2, 4)]);
         merge(&mut acc, &nb(0, 1.5, 1, &[]));
         assert_eq!(acc, nb(0, 2.0, 6, &[(2, 4)]));
+    }
+
+    /// A file's indices may be anything `i32` holds: reduced and widened without overflow.
+    #[test]
+    fn extreme_indices_merge_without_overflow() {
+        let mut acc = nb(8, 0.0, 0, &[(i32::MIN, 1), (i32::MAX, 1)]);
+        merge(&mut acc, &nb(-4, 1e-300, 0, &[]));
+        assert_eq!(acc.schema, -4);
+        assert_eq!(acc.zero_count + acc.positive.iter().map(|b| b.1).sum::<u64>(), 2);
     }
 
     #[test]

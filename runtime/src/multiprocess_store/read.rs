@@ -626,7 +626,15 @@ impl<'a> Parsed<'a> {
             }
             off += rec.len();
         }
-        parsed.series_ext.sort_by_key(|r| r.target);
+        // By series, then kind (native state or exemplars), in file order within each (the sort
+        // is stable): a second one of a kind for a series is not the writer's, and is skipped.
+        let class = |r: &ExtRef| u16::from(r.ext == EXT_EXEMPLARS);
+        parsed.series_ext.sort_by_key(|r| (r.target, class(r)));
+        let before = parsed.series_ext.len();
+        parsed
+            .series_ext
+            .dedup_by(|b, a| (a.target, class(a)) == (b.target, class(b)));
+        parsed.bad_extensions += (before - parsed.series_ext.len()) as u64;
         Ok(parsed)
     }
 
@@ -663,14 +671,21 @@ impl<'a> Parsed<'a> {
             .filter(|&t| back > 0 && t >= HEADER_LEN)
             .ok_or(bad("an extension attached to nothing"))?;
         let target = if ext == EXT_NATIVE_SETTINGS {
+            // Written right after their family record (file.rs), so they attach to the last
+            // declaration read, and `family_ext` stays sorted by family.
             let fam = self
                 .families
-                .binary_search_by_key(&(target_off as u32), |f| f.off)
-                .map_err(|_| bad("native settings attached to no declaration"))?;
+                .len()
+                .checked_sub(1)
+                .filter(|&f| self.families[f].off as usize == target_off)
+                .ok_or(bad("native settings attached to no declaration"))?;
             let cells: Vec<u64> = words(cells).collect();
             if self.families[fam].kind != MetricKind::Histogram
                 || !native_merge::valid_settings(&cells)
-                || self.family_ext.iter().any(|r| r.target as usize == fam)
+                || self
+                    .family_ext
+                    .last()
+                    .is_some_and(|r| r.target as usize == fam)
             {
                 return Err(bad("invalid native settings"));
             }
@@ -691,13 +706,13 @@ impl<'a> Parsed<'a> {
                     };
                     slots > 0 && n_cells == slots * exemplar_slot::LEN
                 }
-                _ => self.family_ext.iter().any(|r| r.target as usize == fam_i),
+                _ => self
+                    .family_ext
+                    .binary_search_by_key(&(fam_i as u32), |r| r.target)
+                    .is_ok(),
             };
-            let native = |e: u16| e == EXT_NATIVE || e == EXT_NATIVE_SPARSE;
-            let twice = self.series_ext.iter().any(|r| {
-                r.target as usize == i && (r.ext == ext || (native(r.ext) && native(ext)))
-            });
-            if !ok || twice {
+            // A second extension of one kind for a series is dropped after the walk.
+            if !ok {
                 return Err(bad("an extension that does not fit its series"));
             }
             i
