@@ -95,9 +95,30 @@ pub(crate) fn decode_sparse(cells: &[u64]) -> Option<NativeBuckets> {
     })
 }
 
-/// The upper bound of bucket `i` at `schema`: `2^(i · 2^-schema)`.
+/// The upper bound of bucket `i` at `schema`: `2^(i · 2^-schema)` — exact when it is a power
+/// of two (every bound at schema ≤ 0), where thresholds usually sit; `exp2` of the fraction
+/// otherwise.
 fn upper_bound(schema: i8, i: i64) -> f64 {
-    (i as f64 * (-f64::from(schema)).exp2()).exp2()
+    if schema <= 0 {
+        return pow2(i << -schema);
+    }
+    let per = 1i64 << schema;
+    let (whole, frac) = (i.div_euclid(per), i.rem_euclid(per));
+    if frac == 0 {
+        pow2(whole)
+    } else {
+        pow2(whole) * (frac as f64 / per as f64).exp2()
+    }
+}
+
+/// `2^e`, exactly (0 below the smallest subnormal, infinity past the largest finite).
+fn pow2(e: i64) -> f64 {
+    match e {
+        1024.. => f64::INFINITY,
+        -1022..=1023 => f64::from_bits(((e + 1023) as u64) << 52),
+        -1074..=-1023 => f64::from_bits(1u64 << (e + 1074)),
+        _ => 0.0,
+    }
 }
 
 /// Lowers `b` to `schema` (≤ its own): bucket `i` goes to `ceil(i / 2^(b.schema − schema))`,
@@ -263,7 +284,21 @@ mod tests {
         let mut acc = nb(8, 0.0, 0, &[(i32::MIN, 1), (i32::MAX, 1)]);
         merge(&mut acc, &nb(-4, 1e-300, 0, &[]));
         assert_eq!(acc.schema, -4);
-        assert_eq!(acc.zero_count + acc.positive.iter().map(|b| b.1).sum::<u64>(), 2);
+        assert_eq!(
+            acc.zero_count + acc.positive.iter().map(|b| b.1).sum::<u64>(),
+            2
+        );
+    }
+
+    #[test]
+    fn bucket_bounds_at_powers_of_two_are_exact() {
+        assert_eq!(upper_bound(0, 1), 2.0);
+        assert_eq!(upper_bound(-2, -1), 1.0 / 16.0);
+        assert_eq!(upper_bound(3, 16), 4.0);
+        assert_eq!(upper_bound(0, 2000), f64::INFINITY);
+        assert_eq!(upper_bound(0, -1074), f64::from_bits(1));
+        assert_eq!(upper_bound(0, -1075), 0.0);
+        assert!((upper_bound(1, 1) - 2f64.sqrt()).abs() < 1e-12);
     }
 
     #[test]
