@@ -68,7 +68,11 @@
 //! appended lazily, at a series' first exemplar (most series never get one). A native
 //! histogram's count and sum stay in its series record's classic cells (the `+Inf` bucket and
 //! the sum; a native-only histogram is a classic one with no bounds), so a reader that skips
-//! the extension keeps them; the native state holds the buckets only.
+//! the extension keeps them; the native state holds the buckets only. During a rolling deploy,
+//! a process of the older release may be the one that compacts: it folds a dead new process's
+//! counts into the archive but not its extensions, so that process's native buckets leave the
+//! merged native histogram (its count and sum stay); a native-aware scrape then sees the native
+//! buckets drop once — the cost of letting old readers keep every total.
 //!
 //! The cells of a series record are laid out as `layout.rs` defines for the family's kind, gauge
 //! mode and bound count (the table there is part of this format): counter 2, gauge 1 (3 in the
