@@ -75,6 +75,11 @@ fn main() {
                 let labels: Vec<String> = s.labels.iter().map(|(n, v)| format!("{n}={v}")).collect();
                 let v = match &s.value {
                     Value::Counter(v) | Value::Gauge(v) => format!("{v:?}"),
+                    Value::Histogram { bounds, counts, sum, .. }
+                        if bounds.is_empty() || bounds[..] == [f64::MAX] =>
+                    {
+                        format!("{} {sum:?}", counts.iter().sum::<u64>())
+                    }
                     Value::Histogram { counts, sum, .. } => format!("{counts:?} {sum:?}"),
                     Value::Summary { count, sum } => format!("{count} {sum:?}"),
                     other => format!("{other:?}"),

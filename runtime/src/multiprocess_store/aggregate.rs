@@ -468,6 +468,13 @@ impl MergedFamily<'_> {
         }
     }
 
+    /// A native-only histogram: written with a placeholder classic bound (file.rs).
+    fn native_only(&self) -> bool {
+        self.native_settings
+            .is_some_and(|s| s[NATIVE_SETTINGS_LEN - 1] & file::NATIVE_ONLY != 0)
+            && self.bounds == file::NATIVE_ONLY_BOUNDS
+    }
+
     fn value(&self, row: usize) -> Value {
         let s = self.row(row);
         match self.kind {
@@ -475,6 +482,16 @@ impl MergedFamily<'_> {
                 s[counter::WHOLE] as f64 + self.float_total(row, Partials::round_nearest),
             ),
             MetricKind::Gauge => Value::Gauge(f64::from_bits(s[gauge::VALUE])),
+            MetricKind::Histogram if self.native_only() => Value::Histogram {
+                bounds: Vec::new(),
+                counts: vec![
+                    s[histogram::buckets(1)]
+                        .iter()
+                        .fold(0u64, |a, &c| a.saturating_add(c)),
+                ],
+                sum: self.float_total(row, Partials::round_nearest),
+                native: self.native.get(row).cloned().flatten(),
+            },
             MetricKind::Histogram => Value::Histogram {
                 bounds: self.bounds.clone(),
                 counts: s[histogram::buckets(self.bounds.len())].to_vec(),

@@ -16,7 +16,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::aggregate::{Aggregate, InputFile, Purpose, SeriesExemplars};
 use super::exemplar_slot::{self, SlotExemplar};
-use super::file::{EXT_EXEMPLARS, EXT_NATIVE, EXT_NATIVE_SETTINGS, Writer, native_settings_cells};
+use super::file::{
+    EXT_EXEMPLARS, EXT_NATIVE, EXT_NATIVE_SETTINGS, NATIVE_ONLY_BOUNDS, Writer,
+    native_settings_cells,
+};
 use super::native_merge::{self, encode_sparse};
 use super::snapshot::{self, DirSnapshot};
 use super::{Stats, compact};
@@ -96,7 +99,7 @@ fn write_worker_file(dir: &Path, i: u8) -> Writer {
     }
     let bounds = [1.0];
     let hist = decl("latency_seconds", MetricKind::Histogram, &[], &bounds);
-    let settings = native_settings_cells(4 - i as i8, 160, 0.0, 0.0);
+    let settings = native_settings_cells(4 - i as i8, 160, 0.0, 0.0, false);
     let state = encode_sparse(&native_of(i));
     let (cells, ext) = w
         .alloc_series_with(
@@ -119,6 +122,27 @@ fn write_worker_file(dir: &Path, i: u8) -> Writer {
         .attach(cells, EXT_EXEMPLARS, 2 * exemplar_slot::LEN)
         .unwrap();
     assert!(exemplar_slot::write(slot_ref(slots, 1), &exemplar_of(i, 1)));
+    // Native only: 3·i finite observations summing to 0.5·i.
+    let only = decl(
+        "native_only_seconds",
+        MetricKind::Histogram,
+        &[],
+        &NATIVE_ONLY_BOUNDS,
+    );
+    let settings = native_settings_cells(4 - i as i8, 160, 0.0, 0.0, true);
+    let (cells, ext) = w
+        .alloc_series_with(
+            &only,
+            &[(EXT_NATIVE_SETTINGS, &settings)],
+            b"",
+            &[(EXT_NATIVE, state.len())],
+        )
+        .unwrap();
+    cell(cells, 0).store(3 * n, Ordering::Relaxed);
+    cell(cells, 2).store((0.5 * f64::from(i)).to_bits(), Ordering::Relaxed);
+    for (k, &v) in state.iter().enumerate() {
+        cell(ext[0], k).store(v, Ordering::Relaxed);
+    }
     w
 }
 
@@ -263,6 +287,15 @@ fn two_live_workers_and_a_dead_one_merge_exactly_with_their_extensions() {
                 native: Some(native.clone()),
             }
         );
+        assert_eq!(
+            value(fams, "native_only_seconds"),
+            &Value::Histogram {
+                bounds: vec![],
+                counts: vec![18],
+                sum: 3.0,
+                native: Some(native.clone()),
+            }
+        );
     };
     let (fams, ex, bad) = scrape(&dir);
     check(&fams, bad);
@@ -314,6 +347,15 @@ fn totals(fams: &[MetricFamily]) -> Vec<String> {
             let labels: Vec<String> = s.labels.iter().map(|(n, v)| format!("{n}={v}")).collect();
             let v = match &s.value {
                 Value::Counter(v) | Value::Gauge(v) => format!("{v:?}"),
+                // Native only: the count (today's reader shows the placeholder bound too).
+                Value::Histogram {
+                    bounds,
+                    counts,
+                    sum,
+                    ..
+                } if bounds.is_empty() || bounds[..] == [f64::MAX] => {
+                    format!("{} {sum:?}", counts.iter().sum::<u64>())
+                }
                 Value::Histogram { counts, sum, .. } => format!("{counts:?} {sum:?}"),
                 Value::Summary { count, sum } => format!("{count} {sum:?}"),
                 other => format!("{other:?}"),
@@ -375,6 +417,7 @@ fn rolling_deploy_against_todays_reader() {
         [
             "jobs_total {k=a} 61.5".to_string(),
             "latency_seconds {} [6, 12] 27.0".to_string(),
+            "native_only_seconds {} 18 3.0".to_string(),
         ]
     );
     assert_eq!(old_read(&dir), new_totals, "today's reader on new files");

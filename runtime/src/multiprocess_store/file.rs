@@ -58,7 +58,7 @@
 //!
 //! | sub-tag | attaches to | cells |
 //! |---|---|---|
-//! | 1 native settings | a histogram family record | `i64` schema (−4..=8), `u64` max buckets, `f64` zero threshold, `f64` max zero threshold |
+//! | 1 native settings | a histogram family record | `i64` schema (−4..=8), `u64` max buckets, `f64` zero threshold, `f64` max zero threshold, `u64` flags (bit 0: native only, see below) |
 //! | 2 native state | a series of a family with native settings | the native shape's cells (`layout.rs`), written by the process's native histogram |
 //! | 3 exemplars | a counter series (1 slot) or a histogram series (one slot per classic bucket, `+Inf` included) | slots of 6 cells (`exemplar_slot.rs`): `u64` sequence (odd while written, 0 = empty), `f64` value, `u64` Unix time in ns, trace id (2 × 8 bytes, big-endian bytes as written), span id (8 bytes) |
 //! | 4 native sparse | a series of a family with native settings | archive: `i64` schema, `f64` zero threshold, `u64` zero count, `u64` positive and `u64` negative bucket counts `p`, `q`, then `p + q` pairs of `i64` index, `u64` count (`native_merge.rs`) |
@@ -68,7 +68,10 @@
 //! appended lazily, at a series' first exemplar (most series never get one). A native
 //! histogram's count and sum stay in its series record's classic cells (the `+Inf` bucket and
 //! the sum; a native-only histogram is a classic one with no bounds), so a reader that skips
-//! the extension keeps them; the native state holds the buckets only. During a rolling deploy,
+//! the extension keeps them; the native state holds the buckets only. A histogram without a
+//! finite bound makes that reader reject the whole file, so a native-only histogram declares
+//! the single bound `f64::MAX` (`NATIVE_ONLY_BOUNDS`) and sets the native-only flag; a
+//! native-aware reader shows it with `+Inf` only. During a rolling deploy,
 //! a process of the older release may be the one that compacts: it folds a dead new process's
 //! counts into the archive but not its extensions, so that process's native buckets leave the
 //! merged native histogram (its count and sum stay); a native-aware scrape then sees the native
@@ -143,7 +146,16 @@ pub(crate) const EXT_NATIVE_SPARSE: u16 = 4;
 /// Where an extension record's cells start.
 pub(crate) const EXT_CELLS: usize = 24;
 /// Cells of native settings.
-pub(crate) const NATIVE_SETTINGS_LEN: usize = 4;
+pub(crate) const NATIVE_SETTINGS_LEN: usize = 5;
+/// Native settings flag: the histogram is native only, its family record's bounds are
+/// [`NATIVE_ONLY_BOUNDS`].
+pub(crate) const NATIVE_ONLY: u64 = 1;
+/// The classic bounds a native-only histogram's family record declares: a reader of the first
+/// release rejects a histogram without a finite bound (and with it the whole file), so a
+/// native-only histogram is written as a classic one with this single bound, which every finite
+/// observation falls under. Its series' classic cells are then: the finite observations, the
+/// others (`±Inf`, NaN), the sum. A native-aware reader shows it with `+Inf` only.
+pub(crate) const NATIVE_ONLY_BOUNDS: [f64; 1] = [f64::MAX];
 
 /// Upper bound on one record, so that a declaration with an absurd help text cannot make a
 /// writer map gigabytes (and a reader need not trust a larger length).
@@ -273,12 +285,14 @@ pub(crate) fn native_settings_cells(
     max_buckets: u32,
     zero_threshold: f64,
     max_zero_threshold: f64,
+    native_only: bool,
 ) -> [u64; NATIVE_SETTINGS_LEN] {
     [
         i64::from(schema) as u64,
         u64::from(max_buckets),
         zero_threshold.to_bits(),
         max_zero_threshold.to_bits(),
+        if native_only { NATIVE_ONLY } else { 0 },
     ]
 }
 

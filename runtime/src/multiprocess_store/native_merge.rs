@@ -36,7 +36,7 @@ pub(crate) const OPS: NativeOps = NativeOps {
 
 /// Whether `settings` are valid native settings cells.
 pub(crate) fn valid_settings(settings: &[u64]) -> bool {
-    let &[schema, max_buckets, zero, max_zero] = settings else {
+    let &[schema, max_buckets, zero, max_zero, flags] = settings else {
         return false;
     };
     let (zero, max_zero) = (f64::from_bits(zero), f64::from_bits(max_zero));
@@ -46,6 +46,7 @@ pub(crate) fn valid_settings(settings: &[u64]) -> bool {
         && zero >= 0.0
         && max_zero.is_finite()
         && max_zero >= 0.0
+        && flags & !super::file::NATIVE_ONLY == 0
 }
 
 /// The archive's sparse form of `b` (`EXT_NATIVE_SPARSE` cells, see `file.rs`).
@@ -303,7 +304,7 @@ mod tests {
 
     #[test]
     fn settings_are_checked() {
-        let ok = crate::multiprocess_store::file::native_settings_cells(3, 160, 1e-128, 0.0);
+        let ok = crate::multiprocess_store::file::native_settings_cells(3, 160, 1e-128, 0.0, false);
         assert!(valid_settings(&ok));
         let mut bad = ok;
         bad[0] = (-5i64) as u64;
@@ -312,5 +313,8 @@ mod tests {
         bad[2] = (-1.0f64).to_bits();
         assert!(!valid_settings(&bad));
         assert!(!valid_settings(&ok[..3]));
+        let mut bad = ok;
+        bad[4] = 2; // an unknown flag
+        assert!(!valid_settings(&bad));
     }
 }

@@ -1203,7 +1203,7 @@ mod tests {
                 &mut b,
                 EXT_NATIVE_SETTINGS,
                 back,
-                &native_settings_cells(3, 160, 0.0, 0.0),
+                &native_settings_cells(3, 160, 0.0, 0.0, false),
             );
             let h_series = b.len();
             encode_series(&mut b, hist as u32, &[1, 2, 2.5f64.to_bits()], b"");
