@@ -24,9 +24,10 @@
 //! cleanly, half are killed with SIGKILL, each followed by a scrape that compacts — and times
 //! the scrape again (printed as `key=value` pairs): the archive keeps it close to the first.
 //! `… -- gen-native DIR FILES SERIES` writes FILES process files of SERIES native histogram
-//! series each (`gen_native_seconds{path}`, 20 populated buckets, schema 3 or 2 by file, so the
-//! merge reduces), byte by byte in the documented format (runtime/src/multiprocess_store/file.rs:
-//! a classic histogram with no bounds, native settings and native state in extension records):
+//! series each (`gen_native_seconds{path}`, native only, 20 populated buckets, schema 3 or 2 by
+//! file, so the merge reduces), byte by byte in the documented format
+//! (runtime/src/multiprocess_store/file.rs: a classic histogram with the native-only placeholder
+//! bound, native settings and native state in extension records):
 //! native histograms have no public API to write them through yet.
 
 use std::hint::black_box;
@@ -183,25 +184,28 @@ fn gen_native(dir: &str, files: usize, series: usize) {
         out[24..32].copy_from_slice(&id.to_ne_bytes());
         out[32..36].copy_from_slice(&(f as u32 + 1).to_ne_bytes());
         let schema: i64 = 3 - (f % 2) as i64;
-        // The family: histogram, 1 label, no bounds, name, help, label name.
+        // The family: histogram, 1 label, native only (one placeholder bound, `f64::MAX`), name,
+        // help, label name.
         let family_off = out.len();
         let mut body = vec![3u8, 0];
         body.extend_from_slice(&1u16.to_ne_bytes());
-        body.extend_from_slice(&0u32.to_ne_bytes());
+        body.extend_from_slice(&1u32.to_ne_bytes());
+        body.extend_from_slice(&f64::MAX.to_bits().to_ne_bytes());
         for s in ["gen_native_seconds", "Latency.", "path"] {
             body.extend_from_slice(&(s.len() as u32).to_ne_bytes());
             body.extend_from_slice(s.as_bytes());
         }
         record(&mut out, 1, 0, &body);
         let back = out.len() - family_off;
-        let settings = [schema as u64, 160, 0f64.to_bits(), 0f64.to_bits()];
+        let settings = [schema as u64, 160, 0f64.to_bits(), 0f64.to_bits(), 1];
         record(&mut out, 0, 1, &extension_body(back, &settings));
         for i in 0..series {
             let start = out.len();
             let mut body = Vec::new();
             body.extend_from_slice(&(family_off as u32).to_ne_bytes());
-            body.extend_from_slice(&2u32.to_ne_bytes());
+            body.extend_from_slice(&3u32.to_ne_bytes());
             body.extend_from_slice(&20u64.to_ne_bytes());
+            body.extend_from_slice(&0u64.to_ne_bytes());
             body.extend_from_slice(&(i as f64).to_bits().to_ne_bytes());
             let mut key = format!("/path/{i}").into_bytes();
             key.push(0xFF);
