@@ -23,6 +23,12 @@
 //! as in production), then lets RESTARTS more writers of the same shape come and go — half exit
 //! cleanly, half are killed with SIGKILL, each followed by a scrape that compacts — and times
 //! the scrape again (printed as `key=value` pairs): the archive keeps it close to the first.
+//! `… -- gen-native DIR FILES SERIES` writes FILES process files of SERIES native histogram
+//! series each (`gen_native_seconds{path}`, native only, 20 populated buckets, schema 3 or 2 by
+//! file, so the merge reduces), byte by byte in the documented format
+//! (runtime/src/multiprocess_store/file.rs: a classic histogram with the native-only placeholder
+//! bound, native settings and native state in extension records):
+//! native histograms have no public API to write them through yet.
 
 use std::hint::black_box;
 use std::process::{Command, Stdio};
@@ -145,6 +151,88 @@ fn restarts(dir: &str, live: usize, series: usize, restarts: usize, iters: u32) 
     }
 }
 
+/// One record: `u32 length`, `u16 tag`, `u16 sub-tag`, then `body`, padded to 8 bytes.
+fn record(out: &mut Vec<u8>, tag: u16, sub: u16, body: &[u8]) {
+    let len = (8 + body.len()).next_multiple_of(8);
+    out.extend_from_slice(&(len as u32).to_ne_bytes());
+    out.extend_from_slice(&tag.to_ne_bytes());
+    out.extend_from_slice(&sub.to_ne_bytes());
+    out.extend_from_slice(body);
+    out.resize(out.len().next_multiple_of(8), 0);
+}
+
+/// An extension record's body (file.rs): distance back, 0, cell count, 0, the cells.
+fn extension_body(back: usize, cells: &[u64]) -> Vec<u8> {
+    let mut b = Vec::new();
+    for w in [back as u32, 0, cells.len() as u32, 0] {
+        b.extend_from_slice(&w.to_ne_bytes());
+    }
+    for c in cells {
+        b.extend_from_slice(&c.to_ne_bytes());
+    }
+    b
+}
+
+fn gen_native(dir: &str, files: usize, series: usize) {
+    use std::os::unix::fs::OpenOptionsExt;
+    for f in 0..files {
+        let mut out = vec![0u8; 64];
+        out[..8].copy_from_slice(b"promtrk\0");
+        out[8..12].copy_from_slice(&1u32.to_ne_bytes());
+        out[12..16].copy_from_slice(&64u32.to_ne_bytes());
+        let id = 0x4e41_0000_0000_0000u64 | f as u64;
+        out[24..32].copy_from_slice(&id.to_ne_bytes());
+        out[32..36].copy_from_slice(&(f as u32 + 1).to_ne_bytes());
+        let schema: i64 = 3 - (f % 2) as i64;
+        // The family: histogram, 1 label, native only (one placeholder bound, `f64::MAX`), name,
+        // help, label name.
+        let family_off = out.len();
+        let mut body = vec![3u8, 0];
+        body.extend_from_slice(&1u16.to_ne_bytes());
+        body.extend_from_slice(&1u32.to_ne_bytes());
+        body.extend_from_slice(&f64::MAX.to_bits().to_ne_bytes());
+        for s in ["gen_native_seconds", "Latency.", "path"] {
+            body.extend_from_slice(&(s.len() as u32).to_ne_bytes());
+            body.extend_from_slice(s.as_bytes());
+        }
+        record(&mut out, 1, 0, &body);
+        let back = out.len() - family_off;
+        let settings = [schema as u64, 160, 0f64.to_bits(), 0f64.to_bits(), 1];
+        record(&mut out, 0, 1, &extension_body(back, &settings));
+        for i in 0..series {
+            let start = out.len();
+            let mut body = Vec::new();
+            body.extend_from_slice(&(family_off as u32).to_ne_bytes());
+            body.extend_from_slice(&3u32.to_ne_bytes());
+            body.extend_from_slice(&20u64.to_ne_bytes());
+            body.extend_from_slice(&0u64.to_ne_bytes());
+            body.extend_from_slice(&(i as f64).to_bits().to_ne_bytes());
+            let mut key = format!("/path/{i}").into_bytes();
+            key.push(0xFF);
+            body.extend_from_slice(&(key.len() as u32).to_ne_bytes());
+            body.extend_from_slice(&key);
+            record(&mut out, 2, 0, &body);
+            // The sparse native state: schema, zero threshold, zero count, 20 positive buckets.
+            let mut state = vec![schema as u64, 0f64.to_bits(), 0, 20, 0];
+            for b in 0..20i64 {
+                state.extend([(b + (i % 7) as i64 - 5) as u64, 1]);
+            }
+            let back = out.len() - start;
+            record(&mut out, 0, 2, &extension_body(back, &state));
+        }
+        let used = out.len() as u64;
+        out[16..24].copy_from_slice(&used.to_ne_bytes());
+        let path = format!("{dir}/p-{}-{id:016x}.db", f + 1);
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .unwrap();
+        std::io::Write::write_all(&mut file, &out).unwrap();
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let pos: Vec<&str> = args[1..]
@@ -163,6 +251,9 @@ fn main() {
             }
         }
         ["gen-child", series] => gen_child(series.parse().unwrap()),
+        ["gen-native", dir, files, series] => {
+            gen_native(dir, files.parse().unwrap(), series.parse().unwrap())
+        }
         ["scrape", dir, iters] => {
             let registry = promtrack::Registry::new();
             registry.register_collector(

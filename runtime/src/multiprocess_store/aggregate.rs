@@ -7,6 +7,14 @@
 //! names and meanings; `live*` modes and `all`/`liveall` read only what the archive cannot hold
 //! (see the [module docs](super)).
 //!
+//! Native histograms (`native_merge.rs`) are merged per series by Prometheus' rule (lowest
+//! schema, widest zero threshold, then add), their count and sum being the classic cells summed
+//! as above; the archive keeps the merged buckets in their sparse form. Exemplars: per bucket
+//! (and per counter series) the newest one over the live processes; dead processes' exemplars
+//! are not read, and never archived (an exemplar points at a recent trace, it is not a total).
+//! Several series records of one key in one file (stripes) are summed into one row like
+//! records of different files.
+//!
 //! The same name declared differently by two files (another kind, other label names or buckets,
 //! another gauge mode — a rolling deploy that changed a metric) cannot be summed: the first
 //! declaration read wins (sources are read live files first, then dead ones, then the archive)
@@ -19,10 +27,13 @@ use std::collections::HashMap as StdHashMap;
 type HashMap<K, V> = StdHashMap<K, V, foldhash::fast::RandomState>;
 
 use super::exact::Partials;
-use super::file;
-use super::read::{Parsed, SeriesRecord, key_values};
+use super::exemplar_slot::{self, SlotExemplar};
+use super::file::{self, EXT_NATIVE, EXT_NATIVE_SETTINGS, EXT_NATIVE_SPARSE, NATIVE_SETTINGS_LEN};
+use super::native_merge;
+use super::read::{Parsed, SeriesRecord, key_values, words};
 use crate::layout::{Layout, counter, gauge, histogram, summary};
 use crate::metric::{FamilyDecl, GaugeMode};
+use crate::model::NativeBuckets;
 use crate::model::{MetricFamily, MetricKind, Series, Value};
 
 /// One file to aggregate, and whether its writer is alive.
@@ -73,6 +84,23 @@ struct MergedFamily<'a> {
     /// start-up, the same first requests), so a file's series mostly follow the rows the first
     /// file made, and a key comparison spares the hash lookup.
     next_row: usize,
+    /// Native settings, from the first file that declares them.
+    native_settings: Option<[u64; NATIVE_SETTINGS_LEN]>,
+    /// Each row's merged native buckets (rows past the end have none).
+    native: Vec<Option<NativeBuckets>>,
+    /// Each row's newest exemplar per slot (rows past the end have none).
+    exemplars: Vec<Option<Box<[Option<SlotExemplar>]>>>,
+}
+
+/// The exemplars of one series of a scrape's families: `family` and `series` index
+/// [`Aggregate::into_families_with_exemplars`]'s families; one slot per classic bucket (`+Inf`
+/// included) of a histogram, one for a counter.
+#[derive(Debug)]
+#[cfg_attr(not(test), allow(dead_code))] // read once the model carries exemplars
+pub(crate) struct SeriesExemplars {
+    pub(crate) family: usize,
+    pub(crate) series: usize,
+    pub(crate) slots: Box<[Option<SlotExemplar>]>,
 }
 
 /// The process part of a series' identity in families that are not per process.
@@ -92,6 +120,9 @@ pub(crate) struct Aggregate<'a> {
     pub(crate) conflicts: u64,
     /// Updates the writers could not record (their files' `dropped` cells), summed.
     pub(crate) dropped: u64,
+    /// Extension records skipped: malformed ones (read.rs), and native states that did not
+    /// decode.
+    pub(crate) bad_extensions: u64,
 }
 
 /// A `mostrecent` gauge's value and timestamp. Its cells were read as one block that two
@@ -110,6 +141,7 @@ impl<'a> Aggregate<'a> {
             pid_labels: Vec::new(),
             conflicts: 0,
             dropped: 0,
+            bad_extensions: 0,
         };
         // Two containers sharing a volume may both have a pid 1: disambiguate their labels.
         let mut pid_count: HashMap<u32, usize> = HashMap::default();
@@ -167,6 +199,9 @@ impl<'a> Aggregate<'a> {
             slots: Vec::with_capacity(f.n_series as usize * width),
             exact: Vec::with_capacity(f.n_series as usize),
             next_row: 0,
+            native_settings: None,
+            native: Vec::new(),
+            exemplars: Vec::new(),
         });
         self.by_name.insert(f.name(), self.families.len() - 1);
         Some(self.families.len() - 1)
@@ -175,6 +210,7 @@ impl<'a> Aggregate<'a> {
     fn add(&mut self, index: usize, src: &InputFile<'a>, purpose: Purpose) {
         let p = &src.parsed;
         self.dropped = self.dropped.saturating_add(p.info.dropped);
+        self.bad_extensions = self.bad_extensions.saturating_add(p.bad_extensions);
         for fam in &mut self.families {
             fam.next_row = 0;
         }
@@ -205,7 +241,11 @@ impl<'a> Aggregate<'a> {
                 {
                     return None; // not archived: dropped with the dead process (documented)
                 }
-                self.resolve(f)
+                let fi = self.resolve(f)?;
+                if self.families[fi].native_settings.is_none() {
+                    self.families[fi].native_settings = p.native_settings(i);
+                }
+                Some(fi)
             })
             .collect();
         for s in p.series() {
@@ -250,21 +290,78 @@ impl<'a> Aggregate<'a> {
                 exact,
                 &s,
             );
+            if let Some((ext, cells)) = s.native {
+                let cells: Vec<u64> = words(cells).collect();
+                let settings = p.native_settings(s.fam).unwrap_or_default();
+                let b = match ext {
+                    EXT_NATIVE => (native_merge::OPS.decode_state)(&settings, &cells),
+                    _ => native_merge::decode_sparse(&cells),
+                };
+                match b {
+                    Some(b) => {
+                        let row = row as usize;
+                        if fam.native.len() <= row {
+                            fam.native.resize(row + 1, None);
+                        }
+                        match &mut fam.native[row] {
+                            Some(acc) => (native_merge::OPS.merge)(acc, &b),
+                            none => *none = Some(b),
+                        }
+                    }
+                    None => self.bad_extensions += 1,
+                }
+            }
+            if !s.exemplars.is_empty() && src.live && purpose == Purpose::Scrape {
+                let row = row as usize;
+                if fam.exemplars.len() <= row {
+                    fam.exemplars.resize(row + 1, None);
+                }
+                let cells: Vec<u64> = words(s.exemplars).collect();
+                let n = cells.len() / exemplar_slot::LEN;
+                let kept = fam.exemplars[row].get_or_insert_with(|| vec![None; n].into());
+                for (k, slot) in kept.iter_mut().zip(cells.chunks_exact(exemplar_slot::LEN)) {
+                    if let Some(e) = exemplar_slot::decode(slot) {
+                        if k.is_none_or(|k| e.time_ns > k.time_ns) {
+                            *k = Some(e);
+                        }
+                    }
+                }
+            }
         }
     }
 
     /// The families, for a scrape (sorted by name; series by label values).
     pub(crate) fn into_families(self) -> Vec<MetricFamily> {
+        self.into_families_with_exemplars().0
+    }
+
+    /// The families, for a scrape (sorted by name; series by label values), and the exemplars
+    /// of their series.
+    pub(crate) fn into_families_with_exemplars(
+        mut self,
+    ) -> (Vec<MetricFamily>, Vec<SeriesExemplars>) {
         let pid_labels = self.pid_labels;
-        let mut out: Vec<MetricFamily> = self
+        self.families.sort_by(|a, b| a.name.cmp(b.name));
+        let mut exemplars = Vec::new();
+        let out: Vec<MetricFamily> = self
             .families
             .into_iter()
-            .map(|f| {
+            .enumerate()
+            .map(|(fi, mut f)| {
                 let label_names: Vec<Cow<'static, str>> =
                     f.labels.iter().map(|n| Cow::Owned(n.to_string())).collect();
                 let mut family = MetricFamily::new(f.name, f.help, f.kind);
-                family.series = f
-                    .sorted_rows()
+                let rows = f.sorted_rows();
+                for (si, &row) in rows.iter().enumerate() {
+                    if let Some(Some(slots)) = f.exemplars.get_mut(row).map(Option::take) {
+                        exemplars.push(SeriesExemplars {
+                            family: fi,
+                            series: si,
+                            slots,
+                        });
+                    }
+                }
+                family.series = rows
                     .into_iter()
                     .map(|row| {
                         let (key, pid) = f.keys[row];
@@ -287,8 +384,7 @@ impl<'a> Aggregate<'a> {
                 family
             })
             .collect();
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        out
+        (out, exemplars)
     }
 
     /// Encodes the archive: header, every family and series, the absorbed file ids.
@@ -309,6 +405,10 @@ impl<'a> Aggregate<'a> {
                 bounds: &f.bounds,
             };
             file::encode_family(&mut out, &decl);
+            if let Some(settings) = &f.native_settings {
+                let back = (out.len() - family_off as usize) as u32;
+                file::encode_extension(&mut out, EXT_NATIVE_SETTINGS, back, settings);
+            }
             let layout = decl.layout();
             for row in f.sorted_rows() {
                 let slots = f.row(row);
@@ -327,7 +427,13 @@ impl<'a> Aggregate<'a> {
                         cells[gauge::TIME] = slots[gauge::TIME];
                     }
                 }
+                let start = out.len();
                 file::encode_series(&mut out, family_off, &cells, f.keys[row].0);
+                if let (Some(Some(b)), true) = (f.native.get(row), f.native_settings.is_some()) {
+                    let back = (out.len() - start) as u32;
+                    let sparse = native_merge::encode_sparse(b);
+                    file::encode_extension(&mut out, EXT_NATIVE_SPARSE, back, &sparse);
+                }
             }
         }
         file::encode_absorbed(&mut out, absorbed);
@@ -363,6 +469,13 @@ impl MergedFamily<'_> {
         }
     }
 
+    /// A native-only histogram: written with a placeholder classic bound (file.rs).
+    fn native_only(&self) -> bool {
+        self.native_settings
+            .is_some_and(|s| s[NATIVE_SETTINGS_LEN - 1] & file::NATIVE_ONLY != 0)
+            && self.bounds == file::NATIVE_ONLY_BOUNDS
+    }
+
     fn value(&self, row: usize) -> Value {
         let s = self.row(row);
         match self.kind {
@@ -370,11 +483,21 @@ impl MergedFamily<'_> {
                 s[counter::WHOLE] as f64 + self.float_total(row, Partials::round_nearest),
             ),
             MetricKind::Gauge => Value::Gauge(f64::from_bits(s[gauge::VALUE])),
+            MetricKind::Histogram if self.native_only() => Value::Histogram {
+                bounds: Vec::new(),
+                counts: vec![
+                    s[histogram::buckets(1)]
+                        .iter()
+                        .fold(0u64, |a, &c| a.saturating_add(c)),
+                ],
+                sum: self.float_total(row, Partials::round_nearest),
+                native: self.native.get(row).cloned().flatten(),
+            },
             MetricKind::Histogram => Value::Histogram {
                 bounds: self.bounds.clone(),
                 counts: s[histogram::buckets(self.bounds.len())].to_vec(),
                 sum: self.float_total(row, Partials::round_nearest),
-                native: None,
+                native: self.native.get(row).cloned().flatten(),
             },
             MetricKind::Summary => Value::Summary {
                 count: s[summary::COUNT],

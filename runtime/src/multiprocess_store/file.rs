@@ -31,6 +31,52 @@
 //! | 2 | series | `u32` offset of its family record, `u32 cell count`, the cells (8 bytes each), `u32 key length`, the key (label values, each followed by `0xFF`) |
 //! | 3 | absorbed | archive only: `u32 count`, `u32 0`, the absorbed file ids as `u64` |
 //!
+//! ## Extension records
+//!
+//! State that some series have and most don't (native histogram buckets, exemplars) lives in
+//! *extension records*: tag 0 with a non-zero *sub-tag* in the header's last `u16`. A reader of
+//! the first release of this layout skips every tag-0 record by its length without looking at
+//! that `u16`, so it reads a file with extension records exactly as it reads one without:
+//! every counter, gauge and classic histogram total is kept (`scripts/rolling-deploy.sh`
+//! builds that reader from git and checks it). A new tag or a version bump would instead make
+//! it reject or skip the whole file. Readers skip extension records whose sub-tag they do not
+//! know, so the next extension is skippable too, and skip (and count) one that does not
+//! validate, keeping the rest of the file.
+//!
+//! An extension record *attaches* cells to an earlier record:
+//!
+//! | offset | size | field |
+//! |---|---|---|
+//! | 0 | 4 | length (a multiple of 8) |
+//! | 4 | 2 | tag `0` |
+//! | 6 | 2 | sub-tag (below) |
+//! | 8 | 4 | distance back to the record it attaches to (its offset = this record's − distance) |
+//! | 12 | 4 | reserved (0) |
+//! | 16 | 4 | `n`: cell count |
+//! | 20 | 4 | reserved (0) |
+//! | 24 | 8n | the cells |
+//!
+//! | sub-tag | attaches to | cells |
+//! |---|---|---|
+//! | 1 native settings | a histogram family record | `i64` schema (−4..=8), `u64` max buckets, `f64` zero threshold, `f64` max zero threshold, `u64` flags (bit 0: native only, see below) |
+//! | 2 native state | a series of a family with native settings | the native shape's cells (`layout.rs`), written by the process's native histogram |
+//! | 3 exemplars | a counter series (1 slot) or a histogram series (one slot per classic bucket, `+Inf` included) | slots of 6 cells (`exemplar_slot.rs`): `u64` sequence (odd while written, 0 = empty), `f64` value, `u64` Unix time in ns, trace id (2 × 8 bytes, big-endian bytes as written), span id (8 bytes) |
+//! | 4 native sparse | a series of a family with native settings | archive: `i64` schema, `f64` zero threshold, `u64` zero count, `u64` positive and `u64` negative bucket counts `p`, `q`, then `p + q` pairs of `i64` index, `u64` count (`native_merge.rs`) |
+//!
+//! The distance is relative, so a family record and its settings, or a series and its native
+//! state, are encoded once and appended together (one publication). Exemplar slots are
+//! appended lazily, at a series' first exemplar (most series never get one). A native
+//! histogram's count and sum stay in its series record's classic cells (the `+Inf` bucket and
+//! the sum; a native-only histogram is a classic one with no bounds), so a reader that skips
+//! the extension keeps them; the native state holds the buckets only. A histogram without a
+//! finite bound makes that reader reject the whole file, so a native-only histogram declares
+//! the single bound `f64::MAX` (`NATIVE_ONLY_BOUNDS`) and sets the native-only flag; a
+//! native-aware reader shows it with `+Inf` only. During a rolling deploy,
+//! a process of the older release may be the one that compacts: it folds a dead new process's
+//! counts into the archive but not its extensions, so that process's native buckets leave the
+//! merged native histogram (its count and sum stay); a native-aware scrape then sees the native
+//! buckets drop once — the cost of letting old readers keep every total.
+//!
 //! The cells of a series record are laid out as `layout.rs` defines for the family's kind, gauge
 //! mode and bound count (the table there is part of this format): counter 2, gauge 1 (3 in the
 //! `mostrecent` modes: value, time, sequence lock), histogram one per bucket, `+Inf` and the
@@ -38,7 +84,8 @@
 //!
 //! Readers (`read.rs`) read every layout version up to their own (a rolling deploy mixes
 //! versions, and skipping an older file would make counters drop) and skip, and count, newer
-//! ones. A change to this layout is a new version.
+//! ones. A change to this layout that an older reader cannot skip is a new version; new state
+//! that it can skip is a new extension sub-tag.
 //!
 //! Invariants:
 //! - A record is written completely, then published by a release store of the header's `used`
@@ -90,6 +137,25 @@ pub(crate) const TAG_PADDING: u16 = 0;
 pub(crate) const TAG_FAMILY: u16 = 1;
 pub(crate) const TAG_SERIES: u16 = 2;
 pub(crate) const TAG_ABSORBED: u16 = 3;
+
+// Extension sub-tags (see the module docs).
+pub(crate) const EXT_NATIVE_SETTINGS: u16 = 1;
+pub(crate) const EXT_NATIVE: u16 = 2;
+pub(crate) const EXT_EXEMPLARS: u16 = 3;
+pub(crate) const EXT_NATIVE_SPARSE: u16 = 4;
+/// Where an extension record's cells start.
+pub(crate) const EXT_CELLS: usize = 24;
+/// Cells of native settings.
+pub(crate) const NATIVE_SETTINGS_LEN: usize = 5;
+/// Native settings flag: the histogram is native only, its family record's bounds are
+/// [`NATIVE_ONLY_BOUNDS`].
+pub(crate) const NATIVE_ONLY: u64 = 1;
+/// The classic bounds a native-only histogram's family record declares: a reader of the first
+/// release rejects a histogram without a finite bound (and with it the whole file), so a
+/// native-only histogram is written as a classic one with this single bound, which every finite
+/// observation falls under. Its series' classic cells are then: the finite observations, the
+/// others (`±Inf`, NaN), the sum. A native-aware reader shows it with `+Inf` only.
+pub(crate) const NATIVE_ONLY_BOUNDS: [f64; 1] = [f64::MAX];
 
 /// Upper bound on one record, so that a declaration with an absurd help text cannot make a
 /// writer map gigabytes (and a reader need not trust a larger length).
@@ -192,6 +258,42 @@ pub(crate) fn encode_series(
     put_padded(out, key);
     finish_record(out, start);
     first_cell - start
+}
+
+/// Encodes an extension record with sub-tag `ext` attaching `cells` to the record `back`
+/// bytes before it. Returns the offset of its first cell within `out`.
+pub(crate) fn encode_extension(out: &mut Vec<u8>, ext: u16, back: u32, cells: &[u64]) -> usize {
+    let start = out.len();
+    out.extend_from_slice(&0u32.to_ne_bytes());
+    out.extend_from_slice(&TAG_PADDING.to_ne_bytes());
+    out.extend_from_slice(&ext.to_ne_bytes());
+    out.extend_from_slice(&back.to_ne_bytes());
+    out.extend_from_slice(&0u32.to_ne_bytes());
+    out.extend_from_slice(&(cells.len() as u32).to_ne_bytes());
+    out.extend_from_slice(&0u32.to_ne_bytes());
+    for c in cells {
+        out.extend_from_slice(&c.to_ne_bytes());
+    }
+    finish_record(out, start);
+    EXT_CELLS
+}
+
+/// Native histogram settings as the cells of an [`EXT_NATIVE_SETTINGS`] record.
+#[cfg_attr(not(test), allow(dead_code))] // the native histogram's series creation calls it
+pub(crate) fn native_settings_cells(
+    schema: i8,
+    max_buckets: u32,
+    zero_threshold: f64,
+    max_zero_threshold: f64,
+    native_only: bool,
+) -> [u64; NATIVE_SETTINGS_LEN] {
+    [
+        i64::from(schema) as u64,
+        u64::from(max_buckets),
+        zero_threshold.to_bits(),
+        max_zero_threshold.to_bits(),
+        if native_only { NATIVE_ONLY } else { 0 },
+    ]
 }
 
 /// Encodes the archive's list of absorbed file ids.
@@ -410,22 +512,33 @@ impl Writer {
         decl: &FamilyDecl<'_>,
         key: &[u8],
     ) -> io::Result<NonNull<AtomicU64>> {
-        if self.is_detached() {
-            // New series of a detached child live on the heap (lost to the aggregate, and
-            // counted by the caller), never in the parent's file.
-            return Err(io::Error::other(
-                "this forked process has no metrics file of its own",
-            ));
-        }
+        self.alloc_series_with(decl, &[], key, &[])
+            .map(|(cells, _)| cells)
+    }
+
+    /// [`alloc_series`](Self::alloc_series) with extension records (see the module docs):
+    /// `family_ext` attached to the family record (a family declared with other extensions is
+    /// another declaration: the last one in a file is the one in use), and `series_ext`, each a
+    /// sub-tag and a cell count, attached to the series with zeroed cells. The series and its
+    /// extensions are published together. Returns the series' first cell and the first cell of
+    /// each of `series_ext`, in order; all valid for the rest of the process's life.
+    pub(crate) fn alloc_series_with(
+        &self,
+        decl: &FamilyDecl<'_>,
+        family_ext: &[(u16, &[u64])],
+        key: &[u8],
+        series_ext: &[(u16, usize)],
+    ) -> io::Result<(NonNull<AtomicU64>, Vec<NonNull<AtomicU64>>)> {
+        self.writable()?;
         self.with(|inner| {
-            if self.poisoned.load(Ordering::Relaxed) {
-                return Err(io::Error::other(
-                    "a panic interrupted this process's metrics file writer; new series stay in process memory",
-                ));
-            }
+            self.not_poisoned()?;
             let mut fam = std::mem::take(&mut inner.scratch);
             fam.clear();
             encode_family(&mut fam, decl);
+            for (ext, cells) in family_ext {
+                let back = fam.len() as u32;
+                encode_extension(&mut fam, *ext, back, cells);
+            }
             let family_off = match inner.families.get(&fam) {
                 Some(&off) => off,
                 None => {
@@ -438,13 +551,77 @@ impl Writer {
             rec.clear();
             let zeroed = vec![0; decl.layout().len()];
             let cells_at = encode_series(&mut rec, family_off, &zeroed, key);
+            let mut ext_at = Vec::with_capacity(series_ext.len());
+            for &(ext, n) in series_ext {
+                let back = rec.len();
+                ext_at.push(back + encode_extension(&mut rec, ext, back as u32, &vec![0; n]));
+            }
             let result = append(inner, self.header, &rec);
             inner.scratch = rec;
             let (_, ptr) = result?;
             // SAFETY: `ptr` points into a live segment at the record; the cells start
-            // `cells_at` bytes later, 8-aligned (records and segments are 8-aligned).
-            Ok(unsafe { NonNull::new_unchecked(ptr.as_ptr().add(cells_at) as *mut AtomicU64) })
+            // `cells_at` (and each extension's `ext_at`) bytes later, 8-aligned (records and
+            // segments are 8-aligned), inside the record just written.
+            let at = |n: usize| unsafe { NonNull::new_unchecked(ptr.as_ptr().add(n).cast()) };
+            Ok((at(cells_at), ext_at.into_iter().map(at).collect()))
         })
+    }
+
+    /// Appends an extension record of `n` zeroed cells with sub-tag `ext` to the series whose
+    /// first cell is `cells` (a pointer [`alloc_series`](Self::alloc_series) returned), and
+    /// returns its first cell: how a series gets its exemplar slots at its first exemplar.
+    #[cfg_attr(not(test), allow(dead_code))] // the exemplar recording path calls it
+    pub(crate) fn attach(
+        &self,
+        cells: NonNull<AtomicU64>,
+        ext: u16,
+        n: usize,
+    ) -> io::Result<NonNull<AtomicU64>> {
+        self.writable()?;
+        self.with(|inner| {
+            self.not_poisoned()?;
+            let addr = cells.as_ptr() as usize;
+            let series_off = inner
+                .segments
+                .iter()
+                .find(|s| {
+                    (s.ptr.as_ptr() as usize..s.ptr.as_ptr() as usize + s.len).contains(&addr)
+                })
+                .map(|s| s.file_off + (addr - s.ptr.as_ptr() as usize) as u64)
+                .and_then(|cells_off| cells_off.checked_sub(16))
+                .filter(|&off| off >= HEADER_LEN as u64 && off < inner.end)
+                .ok_or_else(|| io::Error::other("not a series of this process's file"))?;
+            let len = EXT_CELLS + 8 * n;
+            let off = reserve(inner, len)?;
+            let mut rec = std::mem::take(&mut inner.scratch);
+            rec.clear();
+            let at = encode_extension(&mut rec, ext, (off - series_off) as u32, &vec![0; n]);
+            let result = append(inner, self.header, &rec);
+            inner.scratch = rec;
+            let (_, ptr) = result?;
+            // SAFETY: as in `alloc_series_with`: inside the record just written, 8-aligned.
+            Ok(unsafe { NonNull::new_unchecked(ptr.as_ptr().add(at).cast()) })
+        })
+    }
+
+    fn writable(&self) -> io::Result<()> {
+        if self.is_detached() {
+            // New series of a detached child live on the heap (lost to the aggregate, and
+            // counted by the caller), never in the parent's file.
+            return Err(io::Error::other(
+                "this forked process has no metrics file of its own",
+            ));
+        }
+        Ok(())
+    }
+
+    fn not_poisoned(&self) -> io::Result<()> {
+        if self.poisoned.load(Ordering::Relaxed) {
+            return Err(io::Error::other(
+                "a panic interrupted this process's metrics file writer; new series stay in process memory",
+            ));
+        }
+        Ok(())
     }
 
     /// Rewrites this file for a forked child: a new file with the same records and zeroed
@@ -538,11 +715,22 @@ fn zero_values(bytes: &mut [u8]) {
         if len < 8 || off + len > bytes.len() {
             return;
         }
-        if tag == TAG_SERIES && len >= 16 {
-            let n =
-                u32::from_ne_bytes(bytes[off + 12..off + 16].try_into().expect("4 bytes")) as usize;
-            let end = (off + 16 + n * 8).min(off + len);
-            bytes[off + 16..end].fill(0);
+        let ext = u16::from_ne_bytes(bytes[off + 6..off + 8].try_into().expect("2 bytes"));
+        // Value cells: a series' own, and its extensions' (not a family's settings).
+        // Where the cells and their count are.
+        let cells_at = match (tag, ext) {
+            (TAG_SERIES, _) => Some((16, 12)),
+            (TAG_PADDING, EXT_NATIVE | EXT_EXEMPLARS | EXT_NATIVE_SPARSE) => Some((EXT_CELLS, 16)),
+            _ => None,
+        };
+        if let Some((at, count)) = cells_at.filter(|&(at, _)| len >= at) {
+            let n = u32::from_ne_bytes(
+                bytes[off + count..off + count + 4]
+                    .try_into()
+                    .expect("4 bytes"),
+            ) as usize;
+            let end = (off + at + n * 8).min(off + len);
+            bytes[off + at..end].fill(0);
         }
         off += len;
     }
@@ -557,13 +745,8 @@ fn append(inner: &mut Inner, header: NonNull<u8>, rec: &[u8]) -> io::Result<(u32
             "a metric declaration is larger than 1 MiB (help text or label values too long)",
         ));
     }
+    let off = reserve(inner, rec.len())?;
     let seg = inner.segments.last().expect("segment 0 always exists");
-    let seg_end = seg.file_off + seg.len as u64;
-    if inner.end + rec.len() as u64 > seg_end {
-        grow(inner, rec.len())?;
-    }
-    let seg = inner.segments.last().expect("segment 0 always exists");
-    let off = inner.end;
     // SAFETY: `grow` guaranteed [off, off + len) lies within the last segment.
     let dst = unsafe { seg.ptr.as_ptr().add((off - seg.file_off) as usize) };
     inner.end = off + rec.len() as u64;
@@ -579,6 +762,16 @@ fn append(inner: &mut Inner, header: NonNull<u8>, rec: &[u8]) -> io::Result<(u32
     );
     // SAFETY: `dst` is inside a mapping, so not null.
     Ok((off as u32, unsafe { NonNull::new_unchecked(dst) }))
+}
+
+/// Makes room for a record of `len` bytes in the last segment (growing the file if needed) and
+/// returns the offset it will be appended at.
+fn reserve(inner: &mut Inner, len: usize) -> io::Result<u64> {
+    let seg = inner.segments.last().expect("segment 0 always exists");
+    if inner.end + len as u64 > seg.file_off + seg.len as u64 {
+        grow(inner, len)?;
+    }
+    Ok(inner.end)
 }
 
 /// Publishes a record: `write` puts its bytes in the file at and past `used`, then `used` moves

@@ -57,16 +57,33 @@
 //! The aggregation then reads series through those references without validating anything
 //! twice. Names and label names must be valid Prometheus names and label values valid UTF-8, so
 //! whatever a file holds is safe to write into an exposition.
+//!
+//! # Extension records
+//! Records of tag 0 with a non-zero sub-tag (`file.rs`) attach cells to an earlier family or
+//! series record. One whose sub-tag this build does not know is skipped (a newer writer's); one
+//! that does not validate — its target is not a record of the right kind, its cell count is
+//! not the one its target's declaration implies, its settings are out of range, or its target
+//! already has one of that sub-tag — is skipped and counted ([`Parsed::bad_extensions`]), and
+//! the rest of the file is kept. Their cells are agreed like a series' (above): native state as
+//! one block, each exemplar slot as one block that must also hold an even sequence number
+//! (`exemplar_slot.rs`) — so a live file whose two copies are equal is still walked once for a
+//! slot caught mid-write, which is read again. A slot that never holds still gets no
+//! word-at-a-time last resort: it is left out of that scrape.
 
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 
 use super::file::{
+    EXT_CELLS, EXT_EXEMPLARS, EXT_NATIVE, EXT_NATIVE_SETTINGS, EXT_NATIVE_SPARSE,
+    NATIVE_SETTINGS_LEN,
+};
+use super::file::{
     FLAG_ARCHIVE, H_DROPPED, H_FLAGS, H_HEADER_LEN, H_ID, H_PID, H_START_TICKS, H_USED, H_VERSION,
     HEADER_LEN, MAGIC, MAX_FILE, MAX_RECORD, TAG_ABSORBED, TAG_FAMILY, TAG_PADDING, TAG_SERIES,
     VERSION, kind_from_code,
 };
+use super::{exemplar_slot, native_merge};
 use crate::labels::{KEY_SEPARATOR, is_valid_label_name, is_valid_metric_name};
 use crate::layout::Layout;
 use crate::metric::GaugeMode;
@@ -210,7 +227,7 @@ impl Snapshot {
         if live {
             scratch.resize(used, 0);
             read_exact_at(src, scratch, 0)?;
-            if **scratch != *bytes {
+            if **scratch != *bytes || has_busy_slot(&bytes) {
                 agree_cells(src, &mut bytes, scratch)?;
             }
         }
@@ -263,18 +280,86 @@ fn agree_cells(src: &impl Source, bytes: &mut [u8], second: &[u8]) -> Result<(),
         if len < 8 || len % 8 != 0 || len > bytes.len() - off {
             break;
         }
-        if tag == TAG_SERIES {
-            let n_cells = u32_at(bytes, off + 12).unwrap_or(0) as usize;
-            let end = n_cells
-                .checked_mul(8)
-                .and_then(|n| (off + 16).checked_add(n))
-                .filter(|&end| end <= off + len);
-            if let Some(end) = end {
-                block(off + 16, end, bytes)?;
+        let ext = u16_at(bytes, off + 6).unwrap_or(0);
+        // Where the cells and their count are.
+        let (cells_at, count_at) = match (tag, ext) {
+            (TAG_SERIES, _) => (16, 12),
+            (TAG_PADDING, EXT_NATIVE | EXT_NATIVE_SPARSE | EXT_EXEMPLARS) => (EXT_CELLS, 16),
+            _ => (0, 0),
+        };
+        let end = (cells_at != 0 && len >= cells_at)
+            .then(|| u32_at(bytes, off + count_at).unwrap_or(0) as usize)
+            .and_then(|n| n.checked_mul(8))
+            .and_then(|n| (off + cells_at).checked_add(n))
+            .filter(|&end| end <= off + len);
+        if let Some(end) = end {
+            if ext == EXT_EXEMPLARS && tag == TAG_PADDING {
+                for at in (off + cells_at..end).step_by(8 * exemplar_slot::LEN) {
+                    if at + 8 * exemplar_slot::LEN <= end {
+                        agree_slot(
+                            src,
+                            &mut bytes[at..at + 8 * exemplar_slot::LEN],
+                            &second[at..at + 8 * exemplar_slot::LEN],
+                            at,
+                        )?;
+                    }
+                }
+            } else {
+                block(off + cells_at, end, bytes)?;
             }
         }
         off += len;
     }
+    Ok(())
+}
+
+/// Whether an exemplar slot of the copy holds a write in progress (odd sequence): equal copies
+/// do not make it one to take (see the module docs).
+fn has_busy_slot(bytes: &[u8]) -> bool {
+    let mut off = HEADER_LEN;
+    while let Some((len, tag)) = u32_at(bytes, off).zip(u16_at(bytes, off + 4)) {
+        let len = len as usize;
+        if len < 8 || len % 8 != 0 || len > bytes.len() - off {
+            break;
+        }
+        if tag == TAG_PADDING && u16_at(bytes, off + 6) == Some(EXT_EXEMPLARS) {
+            let rec = &bytes[off..off + len];
+            let busy = rec
+                .get(EXT_CELLS..)
+                .unwrap_or_default()
+                .chunks_exact(8 * exemplar_slot::LEN)
+                .any(|slot| u64_at(slot, 0).is_some_and(|seq| seq % 2 == 1));
+            if busy {
+                return true;
+            }
+        }
+        off += len;
+    }
+    false
+}
+
+/// Makes an exemplar slot one that two consecutive reads agree on and that holds a complete
+/// write (an even sequence), or marks it as holding none (see the module docs).
+fn agree_slot(
+    src: &impl Source,
+    slot: &mut [u8],
+    second: &[u8],
+    at: usize,
+) -> Result<(), ReadError> {
+    let busy = |b: &[u8]| u64_at(b, 0).is_some_and(|seq| seq % 2 == 1);
+    if slot == second && !busy(slot) {
+        return Ok(());
+    }
+    slot.copy_from_slice(second);
+    let mut again = [0u8; 8 * exemplar_slot::LEN];
+    for _ in 0..BLOCK_TRIES {
+        read_exact_at(src, &mut again, at as u64)?;
+        if again[..] == *slot && !busy(slot) {
+            return Ok(());
+        }
+        slot.copy_from_slice(&again);
+    }
+    slot[..8].copy_from_slice(&1u64.to_ne_bytes());
     Ok(())
 }
 
@@ -362,10 +447,27 @@ struct SerRef {
     key_len: u32,
 }
 
+/// Where a validated extension record's cells are, and what it attaches to (a family's index
+/// for native settings, a series' index otherwise), in 16 bytes (the record takes at least 24).
+#[derive(Clone, Copy, Debug)]
+struct ExtRef {
+    target: u32,
+    cells_off: u32,
+    n_cells: u32,
+    ext: u16,
+}
+
+const _: () = assert!(std::mem::size_of::<ExtRef>() <= 16);
+
 /// One series read from a file: its family, its key, and its cells.
 pub(crate) struct SeriesRecord<'a> {
     pub(crate) fam: usize,
     pub(crate) key: &'a [u8],
+    /// Its native state, validated against its family's settings: the sub-tag
+    /// (`EXT_NATIVE` or `EXT_NATIVE_SPARSE`) and the cells' bytes.
+    pub(crate) native: Option<(u16, &'a [u8])>,
+    /// Its exemplar slots' bytes (empty: none yet), [`exemplar_slot::LEN`] cells per slot.
+    pub(crate) exemplars: &'a [u8],
     /// The cells' bytes, 8 per cell (checked against the snapshot when the file was parsed).
     cells: &'a [u8],
     pub(crate) n_cells: usize,
@@ -406,7 +508,19 @@ pub(crate) struct Parsed<'a> {
     pub(crate) families: Vec<Fam<'a>>,
     pub(crate) absorbed: Vec<u64>,
     series: Vec<SerRef>,
+    /// Native settings attached to families, in file order (so by target).
+    family_ext: Vec<ExtRef>,
+    /// Extensions attached to series, sorted by target.
+    series_ext: Vec<ExtRef>,
+    /// Extension records skipped because they did not validate (see the module docs).
+    pub(crate) bad_extensions: u64,
     bytes: &'a [u8],
+}
+
+/// The cells of an exemplar-slot record bytes as `u64`s.
+pub(crate) fn words(b: &[u8]) -> impl Iterator<Item = u64> + '_ {
+    b.chunks_exact(8)
+        .map(|c| u64::from_ne_bytes(c.try_into().unwrap_or_default()))
 }
 
 fn u16_at(b: &[u8], off: usize) -> Option<u16> {
@@ -454,6 +568,9 @@ impl<'a> Parsed<'a> {
             families: Vec::new(),
             absorbed: Vec::new(),
             series: Vec::new(),
+            family_ext: Vec::new(),
+            series_ext: Vec::new(),
+            bad_extensions: 0,
             bytes: b,
         };
         // What we keep must not exceed the file's own size (see the module docs).
@@ -462,7 +579,23 @@ impl<'a> Parsed<'a> {
         while off < used {
             let (tag, rec) = record_at(b, off, used)?;
             match tag {
-                TAG_PADDING => {}
+                TAG_PADDING => match u16_at(rec, 6).unwrap_or(0) {
+                    0 => {}
+                    ext => match parsed.extension_at(off, ext, rec) {
+                        Ok(Some(r)) => {
+                            budget = budget
+                                .checked_sub(std::mem::size_of::<ExtRef>())
+                                .ok_or(ReadError::Corrupt("too many records for its size"))?;
+                            if ext == EXT_NATIVE_SETTINGS {
+                                parsed.family_ext.push(r);
+                            } else {
+                                parsed.series_ext.push(r);
+                            }
+                        }
+                        Ok(None) => {} // a newer writer's extension
+                        Err(_) => parsed.bad_extensions += 1,
+                    },
+                },
                 TAG_FAMILY => {
                     let fam = parse_family(off, rec)?;
                     budget = budget
@@ -493,7 +626,103 @@ impl<'a> Parsed<'a> {
             }
             off += rec.len();
         }
+        // By series, then kind (native state or exemplars), in file order within each (the sort
+        // is stable): a second one of a kind for a series is not the writer's, and is skipped.
+        let class = |r: &ExtRef| u16::from(r.ext == EXT_EXEMPLARS);
+        parsed.series_ext.sort_by_key(|r| (r.target, class(r)));
+        let before = parsed.series_ext.len();
+        parsed
+            .series_ext
+            .dedup_by(|b, a| (a.target, class(a)) == (b.target, class(b)));
+        parsed.bad_extensions += (before - parsed.series_ext.len()) as u64;
         Ok(parsed)
+    }
+
+    /// The native settings cells of family `fam`, if it has valid ones.
+    pub(crate) fn native_settings(&self, fam: usize) -> Option<[u64; NATIVE_SETTINGS_LEN]> {
+        let r = self.family_ext.iter().find(|r| r.target as usize == fam)?;
+        let cells = self
+            .bytes
+            .get(r.cells_off as usize..r.cells_off as usize + 8 * NATIVE_SETTINGS_LEN)?;
+        let mut out = [0; NATIVE_SETTINGS_LEN];
+        for (o, w) in out.iter_mut().zip(words(cells)) {
+            *o = w;
+        }
+        Some(out)
+    }
+
+    /// Validates the extension record at `off` with sub-tag `ext`: `Ok(None)` for a sub-tag
+    /// this build does not know.
+    fn extension_at(&self, off: usize, ext: u16, rec: &[u8]) -> Result<Option<ExtRef>, ReadError> {
+        let bad = ReadError::Corrupt;
+        if !matches!(
+            ext,
+            EXT_NATIVE_SETTINGS | EXT_NATIVE | EXT_NATIVE_SPARSE | EXT_EXEMPLARS
+        ) {
+            return Ok(None);
+        }
+        let back = u32_at(rec, 8).ok_or(CORRUPT_RECORD)? as usize;
+        let n_cells = u32_at(rec, 16).ok_or(CORRUPT_RECORD)? as usize;
+        let cells = rec
+            .get(EXT_CELLS..EXT_CELLS + n_cells.checked_mul(8).ok_or(CORRUPT_RECORD)?)
+            .ok_or(CORRUPT_RECORD)?;
+        let target_off = off
+            .checked_sub(back)
+            .filter(|&t| back > 0 && t >= HEADER_LEN)
+            .ok_or(bad("an extension attached to nothing"))?;
+        let target = if ext == EXT_NATIVE_SETTINGS {
+            // Written right after their family record (file.rs), so they attach to the last
+            // declaration read, and `family_ext` stays sorted by family.
+            let fam = self
+                .families
+                .len()
+                .checked_sub(1)
+                .filter(|&f| self.families[f].off as usize == target_off)
+                .ok_or(bad("native settings attached to no declaration"))?;
+            let cells: Vec<u64> = words(cells).collect();
+            if self.families[fam].kind != MetricKind::Histogram
+                || !native_merge::valid_settings(&cells)
+                || self
+                    .family_ext
+                    .last()
+                    .is_some_and(|r| r.target as usize == fam)
+            {
+                return Err(bad("invalid native settings"));
+            }
+            fam
+        } else {
+            let i = self
+                .series
+                .binary_search_by_key(&(target_off as u32 + 16), |r| r.cells_off)
+                .map_err(|_| bad("an extension attached to no series"))?;
+            let fam_i = self.series[i].fam as usize;
+            let fam = &self.families[fam_i];
+            let ok = match ext {
+                EXT_EXEMPLARS => {
+                    let slots = match fam.kind {
+                        MetricKind::Counter => 1,
+                        MetricKind::Histogram => fam.n_bounds() + 1,
+                        _ => 0,
+                    };
+                    slots > 0 && n_cells == slots * exemplar_slot::LEN
+                }
+                _ => self
+                    .family_ext
+                    .binary_search_by_key(&(fam_i as u32), |r| r.target)
+                    .is_ok(),
+            };
+            // A second extension of one kind for a series is dropped after the walk.
+            if !ok {
+                return Err(bad("an extension that does not fit its series"));
+            }
+            i
+        };
+        Ok(Some(ExtRef {
+            target: target as u32,
+            cells_off: (off + EXT_CELLS) as u32,
+            n_cells: n_cells as u32,
+            ext,
+        }))
     }
 
     /// Validates the series record at `off` (of the file) and returns where its parts are.
@@ -533,10 +762,26 @@ impl<'a> Parsed<'a> {
     /// Every series, in file order. The file was validated, so nothing fails here.
     pub(crate) fn series(&self) -> impl Iterator<Item = SeriesRecord<'a>> + '_ {
         let b = self.bytes;
-        self.series.iter().map(move |r| {
+        let mut ext = self.series_ext.iter().peekable();
+        self.series.iter().enumerate().map(move |(i, r)| {
             let (key_off, cells_off) = (r.key_off as usize, r.cells_off as usize);
             let n_cells = self.families[r.fam as usize].n_cells as usize;
+            let (mut native, mut exemplars) = (None, &[][..]);
+            while let Some(e) = ext.next_if(|e| e.target as usize <= i) {
+                if e.target as usize != i {
+                    continue;
+                }
+                let at = e.cells_off as usize;
+                let cells = b.get(at..at + 8 * e.n_cells as usize).unwrap_or_default();
+                if e.ext == EXT_EXEMPLARS {
+                    exemplars = cells;
+                } else {
+                    native = Some((e.ext, cells));
+                }
+            }
             SeriesRecord {
+                native,
+                exemplars,
                 fam: r.fam as usize,
                 key: b
                     .get(key_off..key_off + r.key_len as usize)
@@ -911,6 +1156,201 @@ mod tests {
             for n in 0..4 {
                 assert_eq!(check_key(&key, n).is_ok(), plain(&key, n), "{key:?} {n}");
             }
+        }
+    }
+
+    mod extensions {
+        use super::*;
+        use crate::model::NativeBuckets;
+        use crate::multiprocess_store::exemplar_slot::{self, SlotExemplar};
+        use crate::multiprocess_store::file::{encode_extension, native_settings_cells};
+        use crate::multiprocess_store::native_merge::{decode_sparse, encode_sparse};
+
+        fn ex(n: u8) -> SlotExemplar {
+            SlotExemplar {
+                trace_id: [n; 16],
+                span_id: [n; 8],
+                value: 0.5,
+                time_ns: u64::from(n),
+            }
+        }
+
+        fn buckets() -> NativeBuckets {
+            NativeBuckets {
+                schema: 3,
+                positive: vec![(4, 2), (9, 1)],
+                ..Default::default()
+            }
+        }
+
+        /// A file with a counter (an exemplar slot) and a native histogram with one bound
+        /// (settings, sparse state, exemplar slots); `extra` is appended raw before `used` is
+        /// set. Returns the bytes and the histogram series' offset.
+        fn file(extra: impl FnOnce(&mut Vec<u8>, usize)) -> (Vec<u8>, usize) {
+            let mut b = encode_header(7, 1, 0, 0, 0);
+            let counter = b.len() as u32;
+            encode_family(&mut b, &decl("c_total", MetricKind::Counter, &[]));
+            let c_series = b.len();
+            encode_series(&mut b, counter, &[5, 0], b"");
+            let back = (b.len() - c_series) as u32;
+            let mut slot = exemplar_slot::encode(&ex(1));
+            slot[exemplar_slot::SEQ] = 2;
+            encode_extension(&mut b, EXT_EXEMPLARS, back, &slot);
+            let hist = b.len();
+            encode_family(&mut b, &decl("h", MetricKind::Histogram, &[1.0]));
+            let back = (b.len() - hist) as u32;
+            encode_extension(
+                &mut b,
+                EXT_NATIVE_SETTINGS,
+                back,
+                &native_settings_cells(3, 160, 0.0, 0.0, false),
+            );
+            let h_series = b.len();
+            encode_series(&mut b, hist as u32, &[1, 2, 2.5f64.to_bits()], b"");
+            let back = (b.len() - h_series) as u32;
+            encode_extension(&mut b, EXT_NATIVE_SPARSE, back, &encode_sparse(&buckets()));
+            extra(&mut b, h_series);
+            let used = b.len() as u64;
+            b[H_USED..H_USED + 8].copy_from_slice(&used.to_ne_bytes());
+            (b, h_series)
+        }
+
+        fn decl(
+            name: &'static str,
+            kind: MetricKind,
+            bounds: &'static [f64],
+        ) -> FamilyDecl<'static> {
+            FamilyDecl {
+                name,
+                help: "",
+                kind,
+                mode: GaugeMode::All,
+                label_names: &[],
+                bounds,
+            }
+        }
+
+        fn parsed_totals(b: Vec<u8>) -> (Vec<Vec<u64>>, u64, Vec<bool>, Vec<usize>) {
+            let snap = Snapshot::read(&Script::new(b), false, &mut Vec::new()).unwrap();
+            let p = Parsed::parse(&snap).unwrap();
+            let cells = p.series().map(|s| s.cells().collect()).collect();
+            let native = p.series().map(|s| s.native.is_some()).collect();
+            let ex = p.series().map(|s| s.exemplars.len() / 8).collect();
+            (cells, p.bad_extensions, native, ex)
+        }
+
+        #[test]
+        fn extensions_are_delivered_with_their_series() {
+            let (b, _) = file(|_, _| {});
+            let snap = Snapshot::read(&Script::new(b), false, &mut Vec::new()).unwrap();
+            let p = Parsed::parse(&snap).unwrap();
+            assert_eq!(p.bad_extensions, 0);
+            assert!(p.native_settings(0).is_none());
+            assert_eq!(p.native_settings(1).unwrap()[1], 160);
+            let s: Vec<SeriesRecord<'_>> = p.series().collect();
+            let slot: Vec<u64> = words(s[0].exemplars).collect();
+            assert_eq!(exemplar_slot::decode(&slot), Some(ex(1)));
+            assert!(s[0].native.is_none());
+            let (ext, cells) = s[1].native.unwrap();
+            assert_eq!(ext, EXT_NATIVE_SPARSE);
+            assert_eq!(
+                decode_sparse(&words(cells).collect::<Vec<_>>()),
+                Some(buckets())
+            );
+            assert!(s[1].exemplars.is_empty());
+        }
+
+        /// Malformed extensions are skipped and counted, unknown sub-tags skipped silently:
+        /// every series' cells are read either way.
+        #[test]
+        fn a_bad_or_unknown_extension_is_skipped_and_the_rest_of_the_file_kept() {
+            let whole = parsed_totals(file(|_, _| {}).0);
+            assert_eq!(whole.1, 0);
+            type Add = Box<dyn Fn(&mut Vec<u8>, usize)>;
+            let cases: [(&str, Add, u64); 6] = [
+                (
+                    "unknown sub-tag",
+                    Box::new(|b, _| {
+                        let back = b.len() as u32 - 64;
+                        encode_extension(b, 99, back, &[1, 2]);
+                    }),
+                    0,
+                ),
+                (
+                    "attached to nothing",
+                    Box::new(|b, _| {
+                        encode_extension(b, EXT_EXEMPLARS, 8, &[0; 6]);
+                    }),
+                    1,
+                ),
+                (
+                    "past the header",
+                    Box::new(|b, _| {
+                        let back = b.len() as u32;
+                        encode_extension(b, EXT_EXEMPLARS, back, &[0; 6]);
+                    }),
+                    1,
+                ),
+                (
+                    "wrong slot count",
+                    Box::new(|b, h| {
+                        let back = (b.len() - h) as u32;
+                        encode_extension(b, EXT_EXEMPLARS, back, &[0; 6]);
+                    }),
+                    1,
+                ),
+                (
+                    "a second native state",
+                    Box::new(|b, h| {
+                        let back = (b.len() - h) as u32;
+                        encode_extension(b, EXT_NATIVE, back, &[0; 3]);
+                    }),
+                    1,
+                ),
+                (
+                    "cells past the record",
+                    Box::new(|b, h| {
+                        let back = (b.len() - h) as u32;
+                        let at = b.len();
+                        encode_extension(b, EXT_EXEMPLARS, back, &[0; 12]);
+                        b[at + 16..at + 20].copy_from_slice(&1000u32.to_ne_bytes());
+                    }),
+                    1,
+                ),
+            ];
+            for (what, add, bad) in cases {
+                let got = parsed_totals(file(add).0);
+                assert_eq!(got.0, whole.0, "{what}: the series' cells");
+                assert_eq!(got.1, bad, "{what}: counted");
+                assert_eq!(
+                    (&got.2, &got.3),
+                    (&whole.2, &whole.3),
+                    "{what}: the good extensions"
+                );
+            }
+        }
+
+        /// A slot whose sequence is odd in both copies (a write in progress) is read again
+        /// until it holds a complete write; one that never does is left out, never taken torn.
+        #[test]
+        fn a_slot_is_taken_only_between_writes() {
+            let (b, _) = file(|_, _| {});
+            let snap = Snapshot::read(&Script::new(b.clone()), false, &mut Vec::new()).unwrap();
+            let p = Parsed::parse(&snap).unwrap();
+            let at = p.series_ext[0].cells_off as usize;
+            // Busy in both copies and the next read, then complete.
+            let src = Script::new(b.clone()).cell(at, &[3, 3, 3, 4]);
+            let snap = Snapshot::read(&src, true, &mut Vec::new()).unwrap();
+            let p = Parsed::parse(&snap).unwrap();
+            let slot: Vec<u64> = words(p.series().next().unwrap().exemplars).collect();
+            assert_eq!(slot[0], 4);
+            assert_eq!(exemplar_slot::decode(&slot), Some(ex(1)));
+            // Never complete: no exemplar.
+            let src = Script::new(b).cell(at, &[3]);
+            let snap = Snapshot::read(&src, true, &mut Vec::new()).unwrap();
+            let p = Parsed::parse(&snap).unwrap();
+            let slot: Vec<u64> = words(p.series().next().unwrap().exemplars).collect();
+            assert_eq!(exemplar_slot::decode(&slot), None);
         }
     }
 }

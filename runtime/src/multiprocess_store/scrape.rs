@@ -71,10 +71,12 @@ pub(crate) fn collect_dir(path: &Path, stats: &Stats, compact: bool, out: &mut V
     }
     let agg = Aggregate::new(&sources, Purpose::Scrape);
     stats.add_conflicts(agg.conflicts);
+    stats.add_bad_extensions(agg.bad_extensions);
     let dropped = agg.dropped + stats.unrecorded.load(Ordering::Relaxed);
     out.extend(agg.into_families());
     drop(sources);
     out.push(stats.family());
+    out.push(stats.extension_family());
     out.push(
         MetricFamily::new(
             "promtrack_multiprocess_dropped_total",

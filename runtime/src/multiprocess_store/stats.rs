@@ -16,6 +16,8 @@ pub(crate) struct Stats {
     version: AtomicU64,
     io: AtomicU64,
     conflict: AtomicU64,
+    /// Extension records skipped (see `read.rs`).
+    extension: AtomicU64,
     /// Series this process could not put in its file (no file, or no disk).
     pub(crate) unrecorded: AtomicU64,
 }
@@ -32,6 +34,23 @@ impl Stats {
 
     pub(crate) fn add_conflicts(&self, n: u64) {
         self.conflict.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn add_bad_extensions(&self, n: u64) {
+        self.extension.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Extension records skipped: not a file skipped, so not a read error (the rest of the
+    /// file was read).
+    pub(crate) fn extension_family(&self) -> MetricFamily {
+        MetricFamily::new(
+            "promtrack_multiprocess_skipped_extensions_total",
+            "Extension records of multiprocess files (native histogram state, exemplar slots) skipped by this process's scrapes because they did not validate; the rest of their files was read.",
+            MetricKind::Counter,
+        )
+        .with_series(Series::new(Value::Counter(
+            self.extension.load(Ordering::Relaxed) as f64,
+        )))
     }
 
     pub(crate) fn family(&self) -> MetricFamily {
