@@ -17,9 +17,16 @@
 #   - batch_records_processed_total{job="promtrack_batch",instance="batch-1"} read back from
 #     the gateway equals RECORDS, and the batch job fails when the gateway is down;
 #   - every query of examples/grafana/promtrack-dashboard.json returns data.
+# A second Prometheus (examples/prometheus/e2e-native.yml), started with
+# `--enable-feature=native-histograms`, scrapes the two hosts over protobuf; through its API:
+#   - the hosts served it protobuf (promtrack_scrapes_total{format="protobuf"});
+#   - histogram_count of the native histogram multiprocess_sleep_seconds equals the /sleep
+#     requests sent, per host and in total;
+#   - its p50 / p90 / p99 land within the schema's relative error of the known sleeps;
+#   - the dashboard's native-histogram panel returns data.
 #
 # Settings (environment): E2E_PORT_BASE (default 47400; ports BASE+1..BASE+9 on 127.0.0.1 are
-# used, see examples/prometheus/e2e.yml), E2E_RECORDS (default 100), E2E_TIMEOUT (seconds per
+# used, see examples/prometheus/e2e.yml; BASE+8 is the second Prometheus), E2E_RECORDS (default 100), E2E_TIMEOUT (seconds per
 # wait, default 30), E2E_KEEP=1 keeps the temporary directory (configs, logs, TSDB).
 # Needs apt (installs prometheus, prometheus-pushgateway and curl when absent) and python3.
 set -euo pipefail
@@ -39,8 +46,10 @@ host_b_app=$((base + 3)) host_b_metrics=$((base + 4))
 quickstart_port=$((base + 5))
 gateway_port=$((base + 6))
 prometheus_port=$((base + 7))
+prometheus_native_port=$((base + 8))
 dead_port=$((base + 9)) # nothing listens here: the batch job's "gateway down" case
 prom=http://127.0.0.1:$prometheus_port
+prom_native=http://127.0.0.1:$prometheus_native_port
 
 step "install what the check needs"
 need_apt=()
@@ -53,6 +62,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 command -v python3 >/dev/null || { echo "python3 is needed to read Prometheus' answers" >&2; exit 1; }
+python3 -c 'import yaml' 2>/dev/null || python3 -m pip install -q pyyaml
 prometheus --version 2>&1 | head -1
 prometheus-pushgateway --version 2>&1 | head -1
 
@@ -158,6 +168,12 @@ def main():
         else:
             v = r[0][1]
             print(int(v) if v == int(v) else v)
+    elif cmd == "within":  # EXPR LO HI: exit 1 unless it gives one number in [LO, HI]
+        r = query(base, args[0])
+        lo, hi = float(args[1]), float(args[2])
+        ok = len(r) == 1 and lo <= r[0][1] <= hi
+        print(f"{r[0][1]:.6g}" if len(r) == 1 else f"{len(r)} series: {r}")
+        sys.exit(0 if ok else 1)
     elif cmd == "series":  # EXPR LABEL: "label=value" per series, sorted
         for m, v in sorted(query(base, args[0]), key=lambda s: s[0].get(args[1], "")):
             print(f"{m.get(args[1], '')}={int(v) if v == int(v) else v}")
@@ -192,7 +208,12 @@ def main():
             vals = [float(l.rsplit(" ", 1)[1]) for l in text.splitlines()
                     if re.match(re.escape(name) + r"(\{| )", l)]
             print(f"{name}={sum(vals) if vals else 'absent'}")
-    elif cmd == "dashboard":  # FILE SUBST...: the dashboard's shape, and data for every query
+    elif cmd in ("dashboard", "dashboard-native"):
+        # FILE SUBST...: the dashboard's shape, and data for every query. Panels titled
+        # "(native histogram)" need a Prometheus with native histograms: `dashboard-native`
+        # runs those, `dashboard` the others.
+        native_only = cmd == "dashboard-native"
+        is_native = lambda p: "(native histogram)" in p.get("title", "")
         dash = json.load(open(args[0]))
         subst = dict(a.split("=", 1) for a in args[1:])
         def fill(expr):
@@ -224,7 +245,7 @@ def main():
                 failed.append(f'{p["title"]}: no query')
         # Variables: label_values(SELECTOR, LABEL) must find values.
         for v in variables.values():
-            if v["type"] != "query":
+            if v["type"] != "query" or native_only:
                 continue
             m = re.fullmatch(r"label_values\((.*),\s*(\w+)\)", v["definition"])
             if not m:
@@ -237,6 +258,8 @@ def main():
                 failed.append(f'variable {v["name"]}: no values for {v["definition"]}')
         # Panels: every query gives at least one finite value.
         for p in panels(dash["panels"]):
+            if p["type"] == "row" or is_native(p) != native_only:
+                continue
             for t in p.get("targets", []):
                 expr = fill(t["expr"])
                 if "$" in expr:
@@ -259,6 +282,7 @@ def main():
 main()
 PY
 pq() { python3 "$tmp/prom.py" "$1" "$prom" "${@:2}"; }
+pqn() { python3 "$tmp/prom.py" "$1" "$prom_native" "${@:2}"; }
 
 # Polls COMMAND... every 0.2 s until it succeeds, for at most $wait_timeout seconds.
 wait_for() { # WHAT COMMAND...
@@ -277,7 +301,7 @@ http_ok() { curl -fsS --max-time 2 -o /dev/null "$1"; }
 
 step "check that the ports are free (E2E_PORT_BASE=$base moves them)"
 for port in $host_a_app $host_a_metrics $host_b_app $host_b_metrics $quickstart_port \
-  $gateway_port $prometheus_port $dead_port; do
+  $gateway_port $prometheus_port $prometheus_native_port $dead_port; do
   # SO_REUSEADDR, as the servers bind: the TIME_WAIT sockets of a previous run do not count.
   if ! python3 -c '
 import socket, sys
@@ -308,21 +332,31 @@ wait_for "host B" http_ok "http://127.0.0.1:$host_b_metrics/metrics"
 wait_for "the quickstart" http_ok "http://127.0.0.1:$quickstart_port/healthz"
 wait_for "the Pushgateway" http_ok "http://127.0.0.1:$gateway_port/-/ready"
 
-step "start Prometheus (examples/prometheus/e2e.yml, ports from E2E_PORT_BASE)"
-promtool check config examples/prometheus/e2e.yml >/dev/null
-python3 -c '
+step "start two Prometheus (examples/prometheus/e2e.yml, e2e-native.yml; ports from E2E_PORT_BASE)"
+moved_config() { # FILE: the config with its ports moved to E2E_PORT_BASE
+  promtool check config "$1" >/dev/null
+  python3 -c '
 import re, sys
 base, old = int(sys.argv[1]), int(sys.argv[2])
 moved = lambda m: f"127.0.0.1:{base + int(m.group(1)) - old if 0 < int(m.group(1)) - old < 10 else m.group(1)}"
 sys.stdout.write(re.sub(r"127\.0\.0\.1:(\d+)", moved, open(sys.argv[3]).read()))
-' "$base" "$config_base" examples/prometheus/e2e.yml >"$tmp/prometheus.yml"
-promtool check config "$tmp/prometheus.yml" >/dev/null
-# Debug level: Prometheus logs a failed scrape only there.
+' "$base" "$config_base" "$1"
+}
+moved_config examples/prometheus/e2e.yml >"$tmp/prometheus.yml"
+moved_config examples/prometheus/e2e-native.yml >"$tmp/prometheus-native.yml"
+promtool check config "$tmp/prometheus.yml" "$tmp/prometheus-native.yml" >/dev/null
+# Debug level: Prometheus logs a failed scrape only there. The first keeps classic histograms
+# (2.42 with native histograms on would drop the classic buckets of a histogram that has both).
 start "$tmp/prometheus.log" prometheus --config.file="$tmp/prometheus.yml" \
   --storage.tsdb.path="$tmp/tsdb" --web.listen-address=127.0.0.1:$prometheus_port \
-  --log.level=debug
+  --enable-feature=exemplar-storage --log.level=debug
+start "$tmp/prometheus-native.log" prometheus --config.file="$tmp/prometheus-native.yml" \
+  --storage.tsdb.path="$tmp/tsdb-native" --web.listen-address=127.0.0.1:$prometheus_native_port \
+  --enable-feature=native-histograms --log.level=debug
 wait_for "Prometheus to be ready" http_ok "$prom/-/ready"
+wait_for "the native-histogram Prometheus to be ready" http_ok "$prom_native/-/ready"
 wait_for "a first healthy scrape of every target" pq targets 4
+wait_for "a first healthy scrape of both hosts over protobuf" pqn targets 2
 
 # --- traffic ----------------------------------------------------------------------------------
 # Each request is on a connection of its own (`Connection: close`), so that a host's two workers
@@ -382,6 +416,14 @@ round() { # TARGET
   request "$1" POST /users/7 405        # a route without this method
   request "$1" GET /healthz 200 untracked # #[do_not_track]
 }
+# Known durations into the hosts' native histogram multiprocess_sleep_seconds: over both halves
+# each host sleeps 12 × 20 ms, 7 × 100 ms and once 300 ms, so that over both hosts (40
+# observations) the p50 is a 20 ms sleep, the p90 a 100 ms one and the p99 the 300 ms one.
+declare -A slept=()
+sleeps() { # TARGET N MS
+  for _ in $(seq 1 "$2"); do request "$1" GET "/sleep/$3" 200; done
+  slept[$1]=$((${slept[$1]:-0} + $2))
+}
 traffic() { # ROUNDS_A ROUNDS_B ROUNDS_QUICKSTART
   local target n
   for target in host-a host-b quickstart; do
@@ -396,6 +438,7 @@ learn_users_route host-a 2
 learn_users_route host-b 2
 learn_users_route quickstart 1
 traffic 4 3 2
+for target in host-a host-b; do sleeps $target 6 20; sleeps $target 3 100; done
 # rate() needs two samples of a series that differ: let every target be scraped once between
 # the two halves, so that each series exists before the second half raises it.
 first_half_end=$(now)
@@ -403,6 +446,7 @@ wait_for "a scrape of every target after the first half" pq scraped-after "$firs
 
 step "traffic, second half, and a batch job through the Pushgateway"
 traffic 4 3 2
+for target in host-a host-b; do sleeps $target 6 20; sleeps $target 4 100; sleeps $target 1 300; done
 batch_started=$(now)
 PUSHGATEWAY_URL=http://127.0.0.1:$gateway_port RECORDS=$records \
   timeout 30 "$bin/batch_job" >"$tmp/batch_job.log" 2>&1 ||
@@ -423,6 +467,8 @@ step "wait until Prometheus has scraped everything sent"
 # Two scrapes after the last request: the first has surely been appended once the second ran.
 wait_for "two scrapes of every target after the last request" \
   pq scraped-after "$last_request" 2
+wait_for "two protobuf scrapes of both hosts after the last request" \
+  pqn scraped-after "$last_request" 2
 
 step "assertions"
 total_sent=0
@@ -494,6 +540,59 @@ check_eq "batch_duration_seconds >= 0" 1 \
 echo "  dashboard examples/grafana/promtrack-dashboard.json:"
 if ! pq dashboard examples/grafana/promtrack-dashboard.json \
   'job=.+' 'instance=.+' '__rate_interval=1m' '__interval=15s' '__range=5m'; then
+  failures=$((failures + 1))
+fi
+
+echo "  examples/grafana/datasource.yml (the exemplars' trace links):"
+if python3 - examples/grafana/datasource.yml <<'PY'
+import sys
+import yaml  # PyYAML: python3-yaml on Debian
+doc = yaml.safe_load(open(sys.argv[1]))
+sources = [d for d in doc["datasources"] if d.get("type") == "prometheus"]
+links = [l for d in sources for l in d.get("jsonData", {}).get("exemplarTraceIdDestinations", [])]
+names = sorted({l["name"] for l in links})
+print(f"    {len(sources)} Prometheus data source(s), exemplar links on {names}")
+sys.exit(0 if sources and "trace_id" in names and all("datasourceUid" in l or "url" in l for l in links) else 1)
+PY
+then
+  printf '  ok    %-62s\n' "valid YAML, an exemplar trace link named trace_id"
+else
+  printf '  FAIL  %-62s\n' "valid YAML, an exemplar trace link named trace_id"
+  failures=$((failures + 1))
+fi
+echo "  the native-histogram Prometheus (--enable-feature=native-histograms, protobuf):"
+echo "  targets:"
+if ! pqn targets 2; then failures=$((failures + 1)); fi
+check_eq "hosts answered protobuf scrapes" 1 \
+  "$(pqn value 'count(sum by (instance) (promtrack_scrapes_total{format="protobuf"}) > 0) == 2')"
+total_slept=$((slept[host-a] + slept[host-b]))
+check_eq "histogram_count(sum(multiprocess_sleep_seconds))" "$total_slept" \
+  "$(pqn value 'histogram_count(sum(multiprocess_sleep_seconds))')"
+check_eq "per instance, histogram_count of multiprocess_sleep_seconds" \
+  "127.0.0.1:$host_a_metrics=${slept[host-a]} 127.0.0.1:$host_b_metrics=${slept[host-b]}" \
+  "$(pqn series 'histogram_count(sum by (instance) (multiprocess_sleep_seconds))' instance | xargs)"
+# The default bucket factor 1.1 gives schema 3: a bucket spans a factor 2^(1/8) ≈ 1.0905, so a
+# quantile lies within that factor of the observations in its bucket. A sleep lasts at least
+# what was asked and, on a loaded machine, a few milliseconds more.
+for q in "0.5 0.020" "0.9 0.100" "0.99 0.300"; do
+  set -- $q
+  lo=$(python3 -c "print($2 / 1.0905)") hi=$(python3 -c "print(($2 + 0.010) * 1.0905)")
+  if got=$(pqn within "histogram_quantile($1, sum(multiprocess_sleep_seconds))" "$lo" "$hi"); then
+    printf '  ok    %-62s %s s\n' "p$1 of the native histogram within [$lo, $hi]" "$got"
+  else
+    printf '  FAIL  %-62s %s s\n' "p$1 of the native histogram within [$lo, $hi]" "$got"
+    failures=$((failures + 1))
+  fi
+done
+native_log_errors=$(grep -E 'Scrape failed|Append failed|Error on ingesting|level=error|level=warn component="scrape manager"' \
+  "$tmp/prometheus-native.log" || true)
+check_eq "scrape or ingestion errors in the native Prometheus' log" 0 \
+  "$(printf '%s' "$native_log_errors" | grep -c . || true)"
+[ -z "$native_log_errors" ] || printf '%s\n' "$native_log_errors" | head -n 20
+echo "  the dashboard's native-histogram panel, on the native-histogram Prometheus:"
+if ! pqn dashboard-native examples/grafana/promtrack-dashboard.json \
+  'job=.+' 'instance=.+' '__rate_interval=1m' '__interval=15s' '__range=5m' \
+  'native_histogram=multiprocess_sleep_seconds'; then
   failures=$((failures + 1))
 fi
 

@@ -98,6 +98,19 @@ async fn get_user(Path(id): Path<u64>) -> Result<Json<User>, StatusCode> {
     }))
 }
 
+/// Sleeps as long as asked (at most a second): durations the end-to-end check knows, recorded in
+/// a native histogram, which every worker's file holds and a scrape merges across workers. It is
+/// a family of its own: Prometheus 2.x decides native or classic per family.
+#[metrics::histogram(
+    "multiprocess_sleep_seconds",
+    "Time spent sleeping as asked, in a native histogram.",
+    native
+)]
+async fn sleep(Path(ms): Path<u64>) -> &'static str {
+    tokio::time::sleep(std::time::Duration::from_millis(ms.min(1000))).await;
+    "slept\n"
+}
+
 #[metrics::do_not_track]
 async fn healthz() -> &'static str {
     "ok"
@@ -112,6 +125,7 @@ async fn worker(fd: i32) -> Result<(), Box<dyn std::error::Error>> {
     let app = Router::new()
         .route("/", get(index))
         .route("/users/{id}", get(get_user))
+        .route("/sleep/{ms}", get(sleep))
         .route("/healthz", get(healthz))
         .layer(metrics::layer());
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
