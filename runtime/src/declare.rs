@@ -70,7 +70,11 @@ impl Configure for Gauge {
 }
 impl Configure for Histogram {
     fn config(spec: &Spec) -> Buckets {
-        spec.buckets.map(|b| Buckets(b.into())).unwrap_or_default()
+        let mut config = Buckets::default();
+        if let Some(b) = spec.buckets {
+            config.bounds = b.into();
+        }
+        config
     }
 }
 

@@ -72,6 +72,7 @@ mod cell;
 mod context;
 mod declare;
 mod error;
+mod exponential;
 pub mod expose;
 mod family;
 mod key;
@@ -108,7 +109,8 @@ pub use labels::{LabelQuery, LabelSet, LabelValue};
 #[cfg(feature = "axum")]
 pub use layer::{MetricsLayer, layer};
 pub use metric::{
-    Counter, DEFAULT_BUCKETS, Gauge, GaugeMode, Histogram, InFlight, Info, Metric, Summary,
+    Counter, DEFAULT_BUCKETS, Gauge, GaugeMode, Histogram, InFlight, Info, Metric, NativeConfig,
+    Summary,
 };
 pub use promtrack_macros::{
     LabelSet, LabelValue, counter, do_not_track, exclude_all_metrics, family, gauge, histogram,

@@ -3,11 +3,16 @@
 //! Cells (`layout.rs`): one `u64` per finite bucket, one for `+Inf`, then the `f64` sum. Buckets are stored
 //! per bucket, not cumulatively, so an observation touches exactly one bucket cell; the count is
 //! the sum of the buckets and needs no cell of its own. Encoders accumulate at scrape time.
+//!
+//! A histogram may also keep native buckets ([`NativeConfig`]): their cells follow the classic
+//! ones, or stand alone for a native-only histogram, whose `bounds` are then empty (a classic
+//! histogram always has one). The native state and its rules live in `native.rs`.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use super::native::{Native, NativeConfig};
 use super::{Metric, check_reserved, count_invalid_update, private::Sealed};
 use crate::cell::{Cells, add_f64, load_f64};
 use crate::layout::histogram as layout;
@@ -18,13 +23,27 @@ pub const DEFAULT_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-/// Upper bounds of a histogram's finite buckets.
+/// A histogram family's configuration: the upper bounds of its finite buckets, and its native
+/// settings if it keeps native buckets.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Buckets(pub(crate) Arc<[f64]>);
+pub struct Buckets {
+    pub(crate) bounds: Arc<[f64]>,
+    pub(crate) native: Option<NativeConfig>,
+}
 
 impl Default for Buckets {
     fn default() -> Self {
-        Self(DEFAULT_BUCKETS.into())
+        Self {
+            bounds: DEFAULT_BUCKETS.into(),
+            native: None,
+        }
+    }
+}
+
+impl Buckets {
+    /// Whether the classic buckets are kept (always, but for a native-only histogram).
+    fn classic(&self) -> bool {
+        self.native.as_ref().is_none_or(NativeConfig::keeps_classic)
     }
 }
 
@@ -53,9 +72,25 @@ impl Histogram {
             count_invalid_update();
             return;
         }
+        if self.bounds.is_empty() {
+            return Native::new(&self.cells, 0).observe(v);
+        }
         let bucket = self.bucket_of(v);
         self.cells.at(bucket).fetch_add(1, Ordering::Relaxed);
         add_f64(self.cells.at(layout::sum(self.bounds.len())), v);
+        if let Some(native) = self.native() {
+            native.observe(v);
+        }
+    }
+
+    /// The native buckets' cells, if this histogram keeps them.
+    #[inline]
+    fn native(&self) -> Option<Native<'_>> {
+        if self.bounds.is_empty() {
+            return Some(Native::new(&self.cells, 0));
+        }
+        let classic = layout::len(self.bounds.len());
+        (self.cells.len() > classic).then(|| Native::new(&self.cells, classic))
     }
 
     /// Records a duration, in seconds.
@@ -79,6 +114,9 @@ impl Histogram {
 
     /// Number of observations.
     pub fn count(&self) -> u64 {
+        if self.bounds.is_empty() {
+            return Native::new(&self.cells, 0).snapshot(&mut Vec::new()).count;
+        }
         layout::buckets(self.bounds.len())
             .map(|i| self.cells.at(i).load(Ordering::Relaxed))
             .sum()
@@ -86,10 +124,13 @@ impl Histogram {
 
     /// Sum of observations.
     pub fn sum(&self) -> f64 {
+        if self.bounds.is_empty() {
+            return Native::new(&self.cells, 0).snapshot(&mut Vec::new()).sum;
+        }
         load_f64(self.cells.at(layout::sum(self.bounds.len())))
     }
 
-    /// The finite upper bounds.
+    /// The finite upper bounds (none for a native-only histogram).
     pub fn bounds(&self) -> &[f64] {
         &self.bounds
     }
@@ -99,14 +140,65 @@ impl Sealed for Histogram {
     type Config = Buckets;
 
     fn bounds(config: &Buckets) -> &[f64] {
-        &config.0
+        if config.classic() {
+            &config.bounds
+        } else {
+            &[]
+        }
+    }
+
+    fn native(config: &Buckets) -> Option<&NativeConfig> {
+        config.native.as_ref()
     }
 
     fn from_cells(cells: Cells, config: &Buckets) -> Self {
-        assert!(cells.len() >= layout::len(config.0.len()));
-        Self {
-            bounds: config.0.clone(),
-            cells,
+        let bounds: Arc<[f64]> = if config.classic() {
+            config.bounds.clone()
+        } else {
+            Arc::new([])
+        };
+        let classic = if bounds.is_empty() {
+            0
+        } else {
+            layout::len(bounds.len())
+        };
+        assert!(cells.len() >= classic);
+        if let Some(native) = &config.native {
+            let ok = Native::new(&cells, classic).init(native, true);
+            assert!(ok, "the store allocates the layout the family declares");
+        }
+        Self { bounds, cells }
+    }
+
+    fn visit_point(&self, config: &Buckets, scratch: &mut Vec<u64>, f: &mut dyn FnMut(Point<'_>)) {
+        let Some(native) = self.native() else {
+            return f(self.point(config, scratch));
+        };
+        let mut copy = Vec::new();
+        let snapshot = native.snapshot(&mut copy);
+        if self.bounds.is_empty() {
+            scratch.clear();
+            scratch.push(snapshot.count);
+            return f(Point::Histogram {
+                bounds: &[],
+                counts: scratch,
+                sum: snapshot.sum,
+                native: Some(&snapshot.buckets),
+            });
+        }
+        match self.point(config, scratch) {
+            Point::Histogram {
+                bounds,
+                counts,
+                sum,
+                ..
+            } => f(Point::Histogram {
+                bounds,
+                counts,
+                sum,
+                native: Some(&snapshot.buckets),
+            }),
+            other => f(other),
         }
     }
 
@@ -125,7 +217,13 @@ impl Sealed for Histogram {
 
     fn validate(_: &str, label_names: &[Box<str>], config: &Buckets) -> Result<(), String> {
         check_reserved(label_names, "le", "histogram")?;
-        validate_bounds(&config.0)
+        if let Some(native) = &config.native {
+            native.validate()?;
+        }
+        if config.classic() {
+            validate_bounds(&config.bounds)?;
+        }
+        Ok(())
     }
 }
 
@@ -157,7 +255,10 @@ mod tests {
     use super::*;
 
     fn histogram(bounds: &[f64]) -> Histogram {
-        let cfg = Buckets(bounds.into());
+        let cfg = Buckets {
+            bounds: bounds.into(),
+            native: None,
+        };
         Histogram::from_cells(Cells::heap(layout::len(bounds.len())), &cfg)
     }
 
@@ -168,7 +269,10 @@ mod tests {
             h.observe(v);
         }
         let mut scratch = Vec::new();
-        let cfg = Buckets(h.bounds.clone());
+        let cfg = Buckets {
+            bounds: h.bounds.clone(),
+            native: None,
+        };
         match h.point(&cfg, &mut scratch) {
             Point::Histogram { counts, sum, .. } => {
                 assert_eq!(counts, &[3, 2, 1]);

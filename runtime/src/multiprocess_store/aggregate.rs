@@ -306,6 +306,7 @@ impl<'a> Aggregate<'a> {
                 kind: f.kind,
                 mode: f.mode,
                 bounds: &f.bounds,
+                native: None,
             };
             file::encode_family(&mut out, &decl);
             let layout = decl.layout();

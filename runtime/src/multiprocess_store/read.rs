@@ -751,6 +751,7 @@ mod tests {
                 mode,
                 label_names: &[],
                 bounds: &[],
+                native: None,
             },
         );
         let start = b.len();
