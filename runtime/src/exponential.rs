@@ -105,7 +105,7 @@ fn key_cold(a: f64, schema: i8) -> i32 {
     if a.is_infinite() {
         return key(f64::MAX, schema).saturating_add(1);
     }
-    if !(a > 0.0) {
+    if a.is_nan() || a <= 0.0 {
         return key(f64::from_bits(1), schema);
     }
     // Subnormal: scale by 2^64 into the normal range, exactly, and take 64 off the exponent.

@@ -232,7 +232,7 @@ impl NativeBuckets {
     /// Prometheus does, so that no bucket overlaps the zero bucket). A threshold at or below
     /// the current one (or NaN) changes nothing. Returns the new threshold.
     pub fn widen_zero_threshold(&mut self, threshold: f64) -> f64 {
-        if !(threshold > self.zero_threshold) {
+        if threshold.is_nan() || threshold <= self.zero_threshold {
             return self.zero_threshold;
         }
         let schema = self.schema;

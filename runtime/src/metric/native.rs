@@ -624,7 +624,8 @@ pub(crate) fn decode(cells: &[u64]) -> Result<Snapshot, DecodeError> {
     let schema = header[layout::SCHEMA] as i64;
     let zero_threshold = f64::from_bits(header[layout::ZERO_THRESHOLD]);
     if !(exponential::SCHEMA_MIN as i64..=exponential::SCHEMA_MAX as i64).contains(&schema)
-        || !(zero_threshold >= 0.0)
+        || zero_threshold.is_nan()
+        || zero_threshold < 0.0
     {
         return Err(DecodeError::Invalid);
     }
