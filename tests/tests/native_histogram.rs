@@ -130,3 +130,38 @@ fn bad_settings_are_refused_at_registration() {
     let err = r.register(&bad).unwrap_err().to_string();
     assert!(err.contains("bucket_factor"), "{err}");
 }
+
+#[promtrack::histogram("nh_attr_seconds", "Native from the attribute.", native)]
+fn native_only() {}
+
+#[promtrack::histogram(
+    "nh_attr_both_seconds",
+    "Classic and native from the attribute.",
+    buckets = [0.5],
+    native(bucket_factor = 2.0, max_buckets = 20, zero_threshold = 0.0, max_zero_threshold = 1e-3, min_reset = "1h30m")
+)]
+fn classic_and_native() {}
+
+/// The attribute's `native`: a native-only histogram shows one `+Inf` bucket in text; with
+/// `buckets` too, the classic buckets.
+#[test]
+fn the_attribute_declares_native_histograms() {
+    native_only();
+    native_only();
+    classic_and_native();
+    let text = promtrack::expose::encode_to_string(promtrack::default_registry(), Format::Text);
+    assert!(
+        text.contains("nh_attr_seconds_bucket{le=\"+Inf\"} 2\n"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("nh_attr_seconds_bucket{le=\"0.005\"}"),
+        "{text}"
+    );
+    assert!(text.contains("nh_attr_seconds_count 2\n"), "{text}");
+    assert!(
+        text.contains("nh_attr_both_seconds_bucket{le=\"0.5\"} 1\n"),
+        "{text}"
+    );
+    assert!(text.contains("nh_attr_both_seconds_count 1\n"), "{text}");
+}
