@@ -61,6 +61,7 @@ pub(crate) fn schema_for_factor(factor: f64) -> i8 {
 }
 
 /// Clamps a schema into −4 ..= 8.
+#[inline]
 pub(crate) fn clamp_schema(schema: i64) -> i8 {
     schema.clamp(SCHEMA_MIN.into(), SCHEMA_MAX.into()) as i8
 }
@@ -90,10 +91,10 @@ fn key_normal(bits: u64, exp: i32, schema: i8) -> i32 {
     }
     let table = &*TABLE;
     let m = f64::from_bits((1023 << 52) | mantissa);
-    let mut j = table.start[(mantissa >> 42) as usize] as usize;
-    while j < 256 && m > table.bound[j] {
-        j += 1;
-    }
+    // The slice of 1/1024 the mantissa's top bits name holds at most one boundary (boundaries
+    // are at least 2^(1/256) - 1 > 1/1024 apart): the first candidate or the next one.
+    let mut j = usize::from(table.start[(mantissa >> 42) as usize]).min(255);
+    j += usize::from(m > table.bound[j]);
     let key8 = exp * 256 + j as i32;
     let shift = 8 - i32::from(schema);
     (key8 + (1 << shift) - 1) >> shift
@@ -202,6 +203,26 @@ mod tests {
                 assert!((got - want).abs() <= 1, "{v} at {schema}: {got} vs {want}");
                 assert!(upper_bound(got, schema) >= v && upper_bound(got - 1, schema) < v);
                 v *= 1.37;
+            }
+        }
+    }
+
+    /// Every schema-8 boundary within an octave, and the values just around it.
+    #[test]
+    fn every_boundary_of_the_finest_schema() {
+        for j in 0..=256 {
+            let b = TABLE.bound[j];
+            assert_eq!(key(b, 8), j as i32, "bound {j}");
+            assert_eq!(key(f64::from_bits(b.to_bits() + 1), 8), j as i32 + 1);
+            if j > 0 {
+                assert_eq!(key(f64::from_bits(b.to_bits() - 1), 8), j as i32);
+            }
+        }
+        for i in 0..1024 {
+            let lowest = 1.0 + f64::from(i) / 1024.0;
+            let naive = |m: f64| TABLE.bound.iter().position(|&b| m <= b).unwrap() as i32;
+            for m in [lowest, f64::from_bits((lowest + 1.0 / 1024.0).to_bits() - 1)] {
+                assert_eq!(key(m, 8), naive(m), "{m}");
             }
         }
     }

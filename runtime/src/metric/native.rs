@@ -207,6 +207,7 @@ impl<'a> Native<'a> {
         self.cells.at(self.base + i)
     }
 
+    #[inline(always)]
     fn window(&self) -> usize {
         self.at(layout::WINDOW).load(Ordering::Relaxed) as usize
     }
@@ -252,7 +253,7 @@ impl<'a> Native<'a> {
     }
 
     /// Records one observation; `v` is not NaN (the histogram drops NaN first).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn observe(&self, v: f64) {
         let generation = self.at(layout::GENERATION).load(Ordering::Acquire);
         if generation & 1 == 0 {
@@ -544,11 +545,14 @@ fn saturate(count: u64) -> u64 {
 fn bump(cell: &AtomicU64, expected: u64) -> Bump {
     let mut old = cell.load(Ordering::Relaxed);
     loop {
-        if old & !COUNT_MASK != expected {
-            return Bump::Stale;
-        }
-        if old & COUNT_MASK == COUNT_MASK {
-            return Bump::Full;
+        // One comparison for both: with the expected tag the difference is the count, below
+        // the mask unless full; with another tag it is at least 2^48 (or wraps around).
+        if old.wrapping_sub(expected) >= COUNT_MASK {
+            return if old & !COUNT_MASK == expected {
+                Bump::Full
+            } else {
+                Bump::Stale
+            };
         }
         // SeqCst: a rewrite freezes the cell with a swap after making the generation odd;
         // either this succeeds before the freeze (and the rewrite takes the count) or it sees
