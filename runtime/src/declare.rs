@@ -424,4 +424,25 @@ mod tests {
         assert!(std::ptr::eq(SITE.series(), family.with(&["fixed"])));
         assert_eq!(family.with(&["fixed"]).get(), 20.0);
     }
+
+    /// The attribute's `native(..)` settings override the defaults one by one; `buckets` too
+    /// keeps the classic buckets.
+    #[test]
+    fn native_specs_become_configs() {
+        let spec = NativeSpec {
+            bucket_factor: Some(2.0),
+            max_buckets: None,
+            zero_threshold: Some(0.0),
+            max_zero_threshold: None,
+            min_reset_nanos: Some(3_600_000_000_000),
+            classic: true,
+        };
+        let want = NativeConfig::default()
+            .bucket_factor(2.0)
+            .zero_threshold(0.0)
+            .min_reset(std::time::Duration::from_secs(3600))
+            .classic(true);
+        assert_eq!(spec.config(), want);
+        assert_eq!(want.schema(), 0);
+    }
 }

@@ -221,7 +221,10 @@ mod tests {
         for i in 0..1024 {
             let lowest = 1.0 + f64::from(i) / 1024.0;
             let naive = |m: f64| TABLE.bound.iter().position(|&b| m <= b).unwrap() as i32;
-            for m in [lowest, f64::from_bits((lowest + 1.0 / 1024.0).to_bits() - 1)] {
+            for m in [
+                lowest,
+                f64::from_bits((lowest + 1.0 / 1024.0).to_bits() - 1),
+            ] {
                 assert_eq!(key(m, 8), naive(m), "{m}");
             }
         }

@@ -66,6 +66,21 @@ pub const MAX_BUCKETS_LIMIT: u32 = 4096;
 /// latency.observe(0.25);
 /// assert_eq!(latency.count(), 1);
 /// ```
+///
+/// The same settings in the attribute, checked at compile time (`min_reset` is a duration
+/// string: `"90s"`, `"30m"`, `"1h30m"`, `"0"`); with `buckets = [..]` too, the classic buckets
+/// are kept:
+///
+/// ```
+/// #[promtrack::histogram("native_attr_doc_seconds", "Work time.", native(bucket_factor = 1.1, min_reset = "1h"))]
+/// fn work() {}
+///
+/// #[promtrack::histogram("native_both_doc_seconds", "Both.", buckets = [0.1, 1.0], native)]
+/// fn both() {}
+///
+/// work();
+/// both();
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct NativeConfig {
     pub(crate) bucket_factor: f64,
