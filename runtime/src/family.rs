@@ -216,7 +216,8 @@ impl<L: LabelSet> Family<L, Histogram> {
     }
 
     /// Keeps native (exponential) buckets: native only, or beside the classic buckets with
-    /// [`NativeConfig::classic`]. Settings are checked when the family is registered.
+    /// [`NativeConfig::classic`](crate::NativeConfig::classic). Settings are checked when the
+    /// family is registered.
     pub fn native(self, native: crate::NativeConfig) -> Self {
         let mut opts = self.core.opts.clone();
         opts.config.native = Some(native);
