@@ -46,18 +46,17 @@ static TABLE: LazyLock<Table> = LazyLock::new(|| {
     Table { bound, start }
 });
 
-/// The schema client_golang picks for a bucket factor: the largest whose factor
-/// `2^(2^-schema)` is at most `factor`, clamped to −4 ..= 8. A factor at or below 1, or NaN,
-/// gives 8 (the finest); validation refuses those before they get here.
+/// The schema client_golang picks for a bucket factor: the one whose own factor
+/// `2^(2^-schema)` is the largest at or below `factor` (−4 for any factor of 2^16 or more). A
+/// factor below schema 8's, or NaN, gives 8 (the finest); validation refuses factors at or
+/// below 1 before they get here.
 pub(crate) fn schema_for_factor(factor: f64) -> i8 {
-    let floor = factor.log2().log2().floor();
-    if floor.is_nan() || floor <= -f64::from(SCHEMA_MAX) {
-        SCHEMA_MAX
-    } else if floor >= -f64::from(SCHEMA_MIN) {
-        SCHEMA_MIN
-    } else {
-        (-floor) as i8
-    }
+    // Compared with each schema's own factor, the upper bound of bucket 1, rather than through
+    // `log2(log2(factor))`, whose rounding could move a factor that is exactly a schema's.
+    // The factor falls as the schema rises: the first that fits is the largest factor.
+    (SCHEMA_MIN..=SCHEMA_MAX)
+        .find(|&s| upper_bound(1, s) <= factor)
+        .unwrap_or(SCHEMA_MAX)
 }
 
 /// Clamps a schema into −4 ..= 8.
@@ -150,7 +149,10 @@ mod tests {
     fn schemas_from_factors_follow_client_golang() {
         assert_eq!(schema_for_factor(1.1), 3);
         assert_eq!(schema_for_factor(2.0), 0);
-        assert_eq!(schema_for_factor(1.0905077326652577), 3);
+        // Exactly schema 3's factor; Miri perturbs `exp2`, which computes it.
+        if !cfg!(miri) {
+            assert_eq!(schema_for_factor(1.0905077326652577), 3);
+        }
         assert_eq!(schema_for_factor(1.09), 4);
         assert_eq!(schema_for_factor(4.0), -1);
         assert_eq!(schema_for_factor(1e9), -4);

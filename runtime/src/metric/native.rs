@@ -50,7 +50,7 @@ pub const MAX_BUCKETS_LIMIT: u32 = 4096;
 ///
 /// | setting | default | meaning |
 /// |---|---|---|
-/// | [`bucket_factor`](Self::bucket_factor) | 1.1 | the largest growth factor from one bucket to the next; the schema is the largest whose factor `2^(2^-schema)` is at most this (1.1 gives schema 3, factor 1.0905) |
+/// | [`bucket_factor`](Self::bucket_factor) | 1.1 | the largest growth factor from one bucket to the next; the schema is the one whose factor `2^(2^-schema)` is the largest at or below this (1.1 gives schema 3, factor 1.0905) |
 /// | [`max_buckets`](Self::max_buckets) | 160 | populated buckets (both signs) before the histogram is reduced; also the window of cells kept per sign, so a series takes `8 × (15 + 2 × max_buckets)` bytes (2,680 at 160) |
 /// | [`zero_threshold`](Self::zero_threshold) | 2^-128 | observations with `|v|` at or below it count in the zero bucket; 0 is allowed (only exact zeros, and the exposition then carries the no-op span Prometheus needs to see the histogram as native) |
 /// | [`max_zero_threshold`](Self::max_zero_threshold) | 0 | how far reductions may widen the zero bucket before they halve the resolution; below `zero_threshold` (the default) means never |
