@@ -20,13 +20,23 @@ use std::sync::atomic::{AtomicU64, Ordering};
 struct Line([AtomicU64; 8]);
 
 /// A fixed-length run of atomic cells that never moves.
+///
+/// 16 bytes: every series holds one, so its size is paid per series (see ARCHITECTURE.md,
+/// *The series record*).
 pub struct Cells {
     ptr: NonNull<AtomicU64>,
-    len: usize,
-    /// The heap block these cells own (from `Box::into_raw`, freed on drop); `None` when they
-    /// live in a mapping that outlives the process's metrics (multiprocess mode). Held as a raw
-    /// pointer, not a `Box`, because `ptr` aliases it for the cells' whole life.
-    owned: Option<NonNull<[Line]>>,
+    len: u32,
+    /// Whether `ptr` is a heap block of `lines(len)` [`Line`]s these cells own (from
+    /// `Box::leak`, freed on drop). Otherwise the cells live elsewhere for at least as long as
+    /// this value: a mapping that outlives the process's metrics (multiprocess mode), or the
+    /// series record that holds this value (`family/record.rs`). A flag and a raw pointer, not
+    /// a `Box`, because `ptr` aliases the block for the cells' whole life.
+    owned: bool,
+}
+
+/// The number of [`Line`]s a heap block of `len` cells takes.
+fn lines(len: usize) -> usize {
+    len.div_ceil(8).max(1)
 }
 
 // SAFETY: the cells are atomics, shared by design; the pointer is either into `owned` (a heap
@@ -38,43 +48,42 @@ unsafe impl Sync for Cells {}
 impl Cells {
     /// `len` zeroed cells on the heap.
     pub(crate) fn heap(len: usize) -> Self {
-        let lines = len.div_ceil(8).max(1);
-        let owned: Box<[Line]> = (0..lines)
+        let owned: Box<[Line]> = (0..lines(len))
             .map(|_| Line(std::array::from_fn(|_| AtomicU64::new(0))))
             .collect();
         let owned = NonNull::from(Box::leak(owned));
         Self {
             ptr: owned.cast(),
-            len,
-            owned: Some(owned),
+            len: u32::try_from(len).expect("a series has fewer than 2^32 cells"),
+            owned: true,
         }
     }
 
-    /// Cells that live elsewhere (a memory-mapped file).
+    /// Cells that live elsewhere (a memory-mapped file, or the series record holding them).
     ///
     /// # Safety
-    /// `ptr` must point to `len` initialised, 8-byte aligned `AtomicU64`s that stay valid and
-    /// are never unmapped for the rest of the process's life.
-    #[allow(dead_code)] // used by the multiprocess store
+    /// `ptr` must point to `len` initialised, 8-byte aligned `AtomicU64`s that stay valid for as
+    /// long as the returned value and anything borrowing from it: for the rest of the process's
+    /// life (a mapping), or until the record that holds both the cells and this value frees them.
     pub(crate) unsafe fn external(ptr: NonNull<AtomicU64>, len: usize) -> Self {
         Self {
             ptr,
-            len,
-            owned: None,
+            len: u32::try_from(len).expect("a series has fewer than 2^32 cells"),
+            owned: false,
         }
     }
 
     /// Number of cells.
     #[inline]
     pub(crate) fn len(&self) -> usize {
-        self.len
+        self.len as usize
     }
 
     /// Cell `i`. Callers index only below the length their metric type asked for, which
     /// `debug_assert` checks; release builds skip the bounds check on the hot path.
     #[inline(always)]
     pub(crate) fn at(&self, i: usize) -> &AtomicU64 {
-        debug_assert!(i < self.len, "cell {i} out of {}", self.len);
+        debug_assert!(i < self.len(), "cell {i} out of {}", self.len);
         // SAFETY: `i < len` by the metric types' construction (checked in debug builds), and
         // the block is valid for `len` cells by `Cells`' invariant.
         unsafe { &*self.ptr.as_ptr().add(i) }
@@ -83,10 +92,12 @@ impl Cells {
 
 impl Drop for Cells {
     fn drop(&mut self) {
-        if let Some(owned) = self.owned {
-            // SAFETY: `owned` came from `Box::leak` in `heap` and is freed once, here; no
-            // reference to the cells outlives `self` (handles borrow their `Cells`).
-            drop(unsafe { Box::from_raw(owned.as_ptr()) });
+        if self.owned {
+            let block = std::ptr::slice_from_raw_parts_mut(self.ptr.as_ptr().cast::<Line>(), lines(self.len()));
+            // SAFETY: an owned `ptr` came from `Box::leak` of `lines(len)` lines in `heap` (with
+            // its provenance) and is freed once, here; no reference to the cells outlives
+            // `self` (handles borrow their `Cells`).
+            drop(unsafe { Box::from_raw(block) });
         }
     }
 }

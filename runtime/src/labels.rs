@@ -450,27 +450,6 @@ pub(crate) fn escape_label_value(out: &mut Vec<u8>, value: &str) {
     out.extend_from_slice(&bytes[start..]);
 }
 
-/// Renders `name="value",…` with every value escaped: the form both text encoders copy as is.
-pub(crate) fn render_pairs<'a>(
-    names: impl IntoIterator<Item = &'a str>,
-    values: impl IntoIterator<Item = &'a str>,
-) -> Box<str> {
-    let mut out = Vec::new();
-    for (i, (n, v)) in names.into_iter().zip(values).enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(n.as_bytes());
-        out.extend_from_slice(b"=\"");
-        escape_label_value(&mut out, v);
-        out.push(b'"');
-    }
-    // Only ASCII was inserted between valid UTF-8 runs.
-    String::from_utf8(out)
-        .expect("escaping keeps UTF-8 valid")
-        .into_boxed_str()
-}
-
 /// Whether `name` is a valid metric name: `[a-zA-Z_:][a-zA-Z0-9_:]*`.
 pub(crate) fn is_valid_metric_name(name: &str) -> bool {
     let mut chars = name.chars();
@@ -557,10 +536,6 @@ mod tests {
         let mut out = Vec::new();
         escape_label_value(&mut out, "a\\b\"c\nd\t😀");
         assert_eq!(String::from_utf8(out).unwrap(), "a\\\\b\\\"c\\nd\t😀");
-        assert_eq!(
-            &*render_pairs(["a", "b"], ["x", "\""]),
-            "a=\"x\",b=\"\\\"\""
-        );
     }
 
     #[test]

@@ -83,6 +83,34 @@ pub enum Labels<'a> {
     Rendered(&'a str),
     /// Name and value pairs, unescaped.
     Pairs(&'a [(Cow<'static, str>, String)]),
+    /// Names and values as a family of this crate stores them: the family's label names, and
+    /// its series' key (the values, unescaped). Read it with [`KeyLabels::pairs`].
+    Key(KeyLabels<'a>),
+}
+
+/// A series' labels as this crate's families store them: no text is rendered when a series is
+/// created, each scrape writes the pairs from the names and the series' key (see
+/// ARCHITECTURE.md, *The series record*).
+#[derive(Clone, Copy, Debug)]
+pub struct KeyLabels<'a> {
+    names: &'a [Box<str>],
+    /// The values, each followed by `0xFF` (`key.rs`).
+    key: &'a [u8],
+}
+
+impl<'a> KeyLabels<'a> {
+    /// The labels of the values in `key` (each followed by the key separator), named `names`.
+    pub(crate) fn new(names: &'a [Box<str>], key: &'a [u8]) -> Self {
+        Self { names, key }
+    }
+
+    /// Name and value pairs, in the family's label order, unescaped.
+    pub fn pairs(&self) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        self.names
+            .iter()
+            .map(|n| &**n)
+            .zip(crate::labels::key_values(self.key))
+    }
 }
 
 impl Labels<'_> {
@@ -91,6 +119,7 @@ impl Labels<'_> {
         match self {
             Labels::Rendered(s) => s.is_empty(),
             Labels::Pairs(p) => p.is_empty(),
+            Labels::Key(k) => k.names.is_empty(),
         }
     }
 
@@ -98,18 +127,22 @@ impl Labels<'_> {
     pub(crate) fn write_escaped(&self, out: &mut Vec<u8>) {
         match self {
             Labels::Rendered(s) => out.extend_from_slice(s.as_bytes()),
-            Labels::Pairs(pairs) => {
-                for (i, (n, v)) in pairs.iter().enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    out.extend_from_slice(n.as_bytes());
-                    out.extend_from_slice(b"=\"");
-                    crate::labels::escape_label_value(out, v);
-                    out.push(b'"');
-                }
-            }
+            Labels::Pairs(pairs) => write_pairs(out, pairs.iter().map(|(n, v)| (&**n, &**v))),
+            Labels::Key(k) => write_pairs(out, k.pairs()),
         }
+    }
+}
+
+/// Appends `name="value",…`, each value escaped.
+fn write_pairs<'a>(out: &mut Vec<u8>, pairs: impl Iterator<Item = (&'a str, &'a str)>) {
+    for (i, (n, v)) in pairs.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(n.as_bytes());
+        out.extend_from_slice(b"=\"");
+        crate::labels::escape_label_value(out, v);
+        out.push(b'"');
     }
 }
 

@@ -21,15 +21,20 @@ use crate::metric::FamilyDecl;
 use crate::model::MetricFamily;
 
 /// The cells of a new series of the family `decl`, whose label values are `key` (`key.rs`),
-/// zeroed. Called by the family, under its lock, when it creates a series: the cold path.
-pub(crate) fn series_cells(decl: &FamilyDecl<'_>, key: &[u8]) -> Cells {
+/// zeroed, when they live outside the series' own record: in this process's multiprocess file.
+/// `None` means the heap: the family then puts them inline in the series record
+/// (`family/record.rs`), sized by `decl.layout()`. Called by the family, under its lock, when
+/// it creates a series: the cold path.
+pub(crate) fn external_cells(decl: &FamilyDecl<'_>, key: &[u8]) -> Option<Cells> {
     #[cfg(all(feature = "multiprocess", unix))]
-    if let Some(cells) = crate::multiprocess_store::series_cells(decl, key) {
-        return cells;
+    {
+        crate::multiprocess_store::series_cells(decl, key)
     }
     #[cfg(not(all(feature = "multiprocess", unix)))]
-    let _ = key; // the heap does not record label values
-    Cells::heap(decl.layout().len())
+    {
+        let _ = (decl, key); // the heap does not record label values
+        None
+    }
 }
 
 /// Something the default registry collects on every scrape.
