@@ -1,7 +1,8 @@
 //! Value cells: the 8-byte atomics every sample value lives in (ARCHITECTURE.md, *One value cell*).
 //!
 //! A [`Cells`] block is a run of `AtomicU64`s that never moves once handed out. In one process
-//! it owns a heap allocation; in multiprocess mode it points into this process's memory-mapped
+//! the cells sit inline in their series' record (`family/record.rs`), or in a heap block of
+//! their own ([`Cells::heap`]); in multiprocess mode they are in this process's memory-mapped
 //! file, which is never unmapped while the process lives. Either way a metric handle reaches its
 //! value with one pointer load and one atomic instruction: no lock, no hash, no allocation.
 //!

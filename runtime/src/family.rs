@@ -327,7 +327,7 @@ impl<M: Metric> SharedFamily<M> {
             self.overflow_hits.fetch_add(1, Ordering::Relaxed);
             return self.overflow(&mut state);
         }
-        let series = self.create(&mut state, hash, &key.to_bytes());
+        let series = key.with_bytes(|bytes| self.create(&mut state, hash, bytes));
         if let Some(slot) = dense.and_then(|i| self.dense.get(i)) {
             slot.store(series.as_ptr(), Ordering::Release);
         }
@@ -350,7 +350,7 @@ impl<M: Metric> SharedFamily<M> {
                 // A caller may have used the overflow value itself: then it is the same series.
                 let s = match self.table.find(hash, |p| Self::record(p).matches(&key)) {
                     Some(p) => Self::record(p),
-                    None => self.create(state, hash, &key.to_bytes()),
+                    None => key.with_bytes(|bytes| self.create(state, hash, bytes)),
                 };
                 state.overflow = Some(s);
                 s

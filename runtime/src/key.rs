@@ -158,6 +158,22 @@ impl KeyRef<'_> {
         folded_multiply(state, MULTIPLIER ^ self.len as u64)
     }
 
+    /// Calls `f` with the key's bytes: borrowed from the words where their memory already is
+    /// the bytes (little-endian targets), so creating a series copies its key only once, into
+    /// its record.
+    pub(crate) fn with_bytes<R>(self, f: impl FnOnce(&[u8]) -> R) -> R {
+        #[cfg(target_endian = "little")]
+        {
+            // SAFETY: `len` is at most `8 * words.len()`, and the words' little-endian bytes
+            // in memory order are the key's bytes.
+            f(unsafe { std::slice::from_raw_parts(self.words.as_ptr().cast::<u8>(), self.len) })
+        }
+        #[cfg(not(target_endian = "little"))]
+        {
+            f(&self.to_bytes())
+        }
+    }
+
     /// The key's bytes.
     pub(crate) fn to_bytes(self) -> Vec<u8> {
         let mut out: Vec<u8> = self.words.iter().flat_map(|w| w.to_le_bytes()).collect();
@@ -266,6 +282,8 @@ mod tests {
             }
             let mut k = words_of(&data[..len]);
             assert_eq!(k.finish().to_bytes(), &data[..len]);
+            let mut k = words_of(&data[..len]);
+            k.finish().with_bytes(|b| assert_eq!(b, &data[..len]));
         }
     }
 

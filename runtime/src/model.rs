@@ -78,8 +78,8 @@ pub struct FamilyDesc<'a> {
 /// A series' labels, as a source holds them.
 #[derive(Clone, Copy, Debug)]
 pub enum Labels<'a> {
-    /// `name="value",…` already escaped for the text formats (our own families render this once,
-    /// when a series is created). Empty for a series without labels.
+    /// `name="value",…` already escaped for the text formats (for sources that keep only
+    /// text). Empty for a series without labels.
     Rendered(&'a str),
     /// Name and value pairs, unescaped.
     Pairs(&'a [(Cow<'static, str>, String)]),
