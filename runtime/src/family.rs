@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::key::{KEY_SEPARATOR, KeyRef, KeyWords, words_of};
+use crate::key::{KeyRef, KeyWords, word_form_values, words_of};
 use crate::labels::{KeyWriter, LabelQuery, LabelSet};
 use crate::metric::Buckets;
 use crate::metric::{FamilyDecl, Histogram, Metric};
@@ -152,7 +152,7 @@ impl<L: LabelSet, M: Metric> Family<L, M> {
     /// construction, so that builder steps (`.buckets()`, `.mode()`) create no throwaway series.
     pub(crate) fn create_unlabelled_series(&self) {
         if L::ARITY == 0 && self.core.opts.label_names.is_empty() {
-            let mut empty = KeyWords::new();
+            let empty = KeyWords::new();
             let key = empty.finish();
             self.core.insert(key.hash(self.core.seed), key, 0, Some(0));
         }
@@ -294,14 +294,39 @@ impl<M: Metric> SharedFamily<M> {
     #[inline(always)]
     fn lookup(&self, write: impl FnOnce(&mut KeyWriter<'_>), dense: Option<usize>) -> &M {
         let mut words = KeyWords::new();
-        let mut writer = KeyWriter::new(&mut words);
-        write(&mut writer);
-        let arity = writer.count();
+        let arity = {
+            let mut writer = KeyWriter::new(&mut words);
+            write(&mut writer);
+            writer.count()
+        };
         let key = words.finish();
         let hash = key.hash(self.seed);
         match self.table.find(hash, |p| Self::record(p).matches(&key)) {
             Some(p) => &Self::record(p).header().metric,
-            None => self.insert(hash, key, arity, dense),
+            None => {
+                // The miss path gets a copy of the words: a pointer into `words` passed to an
+                // out-of-line call would keep the compiler from holding the key being written
+                // in registers on the hit path (see `key.rs`).
+                let mut copy = [0u64; 16];
+                match key.words.len() {
+                    n @ 0..=16 => {
+                        copy[..n].copy_from_slice(key.words);
+                        let key = KeyRef {
+                            words: &copy[..n],
+                            len: key.len,
+                        };
+                        self.insert(hash, key, arity, dense)
+                    }
+                    _ => {
+                        let owned = key.words.to_vec();
+                        let key = KeyRef {
+                            words: &owned,
+                            len: key.len,
+                        };
+                        self.insert(hash, key, arity, dense)
+                    }
+                }
+            }
         }
     }
 
@@ -327,7 +352,7 @@ impl<M: Metric> SharedFamily<M> {
             self.overflow_hits.fetch_add(1, Ordering::Relaxed);
             return self.overflow(&mut state);
         }
-        let series = key.with_bytes(|bytes| self.create(&mut state, hash, bytes));
+        let series = self.create(&mut state, hash, key);
         if let Some(slot) = dense.and_then(|i| self.dense.get(i)) {
             slot.store(series.as_ptr(), Ordering::Release);
         }
@@ -344,13 +369,13 @@ impl<M: Metric> SharedFamily<M> {
                     key.extend_from_slice(crate::family::OVERFLOW_LABEL_VALUE.as_bytes());
                     key.push(crate::labels::KEY_SEPARATOR);
                 }
-                let mut words = words_of(&key);
+                let words = words_of(&key);
                 let key = words.finish();
                 let hash = key.hash(self.seed);
                 // A caller may have used the overflow value itself: then it is the same series.
                 let s = match self.table.find(hash, |p| Self::record(p).matches(&key)) {
                     Some(p) => Self::record(p),
-                    None => key.with_bytes(|bytes| self.create(state, hash, bytes)),
+                    None => self.create(state, hash, key),
                 };
                 state.overflow = Some(s);
                 s
@@ -361,7 +386,7 @@ impl<M: Metric> SharedFamily<M> {
 
     /// Creates and publishes the record of a new series (`record.rs`): one allocation, the
     /// cells inline unless the storage seam puts them in this process's file.
-    fn create(&self, state: &mut State<M>, hash: u64, key: &[u8]) -> Record<M> {
+    fn create(&self, state: &mut State<M>, hash: u64, key: KeyRef<'_>) -> Record<M> {
         let decl = self.decl();
         let created = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -369,7 +394,7 @@ impl<M: Metric> SharedFamily<M> {
         let series = Record::new(
             hash,
             created,
-            key,
+            key.words,
             decl.layout().len(),
             crate::store::external_cells(&decl, key),
             |cells| M::from_cells(cells, &self.opts.config),
@@ -440,11 +465,10 @@ impl<M: Metric> SharedFamily<M> {
     }
 }
 
-/// Orders keys like the tuples of values they hold (`("/", "200")` before `("/users", "200")`),
-/// which plain byte order would not: the separator sorts after every byte of UTF-8.
+/// Orders keys in word form (`key.rs`) like the tuples of values they hold (`("/", "200")`
+/// before `("/users", "200")`).
 fn cmp_values(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
-    let is_separator = |b: &u8| *b == KEY_SEPARATOR;
-    a.split(is_separator).cmp(b.split(is_separator))
+    word_form_values(a).cmp(word_form_values(b))
 }
 
 impl<M: Metric> Drop for SharedFamily<M> {
@@ -506,7 +530,7 @@ mod tests {
         assert!(ptr::eq(f.with(&[again.as_str()]), first));
         assert_eq!(f.with(&["/users/7".to_string()]).get(), 1.0);
         let state = f.core.state.lock().unwrap();
-        assert_eq!(state.all[0].key(), b"/users/7\xff");
+        assert_eq!(state.all[0].key(), b"/users/7\xff\0\0\0\0\0\0\0");
     }
 
     /// What a `static` family declared with `[&str; N]` must accept: values borrowed for less
@@ -566,10 +590,11 @@ mod tests {
 
     #[test]
     fn keys_sort_like_tuples_of_values() {
-        let (root, users) = (&b"GET\xff/\xff200\xff"[..], &b"GET\xff/users\xff200\xff"[..]);
-        assert!(cmp_values(root, users).is_lt());
-        assert!(cmp_values(users, root).is_gt());
-        assert!(cmp_values(b"a\xff", b"a\xff").is_eq());
+        let key = |joined: &[u8]| words_of(joined).finish().to_word_bytes();
+        let (root, users) = (key(b"GET\xff/\xff200\xff"), key(b"GET\xff/users\xff200\xff"));
+        assert!(cmp_values(&root, &users).is_lt());
+        assert!(cmp_values(&users, &root).is_gt());
+        assert!(cmp_values(&key(b"a\xff"), &key(b"a\xff")).is_eq());
     }
 
     #[test]

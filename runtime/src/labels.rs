@@ -12,11 +12,13 @@
 use std::borrow::Cow;
 
 pub(crate) use crate::key::KEY_SEPARATOR;
-use crate::key::KeyWords;
+use std::marker::PhantomData;
+
+use crate::key::{KeyCursor, KeyWords};
 
 /// Writes one label value. Handed to [`LabelValue::write_value`].
 pub struct ValueWriter<'a> {
-    key: &'a mut KeyWords,
+    key: &'a mut KeyCursor,
 }
 
 impl ValueWriter<'_> {
@@ -30,21 +32,28 @@ impl ValueWriter<'_> {
 
 /// Writes the values of a label set, in the order of its names, into a series key.
 pub struct KeyWriter<'a> {
-    key: &'a mut KeyWords,
+    key: KeyCursor,
     count: usize,
+    /// The cursor writes into this borrow (see `KeyCursor::new`).
+    _words: PhantomData<&'a mut KeyWords>,
 }
 
 impl<'a> KeyWriter<'a> {
     #[inline(always)]
     pub(crate) fn new(key: &'a mut KeyWords) -> Self {
-        Self { key, count: 0 }
+        Self {
+            // SAFETY: `key` stays borrowed by `_words` for as long as the cursor lives.
+            key: unsafe { KeyCursor::new(key) },
+            count: 0,
+            _words: PhantomData,
+        }
     }
 
     /// Appends the next value of the set.
     #[inline(always)]
     pub fn value<V: LabelValue + ?Sized>(&mut self, value: &V) {
-        value.write_value(&mut ValueWriter { key: self.key });
-        self.key.write_u8(KEY_SEPARATOR);
+        value.write_value(&mut ValueWriter { key: &mut self.key });
+        self.key.end_value();
         self.count += 1;
     }
 
@@ -343,21 +352,21 @@ impl OwnedStr for String {}
 impl OwnedStr for Cow<'_, str> {}
 
 impl LabelValue for str {
-    #[inline]
+    #[inline(always)]
     fn write_value(&self, out: &mut ValueWriter<'_>) {
         out.write_str(self)
     }
 }
 
 impl LabelValue for String {
-    #[inline]
+    #[inline(always)]
     fn write_value(&self, out: &mut ValueWriter<'_>) {
         out.write_str(self)
     }
 }
 
 impl LabelValue for Cow<'_, str> {
-    #[inline]
+    #[inline(always)]
     fn write_value(&self, out: &mut ValueWriter<'_>) {
         out.write_str(self)
     }
@@ -369,7 +378,7 @@ impl<T: LabelValue + ?Sized> LabelValue for &T {
     fn cardinality_index(&self) -> usize {
         (**self).cardinality_index()
     }
-    #[inline]
+    #[inline(always)]
     fn write_value(&self, out: &mut ValueWriter<'_>) {
         (**self).write_value(out)
     }

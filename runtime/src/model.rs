@@ -94,12 +94,12 @@ pub enum Labels<'a> {
 #[derive(Clone, Copy, Debug)]
 pub struct KeyLabels<'a> {
     names: &'a [Box<str>],
-    /// The values, each followed by `0xFF` (`key.rs`).
+    /// The values in word form (`key.rs`).
     key: &'a [u8],
 }
 
 impl<'a> KeyLabels<'a> {
-    /// The labels of the values in `key` (each followed by the key separator), named `names`.
+    /// The labels of the values in `key` (word form, `key.rs`), named `names`.
     pub(crate) fn new(names: &'a [Box<str>], key: &'a [u8]) -> Self {
         Self { names, key }
     }
@@ -109,7 +109,7 @@ impl<'a> KeyLabels<'a> {
         self.names
             .iter()
             .map(|n| &**n)
-            .zip(crate::labels::key_values(self.key))
+            .zip(crate::key::word_form_values(self.key))
     }
 }
 

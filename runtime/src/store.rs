@@ -17,6 +17,7 @@
 //! `DirCollector` is a `Collector` above the registry.
 
 use crate::cell::Cells;
+use crate::key::KeyRef;
 use crate::metric::FamilyDecl;
 use crate::model::MetricFamily;
 
@@ -25,10 +26,11 @@ use crate::model::MetricFamily;
 /// `None` means the heap: the family then puts them inline in the series record
 /// (`family/record.rs`), sized by `decl.layout()`. Called by the family, under its lock, when
 /// it creates a series: the cold path.
-pub(crate) fn external_cells(decl: &FamilyDecl<'_>, key: &[u8]) -> Option<Cells> {
+pub(crate) fn external_cells(decl: &FamilyDecl<'_>, key: KeyRef<'_>) -> Option<Cells> {
     #[cfg(all(feature = "multiprocess", unix))]
     {
-        crate::multiprocess_store::series_cells(decl, key)
+        // The file records the joined form.
+        crate::multiprocess_store::series_cells(decl, &key.to_bytes())
     }
     #[cfg(not(all(feature = "multiprocess", unix)))]
     {

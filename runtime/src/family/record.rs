@@ -4,7 +4,7 @@
 //! ```text
 //! | Header<M>: hash, created, key length, inline cell count, the metric handle |
 //! | inline cells: `AtomicU64` × n (one process; none when the cells are in a file) |
-//! | key: the label values joined by 0xFF (`key.rs`), zero-padded to whole 8-byte words |
+//! | key: the label values in word form (`key.rs`: each value and its 0xFF zero-padded to whole words) |
 //! ```
 //!
 //! The key is the only copy of the label values: lookups compare it word by word in place,
@@ -35,7 +35,8 @@ use super::table::Keyed;
 pub(crate) struct Header<M> {
     hash: u64,
     created: f64,
-    key_len: u32,
+    /// The key's length in words.
+    key_words: u32,
     inline_cells: u32,
     pub(crate) metric: M,
 }
@@ -58,15 +59,15 @@ impl<M> Clone for Record<M> {
 }
 impl<M> Copy for Record<M> {}
 
-/// Where the parts of a record with `cells` inline cells and a `key_len`-byte key lie: the
+/// Where the parts of a record with `cells` inline cells and a `key_words`-word key lie: the
 /// block's layout, the cells' offset and the key's. The header's size is a multiple of its
 /// alignment, which is at least 8 (it holds a `u64`), so the cells and the key words that follow
 /// it are aligned too.
 #[inline(always)]
-fn layout<M>(cells: usize, key_len: usize) -> (Layout, usize, usize) {
+fn layout<M>(cells: usize, key_words: usize) -> (Layout, usize, usize) {
     let cells_at = size_of::<Header<M>>();
     let key_at = cells_at + 8 * cells;
-    let size = key_at + key_len.div_ceil(8) * 8;
+    let size = key_at + 8 * key_words;
     let layout = Layout::from_size_align(size, align_of::<Header<M>>())
         .expect("a record is far smaller than isize::MAX")
         .pad_to_align();
@@ -74,13 +75,13 @@ fn layout<M>(cells: usize, key_len: usize) -> (Layout, usize, usize) {
 }
 
 impl<M> Record<M> {
-    /// A new record of the series whose key is `key` (`key.rs`: label values joined by 0xFF),
+    /// A new record of the series whose key is `key` (`key.rs`, word form),
     /// with `inline` zeroed cells in the record unless `external` cells are given, and the
     /// metric `make` builds on those cells.
     pub(crate) fn new(
         hash: u64,
         created: f64,
-        key: &[u8],
+        key: &[u64],
         inline: usize,
         external: Option<Cells>,
         make: impl FnOnce(Cells) -> M,
@@ -104,17 +105,21 @@ impl<M> Record<M> {
         };
         let metric = make(cells);
         let header = block.cast::<Header<M>>();
-        // SAFETY: the block is fresh, large enough for the header and `key.len()` bytes at
-        // `key_at` (the rest of the padding stays zero), and aligned for `Header<M>`.
+        // SAFETY: the block is fresh, large enough for the header and `key.len()` words at
+        // `key_at`, and aligned for both.
         unsafe {
             header.write(Header {
                 hash,
                 created,
-                key_len: u32::try_from(key.len()).expect("label values under 4 GiB"),
+                key_words: u32::try_from(key.len()).expect("label values under 32 GiB"),
                 inline_cells: inline as u32,
                 metric,
             });
-            ptr::copy_nonoverlapping(key.as_ptr(), block.add(key_at).as_ptr(), key.len());
+            // Little-endian, so that the record's bytes are the key's bytes on every target.
+            let to = block.add(key_at).cast::<u64>().as_ptr();
+            for (i, &w) in key.iter().enumerate() {
+                to.add(i).write(w.to_le());
+            }
         }
         Record(header)
     }
@@ -155,38 +160,36 @@ impl<M> Record<M> {
         self.header().created
     }
 
-    /// The key's words (the last one zero-padded) as a slice of its padded bytes.
-    #[inline(always)]
-    fn padded_key<'a>(self) -> &'a [u8] {
-        let h = self.header();
-        let (_, _, key_at) = layout::<M>(h.inline_cells as usize, h.key_len as usize);
-        let len = (h.key_len as usize).div_ceil(8) * 8;
-        // SAFETY: `len` bytes at `key_at` are inside the block (see `layout`), initialised
-        // (zeroed, then the key copied in), never written after publication; `self.0` carries
-        // the whole block's provenance.
-        unsafe { std::slice::from_raw_parts(self.0.cast::<u8>().as_ptr().add(key_at), len) }
-    }
-
-    /// The key's bytes: the label values, each followed by 0xFF.
+    /// The key in word form, as bytes (`key.rs`; its values: `key::word_form_values`).
     #[inline(always)]
     pub(crate) fn key<'a>(self) -> &'a [u8] {
-        &self.padded_key()[..self.header().key_len as usize]
+        let h = self.header();
+        let (_, _, key_at) = layout::<M>(h.inline_cells as usize, 0);
+        // SAFETY: `key_words` words at `key_at` are inside the block (see `layout`),
+        // initialised in `new` and never written after publication; `self.0` carries the whole
+        // block's provenance.
+        unsafe {
+            std::slice::from_raw_parts(
+                self.0.cast::<u8>().as_ptr().add(key_at),
+                8 * h.key_words as usize,
+            )
+        }
     }
 
-    /// Whether `key` is this record's key: lengths, then whole words compared in place.
+    /// Whether `key` is this record's key: word count, then the words compared in place.
     #[inline(always)]
     pub(crate) fn matches(self, key: &KeyRef<'_>) -> bool {
-        if self.header().key_len as usize != key.len {
+        let h = self.header();
+        if h.key_words as usize != key.words.len() {
             return false;
         }
-        let stored = self.padded_key();
-        debug_assert_eq!(stored.len(), key.words.len() * 8);
-        let stored = stored.as_ptr().cast::<u64>();
+        let (_, _, key_at) = layout::<M>(h.inline_cells as usize, 0);
+        // SAFETY: as in `key`; the words are 8-aligned (see `layout`).
+        let stored = unsafe { self.0.cast::<u8>().as_ptr().add(key_at).cast::<u64>() };
         let mut i = 0;
         // Keys are a word or a few: a plain loop of aligned loads beats a call to `memcmp`.
         while i < key.words.len() {
-            // SAFETY: equal lengths in bytes mean `words.len()` whole words in the padded,
-            // 8-aligned key (see `layout`).
+            // SAFETY: `i` is below the record's word count, checked equal above.
             let word = u64::from_le(unsafe { stored.add(i).read() });
             if word != key.words[i] {
                 return false;
@@ -203,7 +206,7 @@ impl<M> Record<M> {
     /// handle are gone).
     pub(crate) unsafe fn free(self) {
         let h = self.header();
-        let (layout, _, _) = layout::<M>(h.inline_cells as usize, h.key_len as usize);
+        let (layout, _, _) = layout::<M>(h.inline_cells as usize, h.key_words as usize);
         // SAFETY: the caller's contract; the metric (and its `Cells`) go first, then the block
         // holding the cells it pointed at.
         unsafe {
@@ -219,11 +222,18 @@ mod tests {
     use crate::key::words_of;
     use std::sync::atomic::Ordering;
 
+    /// The word form of a joined key, as the record stores it.
+    fn words(joined: &[u8]) -> Vec<u64> {
+        words_of(joined).finish().words.to_vec()
+    }
+
     #[test]
     fn a_record_holds_its_key_and_inline_cells() {
         for key in [&b""[..], b"GET\xff", b"GET\xff/users/7\xff200\xff"] {
-            let r = Record::new(7, 1.5, key, 3, None, |cells| cells);
-            assert_eq!(r.key(), key);
+            let r = Record::new(7, 1.5, &words(key), 3, None, |cells| cells);
+            let values: Vec<_> = crate::key::word_form_values(r.key()).collect();
+            let want: Vec<_> = crate::labels::key_values(key).collect();
+            assert_eq!(values, want);
             assert_eq!((r.hash(), r.created()), (7, 1.5));
             let cells = &r.header().metric;
             assert_eq!(cells.len(), 3);
@@ -232,7 +242,7 @@ mod tests {
             assert_eq!(cells.at(0).load(Ordering::Relaxed), 0);
             assert!(r.matches(&words_of(key).finish()));
             let mut longer = key.to_vec();
-            longer.push(b'x');
+            longer.extend_from_slice(b"x\xff");
             assert!(!r.matches(&words_of(&longer).finish()));
             if !key.is_empty() {
                 let mut other = key.to_vec();
@@ -250,9 +260,9 @@ mod tests {
         let ptr = NonNull::new(backing.as_ptr().cast_mut()).expect("not null");
         // SAFETY: two initialised atomics that outlive the record.
         let cells = unsafe { Cells::external(ptr, 2) };
-        let r = Record::new(1, 0.0, b"a\xff", 2, Some(cells), |cells| cells);
+        let r = Record::new(1, 0.0, &words(b"a\xff"), 2, Some(cells), |cells| cells);
         assert_eq!(r.header().metric.at(1).load(Ordering::Relaxed), 1);
-        assert_eq!(r.key(), b"a\xff");
+        assert_eq!(r.key(), b"a\xff\0\0\0\0\0\0");
         // SAFETY: as above.
         unsafe { r.free() };
         assert_eq!(backing[1].load(Ordering::Relaxed), 1);

@@ -79,7 +79,8 @@ impl<T: Keyed> Table<T> {
         let slots = unsafe { &*self.current.load(Ordering::Acquire) };
         let mut i = hash as usize & slots.mask;
         loop {
-            let p = slots.slots[i].load(Ordering::Acquire);
+            // SAFETY: `i <= mask`, and `mask + 1` is the slot count (`Slots::with_capacity`).
+            let p = unsafe { slots.slots.get_unchecked(i) }.load(Ordering::Acquire);
             if p.is_null() {
                 return None;
             }
