@@ -94,7 +94,10 @@ impl Cells {
 impl Drop for Cells {
     fn drop(&mut self) {
         if self.owned {
-            let block = std::ptr::slice_from_raw_parts_mut(self.ptr.as_ptr().cast::<Line>(), lines(self.len()));
+            let block = std::ptr::slice_from_raw_parts_mut(
+                self.ptr.as_ptr().cast::<Line>(),
+                lines(self.len()),
+            );
             // SAFETY: an owned `ptr` came from `Box::leak` of `lines(len)` lines in `heap` (with
             // its provenance) and is freed once, here; no reference to the cells outlives
             // `self` (handles borrow their `Cells`).

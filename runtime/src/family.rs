@@ -454,7 +454,9 @@ impl<M: Metric> SharedFamily<M> {
         v.family(&self.desc());
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         if !state.sorted {
-            state.all.sort_unstable_by(|a, b| cmp_values(a.key(), b.key()));
+            state
+                .all
+                .sort_unstable_by(|a, b| cmp_values(a.key(), b.key()));
             state.sorted = true;
         }
         for &s in &state.all {
@@ -591,7 +593,10 @@ mod tests {
     #[test]
     fn keys_sort_like_tuples_of_values() {
         let key = |joined: &[u8]| words_of(joined).finish().to_word_bytes();
-        let (root, users) = (key(b"GET\xff/\xff200\xff"), key(b"GET\xff/users\xff200\xff"));
+        let (root, users) = (
+            key(b"GET\xff/\xff200\xff"),
+            key(b"GET\xff/users\xff200\xff"),
+        );
         assert!(cmp_values(&root, &users).is_lt());
         assert!(cmp_values(&users, &root).is_gt());
         assert!(cmp_values(&key(b"a\xff"), &key(b"a\xff")).is_eq());
@@ -606,7 +611,9 @@ mod tests {
         let mut out = Vec::new();
         labels.write_escaped(&mut out);
         assert_eq!(String::from_utf8(out).unwrap(), "a=\"x\",b=\"\\\"\\\\\\n\"");
-        let Labels::Key(k) = labels else { unreachable!() };
+        let Labels::Key(k) = labels else {
+            unreachable!()
+        };
         assert_eq!(k.pairs().collect::<Vec<_>>(), [("a", "x"), ("b", "\"\\\n")]);
     }
 

@@ -377,12 +377,19 @@ mod tests {
             for split in 0..=len {
                 for split2 in split..=len {
                     let pieces = [&v[..split], &v[split..split2], &v[split2..]];
-                    assert_eq!(key(&[&["GET"], &pieces, &["200"]]), whole, "{split} {split2}");
+                    assert_eq!(
+                        key(&[&["GET"], &pieces, &["200"]]),
+                        whole,
+                        "{split} {split2}"
+                    );
                 }
             }
             let mut rebuilt = words_of(&joined);
             let rebuilt = rebuilt.finish();
-            assert_eq!((rebuilt.words.to_vec(), rebuilt.len), (whole.0.clone(), whole.1));
+            assert_eq!(
+                (rebuilt.words.to_vec(), rebuilt.len),
+                (whole.0.clone(), whole.1)
+            );
             let bytes = rebuilt.to_word_bytes();
             let values: Vec<_> = word_form_values(&bytes).collect();
             assert_eq!(values, ["GET", v, "200"]);

@@ -98,9 +98,7 @@ impl<M> Record<M> {
             None => {
                 // SAFETY: `inline` zeroed (alloc_zeroed), aligned cells inside the block, which
                 // lives until `free`, after the metric holding these `Cells` is dropped.
-                unsafe {
-                    Cells::external(block.add(cells_at).cast::<AtomicU64>(), inline)
-                }
+                unsafe { Cells::external(block.add(cells_at).cast::<AtomicU64>(), inline) }
             }
         };
         let metric = make(cells);

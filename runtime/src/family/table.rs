@@ -73,7 +73,11 @@ impl<T: Keyed> Table<T> {
     /// pointers that were inserted, with their provenance: an entry may own more memory than a
     /// `T` (a series record's key and cells follow its header), which a `&T` could not reach.
     #[inline(always)]
-    pub(crate) fn find(&self, hash: u64, matches: impl Fn(NonNull<T>) -> bool) -> Option<NonNull<T>> {
+    pub(crate) fn find(
+        &self,
+        hash: u64,
+        matches: impl Fn(NonNull<T>) -> bool,
+    ) -> Option<NonNull<T>> {
         // SAFETY: `current` always points to a live `Slots` (replaced arrays are retired, not
         // freed, until drop).
         let slots = unsafe { &*self.current.load(Ordering::Acquire) };
