@@ -232,6 +232,23 @@ impl KeyRef<'_> {
         self.words.iter().flat_map(|w| w.to_le_bytes()).collect()
     }
 
+    /// Calls `f` with the key's joined form, built on the stack when it is short (creating a
+    /// series then allocates only its record).
+    #[cfg_attr(not(all(feature = "multiprocess", unix)), allow(dead_code))]
+    pub(crate) fn with_joined<R>(self, f: impl FnOnce(&[u8]) -> R) -> R {
+        let mut buf = [0u8; 256];
+        if self.len > buf.len() {
+            return f(&self.to_bytes());
+        }
+        let bytes = self.words.iter().flat_map(|w| w.to_le_bytes());
+        let mut n = 0;
+        for b in joined_parts(bytes).take(self.len) {
+            buf[n] = b;
+            n += 1;
+        }
+        f(&buf[..n])
+    }
+
     /// The key's joined form.
     pub(crate) fn to_bytes(self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.len);
@@ -373,6 +390,9 @@ mod tests {
             let whole = key(&[&["GET"], &[v], &["200"]]);
             let joined = [&b"GET\xff"[..], v.as_bytes(), b"\xff200\xff"].concat();
             assert_eq!(whole.2, joined, "len {len}");
+            words_of(&joined)
+                .finish()
+                .with_joined(|b| assert_eq!(b, joined, "len {len}"));
             assert_eq!(whole.1, joined.len());
             for split in 0..=len {
                 for split2 in split..=len {

@@ -30,7 +30,7 @@ pub(crate) fn external_cells(decl: &FamilyDecl<'_>, key: KeyRef<'_>) -> Option<C
     #[cfg(all(feature = "multiprocess", unix))]
     {
         // The file records the joined form.
-        crate::multiprocess_store::series_cells(decl, &key.to_bytes())
+        key.with_joined(|key| crate::multiprocess_store::series_cells(decl, key))
     }
     #[cfg(not(all(feature = "multiprocess", unix)))]
     {
