@@ -19,7 +19,7 @@ use std::hash::BuildHasher;
 use std::marker::PhantomData;
 use std::panic::Location;
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -258,6 +258,9 @@ pub(crate) struct SharedFamily<M: Metric> {
     table: Table<Header<M>>,
     state: Mutex<State<M>>,
     overflow_hits: AtomicU64,
+    /// Whether some series' value needs escaping in the text formats (`\\`, `"`, line feed):
+    /// until one does, a scrape copies the values as they are. Only ever set, under the lock.
+    escaping: AtomicBool,
 }
 
 // SAFETY: the raw pointers in `State`, `dense` and `table` point to series records owned by
@@ -287,6 +290,7 @@ impl<M: Metric> SharedFamily<M> {
                 overflow: None,
             }),
             overflow_hits: AtomicU64::new(0),
+            escaping: AtomicBool::new(false),
         }
     }
 
@@ -399,6 +403,13 @@ impl<M: Metric> SharedFamily<M> {
             crate::store::external_cells(&decl, key),
             |cells| M::from_cells(cells, &self.opts.config),
         );
+        if series
+            .key()
+            .iter()
+            .any(|b| matches!(b, b'\\' | b'"' | b'\n'))
+        {
+            self.escaping.store(true, Ordering::Relaxed);
+        }
         // SAFETY: we hold the family's lock, the key is new, and `state.all` keeps the record
         // alive and unmoved until the core drops, after the table.
         unsafe { self.table.insert(series.as_ptr()) };
@@ -459,9 +470,11 @@ impl<M: Metric> SharedFamily<M> {
                 .sort_unstable_by(|a, b| cmp_values(a.key(), b.key()));
             state.sorted = true;
         }
+        // Set under the lock, as every series is created: read here, under it too.
+        let escape = self.escaping.load(Ordering::Relaxed);
         for &s in &state.all {
             let point = s.header().metric.point(&self.opts.config, scratch);
-            let labels = KeyLabels::new(&self.opts.label_names, s.key());
+            let labels = KeyLabels::new(&self.opts.label_names, s.key(), escape);
             v.series(Labels::Key(labels), point, Some(s.created()));
         }
     }
@@ -607,7 +620,12 @@ mod tests {
         let f = Family::<[String; 2], Counter>::new("x_total", "h").label_names(["a", "b"]);
         f.with(&["x", "\"\\\n"]).inc();
         let state = f.core.state.lock().unwrap();
-        let labels = Labels::Key(KeyLabels::new(&f.core.opts.label_names, state.all[0].key()));
+        assert!(f.core.escaping.load(Ordering::Relaxed));
+        let labels = Labels::Key(KeyLabels::new(
+            &f.core.opts.label_names,
+            state.all[0].key(),
+            true,
+        ));
         let mut out = Vec::new();
         labels.write_escaped(&mut out);
         assert_eq!(String::from_utf8(out).unwrap(), "a=\"x\",b=\"\\\"\\\\\\n\"");

@@ -96,12 +96,16 @@ pub struct KeyLabels<'a> {
     names: &'a [Box<str>],
     /// The values in word form (`key.rs`).
     key: &'a [u8],
+    /// Whether any value may need escaping (its family has seen a `\\`, `"` or line feed in
+    /// some value); when not, the text formats copy the values as they are.
+    escape: bool,
 }
 
 impl<'a> KeyLabels<'a> {
-    /// The labels of the values in `key` (word form, `key.rs`), named `names`.
-    pub(crate) fn new(names: &'a [Box<str>], key: &'a [u8]) -> Self {
-        Self { names, key }
+    /// The labels of the values in `key` (word form, `key.rs`), named `names`; `escape` unless
+    /// no value of them needs escaping.
+    pub(crate) fn new(names: &'a [Box<str>], key: &'a [u8], escape: bool) -> Self {
+        Self { names, key, escape }
     }
 
     /// Name and value pairs, in the family's label order, unescaped.
@@ -113,7 +117,7 @@ impl<'a> KeyLabels<'a> {
     }
 }
 
-impl Labels<'_> {
+impl<'a> Labels<'a> {
     /// Whether there is no label at all.
     pub fn is_empty(&self) -> bool {
         match self {
@@ -127,21 +131,47 @@ impl Labels<'_> {
     pub(crate) fn write_escaped(&self, out: &mut Vec<u8>) {
         match self {
             Labels::Rendered(s) => out.extend_from_slice(s.as_bytes()),
-            Labels::Pairs(pairs) => write_pairs(out, pairs.iter().map(|(n, v)| (&**n, &**v))),
-            Labels::Key(k) => write_pairs(out, k.pairs()),
+            Labels::Pairs(pairs) => write_pairs(out, pairs.iter().map(|(n, v)| (&**n, &**v)), true),
+            Labels::Key(k) => write_pairs(out, k.pairs(), k.escape),
+        }
+    }
+
+    /// These labels as escaped text, rendered into `scratch` if they are not text already: for
+    /// an encoder that writes them on several sample lines (a histogram's), so that the pairs
+    /// are rendered once per series, then copied.
+    pub(crate) fn rendered_in<'s>(self, scratch: &'s mut Vec<u8>) -> Labels<'s>
+    where
+        'a: 's,
+    {
+        match self {
+            Labels::Key(_) => {
+                scratch.clear();
+                self.write_escaped(scratch);
+                // Escaping writes only ASCII between the values' own UTF-8 (see `key.rs`).
+                Labels::Rendered(std::str::from_utf8(scratch).unwrap_or_default())
+            }
+            other => other,
         }
     }
 }
 
-/// Appends `name="value",…`, each value escaped.
-fn write_pairs<'a>(out: &mut Vec<u8>, pairs: impl Iterator<Item = (&'a str, &'a str)>) {
+/// Appends `name="value",…`, each value escaped if `escape` (else none needs it).
+fn write_pairs<'a>(
+    out: &mut Vec<u8>,
+    pairs: impl Iterator<Item = (&'a str, &'a str)>,
+    escape: bool,
+) {
     for (i, (n, v)) in pairs.enumerate() {
         if i > 0 {
             out.push(b',');
         }
         out.extend_from_slice(n.as_bytes());
         out.extend_from_slice(b"=\"");
-        crate::labels::escape_label_value(out, v);
+        if escape {
+            crate::labels::escape_label_value(out, v);
+        } else {
+            out.extend_from_slice(v.as_bytes());
+        }
         out.push(b'"');
     }
 }

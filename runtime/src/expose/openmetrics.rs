@@ -13,6 +13,8 @@ use crate::model::{FamilyDesc, Labels, MetricKind, Point, Visitor};
 /// Writes OpenMetrics 1.0 text into a buffer. Call [`finish`](Self::finish) at the end.
 pub(crate) struct OpenMetricsEncoder<'a> {
     out: &'a mut Vec<u8>,
+    /// A series' labels rendered once for all its sample lines (`Labels::rendered_in`).
+    labels: Vec<u8>,
     /// The family name (suffix dropped).
     name: String,
     le: LeCache,
@@ -22,6 +24,7 @@ impl<'a> OpenMetricsEncoder<'a> {
     pub(crate) fn new(out: &'a mut Vec<u8>) -> Self {
         Self {
             out,
+            labels: Vec::new(),
             name: String::new(),
             le: LeCache::default(),
         }
@@ -102,6 +105,16 @@ impl Visitor for OpenMetricsEncoder<'_> {
     }
 
     fn series(&mut self, labels: Labels<'_>, point: Point<'_>, created: Option<f64>) {
+        // Our families hand over names and key: render them once for all the sample lines.
+        let mut scratch = std::mem::take(&mut self.labels);
+        self.series_of(labels.rendered_in(&mut scratch), point, created);
+        self.labels = scratch;
+    }
+}
+
+impl OpenMetricsEncoder<'_> {
+    /// One series' samples, its labels as text.
+    fn series_of(&mut self, labels: Labels<'_>, point: Point<'_>, created: Option<f64>) {
         match point {
             Point::Counter(v) => {
                 self.sample_start("_total", &labels);

@@ -13,6 +13,8 @@ use crate::model::{FamilyDesc, Labels, MetricKind, Point, Visitor};
 /// Writes text format 0.0.4 into a buffer.
 pub(crate) struct TextEncoder<'a> {
     out: &'a mut Vec<u8>,
+    /// A series' labels rendered once for all its sample lines (`Labels::rendered_in`).
+    labels: Vec<u8>,
     name: String,
     le: LeCache,
 }
@@ -21,6 +23,7 @@ impl<'a> TextEncoder<'a> {
     pub(crate) fn new(out: &'a mut Vec<u8>) -> Self {
         Self {
             out,
+            labels: Vec::new(),
             name: String::new(),
             le: LeCache::default(),
         }
@@ -80,7 +83,17 @@ impl Visitor for TextEncoder<'_> {
         });
     }
 
-    fn series(&mut self, labels: Labels<'_>, point: Point<'_>, _created: Option<f64>) {
+    fn series(&mut self, labels: Labels<'_>, point: Point<'_>, created: Option<f64>) {
+        // Our families hand over names and key: render them once for all the sample lines.
+        let mut scratch = std::mem::take(&mut self.labels);
+        self.series_of(labels.rendered_in(&mut scratch), point, created);
+        self.labels = scratch;
+    }
+}
+
+impl TextEncoder<'_> {
+    /// One series' samples, its labels as text.
+    fn series_of(&mut self, labels: Labels<'_>, point: Point<'_>, _created: Option<f64>) {
         match point {
             Point::Counter(v) | Point::Gauge(v) | Point::Unknown(v) => {
                 self.sample_start("", &labels, None);
