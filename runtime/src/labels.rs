@@ -443,7 +443,11 @@ pub(crate) fn key_values(key: &[u8]) -> impl Iterator<Item = &str> {
 /// Appends `value` escaped for a label value in both text formats (backslash, double quote and
 /// line feed are escaped; everything else, including any Unicode, is written as is).
 pub(crate) fn escape_label_value(out: &mut Vec<u8>, value: &str) {
-    let bytes = value.as_bytes();
+    escape_label_bytes(out, value.as_bytes())
+}
+
+/// [`escape_label_value`] of a value's bytes (a series key's, `key.rs`).
+pub(crate) fn escape_label_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let esc: &[u8] = match b {

@@ -108,6 +108,48 @@ impl<'a> KeyLabels<'a> {
         Self { names, key, escape }
     }
 
+    /// Appends `name="value",…` straight from the key's words: no splitting into `str`s, each
+    /// value copied a word at a time, and no escaping scan unless the family has a value that
+    /// needs it (then the values go through the escaping path).
+    fn write_text(&self, out: &mut Vec<u8>) {
+        if self.escape {
+            return write_pairs(out, self.pairs());
+        }
+        // Room for everything written: the names, `="`, `"` and `,` for each, and the padded
+        // values, each of whose words is stored whole (8 bytes) before the length is set.
+        out.reserve(self.key.len() + self.names.iter().map(|n| n.len() + 4).sum::<usize>());
+        let mut words = self
+            .key
+            .chunks_exact(8)
+            .map(|w| u64::from_le_bytes(w.try_into().expect("8 bytes")));
+        for (i, name) in self.names.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(name.as_bytes());
+            out.push(b'=');
+            out.push(b'"');
+            loop {
+                let Some(word) = words.next() else { return };
+                // The value ends at its word's `0xFF` byte, the first whose complement is zero.
+                let inverted = !word;
+                let ends = inverted.wrapping_sub(0x0101_0101_0101_0101)
+                    & !inverted
+                    & 0x8080_8080_8080_8080;
+                let n = if ends == 0 {
+                    8
+                } else {
+                    ends.trailing_zeros() as usize / 8
+                };
+                put_word(out, word, n);
+                if ends != 0 {
+                    break;
+                }
+            }
+            out.push(b'"');
+        }
+    }
+
     /// Name and value pairs, in the family's label order, unescaped.
     pub fn pairs(&self) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
         self.names
@@ -131,8 +173,8 @@ impl<'a> Labels<'a> {
     pub(crate) fn write_escaped(&self, out: &mut Vec<u8>) {
         match self {
             Labels::Rendered(s) => out.extend_from_slice(s.as_bytes()),
-            Labels::Pairs(pairs) => write_pairs(out, pairs.iter().map(|(n, v)| (&**n, &**v)), true),
-            Labels::Key(k) => write_pairs(out, k.pairs(), k.escape),
+            Labels::Pairs(pairs) => write_pairs(out, pairs.iter().map(|(n, v)| (&**n, &**v))),
+            Labels::Key(k) => k.write_text(out),
         }
     }
 
@@ -155,23 +197,30 @@ impl<'a> Labels<'a> {
     }
 }
 
-/// Appends `name="value",…`, each value escaped if `escape` (else none needs it).
-fn write_pairs<'a>(
-    out: &mut Vec<u8>,
-    pairs: impl Iterator<Item = (&'a str, &'a str)>,
-    escape: bool,
-) {
+/// Appends the first `n` (at most 8) bytes of `word`, little-endian, with one 8-byte store into
+/// the spare capacity (which the caller reserved).
+#[inline(always)]
+fn put_word(out: &mut Vec<u8>, word: u64, n: usize) {
+    let len = out.len();
+    for (to, byte) in out.spare_capacity_mut()[..8]
+        .iter_mut()
+        .zip(word.to_le_bytes())
+    {
+        to.write(byte);
+    }
+    // SAFETY: the first 8 spare bytes were just initialised, and `n <= 8`.
+    unsafe { out.set_len(len + n) };
+}
+
+/// Appends `name="value",…`, each value escaped.
+fn write_pairs<'a>(out: &mut Vec<u8>, pairs: impl Iterator<Item = (&'a str, &'a str)>) {
     for (i, (n, v)) in pairs.enumerate() {
         if i > 0 {
             out.push(b',');
         }
         out.extend_from_slice(n.as_bytes());
         out.extend_from_slice(b"=\"");
-        if escape {
-            crate::labels::escape_label_value(out, v);
-        } else {
-            out.extend_from_slice(v.as_bytes());
-        }
+        crate::labels::escape_label_value(out, v);
         out.push(b'"');
     }
 }

@@ -84,10 +84,15 @@ impl Visitor for TextEncoder<'_> {
     }
 
     fn series(&mut self, labels: Labels<'_>, point: Point<'_>, created: Option<f64>) {
-        // Our families hand over names and key: render them once for all the sample lines.
-        let mut scratch = std::mem::take(&mut self.labels);
-        self.series_of(labels.rendered_in(&mut scratch), point, created);
-        self.labels = scratch;
+        // Our families hand over names and key: a histogram or a summary, whose labels go on
+        // several sample lines, has them rendered once, then copied.
+        if matches!(point, Point::Histogram { .. } | Point::Summary { .. }) {
+            let mut scratch = std::mem::take(&mut self.labels);
+            self.series_of(labels.rendered_in(&mut scratch), point, created);
+            self.labels = scratch;
+        } else {
+            self.series_of(labels, point, created);
+        }
     }
 }
 
