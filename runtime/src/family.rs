@@ -635,6 +635,24 @@ mod tests {
         assert_eq!(k.pairs().collect::<Vec<_>>(), [("a", "x"), ("b", "\"\\\n")]);
     }
 
+    /// Values no family value needs escaping in are copied a word at a time (`model.rs`), with
+    /// values of every length around a word boundary.
+    #[test]
+    fn a_scrape_copies_plain_values_from_the_key_words() {
+        let f = Family::<[String; 3], Counter>::new("x_total", "h").label_names(["a", "bb", "c"]);
+        let values = ["", "1234567", "12345678"];
+        f.with(&values).inc();
+        assert!(!f.core.escaping.load(Ordering::Relaxed));
+        let state = f.core.state.lock().unwrap();
+        let key = KeyLabels::new(&f.core.opts.label_names, state.all[0].key(), false);
+        let mut out = b"x{".to_vec();
+        Labels::Key(key).write_escaped(&mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "x{a=\"\",bb=\"1234567\",c=\"12345678\""
+        );
+    }
+
     #[test]
     fn unlabelled_family_derefs_to_its_series() {
         let f = Family::<(), Gauge>::new("g", "h");
