@@ -327,8 +327,11 @@ impl Registry {
                 )
                 .with_series(Series::new(Value::Counter(invalid as f64))),
             );
-            // Process-wide too: the scrapes this process answered, per negotiated format.
-            out.push(scrapes_family());
+            // Process-wide too: the scrapes this process answered, per negotiated format —
+            // unless a multiprocess directory's collector already wrote them.
+            if !out.iter().any(|f| f.name == "promtrack_scrapes_total") {
+                out.push(scrapes_family());
+            }
         }
         let errors = self.inner.collector_errors.load(Ordering::Relaxed);
         if always || errors > 0 {

@@ -290,3 +290,37 @@ fn a_scrape_answer_in_protobuf_with_gzip() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A multiprocess directory's scrape says what its scrapers negotiated: the process reading the
+/// directory answers them, so its `promtrack_scrapes_total` is in the aggregate (Prometheus
+/// 2.42 does not report what it negotiated), once — also where the default registry, which
+/// writes it anyway, reads the directory.
+#[test]
+fn the_directory_scrape_counts_its_formats() {
+    let (r, _) = every_source();
+    let accept = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.7,text/plain;version=0.0.4;q=0.3,*/*;q=0.1";
+    let scrape = |accept| {
+        Scrape {
+            accept,
+            accept_encoding: None,
+            query: None,
+        }
+        .render(r)
+    };
+    assert_eq!(scrape(Some(accept)).format, Format::Protobuf);
+    let text = String::from_utf8(scrape(None).body).unwrap();
+    let protobuf_scrapes = text
+        .lines()
+        .find_map(|l| l.strip_prefix("promtrack_scrapes_total{format=\"protobuf\"} "))
+        .unwrap_or_else(|| panic!("no protobuf scrape count in the directory's scrape:\n{text}"));
+    assert!(protobuf_scrapes.parse::<f64>().unwrap() >= 1.0, "{text}");
+    for registry in [r, promtrack::default_registry()] {
+        let text = promtrack::expose::encode_to_string(registry, Format::Text);
+        assert_eq!(
+            text.matches("# TYPE promtrack_scrapes_total counter")
+                .count(),
+            1,
+            "{text}"
+        );
+    }
+}

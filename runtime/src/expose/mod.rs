@@ -28,8 +28,8 @@
 //! - [`encode`] writes one format; [`Scrape`] adds what an HTTP endpoint needs (content type,
 //!   gzip when `Accept-Encoding` allows it, the Python client's `name[]=` filter), so the axum
 //!   router and any other server give the same answer, and counts the scrape in
-//!   `promtrack_scrapes_total{format}` (the default registry exposes it: it says what a
-//!   scraper negotiated, which Prometheus 2.x does not report).
+//!   `promtrack_scrapes_total{format}` (the default registry and a multiprocess directory's
+//!   scrape expose it: it says what a scraper negotiated, which Prometheus 2.x does not report).
 
 mod float;
 mod openmetrics;
