@@ -17,6 +17,12 @@
 #   - batch_records_processed_total{job="promtrack_batch",instance="batch-1"} read back from
 #     the gateway equals RECORDS, and the batch job fails when the gateway is down;
 #   - every query of examples/grafana/promtrack-dashboard.json returns data.
+#   - exemplars (Prometheus runs with --enable-feature=exemplar-storage and scrapes OpenMetrics):
+#     requests carry traceparent headers of known trace ids, some sampled, some not; through
+#     /api/v1/query_exemplars, on the duration buckets and the request counter, every trace id
+#     returned was sent sampled on that route to that host, and every route and host sent
+#     sampled traces (the two multiprocess hosts and the single-process quickstart) has one;
+#   - examples/grafana/datasource.yml is valid YAML linking exemplars' trace_id to traces.
 # A second Prometheus (examples/prometheus/e2e-native.yml), started with
 # `--enable-feature=native-histograms`, scrapes the two hosts over protobuf; through its API:
 #   - the hosts served it protobuf (promtrack_scrapes_total{format="protobuf"});
@@ -276,6 +282,37 @@ def main():
         if failed or n == 0:
             print("\n".join(["dashboard problems:"] + failed))
             sys.exit(1)
+    elif cmd == "exemplars":
+        # SELECTOR TRACES START: Prometheus' exemplars of SELECTOR against what was sent. Every
+        # returned trace id must have been sent sampled on that series' instance and path;
+        # every (instance, path) sent sampled must have at least one; ids sent unsampled (or
+        # never sent) must not appear.
+        selector, traces, start = args
+        sent = [l.split() for l in open(traces)]
+        sampled = {(i, p, t) for i, p, s, t in sent if s == "sampled"}
+        unsampled = {t for _, _, s, t in sent if s == "unsampled"}
+        data = get(base, "/api/v1/query_exemplars", query=selector, start=start,
+                   end=f"{__import__('time').time() + 60}")
+        seen, problems = set(), []
+        for series in data:
+            labels = series["seriesLabels"]
+            key = (labels.get("instance"), labels.get("path"))
+            for e in series["exemplars"]:
+                t = e["labels"].get("trace_id")
+                if t in unsampled:
+                    problems.append(f"{key}: trace {t} was sent with flags 00")
+                elif (*key, t) not in sampled:
+                    problems.append(f"{key}: trace {t} was not sent sampled there ({e})")
+                else:
+                    seen.add(key)
+        wanted = {(i, p) for i, p, _ in sampled}
+        for key in sorted(wanted - seen):
+            problems.append(f"{key}: no exemplar of the {sum(1 for i, p, _ in sampled if (i, p) == key)} sampled traces sent")
+        n = sum(len(s["exemplars"]) for s in data)
+        print(f"{n} exemplars on {len(data)} series, {len(seen)} of {len(wanted)} (instance, path) covered")
+        for p in problems[:20]:
+            print("    " + p)
+        sys.exit(1 if problems else 0)
     else:
         raise SystemExit(f"unknown command {cmd}")
 
@@ -363,7 +400,7 @@ wait_for "a first healthy scrape of both hosts over protobuf" pqn targets 2
 # share them. Counted per scrape target: what the layer must have counted.
 declare -A sent=() sent_404=()
 untracked=0
-request() { # TARGET METHOD PATH EXPECTED_STATUS [untracked]
+request() { # TARGET METHOD PATH EXPECTED_STATUS [untracked]; $TRACEPARENT: a header to send
   local target=$1 method=$2 path=$3 want=$4 port
   case $target in
     host-a) port=$host_a_app ;;
@@ -371,8 +408,10 @@ request() { # TARGET METHOD PATH EXPECTED_STATUS [untracked]
     quickstart) port=$quickstart_port ;;
   esac
   local got
+  local trace=()
+  [ -z "${TRACEPARENT:-}" ] || trace=(-H "traceparent: $TRACEPARENT")
   got=$(curl -sS --max-time 5 -o "$tmp/body" -w '%{http_code}' -X "$method" \
-    -H 'Connection: close' "http://127.0.0.1:$port$path") || got="curl failed"
+    -H 'Connection: close' "${trace[@]}" "http://127.0.0.1:$port$path") || got="curl failed"
   [ "$got" = "$want" ] || fail "$method $target$path answered $got, expected $want"
   if [ "${5:-}" = untracked ]; then
     untracked=$((untracked + 1))
@@ -424,6 +463,33 @@ sleeps() { # TARGET N MS
   for _ in $(seq 1 "$2"); do request "$1" GET "/sleep/$3" 200; done
   slept[$1]=$((${slept[$1]:-0} + $2))
 }
+# Requests with W3C traceparent headers of known trace ids, on two routes of every app: per
+# route, three sampled (flags 01, at least 100 ms apart so that the 90 ms exemplar rate limit
+# lets each replace the last), then two not sampled (flags 00) and one without a header. Each
+# is recorded in $tmp/traces as "INSTANCE PATH sampled|unsampled TRACE_ID" for the exemplar
+# checks (the metrics port is the instance Prometheus labels a host's series with).
+trace_seq=0
+traced() { # TARGET
+  local target=$1 instance path flags trace state
+  case $target in
+    host-a) instance=127.0.0.1:$host_a_metrics ;;
+    host-b) instance=127.0.0.1:$host_b_metrics ;;
+    quickstart) instance=127.0.0.1:$quickstart_port ;;
+  esac
+  for path in / /users/7; do
+    for flags in 01 01 01 00 00; do
+      trace_seq=$((trace_seq + 1))
+      trace=$(printf '%08x%024x' "$run_id" "$trace_seq")
+      TRACEPARENT="00-$trace-00f067aa0ba902b7-$flags" request "$target" GET "$path" 200
+      [ "$flags" = 01 ] && state=sampled || state=unsampled
+      echo "$instance $path $state $trace" >>"$tmp/traces"
+      sleep 0.1
+    done
+    request "$target" GET "$path" 200
+  done
+}
+# Trace ids of this run: a random first word, so that no id repeats an earlier run's.
+run_id=$((RANDOM * 32768 + RANDOM + 1))
 traffic() { # ROUNDS_A ROUNDS_B ROUNDS_QUICKSTART
   local target n
   for target in host-a host-b quickstart; do
@@ -433,6 +499,7 @@ traffic() { # ROUNDS_A ROUNDS_B ROUNDS_QUICKSTART
 }
 now() { python3 -c 'import time; print(time.time())'; }
 
+run_started=$(now)
 step "traffic, first half"
 learn_users_route host-a 2
 learn_users_route host-b 2
@@ -447,6 +514,7 @@ wait_for "a scrape of every target after the first half" pq scraped-after "$firs
 step "traffic, second half, and a batch job through the Pushgateway"
 traffic 4 3 2
 for target in host-a host-b; do sleeps $target 6 20; sleeps $target 4 100; sleeps $target 1 300; done
+for target in host-a host-b quickstart; do traced $target; done
 batch_started=$(now)
 PUSHGATEWAY_URL=http://127.0.0.1:$gateway_port RECORDS=$records \
   timeout 30 "$bin/batch_job" >"$tmp/batch_job.log" 2>&1 ||
@@ -560,6 +628,15 @@ else
   printf '  FAIL  %-62s\n' "valid YAML, an exemplar trace link named trace_id"
   failures=$((failures + 1))
 fi
+echo "  exemplars (--enable-feature=exemplar-storage, OpenMetrics scrapes):"
+for metric in axum_http_request_duration_seconds_bucket axum_http_request_total; do
+  if got=$(pq exemplars "$metric" "$tmp/traces" "$(python3 -c "print($run_started - 60)")"); then
+    printf '  ok    %-62s %s\n' "$metric: the sampled traces sent, per host and route" "$got"
+  else
+    printf '  FAIL  %-62s %s\n' "$metric: the sampled traces sent, per host and route" "$got"
+    failures=$((failures + 1))
+  fi
+done
 echo "  the native-histogram Prometheus (--enable-feature=native-histograms, protobuf):"
 echo "  targets:"
 if ! pqn targets 2; then failures=$((failures + 1)); fi
