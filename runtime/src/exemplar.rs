@@ -716,7 +716,13 @@ mod tests {
         // Stored as ids: read back in canonical order, span id second.
         let e = SeriesExemplars::default();
         let labels = [("span_id", "00f067aa0ba902b7"), ("trace_id", TRACE)];
-        e.offer(&Cells::heap(2), 1, 0, 1.0, Offer::from_labels(&labels).unwrap());
+        e.offer(
+            &Cells::heap(2),
+            1,
+            0,
+            1.0,
+            Offer::from_labels(&labels).unwrap(),
+        );
         let got = e.block().unwrap().get(0).unwrap();
         assert_eq!(got.labels[0], (Cow::Borrowed("trace_id"), TRACE.to_owned()));
         assert_eq!(got.labels[1].1, "00f067aa0ba902b7");
@@ -814,7 +820,13 @@ mod tests {
     fn custom_labels_stay_beside_the_slot() {
         let e = SeriesExemplars::default();
         let labels = [("user", "ann"), ("trace_id", TRACE)];
-        e.offer(&Cells::heap(2), 1, 0, 2.0, Offer::from_labels(&labels).unwrap());
+        e.offer(
+            &Cells::heap(2),
+            1,
+            0,
+            2.0,
+            Offer::from_labels(&labels).unwrap(),
+        );
         let got = e.block().unwrap().get(0).unwrap();
         assert_eq!(
             got.labels,

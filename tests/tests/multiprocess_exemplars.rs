@@ -48,7 +48,9 @@ fn a_workers_exemplar_is_scraped_from_its_file_and_dropped_once_it_died_and_was_
     let text = openmetrics(&dir);
     let counter = line(&text, "jobs_total{k=\"x\"}");
     assert!(
-        counter.starts_with(&format!("jobs_total{{k=\"x\"}} 2 # {{trace_id=\"{TB}\"}} 1 ")),
+        counter.starts_with(&format!(
+            "jobs_total{{k=\"x\"}} 2 # {{trace_id=\"{TB}\"}} 1 "
+        )),
         "{counter}"
     );
     let le_01 = line(&text, "latency_seconds_bucket{le=\"0.1\"}");
@@ -57,7 +59,10 @@ fn a_workers_exemplar_is_scraped_from_its_file_and_dropped_once_it_died_and_was_
         "{le_01}"
     );
     let le_1 = line(&text, "latency_seconds_bucket{le=\"1\"}");
-    assert!(le_1.contains(&format!("# {{trace_id=\"{TA}\"}} 0.5 ")), "{le_1}");
+    assert!(
+        le_1.contains(&format!("# {{trace_id=\"{TA}\"}} 0.5 ")),
+        "{le_1}"
+    );
     assert!(
         !line(&text, "latency_seconds_bucket{le=\"+Inf\"}").contains('#'),
         "no exemplar in an empty bucket"
@@ -75,11 +80,16 @@ fn a_workers_exemplar_is_scraped_from_its_file_and_dropped_once_it_died_and_was_
     assert_eq!(files(&dir).len(), 3, "A's file, the archive, the lock");
     let counter = line(&text, "jobs_total{k=\"x\"}");
     assert!(
-        counter.starts_with(&format!("jobs_total{{k=\"x\"}} 2 # {{trace_id=\"{TA}\"}} 1 ")),
+        counter.starts_with(&format!(
+            "jobs_total{{k=\"x\"}} 2 # {{trace_id=\"{TA}\"}} 1 "
+        )),
         "{counter}"
     );
     let le_01 = line(&text, "latency_seconds_bucket{le=\"0.1\"}");
-    assert!(!le_01.contains('#'), "the dead worker's exemplar is gone: {le_01}");
+    assert!(
+        !le_01.contains('#'),
+        "the dead worker's exemplar is gone: {le_01}"
+    );
     assert!(line(&text, "latency_seconds_count").starts_with("latency_seconds_count 2"));
     assert!(
         line(&text, "latency_seconds_bucket{le=\"1\"}").contains(TA),
@@ -114,6 +124,55 @@ fn exemplars_of_several_series_and_processes_stay_apart() {
     let text = openmetrics(&dir);
     assert!(!text.contains("trace_id"), "{text}");
     assert!(line(&text, "jobs_total{k=\"two\"}").starts_with("jobs_total{k=\"two\"} 2"));
+    b.exit();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The directory's expositions with exemplars, in OpenMetrics and protobuf, accepted by parsers
+/// promtrack did not write.
+#[test]
+#[cfg_attr(
+    missing_protobuf_checker,
+    ignore = "needs ../shared/tools/exposition-check and python3: apt-get install python3"
+)]
+fn the_directorys_exemplars_pass_independent_parsers() {
+    let dir = temp_dir("exemplar-check");
+    let mut a = Worker::start(&dir);
+    let mut b = Worker::start(&dir);
+    a.ok(&format!("exinc x {TA}"));
+    b.ok(&format!("exobs 0.05 {TB}"));
+    b.ok(&format!("exobs 5 {TC}"));
+    let registry = promtrack::Registry::new();
+    registry.register_collector(DirCollector::new(&dir).unwrap());
+    for (format, name) in [
+        (Format::OpenMetrics, "openmetrics"),
+        (Format::Protobuf, "protobuf"),
+    ] {
+        let mut body = Vec::new();
+        promtrack::expose::encode(&registry, format, &mut body);
+        let path = dir.join(format!("exposition.{name}"));
+        std::fs::write(&path, &body).unwrap();
+        let checker = option_env!("PROMTRACK_TESTS_EXPOSITION_CHECK").expect("set by build.rs");
+        let out = std::process::Command::new(checker)
+            .arg(&path)
+            .args(["--format", name])
+            .output()
+            .expect("the checker runs");
+        assert!(
+            out.status.success(),
+            "exposition-check rejects the {name} exposition:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if format == Format::OpenMetrics {
+            let text = String::from_utf8(body).unwrap();
+            assert!(
+                text.contains(TA) && text.contains(TB) && text.contains(TC),
+                "{text}"
+            );
+        }
+    }
+    a.exit();
     b.exit();
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -91,7 +91,8 @@ impl Counter {
     #[inline]
     pub fn inc_with_trace(&self, trace: TraceContext) {
         self.inc();
-        self.exemplars.offer(&self.cells, 1, 0, 1.0, Offer::Trace(trace));
+        self.exemplars
+            .offer(&self.cells, 1, 0, 1.0, Offer::Trace(trace));
     }
 
     /// The current value.

@@ -15,7 +15,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::aggregate::{Aggregate, InputFile, Purpose, SeriesExemplars};
-use crate::exemplar::{SLOT_WORDS, Slot, SlotData};
 use super::file::{
     EXT_EXEMPLARS, EXT_NATIVE, EXT_NATIVE_SETTINGS, NATIVE_ONLY_BOUNDS, Writer,
     native_settings_cells,
@@ -23,6 +22,7 @@ use super::file::{
 use super::native_merge::{self, encode_sparse};
 use super::snapshot::{self, DirSnapshot};
 use super::{Stats, compact};
+use crate::exemplar::{SLOT_WORDS, Slot, SlotData};
 use crate::metric::{FamilyDecl, GaugeMode};
 use crate::model::{MetricFamily, MetricKind, NativeBuckets, Value};
 
@@ -117,9 +117,7 @@ fn write_worker_file(dir: &Path, i: u8) -> Writer {
     for (k, &v) in state.iter().enumerate() {
         cell(ext[0], k).store(v, Ordering::Relaxed);
     }
-    let slots = w
-        .attach(cells, EXT_EXEMPLARS, 2 * SLOT_WORDS)
-        .unwrap();
+    let slots = w.attach(cells, EXT_EXEMPLARS, 2 * SLOT_WORDS).unwrap();
     assert!(slot_ref(slots, 1).write(&exemplar_of(i, 1), || {}));
     // Native only: 3·i finite observations summing to 0.5·i.
     let only = decl(

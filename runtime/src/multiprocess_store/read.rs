@@ -1162,8 +1162,8 @@ mod tests {
 
     mod extensions {
         use super::*;
-        use crate::model::NativeBuckets;
         use crate::exemplar::SlotData;
+        use crate::model::NativeBuckets;
         use crate::multiprocess_store::file::{encode_extension, native_settings_cells};
         use crate::multiprocess_store::native_merge::{decode_sparse, encode_sparse};
 
