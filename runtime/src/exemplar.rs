@@ -216,7 +216,7 @@ impl SlotData {
 
     /// The words of a slot holding `self` with sequence number `seq` (what a file holds).
     #[cfg_attr(not(test), allow(dead_code))] // tests write files by hand
-    pub(crate) fn to_words(&self, seq: u64) -> [u64; SLOT_WORDS] {
+    pub(crate) fn to_words(self, seq: u64) -> [u64; SLOT_WORDS] {
         [
             seq,
             (self.trace >> 64) as u64,
