@@ -24,7 +24,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::key::{KeyRef, KeyWords, StoredKey, words_of};
 use crate::labels::{KeyWriter, LabelQuery, LabelSet, key_values, render_pairs};
-use crate::metric::Buckets;
 use crate::metric::{FamilyDecl, Histogram, Metric};
 use crate::model::{FamilyDesc, Labels, Visitor};
 use table::{Keyed, Table};
@@ -212,7 +211,16 @@ impl<L: LabelSet> Family<L, Histogram> {
     /// Bounds are checked when the family is registered.
     pub fn buckets(self, bounds: &[f64]) -> Self {
         let mut opts = self.core.opts.clone();
-        opts.config = Buckets(bounds.into());
+        opts.config.bounds = bounds.into();
+        Self::from_opts(opts, self.core.origin)
+    }
+
+    /// Keeps native (exponential) buckets: native only, or beside the classic buckets with
+    /// [`NativeConfig::classic`](crate::NativeConfig::classic). Settings are checked when the
+    /// family is registered.
+    pub fn native(self, native: crate::NativeConfig) -> Self {
+        let mut opts = self.core.opts.clone();
+        opts.config.native = Some(native);
         Self::from_opts(opts, self.core.origin)
     }
 }
@@ -407,6 +415,7 @@ impl<M: Metric> SharedFamily<M> {
             kind: M::KIND,
             mode: M::mode(&self.opts.config),
             bounds: M::bounds(&self.opts.config),
+            native: M::native(&self.opts.config),
         }
     }
 
@@ -450,14 +459,16 @@ impl<M: Metric> SharedFamily<M> {
         for s in &state.all {
             // SAFETY: owned by `state.all`.
             let s = unsafe { s.as_ref() };
-            let point = s.metric.point(&self.opts.config, scratch);
             let exemplars = s.metric.exemplars();
-            v.series_with_exemplars(
-                Labels::Rendered(&s.rendered),
-                point,
-                Some(s.created),
-                exemplars,
-            );
+            s.metric
+                .visit_point(&self.opts.config, scratch, &mut |point| {
+                    v.series_with_exemplars(
+                        Labels::Rendered(&s.rendered),
+                        point,
+                        Some(s.created),
+                        exemplars,
+                    );
+                });
         }
     }
 }

@@ -190,6 +190,150 @@ impl NativeBuckets {
     pub fn bucket_count(&self) -> usize {
         self.positive.len() + self.negative.len()
     }
+
+    /// Observations in every bucket, the zero bucket included (saturating at `u64::MAX`).
+    pub fn count(&self) -> u64 {
+        self.positive
+            .iter()
+            .chain(&self.negative)
+            .fold(self.zero_count, |n, &(_, c)| n.saturating_add(c))
+    }
+
+    /// Lowers the resolution to `schema` (clamped to −4 ..= 8), merging each run of
+    /// `2^(self.schema - schema)` buckets into one: key `k` becomes `ceil(k / 2^d)`. Exact: no
+    /// count moves to a bucket that does not contain its observations. A schema at or above
+    /// the current one changes nothing.
+    ///
+    /// ```
+    /// use promtrack::model::NativeBuckets;
+    ///
+    /// let mut b = NativeBuckets { schema: 1, positive: vec![(1, 2), (2, 3), (3, 1)], ..Default::default() };
+    /// b.reduce_to_schema(0);
+    /// assert_eq!((b.schema, b.positive), (0, vec![(1, 5), (2, 1)]));
+    /// ```
+    pub fn reduce_to_schema(&mut self, schema: i8) {
+        let target = crate::exponential::clamp_schema(schema.into());
+        let d = i64::from(self.schema) - i64::from(target);
+        if d <= 0 {
+            return;
+        }
+        let d = d.min(62);
+        let merge = |buckets: &mut Vec<(i32, u64)>| {
+            let mut out: Vec<(i32, u64)> = Vec::with_capacity(buckets.len());
+            for &(k, c) in buckets.iter() {
+                let k = ((i64::from(k) + (1 << d) - 1) >> d) as i32;
+                match out.last_mut() {
+                    Some((last, n)) if *last == k => *n = n.saturating_add(c),
+                    _ => out.push((k, c)),
+                }
+            }
+            *buckets = out;
+        };
+        merge(&mut self.positive);
+        merge(&mut self.negative);
+        self.schema = target;
+    }
+
+    /// Widens the zero bucket to at least `threshold`: every bucket whose upper bound is at or
+    /// below it moves into the zero bucket. When the threshold falls inside a populated
+    /// bucket, it is raised to that bucket's upper bound and the bucket moves too (as
+    /// Prometheus does, so that no bucket overlaps the zero bucket). A threshold at or below
+    /// the current one (or NaN) changes nothing. Returns the new threshold.
+    pub fn widen_zero_threshold(&mut self, threshold: f64) -> f64 {
+        if threshold.is_nan() || threshold <= self.zero_threshold {
+            return self.zero_threshold;
+        }
+        let schema = self.schema;
+        let mut t = threshold;
+        // Buckets are ascending by key, so the ones to move are at the front. Raising `t` for
+        // one sign may bring buckets of the other under it: scan again until it stays put
+        // (every raise moves a bucket, so this ends).
+        loop {
+            let mut raised = false;
+            for buckets in [&mut self.positive, &mut self.negative] {
+                let mut moved = 0;
+                for &(k, c) in buckets.iter() {
+                    let upper = crate::exponential::upper_bound(k, schema);
+                    if upper > t {
+                        let lower = crate::exponential::upper_bound(k.saturating_sub(1), schema);
+                        if lower >= t {
+                            break;
+                        }
+                        t = upper; // the threshold cuts this bucket: take it whole
+                        raised = true;
+                    }
+                    self.zero_count = self.zero_count.saturating_add(c);
+                    moved += 1;
+                }
+                buckets.drain(..moved);
+            }
+            if !raised {
+                break;
+            }
+        }
+        self.zero_threshold = t;
+        t
+    }
+
+    /// Adds `other` into `self`, exactly: both are first reduced to the lower of the two
+    /// schemas and widened to the wider of the two zero thresholds, then bucket counts are
+    /// added (saturating). This is how histograms from several processes are merged.
+    ///
+    /// ```
+    /// use promtrack::model::NativeBuckets;
+    ///
+    /// let mut a = NativeBuckets { schema: 1, positive: vec![(2, 1)], ..Default::default() };
+    /// let b = NativeBuckets { schema: 0, positive: vec![(1, 4)], zero_count: 1, ..Default::default() };
+    /// a.merge(&b);
+    /// assert_eq!((a.schema, a.positive, a.zero_count), (0, vec![(1, 5)], 1));
+    /// ```
+    pub fn merge(&mut self, other: &NativeBuckets) {
+        let mut other = other.clone();
+        let schema = self.schema.min(other.schema);
+        self.reduce_to_schema(schema);
+        other.reduce_to_schema(schema);
+        // Each widening can only raise a threshold to a bucket bound of either side.
+        for _ in 0..=self.bucket_count() + other.bucket_count() + 1 {
+            let t = self.zero_threshold.max(other.zero_threshold);
+            let a = self.widen_zero_threshold(t);
+            let b = other.widen_zero_threshold(t);
+            if a == b {
+                break;
+            }
+        }
+        self.zero_count = self.zero_count.saturating_add(other.zero_count);
+        self.positive = add_buckets(&self.positive, &other.positive);
+        self.negative = add_buckets(&self.negative, &other.negative);
+    }
+}
+
+/// Two ascending bucket lists added key by key.
+fn add_buckets(a: &[(i32, u64)], b: &[(i32, u64)]) -> Vec<(i32, u64)> {
+    let mut out = Vec::with_capacity(a.len().max(b.len()));
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() || j < b.len() {
+        match (a.get(i), b.get(j)) {
+            (Some(&(ka, ca)), Some(&(kb, cb))) if ka == kb => {
+                out.push((ka, ca.saturating_add(cb)));
+                i += 1;
+                j += 1;
+            }
+            (Some(&x), Some(&(kb, _))) if x.0 < kb => {
+                out.push(x);
+                i += 1;
+            }
+            (Some(_), Some(&y)) | (None, Some(&y)) => {
+                out.push(y);
+                j += 1;
+            }
+            (Some(&x), None) => {
+                out.push(x);
+                i += 1;
+            }
+            (None, None) => break,
+        }
+    }
+    out
 }
 
 /// A series' exemplars, borrowed from its source: slot 0 for a counter, slot `i` for a

@@ -23,9 +23,13 @@ use crate::model::MetricFamily;
 /// The cells of a new series of the family `decl`, whose label values are `key` (`key.rs`),
 /// zeroed. Called by the family, under its lock, when it creates a series: the cold path.
 pub(crate) fn series_cells(decl: &FamilyDecl<'_>, key: &[u8]) -> Cells {
+    // Native histogram state is not in the file format yet (issue 13's format change): its
+    // cells stay on the heap, so that no reader finds a series longer than its family says.
     #[cfg(all(feature = "multiprocess", unix))]
-    if let Some(cells) = crate::multiprocess_store::series_cells(decl, key) {
-        return cells;
+    if decl.native.is_none() {
+        if let Some(cells) = crate::multiprocess_store::series_cells(decl, key) {
+            return cells;
+        }
     }
     #[cfg(not(all(feature = "multiprocess", unix)))]
     let _ = key; // the heap does not record label values

@@ -4,7 +4,9 @@
 //! line feed. Info families are written as gauges and unknown ones as `untyped` (the format has
 //! neither); `_created` is not written (the format has no place for it, and Prometheus would
 //! read it as a separate gauge). Histogram buckets are written cumulatively, ending in
-//! `le="+Inf"`, followed by `_sum` and `_count`.
+//! `le="+Inf"`, followed by `_sum` and `_count`. A native-only histogram arrives with no finite
+//! bound and one count, so it is written as the single bucket `le="+Inf"`: a valid classic
+//! histogram that strict parsers accept (its native buckets travel only in protobuf).
 
 use super::LeCache;
 use super::float::{write_f64, write_u64};
