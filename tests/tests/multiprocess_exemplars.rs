@@ -152,7 +152,8 @@ fn the_directorys_exemplars_pass_independent_parsers() {
         promtrack::expose::encode(&registry, format, &mut body);
         let path = dir.join(format!("exposition.{name}"));
         std::fs::write(&path, &body).unwrap();
-        let checker = option_env!("PROMTRACK_TESTS_EXPOSITION_CHECK").expect("set by build.rs");
+        let checker = option_env!("PROMTRACK_TESTS_EXPOSITION_CHECK")
+            .unwrap_or_else(|| panic!("needs ../shared/tools/exposition-check (see build.rs)"));
         let out = std::process::Command::new(checker)
             .arg(&path)
             .args(["--format", name])
