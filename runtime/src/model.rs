@@ -86,19 +86,94 @@ pub struct FamilyDesc<'a> {
 /// A series' labels, as a source holds them.
 #[derive(Clone, Copy, Debug)]
 pub enum Labels<'a> {
-    /// `name="value",…` already escaped for the text formats (our own families render this once,
-    /// when a series is created). Empty for a series without labels.
+    /// `name="value",…` already escaped for the text formats (for sources that keep only
+    /// text). Empty for a series without labels.
     Rendered(&'a str),
     /// Name and value pairs, unescaped.
     Pairs(&'a [(Cow<'static, str>, String)]),
+    /// Names and values as a family of this crate stores them: the family's label names, and
+    /// its series' key (the values, unescaped). Read it with [`KeyLabels::pairs`].
+    Key(KeyLabels<'a>),
 }
 
-impl Labels<'_> {
+/// A series' labels as this crate's families store them: no text is rendered when a series is
+/// created, each scrape writes the pairs from the names and the series' key (see
+/// ARCHITECTURE.md, *The series record*).
+#[derive(Clone, Copy, Debug)]
+pub struct KeyLabels<'a> {
+    names: &'a [Box<str>],
+    /// The values in word form (`key.rs`).
+    key: &'a [u8],
+    /// Whether any value may need escaping (its family has seen a `\\`, `"` or line feed in
+    /// some value); when not, the text formats copy the values as they are.
+    escape: bool,
+}
+
+impl<'a> KeyLabels<'a> {
+    /// The labels of the values in `key` (word form, `key.rs`), named `names`; `escape` unless
+    /// no value of them needs escaping.
+    pub(crate) fn new(names: &'a [Box<str>], key: &'a [u8], escape: bool) -> Self {
+        Self { names, key, escape }
+    }
+
+    /// Appends `name="value",…` straight from the key's words: no splitting into `str`s, each
+    /// value copied a word at a time, and no escaping scan unless the family has a value that
+    /// needs it (then the values go through the escaping path).
+    fn write_text(&self, out: &mut Vec<u8>) {
+        if self.escape {
+            return write_pairs(out, self.pairs());
+        }
+        // Room for everything written: the names, `="`, `"` and `,` for each, and the padded
+        // values, each of whose words is stored whole (8 bytes) before the length is set.
+        out.reserve(self.key.len() + self.names.iter().map(|n| n.len() + 4).sum::<usize>());
+        let mut words = self
+            .key
+            .chunks_exact(8)
+            .map(|w| u64::from_le_bytes(w.try_into().expect("8 bytes")));
+        for (i, name) in self.names.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(name.as_bytes());
+            out.push(b'=');
+            out.push(b'"');
+            loop {
+                let Some(word) = words.next() else { return };
+                // The value ends at its word's `0xFF` byte, the first whose complement is zero.
+                let inverted = !word;
+                let ends = inverted.wrapping_sub(0x0101_0101_0101_0101)
+                    & !inverted
+                    & 0x8080_8080_8080_8080;
+                let n = if ends == 0 {
+                    8
+                } else {
+                    ends.trailing_zeros() as usize / 8
+                };
+                put_word(out, word, n);
+                if ends != 0 {
+                    break;
+                }
+            }
+            out.push(b'"');
+        }
+    }
+
+    /// Name and value pairs, in the family's label order, unescaped.
+    pub fn pairs(&self) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        self.names
+            .iter()
+            .map(|n| &**n)
+            .zip(crate::key::word_form_values(self.key))
+    }
+}
+
+impl<'a> Labels<'a> {
     /// Whether there is no label at all.
     pub fn is_empty(&self) -> bool {
         match self {
             Labels::Rendered(s) => s.is_empty(),
             Labels::Pairs(p) => p.is_empty(),
+            Labels::Key(k) => k.names.is_empty(),
         }
     }
 
@@ -106,18 +181,55 @@ impl Labels<'_> {
     pub(crate) fn write_escaped(&self, out: &mut Vec<u8>) {
         match self {
             Labels::Rendered(s) => out.extend_from_slice(s.as_bytes()),
-            Labels::Pairs(pairs) => {
-                for (i, (n, v)) in pairs.iter().enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    out.extend_from_slice(n.as_bytes());
-                    out.extend_from_slice(b"=\"");
-                    crate::labels::escape_label_value(out, v);
-                    out.push(b'"');
-                }
-            }
+            Labels::Pairs(pairs) => write_pairs(out, pairs.iter().map(|(n, v)| (&**n, &**v))),
+            Labels::Key(k) => k.write_text(out),
         }
+    }
+
+    /// These labels as escaped text, rendered into `scratch` if they are not text already: for
+    /// an encoder that writes them on several sample lines (a histogram's), so that the pairs
+    /// are rendered once per series, then copied.
+    pub(crate) fn rendered_in<'s>(self, scratch: &'s mut Vec<u8>) -> Labels<'s>
+    where
+        'a: 's,
+    {
+        match self {
+            Labels::Key(_) => {
+                scratch.clear();
+                self.write_escaped(scratch);
+                // Escaping writes only ASCII between the values' own UTF-8 (see `key.rs`).
+                Labels::Rendered(std::str::from_utf8(scratch).unwrap_or_default())
+            }
+            other => other,
+        }
+    }
+}
+
+/// Appends the first `n` (at most 8) bytes of `word`, little-endian, with one 8-byte store into
+/// the spare capacity (which the caller reserved).
+#[inline(always)]
+fn put_word(out: &mut Vec<u8>, word: u64, n: usize) {
+    let len = out.len();
+    for (to, byte) in out.spare_capacity_mut()[..8]
+        .iter_mut()
+        .zip(word.to_le_bytes())
+    {
+        to.write(byte);
+    }
+    // SAFETY: the first 8 spare bytes were just initialised, and `n <= 8`.
+    unsafe { out.set_len(len + n) };
+}
+
+/// Appends `name="value",…`, each value escaped.
+fn write_pairs<'a>(out: &mut Vec<u8>, pairs: impl Iterator<Item = (&'a str, &'a str)>) {
+    for (i, (n, v)) in pairs.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(n.as_bytes());
+        out.extend_from_slice(b"=\"");
+        crate::labels::escape_label_value(out, v);
+        out.push(b'"');
     }
 }
 

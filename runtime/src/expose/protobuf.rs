@@ -23,8 +23,9 @@
 //!   observations in flight while the scrape read them), so that no bucket exceeds it.
 //! - Counters, histograms and summaries carry `created_timestamp` where the source knows it
 //!   (Prometheus 2.42 ignores it; later versions use it for start-time-aware queries).
-//! - A series with a `Rendered` label text (our own families) has it parsed back into pairs: the
-//!   text is what the series was created with, so it is well-formed by construction.
+//! - Labels are written as pairs straight from the source: our own families hand over their
+//!   names and each series' key (`Labels::Key`), nothing to parse. A `Rendered` label text (a
+//!   source that keeps only escaped text) is parsed back into pairs.
 
 use prost::Message;
 
@@ -443,6 +444,7 @@ fn label_pairs(labels: &Labels<'_>) -> Vec<pb::LabelPair> {
     };
     match labels {
         Labels::Pairs(pairs) => pairs.iter().map(|(n, v)| pair(n, v.clone())).collect(),
+        Labels::Key(k) => k.pairs().map(|(n, v)| pair(n, v.to_owned())).collect(),
         Labels::Rendered(text) => {
             let mut out = Vec::new();
             let mut rest = *text;
