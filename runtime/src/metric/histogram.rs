@@ -192,7 +192,8 @@ impl Histogram {
         self.observe(v);
         if !v.is_nan() {
             let slots = self.bounds.len() + 1;
-            self.exemplars.offer(slots, self.bucket_of(v), v, offer);
+            self.exemplars
+                .offer(&self.cells, slots, self.bucket_of(v), v, offer);
         }
     }
 

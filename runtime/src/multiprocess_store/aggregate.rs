@@ -27,10 +27,10 @@ use std::collections::HashMap as StdHashMap;
 type HashMap<K, V> = StdHashMap<K, V, foldhash::fast::RandomState>;
 
 use super::exact::Partials;
-use super::exemplar_slot::{self, SlotExemplar};
 use super::file::{self, EXT_NATIVE, EXT_NATIVE_SETTINGS, EXT_NATIVE_SPARSE, NATIVE_SETTINGS_LEN};
 use super::native_merge;
 use super::read::{Parsed, SeriesRecord, key_values, words};
+use crate::exemplar::{SLOT_WORDS, SlotData};
 use crate::layout::{Layout, counter, gauge, histogram, summary};
 use crate::metric::{FamilyDecl, GaugeMode};
 use crate::model::NativeBuckets;
@@ -89,18 +89,18 @@ struct MergedFamily<'a> {
     /// Each row's merged native buckets (rows past the end have none).
     native: Vec<Option<NativeBuckets>>,
     /// Each row's newest exemplar per slot (rows past the end have none).
-    exemplars: Vec<Option<Box<[Option<SlotExemplar>]>>>,
+    exemplars: Vec<Option<Box<[Option<SlotData>]>>>,
 }
 
 /// The exemplars of one series of a scrape's families: `family` and `series` index
 /// [`Aggregate::into_families_with_exemplars`]'s families; one slot per classic bucket (`+Inf`
 /// included) of a histogram, one for a counter.
 #[derive(Debug)]
-#[cfg_attr(not(test), allow(dead_code))] // read once the model carries exemplars
+#[cfg_attr(not(test), allow(dead_code))] // fields read by the tests; scrapes read `Series`
 pub(crate) struct SeriesExemplars {
     pub(crate) family: usize,
     pub(crate) series: usize,
-    pub(crate) slots: Box<[Option<SlotExemplar>]>,
+    pub(crate) slots: Box<[Option<SlotData>]>,
 }
 
 /// The process part of a series' identity in families that are not per process.
@@ -317,10 +317,11 @@ impl<'a> Aggregate<'a> {
                     fam.exemplars.resize(row + 1, None);
                 }
                 let cells: Vec<u64> = words(s.exemplars).collect();
-                let n = cells.len() / exemplar_slot::LEN;
+                let n = cells.len() / SLOT_WORDS;
                 let kept = fam.exemplars[row].get_or_insert_with(|| vec![None; n].into());
-                for (k, slot) in kept.iter_mut().zip(cells.chunks_exact(exemplar_slot::LEN)) {
-                    if let Some(e) = exemplar_slot::decode(slot) {
+                for (k, slot) in kept.iter_mut().zip(cells.chunks_exact(SLOT_WORDS)) {
+                    // A trace id of 0: labels kept in the writing process, not in the file.
+                    if let Some(e) = SlotData::decode(slot).filter(|e| e.trace != 0) {
                         if k.is_none_or(|k| e.time_ns > k.time_ns) {
                             *k = Some(e);
                         }
@@ -330,13 +331,14 @@ impl<'a> Aggregate<'a> {
         }
     }
 
-    /// The families, for a scrape (sorted by name; series by label values).
+    /// The families, for a scrape (sorted by name; series by label values), each series with
+    /// its newest live exemplar per slot in [`Series::exemplars`].
     pub(crate) fn into_families(self) -> Vec<MetricFamily> {
         self.into_families_with_exemplars().0
     }
 
-    /// The families, for a scrape (sorted by name; series by label values), and the exemplars
-    /// of their series.
+    /// The families, for a scrape (sorted by name; series by label values; exemplars in
+    /// [`Series::exemplars`]), and the exemplars of their series as the slots held them.
     pub(crate) fn into_families_with_exemplars(
         mut self,
     ) -> (Vec<MetricFamily>, Vec<SeriesExemplars>) {
@@ -352,18 +354,24 @@ impl<'a> Aggregate<'a> {
                     f.labels.iter().map(|n| Cow::Owned(n.to_string())).collect();
                 let mut family = MetricFamily::new(f.name, f.help, f.kind);
                 let rows = f.sorted_rows();
+                let mut shown = Vec::with_capacity(rows.len());
                 for (si, &row) in rows.iter().enumerate() {
-                    if let Some(Some(slots)) = f.exemplars.get_mut(row).map(Option::take) {
-                        exemplars.push(SeriesExemplars {
-                            family: fi,
-                            series: si,
-                            slots,
-                        });
+                    match f.exemplars.get_mut(row).map(Option::take) {
+                        Some(Some(slots)) => {
+                            shown.push(slots.iter().map(|s| s.map(|d| d.exemplar())).collect());
+                            exemplars.push(SeriesExemplars {
+                                family: fi,
+                                series: si,
+                                slots,
+                            });
+                        }
+                        _ => shown.push(Vec::new()),
                     }
                 }
                 family.series = rows
                     .into_iter()
-                    .map(|row| {
+                    .zip(shown)
+                    .map(|(row, exemplars)| {
                         let (key, pid) = f.keys[row];
                         let mut labels: Vec<(Cow<'static, str>, String)> = label_names
                             .iter()
@@ -377,7 +385,7 @@ impl<'a> Aggregate<'a> {
                             labels,
                             value: f.value(row),
                             created: None,
-                            exemplars: Vec::new(),
+                            exemplars,
                         }
                     })
                     .collect();

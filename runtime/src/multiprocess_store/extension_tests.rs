@@ -15,7 +15,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::aggregate::{Aggregate, InputFile, Purpose, SeriesExemplars};
-use super::exemplar_slot::{self, SlotExemplar};
 use super::file::{
     EXT_EXEMPLARS, EXT_NATIVE, EXT_NATIVE_SETTINGS, NATIVE_ONLY_BOUNDS, Writer,
     native_settings_cells,
@@ -23,6 +22,7 @@ use super::file::{
 use super::native_merge::{self, encode_sparse};
 use super::snapshot::{self, DirSnapshot};
 use super::{Stats, compact};
+use crate::exemplar::{SLOT_WORDS, Slot, SlotData};
 use crate::metric::{FamilyDecl, GaugeMode};
 use crate::model::{MetricFamily, MetricKind, NativeBuckets, Value};
 
@@ -57,10 +57,10 @@ fn native_of(i: u8) -> NativeBuckets {
     }
 }
 
-fn exemplar_of(i: u8, slot: u8) -> SlotExemplar {
-    SlotExemplar {
-        trace_id: [i; 16],
-        span_id: [slot; 8],
+fn exemplar_of(i: u8, slot: u8) -> SlotData {
+    SlotData {
+        trace: u128::from_be_bytes([i; 16]),
+        span: u64::from_be_bytes([slot; 8]),
         value: f64::from(slot),
         time_ns: 100 * u64::from(i),
     }
@@ -93,9 +93,8 @@ fn write_worker_file(dir: &Path, i: u8) -> Writer {
         };
         cell(cells, 1).store(frac.to_bits(), Ordering::Relaxed);
         if stripe == 0 {
-            let slots = w.attach(cells, EXT_EXEMPLARS, exemplar_slot::LEN).unwrap();
-            let slot = slot_ref(slots, 0);
-            assert!(exemplar_slot::write(slot, &exemplar_of(i, 0)));
+            let slots = w.attach(cells, EXT_EXEMPLARS, SLOT_WORDS).unwrap();
+            assert!(slot_ref(slots, 0).write(&exemplar_of(i, 0), || {}));
         }
     }
     let bounds = [1.0];
@@ -119,10 +118,8 @@ fn write_worker_file(dir: &Path, i: u8) -> Writer {
     for (k, &v) in state.iter().enumerate() {
         cell(ext[0], k).store(v, Ordering::Relaxed);
     }
-    let slots = w
-        .attach(cells, EXT_EXEMPLARS, 2 * exemplar_slot::LEN)
-        .unwrap();
-    assert!(exemplar_slot::write(slot_ref(slots, 1), &exemplar_of(i, 1)));
+    let slots = w.attach(cells, EXT_EXEMPLARS, 2 * SLOT_WORDS).unwrap();
+    assert!(slot_ref(slots, 1).write(&exemplar_of(i, 1), || {}));
     // Native only: 3·i finite observations summing to 0.5·i.
     let only = decl(
         "native_only_seconds",
@@ -147,12 +144,11 @@ fn write_worker_file(dir: &Path, i: u8) -> Writer {
     w
 }
 
-fn slot_ref(
-    slots: std::ptr::NonNull<AtomicU64>,
-    k: usize,
-) -> &'static [AtomicU64; exemplar_slot::LEN] {
-    // SAFETY: as in `cell`: slot `k` lies inside the run the writer handed out.
-    unsafe { &*slots.as_ptr().add(k * exemplar_slot::LEN).cast() }
+fn slot_ref(slots: std::ptr::NonNull<AtomicU64>, k: usize) -> &'static Slot {
+    // SAFETY: as in `cell`: slot `k` lies inside the run the writer handed out, which stays
+    // mapped for the life of the process and is only accessed atomically.
+    let all = unsafe { Slot::external(slots, k + 1) };
+    &all[k]
 }
 
 /// The worker's body: runs only in a process started by [`spawn`].
@@ -255,7 +251,7 @@ fn exemplars_of<'a>(
     fams: &[MetricFamily],
     ex: &'a [SeriesExemplars],
     name: &str,
-) -> &'a [Option<SlotExemplar>] {
+) -> &'a [Option<SlotData>] {
     let fi = fams.iter().position(|f| f.name == name).unwrap();
     ex.iter()
         .find(|e| e.family == fi && e.series == 0)

@@ -7,6 +7,10 @@
 //!   was created on the heap is refused (its updates would never reach the directory).
 //! - This process's file is created with its first series, and written only by this process:
 //!   a forked child moves to a file of its own before it returns from `fork` (see `file.rs`).
+//! - A series whose cells are in this file gets its exemplar slots appended to the file at its
+//!   first exemplar, once (`exemplar.rs` claims the series before it asks [`slots_beside`]);
+//!   when the file cannot take them they live on the heap, seen in process only and counted as
+//!   dropped.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -14,10 +18,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use super::dir::{self, SHARED_ENV};
-use super::file::Writer;
+use super::file::{EXT_EXEMPLARS, Writer};
 use super::{Stats, compact, scrape};
 use crate::cell::Cells;
 use crate::error::Error;
+use crate::exemplar::{SLOT_WORDS, Slot};
 use crate::metric::{FamilyDecl, GaugeMode};
 use crate::model::{MetricFamily, MetricKind};
 
@@ -195,6 +200,7 @@ impl Active {
                 Ok(w) => {
                     install_process_hooks();
                     crate::metric::stripes::set_external(stripe_beside);
+                    crate::exemplar::set_external(slots_beside);
                     Some(w)
                 }
                 Err(e) => {
@@ -341,6 +347,27 @@ fn stripe_beside(primary: &Cells) -> Option<Cells> {
     let ptr = writer.alloc_series(&decl, record.key).ok()?;
     // SAFETY: `n` cells in a segment that stays mapped for the process's life.
     Some(unsafe { Cells::external(ptr, n) })
+}
+
+/// The exemplar slots of the series whose cells are `primary` (`exemplar.rs`): an
+/// [`EXT_EXEMPLARS`] record of `slots` slots attached to its series record in this process's
+/// file. `None` (the slots then go on the heap, and are counted as dropped) if the cells are not
+/// in this file or the file cannot take the record (full, detached after a fork, poisoned).
+fn slots_beside(primary: &Cells, slots: usize) -> Option<&'static [Slot]> {
+    let ptr = primary.external_ptr()?;
+    let (_, writer) = own_writer()?;
+    // `attach` checks that `ptr` is in one of this file's segments; cells there come only from
+    // `series_cells` (a series' first cell), since the caller passes a series' own cells.
+    match writer.attach(ptr, EXT_EXEMPLARS, slots * SLOT_WORDS) {
+        // SAFETY: `attach` returned the first of `slots * SLOT_WORDS` zeroed cells of a record
+        // in a segment that stays mapped for the process's life; they are only accessed as
+        // atomics (this process's slots, `pread` by readers).
+        Ok(first) => Some(unsafe { Slot::external(first, slots) }),
+        Err(_) => {
+            writer.count_dropped();
+            None
+        }
+    }
 }
 
 /// What the default registry collects to expose the directory while the mode is on (nothing

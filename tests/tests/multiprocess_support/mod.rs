@@ -3,6 +3,9 @@
 //!
 //! Worker commands (each answered with one line, `@ok` or `@` and the requested value):
 //! - `inc <label> <n>`: `jobs_total{k=<label>}` += n
+//! - `exinc <label> <trace>`: `jobs_total{k=<label>}` += 1 with the exemplar `trace_id=<trace>`
+//!   (32 lowercase hex digits)
+//! - `exobs <value> <trace>`: `latency_seconds` observes `value` with that exemplar
 //! - `obs <value> <n>`: `latency_seconds` observes `value` n times
 //! - `par <label> <threads> <value> <n>`: `threads` threads at once each observe `value` n times
 //!   into `par_seconds{k=<label>}` (one hot series: it gets stripes, see `metric/stripes.rs`)
@@ -55,6 +58,18 @@ pub fn worker_if_asked() {
                 for _ in 0..n.parse::<u64>().unwrap() {
                     c.inc();
                 }
+                "ok".to_string()
+            }
+            ["exinc", label, trace] => {
+                jobs.with(&[label.to_string()])
+                    .inc_with_exemplar(&[("trace_id", trace)])
+                    .unwrap();
+                "ok".to_string()
+            }
+            ["exobs", v, trace] => {
+                latency
+                    .observe_with_exemplar(v.parse().unwrap(), &[("trace_id", trace)])
+                    .unwrap();
                 "ok".to_string()
             }
             ["obs", v, n] => {
