@@ -76,6 +76,11 @@ INDEX_CASES = [
     ("2_threads_distinct", "2 threads, a series each (only the index shared)", None),
 ]
 INDEX_MARGIN = 1.2
+# Native histograms (issue 13): the group and its functions (benches/benches/native.rs).
+NATIVE_GROUP = "native_histogram_observe"
+NATIVE_FUNCTIONS = [("promtrack_classic", "promtrack, classic (11 default buckets)"),
+                    ("promtrack_native", "promtrack, native (factor 1.1, 160 buckets)"),
+                    ("prometheus-client_native", "prometheus-client, native (factor 1.1)")]
 # The memory bench (issue 15): its shapes, in the order of its table, and the crate whose bytes
 # per series promtrack must not exceed in each.
 MEMORY_SHAPES = [
@@ -238,7 +243,7 @@ def run_all(out: Path, quick: bool, skip_build_weight: bool = False) -> dict:
     step("build-benches", ["cargo", "bench", "-p", "promtrack-benches", "--no-run"], timed=False)
     step("build-wrk-server", ["cargo", "build", "--release", "-p", "promtrack-examples",
                               "--bin", "layer_wrk_server"], timed=False)
-    for bench in ["core", "contention", "handler", "layer", "multiprocess"]:
+    for bench in ["core", "contention", "native", "handler", "layer", "multiprocess"]:
         step(f"bench-{bench}", ["cargo", "bench", "-p", "promtrack-benches", "--bench", bench,
                                 "--", "--noplot", *kind["criterion"]])
     step("wrk-layer", ["scripts/wrk-layer.sh", *kind["wrk"]])
@@ -436,6 +441,20 @@ def render(out: Path, results: type[Results] = Results) -> str:
         ratio = r.ns(group, OURS) / r.ns(group, "prometheus")
         rows.append(f"| {text} | ×{ratio:.2f} (`prometheus`) | {verdict(ratio <= 0.5)} |")
     v["core_targets"] = "\n".join(rows)
+
+    # --- native histograms (issue 13)
+    native = {f: r.ns(NATIVE_GROUP, f) for f, _ in NATIVE_FUNCTIONS}
+    v["native_table"] = "\n".join(
+        ["| one observe | median |", "|---|---:|"]
+        + [f"| {label} | {fmt_ns(native[f])} |" for f, label in NATIVE_FUNCTIONS])
+    over_classic = native["promtrack_native"] / native["promtrack_classic"]
+    over_peer = native["promtrack_native"] / native["prometheus-client_native"]
+    v["native_targets"] = "\n".join([
+        "| target | ratio | |", "|---|---:|---|",
+        f"| native observe at most 1.5× promtrack's classic observe | ×{over_classic:.2f} | "
+        f"{verdict(over_classic <= 1.5)} |",
+        f"| native observe at most prometheus-client's native observe | ×{over_peer:.2f} | "
+        f"{verdict(over_peer <= 1.0)} |"])
 
     # --- the hand-written table against map crates (issue 10)
     rows = ["| lookup + increment | " + " | ".join(["promtrack's table"] + INDEX_CRATES)
@@ -749,6 +768,8 @@ def self_test() -> None:
         "scrape speed-up judged": "| 18× faster | ≥ 20× faster: **not met** |" in flat,
         "256 files judged": "promtrack < 50 ms: met" in flat,
         "restarts judged": "| 1.10× | ≤ 1.5×: met |" in flat,
+        "native observe judged": "| native observe at most 1.5× promtrack's classic observe | "
+                                 "×" in flat,
         "table against the crates read": "| 1 thread (`counter_lookup_2labels`) | " in flat,
         # The made-up table is barely faster than the crates: the decision must go to the crate.
         "table decision judged": "**use the crate**: the hand-written table is not 1.2× " in flat,

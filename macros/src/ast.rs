@@ -112,6 +112,11 @@ pub enum MetricOption {
     Labels { key: Ident, labels: Vec<Label> },
     /// `buckets = [..]` or `buckets = CONST`, on a histogram.
     Buckets { key: Ident, bounds: Expr },
+    /// `native` or `native(setting = value, ..)`, on a histogram.
+    Native {
+        key: Ident,
+        settings: Vec<(Ident, Expr)>,
+    },
     /// `mode = ".."`, on a gauge.
     Mode { key: Ident, mode: LitStr },
     /// `label_names = ["a", ..]`, in `family!`.
@@ -246,6 +251,23 @@ impl MetricOption {
                     key,
                     bounds: input.parse()?,
                 }
+            }
+            "native" if kind == Kind::Histogram => {
+                let mut settings = Vec::new();
+                if input.peek(syn::token::Paren) {
+                    let content;
+                    syn::parenthesized!(content in input);
+                    while !content.is_empty() {
+                        let name = Ident::parse_any(&content)?;
+                        content.parse::<Token![=]>()?;
+                        settings.push((name, content.parse()?));
+                        if content.is_empty() {
+                            break;
+                        }
+                        content.parse::<Token![,]>()?;
+                    }
+                }
+                MetricOption::Native { key, settings }
             }
             "mode" if kind == Kind::Gauge => {
                 input.parse::<Token![=]>()?;

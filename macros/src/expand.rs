@@ -85,6 +85,35 @@ pub fn spec(
         }
         None => quote!(#p::Option::None),
     };
+    let native = match &declaration.native {
+        Some(n) => {
+            let opt = |v: Option<TokenStream>| match v {
+                Some(v) => quote!(#p::Option::Some(#v)),
+                None => quote!(#p::Option::None),
+            };
+            let float = |v: Option<f64>| {
+                opt(v.map(|v| {
+                    LitFloat::new(&format!("{v:?}"), Span::call_site()).into_token_stream()
+                }))
+            };
+            let bucket_factor = float(n.bucket_factor);
+            let zero_threshold = float(n.zero_threshold);
+            let max_zero_threshold = float(n.max_zero_threshold);
+            let max_buckets = opt(n.max_buckets.map(|v| quote!(#v)));
+            let min_reset = opt(n.min_reset_nanos.map(|v| quote!(#v)));
+            // Classic buckets are kept when the declaration lists them too.
+            let classic = declaration.buckets.is_some();
+            quote!(#p::Option::Some(#p::NativeSpec {
+                bucket_factor: #bucket_factor,
+                max_buckets: #max_buckets,
+                zero_threshold: #zero_threshold,
+                max_zero_threshold: #max_zero_threshold,
+                min_reset_nanos: #min_reset,
+                classic: #classic,
+            }))
+        }
+        None => quote!(#p::Option::None),
+    };
     let mode = Ident::new(
         declaration.gauge_mode.unwrap_or(default_mode),
         Span::call_site(),
@@ -96,6 +125,7 @@ pub fn spec(
             help: #help,
             label_names: #label_names,
             buckets: #buckets,
+            native: #native,
             mode: #p::GaugeMode::#mode,
             location: #location,
         }

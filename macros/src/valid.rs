@@ -41,6 +41,8 @@ pub struct Declaration {
     /// The attribute's labels, in declaration order; empty for `family!`.
     pub labels: Vec<Label>,
     pub buckets: Option<BucketBounds>,
+    /// A histogram's `native(..)`, checked.
+    pub native: Option<NativeSettings>,
     /// The `GaugeMode` variant `mode = ".."` named.
     pub gauge_mode: Option<&'static str>,
     /// `family!`'s `label_names = [..]`.
@@ -60,6 +62,133 @@ pub enum BucketBounds {
     Const(Expr),
 }
 
+/// A histogram's `native(..)` settings, each checked; `None` takes the runtime's default
+/// (`NativeConfig`'s documented defaults).
+#[derive(Default)]
+pub struct NativeSettings {
+    pub bucket_factor: Option<f64>,
+    pub max_buckets: Option<u32>,
+    pub zero_threshold: Option<f64>,
+    pub max_zero_threshold: Option<f64>,
+    pub min_reset_nanos: Option<u64>,
+}
+
+/// The runtime's `MAX_BUCKETS_LIMIT`: the most window cells per sign.
+const MAX_NATIVE_BUCKETS: u32 = 4096;
+
+const NATIVE_SETTINGS: &str =
+    "`bucket_factor`, `max_buckets`, `zero_threshold`, `max_zero_threshold`, `min_reset`";
+
+/// Checks `native(..)`'s settings: known names, each once, values in range.
+fn native_settings(settings: Vec<(syn::Ident, Expr)>, errors: &mut Errors) -> NativeSettings {
+    let mut out = NativeSettings::default();
+    let mut seen: Vec<String> = Vec::new();
+    for (name, value) in settings {
+        let key = name.to_string();
+        if seen.contains(&key) {
+            errors.push(name.span(), format!("`{key}` is given twice; keep one"));
+            continue;
+        }
+        seen.push(key.clone());
+        let span = value.span();
+        match key.as_str() {
+            "bucket_factor" => match number(&value) {
+                Some(f) if f > 1.0 && f.is_finite() => out.bucket_factor = Some(f),
+                _ => errors.push(
+                    span,
+                    "`bucket_factor` must be a number literal above 1, e.g. `bucket_factor = 1.1` (each bucket at most 10% wider than the one before)",
+                ),
+            },
+            "max_buckets" => match integer(&value) {
+                Some(n) if (1..=i128::from(MAX_NATIVE_BUCKETS)).contains(&n) => {
+                    out.max_buckets = Some(n as u32);
+                }
+                _ => errors.push(
+                    span,
+                    format!(
+                        "`max_buckets` must be an integer literal from 1 to {MAX_NATIVE_BUCKETS}, e.g. `max_buckets = 160`"
+                    ),
+                ),
+            },
+            "zero_threshold" | "max_zero_threshold" => match number(&value) {
+                Some(t) if t >= 0.0 && t.is_finite() => {
+                    if key == "zero_threshold" {
+                        out.zero_threshold = Some(t);
+                    } else {
+                        out.max_zero_threshold = Some(t);
+                    }
+                }
+                _ => errors.push(
+                    span,
+                    format!("`{key}` must be a finite, non-negative number literal, e.g. `{key} = 1e-9`"),
+                ),
+            },
+            "min_reset" => match duration_nanos(&value) {
+                Some(n) => out.min_reset_nanos = Some(n),
+                None => errors.push(
+                    span,
+                    "`min_reset` must be a duration string such as \"1h\", \"30m\", \"90s\" or \"0\" (never reset)",
+                ),
+            },
+            _ => errors.push(
+                name.span(),
+                format!("unknown native histogram setting `{key}`; expected one of {NATIVE_SETTINGS}"),
+            ),
+        }
+    }
+    out
+}
+
+/// An integer literal.
+fn integer(expr: &Expr) -> Option<i128> {
+    match expr {
+        Expr::Lit(lit) => match &lit.lit {
+            Lit::Int(i) => i.base10_parse().ok(),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// A duration string literal (`"1h"`, `"1h30m"`, `"90s"`, `"250ms"`, `"0"`) in nanoseconds.
+fn duration_nanos(expr: &Expr) -> Option<u64> {
+    let Expr::Lit(lit) = expr else { return None };
+    let Lit::Str(s) = &lit.lit else { return None };
+    let text = s.value();
+    if text.trim() == "0" {
+        return Some(0);
+    }
+    let mut total: u64 = 0;
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
+        if digits == 0 {
+            return None;
+        }
+        let n: u64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit = match &rest[..unit_len] {
+            "ns" => 1,
+            "us" | "µs" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            "d" => 86_400_000_000_000,
+            _ => return None,
+        };
+        rest = &rest[unit_len..];
+        total = total.checked_add(n.checked_mul(unit)?)?;
+    }
+    Some(total)
+}
+
 /// Checks `args` of `form`; `returns_unit` is whether the attributed function returns `()`
 /// (`None` for `family!`, which has no labels with values).
 pub fn check(args: MetricArgs, form: Form, returns_unit: Option<bool>) -> (Declaration, Errors) {
@@ -71,6 +200,7 @@ pub fn check(args: MetricArgs, form: Form, returns_unit: Option<bool>) -> (Decla
         help: args.help,
         labels: Vec::new(),
         buckets: None,
+        native: None,
         gauge_mode: None,
         label_names: None,
         krate: None,
@@ -93,6 +223,12 @@ pub fn check(args: MetricArgs, form: Form, returns_unit: Option<bool>) -> (Decla
                 let bounds = bucket_bounds(bounds, &mut errors);
                 if declaration.buckets.replace(bounds).is_some() {
                     errors.push(key.span(), "`buckets` is given twice; keep one");
+                }
+            }
+            MetricOption::Native { key, settings } => {
+                let settings = native_settings(settings, &mut errors);
+                if declaration.native.replace(settings).is_some() {
+                    errors.push(key.span(), "`native` is given twice; keep one");
                 }
             }
             MetricOption::Mode { key, mode } => {
@@ -191,6 +327,14 @@ fn not_taken_hint(key: &str, form: Form) -> String {
                 "Family<_, Histogram>"
             }
         ),
+        "native" => format!(
+            "only histograms have native buckets; remove `native` or use `{}`",
+            if attribute {
+                "#[histogram(..)]"
+            } else {
+                "Family<_, Histogram>"
+            }
+        ),
         "mode" => "`mode` is a gauge's multiprocess aggregation; remove it here".into(),
         "labels" => {
             "a family's label names come from its label set; for an array label set write `label_names = [\"a\", \"b\"]`".into()
@@ -207,12 +351,14 @@ fn not_taken_hint(key: &str, form: Form) -> String {
 fn known_options(form: Form) -> &'static str {
     match form {
         Form::Attribute(Kind::Histogram) => {
-            "`labels(..)`, `buckets = [..]`, `exemplars = false`, `crate = path`"
+            "`labels(..)`, `buckets = [..]`, `native(..)`, `exemplars = false`, `crate = path`"
         }
         Form::Attribute(Kind::Counter) => "`labels(..)`, `exemplars = false`, `crate = path`",
         Form::Attribute(Kind::Gauge) => "`labels(..)`, `mode = \"..\"`, `crate = path`",
         Form::Attribute(_) => "`labels(..)`, `crate = path`",
-        Form::Family(Kind::Histogram) => "`buckets = [..]`, `label_names = [..]`, `crate = path`",
+        Form::Family(Kind::Histogram) => {
+            "`buckets = [..]`, `native(..)`, `label_names = [..]`, `crate = path`"
+        }
         Form::Family(Kind::Gauge) => "`mode = \"..\"`, `label_names = [..]`, `crate = path`",
         Form::Family(_) => "`label_names = [..]`, `crate = path`",
     }

@@ -1,7 +1,8 @@
 //! Value cells: the 8-byte atomics every sample value lives in (ARCHITECTURE.md, *One value cell*).
 //!
 //! A [`Cells`] block is a run of `AtomicU64`s that never moves once handed out. In one process
-//! it owns a heap allocation; in multiprocess mode it points into this process's memory-mapped
+//! the cells sit inline in their series' record (`family/record.rs`), or in a heap block of
+//! their own ([`Cells::heap`]); in multiprocess mode they are in this process's memory-mapped
 //! file, which is never unmapped while the process lives. Either way a metric handle reaches its
 //! value with one pointer load and one atomic instruction: no lock, no hash, no allocation.
 //!
@@ -20,13 +21,33 @@ use std::sync::atomic::{AtomicU64, Ordering};
 struct Line([AtomicU64; 8]);
 
 /// A fixed-length run of atomic cells that never moves.
+///
+/// 16 bytes: every series holds one, so its size is paid per series (see ARCHITECTURE.md,
+/// *The series record*).
 pub struct Cells {
     ptr: NonNull<AtomicU64>,
-    len: usize,
-    /// The heap block these cells own (from `Box::into_raw`, freed on drop); `None` when they
-    /// live in a mapping that outlives the process's metrics (multiprocess mode). Held as a raw
-    /// pointer, not a `Box`, because `ptr` aliases it for the cells' whole life.
-    owned: Option<NonNull<[Line]>>,
+    len: u32,
+    /// Where the cells live. A tag and a raw pointer, not a `Box`, because `ptr` aliases an
+    /// owned block for the cells' whole life.
+    home: Home,
+}
+
+/// Where a [`Cells`] block lives.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Home {
+    /// A heap block of `lines(len)` [`Line`]s these cells own (from `Box::leak`, freed on drop).
+    Owned,
+    /// A mapping that outlives the process's metrics (multiprocess mode): the only home whose
+    /// address [`Cells::external_ptr`] hands to the store that wrote around it.
+    Mapped,
+    /// Memory another value owns and frees after these cells: the series record holding them
+    /// (`family/record.rs`), or a histogram's stripe block (`metric/stripes.rs`).
+    Borrowed,
+}
+
+/// The number of [`Line`]s a heap block of `len` cells takes.
+fn lines(len: usize) -> usize {
+    len.div_ceil(8).max(1)
 }
 
 // SAFETY: the cells are atomics, shared by design; the pointer is either into `owned` (a heap
@@ -38,49 +59,64 @@ unsafe impl Sync for Cells {}
 impl Cells {
     /// `len` zeroed cells on the heap.
     pub(crate) fn heap(len: usize) -> Self {
-        let lines = len.div_ceil(8).max(1);
-        let owned: Box<[Line]> = (0..lines)
+        let owned: Box<[Line]> = (0..lines(len))
             .map(|_| Line(std::array::from_fn(|_| AtomicU64::new(0))))
             .collect();
         let owned = NonNull::from(Box::leak(owned));
         Self {
             ptr: owned.cast(),
-            len,
-            owned: Some(owned),
+            len: u32::try_from(len).expect("a series has fewer than 2^32 cells"),
+            home: Home::Owned,
         }
     }
 
-    /// Cells that live elsewhere (a memory-mapped file).
+    /// Cells in a memory-mapped file (multiprocess mode).
     ///
     /// # Safety
     /// `ptr` must point to `len` initialised, 8-byte aligned `AtomicU64`s that stay valid and
-    /// are never unmapped for the rest of the process's life.
+    /// are never unmapped for the rest of the process's life, inside a record the multiprocess
+    /// store wrote (it reads around them, see [`external_ptr`](Self::external_ptr)).
     #[allow(dead_code)] // used by the multiprocess store
     pub(crate) unsafe fn external(ptr: NonNull<AtomicU64>, len: usize) -> Self {
         Self {
             ptr,
-            len,
-            owned: None,
+            len: u32::try_from(len).expect("a series has fewer than 2^32 cells"),
+            home: Home::Mapped,
         }
     }
 
-    /// The first cell's address if these cells live outside the heap (a mapping), so that
-    /// the store owning that memory can find what it wrote around them; `None` on the heap.
+    /// Cells in memory another value owns: the series record holding them, or a stripe block.
+    ///
+    /// # Safety
+    /// `ptr` must point to `len` initialised, 8-byte aligned `AtomicU64`s that stay valid for as
+    /// long as the returned value and anything borrowing from it (the owner frees them only
+    /// after this value is dropped).
+    pub(crate) unsafe fn borrowed(ptr: NonNull<AtomicU64>, len: usize) -> Self {
+        Self {
+            ptr,
+            len: u32::try_from(len).expect("a series has fewer than 2^32 cells"),
+            home: Home::Borrowed,
+        }
+    }
+
+    /// The first cell's address if these cells live in a mapping the multiprocess store wrote,
+    /// so that it can find what it wrote around them; `None` for every other home.
+    #[allow(dead_code)] // read by the multiprocess store's stripe hook
     pub(crate) fn external_ptr(&self) -> Option<NonNull<AtomicU64>> {
-        self.owned.is_none().then_some(self.ptr)
+        (self.home == Home::Mapped).then_some(self.ptr)
     }
 
     /// Number of cells.
     #[inline]
     pub(crate) fn len(&self) -> usize {
-        self.len
+        self.len as usize
     }
 
     /// Cell `i`. Callers index only below the length their metric type asked for, which
     /// `debug_assert` checks; release builds skip the bounds check on the hot path.
     #[inline(always)]
     pub(crate) fn at(&self, i: usize) -> &AtomicU64 {
-        debug_assert!(i < self.len, "cell {i} out of {}", self.len);
+        debug_assert!(i < self.len(), "cell {i} out of {}", self.len);
         // SAFETY: `i < len` by the metric types' construction (checked in debug builds), and
         // the block is valid for `len` cells by `Cells`' invariant.
         unsafe { &*self.ptr.as_ptr().add(i) }
@@ -89,10 +125,15 @@ impl Cells {
 
 impl Drop for Cells {
     fn drop(&mut self) {
-        if let Some(owned) = self.owned {
-            // SAFETY: `owned` came from `Box::leak` in `heap` and is freed once, here; no
-            // reference to the cells outlives `self` (handles borrow their `Cells`).
-            drop(unsafe { Box::from_raw(owned.as_ptr()) });
+        if self.home == Home::Owned {
+            let block = std::ptr::slice_from_raw_parts_mut(
+                self.ptr.as_ptr().cast::<Line>(),
+                lines(self.len()),
+            );
+            // SAFETY: an owned `ptr` came from `Box::leak` of `lines(len)` lines in `heap` (with
+            // its provenance) and is freed once, here; no reference to the cells outlives
+            // `self` (handles borrow their `Cells`).
+            drop(unsafe { Box::from_raw(block) });
         }
     }
 }

@@ -30,7 +30,9 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 use crate::error::Error;
 use crate::family::{DEFAULT_MAX_SERIES, Family, Opts};
 use crate::labels::LabelSet;
-use crate::metric::{Buckets, Counter, Gauge, GaugeMode, Histogram, Info, Metric, Summary};
+use crate::metric::{
+    Buckets, Counter, Gauge, GaugeMode, Histogram, Info, Metric, NativeConfig, Summary,
+};
 use crate::registry::{Declared, Registry, default_registry};
 
 /// Everything a declaration states about its family, known at compile time.
@@ -42,10 +44,47 @@ pub struct Spec {
     pub label_names: &'static [&'static str],
     /// Histogram bucket bounds; `None` for the defaults.
     pub buckets: Option<&'static [f64]>,
+    /// A histogram's native settings (`native(..)`); `None`: classic only.
+    pub native: Option<NativeSpec>,
     /// Gauge aggregation in multiprocess mode.
     pub mode: GaugeMode,
     /// Where the macro was invoked: reported in conflicts.
     pub location: &'static Location<'static>,
+}
+
+/// A histogram's `native(..)` as the macro checked it; `None` fields take
+/// [`NativeConfig`]'s defaults.
+#[doc(hidden)]
+pub struct NativeSpec {
+    pub bucket_factor: Option<f64>,
+    pub max_buckets: Option<u32>,
+    pub zero_threshold: Option<f64>,
+    pub max_zero_threshold: Option<f64>,
+    pub min_reset_nanos: Option<u64>,
+    /// Whether the declaration lists classic buckets too.
+    pub classic: bool,
+}
+
+impl NativeSpec {
+    fn config(&self) -> NativeConfig {
+        let mut c = NativeConfig::default().classic(self.classic);
+        if let Some(f) = self.bucket_factor {
+            c = c.bucket_factor(f);
+        }
+        if let Some(n) = self.max_buckets {
+            c = c.max_buckets(n);
+        }
+        if let Some(t) = self.zero_threshold {
+            c = c.zero_threshold(t);
+        }
+        if let Some(t) = self.max_zero_threshold {
+            c = c.max_zero_threshold(t);
+        }
+        if let Some(n) = self.min_reset_nanos {
+            c = c.min_reset(std::time::Duration::from_nanos(n));
+        }
+        c
+    }
 }
 
 /// Builds a metric type's per-family configuration from a [`Spec`].
@@ -70,7 +109,12 @@ impl Configure for Gauge {
 }
 impl Configure for Histogram {
     fn config(spec: &Spec) -> Buckets {
-        spec.buckets.map(|b| Buckets(b.into())).unwrap_or_default()
+        let mut config = Buckets::default();
+        if let Some(b) = spec.buckets {
+            config.bounds = b.into();
+        }
+        config.native = spec.native.as_ref().map(NativeSpec::config);
+        config
     }
 }
 
@@ -354,6 +398,7 @@ mod tests {
             help: "Calls.",
             label_names: &["kind"],
             buckets: None,
+            native: None,
             mode: GaugeMode::All,
             location: Location::caller(),
         },
@@ -378,5 +423,26 @@ mod tests {
         let family = SITE.family.get().expect("registered");
         assert!(std::ptr::eq(SITE.series(), family.with(&["fixed"])));
         assert_eq!(family.with(&["fixed"]).get(), 20.0);
+    }
+
+    /// The attribute's `native(..)` settings override the defaults one by one; `buckets` too
+    /// keeps the classic buckets.
+    #[test]
+    fn native_specs_become_configs() {
+        let spec = NativeSpec {
+            bucket_factor: Some(2.0),
+            max_buckets: None,
+            zero_threshold: Some(0.0),
+            max_zero_threshold: None,
+            min_reset_nanos: Some(3_600_000_000_000),
+            classic: true,
+        };
+        let want = NativeConfig::default()
+            .bucket_factor(2.0)
+            .zero_threshold(0.0)
+            .min_reset(std::time::Duration::from_secs(3600))
+            .classic(true);
+        assert_eq!(spec.config(), want);
+        assert_eq!(want.schema(), 0);
     }
 }

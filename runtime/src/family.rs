@@ -12,22 +12,23 @@
 //! share one overflow series whose every label value is [`OVERFLOW_LABEL_VALUE`], and each such
 //! lookup is counted in `promtrack_cardinality_overflow_total{family="…"}`.
 
+mod record;
 mod table;
 
 use std::hash::BuildHasher;
 use std::marker::PhantomData;
 use std::panic::Location;
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::key::{KeyRef, KeyWords, StoredKey, words_of};
-use crate::labels::{KeyWriter, LabelQuery, LabelSet, key_values, render_pairs};
-use crate::metric::Buckets;
+use crate::key::{KeyRef, KeyWords, word_form_values, words_of};
+use crate::labels::{KeyWriter, LabelQuery, LabelSet};
 use crate::metric::{FamilyDecl, Histogram, Metric};
-use crate::model::{FamilyDesc, Labels, Visitor};
-use table::{Keyed, Table};
+use crate::model::{FamilyDesc, KeyLabels, Labels, Visitor};
+use record::{Header, Record};
+use table::Table;
 
 /// The default cap on distinct label sets per family.
 pub const DEFAULT_MAX_SERIES: usize = 10_000;
@@ -150,7 +151,7 @@ impl<L: LabelSet, M: Metric> Family<L, M> {
     /// construction, so that builder steps (`.buckets()`, `.mode()`) create no throwaway series.
     pub(crate) fn create_unlabelled_series(&self) {
         if L::ARITY == 0 && self.core.opts.label_names.is_empty() {
-            let mut empty = KeyWords::new();
+            let empty = KeyWords::new();
             let key = empty.finish();
             self.core.insert(key.hash(self.core.seed), key, 0, Some(0));
         }
@@ -212,7 +213,16 @@ impl<L: LabelSet> Family<L, Histogram> {
     /// Bounds are checked when the family is registered.
     pub fn buckets(self, bounds: &[f64]) -> Self {
         let mut opts = self.core.opts.clone();
-        opts.config = Buckets(bounds.into());
+        opts.config.bounds = bounds.into();
+        Self::from_opts(opts, self.core.origin)
+    }
+
+    /// Keeps native (exponential) buckets: native only, or beside the classic buckets with
+    /// [`NativeConfig::classic`](crate::NativeConfig::classic). Settings are checked when the
+    /// family is registered.
+    pub fn native(self, native: crate::NativeConfig) -> Self {
+        let mut opts = self.core.opts.clone();
+        opts.config.native = Some(native);
         Self::from_opts(opts, self.core.origin)
     }
 }
@@ -237,29 +247,13 @@ impl<M: Metric> std::ops::Deref for Family<(), M> {
     }
 }
 
-/// One series: its key, its rendered labels and its metric.
-pub(crate) struct Series<M> {
-    key: StoredKey,
-    hash: u64,
-    /// `name="value",…`, escaped once here so that every scrape only copies it.
-    rendered: Box<str>,
-    created: f64,
-    pub(crate) metric: M,
-}
-
-impl<M> Keyed for Series<M> {
-    fn hash(&self) -> u64 {
-        self.hash
-    }
-}
-
 /// Everything but the lookup-free read path, behind the family's lock.
 struct State<M> {
     /// Every series, owned here (freed in `SharedFamily::drop`).
-    all: Vec<NonNull<Series<M>>>,
+    all: Vec<Record<M>>,
     /// Whether `all` is sorted by key (new series are appended; a scrape sorts).
     sorted: bool,
-    overflow: Option<NonNull<Series<M>>>,
+    overflow: Option<Record<M>>,
 }
 
 /// What every handle of one family shares: its declaration and its series.
@@ -268,14 +262,18 @@ pub(crate) struct SharedFamily<M: Metric> {
     pub(crate) origin: &'static Location<'static>,
     /// Seeds this family's key hashes, at random, so that clients cannot aim collisions.
     seed: u64,
-    dense: Box<[AtomicPtr<Series<M>>]>,
-    table: Table<Series<M>>,
+    dense: Box<[AtomicPtr<Header<M>>]>,
+    table: Table<Header<M>>,
     state: Mutex<State<M>>,
     overflow_hits: AtomicU64,
+    /// Whether some series' value needs escaping in the text formats (`\\`, `"`, line feed):
+    /// until one does, a scrape copies the values as they are. Only ever set, under the lock.
+    escaping: AtomicBool,
 }
 
-// SAFETY: the raw pointers in `State` and `dense` point to `Series<M>` owned by this core and
-// only shared as `&Series<M>`; `M: Send + Sync` by `Metric`'s bounds.
+// SAFETY: the raw pointers in `State`, `dense` and `table` point to series records owned by
+// this core and only shared for reading (their metric's cells are atomics); `M: Send + Sync` by
+// `Metric`'s bounds.
 unsafe impl<M: Metric> Send for SharedFamily<M> {}
 unsafe impl<M: Metric> Sync for SharedFamily<M> {}
 
@@ -300,6 +298,7 @@ impl<M: Metric> SharedFamily<M> {
                 overflow: None,
             }),
             overflow_hits: AtomicU64::new(0),
+            escaping: AtomicBool::new(false),
         }
     }
 
@@ -307,15 +306,48 @@ impl<M: Metric> SharedFamily<M> {
     #[inline(always)]
     fn lookup(&self, write: impl FnOnce(&mut KeyWriter<'_>), dense: Option<usize>) -> &M {
         let mut words = KeyWords::new();
-        let mut writer = KeyWriter::new(&mut words);
-        write(&mut writer);
-        let arity = writer.count();
+        let arity = {
+            let mut writer = KeyWriter::new(&mut words);
+            write(&mut writer);
+            writer.count()
+        };
         let key = words.finish();
         let hash = key.hash(self.seed);
-        match self.table.find(hash, |series| series.key.matches(&key)) {
-            Some(series) => &series.metric,
-            None => self.insert(hash, key, arity, dense),
+        match self.table.find(hash, |p| Self::record(p).matches(&key)) {
+            Some(p) => &Self::record(p).header().metric,
+            None => {
+                // The miss path gets a copy of the words: a pointer into `words` passed to an
+                // out-of-line call would keep the compiler from holding the key being written
+                // in registers on the hit path (see `key.rs`).
+                let mut copy = [0u64; 16];
+                match key.words.len() {
+                    n @ 0..=16 => {
+                        copy[..n].copy_from_slice(key.words);
+                        let key = KeyRef {
+                            words: &copy[..n],
+                            len: key.len,
+                        };
+                        self.insert(hash, key, arity, dense)
+                    }
+                    _ => {
+                        let owned = key.words.to_vec();
+                        let key = KeyRef {
+                            words: &owned,
+                            len: key.len,
+                        };
+                        self.insert(hash, key, arity, dense)
+                    }
+                }
+            }
         }
+    }
+
+    /// A record the table or the dense array handed out.
+    #[inline(always)]
+    fn record(p: NonNull<Header<M>>) -> Record<M> {
+        // SAFETY: the table and the dense array hold only pointers of records this family
+        // created (`create`) and frees only when it drops.
+        unsafe { Record::from_ptr(p) }
     }
 
     /// Creates the series for a key not found by the lock-free read, or finds it if another
@@ -324,20 +356,19 @@ impl<M: Metric> SharedFamily<M> {
     #[inline(never)]
     fn insert(&self, hash: u64, key: KeyRef<'_>, arity: usize, dense: Option<usize>) -> &M {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(series) = self.table.find(hash, |s| s.key.matches(&key)) {
-            return &series.metric;
+        if let Some(p) = self.table.find(hash, |p| Self::record(p).matches(&key)) {
+            return &Self::record(p).header().metric;
         }
         let expected = self.opts.label_names.len();
         if arity != expected || state.all.len() >= self.opts.max_series {
             self.overflow_hits.fetch_add(1, Ordering::Relaxed);
             return self.overflow(&mut state);
         }
-        let series = self.create(&mut state, hash, StoredKey::new(key));
+        let series = self.create(&mut state, hash, key);
         if let Some(slot) = dense.and_then(|i| self.dense.get(i)) {
             slot.store(series.as_ptr(), Ordering::Release);
         }
-        // SAFETY: owned by `state.all` until the core drops.
-        unsafe { &series.as_ref().metric }
+        &series.header().metric
     }
 
     /// The overflow series, created on first need.
@@ -350,48 +381,49 @@ impl<M: Metric> SharedFamily<M> {
                     key.extend_from_slice(crate::family::OVERFLOW_LABEL_VALUE.as_bytes());
                     key.push(crate::labels::KEY_SEPARATOR);
                 }
-                let mut words = words_of(&key);
+                let words = words_of(&key);
                 let key = words.finish();
                 let hash = key.hash(self.seed);
                 // A caller may have used the overflow value itself: then it is the same series.
-                let s = match self.table.find(hash, |s| s.key.matches(&key)) {
-                    Some(s) => NonNull::from(s),
-                    None => self.create(state, hash, StoredKey::new(key)),
+                let s = match self.table.find(hash, |p| Self::record(p).matches(&key)) {
+                    Some(p) => Self::record(p),
+                    None => self.create(state, hash, key),
                 };
                 state.overflow = Some(s);
                 s
             }
         };
-        // SAFETY: owned by `state.all` until the core drops.
-        unsafe { &(*series.as_ptr()).metric }
+        &series.header().metric
     }
 
-    fn create(&self, state: &mut State<M>, hash: u64, key: StoredKey) -> NonNull<Series<M>> {
-        let rendered = render_pairs(
-            self.opts.label_names.iter().map(|n| &**n),
-            key_values(&key.bytes),
-        );
-        let cells = crate::store::series_cells(&self.decl(), &key.bytes);
-        let series = Box::new(Series {
-            key,
+    /// Creates and publishes the record of a new series (`record.rs`): one allocation, the
+    /// cells inline unless the storage seam puts them in this process's file.
+    fn create(&self, state: &mut State<M>, hash: u64, key: KeyRef<'_>) -> Record<M> {
+        let decl = self.decl();
+        let created = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let series = Record::new(
             hash,
-            rendered,
-            created: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0.0, |d| d.as_secs_f64()),
-            metric: M::from_cells(cells, &self.opts.config),
-        });
-        let series = NonNull::from(Box::leak(series));
-        // SAFETY: we hold the family's lock, the key is new, and `state.all` keeps the series
-        // alive and unmoved (it is boxed) until the core drops, after the table.
+            created,
+            key.words,
+            decl.layout().len(),
+            crate::store::external_cells(&decl, key),
+            |cells| M::from_cells(cells, &self.opts.config),
+        );
+        if series
+            .key()
+            .iter()
+            .any(|b| matches!(b, b'\\' | b'"' | b'\n'))
+        {
+            self.escaping.store(true, Ordering::Relaxed);
+        }
+        // SAFETY: we hold the family's lock, the key is new, and `state.all` keeps the record
+        // alive and unmoved until the core drops, after the table.
         unsafe { self.table.insert(series.as_ptr()) };
         if state.sorted {
             if let Some(last) = state.all.last() {
-                // SAFETY: owned by `state.all`.
-                state.sorted = unsafe { last.as_ref() }
-                    .key
-                    .cmp_values(unsafe { series.as_ref() }.key.bytes.as_ref())
-                    .is_lt();
+                state.sorted = cmp_values(last.key(), series.key()).is_lt();
             }
         }
         state.all.push(series);
@@ -407,6 +439,7 @@ impl<M: Metric> SharedFamily<M> {
             kind: M::KIND,
             mode: M::mode(&self.opts.config),
             bounds: M::bounds(&self.opts.config),
+            native: M::native(&self.opts.config),
         }
     }
 
@@ -441,34 +474,38 @@ impl<M: Metric> SharedFamily<M> {
         v.family(&self.desc());
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         if !state.sorted {
-            // SAFETY: owned by `state.all`.
-            state.all.sort_unstable_by(|a, b| unsafe {
-                a.as_ref().key.cmp_values(&b.as_ref().key.bytes)
-            });
+            state
+                .all
+                .sort_unstable_by(|a, b| cmp_values(a.key(), b.key()));
             state.sorted = true;
         }
-        for s in &state.all {
-            // SAFETY: owned by `state.all`.
-            let s = unsafe { s.as_ref() };
-            let point = s.metric.point(&self.opts.config, scratch);
-            let exemplars = s.metric.exemplars();
-            v.series_with_exemplars(
-                Labels::Rendered(&s.rendered),
-                point,
-                Some(s.created),
-                exemplars,
-            );
+        // Set under the lock, as every series is created: read here, under it too.
+        let escape = self.escaping.load(Ordering::Relaxed);
+        for &s in &state.all {
+            let metric = &s.header().metric;
+            let labels = KeyLabels::new(&self.opts.label_names, s.key(), escape);
+            let exemplars = metric.exemplars();
+            metric.visit_point(&self.opts.config, scratch, &mut |point| {
+                v.series_with_exemplars(Labels::Key(labels), point, Some(s.created()), exemplars);
+            });
         }
     }
+}
+
+/// Orders keys in word form (`key.rs`) like the tuples of values they hold (`("/", "200")`
+/// before `("/users", "200")`).
+fn cmp_values(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    word_form_values(a).cmp(word_form_values(b))
 }
 
 impl<M: Metric> Drop for SharedFamily<M> {
     fn drop(&mut self) {
         let state = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
         for s in state.all.drain(..) {
-            // SAFETY: every series was leaked from a `Box` in `create` and is freed once, here;
-            // the table and the dense array only borrow them and are not read after this.
-            drop(unsafe { Box::from_raw(s.as_ptr()) });
+            // SAFETY: every record was made in `create` and is freed once, here; the table and
+            // the dense array only borrow them and are not read after this, and every handle
+            // borrowed the family.
+            unsafe { s.free() };
         }
     }
 }
@@ -520,10 +557,7 @@ mod tests {
         assert!(ptr::eq(f.with(&[again.as_str()]), first));
         assert_eq!(f.with(&["/users/7".to_string()]).get(), 1.0);
         let state = f.core.state.lock().unwrap();
-        // SAFETY: owned by `state.all`.
-        let series = unsafe { state.all[0].as_ref() };
-        assert_eq!(&*series.rendered, "path=\"/users/7\"");
-        assert_eq!(&*series.key.bytes, b"/users/7\xff");
+        assert_eq!(state.all[0].key(), b"/users/7\xff\0\0\0\0\0\0\0");
     }
 
     /// What a `static` family declared with `[&str; N]` must accept: values borrowed for less
@@ -579,6 +613,56 @@ mod tests {
         let f = Family::<[String; 2], Counter>::new("x_total", "h").label_names(["a", "b"]);
         f.with(&["GET"][..]).inc();
         assert_eq!(f.core.overflow_hits(), 1);
+    }
+
+    #[test]
+    fn keys_sort_like_tuples_of_values() {
+        let key = |joined: &[u8]| words_of(joined).finish().to_word_bytes();
+        let (root, users) = (
+            key(b"GET\xff/\xff200\xff"),
+            key(b"GET\xff/users\xff200\xff"),
+        );
+        assert!(cmp_values(&root, &users).is_lt());
+        assert!(cmp_values(&users, &root).is_gt());
+        assert!(cmp_values(&key(b"a\xff"), &key(b"a\xff")).is_eq());
+    }
+
+    #[test]
+    fn a_scrape_renders_escaped_pairs_from_the_key() {
+        let f = Family::<[String; 2], Counter>::new("x_total", "h").label_names(["a", "b"]);
+        f.with(&["x", "\"\\\n"]).inc();
+        let state = f.core.state.lock().unwrap();
+        assert!(f.core.escaping.load(Ordering::Relaxed));
+        let labels = Labels::Key(KeyLabels::new(
+            &f.core.opts.label_names,
+            state.all[0].key(),
+            true,
+        ));
+        let mut out = Vec::new();
+        labels.write_escaped(&mut out);
+        assert_eq!(String::from_utf8(out).unwrap(), "a=\"x\",b=\"\\\"\\\\\\n\"");
+        let Labels::Key(k) = labels else {
+            unreachable!()
+        };
+        assert_eq!(k.pairs().collect::<Vec<_>>(), [("a", "x"), ("b", "\"\\\n")]);
+    }
+
+    /// Values no family value needs escaping in are copied a word at a time (`model.rs`), with
+    /// values of every length around a word boundary.
+    #[test]
+    fn a_scrape_copies_plain_values_from_the_key_words() {
+        let f = Family::<[String; 3], Counter>::new("x_total", "h").label_names(["a", "bb", "c"]);
+        let values = ["", "1234567", "12345678"];
+        f.with(&values).inc();
+        assert!(!f.core.escaping.load(Ordering::Relaxed));
+        let state = f.core.state.lock().unwrap();
+        let key = KeyLabels::new(&f.core.opts.label_names, state.all[0].key(), false);
+        let mut out = b"x{".to_vec();
+        Labels::Key(key).write_escaped(&mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "x{a=\"\",bb=\"1234567\",c=\"12345678\""
+        );
     }
 
     #[test]

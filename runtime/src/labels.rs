@@ -12,11 +12,13 @@
 use std::borrow::Cow;
 
 pub(crate) use crate::key::KEY_SEPARATOR;
-use crate::key::KeyWords;
+use std::marker::PhantomData;
+
+use crate::key::{KeyCursor, KeyWords};
 
 /// Writes one label value. Handed to [`LabelValue::write_value`].
 pub struct ValueWriter<'a> {
-    key: &'a mut KeyWords,
+    key: &'a mut KeyCursor,
 }
 
 impl ValueWriter<'_> {
@@ -30,21 +32,28 @@ impl ValueWriter<'_> {
 
 /// Writes the values of a label set, in the order of its names, into a series key.
 pub struct KeyWriter<'a> {
-    key: &'a mut KeyWords,
+    key: KeyCursor,
     count: usize,
+    /// The cursor writes into this borrow (see `KeyCursor::new`).
+    _words: PhantomData<&'a mut KeyWords>,
 }
 
 impl<'a> KeyWriter<'a> {
     #[inline(always)]
     pub(crate) fn new(key: &'a mut KeyWords) -> Self {
-        Self { key, count: 0 }
+        Self {
+            // SAFETY: `key` stays borrowed by `_words` for as long as the cursor lives.
+            key: unsafe { KeyCursor::new(key) },
+            count: 0,
+            _words: PhantomData,
+        }
     }
 
     /// Appends the next value of the set.
     #[inline(always)]
     pub fn value<V: LabelValue + ?Sized>(&mut self, value: &V) {
-        value.write_value(&mut ValueWriter { key: self.key });
-        self.key.write_u8(KEY_SEPARATOR);
+        value.write_value(&mut ValueWriter { key: &mut self.key });
+        self.key.end_value();
         self.count += 1;
     }
 
@@ -343,21 +352,21 @@ impl OwnedStr for String {}
 impl OwnedStr for Cow<'_, str> {}
 
 impl LabelValue for str {
-    #[inline]
+    #[inline(always)]
     fn write_value(&self, out: &mut ValueWriter<'_>) {
         out.write_str(self)
     }
 }
 
 impl LabelValue for String {
-    #[inline]
+    #[inline(always)]
     fn write_value(&self, out: &mut ValueWriter<'_>) {
         out.write_str(self)
     }
 }
 
 impl LabelValue for Cow<'_, str> {
-    #[inline]
+    #[inline(always)]
     fn write_value(&self, out: &mut ValueWriter<'_>) {
         out.write_str(self)
     }
@@ -369,7 +378,7 @@ impl<T: LabelValue + ?Sized> LabelValue for &T {
     fn cardinality_index(&self) -> usize {
         (**self).cardinality_index()
     }
-    #[inline]
+    #[inline(always)]
     fn write_value(&self, out: &mut ValueWriter<'_>) {
         (**self).write_value(out)
     }
@@ -434,7 +443,11 @@ pub(crate) fn key_values(key: &[u8]) -> impl Iterator<Item = &str> {
 /// Appends `value` escaped for a label value in both text formats (backslash, double quote and
 /// line feed are escaped; everything else, including any Unicode, is written as is).
 pub(crate) fn escape_label_value(out: &mut Vec<u8>, value: &str) {
-    let bytes = value.as_bytes();
+    escape_label_bytes(out, value.as_bytes())
+}
+
+/// [`escape_label_value`] of a value's bytes (a series key's, `key.rs`).
+pub(crate) fn escape_label_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let esc: &[u8] = match b {
@@ -448,27 +461,6 @@ pub(crate) fn escape_label_value(out: &mut Vec<u8>, value: &str) {
         start = i + 1;
     }
     out.extend_from_slice(&bytes[start..]);
-}
-
-/// Renders `name="value",…` with every value escaped: the form both text encoders copy as is.
-pub(crate) fn render_pairs<'a>(
-    names: impl IntoIterator<Item = &'a str>,
-    values: impl IntoIterator<Item = &'a str>,
-) -> Box<str> {
-    let mut out = Vec::new();
-    for (i, (n, v)) in names.into_iter().zip(values).enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(n.as_bytes());
-        out.extend_from_slice(b"=\"");
-        escape_label_value(&mut out, v);
-        out.push(b'"');
-    }
-    // Only ASCII was inserted between valid UTF-8 runs.
-    String::from_utf8(out)
-        .expect("escaping keeps UTF-8 valid")
-        .into_boxed_str()
 }
 
 /// Whether `name` is a valid metric name: `[a-zA-Z_:][a-zA-Z0-9_:]*`.
@@ -557,10 +549,6 @@ mod tests {
         let mut out = Vec::new();
         escape_label_value(&mut out, "a\\b\"c\nd\t😀");
         assert_eq!(String::from_utf8(out).unwrap(), "a\\\\b\\\"c\\nd\t😀");
-        assert_eq!(
-            &*render_pairs(["a", "b"], ["x", "\""]),
-            "a=\"x\",b=\"\\\"\""
-        );
     }
 
     #[test]

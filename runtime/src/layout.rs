@@ -12,6 +12,7 @@
 //! | gauge | `f64` value |
 //! | gauge in a `mostrecent` mode | `f64` value, `u64` Unix time of the update in nanoseconds, `u64` sequence lock (odd while an update is in progress) |
 //! | histogram with `n` bounds | `n + 1` `u64` bucket counts (per bucket, not cumulative; the last is `+Inf`), then the `f64` sum |
+//! | histogram with native buckets | the classic cells above (none for a native-only histogram), then [`native::HEADER`] header cells and `2 * window` bucket cells (see [`native`]) |
 //! | summary | `u64` count, `f64` sum |
 //! | info | none |
 //!
@@ -58,6 +59,12 @@ enum Shape {
     Histogram {
         bounds: usize,
     },
+    /// A histogram keeping native buckets in a window of `window` cells per sign, after its
+    /// classic cells (`bounds` finite bounds; 0: native only, no classic cells at all).
+    Native {
+        bounds: usize,
+        window: usize,
+    },
     Summary,
     /// Info series, and kinds that have no cells.
     Empty,
@@ -79,9 +86,33 @@ impl Layout {
         Layout { shape }
     }
 
+    /// This layout with native histogram buckets, `window` cells per sign (a histogram's only;
+    /// other kinds are returned unchanged). With `classic` false the classic cells are left out.
+    pub(crate) const fn with_native(self, window: usize, classic: bool) -> Layout {
+        match self.shape {
+            Shape::Histogram { bounds } | Shape::Native { bounds, .. } => Layout {
+                shape: Shape::Native {
+                    bounds: if classic { bounds } else { 0 },
+                    window,
+                },
+            },
+            _ => self,
+        }
+    }
+
+    /// Where a histogram's native cells start (`None` for a layout without them).
+    #[allow(dead_code)] // read by the multiprocess store
+    pub(crate) const fn native_base(self) -> Option<usize> {
+        match self.shape {
+            Shape::Native { bounds, .. } => Some(native::base(bounds)),
+            _ => None,
+        }
+    }
+
     /// Number of cells.
     pub(crate) const fn len(self) -> usize {
         match self.shape {
+            Shape::Native { bounds, window } => native::base(bounds) + native::len(window),
             Shape::Counter => counter::LEN,
             Shape::Gauge => gauge::LEN,
             Shape::StampedGauge => gauge::STAMPED_LEN,
@@ -99,6 +130,8 @@ impl Layout {
         match self.shape {
             Shape::Counter => Some(counter::FRACTION),
             Shape::Histogram { bounds } => Some(histogram::sum(bounds)),
+            Shape::Native { bounds, .. } if bounds > 0 => Some(histogram::sum(bounds)),
+            Shape::Native { .. } => Some(native::SUM),
             Shape::Summary => Some(summary::SUM),
             Shape::Gauge | Shape::StampedGauge | Shape::Empty => None,
         }
@@ -150,6 +183,80 @@ pub(crate) mod histogram {
     }
 }
 
+/// A native histogram's cells, relative to [`base`](native::base) (after the classic cells).
+///
+/// The header, then the zero bucket, then a window of `window` bucket cells per sign. Window
+/// cell `i` of a sign holds the bucket whose key is that sign's offset plus `i`. Bucket cells
+/// and the zero bucket are *tagged*: the top 16 bits hold [`tag`](native::tag) of the generation
+/// whose layout (schema, zero threshold, offsets) they follow, the low 48 bits the count. An
+/// observation is a compare-and-swap that expects the tag it read the layout under, so an
+/// observation racing a change of layout fails and retries instead of landing in a bucket that
+/// now means another range (see `metric/native.rs`).
+pub(crate) mod native {
+    /// The generation: even while the layout is stable, odd while it is being changed.
+    pub(crate) const GENERATION: usize = 0;
+    /// 0 or 1: the per-series lock that writers changing the layout hold (never readers).
+    pub(crate) const LOCK: usize = 1;
+    /// The current schema, an `i64`.
+    pub(crate) const SCHEMA: usize = 2;
+    /// The current zero threshold, an `f64`.
+    pub(crate) const ZERO_THRESHOLD: usize = 3;
+    /// The key held by the first positive window cell, an `i64`.
+    pub(crate) const POSITIVE_OFFSET: usize = 4;
+    /// The key held by the first negative window cell, an `i64`.
+    pub(crate) const NEGATIVE_OFFSET: usize = 5;
+    /// How many window cells are non-empty (kept loosely between layout changes).
+    pub(crate) const POPULATED: usize = 6;
+    /// The sum of observations, an `f64`.
+    pub(crate) const SUM: usize = 7;
+    /// Unix time of the last reset (or of creation), nanoseconds.
+    pub(crate) const LAST_RESET: usize = 8;
+    /// Window cells per sign (`max_buckets`), a `u64`.
+    pub(crate) const WINDOW: usize = 9;
+    /// The configured schema and zero threshold, restored by a reset.
+    pub(crate) const INITIAL_SCHEMA: usize = 10;
+    pub(crate) const INITIAL_ZERO_THRESHOLD: usize = 11;
+    /// The widest zero threshold reductions may widen to, an `f64`.
+    pub(crate) const MAX_ZERO_THRESHOLD: usize = 12;
+    /// Nanoseconds after a reset before another one may happen; 0: never reset.
+    pub(crate) const MIN_RESET: usize = 13;
+    /// The zero bucket's count (tagged).
+    pub(crate) const ZERO_COUNT: usize = 14;
+    /// Cells before the windows.
+    pub(crate) const HEADER: usize = 15;
+
+    /// Bits of a tagged cell that hold the count.
+    pub(crate) const COUNT_MASK: u64 = (1 << 48) - 1;
+
+    /// The tag of generation `generation` (even), in a tagged cell's top bits.
+    pub(crate) const fn tag(generation: u64) -> u64 {
+        ((generation >> 1) & 0xffff) << 48
+    }
+
+    /// Where the native cells start after `bounds` classic bounds (0: native only).
+    pub(crate) const fn base(bounds: usize) -> usize {
+        if bounds == 0 {
+            0
+        } else {
+            super::histogram::len(bounds)
+        }
+    }
+
+    /// The positive window's first cell.
+    pub(crate) const fn positive(_window: usize) -> usize {
+        HEADER
+    }
+
+    /// The negative window's first cell.
+    pub(crate) const fn negative(window: usize) -> usize {
+        HEADER + window
+    }
+
+    pub(crate) const fn len(window: usize) -> usize {
+        HEADER + 2 * window
+    }
+}
+
 /// A summary's cells.
 pub(crate) mod summary {
     /// The number of observations, a `u64`.
@@ -174,6 +281,21 @@ mod tests {
         assert_eq!(len(MetricKind::Histogram, false, 11), 13);
         assert_eq!(len(MetricKind::Summary, false, 0), 2);
         assert_eq!(len(MetricKind::Info, false, 0), 0);
+        let native = |bounds, classic| {
+            Layout::of(MetricKind::Histogram, false, bounds).with_native(160, classic)
+        };
+        assert_eq!(native(11, true).len(), 13 + 15 + 320);
+        assert_eq!(native(11, true).native_base(), Some(13));
+        assert_eq!(native(11, false).len(), 15 + 320);
+        assert_eq!(native(11, false).native_base(), Some(0));
+        assert_eq!(native(11, false).float_total(), Some(native::SUM));
+        assert_eq!(native(11, true).float_total(), Some(12));
+        assert_eq!(
+            Layout::of(MetricKind::Counter, false, 0)
+                .with_native(9, true)
+                .len(),
+            2
+        );
     }
 
     #[test]

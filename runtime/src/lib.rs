@@ -75,6 +75,7 @@ mod context;
 mod declare;
 mod error;
 mod exemplar;
+mod exponential;
 pub mod expose;
 mod family;
 mod key;
@@ -114,7 +115,8 @@ pub use labels::{LabelQuery, LabelSet, LabelValue};
 #[cfg(feature = "axum")]
 pub use layer::{MetricsLayer, layer};
 pub use metric::{
-    Counter, DEFAULT_BUCKETS, Gauge, GaugeMode, Histogram, InFlight, Info, Metric, Summary,
+    Counter, DEFAULT_BUCKETS, Gauge, GaugeMode, Histogram, InFlight, Info, Metric, NativeConfig,
+    Summary,
 };
 pub use promtrack_macros::{
     LabelSet, LabelValue, counter, do_not_track, exclude_all_metrics, family, gauge, histogram,

@@ -86,19 +86,94 @@ pub struct FamilyDesc<'a> {
 /// A series' labels, as a source holds them.
 #[derive(Clone, Copy, Debug)]
 pub enum Labels<'a> {
-    /// `name="value",…` already escaped for the text formats (our own families render this once,
-    /// when a series is created). Empty for a series without labels.
+    /// `name="value",…` already escaped for the text formats (for sources that keep only
+    /// text). Empty for a series without labels.
     Rendered(&'a str),
     /// Name and value pairs, unescaped.
     Pairs(&'a [(Cow<'static, str>, String)]),
+    /// Names and values as a family of this crate stores them: the family's label names, and
+    /// its series' key (the values, unescaped). Read it with [`KeyLabels::pairs`].
+    Key(KeyLabels<'a>),
 }
 
-impl Labels<'_> {
+/// A series' labels as this crate's families store them: no text is rendered when a series is
+/// created, each scrape writes the pairs from the names and the series' key (see
+/// ARCHITECTURE.md, *The series record*).
+#[derive(Clone, Copy, Debug)]
+pub struct KeyLabels<'a> {
+    names: &'a [Box<str>],
+    /// The values in word form (`key.rs`).
+    key: &'a [u8],
+    /// Whether any value may need escaping (its family has seen a `\\`, `"` or line feed in
+    /// some value); when not, the text formats copy the values as they are.
+    escape: bool,
+}
+
+impl<'a> KeyLabels<'a> {
+    /// The labels of the values in `key` (word form, `key.rs`), named `names`; `escape` unless
+    /// no value of them needs escaping.
+    pub(crate) fn new(names: &'a [Box<str>], key: &'a [u8], escape: bool) -> Self {
+        Self { names, key, escape }
+    }
+
+    /// Appends `name="value",…` straight from the key's words: no splitting into `str`s, each
+    /// value copied a word at a time, and no escaping scan unless the family has a value that
+    /// needs it (then the values go through the escaping path).
+    fn write_text(&self, out: &mut Vec<u8>) {
+        if self.escape {
+            return write_pairs(out, self.pairs());
+        }
+        // Room for everything written: the names, `="`, `"` and `,` for each, and the padded
+        // values, each of whose words is stored whole (8 bytes) before the length is set.
+        out.reserve(self.key.len() + self.names.iter().map(|n| n.len() + 4).sum::<usize>());
+        let mut words = self
+            .key
+            .chunks_exact(8)
+            .map(|w| u64::from_le_bytes(w.try_into().expect("8 bytes")));
+        for (i, name) in self.names.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(name.as_bytes());
+            out.push(b'=');
+            out.push(b'"');
+            loop {
+                let Some(word) = words.next() else { return };
+                // The value ends at its word's `0xFF` byte, the first whose complement is zero.
+                let inverted = !word;
+                let ends = inverted.wrapping_sub(0x0101_0101_0101_0101)
+                    & !inverted
+                    & 0x8080_8080_8080_8080;
+                let n = if ends == 0 {
+                    8
+                } else {
+                    ends.trailing_zeros() as usize / 8
+                };
+                put_word(out, word, n);
+                if ends != 0 {
+                    break;
+                }
+            }
+            out.push(b'"');
+        }
+    }
+
+    /// Name and value pairs, in the family's label order, unescaped.
+    pub fn pairs(&self) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        self.names
+            .iter()
+            .map(|n| &**n)
+            .zip(crate::key::word_form_values(self.key))
+    }
+}
+
+impl<'a> Labels<'a> {
     /// Whether there is no label at all.
     pub fn is_empty(&self) -> bool {
         match self {
             Labels::Rendered(s) => s.is_empty(),
             Labels::Pairs(p) => p.is_empty(),
+            Labels::Key(k) => k.names.is_empty(),
         }
     }
 
@@ -106,18 +181,55 @@ impl Labels<'_> {
     pub(crate) fn write_escaped(&self, out: &mut Vec<u8>) {
         match self {
             Labels::Rendered(s) => out.extend_from_slice(s.as_bytes()),
-            Labels::Pairs(pairs) => {
-                for (i, (n, v)) in pairs.iter().enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    out.extend_from_slice(n.as_bytes());
-                    out.extend_from_slice(b"=\"");
-                    crate::labels::escape_label_value(out, v);
-                    out.push(b'"');
-                }
-            }
+            Labels::Pairs(pairs) => write_pairs(out, pairs.iter().map(|(n, v)| (&**n, &**v))),
+            Labels::Key(k) => k.write_text(out),
         }
+    }
+
+    /// These labels as escaped text, rendered into `scratch` if they are not text already: for
+    /// an encoder that writes them on several sample lines (a histogram's), so that the pairs
+    /// are rendered once per series, then copied.
+    pub(crate) fn rendered_in<'s>(self, scratch: &'s mut Vec<u8>) -> Labels<'s>
+    where
+        'a: 's,
+    {
+        match self {
+            Labels::Key(_) => {
+                scratch.clear();
+                self.write_escaped(scratch);
+                // Escaping writes only ASCII between the values' own UTF-8 (see `key.rs`).
+                Labels::Rendered(std::str::from_utf8(scratch).unwrap_or_default())
+            }
+            other => other,
+        }
+    }
+}
+
+/// Appends the first `n` (at most 8) bytes of `word`, little-endian, with one 8-byte store into
+/// the spare capacity (which the caller reserved).
+#[inline(always)]
+fn put_word(out: &mut Vec<u8>, word: u64, n: usize) {
+    let len = out.len();
+    for (to, byte) in out.spare_capacity_mut()[..8]
+        .iter_mut()
+        .zip(word.to_le_bytes())
+    {
+        to.write(byte);
+    }
+    // SAFETY: the first 8 spare bytes were just initialised, and `n <= 8`.
+    unsafe { out.set_len(len + n) };
+}
+
+/// Appends `name="value",…`, each value escaped.
+fn write_pairs<'a>(out: &mut Vec<u8>, pairs: impl Iterator<Item = (&'a str, &'a str)>) {
+    for (i, (n, v)) in pairs.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(n.as_bytes());
+        out.extend_from_slice(b"=\"");
+        crate::labels::escape_label_value(out, v);
+        out.push(b'"');
     }
 }
 
@@ -190,6 +302,150 @@ impl NativeBuckets {
     pub fn bucket_count(&self) -> usize {
         self.positive.len() + self.negative.len()
     }
+
+    /// Observations in every bucket, the zero bucket included (saturating at `u64::MAX`).
+    pub fn count(&self) -> u64 {
+        self.positive
+            .iter()
+            .chain(&self.negative)
+            .fold(self.zero_count, |n, &(_, c)| n.saturating_add(c))
+    }
+
+    /// Lowers the resolution to `schema` (clamped to −4 ..= 8), merging each run of
+    /// `2^(self.schema - schema)` buckets into one: key `k` becomes `ceil(k / 2^d)`. Exact: no
+    /// count moves to a bucket that does not contain its observations. A schema at or above
+    /// the current one changes nothing.
+    ///
+    /// ```
+    /// use promtrack::model::NativeBuckets;
+    ///
+    /// let mut b = NativeBuckets { schema: 1, positive: vec![(1, 2), (2, 3), (3, 1)], ..Default::default() };
+    /// b.reduce_to_schema(0);
+    /// assert_eq!((b.schema, b.positive), (0, vec![(1, 5), (2, 1)]));
+    /// ```
+    pub fn reduce_to_schema(&mut self, schema: i8) {
+        let target = crate::exponential::clamp_schema(schema.into());
+        let d = i64::from(self.schema) - i64::from(target);
+        if d <= 0 {
+            return;
+        }
+        let d = d.min(62);
+        let merge = |buckets: &mut Vec<(i32, u64)>| {
+            let mut out: Vec<(i32, u64)> = Vec::with_capacity(buckets.len());
+            for &(k, c) in buckets.iter() {
+                let k = ((i64::from(k) + (1 << d) - 1) >> d) as i32;
+                match out.last_mut() {
+                    Some((last, n)) if *last == k => *n = n.saturating_add(c),
+                    _ => out.push((k, c)),
+                }
+            }
+            *buckets = out;
+        };
+        merge(&mut self.positive);
+        merge(&mut self.negative);
+        self.schema = target;
+    }
+
+    /// Widens the zero bucket to at least `threshold`: every bucket whose upper bound is at or
+    /// below it moves into the zero bucket. When the threshold falls inside a populated
+    /// bucket, it is raised to that bucket's upper bound and the bucket moves too (as
+    /// Prometheus does, so that no bucket overlaps the zero bucket). A threshold at or below
+    /// the current one (or NaN) changes nothing. Returns the new threshold.
+    pub fn widen_zero_threshold(&mut self, threshold: f64) -> f64 {
+        if threshold.is_nan() || threshold <= self.zero_threshold {
+            return self.zero_threshold;
+        }
+        let schema = self.schema;
+        let mut t = threshold;
+        // Buckets are ascending by key, so the ones to move are at the front. Raising `t` for
+        // one sign may bring buckets of the other under it: scan again until it stays put
+        // (every raise moves a bucket, so this ends).
+        loop {
+            let mut raised = false;
+            for buckets in [&mut self.positive, &mut self.negative] {
+                let mut moved = 0;
+                for &(k, c) in buckets.iter() {
+                    let upper = crate::exponential::upper_bound(k, schema);
+                    if upper > t {
+                        let lower = crate::exponential::upper_bound(k.saturating_sub(1), schema);
+                        if lower >= t {
+                            break;
+                        }
+                        t = upper; // the threshold cuts this bucket: take it whole
+                        raised = true;
+                    }
+                    self.zero_count = self.zero_count.saturating_add(c);
+                    moved += 1;
+                }
+                buckets.drain(..moved);
+            }
+            if !raised {
+                break;
+            }
+        }
+        self.zero_threshold = t;
+        t
+    }
+
+    /// Adds `other` into `self`, exactly: both are first reduced to the lower of the two
+    /// schemas and widened to the wider of the two zero thresholds, then bucket counts are
+    /// added (saturating). This is how histograms from several processes are merged.
+    ///
+    /// ```
+    /// use promtrack::model::NativeBuckets;
+    ///
+    /// let mut a = NativeBuckets { schema: 1, positive: vec![(2, 1)], ..Default::default() };
+    /// let b = NativeBuckets { schema: 0, positive: vec![(1, 4)], zero_count: 1, ..Default::default() };
+    /// a.merge(&b);
+    /// assert_eq!((a.schema, a.positive, a.zero_count), (0, vec![(1, 5)], 1));
+    /// ```
+    pub fn merge(&mut self, other: &NativeBuckets) {
+        let mut other = other.clone();
+        let schema = self.schema.min(other.schema);
+        self.reduce_to_schema(schema);
+        other.reduce_to_schema(schema);
+        // Each widening can only raise a threshold to a bucket bound of either side.
+        for _ in 0..=self.bucket_count() + other.bucket_count() + 1 {
+            let t = self.zero_threshold.max(other.zero_threshold);
+            let a = self.widen_zero_threshold(t);
+            let b = other.widen_zero_threshold(t);
+            if a == b {
+                break;
+            }
+        }
+        self.zero_count = self.zero_count.saturating_add(other.zero_count);
+        self.positive = add_buckets(&self.positive, &other.positive);
+        self.negative = add_buckets(&self.negative, &other.negative);
+    }
+}
+
+/// Two ascending bucket lists added key by key.
+fn add_buckets(a: &[(i32, u64)], b: &[(i32, u64)]) -> Vec<(i32, u64)> {
+    let mut out = Vec::with_capacity(a.len().max(b.len()));
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() || j < b.len() {
+        match (a.get(i), b.get(j)) {
+            (Some(&(ka, ca)), Some(&(kb, cb))) if ka == kb => {
+                out.push((ka, ca.saturating_add(cb)));
+                i += 1;
+                j += 1;
+            }
+            (Some(&x), Some(&(kb, _))) if x.0 < kb => {
+                out.push(x);
+                i += 1;
+            }
+            (Some(_), Some(&y)) | (None, Some(&y)) => {
+                out.push(y);
+                j += 1;
+            }
+            (Some(&x), None) => {
+                out.push(x);
+                i += 1;
+            }
+            (None, None) => break,
+        }
+    }
+    out
 }
 
 /// A series' exemplars, borrowed from its source: slot 0 for a counter, slot `i` for a

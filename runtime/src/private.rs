@@ -13,7 +13,7 @@
 // The request context: `exclude` and `Exclusion` for the generated code of `#[do_not_track]`
 // and `#[exclude_all_metrics]`; the rest for tests that run a handler as the layer would.
 pub use crate::context::{Exclusion, RequestContext, Tick, current_exclusion, exclude};
-pub use crate::declare::{Configure, LazyFamily, Site, Spec, refused_declarations};
+pub use crate::declare::{Configure, LazyFamily, NativeSpec, Site, Spec, refused_declarations};
 pub use crate::labels::{KeyWriter, LabelQuery, LabelSet, LabelValue, OwnedStr, ValueWriter};
 pub use crate::metric::{Counter, Gauge, GaugeMode, Histogram, InFlight, Info, Summary};
 pub use crate::registry::{DECLARATIONS, Declared};

@@ -17,19 +17,31 @@
 //! `DirCollector` is a `Collector` above the registry.
 
 use crate::cell::Cells;
+use crate::key::KeyRef;
 use crate::metric::FamilyDecl;
 use crate::model::MetricFamily;
 
 /// The cells of a new series of the family `decl`, whose label values are `key` (`key.rs`),
-/// zeroed. Called by the family, under its lock, when it creates a series: the cold path.
-pub(crate) fn series_cells(decl: &FamilyDecl<'_>, key: &[u8]) -> Cells {
+/// zeroed, when they live outside the series' own record: in this process's multiprocess file.
+/// `None` means the heap: the family then puts them inline in the series record
+/// (`family/record.rs`), sized by `decl.layout()`. Called by the family, under its lock, when
+/// it creates a series: the cold path.
+pub(crate) fn external_cells(decl: &FamilyDecl<'_>, key: KeyRef<'_>) -> Option<Cells> {
     #[cfg(all(feature = "multiprocess", unix))]
-    if let Some(cells) = crate::multiprocess_store::series_cells(decl, key) {
-        return cells;
+    {
+        // Native histogram state is not in the file yet: its cells stay on the heap, so that no
+        // reader finds a series longer than its family record says.
+        if decl.native.is_some() {
+            return None;
+        }
+        // The file records the joined form.
+        key.with_joined(|key| crate::multiprocess_store::series_cells(decl, key))
     }
     #[cfg(not(all(feature = "multiprocess", unix)))]
-    let _ = key; // the heap does not record label values
-    Cells::heap(decl.layout().len())
+    {
+        let _ = (decl, key); // the heap does not record label values
+        None
+    }
 }
 
 /// Something the default registry collects on every scrape.

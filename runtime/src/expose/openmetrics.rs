@@ -16,6 +16,8 @@ use crate::model::{Exemplar, Exemplars, FamilyDesc, Labels, MetricKind, Point, V
 /// Writes OpenMetrics 1.0 text into a buffer. Call [`finish`](Self::finish) at the end.
 pub(crate) struct OpenMetricsEncoder<'a> {
     out: &'a mut Vec<u8>,
+    /// A series' labels rendered once for all its sample lines (`Labels::rendered_in`).
+    labels: Vec<u8>,
     /// The family name (suffix dropped).
     name: String,
     le: LeCache,
@@ -25,6 +27,7 @@ impl<'a> OpenMetricsEncoder<'a> {
     pub(crate) fn new(out: &'a mut Vec<u8>) -> Self {
         Self {
             out,
+            labels: Vec::new(),
             name: String::new(),
             le: LeCache::default(),
         }
@@ -109,6 +112,27 @@ impl Visitor for OpenMetricsEncoder<'_> {
     }
 
     fn series_with_exemplars(
+        &mut self,
+        labels: Labels<'_>,
+        point: Point<'_>,
+        created: Option<f64>,
+        exemplars: Exemplars<'_>,
+    ) {
+        // Our families hand over names and key: a histogram or a summary, whose labels go on
+        // several sample lines, has them rendered once, then copied.
+        if matches!(point, Point::Histogram { .. } | Point::Summary { .. }) {
+            let mut scratch = std::mem::take(&mut self.labels);
+            self.series_of(labels.rendered_in(&mut scratch), point, created, exemplars);
+            self.labels = scratch;
+        } else {
+            self.series_of(labels, point, created, exemplars);
+        }
+    }
+}
+
+impl OpenMetricsEncoder<'_> {
+    /// One series' samples, its labels as text, with their exemplars.
+    fn series_of(
         &mut self,
         labels: Labels<'_>,
         point: Point<'_>,

@@ -16,14 +16,22 @@
 //! - Info is written as a gauge of value 1 and unknown as `UNTYPED`: the proto has neither type.
 //! - Classic buckets are cumulative (saturating, like the text encoders) and stop at the last
 //!   finite bound: `+Inf` is implied by `sample_count`, as client_golang writes it.
+//! - Native histogram buckets become spans of consecutive keys with delta-encoded counts; an
+//!   empty native histogram with a zero threshold of 0 carries one no-op span, without which
+//!   Prometheus would read it as a classic one. A histogram with both kinds of buckets carries
+//!   both in one message; its count is the larger of the two totals (they differ only by
+//!   observations in flight while the scrape read them), so that no bucket exceeds it.
 //! - Counters, histograms and summaries carry `created_timestamp` where the source knows it
 //!   (Prometheus 2.42 ignores it; later versions use it for start-time-aware queries).
-//! - A series with a `Rendered` label text (our own families) has it parsed back into pairs: the
-//!   text is what the series was created with, so it is well-formed by construction.
+//! - Labels are written as pairs straight from the source: our own families hand over their
+//!   names and each series' key (`Labels::Key`), nothing to parse. A `Rendered` label text (a
+//!   source that keeps only escaped text) is parsed back into pairs.
 
 use prost::Message;
 
-use crate::model::{Exemplar, Exemplars, FamilyDesc, Labels, MetricKind, Point, Visitor};
+use crate::model::{
+    Exemplar, Exemplars, FamilyDesc, Labels, MetricKind, NativeBuckets, Point, Visitor,
+};
 
 /// The messages of `metrics.proto`, field for field. `pub(crate)` so that the tests decode what
 /// the encoder wrote.
@@ -295,7 +303,7 @@ impl Visitor for ProtobufEncoder<'_> {
                 bounds,
                 counts,
                 sum,
-                native: _, // written by the native-histogram work (issue 13)
+                native,
             } => {
                 let mut cumulative = 0u64;
                 let mut bucket = Vec::with_capacity(bounds.len());
@@ -319,13 +327,17 @@ impl Visitor for ProtobufEncoder<'_> {
                         });
                     }
                 }
-                metric.histogram = Some(pb::Histogram {
+                let mut h = pb::Histogram {
                     sample_count: Some(cumulative),
                     sample_sum: Some(sum),
                     bucket,
                     created_timestamp: created,
                     ..Default::default()
-                });
+                };
+                if let Some(native) = native {
+                    write_native(&mut h, native);
+                }
+                metric.histogram = Some(h);
             }
             Point::Summary { count, sum } => {
                 metric.summary = Some(pb::Summary {
@@ -338,6 +350,56 @@ impl Visitor for ProtobufEncoder<'_> {
         }
         family.metric.push(metric);
     }
+}
+
+/// Fills a histogram message's native fields.
+fn write_native(h: &mut pb::Histogram, native: &NativeBuckets) {
+    h.schema = Some(native.schema.into());
+    h.zero_threshold = Some(native.zero_threshold);
+    h.zero_count = Some(native.zero_count);
+    (h.positive_span, h.positive_delta) = spans(&native.positive);
+    (h.negative_span, h.negative_delta) = spans(&native.negative);
+    if native.zero_threshold == 0.0 && native.zero_count == 0 && native.bucket_count() == 0 {
+        h.positive_span.push(pb::BucketSpan {
+            offset: Some(0),
+            length: Some(0),
+        });
+    }
+    let total = native.count();
+    if h.sample_count.is_none_or(|c| c < total) {
+        h.sample_count = Some(total);
+    }
+}
+
+/// Ascending `(key, count)` buckets as spans of consecutive keys (the first span's offset is
+/// its first key, each later one's the gap since the previous span) and the counts as deltas
+/// from the previous bucket's (the first from 0).
+fn spans(buckets: &[(i32, u64)]) -> (Vec<pb::BucketSpan>, Vec<i64>) {
+    let mut spans: Vec<pb::BucketSpan> = Vec::new();
+    let mut deltas = Vec::with_capacity(buckets.len());
+    let mut previous: Option<i32> = None;
+    let mut last_count = 0i64;
+    for &(k, c) in buckets {
+        let c = i64::try_from(c).unwrap_or(i64::MAX);
+        match previous {
+            Some(p) if i64::from(k) == i64::from(p) + 1 => {
+                if let Some(span) = spans.last_mut() {
+                    span.length = Some(span.length.unwrap_or(0) + 1);
+                }
+            }
+            _ => spans.push(pb::BucketSpan {
+                offset: Some(match previous {
+                    None => k,
+                    Some(p) => k.saturating_sub(p).saturating_sub(1),
+                }),
+                length: Some(1),
+            }),
+        }
+        deltas.push(c.wrapping_sub(last_count));
+        last_count = c;
+        previous = Some(k);
+    }
+    (spans, deltas)
 }
 
 /// Unix seconds as a `Timestamp`; `None` for a time that has none (NaN, infinite, out of
@@ -382,6 +444,7 @@ fn label_pairs(labels: &Labels<'_>) -> Vec<pb::LabelPair> {
     };
     match labels {
         Labels::Pairs(pairs) => pairs.iter().map(|(n, v)| pair(n, v.clone())).collect(),
+        Labels::Key(k) => k.pairs().map(|(n, v)| pair(n, v.to_owned())).collect(),
         Labels::Rendered(text) => {
             let mut out = Vec::new();
             let mut rest = *text;
@@ -419,7 +482,7 @@ mod tests {
     use super::messages as pb;
     use super::*;
     use crate::expose::{Format, encode};
-    use crate::model::{MetricFamily, Series, Value};
+    use crate::model::{MetricFamily, NativeBuckets, Series, Value};
     use crate::{Collector, Counter, Family, Histogram, Registry};
 
     struct Fixed(Vec<MetricFamily>);
@@ -600,6 +663,79 @@ mod tests {
         let h = protobuf(&r)[0].metric[0].histogram.clone().unwrap();
         assert_eq!(h.bucket[0].cumulative_count, Some(u64::MAX));
         assert_eq!(h.sample_count, Some(u64::MAX));
+    }
+
+    /// Native buckets as spans and deltas, decoded back; a native-only histogram and one with
+    /// both kinds of buckets; the no-op span of an empty one with a zero threshold of 0.
+    #[test]
+    fn native_histograms_as_spans_and_deltas() {
+        let native = NativeBuckets {
+            schema: 3,
+            zero_threshold: 0.001,
+            zero_count: 2,
+            positive: vec![(-3, 4), (-2, 1), (5, 7), (7, 7)],
+            negative: vec![(1, 3)],
+        };
+        let empty = NativeBuckets::default();
+        let r = Registry::new();
+        r.register_collector(Fixed(vec![
+            MetricFamily::new("n", "N.", MetricKind::Histogram)
+                .with_series(
+                    Series::new(Value::Histogram {
+                        bounds: vec![],
+                        counts: vec![24],
+                        sum: 12.5,
+                        native: Some(native.clone()),
+                    })
+                    .label("k", "native"),
+                )
+                .with_series(
+                    Series::new(Value::Histogram {
+                        bounds: vec![1.0],
+                        counts: vec![20, 4],
+                        sum: 12.5,
+                        native: Some(native.clone()),
+                    })
+                    .label("k", "both"),
+                )
+                .with_series(
+                    Series::new(Value::Histogram {
+                        bounds: vec![],
+                        counts: vec![0],
+                        sum: 0.0,
+                        native: Some(empty),
+                    })
+                    .label("k", "empty"),
+                ),
+        ]));
+        let f = &protobuf(&r)[0];
+        let h = |i: usize| f.metric[i].histogram.clone().unwrap();
+        for i in [0, 1] {
+            let h = h(i);
+            assert_eq!(h.schema, Some(3));
+            assert_eq!((h.zero_threshold, h.zero_count), (Some(0.001), Some(2)));
+            let spans: Vec<(i32, u32)> = h
+                .positive_span
+                .iter()
+                .map(|s| (s.offset(), s.length()))
+                .collect();
+            assert_eq!(spans, [(-3, 2), (6, 1), (1, 1)]);
+            assert_eq!(h.positive_delta, [4, -3, 6, 0]);
+            assert_eq!(h.negative_span.len(), 1);
+            assert_eq!(h.negative_delta, [3]);
+            assert_eq!((h.sample_count, h.sample_sum), (Some(24), Some(12.5)));
+        }
+        assert!(h(0).bucket.is_empty(), "native only: no classic bucket");
+        assert_eq!(h(1).bucket.len(), 1, "both: the classic bucket too");
+        let e = h(2);
+        assert_eq!(e.schema, Some(0));
+        let noop: Vec<(i32, u32)> = e
+            .positive_span
+            .iter()
+            .map(|s| (s.offset(), s.length()))
+            .collect();
+        assert_eq!(noop, [(0, 0)]);
+        assert_eq!(e.sample_count, Some(0));
     }
 
     #[test]

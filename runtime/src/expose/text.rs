@@ -4,7 +4,9 @@
 //! line feed. Info families are written as gauges and unknown ones as `untyped` (the format has
 //! neither); `_created` is not written (the format has no place for it, and Prometheus would
 //! read it as a separate gauge). Histogram buckets are written cumulatively, ending in
-//! `le="+Inf"`, followed by `_sum` and `_count`.
+//! `le="+Inf"`, followed by `_sum` and `_count`. A native-only histogram arrives with no finite
+//! bound and one count, so it is written as the single bucket `le="+Inf"`: a valid classic
+//! histogram that strict parsers accept (its native buckets travel only in protobuf).
 
 use super::LeCache;
 use super::float::{write_f64, write_u64};
@@ -13,6 +15,8 @@ use crate::model::{FamilyDesc, Labels, MetricKind, Point, Visitor};
 /// Writes text format 0.0.4 into a buffer.
 pub(crate) struct TextEncoder<'a> {
     out: &'a mut Vec<u8>,
+    /// A series' labels rendered once for all its sample lines (`Labels::rendered_in`).
+    labels: Vec<u8>,
     name: String,
     le: LeCache,
 }
@@ -21,6 +25,7 @@ impl<'a> TextEncoder<'a> {
     pub(crate) fn new(out: &'a mut Vec<u8>) -> Self {
         Self {
             out,
+            labels: Vec::new(),
             name: String::new(),
             le: LeCache::default(),
         }
@@ -80,7 +85,22 @@ impl Visitor for TextEncoder<'_> {
         });
     }
 
-    fn series(&mut self, labels: Labels<'_>, point: Point<'_>, _created: Option<f64>) {
+    fn series(&mut self, labels: Labels<'_>, point: Point<'_>, created: Option<f64>) {
+        // Our families hand over names and key: a histogram or a summary, whose labels go on
+        // several sample lines, has them rendered once, then copied.
+        if matches!(point, Point::Histogram { .. } | Point::Summary { .. }) {
+            let mut scratch = std::mem::take(&mut self.labels);
+            self.series_of(labels.rendered_in(&mut scratch), point, created);
+            self.labels = scratch;
+        } else {
+            self.series_of(labels, point, created);
+        }
+    }
+}
+
+impl TextEncoder<'_> {
+    /// One series' samples, its labels as text.
+    fn series_of(&mut self, labels: Labels<'_>, point: Point<'_>, _created: Option<f64>) {
         match point {
             Point::Counter(v) | Point::Gauge(v) | Point::Unknown(v) => {
                 self.sample_start("", &labels, None);

@@ -68,7 +68,7 @@ impl ExemplarConfig {
 
     /// The request's trace from its headers alone (no user function is configured).
     #[inline]
-    pub(crate) fn from_headers(&self, headers: &HeaderMap) -> Traced {
+    pub(crate) fn read_headers(&self, headers: &HeaderMap) -> Traced {
         if !self.on {
             return Traced::Off;
         }
@@ -82,13 +82,13 @@ impl ExemplarConfig {
     }
 
     /// The request's trace from its head: the user function's, else the header's.
-    pub(crate) fn from_parts(&self, parts: &request::Parts) -> Traced {
+    pub(crate) fn read_parts(&self, parts: &request::Parts) -> Traced {
         if let Some(f) = self.from_request.as_ref().filter(|_| self.on) {
             if let Ok(Some(trace)) = catch_unwind(AssertUnwindSafe(|| f(parts))) {
                 return Traced::Trace(trace);
             }
         }
-        self.from_headers(&parts.headers)
+        self.read_headers(&parts.headers)
     }
 }
 
@@ -130,7 +130,7 @@ mod tests {
     fn the_header_gives_the_trace_unless_distrusted_or_off() {
         let p = parts(&[("traceparent", SAMPLED)]);
         let on = ExemplarConfig::default();
-        let Traced::Trace(t) = on.from_headers(&p.headers) else {
+        let Traced::Trace(t) = on.read_headers(&p.headers) else {
             panic!("a sampled header gives a trace");
         };
         assert_eq!(t.trace_id()[..2], [0x4b, 0xf9]);
@@ -139,12 +139,12 @@ mod tests {
             trust_traceparent: false,
             ..ExemplarConfig::default()
         };
-        assert_eq!(distrusted.from_headers(&p.headers), Traced::Untraced);
+        assert_eq!(distrusted.read_headers(&p.headers), Traced::Untraced);
         let off = ExemplarConfig {
             on: false,
             ..ExemplarConfig::default()
         };
-        assert_eq!(off.from_headers(&p.headers), Traced::Off);
+        assert_eq!(off.read_headers(&p.headers), Traced::Off);
         assert_eq!(record_trace(Traced::Off), None);
     }
 
@@ -160,9 +160,9 @@ mod tests {
             p.headers.contains_key("x-trace").then_some(mine)
         }));
         assert!(given.needs_parts());
-        assert_eq!(given.from_parts(&p), Traced::Trace(mine));
+        assert_eq!(given.read_parts(&p), Traced::Trace(mine));
         let panicking = config(Arc::new(|_| panic!("a user bug")));
-        let Traced::Trace(t) = panicking.from_parts(&p) else {
+        let Traced::Trace(t) = panicking.read_parts(&p) else {
             panic!("falls back to the header");
         };
         assert_eq!(t.trace_id()[0], 0x4b);

@@ -152,7 +152,7 @@ impl LayerState {
             // Nothing is computed from the request's head: it goes through untouched.
             state
                 .marks
-                .set_traced(self.exemplars.from_headers(request.headers()));
+                .set_traced(self.exemplars.read_headers(request.headers()));
             let outcome = &mut state.outcome;
             outcome.path = path(None, request.uri());
             if families.has_route_metrics() {
@@ -164,7 +164,7 @@ impl LayerState {
             return request.map(Body::new);
         }
         let (parts, body) = request.into_parts();
-        state.marks.set_traced(self.exemplars.from_parts(&parts));
+        state.marks.set_traced(self.exemplars.read_parts(&parts));
         let outcome = &mut state.outcome;
         outcome.path = path(Some(&parts), &parts.uri);
         let configured = outcome.configured();

@@ -6,14 +6,20 @@
 //!
 //! A series observed from several cores at once gets stripes (`stripes.rs`): more copies of
 //! these cells, one per way, written by the threads whose probe names them and added up by
-//! every read. A series never contended keeps its one set of cells. State added to the
-//! histogram later (native buckets, exemplars) is not striped: it hangs off the `Histogram`,
-//! not off its cells.
+//! every read. A series never contended keeps its one set of cells. Exemplars are not striped:
+//! they hang off the `Histogram`, not off its cells.
+//!
+//! A histogram may also keep native buckets ([`NativeConfig`]): their cells follow the classic
+//! ones, or stand alone for a native-only histogram, whose `bounds` are then empty (a classic
+//! histogram always has one). The native state and its rules live in `native.rs`. A histogram
+//! with native buckets is never striped: its native cells take every observation on one set of
+//! cells anyway, and a stripe would copy them.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use super::native::{Native, NativeConfig};
 use super::stripes::Stripes;
 use super::{Metric, check_reserved, count_invalid_update, private::Sealed};
 use crate::cell::{Cells, load_f64};
@@ -26,13 +32,27 @@ pub const DEFAULT_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-/// Upper bounds of a histogram's finite buckets.
+/// A histogram family's configuration: the upper bounds of its finite buckets, and its native
+/// settings if it keeps native buckets.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Buckets(pub(crate) Arc<[f64]>);
+pub struct Buckets {
+    pub(crate) bounds: Arc<[f64]>,
+    pub(crate) native: Option<NativeConfig>,
+}
 
 impl Default for Buckets {
     fn default() -> Self {
-        Self(DEFAULT_BUCKETS.into())
+        Self {
+            bounds: DEFAULT_BUCKETS.into(),
+            native: None,
+        }
+    }
+}
+
+impl Buckets {
+    /// Whether the classic buckets are kept (always, but for a native-only histogram).
+    fn classic(&self) -> bool {
+        self.native.as_ref().is_none_or(NativeConfig::keeps_classic)
     }
 }
 
@@ -64,6 +84,9 @@ impl Histogram {
             count_invalid_update();
             return;
         }
+        if self.bounds.is_empty() {
+            return Native::new(&self.cells, 0).observe(v);
+        }
         let bucket = self.bucket_of(v);
         let cells = self.cells_for_this_thread();
         cells.at(bucket).fetch_add(1, Ordering::Relaxed);
@@ -78,6 +101,19 @@ impl Histogram {
         {
             self.add_contended(sum, v);
         }
+        if let Some(native) = self.native() {
+            native.observe(v);
+        }
+    }
+
+    /// The native buckets' cells, if this histogram keeps them.
+    #[inline]
+    fn native(&self) -> Option<Native<'_>> {
+        if self.bounds.is_empty() {
+            return Some(Native::new(&self.cells, 0));
+        }
+        let classic = layout::len(self.bounds.len());
+        (self.cells.len() > classic).then(|| Native::new(&self.cells, classic))
     }
 
     /// The cells this thread observes into: the series' own, or its stripe once it has them.
@@ -92,7 +128,10 @@ impl Histogram {
     #[inline(never)]
     fn add_contended(&self, sum: &std::sync::atomic::AtomicU64, v: f64) {
         crate::cell::add_f64(sum, v);
-        self.stripes.contended(&self.cells);
+        // Native cells are not striped (see the module docs), and a stripe would copy them.
+        if self.cells.len() == layout::len(self.bounds.len()) {
+            self.stripes.contended(&self.cells);
+        }
     }
 
     /// The primary cells, then every stripe.
@@ -178,6 +217,9 @@ impl Histogram {
 
     /// Number of observations.
     pub fn count(&self) -> u64 {
+        if self.bounds.is_empty() {
+            return Native::new(&self.cells, 0).snapshot(&mut Vec::new()).count;
+        }
         layout::buckets(self.bounds.len())
             .map(|i| self.bucket_count(i))
             .fold(0, u64::wrapping_add)
@@ -191,11 +233,14 @@ impl Histogram {
     /// (floating-point addition is monotonic in each operand). The multiprocess aggregate sums
     /// the ways' records exactly.
     pub fn sum(&self) -> f64 {
+        if self.bounds.is_empty() {
+            return Native::new(&self.cells, 0).snapshot(&mut Vec::new()).sum;
+        }
         let i = layout::sum(self.bounds.len());
         self.ways().map(|c| load_f64(c.at(i))).sum()
     }
 
-    /// The finite upper bounds.
+    /// The finite upper bounds (none for a native-only histogram).
     pub fn bounds(&self) -> &[f64] {
         &self.bounds
     }
@@ -205,16 +250,70 @@ impl Sealed for Histogram {
     type Config = Buckets;
 
     fn bounds(config: &Buckets) -> &[f64] {
-        &config.0
+        if config.classic() {
+            &config.bounds
+        } else {
+            &[]
+        }
+    }
+
+    fn native(config: &Buckets) -> Option<&NativeConfig> {
+        config.native.as_ref()
     }
 
     fn from_cells(cells: Cells, config: &Buckets) -> Self {
-        assert!(cells.len() >= layout::len(config.0.len()));
+        let bounds: Arc<[f64]> = if config.classic() {
+            config.bounds.clone()
+        } else {
+            Arc::new([])
+        };
+        let classic = if bounds.is_empty() {
+            0
+        } else {
+            layout::len(bounds.len())
+        };
+        assert!(cells.len() >= classic);
+        if let Some(native) = &config.native {
+            let ok = Native::new(&cells, classic).init(native, true);
+            assert!(ok, "the store allocates the layout the family declares");
+        }
         Self {
-            bounds: config.0.clone(),
+            bounds,
             cells,
             exemplars: SeriesExemplars::default(),
             stripes: Stripes::default(),
+        }
+    }
+
+    fn visit_point(&self, config: &Buckets, scratch: &mut Vec<u64>, f: &mut dyn FnMut(Point<'_>)) {
+        let Some(native) = self.native() else {
+            return f(self.point(config, scratch));
+        };
+        let mut copy = Vec::new();
+        let snapshot = native.snapshot(&mut copy);
+        if self.bounds.is_empty() {
+            scratch.clear();
+            scratch.push(snapshot.count);
+            return f(Point::Histogram {
+                bounds: &[],
+                counts: scratch,
+                sum: snapshot.sum,
+                native: Some(&snapshot.buckets),
+            });
+        }
+        match self.point(config, scratch) {
+            Point::Histogram {
+                bounds,
+                counts,
+                sum,
+                ..
+            } => f(Point::Histogram {
+                bounds,
+                counts,
+                sum,
+                native: Some(&snapshot.buckets),
+            }),
+            other => f(other),
         }
     }
 
@@ -235,7 +334,13 @@ impl Sealed for Histogram {
 
     fn validate(_: &str, label_names: &[Box<str>], config: &Buckets) -> Result<(), String> {
         check_reserved(label_names, "le", "histogram")?;
-        validate_bounds(&config.0)
+        if let Some(native) = &config.native {
+            native.validate()?;
+        }
+        if config.classic() {
+            validate_bounds(&config.bounds)?;
+        }
+        Ok(())
     }
 }
 
@@ -267,7 +372,10 @@ mod tests {
     use super::*;
 
     fn histogram(bounds: &[f64]) -> Histogram {
-        let cfg = Buckets(bounds.into());
+        let cfg = Buckets {
+            bounds: bounds.into(),
+            native: None,
+        };
         Histogram::from_cells(Cells::heap(layout::len(bounds.len())), &cfg)
     }
 
@@ -278,7 +386,10 @@ mod tests {
             h.observe(v);
         }
         let mut scratch = Vec::new();
-        let cfg = Buckets(h.bounds.clone());
+        let cfg = Buckets {
+            bounds: h.bounds.clone(),
+            native: None,
+        };
         match h.point(&cfg, &mut scratch) {
             Point::Histogram { counts, sum, .. } => {
                 assert_eq!(counts, &[3, 2, 1]);
@@ -327,7 +438,10 @@ mod tests {
             let n = 4 * per_thread as u64;
             assert_eq!(h.count(), n, "striped: {striped}");
             let mut scratch = Vec::new();
-            let cfg = Buckets(h.bounds.clone());
+            let cfg = Buckets {
+                bounds: h.bounds.clone(),
+                native: None,
+            };
             match h.point(&cfg, &mut scratch) {
                 Point::Histogram { counts, sum, .. } => {
                     assert_eq!(counts.iter().sum::<u64>(), n);

@@ -13,6 +13,7 @@ mod counter;
 mod gauge;
 pub(crate) mod histogram;
 mod info;
+pub(crate) mod native;
 pub(crate) mod stripes;
 mod summary;
 
@@ -23,6 +24,7 @@ pub use counter::Counter;
 pub use gauge::{Gauge, GaugeMode, InFlight};
 pub use histogram::{Buckets, DEFAULT_BUCKETS, Histogram};
 pub use info::Info;
+pub use native::NativeConfig;
 pub use summary::Summary;
 
 use crate::cell::Cells;
@@ -52,6 +54,10 @@ pub(crate) mod private {
         fn bounds(_config: &Self::Config) -> &[f64] {
             &[]
         }
+        /// A histogram's native settings, if it keeps native buckets.
+        fn native(_config: &Self::Config) -> Option<&NativeConfig> {
+            None
+        }
         /// Wraps freshly allocated, zeroed cells of the layout [`FamilyDecl::layout`] gives.
         fn from_cells(cells: Cells, config: &Self::Config) -> Self;
         /// The series' current value(s); histograms load their buckets into `scratch`.
@@ -59,6 +65,17 @@ pub(crate) mod private {
         /// The series' exemplars (counters and histograms keep them).
         fn exemplars(&self) -> Exemplars<'_> {
             Exemplars::NONE
+        }
+
+        /// Hands the series' current value(s) to `f`: [`point`](Self::point), but for values
+        /// that need owned storage while they are visited (native histogram buckets).
+        fn visit_point(
+            &self,
+            config: &Self::Config,
+            scratch: &mut Vec<u64>,
+            f: &mut dyn FnMut(Point<'_>),
+        ) {
+            f(self.point(config, scratch));
         }
         /// Kind-specific checks on a family's name, label names and configuration, as a
         /// sentence saying what is wrong and how to fix it.
@@ -82,14 +99,20 @@ pub(crate) struct FamilyDecl<'a> {
     pub(crate) kind: MetricKind,
     /// [`GaugeMode::All`] but for gauges.
     pub(crate) mode: GaugeMode,
-    /// Empty but for histograms.
+    /// Empty but for histograms (and empty for a native-only one).
     pub(crate) bounds: &'a [f64],
+    /// A histogram's native settings, if it keeps native buckets.
+    pub(crate) native: Option<&'a NativeConfig>,
 }
 
 impl FamilyDecl<'_> {
     /// The layout of each of the family's series.
     pub(crate) fn layout(&self) -> Layout {
-        Layout::of(self.kind, self.mode.is_stamped(), self.bounds.len())
+        let layout = Layout::of(self.kind, self.mode.is_stamped(), self.bounds.len());
+        match self.native {
+            Some(n) => layout.with_native(n.max_buckets as usize, !self.bounds.is_empty()),
+            None => layout,
+        }
     }
 }
 

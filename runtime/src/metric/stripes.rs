@@ -219,7 +219,7 @@ impl Set {
                 // SAFETY: `len` zeroed, aligned atomics inside `heap`, which this `Set` owns
                 // and frees only after these `Cells` (field order); they are lent out only as
                 // borrows of the `Set`, so none outlives the memory.
-                unsafe { Cells::external(ptr, len) }
+                unsafe { Cells::borrowed(ptr, len) }
             })
             .collect();
         Some(Set {

@@ -403,6 +403,7 @@ impl<'a> Aggregate<'a> {
                 kind: f.kind,
                 mode: f.mode,
                 bounds: &f.bounds,
+                native: None,
             };
             file::encode_family(&mut out, &decl);
             if let Some(settings) = &f.native_settings {

@@ -42,6 +42,7 @@ fn decl<'a>(
         kind,
         mode: GaugeMode::All,
         bounds,
+        native: None,
     }
 }
 

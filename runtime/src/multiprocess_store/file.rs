@@ -911,6 +911,7 @@ mod tests {
                 mode: GaugeMode::All,
                 label_names: &["a".into()],
                 bounds: &[0.1, 1.0],
+                native: None,
             },
         );
         assert_eq!(out.len() % 8, 0);
@@ -942,6 +943,7 @@ mod tests {
             mode: GaugeMode::All,
             label_names: &["kind".into()],
             bounds: &[],
+            native: None,
         };
         assert!(w.alloc_series(&decl, b"a\xff").is_ok());
         let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -1039,6 +1041,7 @@ mod loom_tests {
                 mode: GaugeMode::All,
                 label_names: &[],
                 bounds: &[],
+                native: None,
             },
         );
         out

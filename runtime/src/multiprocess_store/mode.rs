@@ -331,6 +331,9 @@ fn stripe_beside(primary: &Cells) -> Option<Cells> {
         kind: MetricKind::Histogram,
         mode: GaugeMode::All,
         bounds: &owned.bounds,
+        // Native series stay on the heap in multiprocess mode (`store.rs`), so a striped
+        // histogram in the file is a classic one.
+        native: None,
     };
     if decl.layout().len() != n {
         return None;

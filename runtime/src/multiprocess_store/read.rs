@@ -996,6 +996,7 @@ mod tests {
                 mode,
                 label_names: &[],
                 bounds: &[],
+                native: None,
             },
         );
         let start = b.len();
@@ -1227,6 +1228,7 @@ mod tests {
                 mode: GaugeMode::All,
                 label_names: &[],
                 bounds,
+                native: None,
             }
         }
 
