@@ -32,7 +32,7 @@ instructions() { # mode requests -> total instructions of the run
 result="result:"
 printf '%-16s %-22s %s\n' mode instructions/request over-noop
 noop=
-for mode in bare noop layer-only histogram layer axum-prometheus trace; do
+for mode in bare noop layer-only histogram layer layer-untraced layer-traced axum-prometheus trace; do
   one=$(instructions "$mode" "$n")
   two=$(instructions "$mode" $((2 * n)))
   per=$(( (two - one) / n ))

@@ -121,6 +121,9 @@ pub enum MetricOption {
     Mode { key: Ident, mode: LitStr },
     /// `label_names = ["a", ..]`, in `family!`.
     LabelNames { key: Ident, names: Vec<LitStr> },
+    /// `exemplars = true|false`, on an attribute (of any kind: a summary's or gauge's is
+    /// refused by validation, with the reason).
+    Exemplars { key: Ident, on: syn::LitBool },
     /// `crate = path`, everywhere.
     Crate(CratePath),
     /// An option this form does not take, or no form has; its value was skipped.
@@ -282,6 +285,16 @@ impl MetricOption {
                     key,
                     names: names.into_iter().collect(),
                 }
+            }
+            "exemplars" if attribute => {
+                input.parse::<Token![=]>()?;
+                let on = input.parse::<syn::LitBool>().map_err(|e| {
+                    syn::Error::new(
+                        e.span(),
+                        "`exemplars` takes `true` or `false`: `exemplars = false`",
+                    )
+                })?;
+                MetricOption::Exemplars { key, on }
             }
             "crate" => MetricOption::Crate(CratePath::parse_after_key(key, input)?),
             _ => {

@@ -95,7 +95,6 @@ fn in_progress(site: &CallSite, body: &Body) -> TokenStream {
 /// [`Strategy::AfterReturn`].
 fn after_return(site: &CallSite, body: &Body) -> TokenStream {
     let p = &site.p;
-    let kind = site.declaration.kind;
     let Locals {
         site: site_local,
         call,
@@ -127,9 +126,10 @@ fn after_return(site: &CallSite, body: &Body) -> TokenStream {
     };
     let writes = site.label_writes(true);
     let wrapped = wrapped(body);
+    let record = site.record_type();
     quote! {
         #prerender
-        let #call = #p::Pending::<#p::#kind>::start();
+        let #call = #p::Pending::<#record>::start();
         #[allow(clippy::redundant_closure_call)]
         let #ret = #wrapped;
         #call.finish(|| #p::with_writer(#site_local.family(), |#writer| {
@@ -143,12 +143,12 @@ fn after_return(site: &CallSite, body: &Body) -> TokenStream {
 /// [`Strategy::AroundAwait`].
 fn around_await(site: &CallSite, body: &Body) -> TokenStream {
     let p = &site.p;
-    let kind = site.declaration.kind;
+    let record = site.record_type();
     let Locals { call, ret, .. } = &site.locals;
     let series = site.series_before_body();
     let wrapped = wrapped(body);
     quote! {
-        let #call = #p::Call::<#p::#kind>::start(#series);
+        let #call = #p::Call::<#record>::start(#series);
         let #ret = #wrapped;
         #call.finish();
         #ret
@@ -158,12 +158,12 @@ fn around_await(site: &CallSite, body: &Body) -> TokenStream {
 /// [`Strategy::SyncGuard`].
 fn sync_guard(site: &CallSite, body: &Body) -> TokenStream {
     let p = &site.p;
-    let kind = site.declaration.kind;
+    let record = site.record_type();
     let Locals { call, .. } = &site.locals;
     let series = site.series_before_body();
     let block = &body.block;
     quote! {
-        let #call = #p::SyncCall::<#p::#kind>::start(#series);
+        let #call = #p::SyncCall::<#record>::start(#series);
         #block
     }
 }
@@ -211,6 +211,18 @@ impl CallSite<'_> {
                 #link
                 &#static_site
             };
+        }
+    }
+
+    /// The generic arguments of the guard that records (`Call`, `SyncCall`, `Pending`): the
+    /// metric type, and `false` when `exemplars = false` switched the call's exemplars off
+    /// (the runtime's default is on; a summary ignores it).
+    fn record_type(&self) -> TokenStream {
+        let p = &self.p;
+        let kind = self.declaration.kind;
+        match self.declaration.exemplars {
+            true => quote!(#p::#kind),
+            false => quote!(#p::#kind, false),
         }
     }
 

@@ -49,6 +49,9 @@ pub struct Declaration {
     pub label_names: Option<Vec<LitStr>>,
     /// `crate = path`.
     pub krate: Option<Path>,
+    /// Whether calls attach the request's or span's trace as an exemplar (`exemplars = ..`;
+    /// on by default, and only ever on for counters and histograms).
+    pub exemplars: bool,
 }
 
 /// A histogram's `buckets = ..`.
@@ -201,8 +204,10 @@ pub fn check(args: MetricArgs, form: Form, returns_unit: Option<bool>) -> (Decla
         gauge_mode: None,
         label_names: None,
         krate: None,
+        exemplars: matches!(kind, Kind::Counter | Kind::Histogram),
     };
     let mut labels_given = false;
+    let mut exemplars_given = false;
     for option in args.options {
         match option {
             MetricOption::Labels { key, labels } => {
@@ -252,6 +257,21 @@ pub fn check(args: MetricArgs, form: Form, returns_unit: Option<bool>) -> (Decla
             MetricOption::Crate(CratePath { key, path }) => {
                 if declaration.krate.replace(path).is_some() {
                     errors.push(key.span(), "`crate` is given twice; keep one");
+                }
+            }
+            MetricOption::Exemplars { key, on } => {
+                if std::mem::replace(&mut exemplars_given, true) {
+                    errors.push(key.span(), "`exemplars` is given twice; keep one");
+                }
+                match kind {
+                    Kind::Counter | Kind::Histogram => declaration.exemplars = on.value,
+                    _ => errors.push(
+                        key.span(),
+                        format!(
+                            "a {} has no exemplars: OpenMetrics allows exemplars on counters and histogram buckets only; remove `exemplars`",
+                            kind.attr_name()
+                        ),
+                    ),
                 }
             }
             MetricOption::NotTaken { key } => {
@@ -320,6 +340,7 @@ fn not_taken_hint(key: &str, form: Form) -> String {
             "a family's label names come from its label set; for an array label set write `label_names = [\"a\", \"b\"]`".into()
         }
         "label_names" => "write the labels with their values: `labels(name = value, ..)`".into(),
+        "exemplars" => "`exemplars` switches the attributes' automatic exemplars; a family's series take them by hand (`observe_with_trace`, `inc_with_trace`): remove it here".into(),
         _ => format!(
             "unknown option `{key}`; expected one of {}",
             known_options(form)
@@ -330,8 +351,9 @@ fn not_taken_hint(key: &str, form: Form) -> String {
 fn known_options(form: Form) -> &'static str {
     match form {
         Form::Attribute(Kind::Histogram) => {
-            "`labels(..)`, `buckets = [..]`, `native(..)`, `crate = path`"
+            "`labels(..)`, `buckets = [..]`, `native(..)`, `exemplars = false`, `crate = path`"
         }
+        Form::Attribute(Kind::Counter) => "`labels(..)`, `exemplars = false`, `crate = path`",
         Form::Attribute(Kind::Gauge) => "`labels(..)`, `mode = \"..\"`, `crate = path`",
         Form::Attribute(_) => "`labels(..)`, `crate = path`",
         Form::Family(Kind::Histogram) => {

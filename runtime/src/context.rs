@@ -10,7 +10,9 @@
 //!
 //! The marks also carry one value of the layer's choosing ([`attach`], [`RequestMarks::attached`]),
 //! which this module stores without knowing its type: the layer depends on the context, never
-//! the reverse.
+//! the reverse. And they carry the request's [`Traced`] — the trace the layer read from its
+//! head (a sampled `traceparent`, or the user's `exemplar_from_request`), or that exemplars are
+//! off — so that handler attributes attach the same exemplar as the layer ([`current_trace`]).
 //!
 //! Invariants:
 //! - The current marks are a thread-local pointer, set only for the duration of `enter` (and
@@ -29,6 +31,8 @@ use std::future::Future;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
+
+use crate::exemplar::TraceContext;
 
 /// What a request is excluded from, ordered from least to most: the one vocabulary of the
 /// handler's marks, of what the layer learned about a route and of what a request records
@@ -70,6 +74,31 @@ impl Exclusion {
     }
 }
 
+/// What a request's exemplars carry, as the layer decided when it read the request's head.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Traced {
+    /// The layer's exemplars are off (`MetricsLayerBuilder::exemplars(false)`): the request's
+    /// metrics, handler attributes included, attach none.
+    Off,
+    /// No trace came with the request (a traced span may still give one, see `otel.rs`); also
+    /// what a call outside any request context sees.
+    #[default]
+    Untraced,
+    /// The request's trace.
+    Trace(TraceContext),
+}
+
+impl Traced {
+    /// The request's trace, if any.
+    #[inline]
+    pub(crate) fn trace(self) -> Option<TraceContext> {
+        match self {
+            Traced::Trace(t) => Some(t),
+            Traced::Off | Traced::Untraced => None,
+        }
+    }
+}
+
 /// What one request's handler told the layer. Shared by reference while the handler runs (the
 /// handler's task only reads and raises it), read by the layer when the response is ready.
 #[derive(Default)]
@@ -78,6 +107,8 @@ pub(crate) struct RequestMarks {
     metrics_endpoint: AtomicBool,
     /// The layer's value for this request (an `OpenRequest`'s hold), created on first use.
     attached: OnceLock<Arc<dyn Any + Send + Sync>>,
+    /// Set by the layer before the handler runs (`&mut`), read-only after.
+    traced: Traced,
 }
 
 impl std::fmt::Debug for RequestMarks {
@@ -86,6 +117,7 @@ impl std::fmt::Debug for RequestMarks {
             .field("exclusion", &self.exclusion())
             .field("metrics_endpoint", &self.is_metrics_endpoint())
             .field("attached", &self.attached.get().is_some())
+            .field("traced", &self.traced)
             .finish()
     }
 }
@@ -98,7 +130,20 @@ impl RequestMarks {
             exclusion: AtomicU8::new(initial as u8),
             metrics_endpoint: AtomicBool::new(false),
             attached: OnceLock::new(),
+            traced: Traced::Untraced,
         }
+    }
+
+    /// What the request's exemplars carry (see [`Traced`]).
+    #[inline]
+    pub(crate) fn traced(&self) -> Traced {
+        self.traced
+    }
+
+    /// Sets what the request's exemplars carry: before the handler runs, hence `&mut`.
+    #[inline]
+    pub(crate) fn set_traced(&mut self, traced: Traced) {
+        self.traced = traced;
     }
 
     /// The strongest exclusion recorded so far.
@@ -231,6 +276,16 @@ impl RequestContext {
         std::future::poll_fn(|cx| self.marks.enter(|| future.as_mut().poll(cx))).await
     }
 
+    /// A fresh context whose request came with `trace`: the handler attributes it runs attach
+    /// it as their exemplar, as behind the layer with a sampled `traceparent`.
+    pub fn traced(initial: Exclusion, trace: TraceContext) -> Self {
+        let mut marks = RequestMarks::new(initial);
+        marks.set_traced(Traced::Trace(trace));
+        Self {
+            marks: Arc::new(marks),
+        }
+    }
+
     /// The strongest exclusion recorded so far.
     pub fn exclusion(&self) -> Exclusion {
         self.marks.exclusion()
@@ -285,6 +340,13 @@ pub(crate) fn attach<T: Any + Send + Sync + Default>() -> Option<Arc<T>> {
 #[inline]
 pub fn all_excluded() -> bool {
     ANY_EXCLUDED_FROM_ALL.load(Ordering::Relaxed) && current_exclusion() == Exclusion::All
+}
+
+/// What the current request's exemplars carry; [`Traced::Untraced`] outside any request
+/// context.
+#[inline]
+pub(crate) fn current_trace() -> Traced {
+    with_current(RequestMarks::traced).unwrap_or_default()
 }
 
 /// The current request's exclusion; [`Exclusion::None`] outside any request context.
@@ -362,6 +424,20 @@ mod tests {
         assert!(
             tick >= instant && tick < instant + 1.0,
             "{tick} vs {instant}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_request_trace_reaches_the_context_only_inside_it() {
+        let trace = TraceContext::new([0x4b; 16], None).unwrap();
+        let ctx = RequestContext::traced(Exclusion::None, trace);
+        let seen = ctx.scope(async { current_trace() }).await;
+        assert_eq!(seen, Traced::Trace(trace));
+        assert_eq!(current_trace(), Traced::Untraced);
+        let plain = RequestContext::new(Exclusion::None);
+        assert_eq!(
+            plain.scope(async { current_trace() }).await,
+            Traced::Untraced
         );
     }
 

@@ -6,6 +6,9 @@
 //! start-up through `DECLARATIONS`), then per call: the exclusion check, the series lookup,
 //! and a [`Call`] guard that records when the call ends. The guard is what carries the
 //! documented panic and cancellation semantics, so they hold whatever the caller's edition.
+//!
+//! A counter's or histogram's call attaches an exemplar ([`exemplar_trace`]) unless the
+//! attribute says `exemplars = false`, which the guards take as their `EXEMPLARS` parameter.
 
 // The request context: `exclude` and `Exclusion` for the generated code of `#[do_not_track]`
 // and `#[exclude_all_metrics]`; the rest for tests that run a handler as the layer would.
@@ -18,6 +21,8 @@ pub use core::option::Option;
 pub use core::panic::Location;
 pub use linkme;
 
+use crate::context::Traced;
+use crate::exemplar::TraceContext;
 use crate::key::KeyWords;
 use crate::labels::key_values;
 
@@ -33,14 +38,32 @@ pub fn excluded() -> bool {
     crate::context::all_excluded()
 }
 
+/// The trace a handler metric's exemplar carries, read when the call is recorded: with the
+/// `opentelemetry` feature, the current `tracing` span's (our span id included); else the
+/// trace the layer read from the request's head (see `context.rs`); none when the layer's
+/// exemplars are off for this request, or outside any request and span.
+#[inline]
+pub fn exemplar_trace() -> Option<TraceContext> {
+    let traced = crate::context::current_trace();
+    if traced == Traced::Off {
+        return None;
+    }
+    #[cfg(feature = "opentelemetry")]
+    if let Some(span) = crate::otel::current_trace() {
+        return Some(span);
+    }
+    traced.trace()
+}
+
 /// What a call records into: a count, or a duration.
 pub trait Record: Sync + 'static {
     /// What is taken when the call starts (`()` for a count, the start time for a duration).
     type Start: Copy;
     /// Takes it.
     fn start() -> Self::Start;
-    /// Records one call that started at `start`.
-    fn record(&self, start: Self::Start);
+    /// Records one call that started at `start`, with the current trace as its exemplar if
+    /// `exemplars` (a summary has none).
+    fn record(&self, start: Self::Start, exemplars: bool);
 }
 
 impl Record for Counter {
@@ -48,8 +71,11 @@ impl Record for Counter {
     #[inline]
     fn start() {}
     #[inline]
-    fn record(&self, _: ()) {
-        self.inc();
+    fn record(&self, _: (), exemplars: bool) {
+        match exemplars.then(exemplar_trace).flatten() {
+            Some(trace) => self.inc_with_trace(trace),
+            None => self.inc(),
+        }
     }
 }
 
@@ -60,8 +86,12 @@ impl Record for Histogram {
         Tick::now()
     }
     #[inline]
-    fn record(&self, start: Tick) {
-        self.observe(start.seconds_since());
+    fn record(&self, start: Tick, exemplars: bool) {
+        let seconds = start.seconds_since();
+        match exemplars.then(exemplar_trace).flatten() {
+            Some(trace) => self.observe_with_trace(seconds, trace),
+            None => self.observe(seconds),
+        }
     }
 }
 
@@ -72,7 +102,7 @@ impl Record for Summary {
         Tick::now()
     }
     #[inline]
-    fn record(&self, start: Tick) {
+    fn record(&self, start: Tick, _: bool) {
         self.observe(start.seconds_since());
     }
 }
@@ -83,13 +113,13 @@ impl Record for Summary {
 /// unfinished, only while a panic unwinds: a future dropped before completion (a cancelled
 /// request) records nothing.
 #[must_use]
-pub struct Call<M: Record> {
+pub struct Call<M: Record, const EXEMPLARS: bool = true> {
     metric: &'static M,
     start: M::Start,
     armed: bool,
 }
 
-impl<M: Record> Call<M> {
+impl<M: Record, const EXEMPLARS: bool> Call<M, EXEMPLARS> {
     /// Starts a call that records into `metric`.
     #[inline]
     pub fn start(metric: &'static M) -> Self {
@@ -105,16 +135,16 @@ impl<M: Record> Call<M> {
     pub fn finish(mut self) {
         self.armed = false;
         if !excluded() {
-            self.metric.record(self.start);
+            self.metric.record(self.start, EXEMPLARS);
         }
     }
 }
 
-impl<M: Record> Drop for Call<M> {
+impl<M: Record, const EXEMPLARS: bool> Drop for Call<M, EXEMPLARS> {
     #[inline]
     fn drop(&mut self) {
         if self.armed && std::thread::panicking() && !excluded() {
-            self.metric.record(self.start);
+            self.metric.record(self.start, EXEMPLARS);
         }
     }
 }
@@ -122,12 +152,12 @@ impl<M: Record> Drop for Call<M> {
 /// A sync call: records whenever it ends, returned or panicked (a sync call cannot be
 /// cancelled).
 #[must_use]
-pub struct SyncCall<M: Record> {
+pub struct SyncCall<M: Record, const EXEMPLARS: bool = true> {
     metric: &'static M,
     start: M::Start,
 }
 
-impl<M: Record> SyncCall<M> {
+impl<M: Record, const EXEMPLARS: bool> SyncCall<M, EXEMPLARS> {
     /// Starts a call that records into `metric`.
     #[inline]
     pub fn start(metric: &'static M) -> Self {
@@ -138,11 +168,11 @@ impl<M: Record> SyncCall<M> {
     }
 }
 
-impl<M: Record> Drop for SyncCall<M> {
+impl<M: Record, const EXEMPLARS: bool> Drop for SyncCall<M, EXEMPLARS> {
     #[inline]
     fn drop(&mut self) {
         if !excluded() {
-            self.metric.record(self.start);
+            self.metric.record(self.start, EXEMPLARS);
         }
     }
 }
@@ -150,11 +180,11 @@ impl<M: Record> Drop for SyncCall<M> {
 /// The start of a call whose series depends on its return value: nothing is recorded unless
 /// [`finish`](Self::finish) is called with that series.
 #[must_use]
-pub struct Pending<M: Record> {
+pub struct Pending<M: Record, const EXEMPLARS: bool = true> {
     start: M::Start,
 }
 
-impl<M: Record> Pending<M> {
+impl<M: Record, const EXEMPLARS: bool> Pending<M, EXEMPLARS> {
     /// Takes the start.
     #[inline]
     pub fn start() -> Self {
@@ -165,7 +195,7 @@ impl<M: Record> Pending<M> {
     #[inline]
     pub fn finish(self, series: impl FnOnce() -> &'static M) {
         if !excluded() {
-            series().record(self.start);
+            series().record(self.start, EXEMPLARS);
         }
     }
 }

@@ -7,7 +7,11 @@
 //! and `trace` (tower-http's `TraceLayer::new_for_http()`, no subscriber installed).
 //!
 //! `layer_wrk_server requests MODE N` sends N requests to the same app with `oneshot` on one
-//! thread, without a socket: what `scripts/callgrind-layer.sh` counts instructions of.
+//! thread, without a socket: what `scripts/callgrind-layer.sh` counts instructions of. Two more
+//! modes exist there only, both the `layer` app with the headers a real request has (`Host`, as
+//! wrk sends, and one more): `layer-traced` with a sampled `traceparent` on every request (each
+//! with its own trace id), `layer-untraced` with the same value under another name
+//! (`x-request-id`), so that the two differ only in what the layer does with the header.
 
 use axum::Router;
 use axum::body::Body;
@@ -25,6 +29,8 @@ async fn hello_instrumented() -> &'static str {
 }
 
 const MODES: &str = "bare|layer|histogram|layer-only|noop|axum-prometheus|trace";
+/// The modes of `requests` only: the `layer` app, requests with headers.
+const REQUEST_MODES: &str = "layer-untraced|layer-traced";
 
 fn app(mode: &str) -> Option<Router> {
     Some(match mode {
@@ -55,7 +61,9 @@ fn app(mode: &str) -> Option<Router> {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: layer_wrk_server {MODES} [ADDR]\n       layer_wrk_server requests {MODES} N");
+    eprintln!(
+        "usage: layer_wrk_server {MODES} [ADDR]\n       layer_wrk_server requests {MODES}|{REQUEST_MODES} N"
+    );
     std::process::exit(2);
 }
 
@@ -66,7 +74,13 @@ fn main() -> std::io::Result<()> {
         let rt = tokio::runtime::Builder::new_current_thread().build()?;
         // Inside the runtime: axum-prometheus spawns its upkeep task when its layer is built.
         let _entered = rt.enter();
-        let app = app(&args.next().unwrap_or_default()).unwrap_or_else(|| usage());
+        let mode = args.next().unwrap_or_default();
+        let (headers, traced) = match mode.as_str() {
+            "layer-untraced" => (true, false),
+            "layer-traced" => (true, true),
+            _ => (false, false),
+        };
+        let app = app(if headers { "layer" } else { &mode }).unwrap_or_else(|| usage());
         let n: u64 = args
             .next()
             .and_then(|n| n.parse().ok())
@@ -74,8 +88,22 @@ fn main() -> std::io::Result<()> {
         // As `axum::serve` builds it: handlers become routes, and layers are applied, once.
         let app = app.with_state(());
         rt.block_on(async move {
-            for _ in 0..n {
-                let request = axum::http::Request::get("/").body(Body::empty()).unwrap();
+            for i in 0..n {
+                let mut request = axum::http::Request::get("/");
+                if headers {
+                    request = request.header("host", "127.0.0.1:8080");
+                }
+                if headers {
+                    // A new trace per request, sampled, as a traced client sends it.
+                    let value = format!("00-{:032x}-00f067aa0ba902b7-01", i + 1);
+                    let name = if traced {
+                        "traceparent"
+                    } else {
+                        "x-request-id"
+                    };
+                    request = request.header(name, value);
+                }
+                let request = request.body(Body::empty()).unwrap();
                 let response = app.clone().oneshot(request).await.unwrap();
                 // Dropping the body ends the request for the layer, as a server would.
                 drop(response);

@@ -8,8 +8,9 @@
 
 use http::{request, response};
 
+use super::exemplars::ExemplarConfig;
 use super::http_labels::{ExtraLabel, RequestFn, StatusLabel};
-use crate::{LabelValue, Registry};
+use crate::{LabelValue, Registry, TraceContext};
 
 /// How requests are grouped into the `path` label.
 #[derive(Clone, Default)]
@@ -244,6 +245,65 @@ impl RouteMetric {
 ///     .build()?;
 /// # Ok::<(), promtrack::Error>(())
 /// ```
+///
+/// # Exemplars: from a latency spike to its trace
+///
+/// The duration histogram (one exemplar per bucket) and the request counter carry an
+/// exemplar for each traced request, and so do the `#[histogram]` and `#[counter]` attributes
+/// of handlers it runs (unless one says `exemplars = false`). The trace comes from, first to
+/// last:
+///
+/// 1. with the `opentelemetry` feature, the current `tracing` span's OpenTelemetry context
+///    when the request is recorded: its trace id and this server's span id
+///    ([`otel::current_trace`](crate::otel::current_trace) tells the requirements);
+/// 2. the function given to [`exemplar_from_request`](Self::exemplar_from_request);
+/// 3. a well-formed W3C `traceparent` header whose `sampled` flag is set: its trace id only
+///    (its parent id is the caller's span, not this server's), unless
+///    [`trust_traceparent(false)`](Self::trust_traceparent).
+///
+/// A request with none of these records plain observations. Each series keeps the latest
+/// exemplar per bucket, at most one new one per 90 ms (see [`Histogram`](crate::Histogram));
+/// OpenMetrics and protobuf scrapes show them, Prometheus' text format has none.
+///
+/// **Order with the tracing layer.** The span must be entered while promtrack's layer records,
+/// so add tower-http's `TraceLayer` (which `tracing-opentelemetry` turns into an OpenTelemetry
+/// span) *outside* promtrack's layer: axum's last `.layer` call is the outermost.
+///
+/// ```
+/// use axum::{Router, routing::get};
+/// use promtrack::layer::MetricsLayer;
+///
+/// let metrics = MetricsLayer::builder()
+///     .registry(&promtrack::Registry::new())
+///     .build()?;
+/// # let trace_layer = tower::layer::util::Identity::new();
+/// // let trace_layer = tower_http::trace::TraceLayer::new_for_http();
+/// let app: Router = Router::new()
+///     .route("/", get(|| async { "hi" }))
+///     .layer(metrics)      // inside: records ...
+///     .layer(trace_layer); // ... while this layer's span is entered
+/// # Ok::<(), promtrack::Error>(())
+/// ```
+///
+/// Behind a proxy that sets trace ids of its own, read them instead:
+///
+/// ```
+/// use promtrack::{TraceContext, layer::MetricsLayer};
+///
+/// fn parse_hex16(s: &str) -> Option<[u8; 16]> {
+///     u128::from_str_radix(s, 16).ok().map(u128::to_be_bytes).filter(|_| s.len() == 32)
+/// }
+///
+/// let layer = MetricsLayer::builder()
+///     .registry(&promtrack::Registry::new())
+///     .trust_traceparent(false) // clients set the sampled flag themselves: ignore it
+///     .exemplar_from_request(|req| {
+///         let id = req.headers.get("x-edge-trace-id")?.to_str().ok()?;
+///         TraceContext::new(parse_hex16(id)?, None)
+///     })
+///     .build()?;
+/// # Ok::<(), promtrack::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 #[must_use = "a builder does nothing until `.build()`"]
 pub struct MetricsLayerBuilder {
@@ -261,6 +321,7 @@ pub struct MetricsLayerBuilder {
     pub(crate) request_end: RequestEnd,
     pub(crate) track_metrics_endpoint: bool,
     pub(crate) route_metrics: Vec<RouteMetric>,
+    pub(crate) exemplars: ExemplarConfig,
 }
 
 impl Default for MetricsLayerBuilder {
@@ -280,6 +341,7 @@ impl Default for MetricsLayerBuilder {
             request_end: RequestEnd::default(),
             track_metrics_endpoint: false,
             route_metrics: Vec::new(),
+            exemplars: ExemplarConfig::default(),
         }
     }
 }
@@ -461,6 +523,67 @@ impl MetricsLayerBuilder {
     /// Records `metric` for every tracked request (the exporter's `register_default`).
     pub fn register_default(mut self, metric: RouteMetric) -> Self {
         self.route_metrics.push(metric);
+        self
+    }
+
+    /// Whether traced requests attach exemplars (see [*Exemplars*](Self#exemplars-from-a-latency-spike-to-its-trace)):
+    /// on by default. Off, the layer reads no trace at all, and the `#[histogram]` and
+    /// `#[counter]` attributes of the requests it serves attach none either.
+    ///
+    /// ```
+    /// let layer = promtrack::layer::MetricsLayer::builder()
+    ///     .registry(&promtrack::Registry::new())
+    ///     .exemplars(false)
+    ///     .build()?;
+    /// # Ok::<(), promtrack::Error>(())
+    /// ```
+    pub fn exemplars(mut self, on: bool) -> Self {
+        self.exemplars.on = on;
+        self
+    }
+
+    /// Whether a sampled W3C `traceparent` header gives the request's exemplar trace: on by
+    /// default. Turn it off for a server whose clients set the `sampled` flag themselves
+    /// (anyone on the internet can): an exemplar would then link to a trace no collector kept.
+    /// [`exemplar_from_request`](Self::exemplar_from_request) and, with the `opentelemetry`
+    /// feature, the current span still give traces.
+    ///
+    /// ```
+    /// let layer = promtrack::layer::MetricsLayer::builder()
+    ///     .registry(&promtrack::Registry::new())
+    ///     .trust_traceparent(false)
+    ///     .build()?;
+    /// # Ok::<(), promtrack::Error>(())
+    /// ```
+    pub fn trust_traceparent(mut self, on: bool) -> Self {
+        self.exemplars.trust_traceparent = on;
+        self
+    }
+
+    /// Computes the request's exemplar trace from its head, once per request, before the
+    /// handler runs. Asked before the `traceparent` header: its `None` falls back to the
+    /// header (when trusted). It runs under `catch_unwind`; a panic counts as `None`. The
+    /// request is taken apart to call it (about the cost of a computed label).
+    ///
+    /// ```
+    /// use promtrack::{TraceContext, layer::MetricsLayer};
+    ///
+    /// // A gateway puts the trace id in `x-trace-id`, 32 hex digits.
+    /// let layer = MetricsLayer::builder()
+    ///     .registry(&promtrack::Registry::new())
+    ///     .exemplar_from_request(|req| {
+    ///         let hex = req.headers.get("x-trace-id")?.to_str().ok()?;
+    ///         let id = u128::from_str_radix(hex, 16).ok()?;
+    ///         TraceContext::new(id.to_be_bytes(), None)
+    ///     })
+    ///     .build()?;
+    /// # Ok::<(), promtrack::Error>(())
+    /// ```
+    pub fn exemplar_from_request(
+        mut self,
+        f: impl Fn(&request::Parts) -> Option<TraceContext> + Send + Sync + 'static,
+    ) -> Self {
+        self.exemplars.from_request = Some(std::sync::Arc::new(f));
         self
     }
 }

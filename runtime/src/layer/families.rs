@@ -17,6 +17,7 @@ use http::StatusCode;
 use super::config::{DEFAULT_SIZE_BUCKETS, Latency, MetricsLayerBuilder, RouteKind};
 use super::http_labels::{ExtraLabel, ExtraValues, MethodLabel, StatusLabel};
 use crate::context::Exclusion;
+use crate::exemplar::TraceContext;
 use crate::family::Opts;
 use crate::labels::{KeyWriter, LabelSet};
 use crate::metric::Metric;
@@ -549,12 +550,15 @@ impl Families {
     /// `None` looks the series up. Every finished request reaches its duration and total
     /// series here and only here (from `RequestState::finish`, or `Route::settle` for a request
     /// held back while its route was being learned): where per-request data read in
-    /// `MetricsService::call` is attached to an observation.
+    /// `MetricsService::call` is attached to an observation. `trace` is the exemplar of the
+    /// duration histogram's bucket and of the request counter (`exemplars.rs`); a summary
+    /// takes none.
     pub(crate) fn record(
         &self,
         o: &Outcome,
         exclusion: Exclusion,
         resolved: Option<&FinishedSeries>,
+        trace: Option<TraceContext>,
     ) {
         if exclusion.records_defaults() {
             let resolved = match resolved {
@@ -563,13 +567,18 @@ impl Families {
             };
             // SAFETY (the three `get`s): `resolved` came from `self`'s families, which live as
             // long as `self`; series are never freed before their family.
-            match resolved.duration {
-                Some(DurationRef::Histogram(h)) => unsafe { h.get() }.observe(o.seconds),
-                Some(DurationRef::Summary(s)) => unsafe { s.get() }.observe(o.seconds),
-                None => {}
+            match (resolved.duration, trace) {
+                (Some(DurationRef::Histogram(h)), None) => unsafe { h.get() }.observe(o.seconds),
+                (Some(DurationRef::Histogram(h)), Some(t)) => {
+                    unsafe { h.get() }.observe_with_trace(o.seconds, t)
+                }
+                (Some(DurationRef::Summary(s)), _) => unsafe { s.get() }.observe(o.seconds),
+                (None, _) => {}
             }
-            if let Some(total) = resolved.total {
-                unsafe { total.get() }.inc();
+            match (resolved.total, trace) {
+                (Some(total), None) => unsafe { total.get() }.inc(),
+                (Some(total), Some(t)) => unsafe { total.get() }.inc_with_trace(t),
+                (None, _) => {}
             }
             if o.panicked {
                 self.count_exception(o);

@@ -123,6 +123,7 @@
 mod body;
 mod cache;
 mod config;
+mod exemplars;
 mod families;
 mod hold;
 mod http_labels;
@@ -208,6 +209,8 @@ pub(crate) struct LayerState {
     /// status alone (template grouping, static extra labels): then each route caches its
     /// series (`cache.rs`).
     cacheable: bool,
+    /// Where each request's exemplar trace comes from (`exemplars.rs`).
+    exemplars: exemplars::ExemplarConfig,
 }
 
 impl MetricsLayer {
@@ -295,6 +298,7 @@ impl MetricsLayerBuilder {
                 .any(|m| m.labels.iter().any(|e| e.is_response()));
         let request_parts = matches!(self.group_by.0, Grouping::Request(_))
             || self.switches.body_sizes
+            || self.exemplars.needs_parts()
             || self.labels.iter().any(|e| e.is_request())
             || self
                 .route_metrics
@@ -318,6 +322,7 @@ impl MetricsLayerBuilder {
                 response_labels,
                 request_parts,
                 cacheable,
+                exemplars: self.exemplars,
             }),
         })
     }

@@ -23,6 +23,7 @@ use http::StatusCode;
 use super::LayerState;
 use super::cache::SeriesCache;
 use super::config::RequestEnd;
+use super::exemplars::record_trace;
 use super::families::{Outcome, SeriesRef};
 use super::routes::Route;
 use super::service::ServiceState;
@@ -232,6 +233,7 @@ impl RequestState {
         let decisive = self.unmatched || !status.is_client_error();
         let marked = self.marked();
         let families = &self.service.layer.families;
+        let trace = record_trace(self.marks.traced());
         match &self.route {
             RouteVerdict::Learning(route) => route.settle(
                 families,
@@ -239,6 +241,7 @@ impl RequestState {
                 marked,
                 decisive,
                 self.path_exclusion,
+                trace,
             ),
             // Known before the request started: a mark now is honoured for this request.
             &RouteVerdict::Known(verdict) => {
@@ -253,7 +256,7 @@ impl RequestState {
                             families.resolve(&self.outcome)
                         })
                     });
-                families.record(&self.outcome, exclusion, series.as_ref());
+                families.record(&self.outcome, exclusion, series.as_ref(), trace);
             }
         }
         if let (Some(c), Some(size)) = (&mut self.outcome.configured, response_size) {

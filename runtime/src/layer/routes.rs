@@ -31,6 +31,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use super::cache::SeriesCache;
 use super::families::{Families, Outcome};
 use crate::context::Exclusion;
+use crate::exemplar::TraceContext;
 
 /// Outcomes held back per unknown route; more are dropped.
 pub(crate) const MAX_HELD: usize = 64;
@@ -41,8 +42,10 @@ pub(crate) struct Route {
     /// What the route's handler is excluded from, once learned: 0 while unknown, else one more
     /// than the [`Exclusion`].
     verdict: AtomicU8,
-    /// Outcomes waiting for the verdict, each with its path's exclusion.
-    held: Mutex<Vec<(Outcome, Exclusion)>>,
+    /// Outcomes waiting for the verdict, each with its path's exclusion and its exemplar's
+    /// trace (resolved when the request finished: a held request is recorded later, under
+    /// another request's span).
+    held: Mutex<Vec<(Outcome, Exclusion, Option<TraceContext>)>>,
     /// The default metrics' series its requests were recorded in (used where
     /// `LayerState::cacheable` allows).
     pub(crate) series: SeriesCache,
@@ -65,7 +68,7 @@ impl Route {
     /// Takes in what a finished request showed, and records it if the route is known to be
     /// tracked. `marked` is the strongest mark the request's handler left; `decisive` says
     /// whether an unmarked outcome proves that the handler is unmarked; `path_exclusion` is
-    /// what the request's path excludes it from, whatever the route.
+    /// what the request's path excludes it from, whatever the route; `trace` its exemplar's.
     pub(crate) fn settle(
         &self,
         families: &Families,
@@ -73,10 +76,11 @@ impl Route {
         marked: Exclusion,
         decisive: bool,
         path_exclusion: Exclusion,
+        trace: Option<TraceContext>,
     ) {
         // The common case: nothing new to learn (a verdict only strengthens).
         if let Some(known) = self.verdict().filter(|&known| known >= marked) {
-            families.record(outcome, known.max(path_exclusion), None);
+            families.record(outcome, known.max(path_exclusion), None, trace);
             return;
         }
         let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
@@ -93,18 +97,18 @@ impl Route {
         match (learned, current) {
             (Some(verdict), _) => {
                 self.learn(verdict);
-                for (o, its_path) in held.drain(..) {
-                    families.record(&o, verdict.max(its_path), None);
+                for (o, its_path, its_trace) in held.drain(..) {
+                    families.record(&o, verdict.max(its_path), None, its_trace);
                 }
                 held.shrink_to_fit();
-                families.record(outcome, verdict.max(path_exclusion), None);
+                families.record(outcome, verdict.max(path_exclusion), None, trace);
             }
             (None, None) => {
                 if held.len() < MAX_HELD {
-                    held.push((outcome.clone(), path_exclusion));
+                    held.push((outcome.clone(), path_exclusion, trace));
                 }
             }
-            (None, Some(known)) => families.record(outcome, known.max(path_exclusion), None),
+            (None, Some(known)) => families.record(outcome, known.max(path_exclusion), None, trace),
         }
     }
 }

@@ -123,7 +123,8 @@ impl LayerState {
     }
 
     /// Reads what the layer records of the request's head into `state` — its `path` label
-    /// value and the configured labels — and wraps its body where its size is counted.
+    /// value, the configured labels and its exemplar's trace (into its marks, where handler
+    /// attributes find it too) — and wraps its body where its size is counted.
     /// Returns the request to pass on.
     #[inline]
     fn read_request<B>(
@@ -137,7 +138,6 @@ impl LayerState {
         B::Error: Into<BoxError>,
     {
         let families = &self.families;
-        let outcome = &mut state.outcome;
         let path = |parts: Option<&http::request::Parts>, uri: &http::Uri| match &self.group_by {
             Grouping::Template => {
                 template.map_or(PathValue::Static(UNMATCHED_PATH), PathValue::Matched)
@@ -150,6 +150,10 @@ impl LayerState {
         };
         if !self.request_parts {
             // Nothing is computed from the request's head: it goes through untouched.
+            state
+                .marks
+                .set_traced(self.exemplars.read_headers(request.headers()));
+            let outcome = &mut state.outcome;
             outcome.path = path(None, request.uri());
             if families.has_route_metrics() {
                 outcome.configured().route_values = families
@@ -160,6 +164,8 @@ impl LayerState {
             return request.map(Body::new);
         }
         let (parts, body) = request.into_parts();
+        state.marks.set_traced(self.exemplars.read_parts(&parts));
+        let outcome = &mut state.outcome;
         outcome.path = path(Some(&parts), &parts.uri);
         let configured = outcome.configured();
         configured.values = ExtraValues::from_request(&families.extras, &parts);

@@ -35,8 +35,6 @@ const HEX: [u8; 256] = {
 
 /// The trace of a well-formed, sampled `traceparent` value (see the module docs), without a
 /// span id; `None` otherwise.
-// The layer calls it once its exemplar step lands (issue 14); until then only the tests do.
-#[cfg_attr(not(test), allow(dead_code))]
 #[inline]
 pub(crate) fn sampled_trace(header: &[u8]) -> Option<TraceContext> {
     if header.len() < LEN

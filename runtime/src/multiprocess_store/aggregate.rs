@@ -123,6 +123,9 @@ pub(crate) struct Aggregate<'a> {
     /// Extension records skipped: malformed ones (read.rs), and native states that did not
     /// decode.
     pub(crate) bad_extensions: u64,
+    /// Native states of live writers left out because every copy was taken in the middle of a
+    /// reduction (`read.rs` copies such a state again first).
+    pub(crate) torn_native: u64,
 }
 
 /// A `mostrecent` gauge's value and timestamp. Its cells were read as one block that two
@@ -142,6 +145,7 @@ impl<'a> Aggregate<'a> {
             conflicts: 0,
             dropped: 0,
             bad_extensions: 0,
+            torn_native: 0,
         };
         // Two containers sharing a volume may both have a pid 1: disambiguate their labels.
         let mut pid_count: HashMap<u32, usize> = HashMap::default();
@@ -292,23 +296,25 @@ impl<'a> Aggregate<'a> {
             );
             if let Some((ext, cells)) = s.native {
                 let cells: Vec<u64> = words(cells).collect();
-                let settings = p.native_settings(s.fam).unwrap_or_default();
-                let b = match ext {
-                    EXT_NATIVE => (native_merge::OPS.decode_state)(&settings, &cells),
-                    _ => native_merge::decode_sparse(&cells),
+                let state = match ext {
+                    EXT_NATIVE => native_merge::decode_state(&cells, src.live),
+                    _ => native_merge::decode_sparse(&cells)
+                        .map_or(native_merge::State::Invalid, native_merge::State::Buckets),
                 };
-                match b {
-                    Some(b) => {
+                match state {
+                    native_merge::State::Buckets(b) => {
                         let row = row as usize;
                         if fam.native.len() <= row {
                             fam.native.resize(row + 1, None);
                         }
                         match &mut fam.native[row] {
-                            Some(acc) => (native_merge::OPS.merge)(acc, &b),
+                            Some(acc) => native_merge::merge(acc, &b),
                             none => *none = Some(b),
                         }
                     }
-                    None => self.bad_extensions += 1,
+                    native_merge::State::Fresh => {}
+                    native_merge::State::Torn => self.torn_native += 1,
+                    native_merge::State::Invalid => self.bad_extensions += 1,
                 }
             }
             if !s.exemplars.is_empty() && src.live && purpose == Purpose::Scrape {
@@ -492,16 +498,25 @@ impl MergedFamily<'_> {
                 s[counter::WHOLE] as f64 + self.float_total(row, Partials::round_nearest),
             ),
             MetricKind::Gauge => Value::Gauge(f64::from_bits(s[gauge::VALUE])),
-            MetricKind::Histogram if self.native_only() => Value::Histogram {
-                bounds: Vec::new(),
-                counts: vec![
-                    s[histogram::buckets(1)]
-                        .iter()
-                        .fold(0u64, |a, &c| a.saturating_add(c)),
-                ],
-                sum: self.float_total(row, Partials::round_nearest),
-                native: self.native.get(row).cloned().flatten(),
-            },
+            MetricKind::Histogram if self.native_only() => {
+                let native = self.native.get(row).cloned().flatten();
+                // The count a native histogram shows is its buckets' (Prometheus checks that
+                // they agree); the classic cells' only without native state.
+                let count = native.as_ref().map_or_else(
+                    || {
+                        s[histogram::buckets(1)]
+                            .iter()
+                            .fold(0u64, |a, &c| a.saturating_add(c))
+                    },
+                    NativeBuckets::count,
+                );
+                Value::Histogram {
+                    bounds: Vec::new(),
+                    counts: vec![count],
+                    sum: self.float_total(row, Partials::round_nearest),
+                    native,
+                }
+            }
             MetricKind::Histogram => Value::Histogram {
                 bounds: self.bounds.clone(),
                 counts: s[histogram::buckets(self.bounds.len())].to_vec(),

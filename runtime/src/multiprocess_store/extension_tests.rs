@@ -19,7 +19,7 @@ use super::file::{
     EXT_EXEMPLARS, EXT_NATIVE, EXT_NATIVE_SETTINGS, NATIVE_ONLY_BOUNDS, Writer,
     native_settings_cells,
 };
-use super::native_merge::{self, encode_sparse};
+use super::native_merge;
 use super::snapshot::{self, DirSnapshot};
 use super::{Stats, compact};
 use crate::exemplar::{SLOT_WORDS, Slot, SlotData};
@@ -100,7 +100,8 @@ fn write_worker_file(dir: &Path, i: u8) -> Writer {
     let bounds = [1.0];
     let hist = decl("latency_seconds", MetricKind::Histogram, &[], &bounds);
     let settings = native_settings_cells(4 - i as i8, 160, 0.0, 0.0, false);
-    let state = encode_sparse(&native_of(i));
+    let state = crate::metric::native::state_of(&native_of(i), 4.5 * f64::from(i), 160)
+        .expect("fits the window");
     let (cells, ext) = w
         .alloc_series_with(
             &hist,
@@ -120,7 +121,7 @@ fn write_worker_file(dir: &Path, i: u8) -> Writer {
     }
     let slots = w.attach(cells, EXT_EXEMPLARS, 2 * SLOT_WORDS).unwrap();
     assert!(slot_ref(slots, 1).write(&exemplar_of(i, 1), || {}));
-    // Native only: 3·i finite observations summing to 0.5·i.
+    // Native only: the 2·i + 3 finite observations of [`native_of`], summing to 0.5·i.
     let only = decl(
         "native_only_seconds",
         MetricKind::Histogram,
@@ -136,8 +137,10 @@ fn write_worker_file(dir: &Path, i: u8) -> Writer {
             &[(EXT_NATIVE, state.len())],
         )
         .unwrap();
-    cell(cells, 0).store(3 * n, Ordering::Relaxed);
+    cell(cells, 0).store(2 * n + 3, Ordering::Relaxed);
     cell(cells, 2).store((0.5 * f64::from(i)).to_bits(), Ordering::Relaxed);
+    let state = crate::metric::native::state_of(&native_of(i), 0.5 * f64::from(i), 160)
+        .expect("fits the window");
     for (k, &v) in state.iter().enumerate() {
         cell(ext[0], k).store(v, Ordering::Relaxed);
     }
@@ -269,8 +272,8 @@ fn two_live_workers_and_a_dead_one_merge_exactly_with_their_extensions() {
     let mut dead = spawn(&dir, 3, "dead");
     assert!(dead.wait().unwrap().success());
     let mut native = native_of(1);
-    (native_merge::OPS.merge)(&mut native, &native_of(2));
-    (native_merge::OPS.merge)(&mut native, &native_of(3));
+    native_merge::merge(&mut native, &native_of(2));
+    native_merge::merge(&mut native, &native_of(3));
     assert_eq!(native.schema, 1, "reduced to the lowest schema");
     let check = |fams: &[MetricFamily], bad: u64| {
         assert_eq!(bad, 0);
@@ -288,7 +291,7 @@ fn two_live_workers_and_a_dead_one_merge_exactly_with_their_extensions() {
             value(fams, "native_only_seconds"),
             &Value::Histogram {
                 bounds: vec![],
-                counts: vec![18],
+                counts: vec![21],
                 sum: 3.0,
                 native: Some(native.clone()),
             }
@@ -414,7 +417,7 @@ fn rolling_deploy_against_todays_reader() {
         [
             "jobs_total {k=a} 61.5".to_string(),
             "latency_seconds {} [6, 12] 27.0".to_string(),
-            "native_only_seconds {} 18 3.0".to_string(),
+            "native_only_seconds {} 21 3.0".to_string(),
         ]
     );
     assert_eq!(old_read(&dir), new_totals, "today's reader on new files");

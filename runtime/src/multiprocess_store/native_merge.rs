@@ -6,38 +6,51 @@
 //! stay exact (`u64` additions); the count and sum are not here — they are the series'
 //! classic cells, summed like every histogram's (`aggregate.rs`, `exact.rs`).
 //!
-//! The live processes' state is a run of cells whose layout the in-process native histogram
-//! defines (`layout.rs`); turning it into [`NativeBuckets`] and adding two of them are that
-//! histogram's code. They reach this module through [`NativeOps`], so the aggregation does not
-//! depend on which implementation is wired: [`OPS`] is the one in use. The merge reduces and
-//! widens with the in-process histogram's exact `NativeBuckets::reduce_to_schema` and
-//! `widen_zero_threshold` (`model.rs`), adding in place when nothing needs reducing (the
-//! common case across processes of one program). The live state is still read in the
-//! archive's sparse form: the in-process histogram keeps its native cells contiguous with its
-//! classic ones, which a series record and its extension record cannot be, so its state stays
-//! on the heap in multiprocess mode until it can hold its native cells apart (see
-//! ARCHITECTURE.md, *Multiprocess mode*).
+//! A process's state (`EXT_NATIVE`) is the very run of cells its native histogram observes
+//! into (`metric/native.rs`, `layout.rs`), decoded by that histogram's pure `decode`: a copy
+//! taken while a reduction was rewriting the cells is *torn* and never merged (no half-reduced
+//! bucket array reaches a scrape; the reader copies it again first, `read.rs`). A dead
+//! process's state is read with `decode_dead`, which nothing will tear again. The merge
+//! reduces and widens with the in-process histogram's exact
+//! `NativeBuckets::reduce_to_schema` and `widen_zero_threshold` (`model.rs`), adding in place
+//! when nothing needs reducing (the common case across processes of one program).
 //!
 //! Invariants: nothing here trusts a file — every decode returns `None` on a malformed run,
 //! and schemas outside −4..=8, negative or non-finite thresholds are malformed.
 
 use crate::model::NativeBuckets;
 
-/// The native histogram operations the aggregation needs.
-pub(crate) struct NativeOps {
-    /// A live process's native state (`EXT_NATIVE` cells) read with its family's settings
-    /// (`EXT_NATIVE_SETTINGS` cells), or `None` if malformed.
-    pub(crate) decode_state: fn(settings: &[u64], cells: &[u64]) -> Option<NativeBuckets>,
-    /// Adds `b` into `acc`, first reducing both to the lower schema and the wider zero
-    /// threshold.
-    pub(crate) merge: fn(acc: &mut NativeBuckets, b: &NativeBuckets),
+/// What a process's native state (`EXT_NATIVE` cells) holds.
+#[derive(Debug, PartialEq)]
+pub(crate) enum State {
+    /// Its buckets.
+    Buckets(NativeBuckets),
+    /// Not written yet: the series was published a moment before its histogram wrote its
+    /// settings into the cells (all zero). Nothing to merge, nothing wrong.
+    Fresh,
+    /// Copied in the middle of a reduction (a live writer): left out of this scrape, counted.
+    Torn,
+    /// Not a native state: skipped, counted.
+    Invalid,
 }
 
-/// The operations in use (see the module docs).
-pub(crate) const OPS: NativeOps = NativeOps {
-    decode_state: |_, cells| decode_sparse(cells),
-    merge,
-};
+/// Decodes a process's native state; `live`: its writer may still change it.
+pub(crate) fn decode_state(cells: &[u64], live: bool) -> State {
+    use crate::layout::native::{GENERATION, WINDOW};
+    use crate::metric::native::{DecodeError, decode, decode_dead};
+    if cells.len() > WINDOW && cells[WINDOW] == 0 && cells[GENERATION] == 0 {
+        return State::Fresh;
+    }
+    match if live {
+        decode(cells)
+    } else {
+        decode_dead(cells)
+    } {
+        Ok(s) => State::Buckets(s.buckets),
+        Err(DecodeError::Torn) => State::Torn,
+        Err(DecodeError::Invalid) => State::Invalid,
+    }
+}
 
 /// Whether `settings` are valid native settings cells.
 pub(crate) fn valid_settings(settings: &[u64]) -> bool {

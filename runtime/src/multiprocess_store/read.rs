@@ -228,7 +228,7 @@ impl Snapshot {
         if live {
             scratch.resize(used, 0);
             read_exact_at(src, scratch, 0)?;
-            if **scratch != *bytes || has_busy_slot(&bytes) {
+            if **scratch != *bytes || has_busy_block(&bytes) {
                 agree_cells(src, &mut bytes, scratch)?;
             }
         }
@@ -305,6 +305,13 @@ fn agree_cells(src: &impl Source, bytes: &mut [u8], second: &[u8]) -> Result<(),
                         )?;
                     }
                 }
+            } else if ext == EXT_NATIVE && tag == TAG_PADDING {
+                agree_native(
+                    src,
+                    off + cells_at,
+                    &mut bytes[off + cells_at..end],
+                    &second[off + cells_at..end],
+                )?;
             } else {
                 block(off + cells_at, end, bytes)?;
             }
@@ -314,14 +321,57 @@ fn agree_cells(src: &impl Source, bytes: &mut [u8], second: &[u8]) -> Result<(),
     Ok(())
 }
 
-/// Whether an exemplar slot of the copy holds a write in progress (odd sequence): equal copies
-/// do not make it one to take (see the module docs).
-fn has_busy_slot(bytes: &[u8]) -> bool {
+/// Whether a copy of native state was taken in the middle of a reduction (an odd generation,
+/// `metric/native.rs`).
+fn native_in_rewrite(state: &[u8]) -> bool {
+    u64_at(state, 8 * crate::layout::native::GENERATION).is_some_and(|g| g % 2 == 1)
+}
+
+/// Makes a native state (the cells at `at`) one that two consecutive reads agree on, read
+/// outside a reduction: a reduction holds the state for microseconds, so the reader yields and
+/// copies again, a bounded number of times. A state still caught in one is left as it is;
+/// `native::decode` then calls it torn, and the aggregate leaves that process's buckets out of
+/// this scrape and counts it — a half-reduced bucket array never reaches a scrape.
+fn agree_native(
+    src: &impl Source,
+    at: usize,
+    state: &mut [u8],
+    second: &[u8],
+) -> Result<(), ReadError> {
+    if state == second && !native_in_rewrite(state) {
+        return Ok(());
+    }
+    state.copy_from_slice(second);
+    let mut again = vec![0u8; state.len()];
+    for _ in 0..NATIVE_TRIES {
+        agree(src, at, state, &mut again)?;
+        if !native_in_rewrite(state) {
+            return Ok(());
+        }
+        std::thread::yield_now();
+        read_exact_at(src, state, at as u64)?;
+    }
+    Ok(())
+}
+
+/// Copies of a native state caught in a reduction before it is left out of a scrape.
+const NATIVE_TRIES: usize = 8;
+
+/// Whether an exemplar slot of the copy holds a write in progress (odd sequence), or a native
+/// state a reduction (odd generation): equal copies do not make it one to take (see the module
+/// docs).
+fn has_busy_block(bytes: &[u8]) -> bool {
     let mut off = HEADER_LEN;
     while let Some((len, tag)) = u32_at(bytes, off).zip(u16_at(bytes, off + 4)) {
         let len = len as usize;
         if len < 8 || len % 8 != 0 || len > bytes.len() - off {
             break;
+        }
+        if tag == TAG_PADDING
+            && u16_at(bytes, off + 6) == Some(EXT_NATIVE)
+            && native_in_rewrite(bytes[off..off + len].get(EXT_CELLS..).unwrap_or_default())
+        {
+            return true;
         }
         if tag == TAG_PADDING && u16_at(bytes, off + 6) == Some(EXT_EXEMPLARS) {
             let rec = &bytes[off..off + len];

@@ -1,0 +1,6 @@
+use promtrack as metrics;
+
+#[metrics::summary("job_seconds", "Job time.", exemplars = true)]
+fn run() {}
+
+fn main() {}
