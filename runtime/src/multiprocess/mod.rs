@@ -267,5 +267,9 @@ impl DirCollector {
 impl Collector for DirCollector {
     fn collect(&self, out: &mut Vec<MetricFamily>) {
         collect_dir(&self.dir, &self.stats, self.compact, out);
+        // The process reading the directory is the one scrapers talk to: its count of the
+        // scrapes it answered, per negotiated format, says what they negotiated (a registry
+        // that writes its own anyway, the default one, then does not add it twice).
+        out.push(crate::registry::scrapes_family());
     }
 }

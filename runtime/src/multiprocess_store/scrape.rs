@@ -1,7 +1,6 @@
 //! One scrape of a multiprocess directory: fold dead processes' files if there are any, then
 //! aggregate every file with the archive into families, with promtrack's own
-//! `promtrack_multiprocess_*` families, this process's `promtrack_scrapes_total` and the live
-//! writers' `process_*` metrics.
+//! `promtrack_multiprocess_*` families and the live writers' `process_*` metrics.
 //!
 //! Invariants: a scrape never fails (what it cannot read is counted and skipped, `stats.rs`),
 //! and never counts a file twice: files the archive absorbed are skipped (`snapshot.rs`).
@@ -94,10 +93,6 @@ pub(crate) fn collect_dir(path: &Path, stats: &Stats, compact: bool, out: &mut V
         )
         .with_series(Series::new(Value::Gauge(files as f64))),
     );
-    // The scrapes this process answered, per negotiated format: the process reading the
-    // directory is the one a scraper talks to, so its count is the one that says what was
-    // negotiated (the registry then does not add it a second time).
-    out.push(crate::registry::scrapes_family());
     process_metrics(&live_writers, out);
 }
 
