@@ -34,18 +34,20 @@ pub(crate) enum State {
     Invalid,
 }
 
-/// Decodes a process's native state; `live`: its writer may still change it.
-pub(crate) fn decode_state(cells: &[u64], live: bool) -> State {
+/// Decodes a process's native state (its cells' bytes, as copied from its file); `live`: its
+/// writer may still change it.
+pub(crate) fn decode_state(bytes: &[u8], live: bool) -> State {
     use crate::layout::native::{GENERATION, WINDOW};
-    use crate::metric::native::{DecodeError, decode, decode_dead};
-    if cells.len() > WINDOW && cells[WINDOW] == 0 && cells[GENERATION] == 0 {
+    use crate::metric::native::{DecodeError, decode_bytes};
+    let word = |i: usize| {
+        bytes
+            .get(8 * i..8 * i + 8)
+            .map_or(0, |w| u64::from_ne_bytes(w.try_into().unwrap_or_default()))
+    };
+    if bytes.len() > 8 * WINDOW && word(WINDOW) == 0 && word(GENERATION) == 0 {
         return State::Fresh;
     }
-    match if live {
-        decode(cells)
-    } else {
-        decode_dead(cells)
-    } {
+    match decode_bytes(bytes, !live) {
         Ok(s) => State::Buckets(s.buckets),
         Err(DecodeError::Torn) => State::Torn,
         Err(DecodeError::Invalid) => State::Invalid,
@@ -150,6 +152,7 @@ fn add_side(acc: &mut Vec<(i32, u64)>, b: &[(i32, u64)]) {
 }
 
 /// Adds `b` into `acc` (see the module docs).
+#[cfg_attr(not(test), allow(dead_code))] // the aggregate merges owned states
 pub(crate) fn merge(acc: &mut NativeBuckets, b: &NativeBuckets) {
     if acc.schema == b.schema && acc.zero_threshold == b.zero_threshold {
         // Nothing to reduce or widen: add without copying `b`.
@@ -158,8 +161,18 @@ pub(crate) fn merge(acc: &mut NativeBuckets, b: &NativeBuckets) {
         add_side(&mut acc.negative, &b.negative);
         return;
     }
+    merge_owned(acc, b.clone());
+}
+
+/// [`merge`] of a `b` the caller no longer needs: reduced and widened in place, not copied.
+pub(crate) fn merge_owned(acc: &mut NativeBuckets, mut b: NativeBuckets) {
+    if acc.schema == b.schema && acc.zero_threshold == b.zero_threshold {
+        acc.zero_count = acc.zero_count.saturating_add(b.zero_count);
+        add_side(&mut acc.positive, &b.positive);
+        add_side(&mut acc.negative, &b.negative);
+        return;
+    }
     // The in-process histogram's exact reduction and widening (`model.rs`), one definition.
-    let mut b = b.clone();
     let schema = acc.schema.min(b.schema);
     acc.reduce_to_schema(schema);
     b.reduce_to_schema(schema);
