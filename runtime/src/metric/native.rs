@@ -260,11 +260,14 @@ impl<'a> Native<'a> {
         };
         set(layout::MIN_RESET, min_reset);
         set(layout::LAST_RESET, now_nanos());
-        set(layout::WINDOW, window as u64);
         // Centred on 1: at schema 3 and 160 cells, 2^-10 ..= 2^10 before any move.
         let offset = -((window / 2) as i64);
         set(layout::POSITIVE_OFFSET, offset as u64);
         set(layout::NEGATIVE_OFFSET, offset as u64);
+        // Last, released: a multiprocess reader that finds the window set finds the rest of
+        // the header too (it takes a state whose window is 0 for one not written yet).
+        self.at(layout::WINDOW)
+            .store(window as u64, Ordering::Release);
         true
     }
 
