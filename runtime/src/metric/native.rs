@@ -260,11 +260,14 @@ impl<'a> Native<'a> {
         };
         set(layout::MIN_RESET, min_reset);
         set(layout::LAST_RESET, now_nanos());
-        set(layout::WINDOW, window as u64);
         // Centred on 1: at schema 3 and 160 cells, 2^-10 ..= 2^10 before any move.
         let offset = -((window / 2) as i64);
         set(layout::POSITIVE_OFFSET, offset as u64);
         set(layout::NEGATIVE_OFFSET, offset as u64);
+        // Last, released: a multiprocess reader that finds the window set finds the rest of
+        // the header too (it takes a state whose window is 0 for one not written yet).
+        self.at(layout::WINDOW)
+            .store(window as u64, Ordering::Release);
         true
     }
 
@@ -638,7 +641,18 @@ pub(crate) enum DecodeError {
 /// native base on) into its buckets, count and sum. Pure and total: the multiprocess reader
 /// calls it on cells copied from another process's file, which it does not trust.
 pub(crate) fn decode(cells: &[u64]) -> Result<Snapshot, DecodeError> {
-    decode_as(cells, false)
+    decode_as(cells.len(), |i| cells[i], false)
+}
+
+/// [`decode`] (or [`decode_dead`] if `dead`) on cells stored as native-endian bytes (a copy of
+/// a multiprocess file), read in place.
+pub(crate) fn decode_bytes(bytes: &[u8], dead: bool) -> Result<Snapshot, DecodeError> {
+    let word = |i: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&bytes[8 * i..8 * i + 8]);
+        u64::from_ne_bytes(w)
+    };
+    decode_as(bytes.len() / 8, word, dead)
 }
 
 /// [`decode`] for the cells of a writer that is gone (a multiprocess file whose process died):
@@ -650,8 +664,9 @@ pub(crate) fn decode(cells: &[u64]) -> Result<Snapshot, DecodeError> {
 /// the header as read; the counts the dead rewrite held in hand are lost (a process killed
 /// inside the few microseconds of a reduction), nothing is counted twice or in a wrong
 /// bucket.
+#[cfg_attr(not(test), allow(dead_code))] // the reader calls `decode_bytes(.., true)`
 pub(crate) fn decode_dead(cells: &[u64]) -> Result<Snapshot, DecodeError> {
-    decode_as(cells, true)
+    decode_as(cells.len(), |i| cells[i], true)
 }
 
 /// Clears the counts and the sum of a copy of native cells and leaves their layout (a
@@ -715,10 +730,15 @@ pub(crate) fn state_of(b: &NativeBuckets, sum: f64, window: usize) -> Option<Vec
     Some(cells)
 }
 
-fn decode_as(cells: &[u64], dead: bool) -> Result<Snapshot, DecodeError> {
-    let header = cells.get(..layout::HEADER).ok_or(DecodeError::Invalid)?;
+/// `len` cells, cell `i` read by `cell(i)` (called only below `len`).
+#[inline]
+fn decode_as(len: usize, cell: impl Fn(usize) -> u64, dead: bool) -> Result<Snapshot, DecodeError> {
+    if len < layout::HEADER {
+        return Err(DecodeError::Invalid);
+    }
+    let header: [u64; layout::HEADER] = std::array::from_fn(&cell);
     let window = usize::try_from(header[layout::WINDOW]).map_err(|_| DecodeError::Invalid)?;
-    if window == 0 || window > MAX_BUCKETS_LIMIT as usize || cells.len() != layout::len(window) {
+    if window == 0 || window > MAX_BUCKETS_LIMIT as usize || len != layout::len(window) {
         return Err(DecodeError::Invalid);
     }
     let generation = header[layout::GENERATION];
@@ -775,7 +795,13 @@ fn decode_as(cells: &[u64], dead: bool) -> Result<Snapshot, DecodeError> {
         if offset < i64::from(i32::MIN) || offset + window as i64 > i64::from(i32::MAX) {
             return Err(DecodeError::Invalid);
         }
-        for (i, &c) in cells[first..first + window].iter().enumerate() {
+        for i in 0..window {
+            let c = cell(first + i);
+            // Most window cells are empty: an empty cell of the expected tag is skipped with
+            // one comparison.
+            if c == expected {
+                continue;
+            }
             let c = count_of(c)?;
             if c > 0 {
                 out.push(((offset + i as i64) as i32, c));

@@ -295,10 +295,9 @@ impl<'a> Aggregate<'a> {
                 &s,
             );
             if let Some((ext, cells)) = s.native {
-                let cells: Vec<u64> = words(cells).collect();
                 let state = match ext {
-                    EXT_NATIVE => native_merge::decode_state(&cells, src.live),
-                    _ => native_merge::decode_sparse(&cells)
+                    EXT_NATIVE => native_merge::decode_state(cells, src.live),
+                    _ => native_merge::decode_sparse(&words(cells).collect::<Vec<u64>>())
                         .map_or(native_merge::State::Invalid, native_merge::State::Buckets),
                 };
                 match state {
@@ -308,7 +307,7 @@ impl<'a> Aggregate<'a> {
                             fam.native.resize(row + 1, None);
                         }
                         match &mut fam.native[row] {
-                            Some(acc) => native_merge::merge(acc, &b),
+                            Some(acc) => native_merge::merge_owned(acc, b),
                             none => *none = Some(b),
                         }
                     }

@@ -26,7 +26,8 @@ pub(crate) enum State {
     /// Its buckets.
     Buckets(NativeBuckets),
     /// Not written yet: the series was published a moment before its histogram wrote its
-    /// settings into the cells (all zero). Nothing to merge, nothing wrong.
+    /// settings into the cells (the window, written last, still 0). Nothing to merge, nothing
+    /// wrong.
     Fresh,
     /// Copied in the middle of a reduction (a live writer): left out of this scrape, counted.
     Torn,
@@ -34,18 +35,20 @@ pub(crate) enum State {
     Invalid,
 }
 
-/// Decodes a process's native state; `live`: its writer may still change it.
-pub(crate) fn decode_state(cells: &[u64], live: bool) -> State {
-    use crate::layout::native::{GENERATION, WINDOW};
-    use crate::metric::native::{DecodeError, decode, decode_dead};
-    if cells.len() > WINDOW && cells[WINDOW] == 0 && cells[GENERATION] == 0 {
+/// Decodes a process's native state (its cells' bytes, as copied from its file); `live`: its
+/// writer may still change it.
+pub(crate) fn decode_state(bytes: &[u8], live: bool) -> State {
+    use crate::layout::native::WINDOW;
+    use crate::metric::native::{DecodeError, decode_bytes};
+    let word = |i: usize| {
+        bytes
+            .get(8 * i..8 * i + 8)
+            .map_or(0, |w| u64::from_ne_bytes(w.try_into().unwrap_or_default()))
+    };
+    if bytes.len() > 8 * WINDOW && word(WINDOW) == 0 {
         return State::Fresh;
     }
-    match if live {
-        decode(cells)
-    } else {
-        decode_dead(cells)
-    } {
+    match decode_bytes(bytes, !live) {
         Ok(s) => State::Buckets(s.buckets),
         Err(DecodeError::Torn) => State::Torn,
         Err(DecodeError::Invalid) => State::Invalid,
@@ -150,6 +153,7 @@ fn add_side(acc: &mut Vec<(i32, u64)>, b: &[(i32, u64)]) {
 }
 
 /// Adds `b` into `acc` (see the module docs).
+#[cfg_attr(not(test), allow(dead_code))] // the aggregate merges owned states
 pub(crate) fn merge(acc: &mut NativeBuckets, b: &NativeBuckets) {
     if acc.schema == b.schema && acc.zero_threshold == b.zero_threshold {
         // Nothing to reduce or widen: add without copying `b`.
@@ -158,8 +162,18 @@ pub(crate) fn merge(acc: &mut NativeBuckets, b: &NativeBuckets) {
         add_side(&mut acc.negative, &b.negative);
         return;
     }
+    merge_owned(acc, b.clone());
+}
+
+/// [`merge`] of a `b` the caller no longer needs: reduced and widened in place, not copied.
+pub(crate) fn merge_owned(acc: &mut NativeBuckets, mut b: NativeBuckets) {
+    if acc.schema == b.schema && acc.zero_threshold == b.zero_threshold {
+        acc.zero_count = acc.zero_count.saturating_add(b.zero_count);
+        add_side(&mut acc.positive, &b.positive);
+        add_side(&mut acc.negative, &b.negative);
+        return;
+    }
     // The in-process histogram's exact reduction and widening (`model.rs`), one definition.
-    let mut b = b.clone();
     let schema = acc.schema.min(b.schema);
     acc.reduce_to_schema(schema);
     b.reduce_to_schema(schema);
@@ -245,6 +259,30 @@ mod tests {
             acc.zero_count + acc.positive.iter().map(|b| b.1).sum::<u64>(),
             2
         );
+    }
+
+    /// A state not written yet, a live one caught in a reduction, the same from a dead writer,
+    /// and bytes that are no state.
+    #[test]
+    fn a_process_state_is_fresh_buckets_torn_or_invalid() {
+        use crate::layout::native::GENERATION;
+        let bytes =
+            |cells: &[u64]| -> Vec<u8> { cells.iter().flat_map(|c| c.to_ne_bytes()).collect() };
+        let b = nb(3, 0.0, 2, &[(-1, 4), (5, 1)]);
+        let cells = crate::metric::native::state_of(&b, 1.5, 8).unwrap();
+        assert_eq!(
+            decode_state(&bytes(&cells), true),
+            State::Buckets(b.clone())
+        );
+        assert_eq!(
+            decode_state(&bytes(&vec![0; cells.len()]), true),
+            State::Fresh
+        );
+        let mut torn = cells.clone();
+        torn[GENERATION] = 1;
+        assert_eq!(decode_state(&bytes(&torn), true), State::Torn);
+        assert_eq!(decode_state(&bytes(&torn), false), State::Buckets(b));
+        assert_eq!(decode_state(&bytes(&cells[..20]), true), State::Invalid);
     }
 
     #[test]

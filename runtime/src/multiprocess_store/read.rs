@@ -65,7 +65,10 @@
 //! not the one its target's declaration implies, its settings are out of range, or its target
 //! already has one of that sub-tag — is skipped and counted ([`Parsed::bad_extensions`]), and
 //! the rest of the file is kept. Their cells are agreed like a series' (above): native state as
-//! one block, each exemplar slot as one block that must also hold an even sequence number
+//! one block that must also be out of a reduction (an even generation, `metric/native.rs`: a
+//! live writer's state caught in one is copied again, after a yield, a few times, and
+//! otherwise left for the aggregate to leave out of that scrape and count — never a
+//! half-reduced bucket array), each exemplar slot as one block that must also hold an even sequence number
 //! (`exemplar.rs`) — so a live file whose two copies are equal is still walked once for a
 //! slot caught mid-write, which is read again. A slot that never holds still gets no
 //! word-at-a-time last resort: it is left out of that scrape.
