@@ -558,7 +558,7 @@ impl Families {
         o: &Outcome,
         exclusion: Exclusion,
         resolved: Option<&FinishedSeries>,
-        trace: Option<TraceContext>,
+        trace: Option<&TraceContext>,
     ) {
         if exclusion.records_defaults() {
             let resolved = match resolved {
@@ -570,14 +570,14 @@ impl Families {
             match (resolved.duration, trace) {
                 (Some(DurationRef::Histogram(h)), None) => unsafe { h.get() }.observe(o.seconds),
                 (Some(DurationRef::Histogram(h)), Some(t)) => {
-                    unsafe { h.get() }.observe_with_trace(o.seconds, t)
+                    unsafe { h.get() }.observe_with_trace(o.seconds, *t)
                 }
                 (Some(DurationRef::Summary(s)), _) => unsafe { s.get() }.observe(o.seconds),
                 (None, _) => {}
             }
             match (resolved.total, trace) {
                 (Some(total), None) => unsafe { total.get() }.inc(),
-                (Some(total), Some(t)) => unsafe { total.get() }.inc_with_trace(t),
+                (Some(total), Some(t)) => unsafe { total.get() }.inc_with_trace(*t),
                 (None, _) => {}
             }
             if o.panicked {
