@@ -3,7 +3,9 @@
 
   load-with-faults.py monitor OUT METRICS_URL SUPERVISOR_PID METRICS_DIR STOP_FILE DEADLINE_S
       Scrapes METRICS_URL every 100 ms (each scrape's wall time measured with perf_counter,
-      from connect to the last byte) into OUT/scrapes.jsonl, and every second samples the
+      from connect to the last byte) into OUT/scrapes.jsonl, then the same URL in the protobuf
+      format, whose native histograms it compares with the previous scrape's (see
+      `native_decreases`), and every second samples the
       supervisor's VmRSS, its live worker processes and the directory's entries into
       OUT/samples.jsonl. When STOP_FILE appears (or DEADLINE_S passes) it takes one last
       scrape into OUT/final.json and exits.
@@ -17,6 +19,7 @@
 import json
 import math
 import os
+import struct
 import sys
 import threading
 import time
@@ -26,6 +29,169 @@ SCRAPE_EVERY_S = 0.1
 SAMPLE_EVERY_S = 1.0
 SCRAPE_TIMEOUT_S = 2.0
 COUNTER = "axum_http_request_total"
+PROTOBUF = ("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;"
+            "encoding=delimited")
+
+
+# --- native histograms in the protobuf exposition (a decoder of the few fields needed) -------
+
+def _varint(buf, i):
+    shift = result = 0
+    while True:
+        b = buf[i]
+        i += 1
+        result |= (b & 0x7F) << shift
+        if b < 0x80:
+            return result, i
+        shift += 7
+
+
+def _zigzag(n):
+    return (n >> 1) ^ -(n & 1)
+
+
+def _fields(buf):
+    """(field number, wire type, value) of a message: an int for varints, bytes otherwise."""
+    i = 0
+    while i < len(buf):
+        key, i = _varint(buf, i)
+        field, wire = key >> 3, key & 7
+        if wire == 0:
+            value, i = _varint(buf, i)
+        elif wire == 1:
+            value, i = buf[i:i + 8], i + 8
+        elif wire == 2:
+            n, i = _varint(buf, i)
+            value, i = buf[i:i + n], i + n
+        elif wire == 5:
+            value, i = buf[i:i + 4], i + 4
+        else:
+            raise ValueError(f"wire type {wire}")
+        yield field, wire, value
+
+
+def _double(b):
+    return struct.unpack("<d", b)[0]
+
+
+def _spans(spans, deltas):
+    """{bucket index: count} from spans and delta-encoded counts."""
+    out, idx, count, d = {}, 0, 0, iter(deltas)
+    for offset, length in spans:
+        idx += offset
+        for _ in range(length):
+            count += next(d)
+            out[idx] = count
+            idx += 1
+    return out
+
+
+def _histogram(buf):
+    h = {"count": 0, "sum": 0.0, "schema": None, "zt": 0.0, "zero": 0,
+         "pos": ([], []), "neg": ([], [])}
+    for field, wire, v in _fields(buf):
+        if field == 1:
+            h["count"] = v
+        elif field == 2:
+            h["sum"] = _double(v)
+        elif field == 5:
+            h["schema"] = _zigzag(v)
+        elif field == 6:
+            h["zt"] = _double(v)
+        elif field == 7:
+            h["zero"] = v
+        elif field in (9, 12):
+            span = dict((f, x) for f, _, x in _fields(v))
+            h["neg" if field == 9 else "pos"][0].append(
+                (_zigzag(span.get(1, 0)), span.get(2, 0)))
+        elif field in (10, 13):
+            side = h["neg" if field == 10 else "pos"][1]
+            if wire == 2:  # packed
+                i = 0
+                while i < len(v):
+                    x, i = _varint(v, i)
+                    side.append(_zigzag(x))
+            else:
+                side.append(_zigzag(v))
+    if h["schema"] is None:
+        return None  # a classic histogram
+    return {"count": h["count"], "sum": h["sum"], "schema": h["schema"], "zt": h["zt"],
+            "zero": h["zero"], "pos": _spans(*h["pos"]), "neg": _spans(*h["neg"])}
+
+
+def parse_native(body):
+    """{series (family name and labels): native histogram} of a delimited protobuf body."""
+    out, i = {}, 0
+    while i < len(body):
+        n, i = _varint(body, i)
+        fam, i = body[i:i + n], i + n
+        name = ""
+        for field, _, v in _fields(fam):
+            if field == 1:
+                name = v.decode()
+            elif field == 4:
+                labels, hist = [], None
+                for f, _, x in _fields(v):
+                    if f == 1:
+                        pair = dict((g, y) for g, _, y in _fields(x))
+                        labels.append(f'{pair.get(1, b"").decode()}="{pair.get(2, b"").decode()}"')
+                    elif f == 7:
+                        hist = _histogram(x)
+                if hist is not None:
+                    out[f"{name}{{{','.join(sorted(labels))}}}"] = hist
+    return out
+
+
+def _upper(i, schema):
+    return 2.0 ** (i * 2.0 ** -schema)
+
+
+def _reduce(h, schema):
+    """`h` at a schema at or below its own: Prometheus' merge of 2^d buckets into one."""
+    d = h["schema"] - schema
+    out = {"count": h["count"], "sum": h["sum"], "schema": schema, "zt": h["zt"],
+           "zero": h["zero"], "pos": {}, "neg": {}}
+    for side in ("pos", "neg"):
+        for i, c in h[side].items():
+            j = ((i - 1) >> d) + 1
+            out[side][j] = out[side].get(j, 0) + c
+    return out
+
+
+def _widen(h, t):
+    """Moves every bucket reaching down to `t` or below into the zero bucket, growing `t` to the
+    upper bound of a bucket it falls inside; returns the threshold reached."""
+    moved = True
+    while moved:
+        moved = False
+        for side in ("pos", "neg"):
+            for i in sorted(h[side]):
+                if _upper(i - 1, h["schema"]) >= t:
+                    break
+                t = max(t, _upper(i, h["schema"]))
+                h["zero"] += h[side].pop(i)
+                moved = True
+    h["zt"] = t
+    return t
+
+
+def native_decreases(before, after):
+    """What went down from `before` to `after` (two scrapes' native histograms of one series),
+    once both are reduced to the lower schema and widened to the wider zero threshold, as
+    Prometheus compares them: the count, the sum, the zero bucket or any bucket."""
+    schema = min(before["schema"], after["schema"])
+    a, b = _reduce(before, schema), _reduce(after, schema)
+    t = max(a["zt"], b["zt"])
+    while True:
+        ta, tb = _widen(a, t), _widen(b, t)
+        if ta == tb:
+            break
+        t = max(ta, tb)
+    out = [f"{k} {a[k]!r} -> {b[k]!r}" for k in ("count", "sum", "zero") if b[k] < a[k]]
+    for side in ("pos", "neg"):
+        out += [f"{side}[{i}] {c} -> {b[side].get(i, 0)}" for i, c in sorted(a[side].items())
+                if b[side].get(i, 0) < c]
+    return out
 
 
 def parse(text):
@@ -65,6 +231,20 @@ def scrape(url):
         return True, elapsed, parse(body)
     except Exception as e:  # any failure is a failed scrape, reported as such
         return False, time.perf_counter() - start, f"{type(e).__name__}: {e}"
+
+
+def scrape_native(url):
+    """{series: native histogram} of a protobuf scrape, or the error text."""
+    try:
+        req = urllib.request.Request(url, headers={"Accept": PROTOBUF})
+        with urllib.request.urlopen(req, timeout=SCRAPE_TIMEOUT_S) as r:
+            body = r.read()
+            kind = r.headers.get("Content-Type", "")
+        if not kind.startswith("application/vnd.google.protobuf"):
+            return f"answered {kind!r}, not protobuf"
+        return parse_native(body)
+    except Exception as e:  # reported, and failed by the check
+        return f"{type(e).__name__}: {e}"
 
 
 def live_workers(sup):
@@ -123,6 +303,7 @@ def monitor(out, url, sup, metrics_dir, stop_file, deadline_s):
     th = threading.Thread(target=sampler, daemon=True)
     th.start()
     previous = None  # the last successful scrape's growing samples
+    previous_native = None  # the last protobuf scrape's native histograms
     with open(os.path.join(out, "scrapes.jsonl"), "w") as f:
         next_at = time.monotonic()
         while not os.path.exists(stop_file) and time.monotonic() < deadline:
@@ -142,6 +323,17 @@ def monitor(out, url, sup, metrics_dir, stop_file, deadline_s):
                 previous = growing
             else:
                 rec["error"] = result
+            native = scrape_native(url)
+            if isinstance(native, str):
+                rec["native_error"] = native
+            else:
+                rec["native"] = {k: [h["schema"], h["zt"], h["count"]] for k, h in native.items()}
+                if previous_native is not None:
+                    rec["native_back"] = [[k, d] for k, h in native.items()
+                                          if k in previous_native
+                                          for d in native_decreases(previous_native[k], h)]
+                    rec["native_vanished"] = [k for k in previous_native if k not in native]
+                previous_native = native
             f.write(json.dumps(rec) + "\n")
             next_at += SCRAPE_EVERY_S
             # A slow scrape delays the next one; it never makes two run at once.
@@ -253,6 +445,28 @@ def check(out, wrk_jsonl, workers, connections, kills, bursts, load_s):
     if final["ok"] and oks:
         expect(final["sums"].get(COUNTER, 0) >= oks[-1]["total"],
                "the final scrape is not below the last scrape of the run")
+
+    # 2b. Native histograms (the protobuf scrapes): after reducing two consecutive scrapes of a
+    # series to their common schema and zero threshold, no bucket, count or sum went down.
+    natives = [s for s in scrapes if "native" in s]
+    native_failed = [s for s in scrapes if "native_error" in s]
+    for s in native_failed[:5]:
+        print(f"    protobuf scrape failed at t={s['t']}s: {s['native_error']}")
+    expect(not native_failed, f"no protobuf scrape failed ({len(native_failed)})")
+    last = natives[-1]["native"] if natives else {}
+    schemas = sorted({h[0] for s in natives for h in s["native"].values()})
+    print(f"  {len(natives)} protobuf scrapes; native histograms at the end: "
+          + ", ".join(f"{k} schema {h[0]} count {h[2]}" for k, h in sorted(last.items()))
+          + f"; schemas seen {schemas}")
+    expect(any(h[2] > 0 for h in last.values()),
+           "the protobuf scrapes show a native histogram with observations")
+    native_back = [(s["t"], k, d) for s in natives for k, d in s.get("native_back", [])]
+    for t, k, d in native_back[:5]:
+        print(f"    t={t}s: {k}: {d}")
+    expect(not native_back, "no native bucket, count or sum went down between two scrapes, "
+                            f"at their common schema and zero threshold ({len(native_back)})")
+    native_vanished = [(s["t"], k) for s in natives for k in s.get("native_vanished", [])]
+    expect(not native_vanished, f"no native histogram vanished ({len(native_vanished)})")
 
     # 3. Scrapes: none failed, p99 within 100 ms.
     failed = [s for s in scrapes if not s["ok"]]

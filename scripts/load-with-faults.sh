@@ -11,6 +11,10 @@
 #     idle burst;
 #   - between two scrapes, no sample of a counter, histogram or summary went backwards (nor the
 #     counter's sum) and no series of the workers vanished, across deaths and compactions;
+#   - the same for the native histogram (the example's `multiprocess_user_lookup_native_seconds`,
+#     at most 20 buckets, so workers reduce it), scraped in the protobuf format after each text
+#     scrape: after reducing two consecutive scrapes to their common schema and zero threshold,
+#     no bucket, count or sum went down;
 #   - no scrape failed, scrape wall time p99 <= 100 ms;
 #   - the directory holds at most live workers + 2 files at the end (their files, archive.db
 #     and compact.lock), and at every 1 s sample at most one more (a file in transit, never in

@@ -23,12 +23,14 @@
 //! as in production), then lets RESTARTS more writers of the same shape come and go — half exit
 //! cleanly, half are killed with SIGKILL, each followed by a scrape that compacts — and times
 //! the scrape again (printed as `key=value` pairs): the archive keeps it close to the first.
-//! `… -- gen-native DIR FILES SERIES` writes FILES process files of SERIES native histogram
-//! series each (`gen_native_seconds{path}`, native only, 20 populated buckets, schema 3 or 2 by
-//! file, so the merge reduces), byte by byte in the documented format
-//! (runtime/src/multiprocess_store/file.rs: a classic histogram with the native-only placeholder
-//! bound, native settings and native state in extension records):
-//! native histograms have no public API to write them through yet.
+//! `… -- gen-native DIR FILES SERIES [MAX_BUCKETS]` writes FILES process files of SERIES native
+//! histogram series each (`gen_native_seconds{path}`, native only, `max_buckets` 160 unless
+//! given, 20 populated buckets, schema 3 or 2 by file, so the merge reduces), byte by byte in
+//! the documented format (runtime/src/multiprocess_store/file.rs: a classic histogram with the
+//! native-only placeholder bound, native settings and the native state — the cells a native
+//! histogram observes into, `15 + 2 × max_buckets` of them — in extension records), as a
+//! process that observed them and died leaves them: writing them through the API would take a
+//! process per file.
 
 use std::hint::black_box;
 use std::process::{Command, Stdio};
@@ -173,7 +175,7 @@ fn extension_body(back: usize, cells: &[u64]) -> Vec<u8> {
     b
 }
 
-fn gen_native(dir: &str, files: usize, series: usize) {
+fn gen_native(dir: &str, files: usize, series: usize, window: usize) {
     use std::os::unix::fs::OpenOptionsExt;
     for f in 0..files {
         let mut out = vec![0u8; 64];
@@ -197,7 +199,13 @@ fn gen_native(dir: &str, files: usize, series: usize) {
         }
         record(&mut out, 1, 0, &body);
         let back = out.len() - family_off;
-        let settings = [schema as u64, 160, 0f64.to_bits(), 0f64.to_bits(), 1];
+        let settings = [
+            schema as u64,
+            window as u64,
+            0f64.to_bits(),
+            0f64.to_bits(),
+            1,
+        ];
         record(&mut out, 0, 1, &extension_body(back, &settings));
         for i in 0..series {
             let start = out.len();
@@ -212,10 +220,25 @@ fn gen_native(dir: &str, files: usize, series: usize) {
             body.extend_from_slice(&(key.len() as u32).to_ne_bytes());
             body.extend_from_slice(&key);
             record(&mut out, 2, 0, &body);
-            // The sparse native state: schema, zero threshold, zero count, 20 positive buckets.
-            let mut state = vec![schema as u64, 0f64.to_bits(), 0, 20, 0];
+            // The native state (runtime/src/layout.rs, `native`): generation 0 (so untagged
+            // counts), the header, 20 positive buckets from key (i % 7) - 5 in a window centred
+            // on key 0, as a fresh histogram places it.
+            let mut state = vec![0u64; 15 + 2 * window];
+            let offset = -(window as i64 / 2);
+            state[2] = schema as u64; // schema
+            state[4] = offset as u64; // positive offset
+            state[5] = offset as u64; // negative offset
+            state[6] = 20; // populated
+            state[7] = (i as f64).to_bits(); // sum
+            state[9] = window as u64; // window
+            state[10] = schema as u64; // initial schema
             for b in 0..20i64 {
-                state.extend([(b + (i % 7) as i64 - 5) as u64, 1]);
+                let k = b + (i % 7) as i64 - 5;
+                if let Ok(at) = usize::try_from(k - offset) {
+                    if at < window {
+                        state[15 + at] = 1;
+                    }
+                }
             }
             let back = out.len() - start;
             record(&mut out, 0, 2, &extension_body(back, &state));
@@ -252,8 +275,14 @@ fn main() {
         }
         ["gen-child", series] => gen_child(series.parse().unwrap()),
         ["gen-native", dir, files, series] => {
-            gen_native(dir, files.parse().unwrap(), series.parse().unwrap())
+            gen_native(dir, files.parse().unwrap(), series.parse().unwrap(), 160)
         }
+        ["gen-native", dir, files, series, window] => gen_native(
+            dir,
+            files.parse().unwrap(),
+            series.parse().unwrap(),
+            window.parse().unwrap(),
+        ),
         ["scrape", dir, iters] => {
             let registry = promtrack::Registry::new();
             registry.register_collector(

@@ -29,11 +29,21 @@
 //! the slots under a mutex that only such writers (at most one per series per 90 ms) and
 //! scrapes take. A multiprocess file keeps the 48-byte slots only, so such labels are not seen
 //! across processes.
+//!
+//! Where the slots live: on the heap, or — in multiprocess mode — in this process's file,
+//! through a hook the multiprocess store registers ([`set_external`]; the same layering as
+//! `metric/stripes.rs`). The store appends the series' slots to its file once, at its first
+//! exemplar: the first thread to offer one claims the series' pointer (a compare-and-swap from
+//! null to a claim marker), asks the hook, and publishes the block; a thread that finds the claim
+//! marker skips its exemplar (never its observation, which was recorded before). If the hook has
+//! no room (file full, a forked child without a file), the slots go on the heap: the exemplar is
+//! then seen in process only, never lost to a panic.
 
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::{Mutex, OnceLock, PoisonError};
 
+use crate::cell::Cells;
 use crate::sync::{AtomicPtr, AtomicU64, Ordering};
 
 // The seqlock's fences, from loom in a model-checking build as `sync.rs` does for the atomics.
@@ -147,10 +157,44 @@ pub(crate) struct SlotData {
 
 /// A slot's size in 8-byte words, in this order: sequence, trace id (high, low), span id, value
 /// (`f64` bits), Unix time in nanoseconds. The layout a multiprocess file stores.
-#[allow(dead_code)] // until the multiprocess file stores slots (issue 14)
 pub(crate) const SLOT_WORDS: usize = 6;
 
-#[allow(dead_code)] // until the multiprocess file stores slots (issue 14)
+#[cfg(not(promtrack_loom))]
+const _: () = assert!(size_of::<Slot>() == 8 * SLOT_WORDS && align_of::<Slot>() == 8);
+
+/// Makes the slots of a series that live outside the heap: `slots` slots for the series whose
+/// cells are `primary`, or `None` if it cannot (the slots then go on the heap). Registered by
+/// the multiprocess store, which owns the mapping.
+pub(crate) type ExternalSlots = fn(primary: &Cells, slots: usize) -> Option<&'static [Slot]>;
+
+static EXTERNAL: OnceLock<ExternalSlots> = OnceLock::new();
+
+/// Registers how slots of series whose cells live outside the heap are made (see the module
+/// docs). Without it every series' slots are on the heap.
+#[allow(dead_code)] // called by the multiprocess store only
+pub(crate) fn set_external(make: ExternalSlots) {
+    let _ = EXTERNAL.set(make);
+}
+
+impl Slot {
+    /// `n` slots over `6 n` cells that stay valid for the rest of the process's life (a
+    /// multiprocess file's exemplar record).
+    ///
+    /// # Safety
+    /// `first` points at `SLOT_WORDS * n` initialised, 8-byte aligned `AtomicU64`s that are never
+    /// unmapped or freed while the process lives, and that are only ever accessed atomically.
+    #[allow(dead_code)] // called by the multiprocess store only
+    pub(crate) unsafe fn external(
+        first: std::ptr::NonNull<std::sync::atomic::AtomicU64>,
+        n: usize,
+    ) -> &'static [Slot] {
+        // SAFETY: `Slot` is `#[repr(C)]` of six `AtomicU64`s (asserted above: same size and
+        // alignment as six cells, no padding), so `6 n` cells are `n` slots; validity and
+        // lifetime are the caller's guarantee.
+        unsafe { std::slice::from_raw_parts(first.as_ptr().cast::<Slot>(), n) }
+    }
+}
+
 impl SlotData {
     /// A slot copied out of another process's file as words (see [`SLOT_WORDS`]); `None` if it
     /// is empty or was copied mid-write (odd sequence). A copy can still be torn between two
@@ -162,6 +206,25 @@ impl SlotData {
             value: f64::from_bits(w[4]),
             time_ns: w[5],
         })
+    }
+
+    /// [`from_words`](Self::from_words) of a run of cells as a reader's copy holds it; `None`
+    /// also when the run is not [`SLOT_WORDS`] long.
+    pub(crate) fn decode(cells: &[u64]) -> Option<SlotData> {
+        Self::from_words(cells.try_into().ok()?)
+    }
+
+    /// The words of a slot holding `self` with sequence number `seq` (what a file holds).
+    #[cfg_attr(not(test), allow(dead_code))] // tests write files by hand
+    pub(crate) fn to_words(self, seq: u64) -> [u64; SLOT_WORDS] {
+        [
+            seq,
+            (self.trace >> 64) as u64,
+            self.trace as u64,
+            self.span,
+            self.value.to_bits(),
+            self.time_ns,
+        ]
     }
 
     /// The exemplar a slot without in-process labels holds (`trace_id`, `span_id`).
@@ -260,26 +323,46 @@ fn backoff() {
 /// A label set kept in process beside a slot (see the module docs).
 type Custom = Option<Box<[(Box<str>, Box<str>)]>>;
 
+/// Where a series' slots are: its own heap allocation, or this process's multiprocess file.
+enum Slots {
+    Heap(Box<[Slot]>),
+    File(&'static [Slot]),
+}
+
 /// A series' exemplar state, allocated on its first exemplar.
 pub(crate) struct Block {
     /// Coarse monotonic milliseconds of the last accepted exemplar.
     last_ms: AtomicU64,
-    slots: Box<[Slot]>,
+    slots: Slots,
     custom: OnceLock<Box<[Mutex<Custom>]>>,
 }
 
 impl Block {
-    fn new(slots: usize) -> Self {
+    fn new(slots: Slots) -> Self {
         Self {
             last_ms: AtomicU64::new(0),
-            slots: (0..slots).map(|_| Slot::new()).collect(),
+            slots,
             custom: OnceLock::new(),
         }
     }
 
+    #[inline]
+    fn slots(&self) -> &[Slot] {
+        match &self.slots {
+            Slots::Heap(s) => s,
+            Slots::File(s) => s,
+        }
+    }
+
+    /// Whether the slots live in this process's multiprocess file.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn in_file(&self) -> bool {
+        matches!(self.slots, Slots::File(_))
+    }
+
     /// Slot `i`'s exemplar, if any.
     pub(crate) fn get(&self, i: usize) -> Option<Exemplar> {
-        let slot = self.slots.get(i)?;
+        let slot = self.slots().get(i)?;
         let custom = self.custom.get().and_then(|c| c.get(i));
         let (d, labels) = slot.read(|d| match (d.trace, custom) {
             (0, Some(m)) => m.lock().unwrap_or_else(PoisonError::into_inner).clone(),
@@ -311,7 +394,8 @@ pub(crate) fn trace_labels(trace: u128, span: u64) -> Vec<(Cow<'static, str>, St
 impl fmt::Debug for Block {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Block")
-            .field("slots", &self.slots.len())
+            .field("slots", &self.slots().len())
+            .field("in_file", &self.in_file())
             .finish_non_exhaustive()
     }
 }
@@ -400,9 +484,20 @@ fn is_valid_label_name(name: &str) -> bool {
         && !name.starts_with("__")
 }
 
-/// A series' exemplars: a pointer, null until the first exemplar. Owns its [`Block`].
+/// A series' exemplars: a pointer, null until the first exemplar, [`CLAIMED`] while the first
+/// exemplar's thread makes the block. Owns its [`Block`].
 pub(crate) struct SeriesExemplars {
     block: AtomicPtr<Block>,
+}
+
+/// The block pointer while one thread makes the block: never a valid `Block` address (a `Block`
+/// is 8-byte aligned), so `block` tells it from a published one by a comparison.
+const CLAIMED: *mut Block = std::ptr::without_provenance_mut(1);
+
+/// Whether `p` points at a published block (neither null nor [`CLAIMED`]).
+#[inline]
+fn published(p: *mut Block) -> bool {
+    p.addr() > CLAIMED.addr()
 }
 
 impl Default for SeriesExemplars {
@@ -418,42 +513,52 @@ impl SeriesExemplars {
     #[inline]
     pub(crate) fn block(&self) -> Option<&Block> {
         let p = self.block.load(Ordering::Acquire);
-        // SAFETY: a non-null pointer was published (release) by `block_or_alloc` from a live
+        // SAFETY: a published pointer was stored (release) by `block_or_alloc` from a live
         // `Box`, is never replaced, and is freed only in `drop`, which `&self` excludes.
-        unsafe { p.as_ref() }
+        published(p).then(|| unsafe { &*p })
     }
 
+    /// The block, made by this thread if no other claimed it first; `None` while another
+    /// thread makes it (this exemplar is skipped: one sample of many).
     #[cold]
     #[inline(never)]
-    fn block_or_alloc(&self, slots: usize) -> &Block {
-        let new = Box::into_raw(Box::new(Block::new(slots)));
-        match self.block.compare_exchange(
+    fn block_or_alloc(&self, cells: &Cells, slots: usize) -> Option<&Block> {
+        if let Err(current) = self.block.compare_exchange(
             std::ptr::null_mut(),
-            new,
-            Ordering::AcqRel,
+            CLAIMED,
+            Ordering::Acquire,
             Ordering::Acquire,
         ) {
-            // SAFETY: just published; see `block`.
-            Ok(_) => unsafe { &*new },
-            Err(current) => {
-                // SAFETY: `new` was never shared: we own it.
-                drop(unsafe { Box::from_raw(new) });
-                // SAFETY: published by the winner; see `block`.
-                unsafe { &*current }
-            }
+            // SAFETY: published by the claiming thread; see `block`.
+            return published(current).then(|| unsafe { &*current });
         }
+        // Only the claiming thread gets here, once per series: the file's slots are appended
+        // at most once.
+        let external = EXTERNAL.get().and_then(|make| make(cells, slots));
+        let slots = match external {
+            Some(file) if file.len() == slots => Slots::File(file),
+            _ => Slots::Heap((0..slots).map(|_| Slot::new()).collect()),
+        };
+        let new = Box::into_raw(Box::new(Block::new(slots)));
+        self.block.store(new, Ordering::Release);
+        // SAFETY: just published; see `block`.
+        Some(unsafe { &*new })
     }
 
-    /// Offers an exemplar for slot `i` of a series with `slots` slots, under the rate limit of
-    /// the module docs. `i` out of range is ignored.
+    /// Offers an exemplar for slot `i` of a series with `slots` slots whose cells are `cells`
+    /// (the series' own, not a stripe's: the store attaches the slots to them), under the rate
+    /// limit of the module docs. `i` out of range is ignored.
     #[inline]
-    pub(crate) fn offer(&self, slots: usize, i: usize, value: f64, what: Offer<'_>) {
+    pub(crate) fn offer(&self, cells: &Cells, slots: usize, i: usize, value: f64, what: Offer<'_>) {
         let now = coarse_ms();
         let block = match self.block() {
             Some(b) => b,
-            None => self.block_or_alloc(slots),
+            None => match self.block_or_alloc(cells, slots) {
+                Some(b) => b,
+                None => return,
+            },
         };
-        let Some(slot) = block.slots.get(i) else {
+        let Some(slot) = block.slots().get(i) else {
             return;
         };
         let last = block.last_ms.load(Ordering::Relaxed);
@@ -494,7 +599,7 @@ impl Block {
             Offer::Labels(labels) => {
                 let custom = self
                     .custom
-                    .get_or_init(|| (0..self.slots.len()).map(|_| Mutex::new(None)).collect());
+                    .get_or_init(|| (0..self.slots().len()).map(|_| Mutex::new(None)).collect());
                 let pairs: Box<[(Box<str>, Box<str>)]> = labels
                     .iter()
                     .map(|(n, v)| ((*n).into(), (*v).into()))
@@ -516,7 +621,7 @@ impl Block {
 impl Drop for SeriesExemplars {
     fn drop(&mut self) {
         let p = self.block.load(Ordering::Acquire);
-        if !p.is_null() {
+        if published(p) {
             // SAFETY: published from a `Box` by `block_or_alloc`; `&mut self` means no reader.
             drop(unsafe { Box::from_raw(p) });
         }
@@ -611,7 +716,13 @@ mod tests {
         // Stored as ids: read back in canonical order, span id second.
         let e = SeriesExemplars::default();
         let labels = [("span_id", "00f067aa0ba902b7"), ("trace_id", TRACE)];
-        e.offer(1, 0, 1.0, Offer::from_labels(&labels).unwrap());
+        e.offer(
+            &Cells::heap(2),
+            1,
+            0,
+            1.0,
+            Offer::from_labels(&labels).unwrap(),
+        );
         let got = e.block().unwrap().get(0).unwrap();
         assert_eq!(got.labels[0], (Cow::Borrowed("trace_id"), TRACE.to_owned()));
         assert_eq!(got.labels[1].1, "00f067aa0ba902b7");
@@ -640,6 +751,8 @@ mod tests {
             d.time_ns,
         ];
         assert_eq!(SlotData::from_words(&words), Some(d));
+        assert_eq!(d.to_words(2), words);
+        assert_eq!(SlotData::decode(&words[..5]), None, "a short run");
         assert_eq!(SlotData::from_words(&[3, 1, 1, 1, 1, 1]), None);
         assert_eq!(SlotData::from_words(&[0; SLOT_WORDS]), None);
     }
@@ -647,37 +760,73 @@ mod tests {
     #[test]
     fn the_first_exemplar_is_kept_and_the_rate_limit_holds_the_next() {
         let e = SeriesExemplars::default();
+        let cells = Cells::heap(5);
         assert!(e.block().is_none());
         let t1 = TraceContext::new([1; 16], None).unwrap();
         let t2 = TraceContext::new([2; 16], Some([3; 8])).unwrap();
-        e.offer(3, 0, 0.5, Offer::Trace(t1));
+        e.offer(&cells, 3, 0, 0.5, Offer::Trace(t1));
         let b = e.block().unwrap();
-        assert_eq!(b.slots.len(), 3);
+        assert_eq!(b.slots().len(), 3);
+        assert!(!b.in_file(), "no store registered: on the heap");
         let got = b.get(0).unwrap();
         assert_eq!(got.labels, trace_labels(u128::from_be_bytes([1; 16]), 0));
         assert_eq!(got.value, 0.5);
         // The same slot within 90 ms: skipped (unless the clock just crossed the interval,
         // which `last_ms` tells).
         let last = b.last_ms.load(Ordering::Relaxed);
-        e.offer(3, 0, 0.7, Offer::Trace(t2));
+        e.offer(&cells, 3, 0, 0.7, Offer::Trace(t2));
         if coarse_ms().saturating_sub(last) < MIN_INTERVAL_MS {
             assert_eq!(b.get(0).unwrap().value, 0.5);
         }
         // An empty slot accepts at once.
-        e.offer(3, 2, 9.0, Offer::Trace(t2));
+        e.offer(&cells, 3, 2, 9.0, Offer::Trace(t2));
         let got = b.get(2).unwrap();
         assert_eq!(got.value, 9.0);
         assert_eq!(got.labels[1].1, "0303030303030303");
         // Out of range: ignored.
-        e.offer(3, 3, 1.0, Offer::Trace(t2));
+        e.offer(&cells, 3, 3, 1.0, Offer::Trace(t2));
         assert!(b.get(3).is_none());
+    }
+
+    #[test]
+    fn slots_over_external_cells_are_the_cells() {
+        // Twelve cells that outlive the test, as a multiprocess file's record would.
+        let cells: &'static [std::sync::atomic::AtomicU64] = Box::leak(
+            (0..2 * SLOT_WORDS)
+                .map(|_| std::sync::atomic::AtomicU64::new(0))
+                .collect(),
+        );
+        // SAFETY: 12 cells, leaked (never freed), only accessed atomically.
+        let slots = unsafe { Slot::external(std::ptr::NonNull::from(&cells[0]), 2) };
+        let block = Block::new(Slots::File(slots));
+        assert!(block.in_file());
+        let d = SlotData {
+            trace: 0x0102_0304_0506_0708_090a_0b0c_0d0e_0f10,
+            span: 9,
+            value: 0.25,
+            time_ns: 77,
+        };
+        assert!(block.slots()[1].write(&d, || {}));
+        // The words a reader of the file copies, in the documented order.
+        let words: [u64; SLOT_WORDS] =
+            std::array::from_fn(|k| cells[SLOT_WORDS + k].load(Ordering::Relaxed));
+        assert_eq!(words[0], 2);
+        assert_eq!(SlotData::from_words(&words), Some(d));
+        assert_eq!(block.get(1).unwrap().value, 0.25);
+        assert!(block.get(0).is_none());
     }
 
     #[test]
     fn custom_labels_stay_beside_the_slot() {
         let e = SeriesExemplars::default();
         let labels = [("user", "ann"), ("trace_id", TRACE)];
-        e.offer(1, 0, 2.0, Offer::from_labels(&labels).unwrap());
+        e.offer(
+            &Cells::heap(2),
+            1,
+            0,
+            2.0,
+            Offer::from_labels(&labels).unwrap(),
+        );
         let got = e.block().unwrap().get(0).unwrap();
         assert_eq!(
             got.labels,

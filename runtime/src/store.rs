@@ -29,11 +29,6 @@ use crate::model::MetricFamily;
 pub(crate) fn external_cells(decl: &FamilyDecl<'_>, key: KeyRef<'_>) -> Option<Cells> {
     #[cfg(all(feature = "multiprocess", unix))]
     {
-        // Native histogram state is not in the file yet: its cells stay on the heap, so that no
-        // reader finds a series longer than its family record says.
-        if decl.native.is_some() {
-            return None;
-        }
         // The file records the joined form.
         key.with_joined(|key| crate::multiprocess_store::series_cells(decl, key))
     }

@@ -81,7 +81,7 @@ impl Counter {
         self.inc_by(v);
         let offer = Offer::from_labels(labels).inspect_err(|_| count_invalid_update())?;
         if v.is_finite() && v >= 0.0 {
-            self.exemplars.offer(1, 0, v, offer);
+            self.exemplars.offer(&self.cells, 1, 0, v, offer);
         }
         Ok(())
     }
@@ -91,7 +91,8 @@ impl Counter {
     #[inline]
     pub fn inc_with_trace(&self, trace: TraceContext) {
         self.inc();
-        self.exemplars.offer(1, 0, 1.0, Offer::Trace(trace));
+        self.exemplars
+            .offer(&self.cells, 1, 0, 1.0, Offer::Trace(trace));
     }
 
     /// The current value.

@@ -74,6 +74,11 @@ pub struct Histogram {
     /// Null until the first exemplar (`exemplar.rs`); one slot per classic bucket.
     exemplars: SeriesExemplars,
     stripes: Stripes,
+    /// Where the native cells start in `cells` when this histogram has classic bounds too (0:
+    /// none). After the classic cells on the heap; in a multiprocess file, after the classic
+    /// cells of the series record and the record's tail (the native state is an extension
+    /// record of its own, `multiprocess_store/file.rs`), so the cells span both records.
+    native_base: u32,
 }
 
 impl Histogram {
@@ -122,8 +127,7 @@ impl Histogram {
         if self.bounds.is_empty() {
             return Some(Native::new(&self.cells, 0));
         }
-        let classic = layout::len(self.bounds.len());
-        (self.cells.len() > classic).then(|| Native::new(&self.cells, classic))
+        (self.native_base != 0).then(|| Native::new(&self.cells, self.native_base as usize))
     }
 
     /// The cells this thread observes into: the series' own, or its stripe once it has them.
@@ -201,7 +205,7 @@ impl Histogram {
     fn observe_offering(&self, v: f64, offer: Offer<'_>) {
         if let Some(bucket) = self.observe_in_bucket(v) {
             let slots = self.bounds.len() + 1;
-            self.exemplars.offer(slots, bucket, v, offer);
+            self.exemplars.offer(&self.cells, slots, bucket, v, offer);
         }
     }
 
@@ -271,26 +275,41 @@ impl Sealed for Histogram {
     }
 
     fn from_cells(cells: Cells, config: &Buckets) -> Self {
-        let bounds: Arc<[f64]> = if config.classic() {
+        let mut bounds: Arc<[f64]> = if config.classic() {
             config.bounds.clone()
         } else {
             Arc::new([])
         };
-        let classic = if bounds.is_empty() {
-            0
-        } else {
-            layout::len(bounds.len())
-        };
-        assert!(cells.len() >= classic);
+        let mut native_base = 0;
         if let Some(native) = &config.native {
-            let ok = Native::new(&cells, classic).init(native, true);
+            // The native cells end the run (see `native_base`).
+            let base = cells.len().saturating_sub(native.cells());
+            if bounds.is_empty() && base > 0 {
+                // A native-only histogram in a multiprocess file: its series record declares
+                // the one classic bound `f64::MAX` (so that a reader without native support
+                // keeps its count and sum), which this histogram then counts too.
+                bounds = Arc::new([f64::MAX]);
+            }
+            assert!(
+                base >= if bounds.is_empty() {
+                    0
+                } else {
+                    layout::len(bounds.len())
+                }
+            );
+            // No reset in a multiprocess file: it would make the merged totals drop.
+            let ok = Native::new(&cells, base).init(native, cells.external_ptr().is_none());
             assert!(ok, "the store allocates the layout the family declares");
+            native_base = base as u32;
+        } else {
+            assert!(cells.len() >= layout::len(bounds.len()));
         }
         Self {
             bounds,
             cells,
             exemplars: SeriesExemplars::default(),
             stripes: Stripes::default(),
+            native_base,
         }
     }
 
@@ -300,7 +319,7 @@ impl Sealed for Histogram {
         };
         let mut copy = Vec::new();
         let snapshot = native.snapshot(&mut copy);
-        if self.bounds.is_empty() {
+        if !config.classic() {
             scratch.clear();
             scratch.push(snapshot.count);
             return f(Point::Histogram {

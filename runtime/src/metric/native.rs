@@ -146,6 +146,13 @@ impl NativeConfig {
         exponential::schema_for_factor(self.bucket_factor)
     }
 
+    /// The native cells of one series (`layout.rs`, `native::len`): 8 bytes each, so a series
+    /// takes `8 × (15 + 2 × max_buckets)` bytes for its native state, in a multiprocess file as
+    /// on the heap.
+    pub(crate) fn cells(&self) -> usize {
+        layout::len(self.max_buckets as usize)
+    }
+
     /// Whether classic buckets are kept too.
     pub(crate) fn keeps_classic(&self) -> bool {
         self.classic
@@ -631,13 +638,92 @@ pub(crate) enum DecodeError {
 /// native base on) into its buckets, count and sum. Pure and total: the multiprocess reader
 /// calls it on cells copied from another process's file, which it does not trust.
 pub(crate) fn decode(cells: &[u64]) -> Result<Snapshot, DecodeError> {
+    decode_as(cells, false)
+}
+
+/// [`decode`] for the cells of a writer that is gone (a multiprocess file whose process died):
+/// nothing will finish a rewrite it was killed in, so a copy taken across one is read as it
+/// is. A rewrite takes every count out (swapping each cell to the next generation's tag, with
+/// a count of 0) before it changes the header, and writes the counts back after it: cells
+/// still carrying the old tag are counts under the header as it is, and cells written back
+/// carry the new tag under the new header. So every cell with either tag is a count under
+/// the header as read; the counts the dead rewrite held in hand are lost (a process killed
+/// inside the few microseconds of a reduction), nothing is counted twice or in a wrong
+/// bucket.
+pub(crate) fn decode_dead(cells: &[u64]) -> Result<Snapshot, DecodeError> {
+    decode_as(cells, true)
+}
+
+/// Clears the counts and the sum of a copy of native cells and leaves their layout (a
+/// multiprocess file copied for a forked child, whose histograms go on from zero with the
+/// parent's layout): the generation even, every tagged cell empty under its tag, the lock
+/// free (its holder, if any, was a thread of the parent). Cells that are not a native state
+/// are zeroed.
+pub(crate) fn clear_counts(cells: &mut [u64]) {
+    let window = cells.get(layout::WINDOW).map_or(0, |&w| w as usize);
+    if window == 0 || window > MAX_BUCKETS_LIMIT as usize || cells.len() != layout::len(window) {
+        cells.fill(0);
+        return;
+    }
+    let generation = cells[layout::GENERATION].wrapping_add(1) & !1;
+    let t = tag(generation);
+    cells[layout::GENERATION] = generation;
+    cells[layout::LOCK] = 0;
+    cells[layout::POPULATED] = 0;
+    cells[layout::SUM] = 0.0f64.to_bits();
+    cells[layout::ZERO_COUNT] = t;
+    cells[layout::HEADER..].fill(t);
+}
+
+/// The cells of a native state holding `b` and `sum` in a window of `window` cells per sign
+/// (each sign's window starts at its lowest bucket): what a histogram that observed them
+/// writes, for tests that write files by hand. `None` if a sign's buckets span more than the
+/// window.
+#[cfg(test)]
+pub(crate) fn state_of(b: &NativeBuckets, sum: f64, window: usize) -> Option<Vec<u64>> {
+    let mut cells = vec![0u64; layout::len(window)];
+    let schema = i64::from(b.schema) as u64;
+    cells[layout::SCHEMA] = schema;
+    cells[layout::INITIAL_SCHEMA] = schema;
+    cells[layout::ZERO_THRESHOLD] = b.zero_threshold.to_bits();
+    cells[layout::INITIAL_ZERO_THRESHOLD] = b.zero_threshold.to_bits();
+    cells[layout::WINDOW] = window as u64;
+    cells[layout::SUM] = sum.to_bits();
+    cells[layout::ZERO_COUNT] = b.zero_count;
+    cells[layout::POPULATED] = b.bucket_count() as u64;
+    for (offset, first, buckets) in [
+        (
+            layout::POSITIVE_OFFSET,
+            layout::positive(window),
+            &b.positive,
+        ),
+        (
+            layout::NEGATIVE_OFFSET,
+            layout::negative(window),
+            &b.negative,
+        ),
+    ] {
+        let lo = buckets.first().map_or(0, |&(k, _)| i64::from(k));
+        cells[offset] = lo as u64;
+        for &(k, c) in buckets {
+            let i = usize::try_from(i64::from(k) - lo)
+                .ok()
+                .filter(|&i| i < window)?;
+            cells[first + i] = c;
+        }
+    }
+    Some(cells)
+}
+
+fn decode_as(cells: &[u64], dead: bool) -> Result<Snapshot, DecodeError> {
     let header = cells.get(..layout::HEADER).ok_or(DecodeError::Invalid)?;
     let window = usize::try_from(header[layout::WINDOW]).map_err(|_| DecodeError::Invalid)?;
     if window == 0 || window > MAX_BUCKETS_LIMIT as usize || cells.len() != layout::len(window) {
         return Err(DecodeError::Invalid);
     }
     let generation = header[layout::GENERATION];
-    if generation & 1 == 1 {
+    let torn = generation & 1 == 1;
+    if torn && !dead {
         return Err(DecodeError::Torn);
     }
     let schema = header[layout::SCHEMA] as i64;
@@ -649,9 +735,19 @@ pub(crate) fn decode(cells: &[u64]) -> Result<Snapshot, DecodeError> {
         return Err(DecodeError::Invalid);
     }
     let expected = tag(generation);
+    // A dead writer's rewrite: the old tag (`tag` of an odd generation is its even
+    // predecessor's) or the next one (see `decode_dead`).
+    let next = if torn {
+        tag(generation.wrapping_add(1))
+    } else {
+        expected
+    };
     let count_of = |c: u64| {
-        if c & !COUNT_MASK == expected {
+        let t = c & !COUNT_MASK;
+        if t == expected || t == next {
             Ok(c & COUNT_MASK)
+        } else if dead {
+            Ok(0)
         } else {
             Err(DecodeError::Torn)
         }

@@ -27,10 +27,10 @@ use std::collections::HashMap as StdHashMap;
 type HashMap<K, V> = StdHashMap<K, V, foldhash::fast::RandomState>;
 
 use super::exact::Partials;
-use super::exemplar_slot::{self, SlotExemplar};
 use super::file::{self, EXT_NATIVE, EXT_NATIVE_SETTINGS, EXT_NATIVE_SPARSE, NATIVE_SETTINGS_LEN};
 use super::native_merge;
 use super::read::{Parsed, SeriesRecord, key_values, words};
+use crate::exemplar::{SLOT_WORDS, SlotData};
 use crate::layout::{Layout, counter, gauge, histogram, summary};
 use crate::metric::{FamilyDecl, GaugeMode};
 use crate::model::NativeBuckets;
@@ -89,18 +89,18 @@ struct MergedFamily<'a> {
     /// Each row's merged native buckets (rows past the end have none).
     native: Vec<Option<NativeBuckets>>,
     /// Each row's newest exemplar per slot (rows past the end have none).
-    exemplars: Vec<Option<Box<[Option<SlotExemplar>]>>>,
+    exemplars: Vec<Option<Box<[Option<SlotData>]>>>,
 }
 
 /// The exemplars of one series of a scrape's families: `family` and `series` index
 /// [`Aggregate::into_families_with_exemplars`]'s families; one slot per classic bucket (`+Inf`
 /// included) of a histogram, one for a counter.
 #[derive(Debug)]
-#[cfg_attr(not(test), allow(dead_code))] // read once the model carries exemplars
+#[cfg_attr(not(test), allow(dead_code))] // fields read by the tests; scrapes read `Series`
 pub(crate) struct SeriesExemplars {
     pub(crate) family: usize,
     pub(crate) series: usize,
-    pub(crate) slots: Box<[Option<SlotExemplar>]>,
+    pub(crate) slots: Box<[Option<SlotData>]>,
 }
 
 /// The process part of a series' identity in families that are not per process.
@@ -123,6 +123,9 @@ pub(crate) struct Aggregate<'a> {
     /// Extension records skipped: malformed ones (read.rs), and native states that did not
     /// decode.
     pub(crate) bad_extensions: u64,
+    /// Native states of live writers left out because every copy was taken in the middle of a
+    /// reduction (`read.rs` copies such a state again first).
+    pub(crate) torn_native: u64,
 }
 
 /// A `mostrecent` gauge's value and timestamp. Its cells were read as one block that two
@@ -142,6 +145,7 @@ impl<'a> Aggregate<'a> {
             conflicts: 0,
             dropped: 0,
             bad_extensions: 0,
+            torn_native: 0,
         };
         // Two containers sharing a volume may both have a pid 1: disambiguate their labels.
         let mut pid_count: HashMap<u32, usize> = HashMap::default();
@@ -292,23 +296,25 @@ impl<'a> Aggregate<'a> {
             );
             if let Some((ext, cells)) = s.native {
                 let cells: Vec<u64> = words(cells).collect();
-                let settings = p.native_settings(s.fam).unwrap_or_default();
-                let b = match ext {
-                    EXT_NATIVE => (native_merge::OPS.decode_state)(&settings, &cells),
-                    _ => native_merge::decode_sparse(&cells),
+                let state = match ext {
+                    EXT_NATIVE => native_merge::decode_state(&cells, src.live),
+                    _ => native_merge::decode_sparse(&cells)
+                        .map_or(native_merge::State::Invalid, native_merge::State::Buckets),
                 };
-                match b {
-                    Some(b) => {
+                match state {
+                    native_merge::State::Buckets(b) => {
                         let row = row as usize;
                         if fam.native.len() <= row {
                             fam.native.resize(row + 1, None);
                         }
                         match &mut fam.native[row] {
-                            Some(acc) => (native_merge::OPS.merge)(acc, &b),
+                            Some(acc) => native_merge::merge(acc, &b),
                             none => *none = Some(b),
                         }
                     }
-                    None => self.bad_extensions += 1,
+                    native_merge::State::Fresh => {}
+                    native_merge::State::Torn => self.torn_native += 1,
+                    native_merge::State::Invalid => self.bad_extensions += 1,
                 }
             }
             if !s.exemplars.is_empty() && src.live && purpose == Purpose::Scrape {
@@ -317,10 +323,11 @@ impl<'a> Aggregate<'a> {
                     fam.exemplars.resize(row + 1, None);
                 }
                 let cells: Vec<u64> = words(s.exemplars).collect();
-                let n = cells.len() / exemplar_slot::LEN;
+                let n = cells.len() / SLOT_WORDS;
                 let kept = fam.exemplars[row].get_or_insert_with(|| vec![None; n].into());
-                for (k, slot) in kept.iter_mut().zip(cells.chunks_exact(exemplar_slot::LEN)) {
-                    if let Some(e) = exemplar_slot::decode(slot) {
+                for (k, slot) in kept.iter_mut().zip(cells.chunks_exact(SLOT_WORDS)) {
+                    // A trace id of 0: labels kept in the writing process, not in the file.
+                    if let Some(e) = SlotData::decode(slot).filter(|e| e.trace != 0) {
                         if k.is_none_or(|k| e.time_ns > k.time_ns) {
                             *k = Some(e);
                         }
@@ -330,13 +337,14 @@ impl<'a> Aggregate<'a> {
         }
     }
 
-    /// The families, for a scrape (sorted by name; series by label values).
+    /// The families, for a scrape (sorted by name; series by label values), each series with
+    /// its newest live exemplar per slot in [`Series::exemplars`].
     pub(crate) fn into_families(self) -> Vec<MetricFamily> {
         self.into_families_with_exemplars().0
     }
 
-    /// The families, for a scrape (sorted by name; series by label values), and the exemplars
-    /// of their series.
+    /// The families, for a scrape (sorted by name; series by label values; exemplars in
+    /// [`Series::exemplars`]), and the exemplars of their series as the slots held them.
     pub(crate) fn into_families_with_exemplars(
         mut self,
     ) -> (Vec<MetricFamily>, Vec<SeriesExemplars>) {
@@ -352,18 +360,24 @@ impl<'a> Aggregate<'a> {
                     f.labels.iter().map(|n| Cow::Owned(n.to_string())).collect();
                 let mut family = MetricFamily::new(f.name, f.help, f.kind);
                 let rows = f.sorted_rows();
+                let mut shown = Vec::with_capacity(rows.len());
                 for (si, &row) in rows.iter().enumerate() {
-                    if let Some(Some(slots)) = f.exemplars.get_mut(row).map(Option::take) {
-                        exemplars.push(SeriesExemplars {
-                            family: fi,
-                            series: si,
-                            slots,
-                        });
+                    match f.exemplars.get_mut(row).map(Option::take) {
+                        Some(Some(slots)) => {
+                            shown.push(slots.iter().map(|s| s.map(|d| d.exemplar())).collect());
+                            exemplars.push(SeriesExemplars {
+                                family: fi,
+                                series: si,
+                                slots,
+                            });
+                        }
+                        _ => shown.push(Vec::new()),
                     }
                 }
                 family.series = rows
                     .into_iter()
-                    .map(|row| {
+                    .zip(shown)
+                    .map(|(row, exemplars)| {
                         let (key, pid) = f.keys[row];
                         let mut labels: Vec<(Cow<'static, str>, String)> = label_names
                             .iter()
@@ -377,7 +391,7 @@ impl<'a> Aggregate<'a> {
                             labels,
                             value: f.value(row),
                             created: None,
-                            exemplars: Vec::new(),
+                            exemplars,
                         }
                     })
                     .collect();
@@ -484,16 +498,25 @@ impl MergedFamily<'_> {
                 s[counter::WHOLE] as f64 + self.float_total(row, Partials::round_nearest),
             ),
             MetricKind::Gauge => Value::Gauge(f64::from_bits(s[gauge::VALUE])),
-            MetricKind::Histogram if self.native_only() => Value::Histogram {
-                bounds: Vec::new(),
-                counts: vec![
-                    s[histogram::buckets(1)]
-                        .iter()
-                        .fold(0u64, |a, &c| a.saturating_add(c)),
-                ],
-                sum: self.float_total(row, Partials::round_nearest),
-                native: self.native.get(row).cloned().flatten(),
-            },
+            MetricKind::Histogram if self.native_only() => {
+                let native = self.native.get(row).cloned().flatten();
+                // The count a native histogram shows is its buckets' (Prometheus checks that
+                // they agree); the classic cells' only without native state.
+                let count = native.as_ref().map_or_else(
+                    || {
+                        s[histogram::buckets(1)]
+                            .iter()
+                            .fold(0u64, |a, &c| a.saturating_add(c))
+                    },
+                    NativeBuckets::count,
+                );
+                Value::Histogram {
+                    bounds: Vec::new(),
+                    counts: vec![count],
+                    sum: self.float_total(row, Partials::round_nearest),
+                    native,
+                }
+            }
             MetricKind::Histogram => Value::Histogram {
                 bounds: self.bounds.clone(),
                 counts: s[histogram::buckets(self.bounds.len())].to_vec(),

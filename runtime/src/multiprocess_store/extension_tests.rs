@@ -15,14 +15,14 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::aggregate::{Aggregate, InputFile, Purpose, SeriesExemplars};
-use super::exemplar_slot::{self, SlotExemplar};
 use super::file::{
     EXT_EXEMPLARS, EXT_NATIVE, EXT_NATIVE_SETTINGS, NATIVE_ONLY_BOUNDS, Writer,
     native_settings_cells,
 };
-use super::native_merge::{self, encode_sparse};
+use super::native_merge;
 use super::snapshot::{self, DirSnapshot};
 use super::{Stats, compact};
+use crate::exemplar::{SLOT_WORDS, Slot, SlotData};
 use crate::metric::{FamilyDecl, GaugeMode};
 use crate::model::{MetricFamily, MetricKind, NativeBuckets, Value};
 
@@ -57,10 +57,10 @@ fn native_of(i: u8) -> NativeBuckets {
     }
 }
 
-fn exemplar_of(i: u8, slot: u8) -> SlotExemplar {
-    SlotExemplar {
-        trace_id: [i; 16],
-        span_id: [slot; 8],
+fn exemplar_of(i: u8, slot: u8) -> SlotData {
+    SlotData {
+        trace: u128::from_be_bytes([i; 16]),
+        span: u64::from_be_bytes([slot; 8]),
         value: f64::from(slot),
         time_ns: 100 * u64::from(i),
     }
@@ -93,15 +93,15 @@ fn write_worker_file(dir: &Path, i: u8) -> Writer {
         };
         cell(cells, 1).store(frac.to_bits(), Ordering::Relaxed);
         if stripe == 0 {
-            let slots = w.attach(cells, EXT_EXEMPLARS, exemplar_slot::LEN).unwrap();
-            let slot = slot_ref(slots, 0);
-            assert!(exemplar_slot::write(slot, &exemplar_of(i, 0)));
+            let slots = w.attach(cells, EXT_EXEMPLARS, SLOT_WORDS).unwrap();
+            assert!(slot_ref(slots, 0).write(&exemplar_of(i, 0), || {}));
         }
     }
     let bounds = [1.0];
     let hist = decl("latency_seconds", MetricKind::Histogram, &[], &bounds);
     let settings = native_settings_cells(4 - i as i8, 160, 0.0, 0.0, false);
-    let state = encode_sparse(&native_of(i));
+    let state = crate::metric::native::state_of(&native_of(i), 4.5 * f64::from(i), 160)
+        .expect("fits the window");
     let (cells, ext) = w
         .alloc_series_with(
             &hist,
@@ -119,11 +119,9 @@ fn write_worker_file(dir: &Path, i: u8) -> Writer {
     for (k, &v) in state.iter().enumerate() {
         cell(ext[0], k).store(v, Ordering::Relaxed);
     }
-    let slots = w
-        .attach(cells, EXT_EXEMPLARS, 2 * exemplar_slot::LEN)
-        .unwrap();
-    assert!(exemplar_slot::write(slot_ref(slots, 1), &exemplar_of(i, 1)));
-    // Native only: 3·i finite observations summing to 0.5·i.
+    let slots = w.attach(cells, EXT_EXEMPLARS, 2 * SLOT_WORDS).unwrap();
+    assert!(slot_ref(slots, 1).write(&exemplar_of(i, 1), || {}));
+    // Native only: the 2·i + 3 finite observations of [`native_of`], summing to 0.5·i.
     let only = decl(
         "native_only_seconds",
         MetricKind::Histogram,
@@ -139,20 +137,21 @@ fn write_worker_file(dir: &Path, i: u8) -> Writer {
             &[(EXT_NATIVE, state.len())],
         )
         .unwrap();
-    cell(cells, 0).store(3 * n, Ordering::Relaxed);
+    cell(cells, 0).store(2 * n + 3, Ordering::Relaxed);
     cell(cells, 2).store((0.5 * f64::from(i)).to_bits(), Ordering::Relaxed);
+    let state = crate::metric::native::state_of(&native_of(i), 0.5 * f64::from(i), 160)
+        .expect("fits the window");
     for (k, &v) in state.iter().enumerate() {
         cell(ext[0], k).store(v, Ordering::Relaxed);
     }
     w
 }
 
-fn slot_ref(
-    slots: std::ptr::NonNull<AtomicU64>,
-    k: usize,
-) -> &'static [AtomicU64; exemplar_slot::LEN] {
-    // SAFETY: as in `cell`: slot `k` lies inside the run the writer handed out.
-    unsafe { &*slots.as_ptr().add(k * exemplar_slot::LEN).cast() }
+fn slot_ref(slots: std::ptr::NonNull<AtomicU64>, k: usize) -> &'static Slot {
+    // SAFETY: as in `cell`: slot `k` lies inside the run the writer handed out, which stays
+    // mapped for the life of the process and is only accessed atomically.
+    let all = unsafe { Slot::external(slots, k + 1) };
+    &all[k]
 }
 
 /// The worker's body: runs only in a process started by [`spawn`].
@@ -255,7 +254,7 @@ fn exemplars_of<'a>(
     fams: &[MetricFamily],
     ex: &'a [SeriesExemplars],
     name: &str,
-) -> &'a [Option<SlotExemplar>] {
+) -> &'a [Option<SlotData>] {
     let fi = fams.iter().position(|f| f.name == name).unwrap();
     ex.iter()
         .find(|e| e.family == fi && e.series == 0)
@@ -273,8 +272,8 @@ fn two_live_workers_and_a_dead_one_merge_exactly_with_their_extensions() {
     let mut dead = spawn(&dir, 3, "dead");
     assert!(dead.wait().unwrap().success());
     let mut native = native_of(1);
-    (native_merge::OPS.merge)(&mut native, &native_of(2));
-    (native_merge::OPS.merge)(&mut native, &native_of(3));
+    native_merge::merge(&mut native, &native_of(2));
+    native_merge::merge(&mut native, &native_of(3));
     assert_eq!(native.schema, 1, "reduced to the lowest schema");
     let check = |fams: &[MetricFamily], bad: u64| {
         assert_eq!(bad, 0);
@@ -292,7 +291,7 @@ fn two_live_workers_and_a_dead_one_merge_exactly_with_their_extensions() {
             value(fams, "native_only_seconds"),
             &Value::Histogram {
                 bounds: vec![],
-                counts: vec![18],
+                counts: vec![21],
                 sum: 3.0,
                 native: Some(native.clone()),
             }
@@ -418,7 +417,7 @@ fn rolling_deploy_against_todays_reader() {
         [
             "jobs_total {k=a} 61.5".to_string(),
             "latency_seconds {} [6, 12] 27.0".to_string(),
-            "native_only_seconds {} 18 3.0".to_string(),
+            "native_only_seconds {} 21 3.0".to_string(),
         ]
     );
     assert_eq!(old_read(&dir), new_totals, "today's reader on new files");

@@ -59,13 +59,15 @@
 //! | sub-tag | attaches to | cells |
 //! |---|---|---|
 //! | 1 native settings | a histogram family record | `i64` schema (−4..=8), `u64` max buckets, `f64` zero threshold, `f64` max zero threshold, `u64` flags (bit 0: native only, see below) |
-//! | 2 native state | a series of a family with native settings | the native shape's cells (`layout.rs`), written by the process's native histogram |
-//! | 3 exemplars | a counter series (1 slot) or a histogram series (one slot per classic bucket, `+Inf` included) | slots of 6 cells (`exemplar_slot.rs`): `u64` sequence (odd while written, 0 = empty), `f64` value, `u64` Unix time in ns, trace id (2 × 8 bytes, big-endian bytes as written), span id (8 bytes) |
+//! | 2 native state | a series of a family with native settings | the native shape's cells (`layout.rs`, `native`): the very cells the process's native histogram observes into (`metric/native.rs`), `15 + 2 × max_buckets` of them — 8 × (15 + 2 × max_buckets) bytes, 2,680 at the default 160 — fixed when the series is created. Never reset in multiprocess mode (past the bound the histogram widens its zero bucket or halves its resolution); readers decode them with `native::decode` and never merge a copy taken in the middle of a reduction (`read.rs`) |
+//! | 3 exemplars | a counter series (1 slot) or a histogram series (one slot per classic bucket, `+Inf` included) | slots of 6 cells, the in-process slot's layout (`exemplar.rs`, `SLOT_WORDS`): `u64` sequence (odd while written, even when complete), trace id as a big-endian `u128` split into its high and low `u64`, `u64` span id (0: none), `f64` value, `u64` Unix time in ns (0: empty); a trace id of 0 marks labels kept in the writing process, not shown by other processes |
 //! | 4 native sparse | a series of a family with native settings | archive: `i64` schema, `f64` zero threshold, `u64` zero count, `u64` positive and `u64` negative bucket counts `p`, `q`, then `p + q` pairs of `i64` index, `u64` count (`native_merge.rs`) |
 //!
 //! The distance is relative, so a family record and its settings, or a series and its native
 //! state, are encoded once and appended together (one publication). Exemplar slots are
-//! appended lazily, at a series' first exemplar (most series never get one). A native
+//! appended lazily, at a series' first exemplar (most series never get one), once per series
+//! (`exemplar.rs` claims the series before it asks `mode.rs`; a reader skips and counts a second
+//! record). A native
 //! histogram's count and sum stay in its series record's classic cells (the `+Inf` bucket and
 //! the sum; a native-only histogram is a classic one with no bounds), so a reader that skips
 //! the extension keeps them; the native state holds the buckets only. A histogram without a
@@ -279,7 +281,6 @@ pub(crate) fn encode_extension(out: &mut Vec<u8>, ext: u16, back: u32, cells: &[
 }
 
 /// Native histogram settings as the cells of an [`EXT_NATIVE_SETTINGS`] record.
-#[cfg_attr(not(test), allow(dead_code))] // the native histogram's series creation calls it
 pub(crate) fn native_settings_cells(
     schema: i8,
     max_buckets: u32,
@@ -570,7 +571,6 @@ impl Writer {
     /// Appends an extension record of `n` zeroed cells with sub-tag `ext` to the series whose
     /// first cell is `cells` (a pointer [`alloc_series`](Self::alloc_series) returned), and
     /// returns its first cell: how a series gets its exemplar slots at its first exemplar.
-    #[cfg_attr(not(test), allow(dead_code))] // the exemplar recording path calls it
     pub(crate) fn attach(
         &self,
         cells: NonNull<AtomicU64>,
@@ -730,7 +730,20 @@ fn zero_values(bytes: &mut [u8]) {
                     .expect("4 bytes"),
             ) as usize;
             let end = (off + at + n * 8).min(off + len);
-            bytes[off + at..end].fill(0);
+            if (tag, ext) == (TAG_PADDING, EXT_NATIVE) {
+                // The child's native histograms go on with their layout and no counts: the
+                // state keeps its header (zeroes would be no layout at all).
+                let mut cells: Vec<u64> = bytes[off + at..end]
+                    .chunks_exact(8)
+                    .map(|c| u64::from_ne_bytes(c.try_into().expect("8 bytes")))
+                    .collect();
+                crate::metric::native::clear_counts(&mut cells);
+                for (c, b) in cells.iter().zip(bytes[off + at..end].chunks_exact_mut(8)) {
+                    b.copy_from_slice(&c.to_ne_bytes());
+                }
+            } else {
+                bytes[off + at..end].fill(0);
+            }
         }
         off += len;
     }

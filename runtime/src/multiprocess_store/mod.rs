@@ -14,15 +14,14 @@
 //! `file.rs` (the byte layout and the writer), `lock.rs` (liveness by `flock`), `dir.rs` (the
 //! directory's permission checks), `read.rs` (parsing a copied file), `snapshot.rs` (one read
 //! of the whole directory), `aggregate.rs` and `exact.rs` (combining files by kind and gauge
-//! mode), `native_merge.rs` (native histograms across processes), `exemplar_slot.rs` (exemplars in
-//! a file), `compact.rs` (folding dead files into the archive), `scrape.rs` (one scrape's
+//! mode), `native_merge.rs` (native histograms across processes; exemplar slots are `exemplar.rs`'s,
+//! attached to a series in the file by `mode.rs`), `compact.rs` (folding dead files into the archive), `scrape.rs` (one scrape's
 //! families), `stats.rs` (what the scrapes skipped).
 
 mod aggregate;
 mod compact;
 pub(crate) mod dir;
 mod exact;
-mod exemplar_slot;
 #[cfg(test)]
 mod extension_tests;
 mod file;

@@ -7,6 +7,10 @@
 //!   was created on the heap is refused (its updates would never reach the directory).
 //! - This process's file is created with its first series, and written only by this process:
 //!   a forked child moves to a file of its own before it returns from `fork` (see `file.rs`).
+//! - A series whose cells are in this file gets its exemplar slots appended to the file at its
+//!   first exemplar, once (`exemplar.rs` claims the series before it asks [`slots_beside`]);
+//!   when the file cannot take them they live on the heap, seen in process only and counted as
+//!   dropped.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -14,11 +18,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use super::dir::{self, SHARED_ENV};
-use super::file::Writer;
+use super::file::{
+    EXT_EXEMPLARS, EXT_NATIVE, EXT_NATIVE_SETTINGS, NATIVE_ONLY_BOUNDS, Writer,
+    native_settings_cells,
+};
 use super::{Stats, compact, scrape};
 use crate::cell::Cells;
 use crate::error::Error;
-use crate::metric::{FamilyDecl, GaugeMode};
+use crate::exemplar::{SLOT_WORDS, Slot};
+use crate::metric::{FamilyDecl, GaugeMode, NativeConfig};
 use crate::model::{MetricFamily, MetricKind};
 
 /// The environment variable Python's `prometheus_client` reads; promtrack reads it too.
@@ -195,6 +203,7 @@ impl Active {
                 Ok(w) => {
                     install_process_hooks();
                     crate::metric::stripes::set_external(stripe_beside);
+                    crate::exemplar::set_external(slots_beside);
                     Some(w)
                 }
                 Err(e) => {
@@ -223,6 +232,9 @@ pub(crate) fn series_cells(decl: &FamilyDecl<'_>, key: &[u8]) -> Option<Cells> {
         active.stats.unrecorded.fetch_add(1, Ordering::Relaxed);
         return None;
     };
+    if let Some(native) = decl.native {
+        return native_series_cells(writer, decl, native, key);
+    }
     let n = decl.layout().len();
     match writer.alloc_series(decl, key) {
         Ok(ptr) => {
@@ -231,6 +243,61 @@ pub(crate) fn series_cells(decl: &FamilyDecl<'_>, key: &[u8]) -> Option<Cells> {
             }
             // SAFETY: `n` cells in a segment that stays mapped for the process's life.
             Some(unsafe { Cells::external(ptr, n) })
+        }
+        Err(_) => {
+            writer.count_dropped();
+            None
+        }
+    }
+}
+
+/// The cells of a new native histogram series: a series record with the classic cells (the
+/// single bound [`NATIVE_ONLY_BOUNDS`] for a native-only histogram, so that a reader without
+/// native support keeps its count and sum) and, published with it, an [`EXT_NATIVE`] record
+/// with the native state, sized by the bucket bound (`NativeConfig::cells`). The cells handed
+/// to the histogram run from the first classic cell to the last native one, over the series
+/// record's key and the extension's header, which nothing writes through them
+/// (`metric/histogram.rs`, `native_base`). The family record carries the settings
+/// ([`EXT_NATIVE_SETTINGS`]).
+fn native_series_cells(
+    writer: &Writer,
+    decl: &FamilyDecl<'_>,
+    native: &NativeConfig,
+    key: &[u8],
+) -> Option<Cells> {
+    let native_only = decl.bounds.is_empty();
+    let file_decl = FamilyDecl {
+        bounds: if native_only {
+            &NATIVE_ONLY_BOUNDS
+        } else {
+            decl.bounds
+        },
+        native: None,
+        ..*decl
+    };
+    let settings = native_settings_cells(
+        native.schema(),
+        native.max_buckets,
+        native.zero_threshold,
+        native.max_zero_threshold,
+        native_only,
+    );
+    let n = native.cells();
+    let allocated = writer.alloc_series_with(
+        &file_decl,
+        &[(EXT_NATIVE_SETTINGS, &settings)],
+        key,
+        &[(EXT_NATIVE, n)],
+    );
+    match allocated {
+        Ok((ptr, ext)) => {
+            let first = ext.first()?;
+            let gap = (first.as_ptr() as usize).checked_sub(ptr.as_ptr() as usize)? / 8;
+            // SAFETY: `gap + n` cells from the series' first cell lie inside the two records
+            // just published together (the series record, then its extension), in a segment
+            // that stays mapped for the process's life; the cells between them are the
+            // record's immutable tail, never written through these cells.
+            Some(unsafe { Cells::external(ptr, gap + n) })
         }
         Err(_) => {
             writer.count_dropped();
@@ -331,8 +398,8 @@ fn stripe_beside(primary: &Cells) -> Option<Cells> {
         kind: MetricKind::Histogram,
         mode: GaugeMode::All,
         bounds: &owned.bounds,
-        // Native series stay on the heap in multiprocess mode (`store.rs`), so a striped
-        // histogram in the file is a classic one.
+        // A histogram with native buckets is never striped (`metric/histogram.rs`), so a
+        // striped histogram in the file is a classic one.
         native: None,
     };
     if decl.layout().len() != n {
@@ -341,6 +408,27 @@ fn stripe_beside(primary: &Cells) -> Option<Cells> {
     let ptr = writer.alloc_series(&decl, record.key).ok()?;
     // SAFETY: `n` cells in a segment that stays mapped for the process's life.
     Some(unsafe { Cells::external(ptr, n) })
+}
+
+/// The exemplar slots of the series whose cells are `primary` (`exemplar.rs`): an
+/// [`EXT_EXEMPLARS`] record of `slots` slots attached to its series record in this process's
+/// file. `None` (the slots then go on the heap, and are counted as dropped) if the cells are not
+/// in this file or the file cannot take the record (full, detached after a fork, poisoned).
+fn slots_beside(primary: &Cells, slots: usize) -> Option<&'static [Slot]> {
+    let ptr = primary.external_ptr()?;
+    let (_, writer) = own_writer()?;
+    // `attach` checks that `ptr` is in one of this file's segments; cells there come only from
+    // `series_cells` (a series' first cell), since the caller passes a series' own cells.
+    match writer.attach(ptr, EXT_EXEMPLARS, slots * SLOT_WORDS) {
+        // SAFETY: `attach` returned the first of `slots * SLOT_WORDS` zeroed cells of a record
+        // in a segment that stays mapped for the process's life; they are only accessed as
+        // atomics (this process's slots, `pread` by readers).
+        Ok(first) => Some(unsafe { Slot::external(first, slots) }),
+        Err(_) => {
+            writer.count_dropped();
+            None
+        }
+    }
 }
 
 /// What the default registry collects to expose the directory while the mode is on (nothing

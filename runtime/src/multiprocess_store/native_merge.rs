@@ -6,33 +6,51 @@
 //! stay exact (`u64` additions); the count and sum are not here — they are the series'
 //! classic cells, summed like every histogram's (`aggregate.rs`, `exact.rs`).
 //!
-//! The live processes' state is a run of cells whose layout the in-process native histogram
-//! defines (`layout.rs`); turning it into [`NativeBuckets`] and adding two of them are that
-//! histogram's code. They reach this module through [`NativeOps`], so the aggregation does not
-//! depend on which implementation is wired: [`OPS`] is the one in use. Until the in-process
-//! native histogram lands, [`OPS`] holds this module's own versions — a live state laid out
-//! like the archive's sparse form, and the merge below — which the tests use.
+//! A process's state (`EXT_NATIVE`) is the very run of cells its native histogram observes
+//! into (`metric/native.rs`, `layout.rs`), decoded by that histogram's pure `decode`: a copy
+//! taken while a reduction was rewriting the cells is *torn* and never merged (no half-reduced
+//! bucket array reaches a scrape; the reader copies it again first, `read.rs`). A dead
+//! process's state is read with `decode_dead`, which nothing will tear again. The merge
+//! reduces and widens with the in-process histogram's exact
+//! `NativeBuckets::reduce_to_schema` and `widen_zero_threshold` (`model.rs`), adding in place
+//! when nothing needs reducing (the common case across processes of one program).
 //!
 //! Invariants: nothing here trusts a file — every decode returns `None` on a malformed run,
 //! and schemas outside −4..=8, negative or non-finite thresholds are malformed.
 
 use crate::model::NativeBuckets;
 
-/// The native histogram operations the aggregation needs.
-pub(crate) struct NativeOps {
-    /// A live process's native state (`EXT_NATIVE` cells) read with its family's settings
-    /// (`EXT_NATIVE_SETTINGS` cells), or `None` if malformed.
-    pub(crate) decode_state: fn(settings: &[u64], cells: &[u64]) -> Option<NativeBuckets>,
-    /// Adds `b` into `acc`, first reducing both to the lower schema and the wider zero
-    /// threshold.
-    pub(crate) merge: fn(acc: &mut NativeBuckets, b: &NativeBuckets),
+/// What a process's native state (`EXT_NATIVE` cells) holds.
+#[derive(Debug, PartialEq)]
+pub(crate) enum State {
+    /// Its buckets.
+    Buckets(NativeBuckets),
+    /// Not written yet: the series was published a moment before its histogram wrote its
+    /// settings into the cells (all zero). Nothing to merge, nothing wrong.
+    Fresh,
+    /// Copied in the middle of a reduction (a live writer): left out of this scrape, counted.
+    Torn,
+    /// Not a native state: skipped, counted.
+    Invalid,
 }
 
-/// The operations in use (see the module docs).
-pub(crate) const OPS: NativeOps = NativeOps {
-    decode_state: |_, cells| decode_sparse(cells),
-    merge,
-};
+/// Decodes a process's native state; `live`: its writer may still change it.
+pub(crate) fn decode_state(cells: &[u64], live: bool) -> State {
+    use crate::layout::native::{GENERATION, WINDOW};
+    use crate::metric::native::{DecodeError, decode, decode_dead};
+    if cells.len() > WINDOW && cells[WINDOW] == 0 && cells[GENERATION] == 0 {
+        return State::Fresh;
+    }
+    match if live {
+        decode(cells)
+    } else {
+        decode_dead(cells)
+    } {
+        Ok(s) => State::Buckets(s.buckets),
+        Err(DecodeError::Torn) => State::Torn,
+        Err(DecodeError::Invalid) => State::Invalid,
+    }
+}
 
 /// Whether `settings` are valid native settings cells.
 pub(crate) fn valid_settings(settings: &[u64]) -> bool {
@@ -96,83 +114,6 @@ pub(crate) fn decode_sparse(cells: &[u64]) -> Option<NativeBuckets> {
     })
 }
 
-/// The upper bound of bucket `i` at `schema`: `2^(i · 2^-schema)` — exact when it is a power
-/// of two (every bound at schema ≤ 0), where thresholds usually sit; `exp2` of the fraction
-/// otherwise.
-fn upper_bound(schema: i8, i: i64) -> f64 {
-    if schema <= 0 {
-        return pow2(i << -schema);
-    }
-    let per = 1i64 << schema;
-    let (whole, frac) = (i.div_euclid(per), i.rem_euclid(per));
-    if frac == 0 {
-        pow2(whole)
-    } else {
-        pow2(whole) * (frac as f64 / per as f64).exp2()
-    }
-}
-
-/// `2^e`, exactly (0 below the smallest subnormal, infinity past the largest finite).
-fn pow2(e: i64) -> f64 {
-    match e {
-        1024.. => f64::INFINITY,
-        -1022..=1023 => f64::from_bits(((e + 1023) as u64) << 52),
-        -1074..=-1023 => f64::from_bits(1u64 << (e + 1074)),
-        _ => 0.0,
-    }
-}
-
-/// Lowers `b` to `schema` (≤ its own): bucket `i` goes to `ceil(i / 2^(b.schema − schema))`,
-/// which Prometheus' bucket boundaries make exact.
-fn reduce(b: &mut NativeBuckets, schema: i8) {
-    if schema >= b.schema {
-        return;
-    }
-    let d = u32::from((b.schema - schema) as u8);
-    for side in [&mut b.positive, &mut b.negative] {
-        let mut out: Vec<(i32, u64)> = Vec::with_capacity(side.len());
-        for &(i, c) in side.iter() {
-            // In i64: a file's index may be i32::MIN. The result lies between `i` and 0.
-            let j = (((i64::from(i) - 1) >> d) + 1) as i32;
-            match out.last_mut() {
-                Some(last) if last.0 == j => last.1 = last.1.saturating_add(c),
-                _ => out.push((j, c)),
-            }
-        }
-        *side = out;
-    }
-    b.schema = schema;
-}
-
-/// Widens `b`'s zero bucket to at least `threshold`: buckets wholly inside it move into it, and
-/// if one straddles it, the threshold grows to that bucket's upper bound and it moves too (as
-/// Prometheus does). Returns the threshold reached.
-fn widen(b: &mut NativeBuckets, threshold: f64) -> f64 {
-    let mut t = threshold.max(b.zero_threshold);
-    loop {
-        let mut moved = false;
-        for side in [&mut b.positive, &mut b.negative] {
-            let mut taken = 0;
-            for &(i, c) in side.iter() {
-                // Lower bound below the threshold: inside, or straddling it.
-                if upper_bound(b.schema, i64::from(i) - 1) >= t {
-                    break;
-                }
-                t = t.max(upper_bound(b.schema, i64::from(i)));
-                b.zero_count = b.zero_count.saturating_add(c);
-                taken += 1;
-            }
-            side.drain(..taken);
-            moved |= taken > 0;
-        }
-        if !moved {
-            break;
-        }
-    }
-    b.zero_threshold = t;
-    t
-}
-
 fn add_side(acc: &mut Vec<(i32, u64)>, b: &[(i32, u64)]) {
     // The common case across processes of one program: the same buckets populated.
     if acc.len() == b.len() && acc.iter().zip(b).all(|(x, y)| x.0 == y.0) {
@@ -217,14 +158,15 @@ pub(crate) fn merge(acc: &mut NativeBuckets, b: &NativeBuckets) {
         add_side(&mut acc.negative, &b.negative);
         return;
     }
+    // The in-process histogram's exact reduction and widening (`model.rs`), one definition.
     let mut b = b.clone();
     let schema = acc.schema.min(b.schema);
-    reduce(acc, schema);
-    reduce(&mut b, schema);
+    acc.reduce_to_schema(schema);
+    b.reduce_to_schema(schema);
     // Widening one can push its threshold past the other's: repeat until they agree.
     let mut t = acc.zero_threshold.max(b.zero_threshold);
     loop {
-        let (ta, tb) = (widen(acc, t), widen(&mut b, t));
+        let (ta, tb) = (acc.widen_zero_threshold(t), b.widen_zero_threshold(t));
         if ta == tb {
             break;
         }
@@ -303,17 +245,6 @@ mod tests {
             acc.zero_count + acc.positive.iter().map(|b| b.1).sum::<u64>(),
             2
         );
-    }
-
-    #[test]
-    fn bucket_bounds_at_powers_of_two_are_exact() {
-        assert_eq!(upper_bound(0, 1), 2.0);
-        assert_eq!(upper_bound(-2, -1), 1.0 / 16.0);
-        assert_eq!(upper_bound(3, 16), 4.0);
-        assert_eq!(upper_bound(0, 2000), f64::INFINITY);
-        assert_eq!(upper_bound(0, -1074), f64::from_bits(1));
-        assert_eq!(upper_bound(0, -1075), 0.0);
-        assert!((upper_bound(1, 1) - 2f64.sqrt()).abs() < 1e-12);
     }
 
     #[test]

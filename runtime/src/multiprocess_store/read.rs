@@ -66,7 +66,7 @@
 //! already has one of that sub-tag — is skipped and counted ([`Parsed::bad_extensions`]), and
 //! the rest of the file is kept. Their cells are agreed like a series' (above): native state as
 //! one block, each exemplar slot as one block that must also hold an even sequence number
-//! (`exemplar_slot.rs`) — so a live file whose two copies are equal is still walked once for a
+//! (`exemplar.rs`) — so a live file whose two copies are equal is still walked once for a
 //! slot caught mid-write, which is read again. A slot that never holds still gets no
 //! word-at-a-time last resort: it is left out of that scrape.
 
@@ -83,7 +83,8 @@ use super::file::{
     HEADER_LEN, MAGIC, MAX_FILE, MAX_RECORD, TAG_ABSORBED, TAG_FAMILY, TAG_PADDING, TAG_SERIES,
     VERSION, kind_from_code,
 };
-use super::{exemplar_slot, native_merge};
+use super::native_merge;
+use crate::exemplar::SLOT_WORDS;
 use crate::labels::{KEY_SEPARATOR, is_valid_label_name, is_valid_metric_name};
 use crate::layout::Layout;
 use crate::metric::GaugeMode;
@@ -227,7 +228,7 @@ impl Snapshot {
         if live {
             scratch.resize(used, 0);
             read_exact_at(src, scratch, 0)?;
-            if **scratch != *bytes || has_busy_slot(&bytes) {
+            if **scratch != *bytes || has_busy_block(&bytes) {
                 agree_cells(src, &mut bytes, scratch)?;
             }
         }
@@ -294,16 +295,23 @@ fn agree_cells(src: &impl Source, bytes: &mut [u8], second: &[u8]) -> Result<(),
             .filter(|&end| end <= off + len);
         if let Some(end) = end {
             if ext == EXT_EXEMPLARS && tag == TAG_PADDING {
-                for at in (off + cells_at..end).step_by(8 * exemplar_slot::LEN) {
-                    if at + 8 * exemplar_slot::LEN <= end {
+                for at in (off + cells_at..end).step_by(8 * SLOT_WORDS) {
+                    if at + 8 * SLOT_WORDS <= end {
                         agree_slot(
                             src,
-                            &mut bytes[at..at + 8 * exemplar_slot::LEN],
-                            &second[at..at + 8 * exemplar_slot::LEN],
+                            &mut bytes[at..at + 8 * SLOT_WORDS],
+                            &second[at..at + 8 * SLOT_WORDS],
                             at,
                         )?;
                     }
                 }
+            } else if ext == EXT_NATIVE && tag == TAG_PADDING {
+                agree_native(
+                    src,
+                    off + cells_at,
+                    &mut bytes[off + cells_at..end],
+                    &second[off + cells_at..end],
+                )?;
             } else {
                 block(off + cells_at, end, bytes)?;
             }
@@ -313,21 +321,64 @@ fn agree_cells(src: &impl Source, bytes: &mut [u8], second: &[u8]) -> Result<(),
     Ok(())
 }
 
-/// Whether an exemplar slot of the copy holds a write in progress (odd sequence): equal copies
-/// do not make it one to take (see the module docs).
-fn has_busy_slot(bytes: &[u8]) -> bool {
+/// Whether a copy of native state was taken in the middle of a reduction (an odd generation,
+/// `metric/native.rs`).
+fn native_in_rewrite(state: &[u8]) -> bool {
+    u64_at(state, 8 * crate::layout::native::GENERATION).is_some_and(|g| g % 2 == 1)
+}
+
+/// Makes a native state (the cells at `at`) one that two consecutive reads agree on, read
+/// outside a reduction: a reduction holds the state for microseconds, so the reader yields and
+/// copies again, a bounded number of times. A state still caught in one is left as it is;
+/// `native::decode` then calls it torn, and the aggregate leaves that process's buckets out of
+/// this scrape and counts it — a half-reduced bucket array never reaches a scrape.
+fn agree_native(
+    src: &impl Source,
+    at: usize,
+    state: &mut [u8],
+    second: &[u8],
+) -> Result<(), ReadError> {
+    if state == second && !native_in_rewrite(state) {
+        return Ok(());
+    }
+    state.copy_from_slice(second);
+    let mut again = vec![0u8; state.len()];
+    for _ in 0..NATIVE_TRIES {
+        agree(src, at, state, &mut again)?;
+        if !native_in_rewrite(state) {
+            return Ok(());
+        }
+        std::thread::yield_now();
+        read_exact_at(src, state, at as u64)?;
+    }
+    Ok(())
+}
+
+/// Copies of a native state caught in a reduction before it is left out of a scrape.
+const NATIVE_TRIES: usize = 8;
+
+/// Whether an exemplar slot of the copy holds a write in progress (odd sequence), or a native
+/// state a reduction (odd generation): equal copies do not make it one to take (see the module
+/// docs).
+fn has_busy_block(bytes: &[u8]) -> bool {
     let mut off = HEADER_LEN;
     while let Some((len, tag)) = u32_at(bytes, off).zip(u16_at(bytes, off + 4)) {
         let len = len as usize;
         if len < 8 || len % 8 != 0 || len > bytes.len() - off {
             break;
         }
+        if tag == TAG_PADDING
+            && u16_at(bytes, off + 6) == Some(EXT_NATIVE)
+            && native_in_rewrite(bytes[off..off + len].get(EXT_CELLS..).unwrap_or_default())
+        {
+            return true;
+        }
         if tag == TAG_PADDING && u16_at(bytes, off + 6) == Some(EXT_EXEMPLARS) {
             let rec = &bytes[off..off + len];
             let busy = rec
                 .get(EXT_CELLS..)
                 .unwrap_or_default()
-                .chunks_exact(8 * exemplar_slot::LEN)
+                .chunks_exact(8 * SLOT_WORDS)
                 .any(|slot| u64_at(slot, 0).is_some_and(|seq| seq % 2 == 1));
             if busy {
                 return true;
@@ -351,7 +402,7 @@ fn agree_slot(
         return Ok(());
     }
     slot.copy_from_slice(second);
-    let mut again = [0u8; 8 * exemplar_slot::LEN];
+    let mut again = [0u8; 8 * SLOT_WORDS];
     for _ in 0..BLOCK_TRIES {
         read_exact_at(src, &mut again, at as u64)?;
         if again[..] == *slot && !busy(slot) {
@@ -466,7 +517,7 @@ pub(crate) struct SeriesRecord<'a> {
     /// Its native state, validated against its family's settings: the sub-tag
     /// (`EXT_NATIVE` or `EXT_NATIVE_SPARSE`) and the cells' bytes.
     pub(crate) native: Option<(u16, &'a [u8])>,
-    /// Its exemplar slots' bytes (empty: none yet), [`exemplar_slot::LEN`] cells per slot.
+    /// Its exemplar slots' bytes (empty: none yet), [`SLOT_WORDS`] cells per slot.
     pub(crate) exemplars: &'a [u8],
     /// The cells' bytes, 8 per cell (checked against the snapshot when the file was parsed).
     cells: &'a [u8],
@@ -704,7 +755,7 @@ impl<'a> Parsed<'a> {
                         MetricKind::Histogram => fam.n_bounds() + 1,
                         _ => 0,
                     };
-                    slots > 0 && n_cells == slots * exemplar_slot::LEN
+                    slots > 0 && n_cells == slots * SLOT_WORDS
                 }
                 _ => self
                     .family_ext
@@ -1162,15 +1213,15 @@ mod tests {
 
     mod extensions {
         use super::*;
+        use crate::exemplar::SlotData;
         use crate::model::NativeBuckets;
-        use crate::multiprocess_store::exemplar_slot::{self, SlotExemplar};
         use crate::multiprocess_store::file::{encode_extension, native_settings_cells};
         use crate::multiprocess_store::native_merge::{decode_sparse, encode_sparse};
 
-        fn ex(n: u8) -> SlotExemplar {
-            SlotExemplar {
-                trace_id: [n; 16],
-                span_id: [n; 8],
+        fn ex(n: u8) -> SlotData {
+            SlotData {
+                trace: u128::from_be_bytes([n; 16]),
+                span: u64::from_be_bytes([n; 8]),
                 value: 0.5,
                 time_ns: u64::from(n),
             }
@@ -1194,8 +1245,7 @@ mod tests {
             let c_series = b.len();
             encode_series(&mut b, counter, &[5, 0], b"");
             let back = (b.len() - c_series) as u32;
-            let mut slot = exemplar_slot::encode(&ex(1));
-            slot[exemplar_slot::SEQ] = 2;
+            let slot = ex(1).to_words(2);
             encode_extension(&mut b, EXT_EXEMPLARS, back, &slot);
             let hist = b.len();
             encode_family(&mut b, &decl("h", MetricKind::Histogram, &[1.0]));
@@ -1251,7 +1301,7 @@ mod tests {
             assert_eq!(p.native_settings(1).unwrap()[1], 160);
             let s: Vec<SeriesRecord<'_>> = p.series().collect();
             let slot: Vec<u64> = words(s[0].exemplars).collect();
-            assert_eq!(exemplar_slot::decode(&slot), Some(ex(1)));
+            assert_eq!(SlotData::decode(&slot), Some(ex(1)));
             assert!(s[0].native.is_none());
             let (ext, cells) = s[1].native.unwrap();
             assert_eq!(ext, EXT_NATIVE_SPARSE);
@@ -1346,13 +1396,13 @@ mod tests {
             let p = Parsed::parse(&snap).unwrap();
             let slot: Vec<u64> = words(p.series().next().unwrap().exemplars).collect();
             assert_eq!(slot[0], 4);
-            assert_eq!(exemplar_slot::decode(&slot), Some(ex(1)));
+            assert_eq!(SlotData::decode(&slot), Some(ex(1)));
             // Never complete: no exemplar.
             let src = Script::new(b).cell(at, &[3]);
             let snap = Snapshot::read(&src, true, &mut Vec::new()).unwrap();
             let p = Parsed::parse(&snap).unwrap();
             let slot: Vec<u64> = words(p.series().next().unwrap().exemplars).collect();
-            assert_eq!(exemplar_slot::decode(&slot), None);
+            assert_eq!(SlotData::decode(&slot), None);
         }
     }
 }

@@ -71,7 +71,7 @@ pub(crate) fn collect_dir(path: &Path, stats: &Stats, compact: bool, out: &mut V
     }
     let agg = Aggregate::new(&sources, Purpose::Scrape);
     stats.add_conflicts(agg.conflicts);
-    stats.add_bad_extensions(agg.bad_extensions);
+    stats.add_bad_extensions(agg.bad_extensions + agg.torn_native);
     let dropped = agg.dropped + stats.unrecorded.load(Ordering::Relaxed);
     out.extend(agg.into_families());
     drop(sources);

@@ -45,7 +45,7 @@ impl Stats {
     pub(crate) fn extension_family(&self) -> MetricFamily {
         MetricFamily::new(
             "promtrack_multiprocess_skipped_extensions_total",
-            "Extension records of multiprocess files (native histogram state, exemplar slots) skipped by this process's scrapes because they did not validate; the rest of their files was read.",
+            "Extension records of multiprocess files (native histogram state, exemplar slots) skipped by this process's scrapes because they did not validate, or native states of live processes left out of one scrape because every copy was taken in the middle of a reduction; the rest of their files was read.",
             MetricKind::Counter,
         )
         .with_series(Series::new(Value::Counter(

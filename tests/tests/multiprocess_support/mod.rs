@@ -3,6 +3,9 @@
 //!
 //! Worker commands (each answered with one line, `@ok` or `@` and the requested value):
 //! - `inc <label> <n>`: `jobs_total{k=<label>}` += n
+//! - `exinc <label> <trace>`: `jobs_total{k=<label>}` += 1 with the exemplar `trace_id=<trace>`
+//!   (32 lowercase hex digits)
+//! - `exobs <value> <trace>`: `latency_seconds` observes `value` with that exemplar
 //! - `obs <value> <n>`: `latency_seconds` observes `value` n times
 //! - `par <label> <threads> <value> <n>`: `threads` threads at once each observe `value` n times
 //!   into `par_seconds{k=<label>}` (one hot series: it gets stripes, see `metric/stripes.rs`)
@@ -10,6 +13,9 @@
 //! - `grow <from> <to>`: creates `grow_total{i=…}` series `from..to`, each at 1
 //! - `fork <n>`: sets `g_all` to 1 and adds 1 to `jobs_total{k="fork"}`, then forks a child
 //!   that sets `g_all` to 2, adds n and dies without exit hooks; replies with the child's pid
+//! - `nat <only|both> <value> <n>`: observes `value` n times into `native_seconds` (native
+//!   only) or `both_seconds` (bound 1 and native), both with `max_buckets` 8 so that a wide
+//!   spread of values makes them reduce; declared at their first use
 //! - `file`: prints this process's file path
 //! - `exit`: exits cleanly (folding its file into the archive)
 #![allow(dead_code)]
@@ -20,7 +26,7 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 use promtrack::model::{MetricFamily, Value};
 use promtrack::multiprocess::DirCollector;
-use promtrack::{Counter, Family, Gauge, GaugeMode, Histogram};
+use promtrack::{Counter, Family, Gauge, GaugeMode, Histogram, NativeConfig};
 
 const WORKER_ENV: &str = "PROMTRACK_TEST_WORKER";
 
@@ -44,6 +50,7 @@ pub fn worker_if_asked() {
             )
         })
         .collect();
+    let mut native: Option<[Family<(), Histogram>; 2]> = None;
     let stdin = std::io::stdin();
     let mut out = std::io::stdout();
     for line in stdin.lock().lines() {
@@ -54,6 +61,35 @@ pub fn worker_if_asked() {
                 let c = jobs.with(&[label.to_string()]);
                 for _ in 0..n.parse::<u64>().unwrap() {
                     c.inc();
+                }
+                "ok".to_string()
+            }
+            ["exinc", label, trace] => {
+                jobs.with(&[label.to_string()])
+                    .inc_with_exemplar(&[("trace_id", trace)])
+                    .unwrap();
+                "ok".to_string()
+            }
+            ["exobs", v, trace] => {
+                latency
+                    .observe_with_exemplar(v.parse().unwrap(), &[("trace_id", trace)])
+                    .unwrap();
+                "ok".to_string()
+            }
+            ["nat", which, v, n] => {
+                let [only, both] = native.get_or_insert_with(|| {
+                    let config = NativeConfig::default().max_buckets(8);
+                    [
+                        Family::<(), Histogram>::new("native_seconds", "Native only.")
+                            .native(config.clone()),
+                        Family::<(), Histogram>::new("both_seconds", "Classic and native.")
+                            .buckets(&[1.0])
+                            .native(config.classic(true)),
+                    ]
+                });
+                let h = if *which == "only" { &*only } else { &*both };
+                for _ in 0..n.parse::<u64>().unwrap() {
+                    h.observe(v.parse().unwrap());
                 }
                 "ok".to_string()
             }

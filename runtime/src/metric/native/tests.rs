@@ -325,3 +325,72 @@ fn widening_inside_a_bucket_takes_the_whole_bucket() {
     assert_eq!(r.schema, -4);
     assert_eq!(r, direct(&values, -4, 0.0));
 }
+
+/// A dead writer killed inside a rewrite: while it was taking the counts out (old tags left,
+/// the header unchanged) and after it wrote them back (new tags under the new header), the
+/// copy reads as the counts under the header as it is; only the counts it held are missing.
+#[test]
+fn a_dead_writers_copy_taken_inside_a_rewrite_keeps_the_counts_in_the_cells() {
+    let config = NativeConfig::default().bucket_factor(2.0).max_buckets(8);
+    let cells = series(&config);
+    let n = Native::new(&cells, 0);
+    for v in [1.5, 3.0, 3.0, 0.0] {
+        n.observe(v);
+    }
+    let copy: Vec<u64> = (0..cells.len())
+        .map(|i| cells.at(i).load(Ordering::Relaxed))
+        .collect();
+    let generation = copy[layout::GENERATION];
+    // Killed while taking: the generation odd, bucket 2 (the two 3.0s) already taken.
+    let mut taking = copy.clone();
+    taking[layout::GENERATION] = generation + 1;
+    let i = layout::positive(8) + (2 - taking[layout::POSITIVE_OFFSET] as i64) as usize;
+    taking[i] = tag(generation + 2);
+    assert_eq!(decode(&taking), Err(DecodeError::Torn));
+    let s = decode_dead(&taking).unwrap();
+    assert_eq!(s.buckets, direct(&[1.5, 0.0], 0, DEFAULT_ZERO_THRESHOLD));
+    // Killed after writing back, before the generation turned even: every count there.
+    let mut written: Vec<u64> = copy.clone();
+    written[layout::GENERATION] = generation + 1;
+    for c in &mut written[layout::ZERO_COUNT..] {
+        *c = tag(generation + 2) | (*c & COUNT_MASK);
+    }
+    assert_eq!(decode(&written), Err(DecodeError::Torn));
+    assert_eq!(decode_dead(&written).unwrap(), decode(&copy).unwrap());
+}
+
+/// A forked child's copy: the layout kept, no count, no sum, the lock free; it observes on.
+#[test]
+fn clearing_counts_keeps_the_layout() {
+    let config = NativeConfig::default().max_buckets(8);
+    let cells = series(&config);
+    let n = Native::new(&cells, 0);
+    for v in [1.0, 1e6, 1e-6, 42.0] {
+        n.observe(v); // spread: reduced below the initial schema
+    }
+    let before = decode(
+        &(0..cells.len())
+            .map(|i| cells.at(i).load(Ordering::Relaxed))
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let mut copy: Vec<u64> = (0..cells.len())
+        .map(|i| cells.at(i).load(Ordering::Relaxed))
+        .collect();
+    copy[layout::LOCK] = 1;
+    clear_counts(&mut copy);
+    let s = decode(&copy).unwrap();
+    assert_eq!((s.count, s.sum), (0, 0.0));
+    assert_eq!(s.buckets.schema, before.buckets.schema);
+    assert!(s.buckets.schema < 3, "the spread reduced it");
+    assert_eq!(copy[layout::LOCK], 0);
+    let child = Cells::heap(copy.len());
+    for (i, &c) in copy.iter().enumerate() {
+        child.at(i).store(c, Ordering::Relaxed);
+    }
+    Native::new(&child, 0).observe(1.0);
+    assert_eq!(read(&child).count, 1);
+    let mut junk = vec![7u64; 5];
+    clear_counts(&mut junk);
+    assert_eq!(junk, [0; 5]);
+}
