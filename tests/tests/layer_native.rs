@@ -231,3 +231,44 @@ async fn protobuf_carries_the_native_buckets_and_every_format_is_accepted() {
         "{fields:?}"
     );
 }
+
+/// A traced request on a native-only duration histogram: the exemplar sits on the one `+Inf`
+/// bucket of OpenMetrics, and every format still passes the checker.
+#[tokio::test]
+#[cfg_attr(
+    missing_protobuf_checker,
+    ignore = "needs ../shared/tools/exposition-check and python3: apt-get install python3"
+)]
+async fn a_traced_request_on_a_native_only_histogram_keeps_every_format_valid() {
+    const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let registry = Registry::new();
+    let app = Router::new().route("/", get(|| async { "hi" })).layer(
+        builder(&registry)
+            .native(NativeConfig::default())
+            .build()
+            .unwrap(),
+    );
+    for _ in 0..REQUESTS {
+        let request = Request::get("/")
+            .header("traceparent", format!("00-{TRACE}-00f067aa0ba902b7-01"))
+            .body(Body::empty())
+            .unwrap();
+        drop(app.clone().oneshot(request).await.unwrap());
+    }
+    let om = String::from_utf8(exposition(&registry, Format::OpenMetrics)).unwrap();
+    let inf = format!(r#"{SERIES}le="+Inf"}} {REQUESTS} # {{trace_id="{TRACE}"}} "#);
+    assert!(om.lines().any(|l| l.starts_with(&inf)), "{om}");
+    for (format, arg, name) in [
+        (Format::Text, "text", "traced.txt"),
+        (Format::OpenMetrics, "openmetrics", "traced.om"),
+    ] {
+        check(&write(&exposition(&registry, format), name), arg);
+    }
+    // Protobuf (checked inside): the native buckets are all there beside the exemplar.
+    let fields = native_fields(&registry, "traced.pb");
+    assert_eq!(fields.len(), 1, "{fields:?}");
+    assert!(
+        fields[0].starts_with(&format!("{REQUESTS} 3 0 {REQUESTS} spans ")),
+        "{fields:?}"
+    );
+}
