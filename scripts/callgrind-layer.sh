@@ -7,7 +7,10 @@
 # 2N requests, and the difference divided by N is the cost of one request (start-up cancels out).
 # Modes: bare axum; noop (an identity tower layer: what axum charges for any layer); the promtrack
 # layer with and without one `#[histogram]`, and the attribute alone; and two peers on the bare
-# handler, axum-prometheus 0.10 and tower-http's `TraceLayer` with no subscriber. The second
+# handler, axum-prometheus 0.10 and tower-http's `TraceLayer` with no subscriber. Two more run the
+# `layer` app with headers, for the exemplars' cost (issue 14): `layer-traced` sends a sampled
+# `traceparent` with a new trace id on every request, `layer-untraced` the same value under
+# another name, so they differ only in what the layer does with the header. The second
 # column is the cost over noop, i.e. what the layer itself adds.
 #
 #   scripts/callgrind-layer.sh [N]        (default 2000)

@@ -97,6 +97,15 @@ impl Traced {
             Traced::Off | Traced::Untraced => None,
         }
     }
+
+    /// The request's trace, if any, borrowed.
+    #[inline]
+    pub(crate) fn trace_ref(&self) -> Option<&TraceContext> {
+        match self {
+            Traced::Trace(t) => Some(t),
+            Traced::Off | Traced::Untraced => None,
+        }
+    }
 }
 
 /// What one request's handler told the layer. Shared by reference while the handler runs (the
@@ -140,10 +149,22 @@ impl RequestMarks {
         self.traced
     }
 
+    /// The same, borrowed: the layer reads it once per request without copying it.
+    #[inline]
+    pub(crate) fn traced_ref(&self) -> &Traced {
+        &self.traced
+    }
+
     /// Sets what the request's exemplars carry: before the handler runs, hence `&mut`.
+    /// [`Traced::Untraced`], what the marks start with, is not written.
     #[inline]
     pub(crate) fn set_traced(&mut self, traced: Traced) {
-        self.traced = traced;
+        if traced != Traced::Untraced {
+            if !ANY_TRACED.load(Ordering::Relaxed) {
+                ANY_TRACED.store(true, Ordering::Relaxed);
+            }
+            self.traced = traced;
+        }
     }
 
     /// The strongest exclusion recorded so far.
@@ -302,6 +323,13 @@ impl RequestContext {
 /// never cleared.
 static ANY_EXCLUDED_FROM_ALL: AtomicBool = AtomicBool::new(false);
 
+/// Whether any request's marks ever held something other than [`Traced::Untraced`] (a trace,
+/// or exemplars switched off). Until one did, handler metrics skip the thread-local lookup of
+/// [`current_trace`] (every request is untraced) and pay one relaxed load instead. Set once,
+/// never cleared; read and written with no other ordering (each request's marks are written
+/// before its handler runs, on the path that hands the marks to it).
+static ANY_TRACED: AtomicBool = AtomicBool::new(false);
+
 fn note_exclusion(what: Exclusion) {
     if what == Exclusion::All {
         ANY_EXCLUDED_FROM_ALL.store(true, Ordering::Relaxed);
@@ -346,6 +374,9 @@ pub fn all_excluded() -> bool {
 /// context.
 #[inline]
 pub(crate) fn current_trace() -> Traced {
+    if !ANY_TRACED.load(Ordering::Relaxed) {
+        return Traced::Untraced;
+    }
     with_current(RequestMarks::traced).unwrap_or_default()
 }
 

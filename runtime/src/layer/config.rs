@@ -10,7 +10,7 @@ use http::{request, response};
 
 use super::exemplars::ExemplarConfig;
 use super::http_labels::{ExtraLabel, RequestFn, StatusLabel};
-use crate::{LabelValue, Registry, TraceContext};
+use crate::{LabelValue, NativeConfig, Registry, TraceContext};
 
 /// How requests are grouped into the `path` label.
 #[derive(Clone, Default)]
@@ -312,6 +312,7 @@ pub struct MetricsLayerBuilder {
     pub(crate) switches: Switches,
     pub(crate) group_by: GroupBy,
     pub(crate) buckets: Option<Vec<f64>>,
+    pub(crate) native: Option<NativeConfig>,
     pub(crate) size_buckets: Option<Vec<f64>>,
     pub(crate) latency: Latency,
     pub(crate) status: StatusLabel,
@@ -332,6 +333,7 @@ impl Default for MetricsLayerBuilder {
             switches: Switches::default(),
             group_by: GroupBy::default(),
             buckets: None,
+            native: None,
             size_buckets: None,
             latency: Latency::default(),
             status: StatusLabel::default(),
@@ -432,6 +434,54 @@ impl MetricsLayerBuilder {
     /// [`DEFAULT_BUCKETS`](crate::DEFAULT_BUCKETS).
     pub fn buckets(mut self, bounds: &[f64]) -> Self {
         self.buckets = Some(bounds.to_vec());
+        self
+    }
+
+    /// Makes the duration histogram native (exponential buckets, see
+    /// [`NativeConfig`] for every setting and its default): native only, or beside the classic
+    /// [`buckets`](Self::buckets) with [`NativeConfig::classic`]. Native buckets travel in the
+    /// protobuf exposition (Prometheus 2.x with `--enable-feature=native-histograms`, 3.x with
+    /// `scrape_native_histograms: true`); a text or OpenMetrics scraper sees a native-only
+    /// histogram as one `le="+Inf"` bucket with its count and sum. Checked by
+    /// [`build`](Self::build): a setting out of range, `buckets(..)` with a native-only
+    /// histogram (it keeps no classic buckets: add `.classic(true)` or drop `buckets`), or a
+    /// [`Latency::Summary`] (a summary has no buckets) is an error naming the fix.
+    ///
+    /// ```
+    /// use axum::{Router, routing::get};
+    /// use promtrack::{NativeConfig, Registry, expose::{Format, encode}};
+    /// use tower::ServiceExt;
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let registry = Registry::new();
+    /// let layer = promtrack::layer::MetricsLayer::builder()
+    ///     .registry(&registry)
+    ///     .native(NativeConfig::default().max_buckets(100))
+    ///     .build()?;
+    /// let app = Router::new().route("/", get(|| async { "hi" })).layer(layer);
+    /// let request = axum::http::Request::get("/").body(axum::body::Body::empty()).unwrap();
+    /// drop(app.oneshot(request).await.unwrap());
+    ///
+    /// // Text carries no native buckets: the one `+Inf` bucket, then the count and sum.
+    /// let mut text = Vec::new();
+    /// encode(&registry, Format::Text, &mut text);
+    /// let text = String::from_utf8(text).unwrap();
+    /// assert!(text.contains(
+    ///     "axum_http_request_duration_seconds_bucket{method=\"GET\",path=\"/\",status=\"200\",le=\"+Inf\"} 1\n"
+    /// ));
+    /// assert!(!text.contains("le=\"0.005\""));
+    ///
+    /// // Both: the classic buckets of `buckets(..)` and the native ones.
+    /// let both = promtrack::layer::MetricsLayer::builder()
+    ///     .registry(&Registry::new())
+    ///     .buckets(&[0.1, 1.0])
+    ///     .native(NativeConfig::default().classic(true))
+    ///     .build()?;
+    /// # Ok::<(), promtrack::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn native(mut self, native: NativeConfig) -> Self {
+        self.native = Some(native);
         self
     }
 

@@ -5,8 +5,9 @@
 //! Invariants:
 //! - The head is read once per request, in `MetricsService::call`, into the request's marks
 //!   (`context.rs`'s `Traced`), where `Families::record` and the handler attributes find it.
-//! - Without a user function the read is one header lookup of a static name and, when the
-//!   header is there, `traceparent::sampled_trace`: no allocation, nothing else.
+//! - Without a user function the read is one header probe for a static name (a scan of the
+//!   names of a request with few headers, a hashed lookup beyond) and, when the header is there,
+//!   `traceparent::sampled_trace`: no allocation, nothing else.
 //! - The user's function runs under `catch_unwind`: a panicking one gives no trace from it,
 //!   never a panic in the request path.
 //! - With the `opentelemetry` feature, the current span's trace (with this server's span id)
@@ -16,7 +17,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
-use http::{HeaderMap, HeaderName, request};
+use http::{HeaderMap, HeaderName, HeaderValue, request};
 
 use super::traceparent;
 use crate::context::Traced;
@@ -75,7 +76,7 @@ impl ExemplarConfig {
         if !self.trust_traceparent {
             return Traced::Untraced;
         }
-        match headers.get(&TRACEPARENT) {
+        match traceparent_value(headers) {
             None => Traced::Untraced,
             Some(value) => traced(traceparent::sampled_trace(value.as_bytes())),
         }
@@ -92,24 +93,45 @@ impl ExemplarConfig {
     }
 }
 
+/// Up to this many header names a request's `traceparent` is found by comparing names (a few
+/// instructions each, most of them a length compare), beyond by hashing the name (about 130
+/// instructions whatever the count): the probe costs every request, traced or not.
+const SCAN_HEADERS: usize = 12;
+
+/// The first `traceparent` value, as `HeaderMap::get` finds it.
+#[inline]
+fn traceparent_value(headers: &HeaderMap) -> Option<&HeaderValue> {
+    if headers.keys_len() <= SCAN_HEADERS {
+        headers
+            .iter()
+            .find_map(|(name, value)| (*name == TRACEPARENT).then_some(value))
+    } else {
+        headers.get(&TRACEPARENT)
+    }
+}
+
 #[inline]
 fn traced(trace: Option<TraceContext>) -> Traced {
     trace.map_or(Traced::Untraced, Traced::Trace)
 }
 
-/// The trace a finished request's duration and count carry: the current span's with the
-/// `opentelemetry` feature (read now, at record time, so the tracing layer's span must be
-/// entered around promtrack's layer), else the one read from the request's head.
+/// Runs `f` with the trace a finished request's duration and count carry: the current span's
+/// with the `opentelemetry` feature (read now, at record time, so the tracing layer's span must
+/// be entered around promtrack's layer), else the one read from the request's head. Borrowed,
+/// not copied: most requests carry none, and those pay a discriminant test.
 #[inline]
-pub(crate) fn record_trace(traced: Traced) -> Option<TraceContext> {
-    if traced == Traced::Off {
-        return None;
+pub(crate) fn with_record_trace<R>(
+    traced: &Traced,
+    f: impl FnOnce(Option<&TraceContext>) -> R,
+) -> R {
+    if *traced == Traced::Off {
+        return f(None);
     }
     #[cfg(feature = "opentelemetry")]
     if let Some(span) = crate::otel::current_trace() {
-        return Some(span);
+        return f(Some(&span));
     }
-    traced.trace()
+    f(traced.trace_ref())
 }
 
 #[cfg(test)]
@@ -145,7 +167,31 @@ mod tests {
             ..ExemplarConfig::default()
         };
         assert_eq!(off.read_headers(&p.headers), Traced::Off);
-        assert_eq!(record_trace(Traced::Off), None);
+        assert_eq!(with_record_trace(&Traced::Off, |t| t.copied()), None);
+    }
+
+    #[test]
+    fn the_probe_finds_the_first_header_by_scan_and_by_hash() {
+        let other = "00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01";
+        for extra in [0, SCAN_HEADERS - 2, SCAN_HEADERS, 3 * SCAN_HEADERS] {
+            let names: Vec<String> = (0..extra).map(|i| format!("x-h{i}")).collect();
+            let mut headers: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "v")).collect();
+            let at = headers.len() / 2;
+            headers.insert(at, ("traceparent", SAMPLED));
+            headers.push(("traceparent", other));
+            let p = parts(&headers);
+            assert_eq!(p.headers.keys_len() <= SCAN_HEADERS, extra < SCAN_HEADERS);
+            assert_eq!(
+                traceparent_value(&p.headers).map(HeaderValue::as_bytes),
+                Some(SAMPLED.as_bytes()),
+                "{extra} other headers"
+            );
+            let without: Vec<_> = headers
+                .into_iter()
+                .filter(|(n, _)| *n != "traceparent")
+                .collect();
+            assert_eq!(traceparent_value(&parts(&without).headers), None);
+        }
     }
 
     #[test]

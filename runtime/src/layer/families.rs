@@ -326,6 +326,25 @@ pub(crate) struct Families {
     routes: Box<[RouteFamily]>,
 }
 
+/// What `MetricsLayerBuilder::native` cannot be combined with, as errors naming the fix (its
+/// settings themselves are checked when the family registers).
+fn check_native(b: &MetricsLayerBuilder) -> Result<(), Error> {
+    let Some(native) = &b.native else {
+        return Ok(());
+    };
+    let reason = if b.latency == Latency::Summary {
+        "a summary has no buckets, native or classic: remove `native(..)`, or keep the default `latency(Latency::Histogram)`"
+    } else if b.buckets.is_some() && !native.keeps_classic() {
+        "`buckets(..)` sets classic buckets, which a native-only histogram does not keep: remove `buckets(..)`, or keep both with `native(NativeConfig::default().classic(true))`"
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidConfig {
+        setting: "`native(..)` of the layer's duration histogram".into(),
+        reason: reason.into(),
+    })
+}
+
 impl Families {
     /// Builds and registers every family the configuration asks for.
     pub(crate) fn register(
@@ -333,6 +352,7 @@ impl Families {
         registry: &Registry,
         origin: &'static Location<'static>,
     ) -> Result<Self, Error> {
+        check_native(b)?;
         let (p, extras) = (&*b.prefix, &*b.labels);
         let s = &b.switches;
         let buckets = b.buckets.as_deref().unwrap_or(crate::DEFAULT_BUCKETS);
@@ -342,10 +362,13 @@ impl Families {
             None
         } else {
             Some(match b.latency {
-                Latency::Histogram => DurationFamily::Histogram(
-                    registry
-                        .get_or_register(DURATION.declare(p, extras, origin).buckets(buckets))?,
-                ),
+                Latency::Histogram => {
+                    let mut family = DURATION.declare(p, extras, origin).buckets(buckets);
+                    if let Some(native) = &b.native {
+                        family = family.native(native.clone());
+                    }
+                    DurationFamily::Histogram(registry.get_or_register(family)?)
+                }
                 Latency::Summary => DurationFamily::Summary(
                     registry.get_or_register(DURATION.declare(p, extras, origin))?,
                 ),
@@ -558,7 +581,7 @@ impl Families {
         o: &Outcome,
         exclusion: Exclusion,
         resolved: Option<&FinishedSeries>,
-        trace: Option<TraceContext>,
+        trace: Option<&TraceContext>,
     ) {
         if exclusion.records_defaults() {
             let resolved = match resolved {
@@ -570,14 +593,14 @@ impl Families {
             match (resolved.duration, trace) {
                 (Some(DurationRef::Histogram(h)), None) => unsafe { h.get() }.observe(o.seconds),
                 (Some(DurationRef::Histogram(h)), Some(t)) => {
-                    unsafe { h.get() }.observe_with_trace(o.seconds, t)
+                    unsafe { h.get() }.observe_with_trace(o.seconds, *t)
                 }
                 (Some(DurationRef::Summary(s)), _) => unsafe { s.get() }.observe(o.seconds),
                 (None, _) => {}
             }
             match (resolved.total, trace) {
                 (Some(total), None) => unsafe { total.get() }.inc(),
-                (Some(total), Some(t)) => unsafe { total.get() }.inc_with_trace(t),
+                (Some(total), Some(t)) => unsafe { total.get() }.inc_with_trace(*t),
                 (None, _) => {}
             }
             if o.panicked {

@@ -23,7 +23,7 @@ use http::StatusCode;
 use super::LayerState;
 use super::cache::SeriesCache;
 use super::config::RequestEnd;
-use super::exemplars::record_trace;
+use super::exemplars::with_record_trace;
 use super::families::{Outcome, SeriesRef};
 use super::routes::Route;
 use super::service::ServiceState;
@@ -233,8 +233,7 @@ impl RequestState {
         let decisive = self.unmatched || !status.is_client_error();
         let marked = self.marked();
         let families = &self.service.layer.families;
-        let trace = record_trace(self.marks.traced());
-        match &self.route {
+        with_record_trace(self.marks.traced_ref(), |trace| match &self.route {
             RouteVerdict::Learning(route) => route.settle(
                 families,
                 &self.outcome,
@@ -258,7 +257,7 @@ impl RequestState {
                     });
                 families.record(&self.outcome, exclusion, series.as_ref(), trace);
             }
-        }
+        });
         if let (Some(c), Some(size)) = (&mut self.outcome.configured, response_size) {
             c.response_size = Some(size);
         }

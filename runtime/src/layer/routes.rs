@@ -76,7 +76,7 @@ impl Route {
         marked: Exclusion,
         decisive: bool,
         path_exclusion: Exclusion,
-        trace: Option<TraceContext>,
+        trace: Option<&TraceContext>,
     ) {
         // The common case: nothing new to learn (a verdict only strengthens).
         if let Some(known) = self.verdict().filter(|&known| known >= marked) {
@@ -98,14 +98,14 @@ impl Route {
             (Some(verdict), _) => {
                 self.learn(verdict);
                 for (o, its_path, its_trace) in held.drain(..) {
-                    families.record(&o, verdict.max(its_path), None, its_trace);
+                    families.record(&o, verdict.max(its_path), None, its_trace.as_ref());
                 }
                 held.shrink_to_fit();
                 families.record(outcome, verdict.max(path_exclusion), None, trace);
             }
             (None, None) => {
                 if held.len() < MAX_HELD {
-                    held.push((outcome.clone(), path_exclusion, trace));
+                    held.push((outcome.clone(), path_exclusion, trace.copied()));
                 }
             }
             (None, Some(known)) => families.record(outcome, known.max(path_exclusion), None, trace),

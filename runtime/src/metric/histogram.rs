@@ -85,12 +85,21 @@ impl Histogram {
     /// Records one observation. NaN is dropped and counted in `promtrack_invalid_updates_total`.
     #[inline]
     pub fn observe(&self, v: f64) {
+        self.observe_in_bucket(v);
+    }
+
+    /// Records one observation; returns the classic bucket it fell in (its exemplar slot; 0,
+    /// the `+Inf` slot, for a native-only histogram), `None` for a dropped NaN. An exemplar's
+    /// slot is the bucket already found, not searched for twice.
+    #[inline(always)]
+    fn observe_in_bucket(&self, v: f64) -> Option<usize> {
         if v.is_nan() {
             count_invalid_update();
-            return;
+            return None;
         }
         if self.bounds.is_empty() {
-            return Native::new(&self.cells, 0).observe(v);
+            Native::new(&self.cells, 0).observe(v);
+            return Some(0);
         }
         let bucket = self.bucket_of(v);
         let cells = self.cells_for_this_thread();
@@ -109,6 +118,7 @@ impl Histogram {
         if let Some(native) = self.native() {
             native.observe(v);
         }
+        Some(bucket)
     }
 
     /// The native buckets' cells, if this histogram keeps them.
@@ -193,11 +203,9 @@ impl Histogram {
     /// The exemplar goes to the series' own slots, whichever cells the observation went to.
     #[inline]
     fn observe_offering(&self, v: f64, offer: Offer<'_>) {
-        self.observe(v);
-        if !v.is_nan() {
+        if let Some(bucket) = self.observe_in_bucket(v) {
             let slots = self.bounds.len() + 1;
-            self.exemplars
-                .offer(&self.cells, slots, self.bucket_of(v), v, offer);
+            self.exemplars.offer(&self.cells, slots, bucket, v, offer);
         }
     }
 
