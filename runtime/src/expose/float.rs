@@ -7,31 +7,32 @@
 //! the same `f64` (`0.1`, `1e-12`, `1.5e+21`). Every form parses with Go's `ParseFloat`
 //! (Prometheus) and matches the OpenMetrics ABNF.
 
+use super::line::Line;
+
 /// Appends `v`.
 #[inline]
-pub(crate) fn write_f64(out: &mut Vec<u8>, v: f64) {
-    if v.fract() == 0.0 && v.abs() < 9_007_199_254_740_992.0 {
-        // Also catches -0.0, written as 0.
-        out.extend_from_slice(itoa::Buffer::new().format(v as i64).as_bytes());
+pub(crate) fn write_f64(line: &mut Line<'_>, v: f64) {
+    // Whole numbers below 2^53 (the conversion saturates, and NaN becomes 0: neither converts
+    // back to itself with a magnitude below 2^53). Also catches -0.0, written as 0.
+    let whole = v as i64;
+    if whole as f64 == v && whole.unsigned_abs() < 1 << 53 {
+        if whole < 0 {
+            line.byte(b'-');
+        }
+        line.u64(whole.unsigned_abs());
     } else if v.is_nan() {
-        out.extend_from_slice(b"NaN");
+        line.small(b"NaN");
     } else if v.is_infinite() {
-        out.extend_from_slice(if v > 0.0 { b"+Inf" } else { b"-Inf" });
+        line.small(if v > 0.0 { b"+Inf" } else { b"-Inf" });
     } else {
-        write_shortest(out, v);
+        line.with_vec(|out| write_shortest(out, v));
     }
-}
-
-/// Appends an integer count.
-#[inline]
-pub(crate) fn write_u64(out: &mut Vec<u8>, v: u64) {
-    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
 }
 
 /// Renders `v` as a `String` (histogram `le` values, cached per family).
 pub(crate) fn f64_to_string(v: f64) -> String {
     let mut out = Vec::new();
-    write_f64(&mut out, v);
+    write_f64(&mut Line::new(&mut out), v);
     String::from_utf8(out).expect("ASCII")
 }
 

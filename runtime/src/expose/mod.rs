@@ -32,6 +32,7 @@
 //!   scraper negotiated, which Prometheus 2.x does not report).
 
 mod float;
+mod line;
 mod openmetrics;
 #[cfg(feature = "protobuf")]
 mod protobuf;
@@ -430,22 +431,34 @@ pub(crate) fn gzip_bytes(body: &[u8]) -> Vec<u8> {
     encoder.finish().expect("write to Vec")
 }
 
-/// Rendered `le` values of the last bucket layout seen. Every series of a family shares its
-/// bounds, so this renders them once per family, not once per series; a hit costs one
-/// comparison of a dozen floats.
+/// The `le="bound"} ` tails of the last bucket layout seen, `+Inf` last. Every series of a
+/// family shares its bounds, so this renders them once per family, not once per series; a hit
+/// costs one comparison of a dozen floats.
 #[derive(Default)]
 pub(crate) struct LeCache {
     bounds: Vec<f64>,
-    rendered: Vec<String>,
+    tails: Vec<line::Padded>,
 }
 
 impl LeCache {
-    fn get(&mut self, bounds: &[f64]) -> &[String] {
-        if self.bounds != bounds || self.rendered.is_empty() {
+    fn get(&mut self, bounds: &[f64]) -> &[line::Padded] {
+        if self.bounds != bounds || self.tails.is_empty() {
             self.bounds = bounds.to_vec();
-            self.rendered = bounds.iter().map(|&b| float::f64_to_string(b)).collect();
+            let tail = |le: &str| line::Padded::new(format!("le=\"{le}\"}} ").as_bytes());
+            self.tails = bounds
+                .iter()
+                .map(|&b| tail(&float::f64_to_string(b)))
+                .chain([tail("+Inf")])
+                .collect();
         }
-        &self.rendered
+        &self.tails
+    }
+
+    /// Bucket `i`'s tail: the `+Inf` one for every bucket past the bounds (a source whose
+    /// counts outnumber its bounds).
+    #[inline(always)]
+    fn tail(tails: &[line::Padded], i: usize) -> &line::Padded {
+        &tails[i.min(tails.len() - 1)]
     }
 }
 
