@@ -10,7 +10,7 @@
 use super::line::Line;
 
 /// Appends `v`.
-#[inline]
+#[inline(always)]
 pub(crate) fn write_f64(line: &mut Line<'_>, v: f64) {
     // Whole numbers below 2^53 (the conversion saturates, and NaN becomes 0: neither converts
     // back to itself with a magnitude below 2^53). Also catches -0.0, written as 0.

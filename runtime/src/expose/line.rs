@@ -75,7 +75,17 @@ impl<'a> Line<'a> {
     #[inline(always)]
     pub(crate) fn word(&mut self, word: u64, n: usize) {
         self.room(8);
-        // SAFETY: 8 bytes past `len` are allocated (`room`); `write_unaligned` needs no
+        // SAFETY: `room(8)`.
+        unsafe { self.word_unchecked(word, n) };
+    }
+
+    /// [`word`](Self::word) without the capacity check.
+    ///
+    /// # Safety
+    /// 8 bytes past the position must be allocated (`room`).
+    #[inline(always)]
+    unsafe fn word_unchecked(&mut self, word: u64, n: usize) {
+        // SAFETY: 8 bytes past `len` are allocated (the caller); `write_unaligned` needs no
         // alignment. The first `n.min(8)` of them are written bytes from now on.
         unsafe {
             self.ptr
@@ -116,63 +126,96 @@ impl<'a> Line<'a> {
     /// Appends `text`.
     #[inline(always)]
     pub(crate) fn put(&mut self, text: &Padded) {
-        let words = &text.words;
-        self.room(words.len());
-        let mut at = self.len;
-        for w in words.chunks_exact(8) {
-            let w = u64::from_ne_bytes(w.try_into().unwrap_or_default());
-            // SAFETY: `words.len()` bytes past `len` are allocated (`room`), and `at` stays
-            // below `len + words.len() - 7`; no alignment needed.
-            unsafe { self.ptr.add(at).cast::<u64>().write_unaligned(w) };
+        self.room(text.words.len());
+        // SAFETY: `room` just above.
+        unsafe { self.put_unchecked(text) };
+    }
+
+    /// [`put`](Self::put) without the capacity check.
+    ///
+    /// # Safety
+    /// `text`'s padded length (`Padded::room`) past the position must be allocated.
+    #[inline(always)]
+    unsafe fn put_unchecked(&mut self, text: &Padded) {
+        let (src, n) = (text.words.as_ptr(), text.words.len());
+        let dst = self.ptr.wrapping_add(self.len);
+        let mut at = 0;
+        while at + 8 <= n {
+            // SAFETY: `at + 8 <= n` bytes of `src` are the vector's, `n` bytes past `dst` are
+            // allocated (the caller); no alignment needed.
+            unsafe {
+                let w = src.add(at).cast::<u64>().read_unaligned();
+                dst.add(at).cast::<u64>().write_unaligned(w);
+            }
             at += 8;
         }
-        self.len += text.len;
+        // `text.len <= n`, and the padding holds whole words: all of `text` was written.
+        self.len += text.len.min(at);
     }
 
     /// Appends `v` in decimal.
     #[inline(always)]
     pub(crate) fn u64(&mut self, v: u64) {
-        if v < 100_000_000 {
-            // The digits, most significant in the lowest byte: one store.
-            let (mut v, mut word, mut n) = (v, 0u64, 0);
-            loop {
-                word = (word << 8) | (u64::from(b'0') + v % 10);
-                v /= 10;
-                n += 1;
-                if v == 0 {
-                    break;
-                }
+        match digits(v) {
+            Some((word, n)) => self.word(word, n),
+            None => {
+                self.with_vec(|out| out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes()))
             }
-            self.word(word, n);
-        } else {
-            self.with_vec(|out| out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes()));
+        }
+    }
+
+    /// One histogram bucket's line: `head` (`name_bucket{labels,`), `tail` (`le="bound"} `),
+    /// the cumulative count and a line feed, with one capacity check.
+    #[inline(always)]
+    pub(crate) fn bucket(&mut self, head: &Padded, tail: &Padded, count: u64) {
+        let Some((word, n)) = digits(count) else {
+            self.put(head);
+            self.put(tail);
+            self.u64(count);
+            return self.byte(b'\n');
+        };
+        self.room(head.room() + tail.room() + 16);
+        // SAFETY: each piece's room past the position is allocated (`room` above), in turn:
+        // a piece advances the position by at most the room it used.
+        unsafe {
+            self.put_unchecked(head);
+            self.put_unchecked(tail);
+            self.word_unchecked(word, n);
+            self.word_unchecked(b'\n'.into(), 1);
         }
     }
 
     /// Appends a series' `name="value",…` text from its family's names and its key's words
     /// (see the module docs). A family that has a value needing escaping takes the escaping
     /// path.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn key_labels(&mut self, prefixes: &mut Prefixes, labels: &KeyLabels<'_>) {
         if labels.escape() {
-            return self.with_vec(|out| write_pairs(out, labels.pairs()));
+            return self.with_vec(|out| write_escaped_pairs(out, labels));
         }
-        let prefixes = prefixes.of(labels.names());
-        let mut words = labels
-            .key()
-            .chunks_exact(8)
-            .map(|w| u64::from_le_bytes(w.try_into().unwrap_or_default()));
+        let (prefixes, prefixes_room) = prefixes.of(labels.names());
+        let key = labels.key();
+        // Every byte stored below: each prefix's room, each of the key's words (a value's words
+        // are stored whole), the closing quote's word.
+        self.room(prefixes_room + key.len() + 8);
+        let (src, n) = (key.as_ptr(), key.len());
+        let mut at = 0;
+        // SAFETY (each store below): the `room` above covers them all, since each advances
+        // the position by at most what it stored, and the loop reads each word of the key
+        // at most once. The key's words are read in bounds: `at + 8 <= n`.
         for (i, prefix) in prefixes.iter().enumerate() {
             // A key of fewer values than names (none is stored, but a key is not trusted)
             // writes the pairs it has.
-            let Some(mut word) = words.next() else {
+            if at + 8 > n {
                 if i > 0 {
-                    self.byte(b'"');
+                    unsafe { self.word_unchecked(b'"'.into(), 1) };
                 }
                 return;
-            };
-            self.put(prefix);
-            loop {
+            }
+            unsafe { self.put_unchecked(prefix) };
+            while at + 8 <= n {
+                let word = u64::from_le(unsafe { src.add(at).cast::<u64>().read_unaligned() });
+                at += 8;
                 // The value ends at its word's `0xFF` byte, the first whose complement is
                 // zero (a borrow can only mark bytes above the first zero).
                 let inverted = !word;
@@ -180,18 +223,32 @@ impl<'a> Line<'a> {
                     & !inverted
                     & 0x8080_8080_8080_8080;
                 if ends != 0 {
-                    self.word(word, ends.trailing_zeros() as usize / 8);
+                    unsafe { self.word_unchecked(word, ends.trailing_zeros() as usize / 8) };
                     break;
                 }
-                self.word(word, 8);
-                match words.next() {
-                    Some(w) => word = w,
-                    None => break,
-                }
+                unsafe { self.word_unchecked(word, 8) };
             }
         }
         if !prefixes.is_empty() {
-            self.byte(b'"');
+            unsafe { self.word_unchecked(b'"'.into(), 1) };
+        }
+    }
+}
+
+/// `v`'s decimal digits in one word, the most significant in the lowest byte, and how many
+/// there are; `None` from 10^8 (more than a word).
+#[inline(always)]
+fn digits(v: u64) -> Option<(u64, usize)> {
+    if v >= 100_000_000 {
+        return None;
+    }
+    let (mut v, mut word, mut n) = (v, 0u64, 0);
+    loop {
+        word = (word << 8) | (u64::from(b'0') + v % 10);
+        v /= 10;
+        n += 1;
+        if v == 0 {
+            return Some((word, n));
         }
     }
 }
@@ -226,7 +283,7 @@ impl Padded {
         let mut line = Line::new(&mut self.words);
         write(&mut line);
         self.len = line.len;
-        // Zeros up to the next whole word: one store.
+        // Zeros up to the next whole word: one store. `put_unchecked` relies on it.
         line.word(0, self.len.next_multiple_of(8) - self.len);
     }
 
@@ -238,6 +295,12 @@ impl Padded {
     pub(crate) fn is_empty(&self) -> bool {
         self.len == 0
     }
+
+    /// The bytes copying it stores: its length padded to whole words.
+    #[inline(always)]
+    pub(crate) fn room(&self) -> usize {
+        self.words.len()
+    }
 }
 
 /// The label prefixes of one family's names: `a="` before the first value, `",b="` before each
@@ -247,6 +310,8 @@ pub(crate) struct Prefixes {
     /// The names these were built for (compared by address: the family's own slice).
     names: Option<(*const Box<str>, usize)>,
     each: Vec<Padded>,
+    /// The room of all of `each`.
+    room: usize,
 }
 
 impl Prefixes {
@@ -255,20 +320,38 @@ impl Prefixes {
         self.names = None;
     }
 
-    #[inline]
-    fn of(&mut self, names: &[Box<str>]) -> &[Padded] {
+    /// The prefixes of `names`, and the room of them all.
+    #[inline(always)]
+    fn of(&mut self, names: &[Box<str>]) -> (&[Padded], usize) {
         let id = (names.as_ptr(), names.len());
         if self.names != Some(id) {
+            self.build(names);
+        }
+        (&self.each, self.room)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn build(&mut self, names: &[Box<str>]) {
+        let id = (names.as_ptr(), names.len());
+        {
             self.each.clear();
             for (i, n) in names.iter().enumerate() {
                 let sep: &[u8] = if i == 0 { b"" } else { b"\"," };
                 self.each
                     .push(Padded::new(&[sep, n.as_bytes(), b"=\""].concat()));
             }
+            self.room = self.each.iter().map(Padded::room).sum();
             self.names = Some(id);
         }
-        &self.each
     }
+}
+
+/// Appends `name="value",…` from `labels`, each value escaped.
+#[cold]
+#[inline(never)]
+fn write_escaped_pairs(out: &mut Vec<u8>, labels: &KeyLabels<'_>) {
+    write_pairs(out, labels.pairs());
 }
 
 /// Appends `name="value",…`, each value escaped.

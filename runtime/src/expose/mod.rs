@@ -38,6 +38,8 @@ mod openmetrics;
 mod protobuf;
 mod text;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use crate::Registry;
 use crate::model::FamilyDesc;
 
@@ -294,6 +296,30 @@ pub fn encode_to_string(registry: &Registry, format: Format) -> String {
 }
 
 fn encode_filtered(
+    registry: &Registry,
+    format: Format,
+    include: &dyn Fn(&FamilyDesc<'_>) -> bool,
+    out: &mut Vec<u8>,
+) {
+    // Room for as much as the last exposition wrote, and an eighth more, up front: a large
+    // registry's scrape then does not grow its buffer by doubling, copying what it wrote at
+    // each step (the encoders store whole words, so they need a few bytes past the end).
+    let start = out.len();
+    let last = LAST_SIZE.load(Ordering::Relaxed).min(MAX_SIZE_HINT);
+    out.reserve(last + last / 8 + 64);
+    encode_into(registry, format, include, out);
+    LAST_SIZE.store(out.len() - start, Ordering::Relaxed);
+}
+
+/// The size of the last exposition written, by any registry in any format: a hint for the
+/// next one's buffer (one registry is the common case; another's scrape only costs a
+/// reservation of the wrong size once).
+static LAST_SIZE: AtomicUsize = AtomicUsize::new(0);
+
+/// The most [`LAST_SIZE`] reserves up front.
+const MAX_SIZE_HINT: usize = 64 << 20;
+
+fn encode_into(
     registry: &Registry,
     format: Format,
     include: &dyn Fn(&FamilyDesc<'_>) -> bool,

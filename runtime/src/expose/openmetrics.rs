@@ -10,7 +10,7 @@
 use super::LeCache;
 use super::float::write_f64;
 use super::line::{LabelText, Line, Padded};
-use super::text::{sample_start, single_start, write_bucket, write_buckets};
+use super::text::{bucket_head, sample_start, single_start, write_buckets};
 use crate::labels::escape_label_value;
 use crate::model::{Exemplar, Exemplars, FamilyDesc, Labels, MetricKind, Point, Visitor};
 
@@ -21,6 +21,8 @@ pub(crate) struct OpenMetricsEncoder<'a> {
     labels: LabelText,
     /// The family name (suffix dropped).
     name: Padded,
+    /// The current histogram series' `name_bucket{labels,`.
+    bucket: Padded,
     le: LeCache,
 }
 
@@ -30,6 +32,7 @@ impl<'a> OpenMetricsEncoder<'a> {
             out,
             labels: LabelText::default(),
             name: Padded::default(),
+            bucket: Padded::default(),
             le: LeCache::default(),
         }
     }
@@ -41,6 +44,7 @@ impl<'a> OpenMetricsEncoder<'a> {
 }
 
 /// The `_count`, `_sum` and `_created` samples of a histogram or a summary.
+#[inline(always)]
 fn count_sum_created(
     line: &mut Line<'_>,
     name: &Padded,
@@ -59,7 +63,7 @@ fn count_sum_created(
 }
 
 /// The `_created` sample, if the source knows when the series began.
-#[inline]
+#[inline(always)]
 fn write_created(line: &mut Line<'_>, name: &Padded, labels: &LabelText, created: Option<f64>) {
     if let Some(t) = created {
         sample_start(line, name, b"_created", labels);
@@ -139,15 +143,17 @@ impl Visitor for OpenMetricsEncoder<'_> {
                 native: _, // text formats cannot carry native buckets: the classic part only
             } => {
                 self.labels.render(&labels);
+                bucket_head(&mut self.bucket, name, &self.labels);
                 let le = self.le.get(bounds);
                 let count = if exemplars.is_none() {
-                    write_buckets(line, name, &self.labels, le, counts)
+                    write_buckets(line, &self.bucket, le, counts)
                 } else {
                     // `write_buckets`' loop, with each bucket's exemplar after its count.
                     let mut cumulative = 0u64;
                     for (i, &c) in counts.iter().enumerate() {
                         cumulative = cumulative.saturating_add(c);
-                        write_bucket(line, name, &self.labels, LeCache::tail(le, i));
+                        line.put(&self.bucket);
+                        line.put(LeCache::tail(le, i));
                         line.u64(cumulative);
                         if let Some(e) = exemplars.get(i).as_deref() {
                             line.with_vec(|out| write_exemplar(out, e));

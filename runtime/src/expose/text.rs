@@ -19,6 +19,8 @@ pub(crate) struct TextEncoder<'a> {
     /// The current series' labels, rendered once for all its sample lines.
     labels: LabelText,
     name: Padded,
+    /// The current histogram series' `name_bucket{labels,`.
+    bucket: Padded,
     le: LeCache,
 }
 
@@ -28,6 +30,7 @@ impl<'a> TextEncoder<'a> {
             out,
             labels: LabelText::default(),
             name: Padded::default(),
+            bucket: Padded::default(),
             le: LeCache::default(),
         }
     }
@@ -70,6 +73,7 @@ pub(crate) fn single_start(
 }
 
 /// The `_sum` and `_count` samples of a histogram or a summary.
+#[inline(always)]
 fn sum_and_count(line: &mut Line<'_>, name: &Padded, labels: &LabelText, sum: f64, count: u64) {
     sample_start(line, name, b"_sum", labels);
     write_f64(line, sum);
@@ -119,8 +123,9 @@ impl Visitor for TextEncoder<'_> {
                 native: _, // text formats cannot carry native buckets: the classic part only
             } => {
                 self.labels.render(&labels);
+                bucket_head(&mut self.bucket, name, &self.labels);
                 let le = self.le.get(bounds);
-                let count = write_buckets(line, name, &self.labels, le, counts);
+                let count = write_buckets(line, &self.bucket, le, counts);
                 sum_and_count(line, name, &self.labels, sum, count);
             }
             Point::Summary { count, sum } => {
@@ -131,13 +136,27 @@ impl Visitor for TextEncoder<'_> {
     }
 }
 
-/// A histogram's `_bucket` samples, cumulative, ending in `le="+Inf"`, from per-bucket `counts`
-/// and the `le="bound"} ` tails of its bounds ([`LeCache`]); returns the total count. Shared by
-/// both text encoders.
+/// Renders a histogram series' `name_bucket{labels,` (`name_bucket{` without labels) into
+/// `head`, which each of its bucket lines then starts with.
+#[inline(always)]
+pub(crate) fn bucket_head(head: &mut Padded, name: &Padded, labels: &LabelText) {
+    head.set(|line| {
+        line.put(name);
+        line.small(b"_bucket{");
+        if !labels.is_empty() {
+            line.put(labels.padded());
+            line.byte(b',');
+        }
+    });
+}
+
+/// A histogram's `_bucket` samples, cumulative, ending in `le="+Inf"`, from per-bucket `counts`,
+/// the series' [`bucket_head`] and the `le="bound"} ` tails of its bounds ([`LeCache`]);
+/// returns the total count. Shared by both text encoders.
+#[inline(always)]
 pub(crate) fn write_buckets(
     line: &mut Line<'_>,
-    name: &Padded,
-    labels: &LabelText,
+    head: &Padded,
     le: &[Padded],
     counts: &[u64],
 ) -> u64 {
@@ -146,28 +165,9 @@ pub(crate) fn write_buckets(
         // Saturating: counts read from another process's file may add up past u64::MAX, and
         // the buckets must stay cumulative even then.
         cumulative = u64::saturating_add(cumulative, c);
-        write_bucket(line, name, labels, LeCache::tail(le, i));
-        line.u64(cumulative);
-        line.byte(b'\n');
+        line.bucket(head, LeCache::tail(le, i), cumulative);
     }
     cumulative
-}
-
-/// `name_bucket{labels,le="bound"} `, `le_tail` being `le="bound"} `.
-#[inline(always)]
-pub(crate) fn write_bucket(
-    line: &mut Line<'_>,
-    name: &Padded,
-    labels: &LabelText,
-    le_tail: &Padded,
-) {
-    line.put(name);
-    line.small(b"_bucket{");
-    if !labels.is_empty() {
-        line.put(labels.padded());
-        line.byte(b',');
-    }
-    line.put(le_tail);
 }
 
 fn escape_help(out: &mut Vec<u8>, help: &str) {
