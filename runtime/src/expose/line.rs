@@ -479,6 +479,21 @@ mod tests {
         assert_eq!(t.text(), b"y=\"v\"");
     }
 
+    /// Labels written straight from the key at every fill of a buffer that has to grow.
+    #[test]
+    fn key_labels_fit_at_every_fill() {
+        let names = names(&["method", "route"]);
+        let key = key(b"GET\xff/api/v1/items/123\xff");
+        let labels = KeyLabels::new(&names, &key, false);
+        let mut prefixes = Prefixes::default();
+        for fill in 0..24 {
+            let mut out = Vec::with_capacity(fill + 1);
+            out.resize(fill, b'.');
+            Line::new(&mut out).key_labels(&mut prefixes, &labels);
+            assert_eq!(&out[fill..], b"method=\"GET\",route=\"/api/v1/items/123\"");
+        }
+    }
+
     #[test]
     fn values_that_need_it_are_escaped() {
         let names = names(&["a", "b"]);
@@ -506,6 +521,29 @@ mod tests {
             let mut out = b"=".to_vec();
             Line::new(&mut out).u64(v);
             assert_eq!(out, format!("={v}").as_bytes());
+        }
+    }
+
+    /// A bucket line's pieces share one capacity check; at every fill of the buffer, every
+    /// store stays inside the allocation (Miri checks them).
+    #[test]
+    fn bucket_lines_fit_at_every_fill() {
+        let head = Padded::new(b"h_bucket{path=\"/a/b/c/d\",");
+        let tail = Padded::new(b"le=\"0.25\"} ");
+        for fill in 0..24 {
+            let mut out = Vec::with_capacity(fill + 40);
+            out.resize(fill, b'.');
+            let mut line = Line::new(&mut out);
+            for count in [7, 12_345_678, 100_000_000] {
+                line.bucket(&head, &tail, count);
+            }
+            drop(line);
+            assert_eq!(
+                &out[fill..],
+                b"h_bucket{path=\"/a/b/c/d\",le=\"0.25\"} 7\n\
+                  h_bucket{path=\"/a/b/c/d\",le=\"0.25\"} 12345678\n\
+                  h_bucket{path=\"/a/b/c/d\",le=\"0.25\"} 100000000\n"
+            );
         }
     }
 
