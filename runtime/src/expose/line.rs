@@ -4,13 +4,14 @@
 //! family's name, a series' label text, a number. Copying a piece of a few bytes with
 //! `extend_from_slice` is a call to `memcpy` of a length it has to look at, and each `push`
 //! stores the vector's length; here a [`Line`] keeps the write position in a register, every
-//! piece comes from a source padded to whole 8-byte words and is copied with one unaligned 8-byte
-//! store per word, the position advanced by the piece's true length (the bytes past it are
-//! overwritten by the next piece), and the vector's length is stored once, when the line is
-//! done. One capacity check per piece, not per byte. The sources:
+//! piece comes from a source padded to whole words and is copied with unaligned whole-word
+//! stores (16 bytes at a time, or 8), the position advanced by the piece's true length (the bytes
+//! past it are overwritten by the next piece), and the vector's length is stored once, when the
+//! line is done. One capacity check per piece, or per label set or bucket line. The sources:
 //!
 //! * [`Padded`] text: a family's name, its label prefixes (`name="`, `",name="`), a series'
-//!   rendered labels, a histogram's `le` texts — each kept zero-padded to whole words;
+//!   rendered labels and `name_bucket{labels,`, a histogram's `le="…"} ` tails — each kept
+//!   zero-padded to a multiple of 16 bytes;
 //! * a series key in word form (`key.rs`), whose values are already padded: each value is
 //!   copied word by word, its end found by a test for the `0xFF` byte on the whole word
 //!   ([`Line::key_labels`]), with no escaping scan when the family has no value that needs one;
@@ -140,14 +141,14 @@ impl<'a> Line<'a> {
         let (src, n) = (text.words.as_ptr(), text.words.len());
         let dst = self.ptr.wrapping_add(self.len);
         let mut at = 0;
-        while at + 8 <= n {
-            // SAFETY: `at + 8 <= n` bytes of `src` are the vector's, `n` bytes past `dst` are
+        while at + 16 <= n {
+            // SAFETY: `at + 16 <= n` bytes of `src` are the vector's, `n` bytes past `dst` are
             // allocated (the caller); no alignment needed.
             unsafe {
-                let w = src.add(at).cast::<u64>().read_unaligned();
-                dst.add(at).cast::<u64>().write_unaligned(w);
+                let w = src.add(at).cast::<u128>().read_unaligned();
+                dst.add(at).cast::<u128>().write_unaligned(w);
             }
-            at += 8;
+            at += 16;
         }
         // `text.len <= n`, and the padding holds whole words: all of `text` was written.
         self.len += text.len.min(at);
@@ -261,10 +262,11 @@ impl Drop for Line<'_> {
     }
 }
 
-/// Text kept zero-padded to whole 8-byte words, so that it is copied with one store per word.
+/// Text kept zero-padded to a multiple of 16 bytes, so that it is copied with one 16-byte store
+/// per 16 bytes.
 #[derive(Clone, Default, Debug)]
 pub(crate) struct Padded {
-    /// The text, then zeros up to a whole number of words.
+    /// The text, then zeros up to a multiple of 16 bytes.
     words: Vec<u8>,
     len: usize,
 }
@@ -283,8 +285,10 @@ impl Padded {
         let mut line = Line::new(&mut self.words);
         write(&mut line);
         self.len = line.len;
-        // Zeros up to the next whole word: one store. `put_unchecked` relies on it.
-        line.word(0, self.len.next_multiple_of(8) - self.len);
+        // Zeros up to the next 16 bytes (copies move 16 at a time): two stores.
+        let pad = self.len.next_multiple_of(16) - self.len;
+        line.word(0, pad.min(8));
+        line.word(0, pad - pad.min(8));
     }
 
     #[cfg(test)]
@@ -296,7 +300,7 @@ impl Padded {
         self.len == 0
     }
 
-    /// The bytes copying it stores: its length padded to whole words.
+    /// The bytes copying it stores: its length padded to a multiple of 16.
     #[inline(always)]
     pub(crate) fn room(&self) -> usize {
         self.words.len()
