@@ -631,37 +631,35 @@ mod tests {
     fn a_scrape_renders_escaped_pairs_from_the_key() {
         let f = Family::<[String; 2], Counter>::new("x_total", "h").label_names(["a", "b"]);
         f.with(&["x", "\"\\\n"]).inc();
-        let state = f.core.state.lock().unwrap();
         assert!(f.core.escaping.load(Ordering::Relaxed));
-        let labels = Labels::Key(KeyLabels::new(
-            &f.core.opts.label_names,
-            state.all[0].key(),
-            true,
-        ));
-        let mut out = Vec::new();
-        labels.write_escaped(&mut out);
-        assert_eq!(String::from_utf8(out).unwrap(), "a=\"x\",b=\"\\\"\\\\\\n\"");
-        let Labels::Key(k) = labels else {
-            unreachable!()
-        };
-        assert_eq!(k.pairs().collect::<Vec<_>>(), [("a", "x"), ("b", "\"\\\n")]);
+        {
+            let state = f.core.state.lock().unwrap();
+            let k = KeyLabels::new(&f.core.opts.label_names, state.all[0].key(), true);
+            assert_eq!(k.pairs().collect::<Vec<_>>(), [("a", "x"), ("b", "\"\\\n")]);
+        }
+        let r = crate::Registry::new();
+        r.register(&f).unwrap();
+        let text = crate::expose::encode_to_string(&r, crate::expose::Format::Text);
+        assert!(
+            text.ends_with("x_total{a=\"x\",b=\"\\\"\\\\\\n\"} 1\n"),
+            "{text}"
+        );
     }
 
-    /// Values no family value needs escaping in are copied a word at a time (`model.rs`), with
-    /// values of every length around a word boundary.
+    /// Values no family value needs escaping in are copied a word at a time from the key
+    /// (`expose/line.rs`), with values of every length around a word boundary.
     #[test]
     fn a_scrape_copies_plain_values_from_the_key_words() {
         let f = Family::<[String; 3], Counter>::new("x_total", "h").label_names(["a", "bb", "c"]);
         let values = ["", "1234567", "12345678"];
         f.with(&values).inc();
         assert!(!f.core.escaping.load(Ordering::Relaxed));
-        let state = f.core.state.lock().unwrap();
-        let key = KeyLabels::new(&f.core.opts.label_names, state.all[0].key(), false);
-        let mut out = b"x{".to_vec();
-        Labels::Key(key).write_escaped(&mut out);
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "x{a=\"\",bb=\"1234567\",c=\"12345678\""
+        let r = crate::Registry::new();
+        r.register(&f).unwrap();
+        let text = crate::expose::encode_to_string(&r, crate::expose::Format::Text);
+        assert!(
+            text.ends_with("x_total{a=\"\",bb=\"1234567\",c=\"12345678\"} 1\n"),
+            "{text}"
         );
     }
 

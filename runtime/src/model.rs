@@ -1,8 +1,9 @@
 //! The snapshot model every source feeds and every encoder reads.
 //!
 //! A scrape does not copy the registry into an owned tree: sources *visit* an encoder. Our own
-//! families hand out borrowed views of their series (label text that was escaped once, when the
-//! series was created, and values loaded straight from the cells); collectors, the multiprocess
+//! families hand out borrowed views of their series (their label names and each series' key,
+//! which the text encoders render as label text at each scrape, and values loaded straight from
+//! the cells); collectors, the multiprocess
 //! aggregator and the rust-prometheus bridge produce owned [`MetricFamily`]s, which are visited
 //! the same way. An encoder is a [`Visitor`].
 //!
@@ -116,46 +117,19 @@ impl<'a> KeyLabels<'a> {
         Self { names, key, escape }
     }
 
-    /// Appends `name="value",…` straight from the key's words: no splitting into `str`s, each
-    /// value copied a word at a time, and no escaping scan unless the family has a value that
-    /// needs it (then the values go through the escaping path).
-    fn write_text(&self, out: &mut Vec<u8>) {
-        if self.escape {
-            return write_pairs(out, self.pairs());
-        }
-        // Room for everything written: the names, `="`, `"` and `,` for each, and the padded
-        // values, each of whose words is stored whole (8 bytes) before the length is set.
-        out.reserve(self.key.len() + self.names.iter().map(|n| n.len() + 4).sum::<usize>());
-        let mut words = self
-            .key
-            .chunks_exact(8)
-            .map(|w| u64::from_le_bytes(w.try_into().expect("8 bytes")));
-        for (i, name) in self.names.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            out.extend_from_slice(name.as_bytes());
-            out.push(b'=');
-            out.push(b'"');
-            loop {
-                let Some(word) = words.next() else { return };
-                // The value ends at its word's `0xFF` byte, the first whose complement is zero.
-                let inverted = !word;
-                let ends = inverted.wrapping_sub(0x0101_0101_0101_0101)
-                    & !inverted
-                    & 0x8080_8080_8080_8080;
-                let n = if ends == 0 {
-                    8
-                } else {
-                    ends.trailing_zeros() as usize / 8
-                };
-                put_word(out, word, n);
-                if ends != 0 {
-                    break;
-                }
-            }
-            out.push(b'"');
-        }
+    /// The family's label names.
+    pub(crate) fn names(&self) -> &'a [Box<str>] {
+        self.names
+    }
+
+    /// The values in word form (`key.rs`): each value's bytes, its `0xFF`, zeros up to a word.
+    pub(crate) fn key(&self) -> &'a [u8] {
+        self.key
+    }
+
+    /// Whether some value may need escaping.
+    pub(crate) fn escape(&self) -> bool {
+        self.escape
     }
 
     /// Name and value pairs, in the family's label order, unescaped.
@@ -175,61 +149,6 @@ impl<'a> Labels<'a> {
             Labels::Pairs(p) => p.is_empty(),
             Labels::Key(k) => k.names.is_empty(),
         }
-    }
-
-    /// Appends the escaped `name="value",…` text.
-    pub(crate) fn write_escaped(&self, out: &mut Vec<u8>) {
-        match self {
-            Labels::Rendered(s) => out.extend_from_slice(s.as_bytes()),
-            Labels::Pairs(pairs) => write_pairs(out, pairs.iter().map(|(n, v)| (&**n, &**v))),
-            Labels::Key(k) => k.write_text(out),
-        }
-    }
-
-    /// These labels as escaped text, rendered into `scratch` if they are not text already: for
-    /// an encoder that writes them on several sample lines (a histogram's), so that the pairs
-    /// are rendered once per series, then copied.
-    pub(crate) fn rendered_in<'s>(self, scratch: &'s mut Vec<u8>) -> Labels<'s>
-    where
-        'a: 's,
-    {
-        match self {
-            Labels::Key(_) => {
-                scratch.clear();
-                self.write_escaped(scratch);
-                // Escaping writes only ASCII between the values' own UTF-8 (see `key.rs`).
-                Labels::Rendered(std::str::from_utf8(scratch).unwrap_or_default())
-            }
-            other => other,
-        }
-    }
-}
-
-/// Appends the first `n` (at most 8) bytes of `word`, little-endian, with one 8-byte store into
-/// the spare capacity (which the caller reserved).
-#[inline(always)]
-fn put_word(out: &mut Vec<u8>, word: u64, n: usize) {
-    let len = out.len();
-    for (to, byte) in out.spare_capacity_mut()[..8]
-        .iter_mut()
-        .zip(word.to_le_bytes())
-    {
-        to.write(byte);
-    }
-    // SAFETY: the first 8 spare bytes were just initialised, and `n <= 8`.
-    unsafe { out.set_len(len + n) };
-}
-
-/// Appends `name="value",…`, each value escaped.
-fn write_pairs<'a>(out: &mut Vec<u8>, pairs: impl Iterator<Item = (&'a str, &'a str)>) {
-    for (i, (n, v)) in pairs.enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(n.as_bytes());
-        out.extend_from_slice(b"=\"");
-        crate::labels::escape_label_value(out, v);
-        out.push(b'"');
     }
 }
 

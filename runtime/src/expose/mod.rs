@@ -32,10 +32,13 @@
 //!   scrape expose it: it says what a scraper negotiated, which Prometheus 2.x does not report).
 
 mod float;
+mod line;
 mod openmetrics;
 #[cfg(feature = "protobuf")]
 mod protobuf;
 mod text;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::Registry;
 use crate::model::FamilyDesc;
@@ -298,6 +301,30 @@ fn encode_filtered(
     include: &dyn Fn(&FamilyDesc<'_>) -> bool,
     out: &mut Vec<u8>,
 ) {
+    // Room for as much as the last exposition wrote, and an eighth more, up front: a large
+    // registry's scrape then does not grow its buffer by doubling, copying what it wrote at
+    // each step (the encoders store whole words, so they need a few bytes past the end).
+    let start = out.len();
+    let last = LAST_SIZE.load(Ordering::Relaxed).min(MAX_SIZE_HINT);
+    out.reserve(last + last / 8 + 64);
+    encode_into(registry, format, include, out);
+    LAST_SIZE.store(out.len() - start, Ordering::Relaxed);
+}
+
+/// The size of the last exposition written, by any registry in any format: a hint for the
+/// next one's buffer (one registry is the common case; another's scrape only costs a
+/// reservation of the wrong size once).
+static LAST_SIZE: AtomicUsize = AtomicUsize::new(0);
+
+/// The most [`LAST_SIZE`] reserves up front.
+const MAX_SIZE_HINT: usize = 64 << 20;
+
+fn encode_into(
+    registry: &Registry,
+    format: Format,
+    include: &dyn Fn(&FamilyDesc<'_>) -> bool,
+    out: &mut Vec<u8>,
+) {
     match format {
         Format::Text => registry.visit(&mut text::TextEncoder::new(out), include),
         Format::OpenMetrics => {
@@ -430,22 +457,34 @@ pub(crate) fn gzip_bytes(body: &[u8]) -> Vec<u8> {
     encoder.finish().expect("write to Vec")
 }
 
-/// Rendered `le` values of the last bucket layout seen. Every series of a family shares its
-/// bounds, so this renders them once per family, not once per series; a hit costs one
-/// comparison of a dozen floats.
+/// The `le="bound"} ` tails of the last bucket layout seen, `+Inf` last. Every series of a
+/// family shares its bounds, so this renders them once per family, not once per series; a hit
+/// costs one comparison of a dozen floats.
 #[derive(Default)]
 pub(crate) struct LeCache {
     bounds: Vec<f64>,
-    rendered: Vec<String>,
+    tails: Vec<line::Padded>,
 }
 
 impl LeCache {
-    fn get(&mut self, bounds: &[f64]) -> &[String] {
-        if self.bounds != bounds || self.rendered.is_empty() {
+    fn get(&mut self, bounds: &[f64]) -> &[line::Padded] {
+        if self.bounds != bounds || self.tails.is_empty() {
             self.bounds = bounds.to_vec();
-            self.rendered = bounds.iter().map(|&b| float::f64_to_string(b)).collect();
+            let tail = |le: &str| line::Padded::new(format!("le=\"{le}\"}} ").as_bytes());
+            self.tails = bounds
+                .iter()
+                .map(|&b| tail(&float::f64_to_string(b)))
+                .chain([tail("+Inf")])
+                .collect();
         }
-        &self.rendered
+        &self.tails
+    }
+
+    /// Bucket `i`'s tail: the `+Inf` one for every bucket past the bounds (a source whose
+    /// counts outnumber its bounds).
+    #[inline(always)]
+    fn tail(tails: &[line::Padded], i: usize) -> &line::Padded {
+        &tails[i.min(tails.len() - 1)]
     }
 }
 

@@ -8,18 +8,21 @@
 //! ` # {trace_id="…"} value timestamp` (text 0.0.4 has no place for them).
 
 use super::LeCache;
-use super::float::{write_f64, write_u64};
-use super::text::{write_bucket, write_buckets};
+use super::float::write_f64;
+use super::line::{LabelText, Line, Padded};
+use super::text::{bucket_head, sample_start, single_start, write_buckets};
 use crate::labels::escape_label_value;
 use crate::model::{Exemplar, Exemplars, FamilyDesc, Labels, MetricKind, Point, Visitor};
 
 /// Writes OpenMetrics 1.0 text into a buffer. Call [`finish`](Self::finish) at the end.
 pub(crate) struct OpenMetricsEncoder<'a> {
     out: &'a mut Vec<u8>,
-    /// A series' labels rendered once for all its sample lines (`Labels::rendered_in`).
-    labels: Vec<u8>,
+    /// The current series' labels, rendered once for all its sample lines.
+    labels: LabelText,
     /// The family name (suffix dropped).
-    name: String,
+    name: Padded,
+    /// The current histogram series' `name_bucket{labels,`.
+    bucket: Padded,
     le: LeCache,
 }
 
@@ -27,8 +30,9 @@ impl<'a> OpenMetricsEncoder<'a> {
     pub(crate) fn new(out: &'a mut Vec<u8>) -> Self {
         Self {
             out,
-            labels: Vec::new(),
-            name: String::new(),
+            labels: LabelText::default(),
+            name: Padded::default(),
+            bucket: Padded::default(),
             le: LeCache::default(),
         }
     }
@@ -37,51 +41,42 @@ impl<'a> OpenMetricsEncoder<'a> {
     pub(crate) fn finish(self) {
         self.out.extend_from_slice(b"# EOF\n");
     }
+}
 
-    #[inline]
-    fn sample_start(&mut self, suffix: &str, labels: &Labels<'_>) {
-        let out = &mut *self.out;
-        out.extend_from_slice(self.name.as_bytes());
-        out.extend_from_slice(suffix.as_bytes());
-        if !labels.is_empty() {
-            out.push(b'{');
-            labels.write_escaped(out);
-            out.push(b'}');
-        }
-        out.push(b' ');
-    }
+/// The `_count`, `_sum` and `_created` samples of a histogram or a summary.
+#[inline(always)]
+fn count_sum_created(
+    line: &mut Line<'_>,
+    name: &Padded,
+    labels: &LabelText,
+    count: u64,
+    sum: f64,
+    created: Option<f64>,
+) {
+    sample_start(line, name, b"_count", labels);
+    line.u64(count);
+    line.byte(b'\n');
+    sample_start(line, name, b"_sum", labels);
+    write_f64(line, sum);
+    line.byte(b'\n');
+    write_created(line, name, labels, created);
+}
 
-    /// The `_count`, `_sum` and `_created` samples of a histogram or a summary.
-    fn count_sum_created(
-        &mut self,
-        labels: &Labels<'_>,
-        count: u64,
-        sum: f64,
-        created: Option<f64>,
-    ) {
-        self.sample_start("_count", labels);
-        write_u64(self.out, count);
-        self.out.push(b'\n');
-        self.sample_start("_sum", labels);
-        write_f64(self.out, sum);
-        self.out.push(b'\n');
-        self.created(labels, created);
-    }
-
-    fn created(&mut self, labels: &Labels<'_>, created: Option<f64>) {
-        if let Some(t) = created {
-            self.sample_start("_created", labels);
-            write_f64(self.out, t);
-            self.out.push(b'\n');
-        }
+/// The `_created` sample, if the source knows when the series began.
+#[inline(always)]
+fn write_created(line: &mut Line<'_>, name: &Padded, labels: &LabelText, created: Option<f64>) {
+    if let Some(t) = created {
+        sample_start(line, name, b"_created", labels);
+        write_f64(line, t);
+        line.byte(b'\n');
     }
 }
 
 impl Visitor for OpenMetricsEncoder<'_> {
     fn family(&mut self, desc: &FamilyDesc<'_>) {
         let name = desc.kind.base_name(desc.name);
-        self.name.clear();
-        self.name.push_str(name);
+        self.name = Padded::new(name.as_bytes());
+        self.labels.family();
         let out = &mut *self.out;
         out.extend_from_slice(b"# TYPE ");
         out.extend_from_slice(name.as_bytes());
@@ -118,43 +113,28 @@ impl Visitor for OpenMetricsEncoder<'_> {
         created: Option<f64>,
         exemplars: Exemplars<'_>,
     ) {
-        // Our families hand over names and key: a histogram or a summary, whose labels go on
-        // several sample lines, has them rendered once, then copied.
-        if matches!(point, Point::Histogram { .. } | Point::Summary { .. }) {
-            let mut scratch = std::mem::take(&mut self.labels);
-            self.series_of(labels.rendered_in(&mut scratch), point, created, exemplars);
-            self.labels = scratch;
-        } else {
-            self.series_of(labels, point, created, exemplars);
-        }
-    }
-}
-
-impl OpenMetricsEncoder<'_> {
-    /// One series' samples, its labels as text, with their exemplars.
-    fn series_of(
-        &mut self,
-        labels: Labels<'_>,
-        point: Point<'_>,
-        created: Option<f64>,
-        exemplars: Exemplars<'_>,
-    ) {
+        let line = &mut Line::new(self.out);
+        let name = &self.name;
         match point {
             Point::Counter(v) => {
-                self.sample_start("_total", &labels);
-                write_f64(self.out, v);
-                write_exemplar(self.out, exemplars.get(0).as_deref());
-                self.out.push(b'\n');
-                self.created(&labels, created);
+                // `_total` and `_created`: the labels are rendered once for both.
+                self.labels.render(&labels);
+                sample_start(line, name, b"_total", &self.labels);
+                write_f64(line, v);
+                if let Some(e) = exemplars.get(0).as_deref() {
+                    line.with_vec(|out| write_exemplar(out, e));
+                }
+                line.byte(b'\n');
+                write_created(line, name, &self.labels, created);
             }
             Point::Gauge(v) | Point::Unknown(v) => {
-                self.sample_start("", &labels);
-                write_f64(self.out, v);
-                self.out.push(b'\n');
+                single_start(line, name, b"", &mut self.labels, &labels);
+                write_f64(line, v);
+                line.byte(b'\n');
             }
             Point::Info => {
-                self.sample_start("_info", &labels);
-                self.out.extend_from_slice(b"1\n");
+                single_start(line, name, b"_info", &mut self.labels, &labels);
+                line.small(b"1\n");
             }
             Point::Histogram {
                 bounds,
@@ -162,34 +142,38 @@ impl OpenMetricsEncoder<'_> {
                 sum,
                 native: _, // text formats cannot carry native buckets: the classic part only
             } => {
+                self.labels.render(&labels);
+                bucket_head(&mut self.bucket, name, &self.labels);
                 let le = self.le.get(bounds);
                 let count = if exemplars.is_none() {
-                    write_buckets(self.out, &self.name, &labels, le, counts)
+                    write_buckets(line, &self.bucket, le, counts)
                 } else {
                     // `write_buckets`' loop, with each bucket's exemplar after its count.
                     let mut cumulative = 0u64;
                     for (i, &c) in counts.iter().enumerate() {
                         cumulative = cumulative.saturating_add(c);
-                        let le = le.get(i).map_or("+Inf", String::as_str);
-                        write_bucket(self.out, &self.name, &labels, le);
-                        write_u64(self.out, cumulative);
-                        write_exemplar(self.out, exemplars.get(i).as_deref());
-                        self.out.push(b'\n');
+                        line.put(&self.bucket);
+                        line.put(LeCache::tail(le, i));
+                        line.u64(cumulative);
+                        if let Some(e) = exemplars.get(i).as_deref() {
+                            line.with_vec(|out| write_exemplar(out, e));
+                        }
+                        line.byte(b'\n');
                     }
                     cumulative
                 };
-                self.count_sum_created(&labels, count, sum, created);
+                count_sum_created(line, name, &self.labels, count, sum, created);
             }
             Point::Summary { count, sum } => {
-                self.count_sum_created(&labels, count, sum, created);
+                self.labels.render(&labels);
+                count_sum_created(line, name, &self.labels, count, sum, created);
             }
         }
     }
 }
 
 /// ` # {labels} value timestamp`, before the sample's line feed.
-fn write_exemplar(out: &mut Vec<u8>, e: Option<&Exemplar>) {
-    let Some(e) = e else { return };
+fn write_exemplar(out: &mut Vec<u8>, e: &Exemplar) {
     out.extend_from_slice(b" # {");
     for (i, (n, v)) in e.labels.iter().enumerate() {
         if i > 0 {
@@ -201,10 +185,11 @@ fn write_exemplar(out: &mut Vec<u8>, e: Option<&Exemplar>) {
         out.push(b'"');
     }
     out.extend_from_slice(b"} ");
-    write_f64(out, e.value);
+    let line = &mut Line::new(out);
+    write_f64(line, e.value);
     if let Some(t) = e.timestamp {
-        out.push(b' ');
-        write_f64(out, t);
+        line.byte(b' ');
+        write_f64(line, t);
     }
 }
 

@@ -9,15 +9,18 @@
 //! histogram that strict parsers accept (its native buckets travel only in protobuf).
 
 use super::LeCache;
-use super::float::{write_f64, write_u64};
+use super::float::write_f64;
+use super::line::{LabelText, Line, Padded};
 use crate::model::{FamilyDesc, Labels, MetricKind, Point, Visitor};
 
 /// Writes text format 0.0.4 into a buffer.
 pub(crate) struct TextEncoder<'a> {
     out: &'a mut Vec<u8>,
-    /// A series' labels rendered once for all its sample lines (`Labels::rendered_in`).
-    labels: Vec<u8>,
-    name: String,
+    /// The current series' labels, rendered once for all its sample lines.
+    labels: LabelText,
+    name: Padded,
+    /// The current histogram series' `name_bucket{labels,`.
+    bucket: Padded,
     le: LeCache,
 }
 
@@ -25,50 +28,65 @@ impl<'a> TextEncoder<'a> {
     pub(crate) fn new(out: &'a mut Vec<u8>) -> Self {
         Self {
             out,
-            labels: Vec::new(),
-            name: String::new(),
+            labels: LabelText::default(),
+            name: Padded::default(),
+            bucket: Padded::default(),
             le: LeCache::default(),
         }
     }
+}
 
-    /// `name{labels[,extra]} `
-    #[inline]
-    fn sample_start(&mut self, suffix: &str, labels: &Labels<'_>, extra: Option<(&str, &str)>) {
-        let out = &mut *self.out;
-        out.extend_from_slice(self.name.as_bytes());
-        out.extend_from_slice(suffix.as_bytes());
-        if !labels.is_empty() || extra.is_some() {
-            out.push(b'{');
-            labels.write_escaped(out);
-            if let Some((n, v)) = extra {
-                if !labels.is_empty() {
-                    out.push(b',');
-                }
-                out.extend_from_slice(n.as_bytes());
-                out.extend_from_slice(b"=\"");
-                out.extend_from_slice(v.as_bytes());
-                out.push(b'"');
-            }
-            out.push(b'}');
-        }
-        out.push(b' ');
+/// `name<suffix>{labels} ` (no braces without labels), the labels rendered already. Shared by
+/// both text encoders.
+#[inline(always)]
+pub(crate) fn sample_start(line: &mut Line<'_>, name: &Padded, suffix: &[u8], labels: &LabelText) {
+    line.put(name);
+    line.short(suffix);
+    if labels.is_empty() {
+        line.byte(b' ');
+    } else {
+        line.byte(b'{');
+        line.put(labels.padded());
+        line.small(b"} ");
     }
+}
 
-    /// The `_sum` and `_count` samples of a histogram or a summary.
-    fn sum_and_count(&mut self, labels: &Labels<'_>, sum: f64, count: u64) {
-        self.sample_start("_sum", labels, None);
-        write_f64(self.out, sum);
-        self.out.push(b'\n');
-        self.sample_start("_count", labels, None);
-        write_u64(self.out, count);
-        self.out.push(b'\n');
+/// A sample of one line, `name<suffix>{labels} `, its labels rendered straight into it. Shared
+/// by both text encoders.
+#[inline(always)]
+pub(crate) fn single_start(
+    line: &mut Line<'_>,
+    name: &Padded,
+    suffix: &[u8],
+    text: &mut LabelText,
+    labels: &Labels<'_>,
+) {
+    line.put(name);
+    line.short(suffix);
+    if labels.is_empty() {
+        line.byte(b' ');
+    } else {
+        line.byte(b'{');
+        text.write(line, labels);
+        line.small(b"} ");
     }
+}
+
+/// The `_sum` and `_count` samples of a histogram or a summary.
+#[inline(always)]
+fn sum_and_count(line: &mut Line<'_>, name: &Padded, labels: &LabelText, sum: f64, count: u64) {
+    sample_start(line, name, b"_sum", labels);
+    write_f64(line, sum);
+    line.byte(b'\n');
+    sample_start(line, name, b"_count", labels);
+    line.u64(count);
+    line.byte(b'\n');
 }
 
 impl Visitor for TextEncoder<'_> {
     fn family(&mut self, desc: &FamilyDesc<'_>) {
-        self.name.clear();
-        self.name.push_str(desc.name);
+        self.name = Padded::new(desc.name.as_bytes());
+        self.labels.family();
         let out = &mut *self.out;
         out.extend_from_slice(b"# HELP ");
         out.extend_from_slice(desc.name.as_bytes());
@@ -85,31 +103,18 @@ impl Visitor for TextEncoder<'_> {
         });
     }
 
-    fn series(&mut self, labels: Labels<'_>, point: Point<'_>, created: Option<f64>) {
-        // Our families hand over names and key: a histogram or a summary, whose labels go on
-        // several sample lines, has them rendered once, then copied.
-        if matches!(point, Point::Histogram { .. } | Point::Summary { .. }) {
-            let mut scratch = std::mem::take(&mut self.labels);
-            self.series_of(labels.rendered_in(&mut scratch), point, created);
-            self.labels = scratch;
-        } else {
-            self.series_of(labels, point, created);
-        }
-    }
-}
-
-impl TextEncoder<'_> {
-    /// One series' samples, its labels as text.
-    fn series_of(&mut self, labels: Labels<'_>, point: Point<'_>, _created: Option<f64>) {
+    fn series(&mut self, labels: Labels<'_>, point: Point<'_>, _created: Option<f64>) {
+        let line = &mut Line::new(self.out);
+        let name = &self.name;
         match point {
             Point::Counter(v) | Point::Gauge(v) | Point::Unknown(v) => {
-                self.sample_start("", &labels, None);
-                write_f64(self.out, v);
-                self.out.push(b'\n');
+                single_start(line, name, b"", &mut self.labels, &labels);
+                write_f64(line, v);
+                line.byte(b'\n');
             }
             Point::Info => {
-                self.sample_start("", &labels, None);
-                self.out.extend_from_slice(b"1\n");
+                single_start(line, name, b"", &mut self.labels, &labels);
+                line.small(b"1\n");
             }
             Point::Histogram {
                 bounds,
@@ -117,22 +122,42 @@ impl TextEncoder<'_> {
                 sum,
                 native: _, // text formats cannot carry native buckets: the classic part only
             } => {
+                self.labels.render(&labels);
+                bucket_head(&mut self.bucket, name, &self.labels);
                 let le = self.le.get(bounds);
-                let count = write_buckets(self.out, &self.name, &labels, le, counts);
-                self.sum_and_count(&labels, sum, count);
+                let count = write_buckets(line, &self.bucket, le, counts);
+                sum_and_count(line, name, &self.labels, sum, count);
             }
-            Point::Summary { count, sum } => self.sum_and_count(&labels, sum, count),
+            Point::Summary { count, sum } => {
+                self.labels.render(&labels);
+                sum_and_count(line, name, &self.labels, sum, count);
+            }
         }
     }
 }
 
-/// A histogram's `_bucket` samples, cumulative, ending in `le="+Inf"`, from per-bucket `counts`
-/// and the bounds' `le` texts; returns the total count. Shared by both text encoders.
+/// Renders a histogram series' `name_bucket{labels,` (`name_bucket{` without labels) into
+/// `head`, which each of its bucket lines then starts with.
+#[inline(always)]
+pub(crate) fn bucket_head(head: &mut Padded, name: &Padded, labels: &LabelText) {
+    head.set(|line| {
+        line.put(name);
+        line.small(b"_bucket{");
+        if !labels.is_empty() {
+            line.put(labels.padded());
+            line.byte(b',');
+        }
+    });
+}
+
+/// A histogram's `_bucket` samples, cumulative, ending in `le="+Inf"`, from per-bucket `counts`,
+/// the series' [`bucket_head`] and the `le="bound"} ` tails of its bounds ([`LeCache`]);
+/// returns the total count. Shared by both text encoders.
+#[inline(always)]
 pub(crate) fn write_buckets(
-    out: &mut Vec<u8>,
-    name: &str,
-    labels: &Labels<'_>,
-    le: &[String],
+    line: &mut Line<'_>,
+    head: &Padded,
+    le: &[Padded],
     counts: &[u64],
 ) -> u64 {
     let mut cumulative = 0;
@@ -140,25 +165,9 @@ pub(crate) fn write_buckets(
         // Saturating: counts read from another process's file may add up past u64::MAX, and
         // the buckets must stay cumulative even then.
         cumulative = u64::saturating_add(cumulative, c);
-        write_bucket(out, name, labels, le.get(i).map_or("+Inf", String::as_str));
-        write_u64(out, cumulative);
-        out.push(b'\n');
+        line.bucket(head, LeCache::tail(le, i), cumulative);
     }
     cumulative
-}
-
-/// `name_bucket{labels,le="bound"} `
-#[inline]
-pub(crate) fn write_bucket(out: &mut Vec<u8>, name: &str, labels: &Labels<'_>, le: &str) {
-    out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(b"_bucket{");
-    if !labels.is_empty() {
-        labels.write_escaped(out);
-        out.push(b',');
-    }
-    out.extend_from_slice(b"le=\"");
-    out.extend_from_slice(le.as_bytes());
-    out.extend_from_slice(b"\"} ");
 }
 
 fn escape_help(out: &mut Vec<u8>, help: &str) {
