@@ -1,7 +1,8 @@
 //! Exemplars set by hand, read back by parsers promtrack did not write: the OpenMetrics text by
 //! client_python's strict parser (through `../shared/tools/exposition-check` and directly, to
 //! read each exemplar's labels, value and timestamp), the protobuf exposition by Python's
-//! `protobuf` package against metrics.proto. Text 0.0.4 carries none. A refused label set is
+//! `protobuf` package against metrics.proto (a native histogram's exemplars in its native
+//! `exemplars` field, field 16, as well as on its classic buckets). Text 0.0.4 carries none. A refused label set is
 //! counted in `promtrack_invalid_updates_total`. Without the checker the tests show as ignored
 //! (under `CI=true` they fail): see `tests/build.rs`.
 
@@ -11,7 +12,9 @@ use std::sync::OnceLock;
 
 use promtrack::expose::{Format, encode};
 use promtrack::model::{Exemplar, MetricFamily, MetricKind, Series, Value};
-use promtrack::{Collector, Counter, ExemplarError, Family, Histogram, Registry, TraceContext};
+use promtrack::{
+    Collector, Counter, ExemplarError, Family, Histogram, NativeConfig, Registry, TraceContext,
+};
 
 const T1: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const S1: &str = "00f067aa0ba902b7";
@@ -217,6 +220,110 @@ fn protobuf_exemplars_decode_independently() {
         assert!(dump.lines().any(|l| l == w), "missing {w}\nin:\n{dump}");
     }
     assert_eq!(dump.lines().count(), want.len(), "{dump}");
+}
+
+/// Prints `family | series labels | where | exemplar labels | value | seconds`, `where` being
+/// `native` for the native `exemplars` field or a classic bucket's bound; `schema` lines show
+/// the message is native.
+const PB_NATIVE_DUMP: &str = r#"
+import importlib.machinery, importlib.util, json, sys
+loader = importlib.machinery.SourceFileLoader("exposition_check", sys.argv[1])
+module = importlib.util.module_from_spec(importlib.util.spec_from_loader("exposition_check", loader))
+loader.exec_module(module)
+module.ensure_tools(("protobuf",))
+families, errors = module.pb_decode(open(sys.argv[2], "rb").read())
+if errors:
+    sys.exit("decode errors: %r" % errors)
+for f in families:
+    for m in f.metric:
+        h = m.histogram
+        series = json.dumps({l.name: l.value for l in m.label}, sort_keys=True)
+        print(f.name, "|", series, "| schema", h.schema if h.HasField("schema") else None)
+        where = [("native", e) for e in h.exemplars]
+        where += [(b.upper_bound, b.exemplar) for b in h.bucket if b.HasField("exemplar")]
+        for w, e in where:
+            labels = json.dumps({l.name: l.value for l in e.label}, sort_keys=True)
+            ts = e.timestamp.seconds + e.timestamp.nanos / 1e9 if e.HasField("timestamp") else None
+            print(f.name, "|", series, "|", w, "|", labels, "|", e.value, "|", ts)
+"#;
+
+/// A native histogram's exemplars in the protobuf native field, read by Python's decoder: the
+/// one a native-only histogram keeps (also on its explicit `+Inf` bucket), and one per classic
+/// bucket of a classic-and-native one (also on those buckets), each with its trace id, value
+/// and timestamp.
+#[test]
+#[cfg_attr(
+    missing_protobuf_checker,
+    ignore = "needs ../shared/tools/exposition-check and python3: apt-get install python3"
+)]
+fn native_histogram_exemplars_decode_from_the_native_field() {
+    let r = Registry::new();
+    let native = Family::<[&str; 1], Histogram>::new("ex_native_seconds", "Native only.")
+        .label_names(["route"])
+        .native(NativeConfig::default());
+    let both = Family::<(), Histogram>::new("ex_both_seconds", "Classic and native.")
+        .buckets(&[0.1, 1.0])
+        .native(NativeConfig::default().classic(true));
+    r.register(&native).unwrap();
+    r.register(&both).unwrap();
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    native
+        .with(&["/a"])
+        .observe_with_exemplar(0.25, &[("trace_id", T1)])
+        .unwrap();
+    native.with(&["/a"]).observe(3.0);
+    // Each goes to an empty bucket, which always takes its first exemplar.
+    both.observe_with_exemplar(0.042, &[("trace_id", T2)])
+        .unwrap();
+    both.observe_with_exemplar(7.0, &[("trace_id", T1), ("span_id", S1)])
+        .unwrap();
+
+    let mut body = Vec::new();
+    encode(&r, Format::Protobuf, &mut body);
+    let dir = std::env::temp_dir().join(format!("promtrack-exemplars-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("native-exemplars.pb");
+    std::fs::write(&path, &body).unwrap();
+    check(&path, "protobuf");
+    let dump = python(PB_NATIVE_DUMP, &path);
+
+    // Timestamps: when observed, to the nanosecond; shown as `-` once checked.
+    let mut lines = Vec::new();
+    for line in dump.lines() {
+        let mut fields: Vec<&str> = line.split(" | ").collect();
+        if fields.len() == 6 {
+            let ts: f64 = fields[5].parse().unwrap_or_else(|_| panic!("{line}"));
+            assert!(
+                ts >= before - 1.0 && ts <= before + 600.0,
+                "{line}: not the observation's time (~{before})"
+            );
+            fields[5] = "-";
+        }
+        lines.push(fields.join(" | "));
+    }
+    // Families in name order.
+    let want = [
+        "ex_both_seconds | {} | schema 3".to_string(),
+        format!("ex_both_seconds | {{}} | native | {{\"trace_id\": \"{T2}\"}} | 0.042 | -"),
+        format!(
+            "ex_both_seconds | {{}} | native | {{\"span_id\": \"{S1}\", \"trace_id\": \"{T1}\"}} | 7.0 | -"
+        ),
+        format!("ex_both_seconds | {{}} | 0.1 | {{\"trace_id\": \"{T2}\"}} | 0.042 | -"),
+        format!(
+            "ex_both_seconds | {{}} | inf | {{\"span_id\": \"{S1}\", \"trace_id\": \"{T1}\"}} | 7.0 | -"
+        ),
+        "ex_native_seconds | {\"route\": \"/a\"} | schema 3".to_string(),
+        format!(
+            "ex_native_seconds | {{\"route\": \"/a\"}} | native | {{\"trace_id\": \"{T1}\"}} | 0.25 | -"
+        ),
+        format!(
+            "ex_native_seconds | {{\"route\": \"/a\"}} | inf | {{\"trace_id\": \"{T1}\"}} | 0.25 | -"
+        ),
+    ];
+    assert_eq!(lines, want, "{dump}");
 }
 
 fn invalid_updates() -> f64 {

@@ -21,6 +21,26 @@
 //!   Prometheus would read it as a classic one. A histogram with both kinds of buckets carries
 //!   both in one message; its count is the larger of the two totals (they differ only by
 //!   observations in flight while the scrape read them), so that no bucket exceeds it.
+//! - Exemplars: a counter's on its `Counter`, a classic bucket's on its `Bucket`. A histogram's
+//!   `+Inf` bucket is written only to carry its exemplar, as client_golang writes it; a
+//!   native-only histogram has exactly that one bucket, so it carries an explicit `+Inf`
+//!   bucket when it has an exemplar. Prometheus still reads the message as native (it decides
+//!   by the native fields, not by the classic buckets), and before 2.50 that bucket is where it
+//!   reads a native histogram's exemplar from (2.42 keeps the first one it finds there).
+//! - A histogram with native buckets also carries its exemplars in the native `exemplars` field
+//!   (`Histogram.exemplars`, field 16; read from Prometheus 2.50, which then ignores the
+//!   classic buckets' ones for the native histogram): every kept exemplar that has a timestamp
+//!   (Prometheus drops a native exemplar without one), in bucket order. What is kept is the
+//!   same slots as for classic buckets: the latest exemplar per classic bucket (`+Inf`
+//!   included), replaced at most once per 90 ms per series, so classic and native together
+//!   carry up to one per classic bucket and a native-only histogram one. client_golang keeps a
+//!   separate set for the native field: up to 10 (`NativeHistogramMaxExemplars`), kept sorted
+//!   by value; when full, a new one replaces the oldest if that is older than
+//!   `NativeHistogramExemplarTTL` (5 min), else one of the two nearest in value. promtrack
+//!   keeps its per-bucket slots instead because they are one fixed slot layout shared with the
+//!   multiprocess files (48-byte slots beside the cells, merged slot by slot over the live
+//!   processes), where a replace-by-age-and-value set would need a second layout and a lock
+//!   across processes.
 //! - Counters, histograms and summaries carry `created_timestamp` where the source knows it
 //!   (Prometheus 2.42 ignores it; later versions use it for start-time-aware queries).
 //! - Labels are written as pairs straight from the source: our own families hand over their
@@ -307,13 +327,23 @@ impl Visitor for ProtobufEncoder<'_> {
             } => {
                 let mut cumulative = 0u64;
                 let mut bucket = Vec::with_capacity(bounds.len());
+                // A native histogram's exemplars: every kept one, in slot (bucket) order.
+                let mut native_exemplars = Vec::new();
                 for (i, &c) in counts.iter().enumerate() {
                     // Saturating: counts read from another process's file may add up past
                     // u64::MAX, and the buckets must stay cumulative even then.
                     cumulative = cumulative.saturating_add(c);
+                    // Each slot is read once (a live slot is copied out when asked).
                     let ex = exemplars.get(i).as_deref().map(exemplar);
+                    // Prometheus drops a native exemplar without a timestamp.
+                    if let Some(e) = ex
+                        .as_ref()
+                        .filter(|e| native.is_some() && e.timestamp.is_some())
+                    {
+                        native_exemplars.push(e.clone());
+                    }
                     // The `+Inf` bucket is written only to carry its exemplar, as client_golang
-                    // does.
+                    // does; for a native histogram too, where Prometheus before 2.50 reads it.
                     let upper = bounds
                         .get(i)
                         .copied()
@@ -336,6 +366,7 @@ impl Visitor for ProtobufEncoder<'_> {
                 };
                 if let Some(native) = native {
                     write_native(&mut h, native);
+                    h.exemplars = native_exemplars;
                 }
                 metric.histogram = Some(h);
             }
@@ -736,6 +767,117 @@ mod tests {
             .collect();
         assert_eq!(noop, [(0, 0)]);
         assert_eq!(e.sample_count, Some(0));
+    }
+
+    /// A native histogram's kept exemplars go into `Histogram.exemplars` (field 16), each with
+    /// its timestamp; they stay on the classic buckets too (a native-only one's on an explicit
+    /// `+Inf` bucket), where Prometheus before 2.50 reads them. A classic-only histogram fills
+    /// no native field.
+    #[test]
+    fn native_histograms_carry_their_exemplars_in_the_native_field() {
+        let ex = |trace: &str, value: f64, timestamp: Option<f64>| Exemplar {
+            labels: vec![("trace_id".into(), trace.to_owned())],
+            value,
+            timestamp,
+        };
+        let native = NativeBuckets {
+            schema: 3,
+            zero_threshold: 0.001,
+            zero_count: 0,
+            positive: vec![(-20, 1), (0, 1), (20, 1)],
+            negative: vec![],
+        };
+        let histogram =
+            |bounds: Vec<f64>, counts: Vec<u64>, native: Option<NativeBuckets>| Value::Histogram {
+                bounds,
+                counts,
+                sum: 7.6,
+                native,
+            };
+        let r = Registry::new();
+        r.register_collector(Fixed(vec![
+            MetricFamily::new("h", "H.", MetricKind::Histogram)
+                .with_series(
+                    Series::new(histogram(vec![], vec![3], Some(native.clone())))
+                        .label("k", "native")
+                        .exemplar(0, ex("aa", 7.0, Some(1_733_150_000.25))),
+                )
+                .with_series(
+                    Series::new(histogram(vec![0.1, 1.0], vec![1, 1, 1], Some(native)))
+                        .label("k", "both")
+                        .exemplar(0, ex("bb", 0.05, Some(1_733_150_001.5)))
+                        .exemplar(1, ex("cc", 0.5, None))
+                        .exemplar(2, ex("dd", 7.0, Some(1_733_150_002.0))),
+                )
+                .with_series(
+                    Series::new(histogram(vec![0.1, 1.0], vec![1, 1, 1], None))
+                        .label("k", "classic")
+                        .exemplar(0, ex("ee", 0.05, Some(1_733_150_003.0))),
+                ),
+        ]));
+        let f = &protobuf(&r)[0];
+        let h = |i: usize| f.metric[i].histogram.clone().unwrap();
+        let shown = |e: &pb::Exemplar| {
+            let ts = e.timestamp.as_ref().map(|t| (t.seconds, t.nanos));
+            (e.label[0].value().to_owned(), e.value(), ts)
+        };
+
+        let native_only = h(0);
+        let got: Vec<_> = native_only.exemplars.iter().map(shown).collect();
+        assert_eq!(
+            got,
+            [("aa".to_owned(), 7.0, Some((1_733_150_000, 250_000_000)))]
+        );
+        assert_eq!(native_only.exemplars[0].label[0].name(), "trace_id");
+        // The same exemplar on the one explicit `+Inf` bucket, counting everything; still
+        // native (schema and spans set).
+        assert_eq!(native_only.bucket.len(), 1);
+        assert_eq!(native_only.bucket[0].upper_bound, Some(f64::INFINITY));
+        assert_eq!(native_only.bucket[0].cumulative_count, Some(3));
+        assert_eq!(
+            native_only.bucket[0].exemplar,
+            Some(native_only.exemplars[0].clone())
+        );
+        assert_eq!(native_only.schema, Some(3));
+        assert_eq!(native_only.positive_delta.len(), 3);
+
+        // Classic and native: every kept exemplar with a timestamp, in bucket order; the one
+        // without a timestamp stays on its classic bucket only (Prometheus drops a native
+        // exemplar without one).
+        let both = h(1);
+        let got: Vec<_> = both.exemplars.iter().map(shown).collect();
+        assert_eq!(
+            got,
+            [
+                ("bb".to_owned(), 0.05, Some((1_733_150_001, 500_000_000))),
+                ("dd".to_owned(), 7.0, Some((1_733_150_002, 0))),
+            ]
+        );
+        let classic: Vec<_> = both
+            .bucket
+            .iter()
+            .map(|b| {
+                (
+                    b.upper_bound(),
+                    b.exemplar.as_ref().map(|e| e.label[0].value()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            classic,
+            [
+                (0.1, Some("bb")),
+                (1.0, Some("cc")),
+                (f64::INFINITY, Some("dd"))
+            ]
+        );
+
+        let classic_only = h(2);
+        assert!(classic_only.exemplars.is_empty());
+        assert_eq!(
+            classic_only.bucket[0].exemplar.as_ref().map(|e| e.value()),
+            Some(0.05)
+        );
     }
 
     #[test]
