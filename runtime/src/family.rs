@@ -305,14 +305,14 @@ impl<M: Metric> SharedFamily<M> {
     /// Finds or creates the series of the values `write` writes (see `key.rs`).
     #[inline(always)]
     fn lookup(&self, write: impl FnOnce(&mut KeyWriter<'_>), dense: Option<usize>) -> &M {
-        let mut words = KeyWords::new();
+        let mut words = KeyWords::seeded(self.seed);
         let arity = {
             let mut writer = KeyWriter::new(&mut words);
             write(&mut writer);
             writer.count()
         };
+        let hash = words.hash();
         let key = words.finish();
-        let hash = key.hash(self.seed);
         match self.table.find(hash, |p| Self::record(p).matches(&key)) {
             Some(p) => &Self::record(p).header().metric,
             None => {

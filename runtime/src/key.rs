@@ -35,6 +35,18 @@ fn folded_multiply(a: u64, b: u64) -> u64 {
     (full as u64) ^ ((full >> 64) as u64)
 }
 
+/// Folds one word of a key into the hash state.
+#[inline(always)]
+fn mix(state: u64, word: u64) -> u64 {
+    folded_multiply(state ^ word, MULTIPLIER)
+}
+
+/// The hash of a key from its state after the last word and its joined length.
+#[inline(always)]
+fn finish_hash(state: u64, len: usize) -> u64 {
+    folded_multiply(state, MULTIPLIER ^ len as u64)
+}
+
 /// A key's words: where a [`KeyCursor`] writes them, and the finished key.
 pub(crate) struct KeyWords {
     inline: [MaybeUninit<u64>; INLINE_WORDS],
@@ -43,6 +55,9 @@ pub(crate) struct KeyWords {
     /// Words and joined length, as the last cursor left them.
     words: usize,
     len: usize,
+    /// The hash state (see [`KeyRef::hash`]): the seed, then the words folded in as the
+    /// cursors write them, so that a lookup does not read its words back to hash them.
+    state: u64,
 }
 
 /// Writes a key into a [`KeyWords`]: the counters and the word in progress.
@@ -60,6 +75,8 @@ pub(crate) struct KeyCursor {
     pending_len: usize,
     /// The length of the joined form written so far.
     len: usize,
+    /// The hash state of the words written so far (see [`KeyRef::hash`]).
+    state: u64,
 }
 
 /// Stores word number `at` past the inline capacity: the heap words, with `word` added.
@@ -80,14 +97,30 @@ fn spill(
 }
 
 impl KeyWords {
+    /// An empty key hashed under seed 0 (for keys that are only compared or rendered; a key
+    /// built from this is hashed with [`KeyRef::hash`]).
     #[inline(always)]
     pub(crate) fn new() -> Self {
+        Self::seeded(0)
+    }
+
+    /// An empty key whose [`hash`](Self::hash) is taken under `seed` as it is written.
+    #[inline(always)]
+    pub(crate) fn seeded(seed: u64) -> Self {
         Self {
             inline: [MaybeUninit::uninit(); INLINE_WORDS],
             heap: Vec::new(),
             words: 0,
             len: 0,
+            state: seed,
         }
+    }
+
+    /// The finished key's hash under the seed it was made with: what
+    /// `self.finish().hash(seed)` computes, without reading the words again.
+    #[inline(always)]
+    pub(crate) fn hash(&self) -> u64 {
+        finish_hash(self.state, self.len)
     }
 
     /// The finished key: the words the cursors wrote (an unfinished last value zero-padded,
@@ -118,6 +151,7 @@ impl KeyCursor {
         Self {
             words: out.words,
             len: out.len,
+            state: out.state,
             out: NonNull::from(out),
             pending: 0,
             pending_len: 0,
@@ -163,7 +197,7 @@ impl KeyCursor {
     }
 
     /// Ends the current value: its `0xFF`, then zeros to the end of the word. The key made of
-    /// the values ended so far is then complete in the `KeyWords`.
+    /// the values ended so far is complete in the `KeyWords` once [`store`](Self::store)d.
     #[inline(always)]
     pub(crate) fn end_value(&mut self) {
         let word = self.pending | (u64::from(KEY_SEPARATOR) << (8 * self.pending_len));
@@ -171,21 +205,25 @@ impl KeyCursor {
         self.pending = 0;
         self.pending_len = 0;
         self.len += 1;
-        self.store_counts();
     }
 
+    /// Stores the counters and the hash state in the `KeyWords` (once, when the writing is
+    /// done: the cursor keeps them in registers meanwhile). The words themselves are stored as
+    /// they are written.
     #[inline(always)]
-    fn store_counts(&mut self) {
+    pub(crate) fn store(&mut self) {
         // SAFETY: `out` is valid and ours alone while the cursor is used (see `new`).
         let out = unsafe { self.out.as_mut() };
         out.words = self.words;
         out.len = self.len;
+        out.state = self.state;
     }
 
     #[inline(always)]
     fn push_word(&mut self, word: u64) {
         // SAFETY: `out` is valid and ours alone until `flush` (see `new`).
         let out = unsafe { self.out.as_mut() };
+        self.state = mix(self.state, word);
         if self.words < INLINE_WORDS {
             out.inline[self.words] = MaybeUninit::new(word);
         } else {
@@ -203,7 +241,7 @@ impl KeyCursor {
             self.pending = 0;
             self.pending_len = 0;
         }
-        self.store_counts();
+        self.store();
     }
 }
 
@@ -216,14 +254,16 @@ pub(crate) struct KeyRef<'a> {
 }
 
 impl KeyRef<'_> {
-    /// The key's hash under `seed`.
+    /// The key's hash under `seed`: each word folded into the state with a 128-bit multiply,
+    /// then the joined length. (A lookup computes the same as it writes the key, in
+    /// [`KeyCursor`], and reads it with [`KeyWords::hash`].)
     #[inline(always)]
     pub(crate) fn hash(&self, seed: u64) -> u64 {
         let mut state = seed;
         for &w in self.words {
-            state = folded_multiply(state ^ w, MULTIPLIER);
+            state = mix(state, w);
         }
-        folded_multiply(state, MULTIPLIER ^ self.len as u64)
+        finish_hash(state, self.len)
     }
 
     /// The key's words as bytes, as a series record stores them.
@@ -467,6 +507,36 @@ mod tests {
         }
         let (a, b) = (words_of(b"GET\xff"), words_of(b"GET\xff"));
         assert_ne!(a.finish().hash(1), b.finish().hash(2));
+    }
+
+    /// The hash a lookup takes as it writes (`KeyWords::hash`) is the hash of the finished
+    /// words, however the values were split into pieces and however long they are.
+    #[test]
+    fn hashes_taken_while_writing_match_hashes_of_the_words() {
+        let long = "y".repeat(8 * INLINE_WORDS + 5);
+        for values in [
+            &[][..],
+            &[""],
+            &["GET", "200"],
+            &["GET", "/api/v1/users/{id}", "200"],
+            &["12345678", "", "\u{ff}\\"],
+            &[long.as_str(), "a"],
+        ] {
+            for split in [0, 1, 5] {
+                let mut k = KeyWords::seeded(42);
+                // SAFETY: `k` is used only through the cursor until it is stored.
+                let mut c = unsafe { KeyCursor::new(&mut k) };
+                for v in values {
+                    let at = split.min(v.len());
+                    c.write(&v.as_bytes()[..at]);
+                    c.write(&v.as_bytes()[at..]);
+                    c.end_value();
+                }
+                c.store();
+                assert_eq!(k.hash(), k.finish().hash(42), "{values:?} {split}");
+                assert_ne!(k.hash(), k.finish().hash(43), "{values:?} {split}");
+            }
+        }
     }
 
     #[test]

@@ -324,11 +324,10 @@ pub mod index_bench {
         seed: u64,
         f: impl FnOnce(LookupKey<'_>) -> R,
     ) -> R {
-        let mut words = KeyWords::new();
-        let mut writer = KeyWriter::new(&mut words);
-        labels.write_values(&mut writer);
+        let mut words = KeyWords::seeded(seed);
+        labels.write_values(&mut KeyWriter::new(&mut words));
+        let hash = words.hash();
         let key = words.finish();
-        let hash = key.hash(seed);
         f(LookupKey { key, hash })
     }
 
