@@ -51,7 +51,10 @@ fn finish_hash(state: u64, len: usize) -> u64 {
 pub(crate) struct KeyWords {
     inline: [MaybeUninit<u64>; INLINE_WORDS],
     /// Every complete word, once there are more than fit inline (then `inline` is unused).
-    heap: Vec<u64>,
+    /// Initialised by the first spill, exactly when `words` exceeds `INLINE_WORDS`: a lookup of
+    /// a short key neither creates nor drops a `Vec`. (A panic in a label value's `write_value`
+    /// after a spill leaks the `Vec`: `words` is stored when the writing ends.)
+    heap: MaybeUninit<Vec<u64>>,
     /// Words and joined length, as the last cursor left them.
     words: usize,
     len: usize,
@@ -79,21 +82,34 @@ pub(crate) struct KeyCursor {
     state: u64,
 }
 
-/// Stores word number `at` past the inline capacity: the heap words, with `word` added.
+/// Stores word number `at` past the inline capacity: in the heap words, created from the
+/// inline ones at the first spill (`at == INLINE_WORDS`).
 #[cold]
 #[inline(never)]
-fn spill(
-    inline: &[MaybeUninit<u64>; INLINE_WORDS],
-    mut heap: Vec<u64>,
-    at: usize,
-    word: u64,
-) -> Vec<u64> {
+fn spill(out: &mut KeyWords, at: usize, word: u64) {
     if at == INLINE_WORDS {
         // SAFETY: all `INLINE_WORDS` inline words were written before the first spill.
-        heap.extend(inline.iter().map(|w| unsafe { w.assume_init() }));
+        let mut heap: Vec<u64> = out
+            .inline
+            .iter()
+            .map(|w| unsafe { w.assume_init() })
+            .collect();
+        heap.push(word);
+        out.heap.write(heap);
+    } else {
+        // SAFETY: `at > INLINE_WORDS`: the first spill initialised `heap`.
+        unsafe { out.heap.assume_init_mut() }.push(word);
     }
-    heap.push(word);
-    heap
+}
+
+impl Drop for KeyWords {
+    #[inline(always)]
+    fn drop(&mut self) {
+        if self.words > INLINE_WORDS {
+            // SAFETY: initialised by the first spill (see `heap`), dropped once, here.
+            unsafe { self.heap.assume_init_drop() };
+        }
+    }
 }
 
 impl KeyWords {
@@ -109,7 +125,7 @@ impl KeyWords {
     pub(crate) fn seeded(seed: u64) -> Self {
         Self {
             inline: [MaybeUninit::uninit(); INLINE_WORDS],
-            heap: Vec::new(),
+            heap: MaybeUninit::uninit(),
             words: 0,
             len: 0,
             state: seed,
@@ -131,7 +147,8 @@ impl KeyWords {
             // SAFETY: the first `words` inline words were written by `KeyCursor::push_word`.
             unsafe { std::slice::from_raw_parts(self.inline.as_ptr().cast(), self.words) }
         } else {
-            &self.heap
+            // SAFETY: more than `INLINE_WORDS` words: initialised by the first spill.
+            unsafe { self.heap.assume_init_ref() }
         };
         KeyRef {
             words,
@@ -165,14 +182,23 @@ impl KeyCursor {
     pub(crate) fn write(&mut self, bytes: &[u8]) {
         self.len += bytes.len();
         if self.pending_len == 0 {
-            let mut rest = bytes;
-            while rest.len() >= 8 {
-                let (word, tail) = rest.split_at(8);
-                self.push_word(u64::from_le_bytes(word.try_into().expect("8 bytes")));
-                rest = tail;
+            if bytes.len() < 8 {
+                self.pending = load_short(bytes);
+            } else {
+                let words = bytes.chunks_exact(8);
+                let rest = words.remainder().len();
+                for word in words {
+                    self.push_word(u64::from_le_bytes(word.try_into().expect("8 bytes")));
+                }
+                // The last `rest` bytes, as the high bytes of the value's last 8: one load.
+                let last = u64::from_le_bytes(bytes[bytes.len() - 8..].try_into().expect("8"));
+                self.pending = if rest == 0 {
+                    0
+                } else {
+                    last >> (64 - 8 * rest)
+                };
             }
-            self.pending = load_short(rest);
-            self.pending_len = rest.len();
+            self.pending_len = bytes.len() % 8;
         } else {
             self.write_behind(bytes);
         }
@@ -227,7 +253,7 @@ impl KeyCursor {
         if self.words < INLINE_WORDS {
             out.inline[self.words] = MaybeUninit::new(word);
         } else {
-            out.heap = spill(&out.inline, std::mem::take(&mut out.heap), self.words, word);
+            spill(out, self.words, word);
         }
         self.words += 1;
     }
