@@ -41,12 +41,6 @@ fn mix(state: u64, word: u64) -> u64 {
     folded_multiply(state ^ word, MULTIPLIER)
 }
 
-/// The hash of a key from its state after the last word and its joined length.
-#[inline(always)]
-fn finish_hash(state: u64, len: usize) -> u64 {
-    folded_multiply(state, MULTIPLIER ^ len as u64)
-}
-
 /// A key's words: where a [`KeyCursor`] writes them, and the finished key.
 pub(crate) struct KeyWords {
     inline: [MaybeUninit<u64>; INLINE_WORDS],
@@ -136,7 +130,7 @@ impl KeyWords {
     /// `self.finish().hash(seed)` computes, without reading the words again.
     #[inline(always)]
     pub(crate) fn hash(&self) -> u64 {
-        finish_hash(self.state, self.len)
+        self.state
     }
 
     /// The finished key: the words the cursors wrote (an unfinished last value zero-padded,
@@ -281,15 +275,16 @@ pub(crate) struct KeyRef<'a> {
 
 impl KeyRef<'_> {
     /// The key's hash under `seed`: each word folded into the state with a 128-bit multiply,
-    /// then the joined length. (A lookup computes the same as it writes the key, in
-    /// [`KeyCursor`], and reads it with [`KeyWords::hash`].)
+    /// nothing else (the words determine the joined length: each value ends in a `0xFF`). A
+    /// lookup computes the same as it writes the key, in [`KeyCursor`], and reads it with
+    /// [`KeyWords::hash`].
     #[inline(always)]
     pub(crate) fn hash(&self, seed: u64) -> u64 {
         let mut state = seed;
         for &w in self.words {
             state = mix(state, w);
         }
-        finish_hash(state, self.len)
+        state
     }
 
     /// The key's words as bytes, as a series record stores them.
