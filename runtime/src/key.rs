@@ -348,38 +348,16 @@ pub(crate) fn word_form_values(padded: &[u8]) -> impl Iterator<Item = &str> {
     })
 }
 
-/// A stored key, in both forms: words for lookups, bytes for ordering and rendering. (The
-/// families store their keys in their series records, `family/record.rs`; this form serves the
-/// index benchmark, `__private::index_bench`.)
-pub(crate) struct StoredKey {
-    pub(crate) words: Box<[u64]>,
-    pub(crate) bytes: Box<[u8]>,
-}
-
-impl StoredKey {
-    pub(crate) fn new(key: KeyRef<'_>) -> Self {
-        Self {
-            words: key.words.into(),
-            bytes: key.to_bytes().into(),
-        }
-    }
-
-    /// Whether `key` is this key.
-    #[inline(always)]
-    pub(crate) fn matches(&self, key: &KeyRef<'_>) -> bool {
-        // Keys are a word or a few: a plain loop beats a call to `memcmp`.
-        if self.bytes.len() != key.len || self.words.len() != key.words.len() {
-            return false;
-        }
-        let mut i = 0;
-        while i < key.words.len() {
-            if self.words[i] != key.words[i] {
-                return false;
-            }
-            i += 1;
-        }
-        true
-    }
+/// Whether a stored key (`stored`: its words as little-endian `u64`s, as a series record holds
+/// them) is `key`: word count, then the words compared in place. Keys are a word or a few: a
+/// plain loop beats a call to `memcmp`.
+#[inline(always)]
+pub(crate) fn stored_key_matches(stored: &[u64], key: &KeyRef<'_>) -> bool {
+    stored.len() == key.words.len()
+        && stored
+            .iter()
+            .zip(key.words)
+            .all(|(&s, &k)| u64::from_le(s) == k)
 }
 
 /// The words of a key given in joined form.
@@ -563,7 +541,7 @@ mod tests {
     #[test]
     fn stored_keys_match_only_themselves() {
         let a = words_of(b"GET\xff200\xff");
-        let stored = StoredKey::new(a.finish());
+        let stored: Vec<u64> = a.finish().words.iter().map(|w| w.to_le()).collect();
         let mut same = KeyWords::new();
         // SAFETY: `same` is used only through the cursor until it is flushed.
         let mut c = unsafe { KeyCursor::new(&mut same) };
@@ -573,10 +551,10 @@ mod tests {
         c.write(b"00");
         c.end_value();
         c.flush();
-        assert!(stored.matches(&same.finish()));
+        assert!(stored_key_matches(&stored, &same.finish()));
         for other in [&b"GET\xff201\xff"[..], b"GET\xff200", b"GET\xff200\xff\xff"] {
             let o = words_of(other);
-            assert!(!stored.matches(&o.finish()), "{other:?}");
+            assert!(!stored_key_matches(&stored, &o.finish()), "{other:?}");
         }
     }
 
