@@ -2,11 +2,13 @@
 //! `histogram_lookup_3labels_static` (benches/core.rs), promtrack and rust-prometheus, for
 //! callgrind: `lookup_callgrind MODE N` runs N iterations of one case. Run it twice, with N and
 //! 2N, and divide the difference of the two instruction totals by N (start-up cancels out);
-//! `scripts/callgrind-lookup.sh` does that for every mode.
+//! `scripts/callgrind-lookup.sh` does that for the four main modes.
 //!
 //! Modes: `counter` and `histogram` (promtrack, a `family!` static holding `[String; N]` queried
 //! with borrowed `&str`s, a hit), `prom-counter` and `prom-histogram` (rust-prometheus'
-//! `with_label_values` on a `static` vec, a hit). Values as in the criterion groups.
+//! `with_label_values` on a `static` vec, a hit). Values as in the criterion groups. For
+//! splitting a case's cost: `counter-noinc` (the lookup alone), `floor-counter` and
+//! `floor-histogram` (the update alone, on a series found once).
 
 use std::hint::black_box;
 use std::sync::LazyLock;
@@ -108,7 +110,9 @@ fn main() {
             }
         }
         _ => {
-            eprintln!("usage: lookup_callgrind counter|histogram|prom-counter|prom-histogram N");
+            eprintln!(
+                "usage: lookup_callgrind counter|histogram|prom-counter|prom-histogram|counter-noinc|floor-counter|floor-histogram N"
+            );
             std::process::exit(2);
         }
     }
