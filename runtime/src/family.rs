@@ -315,30 +315,7 @@ impl<M: Metric> SharedFamily<M> {
         let key = words.finish();
         match self.table.find(hash, |p| Self::record(p).matches(&key)) {
             Some(p) => &Self::record(p).header().metric,
-            None => {
-                // The miss path gets a copy of the words: a pointer into `words` passed to an
-                // out-of-line call would keep the compiler from holding the key being written
-                // in registers on the hit path (see `key.rs`).
-                let mut copy = [0u64; 16];
-                match key.words.len() {
-                    n @ 0..=16 => {
-                        copy[..n].copy_from_slice(key.words);
-                        let key = KeyRef {
-                            words: &copy[..n],
-                            len: key.len,
-                        };
-                        self.insert(hash, key, arity, dense)
-                    }
-                    _ => {
-                        let owned = key.words.to_vec();
-                        let key = KeyRef {
-                            words: &owned,
-                            len: key.len,
-                        };
-                        self.insert(hash, key, arity, dense)
-                    }
-                }
-            }
+            None => self.insert(hash, key, arity, dense),
         }
     }
 
