@@ -391,10 +391,14 @@ fn load_short(b: &[u8]) -> u64 {
             // `hi` covers bytes n-4..n and overlaps `lo` when n < 8; overlapping bytes agree.
             lo | (hi << (8 * (n - 4)))
         } else if n > 0 {
-            // First, middle and last byte cover every length from 1 to 3.
-            u64::from(*p)
-                | (u64::from(*p.add(n / 2)) << (8 * (n / 2)))
-                | (u64::from(*p.add(n - 1)) << (8 * (n - 1)))
+            // The last byte, and for 2 or 3 bytes the first two (overlapping the last when
+            // n == 2; overlapping bytes agree).
+            let last = u64::from(*p.add(n - 1)) << (8 * (n - 1));
+            if n >= 2 {
+                u64::from(p.cast::<u16>().read_unaligned().to_le()) | last
+            } else {
+                last
+            }
         } else {
             0
         }
