@@ -305,40 +305,17 @@ impl<M: Metric> SharedFamily<M> {
     /// Finds or creates the series of the values `write` writes (see `key.rs`).
     #[inline(always)]
     fn lookup(&self, write: impl FnOnce(&mut KeyWriter<'_>), dense: Option<usize>) -> &M {
-        let mut words = KeyWords::new();
+        let mut words = KeyWords::seeded(self.seed);
         let arity = {
             let mut writer = KeyWriter::new(&mut words);
             write(&mut writer);
             writer.count()
         };
+        let hash = words.hash();
         let key = words.finish();
-        let hash = key.hash(self.seed);
         match self.table.find(hash, |p| Self::record(p).matches(&key)) {
             Some(p) => &Self::record(p).header().metric,
-            None => {
-                // The miss path gets a copy of the words: a pointer into `words` passed to an
-                // out-of-line call would keep the compiler from holding the key being written
-                // in registers on the hit path (see `key.rs`).
-                let mut copy = [0u64; 16];
-                match key.words.len() {
-                    n @ 0..=16 => {
-                        copy[..n].copy_from_slice(key.words);
-                        let key = KeyRef {
-                            words: &copy[..n],
-                            len: key.len,
-                        };
-                        self.insert(hash, key, arity, dense)
-                    }
-                    _ => {
-                        let owned = key.words.to_vec();
-                        let key = KeyRef {
-                            words: &owned,
-                            len: key.len,
-                        };
-                        self.insert(hash, key, arity, dense)
-                    }
-                }
-            }
+            None => self.insert(hash, key, arity, dense),
         }
     }
 

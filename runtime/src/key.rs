@@ -35,14 +35,26 @@ fn folded_multiply(a: u64, b: u64) -> u64 {
     (full as u64) ^ ((full >> 64) as u64)
 }
 
+/// Folds one word of a key into the hash state.
+#[inline(always)]
+fn mix(state: u64, word: u64) -> u64 {
+    folded_multiply(state ^ word, MULTIPLIER)
+}
+
 /// A key's words: where a [`KeyCursor`] writes them, and the finished key.
 pub(crate) struct KeyWords {
     inline: [MaybeUninit<u64>; INLINE_WORDS],
     /// Every complete word, once there are more than fit inline (then `inline` is unused).
-    heap: Vec<u64>,
+    /// Initialised by the first spill, exactly when `words` exceeds `INLINE_WORDS`: a lookup of
+    /// a short key neither creates nor drops a `Vec`. (A panic in a label value's `write_value`
+    /// after a spill leaks the `Vec`: `words` is stored when the writing ends.)
+    heap: MaybeUninit<Vec<u64>>,
     /// Words and joined length, as the last cursor left them.
     words: usize,
     len: usize,
+    /// The hash state (see [`KeyRef::hash`]): the seed, then the words folded in as the
+    /// cursors write them, so that a lookup does not read its words back to hash them.
+    state: u64,
 }
 
 /// Writes a key into a [`KeyWords`]: the counters and the word in progress.
@@ -60,34 +72,65 @@ pub(crate) struct KeyCursor {
     pending_len: usize,
     /// The length of the joined form written so far.
     len: usize,
+    /// The hash state of the words written so far (see [`KeyRef::hash`]).
+    state: u64,
 }
 
-/// Stores word number `at` past the inline capacity: the heap words, with `word` added.
+/// Stores word number `at` past the inline capacity: in the heap words, created from the
+/// inline ones at the first spill (`at == INLINE_WORDS`).
 #[cold]
 #[inline(never)]
-fn spill(
-    inline: &[MaybeUninit<u64>; INLINE_WORDS],
-    mut heap: Vec<u64>,
-    at: usize,
-    word: u64,
-) -> Vec<u64> {
+fn spill(out: &mut KeyWords, at: usize, word: u64) {
     if at == INLINE_WORDS {
         // SAFETY: all `INLINE_WORDS` inline words were written before the first spill.
-        heap.extend(inline.iter().map(|w| unsafe { w.assume_init() }));
+        let mut heap: Vec<u64> = out
+            .inline
+            .iter()
+            .map(|w| unsafe { w.assume_init() })
+            .collect();
+        heap.push(word);
+        out.heap.write(heap);
+    } else {
+        // SAFETY: `at > INLINE_WORDS`: the first spill initialised `heap`.
+        unsafe { out.heap.assume_init_mut() }.push(word);
     }
-    heap.push(word);
-    heap
+}
+
+impl Drop for KeyWords {
+    #[inline(always)]
+    fn drop(&mut self) {
+        if self.words > INLINE_WORDS {
+            // SAFETY: initialised by the first spill (see `heap`), dropped once, here.
+            unsafe { self.heap.assume_init_drop() };
+        }
+    }
 }
 
 impl KeyWords {
+    /// An empty key hashed under seed 0 (for keys that are only compared or rendered; a key
+    /// built from this is hashed with [`KeyRef::hash`]).
     #[inline(always)]
     pub(crate) fn new() -> Self {
+        Self::seeded(0)
+    }
+
+    /// An empty key whose [`hash`](Self::hash) is taken under `seed` as it is written.
+    #[inline(always)]
+    pub(crate) fn seeded(seed: u64) -> Self {
         Self {
             inline: [MaybeUninit::uninit(); INLINE_WORDS],
-            heap: Vec::new(),
+            heap: MaybeUninit::uninit(),
             words: 0,
             len: 0,
+            state: seed,
         }
+    }
+
+    /// The finished key's hash under the seed it was made with: what
+    /// `self.finish().hash(seed)` computes, without reading the words again.
+    #[inline(always)]
+    pub(crate) fn hash(&self) -> u64 {
+        self.state
     }
 
     /// The finished key: the words the cursors wrote (an unfinished last value zero-padded,
@@ -98,7 +141,8 @@ impl KeyWords {
             // SAFETY: the first `words` inline words were written by `KeyCursor::push_word`.
             unsafe { std::slice::from_raw_parts(self.inline.as_ptr().cast(), self.words) }
         } else {
-            &self.heap
+            // SAFETY: more than `INLINE_WORDS` words: initialised by the first spill.
+            unsafe { self.heap.assume_init_ref() }
         };
         KeyRef {
             words,
@@ -118,6 +162,7 @@ impl KeyCursor {
         Self {
             words: out.words,
             len: out.len,
+            state: out.state,
             out: NonNull::from(out),
             pending: 0,
             pending_len: 0,
@@ -131,14 +176,23 @@ impl KeyCursor {
     pub(crate) fn write(&mut self, bytes: &[u8]) {
         self.len += bytes.len();
         if self.pending_len == 0 {
-            let mut rest = bytes;
-            while rest.len() >= 8 {
-                let (word, tail) = rest.split_at(8);
-                self.push_word(u64::from_le_bytes(word.try_into().expect("8 bytes")));
-                rest = tail;
+            if bytes.len() < 8 {
+                self.pending = load_short(bytes);
+            } else {
+                let words = bytes.chunks_exact(8);
+                let rest = words.remainder().len();
+                for word in words {
+                    self.push_word(u64::from_le_bytes(word.try_into().expect("8 bytes")));
+                }
+                // The last `rest` bytes, as the high bytes of the value's last 8: one load.
+                let last = u64::from_le_bytes(bytes[bytes.len() - 8..].try_into().expect("8"));
+                self.pending = if rest == 0 {
+                    0
+                } else {
+                    last >> (64 - 8 * rest)
+                };
             }
-            self.pending = load_short(rest);
-            self.pending_len = rest.len();
+            self.pending_len = bytes.len() % 8;
         } else {
             self.write_behind(bytes);
         }
@@ -163,7 +217,7 @@ impl KeyCursor {
     }
 
     /// Ends the current value: its `0xFF`, then zeros to the end of the word. The key made of
-    /// the values ended so far is then complete in the `KeyWords`.
+    /// the values ended so far is complete in the `KeyWords` once [`store`](Self::store)d.
     #[inline(always)]
     pub(crate) fn end_value(&mut self) {
         let word = self.pending | (u64::from(KEY_SEPARATOR) << (8 * self.pending_len));
@@ -171,25 +225,29 @@ impl KeyCursor {
         self.pending = 0;
         self.pending_len = 0;
         self.len += 1;
-        self.store_counts();
     }
 
+    /// Stores the counters and the hash state in the `KeyWords` (once, when the writing is
+    /// done: the cursor keeps them in registers meanwhile). The words themselves are stored as
+    /// they are written.
     #[inline(always)]
-    fn store_counts(&mut self) {
+    pub(crate) fn store(&mut self) {
         // SAFETY: `out` is valid and ours alone while the cursor is used (see `new`).
         let out = unsafe { self.out.as_mut() };
         out.words = self.words;
         out.len = self.len;
+        out.state = self.state;
     }
 
     #[inline(always)]
     fn push_word(&mut self, word: u64) {
         // SAFETY: `out` is valid and ours alone until `flush` (see `new`).
         let out = unsafe { self.out.as_mut() };
+        self.state = mix(self.state, word);
         if self.words < INLINE_WORDS {
             out.inline[self.words] = MaybeUninit::new(word);
         } else {
-            out.heap = spill(&out.inline, std::mem::take(&mut out.heap), self.words, word);
+            spill(out, self.words, word);
         }
         self.words += 1;
     }
@@ -203,7 +261,7 @@ impl KeyCursor {
             self.pending = 0;
             self.pending_len = 0;
         }
-        self.store_counts();
+        self.store();
     }
 }
 
@@ -216,14 +274,17 @@ pub(crate) struct KeyRef<'a> {
 }
 
 impl KeyRef<'_> {
-    /// The key's hash under `seed`.
+    /// The key's hash under `seed`: each word folded into the state with a 128-bit multiply,
+    /// nothing else (the words determine the joined length: each value ends in a `0xFF`). A
+    /// lookup computes the same as it writes the key, in [`KeyCursor`], and reads it with
+    /// [`KeyWords::hash`].
     #[inline(always)]
     pub(crate) fn hash(&self, seed: u64) -> u64 {
         let mut state = seed;
         for &w in self.words {
-            state = folded_multiply(state ^ w, MULTIPLIER);
+            state = mix(state, w);
         }
-        folded_multiply(state, MULTIPLIER ^ self.len as u64)
+        state
     }
 
     /// The key's words as bytes, as a series record stores them.
@@ -287,38 +348,16 @@ pub(crate) fn word_form_values(padded: &[u8]) -> impl Iterator<Item = &str> {
     })
 }
 
-/// A stored key, in both forms: words for lookups, bytes for ordering and rendering. (The
-/// families store their keys in their series records, `family/record.rs`; this form serves the
-/// index benchmark, `__private::index_bench`.)
-pub(crate) struct StoredKey {
-    pub(crate) words: Box<[u64]>,
-    pub(crate) bytes: Box<[u8]>,
-}
-
-impl StoredKey {
-    pub(crate) fn new(key: KeyRef<'_>) -> Self {
-        Self {
-            words: key.words.into(),
-            bytes: key.to_bytes().into(),
-        }
-    }
-
-    /// Whether `key` is this key.
-    #[inline(always)]
-    pub(crate) fn matches(&self, key: &KeyRef<'_>) -> bool {
-        // Keys are a word or a few: a plain loop beats a call to `memcmp`.
-        if self.bytes.len() != key.len || self.words.len() != key.words.len() {
-            return false;
-        }
-        let mut i = 0;
-        while i < key.words.len() {
-            if self.words[i] != key.words[i] {
-                return false;
-            }
-            i += 1;
-        }
-        true
-    }
+/// Whether a stored key (`stored`: its words as little-endian `u64`s, as a series record holds
+/// them) is `key`: word count, then the words compared in place. Keys are a word or a few: a
+/// plain loop beats a call to `memcmp`.
+#[inline(always)]
+pub(crate) fn stored_key_matches(stored: &[u64], key: &KeyRef<'_>) -> bool {
+    stored.len() == key.words.len()
+        && stored
+            .iter()
+            .zip(key.words)
+            .all(|(&s, &k)| u64::from_le(s) == k)
 }
 
 /// The words of a key given in joined form.
@@ -352,10 +391,14 @@ fn load_short(b: &[u8]) -> u64 {
             // `hi` covers bytes n-4..n and overlaps `lo` when n < 8; overlapping bytes agree.
             lo | (hi << (8 * (n - 4)))
         } else if n > 0 {
-            // First, middle and last byte cover every length from 1 to 3.
-            u64::from(*p)
-                | (u64::from(*p.add(n / 2)) << (8 * (n / 2)))
-                | (u64::from(*p.add(n - 1)) << (8 * (n - 1)))
+            // The last byte, and for 2 or 3 bytes the first two (overlapping the last when
+            // n == 2; overlapping bytes agree).
+            let last = u64::from(*p.add(n - 1)) << (8 * (n - 1));
+            if n >= 2 {
+                u64::from(p.cast::<u16>().read_unaligned().to_le()) | last
+            } else {
+                last
+            }
         } else {
             0
         }
@@ -469,10 +512,40 @@ mod tests {
         assert_ne!(a.finish().hash(1), b.finish().hash(2));
     }
 
+    /// The hash a lookup takes as it writes (`KeyWords::hash`) is the hash of the finished
+    /// words, however the values were split into pieces and however long they are.
+    #[test]
+    fn hashes_taken_while_writing_match_hashes_of_the_words() {
+        let long = "y".repeat(8 * INLINE_WORDS + 5);
+        for values in [
+            &[][..],
+            &[""],
+            &["GET", "200"],
+            &["GET", "/api/v1/users/{id}", "200"],
+            &["12345678", "", "\u{ff}\\"],
+            &[long.as_str(), "a"],
+        ] {
+            for split in [0, 1, 5] {
+                let mut k = KeyWords::seeded(42);
+                // SAFETY: `k` is used only through the cursor until it is stored.
+                let mut c = unsafe { KeyCursor::new(&mut k) };
+                for v in values {
+                    let at = split.min(v.len());
+                    c.write(&v.as_bytes()[..at]);
+                    c.write(&v.as_bytes()[at..]);
+                    c.end_value();
+                }
+                c.store();
+                assert_eq!(k.hash(), k.finish().hash(42), "{values:?} {split}");
+                assert_ne!(k.hash(), k.finish().hash(43), "{values:?} {split}");
+            }
+        }
+    }
+
     #[test]
     fn stored_keys_match_only_themselves() {
         let a = words_of(b"GET\xff200\xff");
-        let stored = StoredKey::new(a.finish());
+        let stored: Vec<u64> = a.finish().words.iter().map(|w| w.to_le()).collect();
         let mut same = KeyWords::new();
         // SAFETY: `same` is used only through the cursor until it is flushed.
         let mut c = unsafe { KeyCursor::new(&mut same) };
@@ -482,10 +555,10 @@ mod tests {
         c.write(b"00");
         c.end_value();
         c.flush();
-        assert!(stored.matches(&same.finish()));
+        assert!(stored_key_matches(&stored, &same.finish()));
         for other in [&b"GET\xff201\xff"[..], b"GET\xff200", b"GET\xff200\xff\xff"] {
             let o = words_of(other);
-            assert!(!stored.matches(&o.finish()), "{other:?}");
+            assert!(!stored_key_matches(&stored, &o.finish()), "{other:?}");
         }
     }
 

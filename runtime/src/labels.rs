@@ -64,6 +64,15 @@ impl<'a> KeyWriter<'a> {
     }
 }
 
+impl Drop for KeyWriter<'_> {
+    /// Completes the key in the `KeyWords`: the cursor's counters and hash, kept in registers
+    /// while the values are written, are stored once.
+    #[inline(always)]
+    fn drop(&mut self) {
+        self.key.store();
+    }
+}
+
 /// The key of the values `write` writes, as bytes (values joined by `0xFF`; split it with
 /// [`key_values`]). For building keys outside a lookup.
 #[cfg(any(test, feature = "axum"))]

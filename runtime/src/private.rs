@@ -293,7 +293,7 @@ pub const fn product(cardinalities: &[Option<usize>]) -> Option<usize> {
 #[doc(hidden)]
 pub mod index_bench {
     use crate::cell::Cells;
-    use crate::key::{KeyRef, KeyWords, StoredKey};
+    use crate::key::{KeyRef, KeyWords, stored_key_matches};
     use crate::labels::{KeyWriter, LabelSet};
     use crate::metric::Counter;
     use crate::metric::private::Sealed;
@@ -312,24 +312,26 @@ pub mod index_bench {
             self.hash
         }
 
-        /// Whether `stored` is this key: the comparison the family's table makes.
+        /// Whether `stored` is this key: the comparison the family's table makes
+        /// (`key::stored_key_matches`, as `Record::matches` calls it).
         #[inline(always)]
         pub fn matches(&self, stored: &SeriesKey) -> bool {
-            stored.key.matches(&self.key)
+            stored_key_matches(&stored.words, &self.key)
         }
 
-        /// The key as a series stores it.
+        /// The key as a series record stores it.
         pub fn to_stored(&self) -> SeriesKey {
             SeriesKey {
-                key: StoredKey::new(self.key),
+                words: self.key.words.iter().map(|w| w.to_le()).collect(),
                 hash: self.hash,
             }
         }
     }
 
-    /// A key as a series stores it (words and bytes), with its hash.
+    /// A key as a series record stores it (its words, little-endian; a record holds them after
+    /// its header and cells, in the same allocation), with its hash.
     pub struct SeriesKey {
-        key: StoredKey,
+        words: Box<[u64]>,
         hash: u64,
     }
 
@@ -342,7 +344,7 @@ pub mod index_bench {
 
         /// Whether two stored keys are the same key.
         pub fn same(&self, other: &SeriesKey) -> bool {
-            self.key.bytes == other.key.bytes
+            self.words == other.words
         }
     }
 
@@ -354,11 +356,10 @@ pub mod index_bench {
         seed: u64,
         f: impl FnOnce(LookupKey<'_>) -> R,
     ) -> R {
-        let mut words = KeyWords::new();
-        let mut writer = KeyWriter::new(&mut words);
-        labels.write_values(&mut writer);
+        let mut words = KeyWords::seeded(seed);
+        labels.write_values(&mut KeyWriter::new(&mut words));
+        let hash = words.hash();
         let key = words.finish();
-        let hash = key.hash(seed);
         f(LookupKey { key, hash })
     }
 

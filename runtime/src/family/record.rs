@@ -174,7 +174,8 @@ impl<M> Record<M> {
         }
     }
 
-    /// Whether `key` is this record's key: word count, then the words compared in place.
+    /// Whether `key` is this record's key: word count, then the words compared in place
+    /// (`key::stored_key_matches`).
     #[inline(always)]
     pub(crate) fn matches(self, key: &KeyRef<'_>) -> bool {
         let h = self.header();
@@ -183,18 +184,13 @@ impl<M> Record<M> {
         }
         let (_, _, key_at) = layout::<M>(h.inline_cells as usize, 0);
         // SAFETY: as in `key`; the words are 8-aligned (see `layout`).
-        let stored = unsafe { self.0.cast::<u8>().as_ptr().add(key_at).cast::<u64>() };
-        let mut i = 0;
-        // Keys are a word or a few: a plain loop of aligned loads beats a call to `memcmp`.
-        while i < key.words.len() {
-            // SAFETY: `i` is below the record's word count, checked equal above.
-            let word = u64::from_le(unsafe { stored.add(i).read() });
-            if word != key.words[i] {
-                return false;
-            }
-            i += 1;
-        }
-        true
+        let stored = unsafe {
+            std::slice::from_raw_parts(
+                self.0.cast::<u8>().as_ptr().add(key_at).cast::<u64>(),
+                h.key_words as usize,
+            )
+        };
+        crate::key::stored_key_matches(stored, key)
     }
 
     /// Drops the metric, then frees the block.
