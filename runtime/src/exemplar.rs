@@ -199,6 +199,7 @@ impl SlotData {
     /// A slot copied out of another process's file as words (see [`SLOT_WORDS`]); `None` if it
     /// is empty or was copied mid-write (odd sequence). A copy can still be torn between two
     /// writes: the reader must compare the sequence word of two copies, as it does for cells.
+    #[cfg_attr(not(all(feature = "multiprocess", unix)), allow(dead_code))] // the multiprocess store's
     pub(crate) fn from_words(w: &[u64; SLOT_WORDS]) -> Option<SlotData> {
         (w[0] & 1 == 0 && w[5] != 0).then(|| SlotData {
             trace: (u128::from(w[1]) << 64) | u128::from(w[2]),
@@ -210,6 +211,7 @@ impl SlotData {
 
     /// [`from_words`](Self::from_words) of a run of cells as a reader's copy holds it; `None`
     /// also when the run is not [`SLOT_WORDS`] long.
+    #[cfg_attr(not(all(feature = "multiprocess", unix)), allow(dead_code))] // the multiprocess store's
     pub(crate) fn decode(cells: &[u64]) -> Option<SlotData> {
         Self::from_words(cells.try_into().ok()?)
     }

@@ -646,6 +646,7 @@ pub(crate) fn decode(cells: &[u64]) -> Result<Snapshot, DecodeError> {
 
 /// [`decode`] (or [`decode_dead`] if `dead`) on cells stored as native-endian bytes (a copy of
 /// a multiprocess file), read in place.
+#[cfg_attr(not(all(feature = "multiprocess", unix)), allow(dead_code))] // the multiprocess store's
 pub(crate) fn decode_bytes(bytes: &[u8], dead: bool) -> Result<Snapshot, DecodeError> {
     let word = |i: usize| {
         let mut w = [0u8; 8];
@@ -674,6 +675,7 @@ pub(crate) fn decode_dead(cells: &[u64]) -> Result<Snapshot, DecodeError> {
 /// parent's layout): the generation even, every tagged cell empty under its tag, the lock
 /// free (its holder, if any, was a thread of the parent). Cells that are not a native state
 /// are zeroed.
+#[cfg_attr(not(all(feature = "multiprocess", unix)), allow(dead_code))] // the multiprocess store's
 pub(crate) fn clear_counts(cells: &mut [u64]) {
     let window = cells.get(layout::WINDOW).map_or(0, |&w| w as usize);
     if window == 0 || window > MAX_BUCKETS_LIMIT as usize || cells.len() != layout::len(window) {
