@@ -296,8 +296,9 @@ impl<'a> Native<'a> {
         if a <= zt {
             return Place::Cell(layout::ZERO_COUNT);
         }
-        let schema = self.at(layout::SCHEMA).load(Ordering::Acquire) as i64;
-        let k = i64::from(key(a, clamp_schema(schema)));
+        // `key` clamps the schema itself (a cell holds a valid one anyway): no second clamp.
+        let schema = self.at(layout::SCHEMA).load(Ordering::Acquire) as i8;
+        let k = i64::from(key(a, schema));
         let window = self.window();
         let (offset, first) = if v > 0.0 {
             (layout::POSITIVE_OFFSET, layout::positive(window))
