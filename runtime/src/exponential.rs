@@ -22,7 +22,7 @@ pub(crate) const SCHEMA_MAX: i8 = 8;
 /// `BOUND[j] = 2^(j/256)`, correctly rounded: `BOUND[0] = 1`, `BOUND[256] = 2`. Constants, not a
 /// table computed at first use, so a key costs no initialisation check; the test
 /// `the_bound_table_is_exp2` checks them against `f64::exp2` (and says how to print them again).
-static BOUND: [f64; 257] = {
+const BOUND: [f64; 257] = {
     let mut out = [0.0; 257];
     let mut j = 0;
     while j < 257 {
@@ -33,17 +33,18 @@ static BOUND: [f64; 257] = {
 };
 
 /// `START[i]`: the smallest `j` with `BOUND[j] >= 1 + i/1024`, at most 255 (the one comparison
-/// with `BOUND[255]` then tells 255 from 256), computed at compile time (positive `f64`s order
-/// as their bits do, and `1 + i/1024` is exact).
-static START: [u16; 1024] = {
-    let mut out = [0u16; 1024];
+/// with `BOUND[255]` then tells 255 from 256; and a `u8` indexes `BOUND` without a bounds
+/// check), computed at compile time (positive `f64`s order as their bits do, and `1 + i/1024`
+/// is exact).
+const START: [u8; 1024] = {
+    let mut out = [0u8; 1024];
     let (mut i, mut j) = (0, 0);
     while i < 1024 {
         let lowest = 0x3ff0_0000_0000_0000 | ((i as u64) << 42);
         while BOUND_BITS[j] < lowest {
             j += 1;
         }
-        out[i] = if j > 255 { 255 } else { j as u16 };
+        out[i] = if j > 255 { 255 } else { j as u8 };
         i += 1;
     }
     out

@@ -316,7 +316,7 @@ impl<'a> Native<'a> {
 
     #[cold]
     #[inline(never)]
-    fn observe_slow(&self, v: f64) {
+    fn observe_slow(self, v: f64) {
         let _lock = Lock::take(self.at(layout::LOCK));
         // Each round either counts `v` or rewrites the layout so that `v` fits; a rewrite
         // always makes room (at worst by widening the zero bucket over `v`), so two rounds do.
@@ -348,7 +348,7 @@ impl<'a> Native<'a> {
     /// The window may hold more than `max_buckets` populated buckets: reduce under the lock.
     #[cold]
     #[inline(never)]
-    fn enforce_limit(&self) {
+    fn enforce_limit(self) {
         let _lock = Lock::take(self.at(layout::LOCK));
         if self.at(layout::POPULATED).load(Ordering::Relaxed) > self.window() as u64 {
             self.rewrite(None);
