@@ -461,7 +461,7 @@ pub(crate) fn hex_digit(c: u8) -> Option<u8> {
 
 /// OpenMetrics' rules for an exemplar's label set.
 pub(crate) fn check_labels(labels: &[(&str, &str)]) -> Result<(), ExemplarError> {
-    let mut chars = 0;
+    let mut bytes = 0;
     for (i, (name, value)) in labels.iter().enumerate() {
         if !is_valid_label_name(name) {
             return Err(ExemplarError::InvalidName((*name).to_owned()));
@@ -469,21 +469,31 @@ pub(crate) fn check_labels(labels: &[(&str, &str)]) -> Result<(), ExemplarError>
         if labels[..i].iter().any(|(n, _)| n == name) {
             return Err(ExemplarError::DuplicateName((*name).to_owned()));
         }
-        // Names are ASCII, so their bytes are their characters.
-        chars += name.len() + value.chars().count();
+        bytes += name.len() + value.len();
     }
-    if chars > MAX_LABEL_CHARS {
-        return Err(ExemplarError::TooLong { chars });
+    // A character takes at least one byte: only a set over the limit in bytes has its
+    // characters counted (names are ASCII, so their bytes are their characters).
+    if bytes > MAX_LABEL_CHARS {
+        let chars = labels
+            .iter()
+            .map(|(n, v)| n.len() + v.chars().count())
+            .sum();
+        if chars > MAX_LABEL_CHARS {
+            return Err(ExemplarError::TooLong { chars });
+        }
     }
     Ok(())
 }
 
 /// The label-name rule of `labels.rs` (which sits on this module's layer, so it is not
-/// imported): `[a-zA-Z_][a-zA-Z0-9_]*`, not starting with `__`.
+/// imported): `[a-zA-Z_][a-zA-Z0-9_]*`, not starting with `__`. Read as bytes: a non-ASCII
+/// character's bytes fail the rule as the character does.
 fn is_valid_label_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    let b = name.as_bytes();
+    matches!(b.first(), Some(c) if c.is_ascii_alphabetic() || *c == b'_')
+        && b[1..]
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'_')
         && !name.starts_with("__")
 }
 
@@ -743,6 +753,18 @@ mod tests {
             check_labels(&[("a", "1"), ("a", "2")]),
             Err(ExemplarError::DuplicateName(_))
         ));
+        // Over 128 bytes but not over 128 characters: accepted.
+        let v = "é".repeat(100);
+        assert!(check_labels(&[("shard", &v)]).is_ok());
+        for bad in ["é", "aé", "", "__x", "a-b"] {
+            assert!(
+                matches!(
+                    check_labels(&[(bad, "1")]),
+                    Err(ExemplarError::InvalidName(_))
+                ),
+                "{bad:?}"
+            );
+        }
         let msg = ExemplarError::TooLong { chars: 129 }.to_string();
         assert!(msg.contains("128") && msg.contains("129"), "{msg}");
     }
