@@ -11,7 +11,7 @@
 What it runs, in this order, each command's output kept in the run's directory (default
 `<cargo target dir>/bench-report/`, replaced by each run) so that every figure can be traced:
 
-* `cargo bench -p promtrack-benches --bench {core,contention,handler,layer,multiprocess}`, criterion's
+* `cargo bench -p promtrack-benches --bench {core,contention,native,exemplar,handler,layer,multiprocess}`, criterion's
   results written under that directory (`CRITERION_HOME`), medians read from its
   `*/new/estimates.json`;
 * `scripts/wrk-layer.sh` (bare axum against the layer, alternating rounds, one run);
@@ -81,6 +81,20 @@ NATIVE_GROUP = "native_histogram_observe"
 NATIVE_FUNCTIONS = [("promtrack_classic", "promtrack, classic (11 default buckets)"),
                     ("promtrack_native", "promtrack, native (factor 1.1, 160 buckets)"),
                     ("prometheus-client_native", "prometheus-client, native (factor 1.1)")]
+# Exemplars (issue 14): the observe group and its functions (benches/benches/exemplar.rs), the
+# counter's, and the clock a skipped exemplar reads.
+EXEMPLAR_GROUP = "exemplar_observe"
+EXEMPLAR_FUNCTIONS = [("plain", "`observe(v)`, no exemplar"),
+                      ("with_trace", "`observe_with_trace(v, ctx)`: skipped by the rate limit "
+                                     "(one accepted per 90 ms), its own coarse clock read"),
+                      ("with_trace_at", "the same with the caller's clock reading (a `Tick` taken "
+                                        "anyway to time the call): no clock read of its own"),
+                      ("with_labels", "`observe_with_exemplar(v, &[(\"trace_id\", …)])`: by hand, "
+                                      "the label set checked on every call")]
+EXEMPLAR_INC_GROUP = "exemplar_inc"
+EXEMPLAR_INC_FUNCTIONS = [("plain", "`inc()`"), ("with_trace", "`inc_with_trace(ctx)`"),
+                          ("with_trace_at", "`inc_with_trace_at(ctx, tick)`")]
+EXEMPLAR_CLOCK = ("exemplar_clock", "coarse_clock")
 # The memory bench (issue 15): its shapes, in the order of its table, and the crate whose bytes
 # per series promtrack must not exceed in each.
 MEMORY_SHAPES = [
@@ -243,7 +257,7 @@ def run_all(out: Path, quick: bool, skip_build_weight: bool = False) -> dict:
     step("build-benches", ["cargo", "bench", "-p", "promtrack-benches", "--no-run"], timed=False)
     step("build-wrk-server", ["cargo", "build", "--release", "-p", "promtrack-examples",
                               "--bin", "layer_wrk_server"], timed=False)
-    for bench in ["core", "contention", "native", "handler", "layer", "multiprocess"]:
+    for bench in ["core", "contention", "native", "exemplar", "handler", "layer", "multiprocess"]:
         step(f"bench-{bench}", ["cargo", "bench", "-p", "promtrack-benches", "--bench", bench,
                                 "--", "--noplot", *kind["criterion"]])
     step("wrk-layer", ["scripts/wrk-layer.sh", *kind["wrk"]])
@@ -455,6 +469,31 @@ def render(out: Path, results: type[Results] = Results) -> str:
         f"{verdict(over_classic <= 1.5)} |",
         f"| native observe at most prometheus-client's native observe | ×{over_peer:.2f} | "
         f"{verdict(over_peer <= 1.0)} |"])
+
+    # --- exemplars (issue 14)
+    ex = {f: r.ns(EXEMPLAR_GROUP, f) for f, _ in EXEMPLAR_FUNCTIONS}
+    ex_inc = {f: r.ns(EXEMPLAR_INC_GROUP, f) for f, _ in EXEMPLAR_INC_FUNCTIONS}
+    clock = r.ns(*EXEMPLAR_CLOCK)
+
+    def times(ns: float, plain: float) -> str:
+        return f"{fmt_ns(ns)} (×{ns / plain:.2f})"
+
+    v["exemplar_table"] = "\n".join(
+        ["| one update | median (× plain) |", "|---|---:|"]
+        + [f"| {label} | {times(ex[f], ex['plain'])} |" for f, label in EXEMPLAR_FUNCTIONS]
+        + [f"| counter: {label} | {times(ex_inc[f], ex_inc['plain'])} |"
+           for f, label in EXEMPLAR_INC_FUNCTIONS]
+        + [f"| the clock alone: `CLOCK_MONOTONIC_COARSE` (vDSO) | {fmt_ns(clock)} |"])
+    with_trace = ex["with_trace"] / ex["plain"]
+    with_tick = ex["with_trace_at"] / ex["plain"]
+    v["exemplar_targets"] = "\n".join([
+        "| target | ratio | |", "|---|---:|---|",
+        f"| an observe with an exemplar at most 2× a plain observe (its own clock read) | "
+        f"×{with_trace:.2f} | {verdict(with_trace <= 2.0)} |",
+        f"| the same, with the caller's clock reading | ×{with_tick:.2f} | "
+        f"{verdict(with_tick <= 2.0)} |",
+        f"| plain observe + the clock alone, the floor of a per-call clock read | "
+        f"×{(ex['plain'] + clock) / ex['plain']:.2f} | |"])
 
     # --- the hand-written table against map crates (issue 10)
     rows = ["| lookup + increment | " + " | ".join(["promtrack's table"] + INDEX_CRATES)
@@ -770,6 +809,8 @@ def self_test() -> None:
         "restarts judged": "| 1.10× | ≤ 1.5×: met |" in flat,
         "native observe judged": "| native observe at most 1.5× promtrack's classic observe | "
                                  "×" in flat,
+        "exemplar observe judged": "| an observe with an exemplar at most 2× a plain observe "
+                                   "(its own clock read) | ×" in flat,
         "table against the crates read": "| 1 thread (`counter_lookup_2labels`) | " in flat,
         # The made-up table is barely faster than the crates: the decision must go to the crate.
         "table decision judged": "**use the crate**: the hand-written table is not 1.2× " in flat,

@@ -8,18 +8,24 @@
 //! |--------------------|----------------|--------------------------------------------------------------|
 //! | `exemplar_observe` | `plain`        | `observe(v)` on a resolved histogram, 11 default buckets      |
 //! |                    | `with_trace`   | `observe_with_trace(v, ctx)`: the layer's form                |
+//! |                    | `with_trace_at`| the same with a clock reading the caller took anyway (`Tick`) |
 //! |                    | `with_labels`  | `observe_with_exemplar(v, &[("trace_id", "…")])`: by hand      |
 //! | `exemplar_inc`     | `plain`        | `inc()` on a resolved counter                                 |
 //! |                    | `with_trace`   | `inc_with_trace(ctx)`                                         |
+//! |                    | `with_trace_at`| `inc_with_trace_at(ctx, tick)`                                |
 //! | `exemplar_clock`   | `coarse_clock` | what a skipped exemplar adds: `CLOCK_MONOTONIC_COARSE`        |
 //!
 //! Every exemplar after the first of a window is skipped by the rate limit (one per series per
 //! 90 ms), so the `with_*` functions measure the steady state of a busy series: the skip path,
 //! plus one accepted write per 90 ms. Target (issue 14): `with_trace` at most 2× `plain`.
+//! `with_trace_at` passes a `Tick` read once per 1,024 iterations, standing for the one the
+//! layer or a timed call has already read to measure the duration: the exemplar's share
+//! without a clock read of its own (a fixed reading would never accept again after 90 ms).
 
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use promtrack::__private::{Tick, inc_with_trace_at, observe_with_trace_at};
 use promtrack::{Counter, Family, Histogram, TraceContext};
 
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -47,6 +53,18 @@ fn exemplar_observe(c: &mut Criterion) {
         let mut v = Values(0);
         b.iter(|| h.observe_with_trace(v.next(), black_box(ctx)))
     });
+    g.bench_function("with_trace_at", |b| {
+        let mut v = Values(0);
+        let mut tick = Tick::now();
+        let mut n = 0u32;
+        b.iter(|| {
+            n = n.wrapping_add(1);
+            if n % 1024 == 0 {
+                tick = Tick::now();
+            }
+            observe_with_trace_at(h, v.next(), black_box(ctx), black_box(tick))
+        })
+    });
     g.bench_function("with_labels", |b| {
         let mut v = Values(0);
         b.iter(|| {
@@ -64,6 +82,17 @@ fn exemplar_inc(c: &mut Criterion) {
     g.bench_function("plain", |b| b.iter(|| counter.inc()));
     g.bench_function("with_trace", |b| {
         b.iter(|| counter.inc_with_trace(black_box(ctx)))
+    });
+    g.bench_function("with_trace_at", |b| {
+        let mut tick = Tick::now();
+        let mut n = 0u32;
+        b.iter(|| {
+            n = n.wrapping_add(1);
+            if n % 1024 == 0 {
+                tick = Tick::now();
+            }
+            inc_with_trace_at(counter, black_box(ctx), black_box(tick))
+        })
     });
     g.finish();
 }

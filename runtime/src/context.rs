@@ -228,6 +228,13 @@ impl Tick {
         Self(monotonic_nanos())
     }
 
+    /// The reading, nanoseconds from the clock's origin (exemplars' rate limit reads it as
+    /// its clock, `exemplar.rs`).
+    #[inline]
+    pub(crate) fn nanos(self) -> u64 {
+        self.0
+    }
+
     /// Seconds from this reading to now (0 if the clock reads earlier, which a monotonic clock
     /// never does).
     #[inline]

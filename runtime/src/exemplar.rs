@@ -9,8 +9,10 @@
 //!   exemplar per [`MIN_INTERVAL_MS`] (90 ms, client_java's sampling interval), whatever its
 //!   bucket, except that an *empty* slot always accepts: the first exemplar of a rare bucket (the
 //!   slow requests one wants to see) is never lost to a busy neighbour. A skipped exemplar costs
-//!   one coarse clock read and a comparison; a busy series pays a steady cost, about eleven
-//!   writes a second.
+//!   one coarse clock read and a comparison (and, within the interval, one load telling whether
+//!   its slot is filled); a busy series pays a steady cost, about eleven writes a second. A
+//!   caller that has read the monotonic clock anyway (a `Tick`: the layer's request end, a timed
+//!   call) passes it instead, and the skip costs the comparison alone.
 //! - Label sets follow OpenMetrics: valid label names, each once, names and values together at
 //!   most [`MAX_LABEL_CHARS`] (128) UTF-8 characters. A longer or malformed set is refused with an
 //!   [`ExemplarError`] and counted in `promtrack_invalid_updates_total`, never truncated (a
@@ -405,8 +407,9 @@ impl fmt::Debug for Block {
 /// What an exemplar carries, before it is stored.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Offer<'a> {
-    /// Ids from a trace: stored in the slot itself.
-    Trace(TraceContext),
+    /// Ids from a trace: stored in the slot itself. Borrowed, so an offer the rate limit skips
+    /// copies nothing.
+    Trace(&'a TraceContext),
     /// Labels given by hand, already checked by [`check_labels`].
     Labels(&'a [(&'a str, &'a str)]),
 }
@@ -460,7 +463,7 @@ pub(crate) fn hex_digit(c: u8) -> Option<u8> {
 
 /// OpenMetrics' rules for an exemplar's label set.
 pub(crate) fn check_labels(labels: &[(&str, &str)]) -> Result<(), ExemplarError> {
-    let mut chars = 0;
+    let mut bytes = 0;
     for (i, (name, value)) in labels.iter().enumerate() {
         if !is_valid_label_name(name) {
             return Err(ExemplarError::InvalidName((*name).to_owned()));
@@ -468,21 +471,31 @@ pub(crate) fn check_labels(labels: &[(&str, &str)]) -> Result<(), ExemplarError>
         if labels[..i].iter().any(|(n, _)| n == name) {
             return Err(ExemplarError::DuplicateName((*name).to_owned()));
         }
-        // Names are ASCII, so their bytes are their characters.
-        chars += name.len() + value.chars().count();
+        bytes += name.len() + value.len();
     }
-    if chars > MAX_LABEL_CHARS {
-        return Err(ExemplarError::TooLong { chars });
+    // A character takes at least one byte: only a set over the limit in bytes has its
+    // characters counted (names are ASCII, so their bytes are their characters).
+    if bytes > MAX_LABEL_CHARS {
+        let chars = labels
+            .iter()
+            .map(|(n, v)| n.len() + v.chars().count())
+            .sum();
+        if chars > MAX_LABEL_CHARS {
+            return Err(ExemplarError::TooLong { chars });
+        }
     }
     Ok(())
 }
 
 /// The label-name rule of `labels.rs` (which sits on this module's layer, so it is not
-/// imported): `[a-zA-Z_][a-zA-Z0-9_]*`, not starting with `__`.
+/// imported): `[a-zA-Z_][a-zA-Z0-9_]*`, not starting with `__`. Read as bytes: a non-ASCII
+/// character's bytes fail the rule as the character does.
 fn is_valid_label_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    let b = name.as_bytes();
+    matches!(b.first(), Some(c) if c.is_ascii_alphabetic() || *c == b'_')
+        && b[1..]
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'_')
         && !name.starts_with("__")
 }
 
@@ -549,10 +562,55 @@ impl SeriesExemplars {
 
     /// Offers an exemplar for slot `i` of a series with `slots` slots whose cells are `cells`
     /// (the series' own, not a stripe's: the store attaches the slots to them), under the rate
-    /// limit of the module docs. `i` out of range is ignored.
+    /// limit of the module docs, with the clock read now. `i` out of range is ignored.
     #[inline]
     pub(crate) fn offer(&self, cells: &Cells, slots: usize, i: usize, value: f64, what: Offer<'_>) {
-        let now = coarse_ms();
+        self.offer_at(cells, slots, i, value, what, coarse_ms());
+    }
+
+    /// [`offer`](Self::offer) with the monotonic clock in milliseconds as the caller read it
+    /// ([`coarse_ms`], or a [`Tick`](crate::context::Tick) the caller took anyway, in
+    /// [`tick_ms`]: the same clock, so the two mix).
+    ///
+    /// The skip is all that is inlined: the block pointer, the last acceptance, one
+    /// comparison, and — only within the interval — whether the slot is already filled (an
+    /// empty slot always accepts). Everything else (the first exemplar's block, the bounds
+    /// check, the write) is out of line.
+    #[inline]
+    pub(crate) fn offer_at(
+        &self,
+        cells: &Cells,
+        slots: usize,
+        i: usize,
+        value: f64,
+        what: Offer<'_>,
+        now_ms: u64,
+    ) {
+        if let Some(block) = self.block() {
+            // `saturating_sub`: a caller's reading may be a tick behind the one that was
+            // accepted last (a coarse clock lags the fine one): that is within the interval.
+            if now_ms.saturating_sub(block.last_ms.load(Ordering::Relaxed)) < MIN_INTERVAL_MS
+                && block.slots().get(i).is_none_or(|s| !s.is_empty())
+            {
+                return;
+            }
+        }
+        self.offer_slow(cells, slots, i, value, what, now_ms);
+    }
+
+    /// The rest of [`offer_at`](Self::offer_at): the block made if need be, the rule checked
+    /// again (another thread may have accepted meanwhile), the exemplar stored.
+    #[cold]
+    #[inline(never)]
+    fn offer_slow(
+        &self,
+        cells: &Cells,
+        slots: usize,
+        i: usize,
+        value: f64,
+        what: Offer<'_>,
+        now_ms: u64,
+    ) {
         let block = match self.block() {
             Some(b) => b,
             None => match self.block_or_alloc(cells, slots) {
@@ -564,16 +622,14 @@ impl SeriesExemplars {
             return;
         };
         let last = block.last_ms.load(Ordering::Relaxed);
-        if now.saturating_sub(last) < MIN_INTERVAL_MS && last != 0 && !slot.is_empty() {
+        if now_ms.saturating_sub(last) < MIN_INTERVAL_MS && last != 0 && !slot.is_empty() {
             return;
         }
-        block.store(slot, i, last, now, value, what);
+        block.store(slot, i, last, now_ms, value, what);
     }
 }
 
 impl Block {
-    #[cold]
-    #[inline(never)]
     fn store(&self, slot: &Slot, i: usize, last: u64, now: u64, value: f64, what: Offer<'_>) {
         // One writer per window: a thread that loses this race skips (an exemplar is a sample).
         if self
@@ -584,8 +640,15 @@ impl Block {
             return;
         }
         let time_ns = unix_nanos();
+        let parsed;
         let what = match what {
-            Offer::Labels(labels) => trace_form(labels).map_or(what, Offer::Trace),
+            Offer::Labels(labels) => match trace_form(labels) {
+                Some(ctx) => {
+                    parsed = ctx;
+                    Offer::Trace(&parsed)
+                }
+                None => what,
+            },
             trace => trace,
         };
         match what {
@@ -639,8 +702,9 @@ fn unix_nanos() -> u64 {
 }
 
 /// Milliseconds on a coarse monotonic clock: `CLOCK_MONOTONIC_COARSE` on Linux (a vDSO read of
-/// the last tick, a few ns; the tick, 1–4 ms, is far below [`MIN_INTERVAL_MS`]), `Instant`
-/// elsewhere.
+/// the last tick; the tick, 1–4 ms, is far below [`MIN_INTERVAL_MS`]), elsewhere the clock
+/// [`Tick`](crate::context::Tick) reads. Either way the clock and origin of `Tick`
+/// (`CLOCK_MONOTONIC` on Linux, whose coarse form this is), so [`tick_ms`] mixes with it.
 #[inline]
 pub(crate) fn coarse_ms() -> u64 {
     #[cfg(target_os = "linux")]
@@ -655,12 +719,14 @@ pub(crate) fn coarse_ms() -> u64 {
     }
     #[cfg(not(target_os = "linux"))]
     {
-        static START: OnceLock<std::time::Instant> = OnceLock::new();
-        START
-            .get_or_init(std::time::Instant::now)
-            .elapsed()
-            .as_millis() as u64
+        tick_ms(crate::context::Tick::now())
     }
+}
+
+/// A [`Tick`](crate::context::Tick) in the milliseconds of [`coarse_ms`].
+#[inline]
+pub(crate) fn tick_ms(t: crate::context::Tick) -> u64 {
+    t.nanos() / 1_000_000
 }
 
 #[cfg(all(test, not(promtrack_loom)))]
@@ -689,6 +755,18 @@ mod tests {
             check_labels(&[("a", "1"), ("a", "2")]),
             Err(ExemplarError::DuplicateName(_))
         ));
+        // Over 128 bytes but not over 128 characters: accepted.
+        let v = "é".repeat(100);
+        assert!(check_labels(&[("shard", &v)]).is_ok());
+        for bad in ["é", "aé", "", "__x", "a-b"] {
+            assert!(
+                matches!(
+                    check_labels(&[(bad, "1")]),
+                    Err(ExemplarError::InvalidName(_))
+                ),
+                "{bad:?}"
+            );
+        }
         let msg = ExemplarError::TooLong { chars: 129 }.to_string();
         assert!(msg.contains("128") && msg.contains("129"), "{msg}");
     }
@@ -766,7 +844,7 @@ mod tests {
         assert!(e.block().is_none());
         let t1 = TraceContext::new([1; 16], None).unwrap();
         let t2 = TraceContext::new([2; 16], Some([3; 8])).unwrap();
-        e.offer(&cells, 3, 0, 0.5, Offer::Trace(t1));
+        e.offer(&cells, 3, 0, 0.5, Offer::Trace(&t1));
         let b = e.block().unwrap();
         assert_eq!(b.slots().len(), 3);
         assert!(!b.in_file(), "no store registered: on the heap");
@@ -776,30 +854,58 @@ mod tests {
         // The same slot within 90 ms: skipped (unless the clock just crossed the interval,
         // which `last_ms` tells).
         let last = b.last_ms.load(Ordering::Relaxed);
-        e.offer(&cells, 3, 0, 0.7, Offer::Trace(t2));
+        e.offer(&cells, 3, 0, 0.7, Offer::Trace(&t2));
         if coarse_ms().saturating_sub(last) < MIN_INTERVAL_MS {
             assert_eq!(b.get(0).unwrap().value, 0.5);
         }
         // An empty slot accepts at once.
-        e.offer(&cells, 3, 2, 9.0, Offer::Trace(t2));
+        e.offer(&cells, 3, 2, 9.0, Offer::Trace(&t2));
         let got = b.get(2).unwrap();
         assert_eq!(got.value, 9.0);
         assert_eq!(got.labels[1].1, "0303030303030303");
         // Out of range: ignored.
-        e.offer(&cells, 3, 3, 1.0, Offer::Trace(t2));
+        e.offer(&cells, 3, 3, 1.0, Offer::Trace(&t2));
         assert!(b.get(3).is_none());
     }
 
     #[test]
-    fn slots_over_external_cells_are_the_cells() {
-        // Twelve cells that outlive the test, as a multiprocess file's record would.
-        let cells: &'static [std::sync::atomic::AtomicU64] = Box::leak(
-            (0..2 * SLOT_WORDS)
-                .map(|_| std::sync::atomic::AtomicU64::new(0))
-                .collect(),
+    fn a_callers_clock_reading_follows_the_same_rule() {
+        let e = SeriesExemplars::default();
+        let cells = Cells::heap(2);
+        let t = TraceContext::new([1; 16], None).unwrap();
+        let at = |now, value| e.offer_at(&cells, 2, 0, value, Offer::Trace(&t), now);
+        let value = || e.block().unwrap().get(0).unwrap().value;
+        at(1_000_000, 1.0);
+        assert_eq!(value(), 1.0, "an empty slot accepts");
+        at(1_000_000 + MIN_INTERVAL_MS - 1, 2.0);
+        assert_eq!(value(), 1.0, "within the interval: skipped");
+        // A reading behind the last accepted one (a coarse clock a tick behind a fine one)
+        // is within the interval, not 2^64 ms later.
+        at(999_998, 3.0);
+        assert_eq!(value(), 1.0, "a reading from behind: skipped");
+        // The other slot is empty: it accepts within the interval.
+        e.offer_at(&cells, 2, 1, 4.0, Offer::Trace(&t), 1_000_001);
+        assert_eq!(e.block().unwrap().get(1).unwrap().value, 4.0);
+        at(1_000_001 + MIN_INTERVAL_MS, 5.0);
+        assert_eq!(value(), 5.0, "after the interval: accepted");
+        // Ticks and the coarse clock are one clock: a tick read now is within a few ms of it.
+        let (tick, coarse) = (tick_ms(crate::context::Tick::now()), coarse_ms());
+        assert!(
+            tick.abs_diff(coarse) < MIN_INTERVAL_MS,
+            "{tick} vs {coarse}"
         );
-        // SAFETY: 12 cells, leaked (never freed), only accessed atomically.
-        let slots = unsafe { Slot::external(std::ptr::NonNull::from(&cells[0]), 2) };
+    }
+
+    #[test]
+    fn slots_over_external_cells_are_the_cells() {
+        // Twelve cells that outlive the test, as a multiprocess file's record would: a static
+        // (not a leaked box, which Miri reports as a leak).
+        static CELLS: [std::sync::atomic::AtomicU64; 2 * SLOT_WORDS] =
+            [const { std::sync::atomic::AtomicU64::new(0) }; 2 * SLOT_WORDS];
+        let cells = &CELLS;
+        // SAFETY: 12 cells in a static (never freed), only accessed atomically; the pointer is
+        // taken from the whole array, not its first cell, so it may reach all twelve (Miri).
+        let slots = unsafe { Slot::external(std::ptr::NonNull::from(cells).cast(), 2) };
         let block = Block::new(Slots::File(slots));
         assert!(block.in_file());
         let d = SlotData {

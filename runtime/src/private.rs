@@ -32,6 +32,21 @@ pub fn multiprocess_own_file() -> Option<std::path::PathBuf> {
     crate::store::own_file()
 }
 
+/// [`Histogram::observe_with_trace`] with the exemplar rate limit's clock read by the caller
+/// (`now`, a [`Tick`] taken anyway to time the observation): the form for code that timed the
+/// call, and what `benches/exemplar.rs` measures.
+#[inline]
+pub fn observe_with_trace_at(h: &Histogram, v: f64, trace: crate::TraceContext, now: Tick) {
+    h.observe_with_trace_at(v, trace, now);
+}
+
+/// [`Counter::inc_with_trace`] with the caller's clock reading, as
+/// [`observe_with_trace_at`].
+#[inline]
+pub fn inc_with_trace_at(c: &Counter, trace: crate::TraceContext, now: Tick) {
+    c.inc_with_trace_at(trace, now);
+}
+
 /// Whether the current request is excluded from every metric (`#[exclude_all_metrics]`).
 #[inline]
 pub fn excluded() -> bool {

@@ -7,7 +7,8 @@ use std::sync::atomic::Ordering;
 
 use super::{Metric, check_name_suffix, count_invalid_update, private::Sealed};
 use crate::cell::{Cells, add_f64, load_f64};
-use crate::exemplar::{ExemplarError, Offer, SeriesExemplars, TraceContext};
+use crate::context::Tick;
+use crate::exemplar::{ExemplarError, Offer, SeriesExemplars, TraceContext, tick_ms};
 use crate::layout::counter::{FRACTION, LEN, WHOLE};
 use crate::model::{Exemplars, MetricKind, Point};
 
@@ -92,7 +93,16 @@ impl Counter {
     pub fn inc_with_trace(&self, trace: TraceContext) {
         self.inc();
         self.exemplars
-            .offer(&self.cells, 1, 0, 1.0, Offer::Trace(trace));
+            .offer(&self.cells, 1, 0, 1.0, Offer::Trace(&trace));
+    }
+
+    /// [`inc_with_trace`](Self::inc_with_trace) with the rate limit's clock read by the caller
+    /// (`now`, taken anyway to time the request): no clock read of its own.
+    #[inline]
+    pub(crate) fn inc_with_trace_at(&self, trace: TraceContext, now: Tick) {
+        self.inc();
+        self.exemplars
+            .offer_at(&self.cells, 1, 0, 1.0, Offer::Trace(&trace), tick_ms(now));
     }
 
     /// The current value.

@@ -23,7 +23,8 @@ use super::native::{Native, NativeConfig};
 use super::stripes::Stripes;
 use super::{Metric, check_reserved, count_invalid_update, private::Sealed};
 use crate::cell::{Cells, load_f64};
-use crate::exemplar::{ExemplarError, Offer, SeriesExemplars, TraceContext};
+use crate::context::Tick;
+use crate::exemplar::{ExemplarError, Offer, SeriesExemplars, TraceContext, coarse_ms, tick_ms};
 use crate::layout::histogram as layout;
 use crate::model::{Exemplars, MetricKind, Point};
 
@@ -85,14 +86,14 @@ impl Histogram {
     /// Records one observation. NaN is dropped and counted in `promtrack_invalid_updates_total`.
     #[inline]
     pub fn observe(&self, v: f64) {
-        self.observe_in_bucket(v);
+        self.record(v);
     }
 
-    /// Records one observation; returns the classic bucket it fell in (its exemplar slot; 0,
-    /// the `+Inf` slot, for a native-only histogram), `None` for a dropped NaN. An exemplar's
-    /// slot is the bucket already found, not searched for twice.
+    /// Records `v` and returns the classic bucket it went in (0 for a native-only histogram,
+    /// whose one exemplar slot that is), or `None` for NaN: the one bucket search an observe
+    /// with an exemplar shares with its offer.
     #[inline(always)]
-    fn observe_in_bucket(&self, v: f64) -> Option<usize> {
+    fn record(&self, v: f64) -> Option<usize> {
         if v.is_nan() {
             count_invalid_update();
             return None;
@@ -182,7 +183,7 @@ impl Histogram {
     ) -> Result<(), ExemplarError> {
         match Offer::from_labels(labels) {
             Ok(offer) => {
-                self.observe_offering(v, offer);
+                self.observe_offering(v, offer, coarse_ms());
                 Ok(())
             }
             Err(e) => {
@@ -197,15 +198,24 @@ impl Histogram {
     /// exemplar: the form the layer and traced code use, with nothing to check or allocate.
     #[inline]
     pub fn observe_with_trace(&self, v: f64, trace: TraceContext) {
-        self.observe_offering(v, Offer::Trace(trace));
+        self.observe_offering(v, Offer::Trace(&trace), coarse_ms());
     }
 
-    /// The exemplar goes to the series' own slots, whichever cells the observation went to.
+    /// [`observe_with_trace`](Self::observe_with_trace) with the rate limit's clock read by
+    /// the caller (`now`, taken anyway to time the observation): no clock read of its own.
     #[inline]
-    fn observe_offering(&self, v: f64, offer: Offer<'_>) {
-        if let Some(bucket) = self.observe_in_bucket(v) {
+    pub(crate) fn observe_with_trace_at(&self, v: f64, trace: TraceContext, now: Tick) {
+        self.observe_offering(v, Offer::Trace(&trace), tick_ms(now));
+    }
+
+    /// The exemplar goes to the series' own slots, whichever cells the observation went to,
+    /// for the bucket the observation found.
+    #[inline(always)]
+    fn observe_offering(&self, v: f64, offer: Offer<'_>, now_ms: u64) {
+        if let Some(bucket) = self.record(v) {
             let slots = self.bounds.len() + 1;
-            self.exemplars.offer(&self.cells, slots, bucket, v, offer);
+            self.exemplars
+                .offer_at(&self.cells, slots, bucket, v, offer, now_ms);
         }
     }
 

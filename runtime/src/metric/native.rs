@@ -306,8 +306,9 @@ impl<'a> Native<'a> {
         if a <= zt {
             return Place::Cell(layout::ZERO_COUNT);
         }
-        let schema = self.at(layout::SCHEMA).load(Ordering::Acquire) as i64;
-        let k = i64::from(key(a, clamp_schema(schema)));
+        // `key` clamps the schema itself (a cell holds a valid one anyway): no second clamp.
+        let schema = self.at(layout::SCHEMA).load(Ordering::Acquire) as i8;
+        let k = i64::from(key(a, schema));
         let window = self.window();
         let (offset, first) = if v > 0.0 {
             (layout::POSITIVE_OFFSET, layout::positive(window))
@@ -325,7 +326,7 @@ impl<'a> Native<'a> {
 
     #[cold]
     #[inline(never)]
-    fn observe_slow(&self, v: f64) {
+    fn observe_slow(self, v: f64) {
         let _lock = Lock::take(self.at(layout::LOCK));
         // Each round either counts `v` or rewrites the layout so that `v` fits; a rewrite
         // always makes room (at worst by widening the zero bucket over `v`), so two rounds do.
@@ -357,7 +358,7 @@ impl<'a> Native<'a> {
     /// The window may hold more than `max_buckets` populated buckets: reduce under the lock.
     #[cold]
     #[inline(never)]
-    fn enforce_limit(&self) {
+    fn enforce_limit(self) {
         let _lock = Lock::take(self.at(layout::LOCK));
         if self.at(layout::POPULATED).load(Ordering::Relaxed) > self.window() as u64 {
             self.rewrite(None);
