@@ -240,10 +240,14 @@ where
             Exclusion::All => state.marks.enter(call),
             _ => call(),
         };
-        ResponseFuture {
-            // `None`: `call` panicked.
-            inner: called.ok(),
-            state: Some(state),
+        let state = Some(state);
+        match called {
+            Ok(future) => ResponseFuture {
+                inner: Some(future),
+                state,
+            },
+            // `call` panicked.
+            Err(_panic) => ResponseFuture { inner: None, state },
         }
     }
 }
