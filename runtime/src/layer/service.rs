@@ -52,8 +52,9 @@ pub(crate) struct ServiceState {
     /// The route this service instance saw first. Added with `Router::layer`, each route gets
     /// its own instance (shared by its clones), so this spares the route table's lock and
     /// hash on every request; a mismatch (the layer applied around several routes) falls back
-    /// to the table.
-    pub(crate) own_route: OnceLock<(Box<str>, Arc<Route>)>,
+    /// to the table. Its template is axum's, shared: the requests of the route carry the same
+    /// `Arc`, so a pointer comparison recognises them (a string comparison the others).
+    pub(crate) own_route: OnceLock<(MatchedPath, Arc<Route>)>,
 }
 
 impl<S> MetricsService<S> {
@@ -72,21 +73,25 @@ impl<S> MetricsService<S> {
     /// common path); and whether it is the route this instance remembers (whose series it
     /// may cache).
     #[inline]
-    fn route(&self, template: Option<&str>) -> (RouteVerdict, bool) {
+    fn route(&self, template: Option<&MatchedPath>) -> (RouteVerdict, bool) {
         let known = |route: &Arc<Route>| match route.verdict() {
             None => RouteVerdict::Learning(route.clone()),
             Some(verdict) => RouteVerdict::Known(verdict),
         };
         let service = &*self.service;
+        let same = |a: &MatchedPath, b: &MatchedPath| {
+            let (a, b) = (a.as_str(), b.as_str());
+            std::ptr::eq(a, b) || a == b
+        };
         if let (Some(t), Some((cached, route))) = (template, service.own_route.get()) {
-            if **cached == *t {
+            if same(cached, t) {
                 return (known(route), true);
             }
         }
-        let route = service.layer.routes.get(template);
+        let route = service.layer.routes.get(template.map(MatchedPath::as_str));
         let own = template.is_some_and(|t| {
-            let (remembered, _) = service.own_route.get_or_init(|| (t.into(), route.clone()));
-            **remembered == *t
+            let (remembered, _) = service.own_route.get_or_init(|| (t.clone(), route.clone()));
+            same(remembered, t)
         });
         (known(&route), own)
     }
@@ -215,7 +220,7 @@ where
         let path_exclusion = layer.path_exclusion(request.uri().path());
         // The series cache is reached through the route this instance remembers (no
         // contended `Arc` clone): it serves requests of that route.
-        let (route, own_route) = self.route(template.as_ref().map(MatchedPath::as_str));
+        let (route, own_route) = self.route(template.as_ref());
         let cached = own_route && layer.cacheable;
         let outcome = layer.outcome(MethodLabel::of(request.method()));
         let mut state = RequestState::start(
