@@ -100,18 +100,22 @@ impl RequestState {
             Exclusion::All => Exclusion::All,
             _ => Exclusion::None,
         };
-        StateBox::new(Self {
-            service,
-            route,
-            cached,
-            marks: RequestMarks::new(initial),
-            start,
-            path_exclusion,
-            raised: None,
-            unmatched,
-            phase: Phase::Running,
-            outcome,
-        })
+        let memory = StateBox::memory();
+        StateBox::new(
+            memory,
+            Self {
+                service,
+                route,
+                cached,
+                marks: RequestMarks::new(initial),
+                start,
+                path_exclusion,
+                raised: None,
+                unmatched,
+                phase: Phase::Running,
+                outcome,
+            },
+        )
     }
 
     pub(crate) fn layer(&self) -> &LayerState {
@@ -340,17 +344,22 @@ thread_local! {
 }
 
 impl StateBox {
+    /// Memory for a state: this thread's spare, or a new allocation. Taken before the state
+    /// is built, so that it is built in place (built first and then moved in, it was copied
+    /// once more).
     #[inline]
-    fn new(state: RequestState) -> Self {
-        let boxed = match SPARE.try_with(std::cell::Cell::take) {
-            Ok(Some(mut spare)) => {
-                spare.write(state);
-                // SAFETY: initialised by the `write` above.
-                unsafe { spare.assume_init() }
-            }
-            _ => Box::new(state),
-        };
-        Self(std::mem::ManuallyDrop::new(boxed))
+    fn memory() -> Box<std::mem::MaybeUninit<RequestState>> {
+        match SPARE.try_with(std::cell::Cell::take) {
+            Ok(Some(spare)) => spare,
+            _ => Box::new_uninit(),
+        }
+    }
+
+    #[inline]
+    fn new(mut memory: Box<std::mem::MaybeUninit<RequestState>>, state: RequestState) -> Self {
+        memory.write(state);
+        // SAFETY: initialised by the `write` above.
+        Self(std::mem::ManuallyDrop::new(unsafe { memory.assume_init() }))
     }
 }
 

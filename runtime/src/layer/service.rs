@@ -52,8 +52,9 @@ pub(crate) struct ServiceState {
     /// The route this service instance saw first. Added with `Router::layer`, each route gets
     /// its own instance (shared by its clones), so this spares the route table's lock and
     /// hash on every request; a mismatch (the layer applied around several routes) falls back
-    /// to the table.
-    pub(crate) own_route: OnceLock<(Box<str>, Arc<Route>)>,
+    /// to the table. Its template is axum's, shared: the requests of the route carry the same
+    /// `Arc`, so a pointer comparison recognises them (a string comparison the others).
+    pub(crate) own_route: OnceLock<(MatchedPath, Arc<Route>)>,
 }
 
 impl<S> MetricsService<S> {
@@ -72,21 +73,25 @@ impl<S> MetricsService<S> {
     /// common path); and whether it is the route this instance remembers (whose series it
     /// may cache).
     #[inline]
-    fn route(&self, template: Option<&str>) -> (RouteVerdict, bool) {
+    fn route(&self, template: Option<&MatchedPath>) -> (RouteVerdict, bool) {
         let known = |route: &Arc<Route>| match route.verdict() {
             None => RouteVerdict::Learning(route.clone()),
             Some(verdict) => RouteVerdict::Known(verdict),
         };
         let service = &*self.service;
+        let same = |a: &MatchedPath, b: &MatchedPath| {
+            let (a, b) = (a.as_str(), b.as_str());
+            std::ptr::eq(a, b) || a == b
+        };
         if let (Some(t), Some((cached, route))) = (template, service.own_route.get()) {
-            if **cached == *t {
+            if same(cached, t) {
                 return (known(route), true);
             }
         }
-        let route = service.layer.routes.get(template);
+        let route = service.layer.routes.get(template.map(MatchedPath::as_str));
         let own = template.is_some_and(|t| {
-            let (remembered, _) = service.own_route.get_or_init(|| (t.into(), route.clone()));
-            **remembered == *t
+            let (remembered, _) = service.own_route.get_or_init(|| (t.clone(), route.clone()));
+            same(remembered, t)
         });
         (known(&route), own)
     }
@@ -215,7 +220,7 @@ where
         let path_exclusion = layer.path_exclusion(request.uri().path());
         // The series cache is reached through the route this instance remembers (no
         // contended `Arc` clone): it serves requests of that route.
-        let (route, own_route) = self.route(template.as_ref().map(MatchedPath::as_str));
+        let (route, own_route) = self.route(template.as_ref());
         let cached = own_route && layer.cacheable;
         let outcome = layer.outcome(MethodLabel::of(request.method()));
         let mut state = RequestState::start(
@@ -240,10 +245,14 @@ where
             Exclusion::All => state.marks.enter(call),
             _ => call(),
         };
-        ResponseFuture {
-            // `None`: `call` panicked.
-            inner: called.ok(),
-            state: Some(state),
+        let state = Some(state);
+        match called {
+            Ok(future) => ResponseFuture {
+                inner: Some(future),
+                state,
+            },
+            // `call` panicked.
+            Err(_panic) => ResponseFuture { inner: None, state },
         }
     }
 }
@@ -309,6 +318,16 @@ where
                 let poll = || catch_unwind(AssertUnwindSafe(|| future.poll(cx)));
                 match state.marks.enter(poll) {
                     Ok(Poll::Pending) => return Poll::Pending,
+                    // The common case answers from here: the response moves twice less
+                    // than through `result` and `respond` (`scripts/callgrind-layer.sh`).
+                    Ok(Poll::Ready(Ok(response))) => {
+                        // Dropped now, as below.
+                        this.inner.set(None);
+                        let Some(state) = this.state.take() else {
+                            return Poll::Ready(Ok(internal_error()));
+                        };
+                        return Poll::Ready(Ok(answer(state, response)));
+                    }
                     Ok(Poll::Ready(result)) => Some(result),
                     Err(_panic) => None,
                 }
@@ -324,7 +343,8 @@ where
     }
 }
 
-/// The inner service's answer (`None`: it panicked), handed to the request's state.
+/// The inner service's answer (`None`: it panicked), handed to the request's state; `poll`
+/// hands a response to [`answer`] itself.
 fn respond<ResBody, E>(
     mut state: StateBox,
     result: Option<Result<Response<ResBody>, E>>,
@@ -334,29 +354,7 @@ where
     ResBody::Error: Into<BoxError>,
 {
     match result {
-        Some(Ok(response)) => {
-            // A handler that keeps its request open past the response (`OpenRequest`).
-            let hold = state.marks.attached::<Hold>().filter(|h| h.is_open());
-            let held = hold.is_some();
-            let response = if state.layer().response_labels {
-                let (parts, body) = response.into_parts();
-                state.head(parts.status, Some(&parts), held);
-                Response::from_parts(parts, body)
-            } else {
-                state.head(response.status(), None, held);
-                response
-            };
-            // Parked, the state ends when the last guard drops; if the guards went
-            // meanwhile, it ends with the body.
-            let state = match hold {
-                Some(hold) => match hold.park(state) {
-                    Ok(()) => return Ok(response.map(Body::new)),
-                    Err(state) => state,
-                },
-                None => state,
-            };
-            Ok(response.map(|body| Body::new(TrackedBody::new(body, state))))
-        }
+        Some(Ok(response)) => Ok(answer(state, response)),
         // The inner service failed (never with axum's routers, whose error is `Infallible`):
         // nothing to record; dropping the state lowers the gauges.
         Some(Err(e)) => Err(e),
@@ -370,6 +368,36 @@ where
             ))
         }
     }
+}
+
+/// The inner service's response, handed to the request's state.
+#[inline]
+fn answer<ResBody>(mut state: StateBox, response: Response<ResBody>) -> Response<Body>
+where
+    ResBody: HttpBody<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    // A handler that keeps its request open past the response (`OpenRequest`).
+    let hold = state.marks.attached::<Hold>().filter(|h| h.is_open());
+    let held = hold.is_some();
+    let response = if state.layer().response_labels {
+        let (parts, body) = response.into_parts();
+        state.head(parts.status, Some(&parts), held);
+        Response::from_parts(parts, body)
+    } else {
+        state.head(response.status(), None, held);
+        response
+    };
+    // Parked, the state ends when the last guard drops; if the guards went meanwhile, it ends
+    // with the body.
+    let state = match hold {
+        Some(hold) => match hold.park(state) {
+            Ok(()) => return response.map(Body::new),
+            Err(state) => state,
+        },
+        None => state,
+    };
+    response.map(|body| Body::new(TrackedBody::new(body, state)))
 }
 
 /// The answer to a request whose handler panicked.
