@@ -22,8 +22,8 @@
 //!   caller's task — and not a task the handler spawns (polled elsewhere, without it).
 //! - Exclusions only grow (`All` wins over `Defaults` whatever the order of the attributes).
 //!
-//! It also holds [`Tick`], the clock reading both the layer and the duration attributes take
-//! at a call's start and end, so the two measure durations alike.
+//! It re-exports [`Tick`] (`clock.rs`), the clock reading both the layer and the duration
+//! attributes take at a call's start and end, so the two measure durations alike.
 
 use std::any::Any;
 use std::cell::Cell;
@@ -32,6 +32,7 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 
+pub use crate::clock::Tick;
 use crate::exemplar::TraceContext;
 
 /// What a request is excluded from, ordered from least to most: the one vocabulary of the
@@ -209,63 +210,6 @@ impl RequestMarks {
         let _restore = Restore(previous);
         f()
     }
-}
-
-/// A reading of the monotonic clock in nanoseconds, from an arbitrary origin: the start of a
-/// request (the layer) or of a call (`#[histogram]`, `#[summary]`).
-///
-/// It reads the clock `Instant` reads (`CLOCK_MONOTONIC` on Linux) but keeps the integer:
-/// `Instant::elapsed` normalises and overflow-checks a `timespec` pair into a `Duration`, which
-/// is then converted to seconds, about 60 instructions per duration that a subtraction of two
-/// integers does not need (`scripts/callgrind-layer.sh`; BENCHMARKS.md, *The axum layer*).
-#[derive(Clone, Copy, Debug)]
-pub struct Tick(u64);
-
-impl Tick {
-    /// The clock now.
-    #[inline]
-    pub fn now() -> Self {
-        Self(monotonic_nanos())
-    }
-
-    /// The reading, nanoseconds from the clock's origin (exemplars' rate limit reads it as
-    /// its clock, `exemplar.rs`).
-    #[inline]
-    pub(crate) fn nanos(self) -> u64 {
-        self.0
-    }
-
-    /// Seconds from this reading to now (0 if the clock reads earlier, which a monotonic clock
-    /// never does).
-    #[inline]
-    pub fn seconds_since(self) -> f64 {
-        monotonic_nanos().saturating_sub(self.0) as f64 / 1e9
-    }
-}
-
-#[cfg(unix)]
-#[inline]
-fn monotonic_nanos() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable `timespec` for the call's duration, and
-    // `CLOCK_MONOTONIC` exists on every Unix target std supports (it is what std's `Instant`
-    // reads on Linux), so the call cannot fail; were it to, `ts` stays zero and a duration
-    // reads as 0, never a panic.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    (ts.tv_sec as u64)
-        .wrapping_mul(1_000_000_000)
-        .wrapping_add(ts.tv_nsec as u64)
-}
-
-#[cfg(not(unix))]
-#[inline]
-fn monotonic_nanos() -> u64 {
-    static ORIGIN: OnceLock<std::time::Instant> = OnceLock::new();
-    let origin = *ORIGIN.get_or_init(std::time::Instant::now);
-    origin.elapsed().as_nanos() as u64
 }
 
 thread_local! {

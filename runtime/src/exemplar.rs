@@ -569,7 +569,7 @@ impl SeriesExemplars {
     }
 
     /// [`offer`](Self::offer) with the monotonic clock in milliseconds as the caller read it
-    /// ([`coarse_ms`], or a [`Tick`](crate::context::Tick) the caller took anyway, in
+    /// ([`coarse_ms`], or a [`Tick`](crate::clock::Tick) the caller took anyway, in
     /// [`tick_ms`]: the same clock, so the two mix).
     ///
     /// The skip is all that is inlined: the block pointer, the last acceptance, one
@@ -703,7 +703,7 @@ fn unix_nanos() -> u64 {
 
 /// Milliseconds on a coarse monotonic clock: `CLOCK_MONOTONIC_COARSE` on Linux (a vDSO read of
 /// the last tick; the tick, 1–4 ms, is far below [`MIN_INTERVAL_MS`]), elsewhere the clock
-/// [`Tick`](crate::context::Tick) reads. Either way the clock and origin of `Tick`
+/// [`Tick`](crate::clock::Tick) reads. Either way the clock and origin of `Tick`
 /// (`CLOCK_MONOTONIC` on Linux, whose coarse form this is), so [`tick_ms`] mixes with it.
 #[inline]
 pub(crate) fn coarse_ms() -> u64 {
@@ -719,13 +719,13 @@ pub(crate) fn coarse_ms() -> u64 {
     }
     #[cfg(not(target_os = "linux"))]
     {
-        tick_ms(crate::context::Tick::now())
+        tick_ms(crate::clock::Tick::now())
     }
 }
 
-/// A [`Tick`](crate::context::Tick) in the milliseconds of [`coarse_ms`].
+/// A [`Tick`](crate::clock::Tick) in the milliseconds of [`coarse_ms`].
 #[inline]
-pub(crate) fn tick_ms(t: crate::context::Tick) -> u64 {
+pub(crate) fn tick_ms(t: crate::clock::Tick) -> u64 {
     t.nanos() / 1_000_000
 }
 
@@ -889,7 +889,7 @@ mod tests {
         at(1_000_001 + MIN_INTERVAL_MS, 5.0);
         assert_eq!(value(), 5.0, "after the interval: accepted");
         // Ticks and the coarse clock are one clock: a tick read now is within a few ms of it.
-        let (tick, coarse) = (tick_ms(crate::context::Tick::now()), coarse_ms());
+        let (tick, coarse) = (tick_ms(crate::clock::Tick::now()), coarse_ms());
         assert!(
             tick.abs_diff(coarse) < MIN_INTERVAL_MS,
             "{tick} vs {coarse}"

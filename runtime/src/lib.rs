@@ -68,6 +68,7 @@
 #[path = "private.rs"]
 pub mod __private;
 mod cell;
+mod clock;
 // The axum layer is the only reader of the request context; without it, handler attributes
 // still mark and query it (and find no request).
 #[cfg_attr(not(feature = "axum"), allow(dead_code))]

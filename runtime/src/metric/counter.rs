@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use super::{Metric, check_name_suffix, count_invalid_update, private::Sealed};
 use crate::cell::{Cells, add_f64, load_f64};
-use crate::context::Tick;
+use crate::clock::Tick;
 use crate::exemplar::{ExemplarError, Offer, SeriesExemplars, TraceContext, tick_ms};
 use crate::layout::counter::{FRACTION, LEN, WHOLE};
 use crate::model::{Exemplars, MetricKind, Point};

@@ -23,7 +23,7 @@ use super::native::{Native, NativeConfig};
 use super::stripes::Stripes;
 use super::{Metric, check_reserved, count_invalid_update, private::Sealed};
 use crate::cell::{Cells, load_f64};
-use crate::context::Tick;
+use crate::clock::Tick;
 use crate::exemplar::{ExemplarError, Offer, SeriesExemplars, TraceContext, coarse_ms, tick_ms};
 use crate::layout::histogram as layout;
 use crate::model::{Exemplars, MetricKind, Point};
