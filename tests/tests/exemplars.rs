@@ -6,8 +6,7 @@
 //! counted in `promtrack_invalid_updates_total`. Without the checker the tests show as ignored
 //! (under `CI=true` they fail): see `tests/build.rs`.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use promtrack::expose::{Format, encode};
@@ -15,6 +14,10 @@ use promtrack::model::{Exemplar, MetricFamily, MetricKind, Series, Value};
 use promtrack::{
     Collector, Counter, ExemplarError, Family, Histogram, NativeConfig, Registry, TraceContext,
 };
+
+#[path = "checker_support/mod.rs"]
+mod checker_support;
+use checker_support::{check, python, python_pb};
 
 const T1: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const S1: &str = "00f067aa0ba902b7";
@@ -66,51 +69,11 @@ fn registry() -> &'static Registry {
     })
 }
 
-fn checker() -> &'static str {
-    option_env!("PROMTRACK_TESTS_EXPOSITION_CHECK").unwrap_or_else(|| {
-        panic!(
-            "needs ../shared/tools/exposition-check beside the repository and python3 \
-             (apt-get install python3)"
-        )
-    })
-}
-
-fn write(format: Format, name: &str) -> PathBuf {
+/// The shared registry's exposition in `format`, written to `name`.
+fn exposition(format: Format, name: &str) -> PathBuf {
     let mut body = Vec::new();
     encode(registry(), format, &mut body);
-    let dir = std::env::temp_dir().join(format!("promtrack-exemplars-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
-    std::fs::write(&path, &body).unwrap();
-    path
-}
-
-fn check(path: &Path, format: &str) {
-    let out = Command::new(checker())
-        .arg(path)
-        .args(["--format", format])
-        .output()
-        .expect("the checker runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "exposition-check rejects the {format} exposition:\n{stdout}{}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        std::fs::read_to_string(path).unwrap_or_default(),
-    );
-}
-
-fn python(script: &str, path: &Path) -> String {
-    let out = Command::new("python3")
-        .args(["-c", script, checker(), path.to_str().unwrap()])
-        .output()
-        .expect("python3 runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    checker_support::write(&body, name)
 }
 
 /// Prints `sample labels | exemplar labels | value | has timestamp` per exemplar, as
@@ -132,8 +95,8 @@ for f in text_string_to_metric_families(open(sys.argv[2]).read()):
     ignore = "needs ../shared/tools/exposition-check and python3: apt-get install python3"
 )]
 fn openmetrics_exemplars_read_by_client_python() {
-    let path = write(Format::OpenMetrics, "exemplars.om");
-    check(&path, "openmetrics");
+    let path = exposition(Format::OpenMetrics, "exemplars.om");
+    check(&path, "openmetrics", &[]);
     let dump = python(OM_DUMP, &path);
     let want = [
         format!(
@@ -170,14 +133,6 @@ fn text_0_0_4_writes_no_exemplar() {
 
 /// Prints `family | bucket bound or - | exemplar labels | value | seconds`.
 const PB_DUMP: &str = r#"
-import importlib.machinery, importlib.util, json, sys
-loader = importlib.machinery.SourceFileLoader("exposition_check", sys.argv[1])
-module = importlib.util.module_from_spec(importlib.util.spec_from_loader("exposition_check", loader))
-loader.exec_module(module)
-module.ensure_tools(("protobuf",))
-families, errors = module.pb_decode(open(sys.argv[2], "rb").read())
-if errors:
-    sys.exit("decode errors: %r" % errors)
 def show(name, where, e):
     labels = json.dumps({l.name: l.value for l in e.label}, sort_keys=True)
     print(name, "|", where, "|", labels, "|", e.value, "|", e.timestamp.seconds > 1_700_000_000)
@@ -197,9 +152,9 @@ for f in families:
     ignore = "needs ../shared/tools/exposition-check and python3: apt-get install python3"
 )]
 fn protobuf_exemplars_decode_independently() {
-    let path = write(Format::Protobuf, "exemplars.pb");
-    check(&path, "protobuf");
-    let dump = python(PB_DUMP, &path);
+    let path = exposition(Format::Protobuf, "exemplars.pb");
+    check(&path, "protobuf", &[]);
+    let dump = python_pb(PB_DUMP, &path);
     let want = [
         format!(
             "ex_orders_total | - | {{\"span_id\": \"{S1}\", \"trace_id\": \"{T1}\"}} | 1.0 | True"
@@ -226,14 +181,6 @@ fn protobuf_exemplars_decode_independently() {
 /// `native` for the native `exemplars` field or a classic bucket's bound; `schema` lines show
 /// the message is native.
 const PB_NATIVE_DUMP: &str = r#"
-import importlib.machinery, importlib.util, json, sys
-loader = importlib.machinery.SourceFileLoader("exposition_check", sys.argv[1])
-module = importlib.util.module_from_spec(importlib.util.spec_from_loader("exposition_check", loader))
-loader.exec_module(module)
-module.ensure_tools(("protobuf",))
-families, errors = module.pb_decode(open(sys.argv[2], "rb").read())
-if errors:
-    sys.exit("decode errors: %r" % errors)
 for f in families:
     for m in f.metric:
         h = m.histogram
@@ -283,12 +230,9 @@ fn native_histogram_exemplars_decode_from_the_native_field() {
 
     let mut body = Vec::new();
     encode(&r, Format::Protobuf, &mut body);
-    let dir = std::env::temp_dir().join(format!("promtrack-exemplars-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("native-exemplars.pb");
-    std::fs::write(&path, &body).unwrap();
-    check(&path, "protobuf");
-    let dump = python(PB_NATIVE_DUMP, &path);
+    let path = checker_support::write(&body, "native-exemplars.pb");
+    check(&path, "protobuf", &[]);
+    let dump = python_pb(PB_NATIVE_DUMP, &path);
 
     // Timestamps: when observed, to the nanosecond; shown as `-` once checked.
     let mut lines = Vec::new();

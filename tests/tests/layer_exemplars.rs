@@ -8,9 +8,6 @@
 //! attach the same trace, unless `exemplars = false`. Without the checker the tests that need it
 //! show as ignored (under `CI=true` they fail): see `tests/build.rs`.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
 use axum::Router;
 use axum::body::Body;
 use axum::extract::Path as UrlPath;
@@ -20,6 +17,10 @@ use promtrack::expose::{Format, encode};
 use promtrack::layer::{MetricsLayer, MetricsLayerBuilder};
 use promtrack::{Registry, TraceContext};
 use tower::ServiceExt;
+
+#[path = "checker_support/mod.rs"]
+mod checker_support;
+use checker_support::{check, python, python_pb, write};
 
 const T1: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const T2: &str = "0af7651916cd43dd8448eb211c80319c";
@@ -81,51 +82,6 @@ fn assert_exemplar(text: &str, series: &str, trace: &str) {
     );
 }
 
-fn checker() -> &'static str {
-    option_env!("PROMTRACK_TESTS_EXPOSITION_CHECK").unwrap_or_else(|| {
-        panic!(
-            "needs ../shared/tools/exposition-check beside the repository and python3 \
-             (apt-get install python3)"
-        )
-    })
-}
-
-fn write(bytes: &[u8], name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("promtrack-layer-ex-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
-    std::fs::write(&path, bytes).unwrap();
-    path
-}
-
-fn check(path: &Path, format: &str) {
-    let out = Command::new(checker())
-        .arg(path)
-        .args(["--format", format])
-        .output()
-        .expect("the checker runs");
-    assert!(
-        out.status.success(),
-        "exposition-check rejects the {format} exposition:\n{}{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&std::fs::read(path).unwrap_or_default()),
-    );
-}
-
-fn python(script: &str, path: &Path) -> String {
-    let out = Command::new("python3")
-        .args(["-c", script, checker(), path.to_str().unwrap()])
-        .output()
-        .expect("python3 runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 /// `sample name | exemplar labels` per exemplar, as client_python's strict parser reads them.
 const OM_DUMP: &str = r#"
 import json, sys
@@ -138,14 +94,6 @@ for f in text_string_to_metric_families(open(sys.argv[2]).read()):
 
 /// `family | bucket bound or - | exemplar labels` per exemplar of the protobuf exposition.
 const PB_DUMP: &str = r#"
-import importlib.machinery, importlib.util, json, sys
-loader = importlib.machinery.SourceFileLoader("exposition_check", sys.argv[1])
-module = importlib.util.module_from_spec(importlib.util.spec_from_loader("exposition_check", loader))
-loader.exec_module(module)
-module.ensure_tools(("protobuf",))
-families, errors = module.pb_decode(open(sys.argv[2], "rb").read())
-if errors:
-    sys.exit("decode errors: %r" % errors)
 def show(name, where, e):
     print(name, "|", where, "|", json.dumps({l.name: l.value for l in e.label}, sort_keys=True))
 for f in families:
@@ -201,7 +149,7 @@ async fn a_sampled_traceparent_gives_the_bucket_and_the_counter_its_trace_id() {
 async fn the_traceparent_exemplars_pass_independent_parsers() {
     let registry = one_sampled_request().await;
     let om = write(&exposition(&registry, Format::OpenMetrics), "sampled.om");
-    check(&om, "openmetrics");
+    check(&om, "openmetrics", &[]);
     let dump = python(OM_DUMP, &om);
     let want = [
         format!(
@@ -217,8 +165,8 @@ async fn the_traceparent_exemplars_pass_independent_parsers() {
     assert_eq!(dump.lines().count(), want.len(), "{dump}");
 
     let pb = write(&exposition(&registry, Format::Protobuf), "sampled.pb");
-    check(&pb, "protobuf");
-    let dump = python(PB_DUMP, &pb);
+    check(&pb, "protobuf", &[]);
+    let dump = python_pb(PB_DUMP, &pb);
     let want = [
         format!(r#"axum_http_request_duration_seconds | 0.5 | {{"trace_id": "{T1}"}}"#),
         format!(r#"axum_http_request_total | - | {{"trace_id": "{T1}"}}"#),

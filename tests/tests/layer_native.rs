@@ -6,8 +6,7 @@
 //! error at `build` naming the fix. Without the checker the tests that need it show as ignored
 //! (under `CI=true` they fail): see `tests/build.rs`.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use axum::Router;
 use axum::body::Body;
@@ -17,6 +16,10 @@ use promtrack::expose::{Format, encode};
 use promtrack::layer::{Latency, MetricsLayer, MetricsLayerBuilder};
 use promtrack::{NativeConfig, Registry};
 use tower::ServiceExt;
+
+#[path = "checker_support/mod.rs"]
+mod checker_support;
+use checker_support::{python_pb, write};
 
 const REQUESTS: usize = 5;
 
@@ -113,41 +116,11 @@ async fn what_cannot_go_together_is_an_error_naming_the_fix() {
         .unwrap();
 }
 
-fn checker() -> &'static str {
-    option_env!("PROMTRACK_TESTS_EXPOSITION_CHECK").unwrap_or_else(|| {
-        panic!(
-            "needs ../shared/tools/exposition-check beside the repository and python3 \
-             (apt-get install python3)"
-        )
-    })
-}
-
-fn write(bytes: &[u8], name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("promtrack-layer-native-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
-    std::fs::write(&path, bytes).unwrap();
-    path
-}
-
 fn check(path: &Path, format: &str) {
-    let out = Command::new(checker())
-        .arg(path)
-        .args(["--format", format])
-        .args([
-            "--expect",
-            &format!(
-                r#"axum_http_request_duration_seconds_count{{method="GET",path="/",status="200"}}={REQUESTS}"#
-            ),
-        ])
-        .output()
-        .expect("the checker runs");
-    assert!(
-        out.status.success(),
-        "exposition-check rejects the {format} exposition:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
+    let count = format!(
+        r#"axum_http_request_duration_seconds_count{{method="GET",path="/",status="200"}}={REQUESTS}"#
     );
+    checker_support::check(path, format, &["--expect", &count]);
 }
 
 /// The duration histogram's protobuf fields, as Python's `protobuf` package decodes them:
@@ -155,14 +128,6 @@ fn check(path: &Path, format: &str) {
 /// zero bucket plus the positive buckets' delta-decoded counts (how many spans depends on the
 /// durations measured, so only their presence is shown).
 const PB_DUMP: &str = r#"
-import importlib.machinery, importlib.util, sys
-loader = importlib.machinery.SourceFileLoader("exposition_check", sys.argv[1])
-module = importlib.util.module_from_spec(importlib.util.spec_from_loader("exposition_check", loader))
-loader.exec_module(module)
-module.ensure_tools(("protobuf",))
-families, errors = module.pb_decode(open(sys.argv[2], "rb").read())
-if errors:
-    sys.exit("decode errors: %r" % errors)
 for f in families:
     if f.name != "axum_http_request_duration_seconds":
         continue
@@ -179,17 +144,7 @@ for f in families:
 fn native_fields(registry: &Registry, name: &str) -> Vec<String> {
     let path = write(&exposition(registry, Format::Protobuf), name);
     check(&path, "protobuf");
-    let out = Command::new("python3")
-        .args(["-c", PB_DUMP, checker(), path.to_str().unwrap()])
-        .output()
-        .expect("python3 runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
+    python_pb(PB_DUMP, &path)
         .lines()
         .map(str::to_owned)
         .collect()

@@ -6,9 +6,8 @@
 //! created timestamps read back through the same Python decoder. Without the checker the tests
 //! show as ignored (under `CI=true` they fail): see `tests/build.rs`.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -16,6 +15,10 @@ use promtrack::expose::{Format, Scrape, encode};
 use promtrack::model::{MetricFamily, MetricKind, Series, Value};
 use promtrack::multiprocess::DirCollector;
 use promtrack::{Collector, Counter, Family, Gauge, Histogram, Info, Registry, Summary};
+
+#[path = "checker_support/mod.rs"]
+mod checker_support;
+use checker_support::{checker, python_pb};
 
 const CREATED: f64 = 1_700_000_000.125;
 
@@ -37,15 +40,6 @@ impl Collector for Fixed {
                 .with_series(Series::new(Value::Unknown(7.0))),
         );
     }
-}
-
-fn checker() -> &'static str {
-    option_env!("PROMTRACK_TESTS_EXPOSITION_CHECK").unwrap_or_else(|| {
-        panic!(
-            "needs ../shared/tools/exposition-check beside the repository and python3 \
-             (apt-get install python3): it decodes protobuf with Python's protobuf package"
-        )
-    })
 }
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -153,17 +147,9 @@ fn every_type_and_source_decodes_with_exact_values() {
     assert!(stdout.contains("ok protobuf"), "{stdout}");
 }
 
-/// Loads the checker as a module and prints, per counter, histogram and summary series, its
+/// Prints, per counter, histogram and summary series, its
 /// family, its label values (JSON) and its `created_timestamp` as seconds and nanoseconds.
 const CREATED_DUMP: &str = r#"
-import importlib.machinery, importlib.util, json, sys
-loader = importlib.machinery.SourceFileLoader("exposition_check", sys.argv[1])
-module = importlib.util.module_from_spec(importlib.util.spec_from_loader("exposition_check", loader))
-loader.exec_module(module)
-module.ensure_tools(("protobuf",))
-families, errors = module.pb_decode(open(sys.argv[2], "rb").read())
-if errors:
-    sys.exit("decode errors: %r" % errors)
 for f in families:
     for m in f.metric:
         for kind in ("counter", "histogram", "summary"):
@@ -191,26 +177,7 @@ fn created_timestamps_decode_independently() {
         - 600;
     let (r, dir) = every_source();
     let file = write_exposition(r, dir, "created.pb");
-    let mut child = Command::new("python3")
-        .args(["-", checker(), file.to_str().unwrap()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 runs");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(CREATED_DUMP.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = python_pb(CREATED_DUMP, &file);
     let created = |family: &str, labels: &str| -> Option<(i64, i64)> {
         let line = stdout
             .lines()
