@@ -17,7 +17,7 @@ use promtrack::{
 
 #[path = "checker_support/mod.rs"]
 mod checker_support;
-use checker_support::{check, python, python_pb};
+use checker_support::{PB_NATIVE_EXEMPLARS, check, python, python_pb};
 
 const T1: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const S1: &str = "00f067aa0ba902b7";
@@ -177,23 +177,6 @@ fn protobuf_exemplars_decode_independently() {
     assert_eq!(dump.lines().count(), want.len(), "{dump}");
 }
 
-/// Prints `family | series labels | where | exemplar labels | value | seconds`, `where` being
-/// `native` for the native `exemplars` field or a classic bucket's bound; `schema` lines show
-/// the message is native.
-const PB_NATIVE_DUMP: &str = r#"
-for f in families:
-    for m in f.metric:
-        h = m.histogram
-        series = json.dumps({l.name: l.value for l in m.label}, sort_keys=True)
-        print(f.name, "|", series, "| schema", h.schema if h.HasField("schema") else None)
-        where = [("native", e) for e in h.exemplars]
-        where += [(b.upper_bound, b.exemplar) for b in h.bucket if b.HasField("exemplar")]
-        for w, e in where:
-            labels = json.dumps({l.name: l.value for l in e.label}, sort_keys=True)
-            ts = e.timestamp.seconds + e.timestamp.nanos / 1e9 if e.HasField("timestamp") else None
-            print(f.name, "|", series, "|", w, "|", labels, "|", e.value, "|", ts)
-"#;
-
 /// A native histogram's exemplars in the protobuf native field, read by Python's decoder: the
 /// one a native-only histogram keeps (also on its explicit `+Inf` bucket), and one per classic
 /// bucket of a classic-and-native one (also on those buckets), each with its trace id, value
@@ -232,7 +215,7 @@ fn native_histogram_exemplars_decode_from_the_native_field() {
     encode(&r, Format::Protobuf, &mut body);
     let path = checker_support::write(&body, "native-exemplars.pb");
     check(&path, "protobuf", &[]);
-    let dump = python_pb(PB_NATIVE_DUMP, &path);
+    let dump = python_pb(PB_NATIVE_EXEMPLARS, &path);
 
     // Timestamps: when observed, to the nanosecond; shown as `-` once checked.
     let mut lines = Vec::new();

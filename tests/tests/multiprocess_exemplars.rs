@@ -1,10 +1,14 @@
 //! Exemplars across real worker processes: each worker's exemplar slots live in its own file,
 //! the directory's OpenMetrics scrape shows the newest exemplar over the live workers per
 //! counter series and per bucket, and a worker's exemplars are gone once it died and its file
-//! was folded into the archive (its totals stay).
+//! was folded into the archive (its totals stay). The same holds for native histograms, whose
+//! exemplars travel in protobuf's native field.
 
 mod multiprocess_support;
 use multiprocess_support::*;
+
+#[path = "checker_support/mod.rs"]
+mod checker_support;
 
 use promtrack::expose::{Format, encode_to_string};
 use promtrack::multiprocess::DirCollector;
@@ -175,5 +179,79 @@ fn the_directorys_exemplars_pass_independent_parsers() {
     }
     a.exit();
     b.exit();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The directory's protobuf exposition, decoded by Python's `protobuf` package, as the
+/// `native | exemplar` and `bucket | exemplar` lines of `native_seconds` and `both_seconds`
+/// (timestamps checked to be there, then left out), sorted.
+fn native_exemplars(dir: &std::path::Path) -> Vec<String> {
+    let registry = promtrack::Registry::new();
+    registry.register_collector(DirCollector::new(dir).unwrap());
+    let mut body = Vec::new();
+    promtrack::expose::encode(&registry, Format::Protobuf, &mut body);
+    let path = checker_support::write(&body, "mp-native-exemplars.pb");
+    checker_support::check(&path, "protobuf", &[]);
+    let dump = checker_support::python_pb(checker_support::PB_NATIVE_EXEMPLARS, &path);
+    let mut lines: Vec<String> = dump
+        .lines()
+        .filter(|l| l.starts_with("native_seconds |") || l.starts_with("both_seconds |"))
+        .filter(|l| !l.contains("| schema"))
+        .map(|l| {
+            let (rest, ts) = l.rsplit_once(" | ").unwrap();
+            assert!(ts.parse::<f64>().is_ok(), "no timestamp: {l}");
+            rest.replace(" | {} | ", " | ")
+        })
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// A native histogram's exemplars across processes: the newest over the live workers per
+/// classic bucket (a native-only histogram has one, its `+Inf`), in the native field and on the
+/// buckets; a dead worker's go at compaction, its counts stay.
+#[test]
+#[cfg_attr(
+    missing_protobuf_checker,
+    ignore = "needs ../shared/tools/exposition-check and python3: apt-get install python3"
+)]
+fn native_histogram_exemplars_merge_over_live_workers_and_go_with_a_dead_one() {
+    let dir = temp_dir("exemplar-native");
+    let mut a = Worker::start(&dir);
+    let mut b = Worker::start(&dir);
+    a.ok(&format!("exnat only 0.25 {TA}"));
+    a.ok(&format!("exnat both 0.25 {TA}"));
+    // Newer, in the other process: B's replaces A's where they share a bucket.
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    b.ok(&format!("exnat only 3 {TB}"));
+    b.ok(&format!("exnat both 3 {TB}"));
+
+    let ex = |trace: &str, v: &str| format!("{{\"trace_id\": \"{trace}\"}} | {v}");
+    let mut want = vec![
+        format!("native_seconds | native | {}", ex(TB, "3.0")),
+        format!("native_seconds | inf | {}", ex(TB, "3.0")),
+        format!("both_seconds | native | {}", ex(TA, "0.25")),
+        format!("both_seconds | native | {}", ex(TB, "3.0")),
+        format!("both_seconds | 1.0 | {}", ex(TA, "0.25")),
+        format!("both_seconds | inf | {}", ex(TB, "3.0")),
+    ];
+    want.sort();
+    assert_eq!(native_exemplars(&dir), want);
+
+    // B dies: its exemplars go with its file at the next compacting scrape, A's come back as the
+    // newest left, and both histograms keep B's observation.
+    b.kill9();
+    let fams = scrape(&dir);
+    assert_eq!(histogram(&fams, "native_seconds"), (2, 3.25));
+    assert_eq!(histogram(&fams, "both_seconds"), (2, 3.25));
+    let mut want = vec![
+        format!("native_seconds | native | {}", ex(TA, "0.25")),
+        format!("native_seconds | inf | {}", ex(TA, "0.25")),
+        format!("both_seconds | native | {}", ex(TA, "0.25")),
+        format!("both_seconds | 1.0 | {}", ex(TA, "0.25")),
+    ];
+    want.sort();
+    assert_eq!(native_exemplars(&dir), want);
+    a.exit();
     std::fs::remove_dir_all(&dir).unwrap();
 }

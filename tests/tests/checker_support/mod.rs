@@ -76,3 +76,20 @@ if errors:
 pub fn python_pb(body: &str, path: &Path) -> String {
     python(&format!("{PB_DECODE}{body}"), path)
 }
+
+/// Prints `family | series labels | where | exemplar labels | value | seconds`, `where` being
+/// `native` for the native `exemplars` field or a classic bucket's bound; `schema` lines show
+/// the message is native.
+pub const PB_NATIVE_EXEMPLARS: &str = r#"
+for f in families:
+    for m in f.metric:
+        h = m.histogram
+        series = json.dumps({l.name: l.value for l in m.label}, sort_keys=True)
+        print(f.name, "|", series, "| schema", h.schema if h.HasField("schema") else None)
+        where = [("native", e) for e in h.exemplars]
+        where += [(b.upper_bound, b.exemplar) for b in h.bucket if b.HasField("exemplar")]
+        for w, e in where:
+            labels = json.dumps({l.name: l.value for l in e.label}, sort_keys=True)
+            ts = e.timestamp.seconds + e.timestamp.nanos / 1e9 if e.HasField("timestamp") else None
+            print(f.name, "|", series, "|", w, "|", labels, "|", e.value, "|", ts)
+"#;

@@ -16,6 +16,8 @@
 //! - `nat <only|both> <value> <n>`: observes `value` n times into `native_seconds` (native
 //!   only) or `both_seconds` (bound 1 and native), both with `max_buckets` 8 so that a wide
 //!   spread of values makes them reduce; declared at their first use
+//! - `exnat <only|both> <value> <trace>`: one observation of `value` into the same histogram,
+//!   with the exemplar `trace_id=<trace>`
 //! - `file`: prints this process's file path
 //! - `exit`: exits cleanly (folding its file into the archive)
 #![allow(dead_code)]
@@ -29,6 +31,23 @@ use promtrack::multiprocess::DirCollector;
 use promtrack::{Counter, Family, Gauge, GaugeMode, Histogram, NativeConfig};
 
 const WORKER_ENV: &str = "PROMTRACK_TEST_WORKER";
+
+/// The worker's native histogram `which` (`only` or `both`), declaring both at the first use.
+fn native_family<'a>(
+    native: &'a mut Option<[Family<(), Histogram>; 2]>,
+    which: &str,
+) -> &'a Family<(), Histogram> {
+    let [only, both] = native.get_or_insert_with(|| {
+        let config = NativeConfig::default().max_buckets(8);
+        [
+            Family::<(), Histogram>::new("native_seconds", "Native only.").native(config.clone()),
+            Family::<(), Histogram>::new("both_seconds", "Classic and native.")
+                .buckets(&[1.0])
+                .native(config.classic(true)),
+        ]
+    });
+    if which == "only" { only } else { both }
+}
 
 /// The worker's body, when this binary was started as a worker; returns at once otherwise.
 pub fn worker_if_asked() {
@@ -77,20 +96,16 @@ pub fn worker_if_asked() {
                 "ok".to_string()
             }
             ["nat", which, v, n] => {
-                let [only, both] = native.get_or_insert_with(|| {
-                    let config = NativeConfig::default().max_buckets(8);
-                    [
-                        Family::<(), Histogram>::new("native_seconds", "Native only.")
-                            .native(config.clone()),
-                        Family::<(), Histogram>::new("both_seconds", "Classic and native.")
-                            .buckets(&[1.0])
-                            .native(config.classic(true)),
-                    ]
-                });
-                let h = if *which == "only" { &*only } else { &*both };
+                let h = native_family(&mut native, which);
                 for _ in 0..n.parse::<u64>().unwrap() {
                     h.observe(v.parse().unwrap());
                 }
+                "ok".to_string()
+            }
+            ["exnat", which, v, trace] => {
+                native_family(&mut native, which)
+                    .observe_with_exemplar(v.parse().unwrap(), &[("trace_id", trace)])
+                    .unwrap();
                 "ok".to_string()
             }
             ["obs", v, n] => {
