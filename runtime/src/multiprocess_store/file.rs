@@ -59,9 +59,10 @@
 //! | sub-tag | attaches to | cells |
 //! |---|---|---|
 //! | 1 native settings | a histogram family record | `i64` schema (−4..=8), `u64` max buckets, `f64` zero threshold, `f64` max zero threshold, `u64` flags (bit 0: native only, see below) |
-//! | 2 native state | a series of a family with native settings | the native shape's cells (`layout.rs`, `native`): the very cells the process's native histogram observes into (`metric/native.rs`), `15 + 2 × max_buckets` of them — 8 × (15 + 2 × max_buckets) bytes, 2,680 at the default 160 — fixed when the series is created. Never reset in multiprocess mode (past the bound the histogram widens its zero bucket or halves its resolution); readers decode them with `native::decode` and never merge a copy taken in the middle of a reduction (`read.rs`) |
+//! | 2 native state | a series of a family with native settings | the native shape's cells (`layout.rs`, `native`): the very cells the process's native histogram observes into (`metric/native.rs`), `15 + 2 × max_buckets` of them — 8 × (15 + 2 × max_buckets) bytes, 2,680 at the default 160 — fixed when the series is created. Never reset in multiprocess mode (past the bound the histogram widens its zero bucket or halves its resolution); readers decode them with `native::decode` and never merge a copy taken in the middle of a reduction (`read.rs`). Written by earlier releases; this one reads it and writes sub-tag 5 |
 //! | 3 exemplars | a counter series (1 slot) or a histogram series (one slot per classic bucket, `+Inf` included) | slots of 6 cells, the in-process slot's layout (`exemplar.rs`, `SLOT_WORDS`): `u64` sequence (odd while written, even when complete), trace id as a big-endian `u128` split into its high and low `u64`, `u64` span id (0: none), `f64` value, `u64` Unix time in ns (0: empty); a trace id of 0 marks labels kept in the writing process, not shown by other processes |
 //! | 4 native sparse | a series of a family with native settings | archive: `i64` schema, `f64` zero threshold, `u64` zero count, `u64` positive and `u64` negative bucket counts `p`, `q`, then `p + q` pairs of `i64` index, `u64` count (`native_merge.rs`) |
+//! | 5 native state with journal | as 2 | sub-tag 2's cells, then the reduction's 4 journal cells (`layout.rs`, `native::JOURNAL`: the next schema, zero threshold and offsets, and the count in flight), `19 + 2 × max_buckets` cells, 2,712 bytes at 160: a reader of a process killed in the middle of a reduction finds every count (`metric/native.rs`, `decode_dead`). A new sub-tag, not a longer 2, so that an earlier reader skips it as unknown rather than counting it malformed |
 //!
 //! The distance is relative, so a family record and its settings, or a series and its native
 //! state, are encoded once and appended together (one publication). Exemplar slots are
@@ -145,6 +146,7 @@ pub(crate) const EXT_NATIVE_SETTINGS: u16 = 1;
 pub(crate) const EXT_NATIVE: u16 = 2;
 pub(crate) const EXT_EXEMPLARS: u16 = 3;
 pub(crate) const EXT_NATIVE_SPARSE: u16 = 4;
+pub(crate) const EXT_NATIVE_JOURNALED: u16 = 5;
 /// Where an extension record's cells start.
 pub(crate) const EXT_CELLS: usize = 24;
 /// Cells of native settings.
@@ -720,7 +722,10 @@ fn zero_values(bytes: &mut [u8]) {
         // Where the cells and their count are.
         let cells_at = match (tag, ext) {
             (TAG_SERIES, _) => Some((16, 12)),
-            (TAG_PADDING, EXT_NATIVE | EXT_EXEMPLARS | EXT_NATIVE_SPARSE) => Some((EXT_CELLS, 16)),
+            (
+                TAG_PADDING,
+                EXT_NATIVE | EXT_NATIVE_JOURNALED | EXT_EXEMPLARS | EXT_NATIVE_SPARSE,
+            ) => Some((EXT_CELLS, 16)),
             _ => None,
         };
         if let Some((at, count)) = cells_at.filter(|&(at, _)| len >= at) {
@@ -730,7 +735,7 @@ fn zero_values(bytes: &mut [u8]) {
                     .expect("4 bytes"),
             ) as usize;
             let end = (off + at + n * 8).min(off + len);
-            if (tag, ext) == (TAG_PADDING, EXT_NATIVE) {
+            if tag == TAG_PADDING && matches!(ext, EXT_NATIVE | EXT_NATIVE_JOURNALED) {
                 // The child's native histograms go on with their layout and no counts: the
                 // state keeps its header (zeroes would be no layout at all).
                 let mut cells: Vec<u64> = bytes[off + at..end]

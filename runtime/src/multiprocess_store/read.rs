@@ -78,8 +78,8 @@ use std::io;
 use std::os::unix::fs::FileExt;
 
 use super::file::{
-    EXT_CELLS, EXT_EXEMPLARS, EXT_NATIVE, EXT_NATIVE_SETTINGS, EXT_NATIVE_SPARSE,
-    NATIVE_SETTINGS_LEN,
+    EXT_CELLS, EXT_EXEMPLARS, EXT_NATIVE, EXT_NATIVE_JOURNALED, EXT_NATIVE_SETTINGS,
+    EXT_NATIVE_SPARSE, NATIVE_SETTINGS_LEN,
 };
 use super::file::{
     FLAG_ARCHIVE, H_DROPPED, H_FLAGS, H_HEADER_LEN, H_ID, H_PID, H_START_TICKS, H_USED, H_VERSION,
@@ -288,7 +288,10 @@ fn agree_cells(src: &impl Source, bytes: &mut [u8], second: &[u8]) -> Result<(),
         // Where the cells and their count are.
         let (cells_at, count_at) = match (tag, ext) {
             (TAG_SERIES, _) => (16, 12),
-            (TAG_PADDING, EXT_NATIVE | EXT_NATIVE_SPARSE | EXT_EXEMPLARS) => (EXT_CELLS, 16),
+            (
+                TAG_PADDING,
+                EXT_NATIVE | EXT_NATIVE_JOURNALED | EXT_NATIVE_SPARSE | EXT_EXEMPLARS,
+            ) => (EXT_CELLS, 16),
             _ => (0, 0),
         };
         let end = (cells_at != 0 && len >= cells_at)
@@ -308,7 +311,7 @@ fn agree_cells(src: &impl Source, bytes: &mut [u8], second: &[u8]) -> Result<(),
                         )?;
                     }
                 }
-            } else if ext == EXT_NATIVE && tag == TAG_PADDING {
+            } else if matches!(ext, EXT_NATIVE | EXT_NATIVE_JOURNALED) && tag == TAG_PADDING {
                 agree_native(
                     src,
                     off + cells_at,
@@ -371,7 +374,10 @@ fn has_busy_block(bytes: &[u8]) -> bool {
             break;
         }
         if tag == TAG_PADDING
-            && u16_at(bytes, off + 6) == Some(EXT_NATIVE)
+            && matches!(
+                u16_at(bytes, off + 6),
+                Some(EXT_NATIVE | EXT_NATIVE_JOURNALED)
+            )
             && native_in_rewrite(bytes[off..off + len].get(EXT_CELLS..).unwrap_or_default())
         {
             return true;
@@ -711,7 +717,11 @@ impl<'a> Parsed<'a> {
         let bad = ReadError::Corrupt;
         if !matches!(
             ext,
-            EXT_NATIVE_SETTINGS | EXT_NATIVE | EXT_NATIVE_SPARSE | EXT_EXEMPLARS
+            EXT_NATIVE_SETTINGS
+                | EXT_NATIVE
+                | EXT_NATIVE_JOURNALED
+                | EXT_NATIVE_SPARSE
+                | EXT_EXEMPLARS
         ) {
             return Ok(None);
         }
