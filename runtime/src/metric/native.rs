@@ -426,11 +426,11 @@ impl<'a> Native<'a> {
             };
             for i in 0..window {
                 let c = freeze(first + i);
+                self.step();
                 if c > 0 {
                     out.push(((offsets[sign] + i as i64) as i32, c));
                 }
             }
-            self.step();
         }
         let old = b.clone();
         let old_offsets = offsets;
@@ -926,8 +926,8 @@ pub(crate) fn decode_dead(cells: &[u64]) -> Result<Snapshot, DecodeError> {
 /// Clears the counts and the sum of a copy of native cells and leaves their layout (a
 /// multiprocess file copied for a forked child, whose histograms go on from zero with the
 /// parent's layout): the generation even, every tagged cell empty under its tag, the lock
-/// free (its holder, if any, was a thread of the parent). Cells that are not a native state
-/// are zeroed.
+/// free (its holder, if any, was a thread of the parent), the journal idle. Cells that are not
+/// a native state are zeroed.
 #[cfg_attr(not(all(feature = "multiprocess", unix)), allow(dead_code))] // the multiprocess store's
 pub(crate) fn clear_counts(cells: &mut [u64]) {
     let window = cells.get(layout::WINDOW).map_or(0, |&w| w as usize);
@@ -942,7 +942,10 @@ pub(crate) fn clear_counts(cells: &mut [u64]) {
     cells[layout::POPULATED] = 0;
     cells[layout::SUM] = 0.0f64.to_bits();
     cells[layout::ZERO_COUNT] = t;
-    cells[layout::HEADER..].fill(t);
+    let journal = layout::journal(window);
+    cells[layout::HEADER..journal].fill(t);
+    // No move in flight (the parent's reduction, if any, is not the child's).
+    cells[journal..].fill(0);
 }
 
 /// The cells of a native state holding `b` and `sum` in a window of `window` cells per sign

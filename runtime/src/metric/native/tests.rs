@@ -393,7 +393,10 @@ fn clearing_counts_keeps_the_layout() {
         .map(|i| cells.at(i).load(Ordering::Relaxed))
         .collect();
     copy[layout::LOCK] = 1;
+    let journal = layout::journal(8);
+    copy[journal + layout::MOVE] = encode_move(layout::HEADER, 5, 1); // a parent's move
     clear_counts(&mut copy);
+    assert_eq!(copy[journal..], [0; layout::JOURNAL], "the journal idle");
     let s = decode(&copy).unwrap();
     assert_eq!((s.count, s.sum), (0, 0.0));
     assert_eq!(s.buckets.schema, before.buckets.schema);
