@@ -434,6 +434,8 @@ fn a_reduction_killed_at_any_store_keeps_every_count_in_its_bucket() {
         (&halve, None, Some(2)),
         (&widen, Some(2.0), None),
     ];
+    // Miri interprets every decode of every copy: one case there (windows moved, halved).
+    let cases = if cfg!(miri) { &cases[1..2] } else { &cases[..] };
     for (case, &(config, pending, shift)) in cases.iter().enumerate() {
         let cells = series(config);
         let n = Native::new(&cells, 0);
