@@ -896,7 +896,13 @@ pub(crate) enum DecodeError {
 /// native base on) into its buckets, count and sum. Pure and total: the multiprocess reader
 /// calls it on cells copied from another process's file, which it does not trust.
 pub(crate) fn decode(cells: &[u64]) -> Result<Snapshot, DecodeError> {
-    decode_as(cells.len(), |i| cells[i], false)
+    decode_as(cells.len(), |i| cells[i], slice_all_equal(cells), false)
+}
+
+/// `all_equal` of [`decode_as`] over cells in a slice.
+fn slice_all_equal(cells: &[u64]) -> impl Fn(usize, usize, u64) -> bool {
+    // OR of the differences, no early exit: the compiler turns it into wide compares.
+    move |from, n, v| cells[from..from + n].iter().fold(0, |a, &c| a | (c ^ v)) == 0
 }
 
 /// [`decode`] (or [`decode_dead`] if `dead`) on cells stored as native-endian bytes (a copy of
@@ -908,7 +914,15 @@ pub(crate) fn decode_bytes(bytes: &[u8], dead: bool) -> Result<Snapshot, DecodeE
         w.copy_from_slice(&bytes[8 * i..8 * i + 8]);
         u64::from_ne_bytes(w)
     };
-    decode_as(bytes.len() / 8, word, dead)
+    let all_equal = |from: usize, n: usize, v: u64| {
+        bytes[8 * from..8 * (from + n)]
+            .chunks_exact(8)
+            .fold(0, |a, c| {
+                a | (u64::from_ne_bytes(c.try_into().unwrap_or_default()) ^ v)
+            })
+            == 0
+    };
+    decode_as(bytes.len() / 8, word, all_equal, dead)
 }
 
 /// [`decode`] for the cells of a writer that is gone (a multiprocess file whose process died):
@@ -920,7 +934,7 @@ pub(crate) fn decode_bytes(bytes: &[u8], dead: bool) -> Result<Snapshot, DecodeE
 /// nothing is counted twice or in a wrong bucket.
 #[cfg_attr(not(test), allow(dead_code))] // the reader calls `decode_bytes(.., true)`
 pub(crate) fn decode_dead(cells: &[u64]) -> Result<Snapshot, DecodeError> {
-    decode_as(cells.len(), |i| cells[i], true)
+    decode_as(cells.len(), |i| cells[i], slice_all_equal(cells), true)
 }
 
 /// Clears the counts and the sum of a copy of native cells and leaves their layout (a
@@ -988,9 +1002,15 @@ pub(crate) fn state_of(b: &NativeBuckets, sum: f64, window: usize) -> Option<Vec
     Some(cells)
 }
 
-/// `len` cells, cell `i` read by `cell(i)` (called only below `len`).
+/// `len` cells, cell `i` read by `cell(i)` (called only below `len`); `all_equal(from, n, v)`:
+/// whether cells `from..from + n` (below `len`) all hold `v`.
 #[inline]
-fn decode_as(len: usize, cell: impl Fn(usize) -> u64, dead: bool) -> Result<Snapshot, DecodeError> {
+fn decode_as(
+    len: usize,
+    cell: impl Fn(usize) -> u64,
+    all_equal: impl Fn(usize, usize, u64) -> bool,
+    dead: bool,
+) -> Result<Snapshot, DecodeError> {
     if len < layout::HEADER {
         return Err(DecodeError::Invalid);
     }
@@ -1056,17 +1076,27 @@ fn decode_as(len: usize, cell: impl Fn(usize) -> u64, dead: bool) -> Result<Snap
         if offset < i64::from(i32::MIN) || offset + window as i64 > i64::from(i32::MAX) {
             return Err(DecodeError::Invalid);
         }
-        for i in 0..window {
-            let c = cell(first + i);
-            // Most window cells are empty: an empty cell of the expected tag is skipped with
-            // one comparison.
-            if c == expected {
+        // Most window cells are empty (the expected tag, no count): runs of them are skipped
+        // a block at a time, the rest with one comparison each.
+        const BLOCK: usize = 8;
+        let mut i = 0;
+        while i < window {
+            if i + BLOCK <= window && all_equal(first + i, BLOCK, expected) {
+                i += BLOCK;
                 continue;
             }
-            let c = count_of(c)?;
-            if c > 0 {
-                out.push(((offset + i as i64) as i32, c));
+            let end = (i + BLOCK).min(window);
+            for i in i..end {
+                let c = cell(first + i);
+                if c == expected {
+                    continue;
+                }
+                let c = count_of(c)?;
+                if c > 0 {
+                    out.push(((offset + i as i64) as i32, c));
+                }
             }
+            i = end;
         }
     }
     Ok(Snapshot {
