@@ -283,8 +283,10 @@ fn gen_native(dir: &str, files: usize, series: usize, window: usize) {
                 }
             }
             let back = out.len() - start;
-            // Sub-tag 5: native state with the reduction's journal (file.rs).
-            record(&mut out, 0, 5, &extension_body(back, &state));
+            // The journal follows the counted cells inside the record (file.rs, sub-tag 2).
+            let mut body = extension_body(back, &state);
+            body[8..12].copy_from_slice(&((state.len() - 4) as u32).to_ne_bytes());
+            record(&mut out, 0, 2, &body);
         }
         let used = out.len() as u64;
         out[16..24].copy_from_slice(&used.to_ne_bytes());

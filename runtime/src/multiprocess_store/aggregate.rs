@@ -27,10 +27,7 @@ use std::collections::HashMap as StdHashMap;
 type HashMap<K, V> = StdHashMap<K, V, foldhash::fast::RandomState>;
 
 use super::exact::Partials;
-use super::file::{
-    self, EXT_NATIVE, EXT_NATIVE_JOURNALED, EXT_NATIVE_SETTINGS, EXT_NATIVE_SPARSE,
-    NATIVE_SETTINGS_LEN,
-};
+use super::file::{self, EXT_NATIVE, EXT_NATIVE_SETTINGS, EXT_NATIVE_SPARSE, NATIVE_SETTINGS_LEN};
 use super::native_merge;
 use super::read::{Parsed, SeriesRecord, key_values, words};
 use crate::exemplar::{SLOT_WORDS, SlotData};
@@ -299,9 +296,7 @@ impl<'a> Aggregate<'a> {
             );
             if let Some((ext, cells)) = s.native {
                 let state = match ext {
-                    EXT_NATIVE | EXT_NATIVE_JOURNALED => {
-                        native_merge::decode_state(cells, src.live)
-                    }
+                    EXT_NATIVE => native_merge::decode_state(cells, src.live),
                     _ => native_merge::decode_sparse(&words(cells).collect::<Vec<u64>>())
                         .map_or(native_merge::State::Invalid, native_merge::State::Buckets),
                 };

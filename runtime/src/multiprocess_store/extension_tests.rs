@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::aggregate::{Aggregate, InputFile, Purpose, SeriesExemplars};
 use super::file::{
-    EXT_EXEMPLARS, EXT_NATIVE, EXT_NATIVE_JOURNALED, EXT_NATIVE_SETTINGS, NATIVE_ONLY_BOUNDS,
-    Writer, native_settings_cells,
+    EXT_EXEMPLARS, EXT_NATIVE, EXT_NATIVE_SETTINGS, NATIVE_ONLY_BOUNDS, Writer,
+    native_settings_cells,
 };
 use super::native_merge;
 use super::snapshot::{self, DirSnapshot};
@@ -100,8 +100,8 @@ fn write_worker_file(dir: &Path, i: u8) -> Writer {
     let bounds = [1.0];
     let hist = decl("latency_seconds", MetricKind::Histogram, &[], &bounds);
     let settings = native_settings_cells(4 - i as i8, 160, 0.0, 0.0, false);
-    // This histogram's state as an earlier release wrote it (sub-tag 2, no journal); the
-    // native-only one's as this release does (sub-tag 5).
+    // This histogram's state as an earlier release wrote it (no journal); the native-only
+    // one's as this release does (the journal after the counted cells).
     let mut state = crate::metric::native::state_of(&native_of(i), 4.5 * f64::from(i), 160)
         .expect("fits the window");
     state.truncate(crate::layout::native::len_unjournaled(160));
@@ -110,7 +110,7 @@ fn write_worker_file(dir: &Path, i: u8) -> Writer {
             &hist,
             &[(EXT_NATIVE_SETTINGS, &settings)],
             b"",
-            &[(EXT_NATIVE, state.len())],
+            &[(EXT_NATIVE, state.len(), 0)],
         )
         .unwrap();
     for (k, v) in [n, 2 * n, (4.5 * f64::from(i)).to_bits()]
@@ -137,7 +137,11 @@ fn write_worker_file(dir: &Path, i: u8) -> Writer {
             &only,
             &[(EXT_NATIVE_SETTINGS, &settings)],
             b"",
-            &[(EXT_NATIVE_JOURNALED, crate::layout::native::len(160))],
+            &[(
+                EXT_NATIVE,
+                crate::layout::native::len(160),
+                crate::layout::native::JOURNAL,
+            )],
         )
         .unwrap();
     cell(cells, 0).store(2 * n + 3, Ordering::Relaxed);

@@ -6,7 +6,7 @@
 //! stay exact (`u64` additions); the count and sum are not here — they are the series'
 //! classic cells, summed like every histogram's (`aggregate.rs`, `exact.rs`).
 //!
-//! A process's state (`EXT_NATIVE_JOURNALED`, or an earlier release's `EXT_NATIVE`) is the very run of cells its native histogram observes
+//! A process's state (`EXT_NATIVE`, with the reduction's journal from this release on) is the very run of cells its native histogram observes
 //! into (`metric/native.rs`, `layout.rs`), decoded by that histogram's pure `decode`: a copy
 //! taken while a reduction was rewriting the cells is *torn* and never merged (no half-reduced
 //! bucket array reaches a scrape; the reader copies it again first, `read.rs`). A dead
@@ -21,7 +21,7 @@
 
 use crate::model::NativeBuckets;
 
-/// What a process's native state (`EXT_NATIVE_JOURNALED` or `EXT_NATIVE` cells) holds.
+/// What a process's native state (`EXT_NATIVE` cells) holds.
 #[derive(Debug, PartialEq)]
 pub(crate) enum State {
     /// Its buckets.

@@ -78,8 +78,8 @@ use std::io;
 use std::os::unix::fs::FileExt;
 
 use super::file::{
-    EXT_CELLS, EXT_EXEMPLARS, EXT_NATIVE, EXT_NATIVE_JOURNALED, EXT_NATIVE_SETTINGS,
-    EXT_NATIVE_SPARSE, NATIVE_SETTINGS_LEN,
+    EXT_CELLS, EXT_EXEMPLARS, EXT_NATIVE, EXT_NATIVE_SETTINGS, EXT_NATIVE_SPARSE,
+    NATIVE_SETTINGS_LEN, ext_cell_count,
 };
 use super::file::{
     FLAG_ARCHIVE, H_DROPPED, H_FLAGS, H_HEADER_LEN, H_ID, H_PID, H_START_TICKS, H_USED, H_VERSION,
@@ -288,14 +288,15 @@ fn agree_cells(src: &impl Source, bytes: &mut [u8], second: &[u8]) -> Result<(),
         // Where the cells and their count are.
         let (cells_at, count_at) = match (tag, ext) {
             (TAG_SERIES, _) => (16, 12),
-            (
-                TAG_PADDING,
-                EXT_NATIVE | EXT_NATIVE_JOURNALED | EXT_NATIVE_SPARSE | EXT_EXEMPLARS,
-            ) => (EXT_CELLS, 16),
+            (TAG_PADDING, EXT_NATIVE | EXT_NATIVE_SPARSE | EXT_EXEMPLARS) => (EXT_CELLS, 16),
             _ => (0, 0),
         };
         let end = (cells_at != 0 && len >= cells_at)
             .then(|| u32_at(bytes, off + count_at).unwrap_or(0) as usize)
+            .map(|n| match tag {
+                TAG_PADDING => ext_cell_count(ext, n, len),
+                _ => n,
+            })
             .and_then(|n| n.checked_mul(8))
             .and_then(|n| (off + cells_at).checked_add(n))
             .filter(|&end| end <= off + len);
@@ -311,7 +312,7 @@ fn agree_cells(src: &impl Source, bytes: &mut [u8], second: &[u8]) -> Result<(),
                         )?;
                     }
                 }
-            } else if matches!(ext, EXT_NATIVE | EXT_NATIVE_JOURNALED) && tag == TAG_PADDING {
+            } else if ext == EXT_NATIVE && tag == TAG_PADDING {
                 agree_native(
                     src,
                     off + cells_at,
@@ -374,10 +375,7 @@ fn has_busy_block(bytes: &[u8]) -> bool {
             break;
         }
         if tag == TAG_PADDING
-            && matches!(
-                u16_at(bytes, off + 6),
-                Some(EXT_NATIVE | EXT_NATIVE_JOURNALED)
-            )
+            && u16_at(bytes, off + 6) == Some(EXT_NATIVE)
             && native_in_rewrite(bytes[off..off + len].get(EXT_CELLS..).unwrap_or_default())
         {
             return true;
@@ -717,16 +715,16 @@ impl<'a> Parsed<'a> {
         let bad = ReadError::Corrupt;
         if !matches!(
             ext,
-            EXT_NATIVE_SETTINGS
-                | EXT_NATIVE
-                | EXT_NATIVE_JOURNALED
-                | EXT_NATIVE_SPARSE
-                | EXT_EXEMPLARS
+            EXT_NATIVE_SETTINGS | EXT_NATIVE | EXT_NATIVE_SPARSE | EXT_EXEMPLARS
         ) {
             return Ok(None);
         }
         let back = u32_at(rec, 8).ok_or(CORRUPT_RECORD)? as usize;
-        let n_cells = u32_at(rec, 16).ok_or(CORRUPT_RECORD)? as usize;
+        let n_cells = ext_cell_count(
+            ext,
+            u32_at(rec, 16).ok_or(CORRUPT_RECORD)? as usize,
+            rec.len(),
+        );
         let cells = rec
             .get(EXT_CELLS..EXT_CELLS + n_cells.checked_mul(8).ok_or(CORRUPT_RECORD)?)
             .ok_or(CORRUPT_RECORD)?;
