@@ -119,6 +119,8 @@ FULL = {
     "callgrind": ["2000"],
     "scrape_small": (["16", "1000", "1000"], {"OURS_ITERS": "20", "PY_ITERS": "5"}),
     "scrape_large": (["256", "1000"], {"OURS_ITERS": "10", "PY_ITERS": "2"}),
+    # The merged native scrape (issue 13): files, series, max_buckets, scrapes timed.
+    "native_scrape": [["16", "1000", "160", "20"], ["256", "1000", "160", "3"]],
     "memory": ["--runs", "3"],
     "build_weight": ["--runs", "2"],
 }
@@ -128,6 +130,7 @@ QUICK = {
     "callgrind": ["200"],
     "scrape_small": (["16", "1000", "50"], {"OURS_ITERS": "5", "PY_ITERS": "1"}),
     "scrape_large": (["256", "1000"], {"OURS_ITERS": "3", "PY_ITERS": "1"}),
+    "native_scrape": [["16", "1000", "160", "5"], ["256", "1000", "160", "1"]],
     "memory": ["--runs", "1"],
     "build_weight": ["--runs", "1"],
 }
@@ -265,6 +268,9 @@ def run_all(out: Path, quick: bool, skip_build_weight: bool = False) -> dict:
     for name in ["scrape_small", "scrape_large"]:
         args, extra = kind[name]
         step(name.replace("_", "-"), ["benches/multiprocess_vs_python.sh", *args], extra)
+    for args in kind["native_scrape"]:
+        step(f"native-scrape-{args[0]}", ["cargo", "bench", "-p", "promtrack-benches", "--bench",
+                                          "multiprocess", "--", "native-scrape", *args])
     step("memory", ["cargo", "bench", "-p", "promtrack-benches", "--bench", "memory", "--",
                     *kind["memory"]])
     if not skip_build_weight:
@@ -684,6 +690,21 @@ def render(out: Path, results: type[Results] = Results) -> str:
     v["scrape_large_args"] = f"{large['files']} {large['series']}"
     v["python_vs_issue"] = f"{float(small['python_ms']) / 89:.1f}"
 
+    # --- the merged native scrape (issue 13)
+    rows = ["| files × series | `max_buckets` | directory | wall per scrape | CPU per scrape | "
+            "target |", "|---|---:|---:|---:|---:|---|"]
+    native_args = []
+    for files in ["16", "256"]:
+        res = result_line(out, f"native-scrape-{files}.log")
+        wall = float(res["wall_ms"])
+        target = f"< 100 ms: {verdict(wall < 100)}" if files == "256" else "—"
+        rows.append(f"| {res['files']} × {fmt_int(int(res['series']))} | {res['max_buckets']} | "
+                    f"{float(res['dir_bytes']) / 1e6:.0f} MB | {fmt_ms(wall)} | "
+                    f"{fmt_ms(float(res['cpu_ms']))} | {target} |")
+        native_args.append(f"{res['files']} {res['series']} {res['max_buckets']} {res['iters']}")
+    v["native_scrape_table"] = "\n".join(rows)
+    v["native_scrape_args"] = "` and `".join(native_args)
+
     try:
         return rewrap(string.Template(TEMPLATE.read_text()).substitute(v))
     except KeyError as e:
@@ -744,6 +765,10 @@ def self_test() -> None:
         (out / "scrape-large.log").write_text(
             "result: files=256 series=1000 promtrack_ms=30.0 python_ms=13000.0 ratio=433.3 "
             "prometheus_client=0.26.0\n")
+        for files, wall, cpu in [(16, 56.5, 20.0), (256, 1230.0, 500.0)]:
+            (out / f"native-scrape-{files}.log").write_text(
+                f"result: files={files} series=1000 max_buckets=160 dir_bytes={files * 2_715_000} "
+                f"text_bytes=1000 iters=3 wall_ms={wall} cpu_ms={cpu}\n")
 
         # promtrack over every peer's bytes, 5 allocations per series; prometheus-client's
         # counters at 146 B and measured's histograms at 298 B, the smallest peers.
@@ -807,6 +832,8 @@ def self_test() -> None:
         "scrape speed-up judged": "| 18× faster | ≥ 20× faster: **not met** |" in flat,
         "256 files judged": "promtrack < 50 ms: met" in flat,
         "restarts judged": "| 1.10× | ≤ 1.5×: met |" in flat,
+        "native scrape judged": "| 256 × 1 000 | 160 | 695 MB | 1.23 s | 500 ms | < 100 ms: "
+                                "**not met** |" in flat,
         "native observe judged": "| native observe at most 1.5× promtrack's classic observe | "
                                  "×" in flat,
         "exemplar observe judged": "| an observe with an exemplar at most 2× a plain observe "

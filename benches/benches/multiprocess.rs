@@ -28,9 +28,12 @@
 //! given, 20 populated buckets, schema 3 or 2 by file, so the merge reduces), byte by byte in
 //! the documented format (runtime/src/multiprocess_store/file.rs: a classic histogram with the
 //! native-only placeholder bound, native settings and the native state — the cells a native
-//! histogram observes into, `15 + 2 × max_buckets` of them — in extension records), as a
+//! histogram observes into, `19 + 2 × max_buckets` of them — in extension records), as a
 //! process that observed them and died leaves them: writing them through the API would take a
-//! process per file.
+//! process per file. `… -- native-scrape FILES SERIES MAX_BUCKETS ITERS` writes such a
+//! directory (under the temporary directory, removed after), scrapes it once to warm up, then
+//! ITERS times, and prints `result: key=value …` — the directory's size, the wall and the CPU
+//! time (this thread's, `/proc/thread-self/schedstat`) per scrape — for `scripts/benchmarks.py`.
 
 use std::hint::black_box;
 use std::process::{Command, Stdio};
@@ -118,6 +121,44 @@ fn time_scrapes(registry: &promtrack::Registry, iters: u32) -> (f64, usize) {
         start.elapsed().as_secs_f64() * 1e3 / iters as f64,
         text.len(),
     )
+}
+
+/// This thread's time on a CPU so far, in nanoseconds (`None` off Linux).
+fn thread_cpu_ns() -> Option<u64> {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+fn native_scrape(files: usize, series: usize, window: usize, iters: u32) {
+    let dir = std::env::temp_dir().join(format!("promtrack-native-scrape-{}", std::process::id()));
+    std::fs::create_dir(&dir).unwrap();
+    let path = dir.to_str().unwrap();
+    gen_native(path, files, series, window);
+    let bytes: u64 = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    let registry = promtrack::Registry::new();
+    registry.register_collector(
+        promtrack::multiprocess::DirCollector::new(path)
+            .unwrap()
+            .compaction(false),
+    );
+    let cpu = thread_cpu_ns();
+    let (wall_ms, len) = time_scrapes(&registry, iters);
+    // `time_scrapes` scrapes once more to warm up, untimed: its CPU time is in `cpu`'s delta.
+    let cpu_ms = cpu.zip(thread_cpu_ns()).map_or(f64::NAN, |(a, b)| {
+        (b - a) as f64 / 1e6 / f64::from(iters + 1)
+    });
+    std::fs::remove_dir_all(&dir).unwrap();
+    println!(
+        "result: files={files} series={series} max_buckets={window} dir_bytes={bytes} \
+         text_bytes={len} iters={iters} wall_ms={wall_ms:.1} cpu_ms={cpu_ms:.1}"
+    );
 }
 
 fn restarts(dir: &str, live: usize, series: usize, restarts: usize, iters: u32) {
@@ -222,8 +263,9 @@ fn gen_native(dir: &str, files: usize, series: usize, window: usize) {
             record(&mut out, 2, 0, &body);
             // The native state (runtime/src/layout.rs, `native`): generation 0 (so untagged
             // counts), the header, 20 positive buckets from key (i % 7) - 5 in a window centred
-            // on key 0, as a fresh histogram places it.
-            let mut state = vec![0u64; 15 + 2 * window];
+            // on key 0, as a fresh histogram places it, then the reduction's journal (4 cells,
+            // idle: zero).
+            let mut state = vec![0u64; 15 + 2 * window + 4];
             let offset = -(window as i64 / 2);
             state[2] = schema as u64; // schema
             state[4] = offset as u64; // positive offset
@@ -241,7 +283,10 @@ fn gen_native(dir: &str, files: usize, series: usize, window: usize) {
                 }
             }
             let back = out.len() - start;
-            record(&mut out, 0, 2, &extension_body(back, &state));
+            // The journal follows the counted cells inside the record (file.rs, sub-tag 2).
+            let mut body = extension_body(back, &state);
+            body[8..12].copy_from_slice(&((state.len() - 4) as u32).to_ne_bytes());
+            record(&mut out, 0, 2, &body);
         }
         let used = out.len() as u64;
         out[16..24].copy_from_slice(&used.to_ne_bytes());
@@ -282,6 +327,12 @@ fn main() {
             files.parse().unwrap(),
             series.parse().unwrap(),
             window.parse().unwrap(),
+        ),
+        ["native-scrape", files, series, window, iters] => native_scrape(
+            files.parse().unwrap(),
+            series.parse().unwrap(),
+            window.parse().unwrap(),
+            iters.parse().unwrap(),
         ),
         ["scrape", dir, iters] => {
             let registry = promtrack::Registry::new();

@@ -185,8 +185,9 @@ pub(crate) mod histogram {
 
 /// A native histogram's cells, relative to [`base`](native::base) (after the classic cells).
 ///
-/// The header, then the zero bucket, then a window of `window` bucket cells per sign. Window
-/// cell `i` of a sign holds the bucket whose key is that sign's offset plus `i`. Bucket cells
+/// The header, then the zero bucket, then a window of `window` bucket cells per sign, then the
+/// reduction's [`JOURNAL`](native::JOURNAL) cells. Window cell `i` of a sign holds the bucket
+/// whose key is that sign's offset plus `i`. Bucket cells
 /// and the zero bucket are *tagged*: the top 16 bits hold [`tag`](native::tag) of the generation
 /// whose layout (schema, zero threshold, offsets) they follow, the low 48 bits the count. An
 /// observation is a compare-and-swap that expects the tag it read the layout under, so an
@@ -252,7 +253,33 @@ pub(crate) mod native {
         HEADER + window
     }
 
+    /// The cells a reduction writes before it moves a count (see `metric/native.rs`), after
+    /// the windows, relative to [`journal`]: the layout being moved to and the move in
+    /// flight. Files written before them (`EXT_NATIVE` in `multiprocess_store/file.rs`) end
+    /// at the windows; readers tell the two apart by the length.
+    pub(crate) const JOURNAL: usize = 4;
+    /// The next schema, an `i64`.
+    pub(crate) const NEXT_SCHEMA: usize = 0;
+    /// The next zero threshold, an `f64`.
+    pub(crate) const NEXT_ZERO_THRESHOLD: usize = 1;
+    /// The next offsets: the positive one in the low 32 bits, the negative one in the high 32
+    /// (keys are `i32`).
+    pub(crate) const NEXT_OFFSETS: usize = 2;
+    /// The move in flight, 0 for none: bits 0..48 the count held, bits 48..62 the target cell
+    /// plus 1, bit 62 the toggle that marks which moving source cell the held count includes.
+    pub(crate) const MOVE: usize = 3;
+
+    /// The journal's first cell.
+    pub(crate) const fn journal(window: usize) -> usize {
+        HEADER + 2 * window
+    }
+
     pub(crate) const fn len(window: usize) -> usize {
+        HEADER + 2 * window + JOURNAL
+    }
+
+    /// The cells of a state without the journal (an older writer's).
+    pub(crate) const fn len_unjournaled(window: usize) -> usize {
         HEADER + 2 * window
     }
 }
@@ -284,9 +311,9 @@ mod tests {
         let native = |bounds, classic| {
             Layout::of(MetricKind::Histogram, false, bounds).with_native(160, classic)
         };
-        assert_eq!(native(11, true).len(), 13 + 15 + 320);
+        assert_eq!(native(11, true).len(), 13 + 15 + 320 + 4);
         assert_eq!(native(11, true).native_base(), Some(13));
-        assert_eq!(native(11, false).len(), 15 + 320);
+        assert_eq!(native(11, false).len(), 15 + 320 + 4);
         assert_eq!(native(11, false).native_base(), Some(0));
         assert_eq!(native(11, false).float_total(), Some(native::SUM));
         assert_eq!(native(11, true).float_total(), Some(12));

@@ -216,6 +216,13 @@ pub struct NativeBuckets {
     pub negative: Vec<(i32, u64)>,
 }
 
+/// Key `k` after lowering the schema by `d` (> 0): `ceil(k / 2^d)`, the bucket that holds
+/// bucket `k`'s observations (`NativeBuckets::reduce_to_schema`).
+pub(crate) fn reduced_key(k: i32, d: i64) -> i32 {
+    let d = d.clamp(0, 62);
+    ((i64::from(k) + (1 << d) - 1) >> d) as i32
+}
+
 impl NativeBuckets {
     /// Number of populated buckets, the zero bucket not counted.
     pub fn bucket_count(&self) -> usize {
@@ -248,11 +255,10 @@ impl NativeBuckets {
         if d <= 0 {
             return;
         }
-        let d = d.min(62);
         let merge = |buckets: &mut Vec<(i32, u64)>| {
             let mut out: Vec<(i32, u64)> = Vec::with_capacity(buckets.len());
             for &(k, c) in buckets.iter() {
-                let k = ((i64::from(k) + (1 << d) - 1) >> d) as i32;
+                let k = reduced_key(k, d);
                 match out.last_mut() {
                     Some((last, n)) if *last == k => *n = n.saturating_add(c),
                     _ => out.push((k, c)),

@@ -32,6 +32,10 @@ pub fn multiprocess_own_file() -> Option<std::path::PathBuf> {
     crate::store::own_file()
 }
 
+/// Test support for files whose writer died inside a native histogram's reduction: abort this
+/// process at the `n`th store of its reductions from now (0: never), and the stores done since.
+pub use crate::metric::native::{kill_at_reduction_step, reduction_steps};
+
 /// [`Histogram::observe_with_trace`] with the exemplar rate limit's clock read by the caller
 /// (`now`, a [`Tick`] taken anyway to time the observation): the form for code that timed the
 /// call, and what `benches/exemplar.rs` measures.

@@ -105,3 +105,101 @@ fn two_live_workers_and_a_dead_one_merge_exactly() {
     check(&fams, "every worker gone, the archive alone");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A worker killed at each store of a real reduction (the failpoint aborts it there, no exit
+/// hook runs): the dead file, read as it is and then folded into the archive, keeps every
+/// observation the worker acknowledged — the count, and each count in the bucket its value
+/// belongs to at the schema the merge shows (the native state's own sum is checked at every
+/// store by `metric/native/tests.rs`). The reduction: six buckets around 1 at schema 3,
+/// then 300 (key 66) far outside the 8-cell window, so the resolution halves four times and
+/// every bucket moves.
+#[test]
+fn a_worker_killed_inside_a_reduction_loses_no_count() {
+    // (value, times): schema-3 keys -1, 0, 0, 1, 2, 3, and a negative one and zeros.
+    let observed = [
+        (0.9, 1),
+        (0.95, 2),
+        (1.0, 3),
+        (1.05, 1),
+        (1.1, 2),
+        (1.2, 1),
+        (-1.0, 2),
+        (0.0, 2),
+    ];
+    let count: u64 = observed.iter().map(|&(_, n)| n).sum();
+    let sum: f64 = observed.iter().map(|&(v, n)| v * n as f64).sum();
+    let at_schema = |schema: i8| {
+        let mut b = NativeBuckets {
+            schema: 3,
+            zero_threshold: ZERO_THRESHOLD,
+            ..NativeBuckets::default()
+        };
+        for &(v, n) in &observed {
+            if v == 0.0 {
+                b.zero_count += n;
+                continue;
+            }
+            // Schema 3: bucket k is (2^((k-1)/8), 2^(k/8)].
+            let k = (8.0 * f64::log2(f64::abs(v))).ceil() as i32;
+            let side = if v > 0.0 {
+                &mut b.positive
+            } else {
+                &mut b.negative
+            };
+            match side.binary_search_by_key(&k, |&(k, _)| k) {
+                Ok(i) => side[i].1 += n,
+                Err(i) => side.insert(i, (k, n)),
+            }
+        }
+        b.reduce_to_schema(schema);
+        b
+    };
+    let mut killed = 0;
+    for step in 1.. {
+        let dir = temp_dir(&format!("natkill{step}"));
+        let mut w = Worker::start(&dir);
+        for &(v, n) in &observed {
+            w.ok(&format!("nat only {v} {n}"));
+        }
+        let reply = w.send_or_death(&format!("natkill {step} 300"));
+        let check = |fams: &[promtrack::model::MetricFamily], when: &str| {
+            let (counts, s, native) = native_of(fams, "native_seconds");
+            let extra = u64::from(reply.is_some());
+            assert_eq!(counts, [count + extra], "{when}");
+            assert_eq!(native.count(), count + extra, "{when}");
+            // The sum shown is the series record's classic cell, which takes an observation
+            // before the native state does (`metric/histogram.rs`): it has 300 even when the
+            // reduction that 300 set off was killed before 300 was counted.
+            assert_eq!(s, sum + 300.0, "{when}");
+            if reply.is_none() {
+                assert_eq!(
+                    native,
+                    at_schema(native.schema),
+                    "{when}: every count in its bucket"
+                );
+            } else {
+                assert_eq!(native.schema, -1, "{when}: halved four times");
+            }
+        };
+        if reply.is_none() {
+            killed += 1;
+            let when = format!("killed at store {step}");
+            check(&scrape_no_compaction(&dir), &when);
+            check(&scrape(&dir), &format!("{when}, folded into the archive"));
+        } else {
+            // Past the last store: the reduction finished, and this was every store of it.
+            let stores: u64 = reply.as_deref().unwrap().parse().unwrap();
+            assert_eq!(
+                stores,
+                step - 1,
+                "every store but the last killed the worker"
+            );
+            check(&scrape_no_compaction(&dir), "not killed");
+            w.exit();
+            std::fs::remove_dir_all(&dir).unwrap();
+            break;
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+    assert!(killed > 30, "{killed} stores");
+}

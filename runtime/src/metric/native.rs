@@ -1,9 +1,9 @@
 //! Native (exponential, sparse) histogram state in a fixed run of cells: observe, reduce,
 //! read.
 //!
-//! The cells (`layout.rs`, module `native`) hold a header, the zero bucket and a window of
-//! `max_buckets` cells per sign, so a series' size is fixed when it is created and the same
-//! state can live in a multiprocess file. Bucket cells are *tagged* with the generation of the
+//! The cells (`layout.rs`, module `native`) hold a header, the zero bucket, a window of
+//! `max_buckets` cells per sign and a reduction's journal, so a series' size is fixed when it
+//! is created and the same state can live in a multiprocess file. Bucket cells are *tagged* with the generation of the
 //! layout (schema, zero threshold, window offsets) they follow.
 //!
 //! - **Observe** (lock-free): read the generation and the layout, find the cell, then one
@@ -13,14 +13,18 @@
 //! - **Slow path**: the per-series lock (a cell, so the series handle does not grow), then the
 //!   value is placed under the current layout; if its bucket is outside the window or the
 //!   window holds more than `max_buckets` populated buckets, the layout is *rewritten*.
-//! - **Rewrite** (under the lock): the generation turns odd; every tagged cell is swapped to
-//!   the next generation's tag with a count of 0, which hands the rewriter exactly the counts
-//!   observed so far and makes every observer still holding the old tag fail its
-//!   compare-and-swap and retry — no count is lost, none lands in a bucket whose meaning
-//!   changed. The counts are reduced as client_golang does (reset after `min_reset` if resets
-//!   are allowed, else widen the zero bucket up to `max_zero_threshold`, else halve the
-//!   resolution; at schema −4 the zero bucket widens past its maximum, so memory stays
-//!   bounded), written back under the new tag, and the generation turns even again.
+//! - **Rewrite** (under the lock): the generation turns odd; every tagged cell is *frozen*: a
+//!   compare-and-swap moves it to another tag with its count kept, which hands the rewriter
+//!   exactly the counts observed so far and makes every observer still holding the old tag
+//!   fail its compare-and-swap and retry — no count is lost, none lands in a bucket whose
+//!   meaning changed. The counts are reduced as client_golang does (reset after `min_reset`
+//!   if resets are allowed, else widen the zero bucket up to `max_zero_threshold`, else halve
+//!   the resolution; at schema −4 the zero bucket widens past its maximum, so memory stays
+//!   bounded); the new layout goes to the journal cells, each new bucket's count is moved
+//!   into its cell under the new tag one source cell at a time through the journal's `MOVE`
+//!   cell, the header takes the new layout and the generation turns even again. Every store
+//!   leaves each count in exactly one place a reader of a dead file looks ([`Tags`]), so a
+//!   process killed anywhere in a reduction loses nothing ([`decode_dead`]).
 //! - **Read** ([`decode`]): a copy of the cells is consistent when its generation is even and
 //!   every tagged cell carries that generation's tag; a copy taken across a rewrite fails that
 //!   check and is taken again. [`decode`] is pure, so the multiprocess reader runs it on cells
@@ -39,7 +43,7 @@ use super::count_invalid_update;
 use crate::cell::{Cells, add_f64, store_f64};
 use crate::exponential::{self, SCHEMA_MIN, clamp_schema, key, upper_bound};
 use crate::layout::native::{self as layout, COUNT_MASK, tag};
-use crate::model::NativeBuckets;
+use crate::model::{NativeBuckets, reduced_key};
 
 /// client_golang's `DefNativeHistogramZeroThreshold`: 2^-128.
 pub const DEFAULT_ZERO_THRESHOLD: f64 = f64::from_bits((1023 - 128) << 52);
@@ -51,7 +55,7 @@ pub const MAX_BUCKETS_LIMIT: u32 = 4096;
 /// | setting | default | meaning |
 /// |---|---|---|
 /// | [`bucket_factor`](Self::bucket_factor) | 1.1 | the largest growth factor from one bucket to the next; the schema is the one whose factor `2^(2^-schema)` is the largest at or below this (1.1 gives schema 3, factor 1.0905) |
-/// | [`max_buckets`](Self::max_buckets) | 160 | populated buckets (both signs) before the histogram is reduced; also the window of cells kept per sign, so a series takes `8 × (15 + 2 × max_buckets)` bytes (2,680 at 160) |
+/// | [`max_buckets`](Self::max_buckets) | 160 | populated buckets (both signs) before the histogram is reduced; also the window of cells kept per sign, so a series takes `8 × (19 + 2 × max_buckets)` bytes (2,712 at 160) |
 /// | [`zero_threshold`](Self::zero_threshold) | 2^-128 | observations with `|v|` at or below it count in the zero bucket; 0 is allowed (only exact zeros, and the exposition then carries the no-op span Prometheus needs to see the histogram as native) |
 /// | [`max_zero_threshold`](Self::max_zero_threshold) | 0 | how far reductions may widen the zero bucket before they halve the resolution; below `zero_threshold` (the default) means never |
 /// | [`min_reset`](Self::min_reset) | 0 (never) | after a reduction, how long after the last reset the histogram may instead be reset to its configured resolution (one process only; ignored when classic buckets are kept, and in multiprocess mode) |
@@ -147,7 +151,7 @@ impl NativeConfig {
     }
 
     /// The native cells of one series (`layout.rs`, `native::len`): 8 bytes each, so a series
-    /// takes `8 × (15 + 2 × max_buckets)` bytes for its native state, in a multiprocess file as
+    /// takes `8 × (19 + 2 × max_buckets)` bytes for its native state, in a multiprocess file as
     /// on the heap.
     pub(crate) fn cells(&self) -> usize {
         layout::len(self.max_buckets as usize)
@@ -365,74 +369,133 @@ impl<'a> Native<'a> {
         }
     }
 
-    /// Takes every count out of the cells, reduces until the buckets (and `pending`'s bucket)
-    /// fit the window and the limit, and writes them back under the next generation. Holds the
-    /// lock (the caller's).
+    /// Reduces the state under the lock (the caller's) until its buckets (and `pending`'s
+    /// bucket) fit the window and the limit, so that a process killed at any store of it
+    /// leaves cells that [`decode_dead`] reads with every count (see [`Tags`] for the phases).
     fn rewrite(&self, pending: Option<f64>) {
         let window = self.window();
         let generation = self.at(layout::GENERATION).load(Ordering::Relaxed);
         self.at(layout::GENERATION)
             .store(generation.wrapping_add(1), Ordering::Release);
-        let next = generation.wrapping_add(2);
-        let new_tag = tag(next);
-        // Freeze: every count observed so far comes out; later tagged CASes fail.
-        let take = |i: usize| self.at(i).swap(new_tag, Ordering::AcqRel) & COUNT_MASK;
+        let tags = Tags::of(generation);
+        let set = |i: usize, v: u64| {
+            self.at(i).store(v, Ordering::Release);
+            self.step();
+        };
+        // Freeze: each count stays in its cell under the frozen tag, so observers still
+        // holding the old tag fail their compare-and-swap from now on, and a dead copy keeps
+        // every count.
+        let freeze = |i: usize| {
+            let cell = self.at(i);
+            let mut old = cell.load(Ordering::Relaxed);
+            loop {
+                let count = if old & !COUNT_MASK == tags.old {
+                    old & COUNT_MASK
+                } else {
+                    0 // not a count of this layout (a torn fork copy): dropped, as decode does
+                };
+                // SeqCst: pairs with the observers' compare-and-swap (see `bump`).
+                match cell.compare_exchange_weak(
+                    old,
+                    tags.frozen | count,
+                    Ordering::SeqCst,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => return count,
+                    Err(actual) => old = actual,
+                }
+            }
+        };
         let schema = clamp_schema(self.at(layout::SCHEMA).load(Ordering::Relaxed) as i64);
         let mut b = NativeBuckets {
             schema,
             zero_threshold: f64::from_bits(self.at(layout::ZERO_THRESHOLD).load(Ordering::Relaxed)),
-            zero_count: take(layout::ZERO_COUNT),
+            zero_count: freeze(layout::ZERO_COUNT),
             positive: Vec::new(),
             negative: Vec::new(),
         };
+        self.step();
         let mut offsets = [layout::POSITIVE_OFFSET, layout::NEGATIVE_OFFSET]
             .map(|o| self.at(o).load(Ordering::Relaxed) as i64);
-        for (sign, first) in [layout::positive(window), layout::negative(window)]
-            .into_iter()
-            .enumerate()
-        {
+        let firsts = [layout::positive(window), layout::negative(window)];
+        for (sign, first) in firsts.into_iter().enumerate() {
             let out = if sign == 0 {
                 &mut b.positive
             } else {
                 &mut b.negative
             };
             for i in 0..window {
-                let c = take(first + i);
+                let c = freeze(first + i);
+                self.step();
                 if c > 0 {
                     out.push(((offsets[sign] + i as i64) as i32, c));
                 }
             }
         }
+        let old = b.clone();
+        let old_offsets = offsets;
+        let mut ops = Vec::new();
+        self.reduce(&mut b, &mut offsets, pending, window, &mut ops);
 
-        self.reduce(&mut b, &mut offsets, pending, window);
-
-        let set = |i: usize, v: u64| self.at(i).store(v, Ordering::Release);
+        // The journal: the layout the counts move to, before the first count moves.
+        let journal = layout::journal(window);
+        set(journal + layout::NEXT_SCHEMA, i64::from(b.schema) as u64);
+        set(
+            journal + layout::NEXT_ZERO_THRESHOLD,
+            b.zero_threshold.to_bits(),
+        );
+        set(journal + layout::NEXT_OFFSETS, pack_offsets(offsets));
+        for m in moves(&old, old_offsets, &ops, offsets, window) {
+            // One source at a time: marked moving, added to the count held in the journal
+            // (which flips the toggle, so a reader knows the mark is in it), then emptied.
+            let mut held = 0u64;
+            let mut toggle = 0;
+            for &(source, count) in &m.sources {
+                toggle ^= 1;
+                set(source, tags.moving[toggle] | count);
+                held = held.saturating_add(count);
+                set(journal + layout::MOVE, encode_move(m.target, held, toggle));
+                set(source, tags.new);
+            }
+            set(m.target, tags.new | saturate(held));
+            set(journal + layout::MOVE, 0);
+        }
+        // Frozen cells left are empty ones (or counts a reset dropped).
+        for i in std::iter::once(layout::ZERO_COUNT).chain(layout::HEADER..journal) {
+            if self.at(i).load(Ordering::Relaxed) & !COUNT_MASK != tags.new {
+                set(i, tags.new);
+            }
+        }
         set(layout::SCHEMA, i64::from(b.schema) as u64);
         set(layout::ZERO_THRESHOLD, b.zero_threshold.to_bits());
         set(layout::POSITIVE_OFFSET, offsets[0] as u64);
         set(layout::NEGATIVE_OFFSET, offsets[1] as u64);
-        set(layout::ZERO_COUNT, new_tag | saturate(b.zero_count));
-        for (sign, first, buckets) in [
-            (0, layout::positive(window), &b.positive),
-            (1, layout::negative(window), &b.negative),
-        ] {
-            for &(k, c) in buckets {
-                let i = (i64::from(k) - offsets[sign]) as usize;
-                set(first + i, new_tag | saturate(c));
-            }
-        }
         set(layout::POPULATED, b.bucket_count() as u64);
-        self.at(layout::GENERATION).store(next, Ordering::Release);
+        self.at(layout::GENERATION)
+            .store(tags.next_generation, Ordering::Release);
+    }
+
+    /// A store of a reduction done: where the tests stop one (see [`kill_at_reduction_step`]).
+    #[inline]
+    fn step(&self) {
+        #[cfg(test)]
+        tests::at_step(self);
+        let at = KILL_AT_STEP.load(Ordering::Relaxed);
+        if at > 0 && STEPS.fetch_add(1, Ordering::Relaxed) + 1 == at {
+            kill_self();
+        }
     }
 
     /// Reduces `b` until its buckets, and `pending`'s, fit `window` cells per sign and at most
-    /// `window` buckets are populated; then places the windows (`offsets`).
+    /// `window` buckets are populated; then places the windows (`offsets`). Records each step
+    /// in `ops`, so that [`moves`] can tell where every old bucket went.
     fn reduce(
         &self,
         b: &mut NativeBuckets,
         offsets: &mut [i64; 2],
         pending: Option<f64>,
         window: usize,
+        ops: &mut Vec<Op>,
     ) {
         let max_zt = f64::from_bits(self.at(layout::MAX_ZERO_THRESHOLD).load(Ordering::Relaxed));
         // Every round moves a bucket into the zero bucket, lowers the schema or resets; at most
@@ -454,6 +517,7 @@ impl<'a> Native<'a> {
                 store_f64(self.at(layout::SUM), 0.0);
                 self.at(layout::LAST_RESET)
                     .store(now_nanos(), Ordering::Relaxed);
+                ops.push(Op::Reset);
                 continue;
             }
             // The bucket closest to zero, the pending one included.
@@ -470,9 +534,10 @@ impl<'a> Native<'a> {
             if widened <= max_zt || b.schema <= SCHEMA_MIN {
                 // At the lowest schema the zero bucket widens past its maximum: memory stays
                 // bounded, and the counts stay exact.
-                b.widen_zero_threshold(widened);
+                ops.push(Op::Widen(b.widen_zero_threshold(widened)));
             } else {
                 b.reduce_to_schema(b.schema - 1);
+                ops.push(Op::Schema(b.schema));
             }
         }
         for (sign, buckets) in [&b.positive, &b.negative].into_iter().enumerate() {
@@ -555,6 +620,195 @@ fn fits(b: &NativeBuckets, pending: Option<(bool, i32)>, window: usize) -> bool 
         }
     }
     populated <= window
+}
+
+/// One step of a reduction, as [`destination`] replays it on a single bucket.
+#[derive(Clone, Copy, Debug)]
+enum Op {
+    /// The zero bucket widened to this threshold: every bucket whose upper bound is at or below
+    /// it moved in (`NativeBuckets::widen_zero_threshold` returns the threshold it reached).
+    Widen(f64),
+    /// The resolution lowered to this schema.
+    Schema(i8),
+    /// Every count dropped: a reset (one process only).
+    Reset,
+}
+
+/// Where the old bucket `key` (`None`: the zero bucket) at `schema` went after `ops`: `Some(None)`
+/// the zero bucket, `Some(Some(k))` bucket `k`, `None` dropped by a reset. The replay agrees with
+/// the reduction of the whole set because a widening to `t` takes exactly the buckets whose
+/// upper bound is at most `t`, and lowering the schema maps each key on its own.
+fn destination(ops: &[Op], mut schema: i8, mut key: Option<i32>) -> Option<Option<i32>> {
+    for &op in ops {
+        match (op, key) {
+            (Op::Reset, _) => return None,
+            (Op::Widen(t), Some(k)) if upper_bound(k, schema) <= t => key = None,
+            (Op::Schema(s), Some(k)) => {
+                key = Some(reduced_key(k, i64::from(schema) - i64::from(s)));
+                schema = s;
+            }
+            (Op::Schema(s), None) => schema = s,
+            (Op::Widen(_), _) => {}
+        }
+    }
+    Some(key)
+}
+
+/// The tags of a reduction's phases, which [`decode_dead`] reads a killed reduction by. From
+/// the generation `g` (even) it starts at, the generation odd meanwhile:
+/// 1. *freeze*: each cell goes from `old` to `frozen` with its count (observers holding `old`
+///    fail from then on);
+/// 2. *journal*: the next schema, zero threshold and offsets go to the journal cells;
+/// 3. *moves*, one new bucket at a time, each in an order that never overwrites a frozen count
+///    still to move (see [`moves`]): each source cell is marked `moving[t]` with its count, the
+///    journal's `MOVE` cell then takes target, the count held so far and toggle `t` (so a
+///    reader knows which mark it includes), and the source is emptied to `new`; then the
+///    target takes `new` and the count held, and `MOVE` goes back to 0;
+/// 4. the cells left `frozen` (empty) go to `new`, the header takes the journal's layout, and
+///    the generation turns `g + 8`, whose tag is `new`.
+///
+/// At every store a count is in exactly one place a reader looks: a cell under the old layout
+/// (`old`, `frozen`, `moving` not yet held), the count held, or a cell under the new layout.
+struct Tags {
+    old: u64,
+    frozen: u64,
+    moving: [u64; 2],
+    new: u64,
+    next_generation: u64,
+}
+
+impl Tags {
+    fn of(g: u64) -> Self {
+        let at = |d: u64| tag(g.wrapping_add(d));
+        Tags {
+            old: at(0),
+            frozen: at(2),
+            moving: [at(4), at(6)],
+            new: at(8),
+            next_generation: g.wrapping_add(8),
+        }
+    }
+}
+
+/// A new bucket's count on its way: the cells it comes from, each with its count.
+struct Move {
+    target: usize,
+    sources: Vec<(usize, u64)>,
+}
+
+/// The moves that take `old` (frozen in its cells at `old_offsets`) to its reduction by `ops`
+/// at `offsets`, in an order where no move writes a cell whose own frozen count has yet to
+/// move: the zero bucket first (its cell is no window's); then, in each window, the buckets
+/// whose target lies within their sources' span (they write only their own cells); then those
+/// moving down, lowest target first; then those moving up, highest first. Why that suffices:
+/// keys map monotonically, so the frozen count in the target cell `q` of a bucket moving down
+/// goes to a target below `q`, which moved before it (and symmetrically upwards).
+fn moves(
+    old: &NativeBuckets,
+    old_offsets: [i64; 2],
+    ops: &[Op],
+    offsets: [i64; 2],
+    window: usize,
+) -> Vec<Move> {
+    let firsts = [layout::positive(window), layout::negative(window)];
+    let cell = |sign: usize, key: i32, offset: i64| {
+        usize::try_from(i64::from(key) - offset)
+            .ok()
+            .filter(|&i| i < window)
+            .map(|i| firsts[sign] + i)
+    };
+    // (target, source, count) of every populated old cell.
+    let mut flows: Vec<(usize, usize, u64)> = Vec::with_capacity(old.bucket_count() + 1);
+    if old.zero_count > 0 && destination(ops, old.schema, None).is_some() {
+        flows.push((layout::ZERO_COUNT, layout::ZERO_COUNT, old.zero_count));
+    }
+    for (sign, buckets) in [&old.positive, &old.negative].into_iter().enumerate() {
+        for &(k, c) in buckets {
+            let target = match destination(ops, old.schema, Some(k)) {
+                None => continue,
+                Some(None) => Some(layout::ZERO_COUNT),
+                Some(Some(k)) => cell(sign, k, offsets[sign]),
+            };
+            debug_assert!(target.is_some(), "a reduced bucket outside its window");
+            if let (Some(target), Some(source)) = (target, cell(sign, k, old_offsets[sign])) {
+                flows.push((target, source, c));
+            }
+        }
+    }
+    flows.sort_unstable();
+    let mut out: Vec<Move> = Vec::new();
+    for (target, source, count) in flows {
+        match out.last_mut() {
+            Some(m) if m.target == target => m.sources.push((source, count)),
+            _ => out.push(Move {
+                target,
+                sources: vec![(source, count)],
+            }),
+        }
+    }
+    out.sort_by_key(|m| {
+        let lo = m.sources.first().map_or(0, |s| s.0);
+        let hi = m.sources.last().map_or(0, |s| s.0);
+        let q = m.target as i64;
+        if m.target == layout::ZERO_COUNT {
+            (0, 0)
+        } else if (lo..=hi).contains(&m.target) {
+            (1, q)
+        } else if m.target < lo {
+            (2, q)
+        } else {
+            (3, -q)
+        }
+    });
+    out
+}
+
+/// The journal's `MOVE` cell for a count `held` on its way to cell `target`, including the
+/// source marked `moving[toggle]`.
+fn encode_move(target: usize, held: u64, toggle: usize) -> u64 {
+    held.min(COUNT_MASK) | ((target as u64 + 1) << 48) | ((toggle as u64 & 1) << 62)
+}
+
+/// `(target, held, toggle)` of a `MOVE` cell; `None` when no move is in flight.
+fn decode_move(m: u64) -> Option<(usize, u64, usize)> {
+    let target = ((m >> 48) & 0x3fff) as usize;
+    (target > 0).then(|| (target - 1, m & COUNT_MASK, (m >> 62) as usize & 1))
+}
+
+/// The journal's `NEXT_OFFSETS` cell (keys, hence offsets, are `i32`).
+fn pack_offsets(offsets: [i64; 2]) -> u64 {
+    u64::from(offsets[0] as i32 as u32) | (u64::from(offsets[1] as i32 as u32) << 32)
+}
+
+fn unpack_offsets(cell: u64) -> [i64; 2] {
+    [
+        i64::from(cell as u32 as i32),
+        i64::from((cell >> 32) as u32 as i32),
+    ]
+}
+
+/// Test support: the store of this process's reductions (counting from 1 after the call) at
+/// which it aborts — a worker killed in the middle of a reduction, for the tests of the files
+/// such workers leave; 0: never. Reached through `__private`; not a public API.
+static KILL_AT_STEP: AtomicU64 = AtomicU64::new(0);
+/// Stores of reductions since [`kill_at_reduction_step`], counted while one is armed.
+static STEPS: AtomicU64 = AtomicU64::new(0);
+
+/// Arms (`n > 0`) or disarms the failpoint: this process aborts, without unwinding or exit
+/// hooks, at the `n`th store of its native histograms' reductions from now.
+pub fn kill_at_reduction_step(n: u64) {
+    STEPS.store(0, Ordering::Relaxed);
+    KILL_AT_STEP.store(n, Ordering::Relaxed);
+}
+
+/// The stores of reductions done since the failpoint was armed.
+pub fn reduction_steps() -> u64 {
+    STEPS.load(Ordering::Relaxed)
+}
+
+#[cold]
+fn kill_self() {
+    std::process::abort();
 }
 
 fn saturate(count: u64) -> u64 {
@@ -642,7 +896,13 @@ pub(crate) enum DecodeError {
 /// native base on) into its buckets, count and sum. Pure and total: the multiprocess reader
 /// calls it on cells copied from another process's file, which it does not trust.
 pub(crate) fn decode(cells: &[u64]) -> Result<Snapshot, DecodeError> {
-    decode_as(cells.len(), |i| cells[i], false)
+    decode_as(cells.len(), |i| cells[i], slice_all_equal(cells), false)
+}
+
+/// `all_equal` of [`decode_as`] over cells in a slice.
+fn slice_all_equal(cells: &[u64]) -> impl Fn(usize, usize, u64) -> bool {
+    // OR of the differences, no early exit: the compiler turns it into wide compares.
+    move |from, n, v| cells[from..from + n].iter().fold(0, |a, &c| a | (c ^ v)) == 0
 }
 
 /// [`decode`] (or [`decode_dead`] if `dead`) on cells stored as native-endian bytes (a copy of
@@ -654,28 +914,34 @@ pub(crate) fn decode_bytes(bytes: &[u8], dead: bool) -> Result<Snapshot, DecodeE
         w.copy_from_slice(&bytes[8 * i..8 * i + 8]);
         u64::from_ne_bytes(w)
     };
-    decode_as(bytes.len() / 8, word, dead)
+    let all_equal = |from: usize, n: usize, v: u64| {
+        bytes[8 * from..8 * (from + n)]
+            .chunks_exact(8)
+            .fold(0, |a, c| {
+                a | (u64::from_ne_bytes(c.try_into().unwrap_or_default()) ^ v)
+            })
+            == 0
+    };
+    decode_as(bytes.len() / 8, word, all_equal, dead)
 }
 
 /// [`decode`] for the cells of a writer that is gone (a multiprocess file whose process died):
 /// nothing will finish a rewrite it was killed in, so a copy taken across one is read as it
-/// is. A rewrite takes every count out (swapping each cell to the next generation's tag, with
-/// a count of 0) before it changes the header, and writes the counts back after it: cells
-/// still carrying the old tag are counts under the header as it is, and cells written back
-/// carry the new tag under the new header. So every cell with either tag is a count under
-/// the header as read; the counts the dead rewrite held in hand are lost (a process killed
-/// inside the few microseconds of a reduction), nothing is counted twice or in a wrong
-/// bucket.
+/// is, every count included (`decode_interrupted`: the cells under the old layout and those
+/// under the journal's, merged). Cells without the journal (an earlier release's writer, whose
+/// rewrite took the counts out before writing them back) read as the counts under the header
+/// as it is, old and next tag alike: the counts that dead rewrite held in hand are lost,
+/// nothing is counted twice or in a wrong bucket.
 #[cfg_attr(not(test), allow(dead_code))] // the reader calls `decode_bytes(.., true)`
 pub(crate) fn decode_dead(cells: &[u64]) -> Result<Snapshot, DecodeError> {
-    decode_as(cells.len(), |i| cells[i], true)
+    decode_as(cells.len(), |i| cells[i], slice_all_equal(cells), true)
 }
 
 /// Clears the counts and the sum of a copy of native cells and leaves their layout (a
 /// multiprocess file copied for a forked child, whose histograms go on from zero with the
 /// parent's layout): the generation even, every tagged cell empty under its tag, the lock
-/// free (its holder, if any, was a thread of the parent). Cells that are not a native state
-/// are zeroed.
+/// free (its holder, if any, was a thread of the parent), the journal idle. Cells that are not
+/// a native state are zeroed.
 #[cfg_attr(not(all(feature = "multiprocess", unix)), allow(dead_code))] // the multiprocess store's
 pub(crate) fn clear_counts(cells: &mut [u64]) {
     let window = cells.get(layout::WINDOW).map_or(0, |&w| w as usize);
@@ -690,7 +956,10 @@ pub(crate) fn clear_counts(cells: &mut [u64]) {
     cells[layout::POPULATED] = 0;
     cells[layout::SUM] = 0.0f64.to_bits();
     cells[layout::ZERO_COUNT] = t;
-    cells[layout::HEADER..].fill(t);
+    let journal = layout::journal(window);
+    cells[layout::HEADER..journal].fill(t);
+    // No move in flight (the parent's reduction, if any, is not the child's).
+    cells[journal..].fill(0);
 }
 
 /// The cells of a native state holding `b` and `sum` in a window of `window` cells per sign
@@ -733,15 +1002,24 @@ pub(crate) fn state_of(b: &NativeBuckets, sum: f64, window: usize) -> Option<Vec
     Some(cells)
 }
 
-/// `len` cells, cell `i` read by `cell(i)` (called only below `len`).
+/// `len` cells, cell `i` read by `cell(i)` (called only below `len`); `all_equal(from, n, v)`:
+/// whether cells `from..from + n` (below `len`) all hold `v`.
 #[inline]
-fn decode_as(len: usize, cell: impl Fn(usize) -> u64, dead: bool) -> Result<Snapshot, DecodeError> {
+fn decode_as(
+    len: usize,
+    cell: impl Fn(usize) -> u64,
+    all_equal: impl Fn(usize, usize, u64) -> bool,
+    dead: bool,
+) -> Result<Snapshot, DecodeError> {
     if len < layout::HEADER {
         return Err(DecodeError::Invalid);
     }
     let header: [u64; layout::HEADER] = std::array::from_fn(&cell);
     let window = usize::try_from(header[layout::WINDOW]).map_err(|_| DecodeError::Invalid)?;
-    if window == 0 || window > MAX_BUCKETS_LIMIT as usize || len != layout::len(window) {
+    if window == 0
+        || window > MAX_BUCKETS_LIMIT as usize
+        || (len != layout::len(window) && len != layout::len_unjournaled(window))
+    {
         return Err(DecodeError::Invalid);
     }
     let generation = header[layout::GENERATION];
@@ -751,14 +1029,14 @@ fn decode_as(len: usize, cell: impl Fn(usize) -> u64, dead: bool) -> Result<Snap
     }
     let schema = header[layout::SCHEMA] as i64;
     let zero_threshold = f64::from_bits(header[layout::ZERO_THRESHOLD]);
-    if !(exponential::SCHEMA_MIN as i64..=exponential::SCHEMA_MAX as i64).contains(&schema)
-        || zero_threshold.is_nan()
-        || zero_threshold < 0.0
-    {
+    if !valid_layout(schema, zero_threshold) {
         return Err(DecodeError::Invalid);
     }
+    if torn && len == layout::len(window) {
+        return decode_interrupted(&header, window, cell);
+    }
     let expected = tag(generation);
-    // A dead writer's rewrite: the old tag (`tag` of an odd generation is its even
+    // An older writer's (no journal) dead rewrite: the old tag (`tag` of an odd generation is its even
     // predecessor's) or the next one (see `decode_dead`).
     let next = if torn {
         tag(generation.wrapping_add(1))
@@ -798,23 +1076,146 @@ fn decode_as(len: usize, cell: impl Fn(usize) -> u64, dead: bool) -> Result<Snap
         if offset < i64::from(i32::MIN) || offset + window as i64 > i64::from(i32::MAX) {
             return Err(DecodeError::Invalid);
         }
-        for i in 0..window {
-            let c = cell(first + i);
-            // Most window cells are empty: an empty cell of the expected tag is skipped with
-            // one comparison.
-            if c == expected {
+        // Most window cells are empty (the expected tag, no count): runs of them are skipped
+        // a block at a time, the rest with one comparison each.
+        const BLOCK: usize = 8;
+        let mut i = 0;
+        while i < window {
+            if i + BLOCK <= window && all_equal(first + i, BLOCK, expected) {
+                i += BLOCK;
                 continue;
             }
-            let c = count_of(c)?;
-            if c > 0 {
-                out.push(((offset + i as i64) as i32, c));
+            let end = (i + BLOCK).min(window);
+            for i in i..end {
+                let c = cell(first + i);
+                if c == expected {
+                    continue;
+                }
+                let c = count_of(c)?;
+                if c > 0 {
+                    out.push(((offset + i as i64) as i32, c));
+                }
             }
+            i = end;
         }
     }
     Ok(Snapshot {
         count: buckets.count(),
         sum: f64::from_bits(header[layout::SUM]),
         buckets,
+    })
+}
+
+/// Whether a schema and a zero threshold read from cells are a layout.
+fn valid_layout(schema: i64, zero_threshold: f64) -> bool {
+    (exponential::SCHEMA_MIN as i64..=exponential::SCHEMA_MAX as i64).contains(&schema)
+        && zero_threshold >= 0.0
+}
+
+/// [`decode_dead`] of a state whose writer died in the middle of a reduction (see [`Tags`]):
+/// the cells still under the old layout (`old`, `frozen`, and `moving` unless the count held
+/// includes them) read under the header, the cells already moved under the journal's layout,
+/// and the count held added to its target unless it landed there. The two are merged as
+/// processes' histograms are ([`NativeBuckets::merge`]), so every count is in a bucket that
+/// holds its observations and the totals are exact.
+fn decode_interrupted(
+    header: &[u64; layout::HEADER],
+    window: usize,
+    cell: impl Fn(usize) -> u64,
+) -> Result<Snapshot, DecodeError> {
+    let tags = Tags::of(header[layout::GENERATION] & !1);
+    let journal = layout::journal(window);
+    let in_flight = decode_move(cell(journal + layout::MOVE));
+    let layout_of = |schema: i64, zero_threshold: u64| NativeBuckets {
+        schema: clamp_schema(schema),
+        zero_threshold: f64::from_bits(zero_threshold),
+        ..NativeBuckets::default()
+    };
+    let mut old = layout_of(
+        header[layout::SCHEMA] as i64,
+        header[layout::ZERO_THRESHOLD],
+    );
+    let next_schema = cell(journal + layout::NEXT_SCHEMA) as i64;
+    let next_zero_threshold = cell(journal + layout::NEXT_ZERO_THRESHOLD);
+    let mut new = layout_of(next_schema, next_zero_threshold);
+    let old_offsets = [layout::POSITIVE_OFFSET, layout::NEGATIVE_OFFSET].map(|o| header[o] as i64);
+    let new_offsets = unpack_offsets(cell(journal + layout::NEXT_OFFSETS));
+    // Which layout each cell's count follows (`None`: no count a reader takes).
+    let layout_of_cell = |c: u64| {
+        let t = c & !COUNT_MASK;
+        if t == tags.old || t == tags.frozen {
+            Some(false)
+        } else if t == tags.moving[0] || t == tags.moving[1] {
+            let toggle = usize::from(t == tags.moving[1]);
+            Some(false).filter(|_| in_flight.is_none_or(|(_, _, t)| t != toggle))
+        } else if t == tags.new {
+            Some(true)
+        } else {
+            None
+        }
+    };
+    let firsts = [layout::positive(window), layout::negative(window)];
+    // Where cell `i`'s count goes under one of the layouts: the zero bucket (`None`) or a key.
+    let key_of = |i: usize, offsets: [i64; 2]| -> Result<Option<(usize, i32)>, DecodeError> {
+        if i == layout::ZERO_COUNT {
+            return Ok(None);
+        }
+        let sign = usize::from(i >= firsts[1]);
+        let key = offsets[sign] + (i - firsts[sign]) as i64;
+        Ok(Some((
+            sign,
+            i32::try_from(key).map_err(|_| DecodeError::Invalid)?,
+        )))
+    };
+    let add = |b: &mut NativeBuckets, at: Option<(usize, i32)>, count: u64| {
+        let Some((sign, key)) = at else {
+            b.zero_count = b.zero_count.saturating_add(count);
+            return;
+        };
+        let side = if sign == 0 {
+            &mut b.positive
+        } else {
+            &mut b.negative
+        };
+        match side.binary_search_by_key(&key, |&(k, _)| k) {
+            Ok(j) => side[j].1 = side[j].1.saturating_add(count),
+            Err(j) => side.insert(j, (key, count)),
+        }
+    };
+    let mut moved_any = false;
+    for i in std::iter::once(layout::ZERO_COUNT).chain(layout::HEADER..journal) {
+        let c = cell(i);
+        let count = c & COUNT_MASK;
+        match layout_of_cell(c) {
+            Some(_) if count == 0 => {}
+            Some(false) => add(&mut old, key_of(i, old_offsets)?, count),
+            Some(true) => {
+                moved_any = true;
+                add(&mut new, key_of(i, new_offsets)?, count);
+            }
+            None => {}
+        }
+    }
+    if let Some((target, held, _)) = in_flight {
+        if target != layout::ZERO_COUNT && !(layout::HEADER..journal).contains(&target) {
+            return Err(DecodeError::Invalid);
+        }
+        let landed = cell(target);
+        if !(landed & !COUNT_MASK == tags.new && landed & COUNT_MASK > 0) && held > 0 {
+            moved_any = true;
+            add(&mut new, key_of(target, new_offsets)?, held);
+        }
+    }
+    if moved_any {
+        if !valid_layout(next_schema, new.zero_threshold) {
+            return Err(DecodeError::Invalid);
+        }
+        old.merge(&new);
+    }
+    Ok(Snapshot {
+        count: old.count(),
+        sum: f64::from_bits(header[layout::SUM]),
+        buckets: old,
     })
 }
 

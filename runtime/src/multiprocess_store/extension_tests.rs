@@ -100,14 +100,17 @@ fn write_worker_file(dir: &Path, i: u8) -> Writer {
     let bounds = [1.0];
     let hist = decl("latency_seconds", MetricKind::Histogram, &[], &bounds);
     let settings = native_settings_cells(4 - i as i8, 160, 0.0, 0.0, false);
-    let state = crate::metric::native::state_of(&native_of(i), 4.5 * f64::from(i), 160)
+    // This histogram's state as an earlier release wrote it (no journal); the native-only
+    // one's as this release does (the journal after the counted cells).
+    let mut state = crate::metric::native::state_of(&native_of(i), 4.5 * f64::from(i), 160)
         .expect("fits the window");
+    state.truncate(crate::layout::native::len_unjournaled(160));
     let (cells, ext) = w
         .alloc_series_with(
             &hist,
             &[(EXT_NATIVE_SETTINGS, &settings)],
             b"",
-            &[(EXT_NATIVE, state.len())],
+            &[(EXT_NATIVE, state.len(), 0)],
         )
         .unwrap();
     for (k, v) in [n, 2 * n, (4.5 * f64::from(i)).to_bits()]
@@ -134,7 +137,11 @@ fn write_worker_file(dir: &Path, i: u8) -> Writer {
             &only,
             &[(EXT_NATIVE_SETTINGS, &settings)],
             b"",
-            &[(EXT_NATIVE, state.len())],
+            &[(
+                EXT_NATIVE,
+                crate::layout::native::len(160),
+                crate::layout::native::JOURNAL,
+            )],
         )
         .unwrap();
     cell(cells, 0).store(2 * n + 3, Ordering::Relaxed);

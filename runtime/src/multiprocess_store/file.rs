@@ -59,7 +59,7 @@
 //! | sub-tag | attaches to | cells |
 //! |---|---|---|
 //! | 1 native settings | a histogram family record | `i64` schema (−4..=8), `u64` max buckets, `f64` zero threshold, `f64` max zero threshold, `u64` flags (bit 0: native only, see below) |
-//! | 2 native state | a series of a family with native settings | the native shape's cells (`layout.rs`, `native`): the very cells the process's native histogram observes into (`metric/native.rs`), `15 + 2 × max_buckets` of them — 8 × (15 + 2 × max_buckets) bytes, 2,680 at the default 160 — fixed when the series is created. Never reset in multiprocess mode (past the bound the histogram widens its zero bucket or halves its resolution); readers decode them with `native::decode` and never merge a copy taken in the middle of a reduction (`read.rs`) |
+//! | 2 native state | a series of a family with native settings | the native shape's cells (`layout.rs`, `native`): the very cells the process's native histogram observes into (`metric/native.rs`), `15 + 2 × max_buckets` of them — 8 × (15 + 2 × max_buckets) bytes, 2,680 at the default 160 — fixed when the series is created. Never reset in multiprocess mode (past the bound the histogram widens its zero bucket or halves its resolution); readers decode them with `native::decode` and never merge a copy taken in the middle of a reduction (`read.rs`). From this release on, the record goes on past those cells, inside its length, with the reduction's 4 journal cells (`layout.rs`, `native::JOURNAL`: the next schema, zero threshold and offsets, and the count in flight; 2,712 bytes in all at 160), so that a reader of a process killed in the middle of a reduction finds every count (`metric/native.rs`, `decode_dead`). The cell count `n` still counts the state alone: an earlier reader reads it as it always did and skips the journal with the record (`ext_cell_count`) |
 //! | 3 exemplars | a counter series (1 slot) or a histogram series (one slot per classic bucket, `+Inf` included) | slots of 6 cells, the in-process slot's layout (`exemplar.rs`, `SLOT_WORDS`): `u64` sequence (odd while written, even when complete), trace id as a big-endian `u128` split into its high and low `u64`, `u64` span id (0: none), `f64` value, `u64` Unix time in ns (0: empty); a trace id of 0 marks labels kept in the writing process, not shown by other processes |
 //! | 4 native sparse | a series of a family with native settings | archive: `i64` schema, `f64` zero threshold, `u64` zero count, `u64` positive and `u64` negative bucket counts `p`, `q`, then `p + q` pairs of `i64` index, `u64` count (`native_merge.rs`) |
 //!
@@ -265,19 +265,43 @@ pub(crate) fn encode_series(
 /// Encodes an extension record with sub-tag `ext` attaching `cells` to the record `back`
 /// bytes before it. Returns the offset of its first cell within `out`.
 pub(crate) fn encode_extension(out: &mut Vec<u8>, ext: u16, back: u32, cells: &[u64]) -> usize {
+    encode_extension_with_tail(out, ext, back, cells, 0)
+}
+
+/// [`encode_extension`] whose last `tail` cells follow the counted ones inside the record (a
+/// native state's journal: see the module docs and [`ext_cell_count`]).
+pub(crate) fn encode_extension_with_tail(
+    out: &mut Vec<u8>,
+    ext: u16,
+    back: u32,
+    cells: &[u64],
+    tail: usize,
+) -> usize {
     let start = out.len();
     out.extend_from_slice(&0u32.to_ne_bytes());
     out.extend_from_slice(&TAG_PADDING.to_ne_bytes());
     out.extend_from_slice(&ext.to_ne_bytes());
     out.extend_from_slice(&back.to_ne_bytes());
     out.extend_from_slice(&0u32.to_ne_bytes());
-    out.extend_from_slice(&(cells.len() as u32).to_ne_bytes());
+    out.extend_from_slice(&(cells.len().saturating_sub(tail) as u32).to_ne_bytes());
     out.extend_from_slice(&0u32.to_ne_bytes());
     for c in cells {
         out.extend_from_slice(&c.to_ne_bytes());
     }
     finish_record(out, start);
     EXT_CELLS
+}
+
+/// The cells a reader takes from an extension record of sub-tag `ext`, `n` cells by its
+/// header and `rec_len` bytes long: the `n`, and for a native state the reduction's journal
+/// when the record goes on with it (written from this release on; see the module docs).
+pub(crate) fn ext_cell_count(ext: u16, n: usize, rec_len: usize) -> usize {
+    let journal = crate::layout::native::JOURNAL;
+    if ext == EXT_NATIVE && rec_len >= EXT_CELLS + 8 * (n + journal) {
+        n + journal
+    } else {
+        n
+    }
 }
 
 /// Native histogram settings as the cells of an [`EXT_NATIVE_SETTINGS`] record.
@@ -520,7 +544,8 @@ impl Writer {
     /// [`alloc_series`](Self::alloc_series) with extension records (see the module docs):
     /// `family_ext` attached to the family record (a family declared with other extensions is
     /// another declaration: the last one in a file is the one in use), and `series_ext`, each a
-    /// sub-tag and a cell count, attached to the series with zeroed cells. The series and its
+    /// sub-tag, a cell count and how many of those cells are the record's uncounted tail (see
+    /// [`encode_extension_with_tail`]), attached to the series with zeroed cells. The series and its
     /// extensions are published together. Returns the series' first cell and the first cell of
     /// each of `series_ext`, in order; all valid for the rest of the process's life.
     pub(crate) fn alloc_series_with(
@@ -528,7 +553,7 @@ impl Writer {
         decl: &FamilyDecl<'_>,
         family_ext: &[(u16, &[u64])],
         key: &[u8],
-        series_ext: &[(u16, usize)],
+        series_ext: &[(u16, usize, usize)],
     ) -> io::Result<(NonNull<AtomicU64>, Vec<NonNull<AtomicU64>>)> {
         self.writable()?;
         self.with(|inner| {
@@ -553,9 +578,12 @@ impl Writer {
             let zeroed = vec![0; decl.layout().len()];
             let cells_at = encode_series(&mut rec, family_off, &zeroed, key);
             let mut ext_at = Vec::with_capacity(series_ext.len());
-            for &(ext, n) in series_ext {
+            for &(ext, n, tail) in series_ext {
                 let back = rec.len();
-                ext_at.push(back + encode_extension(&mut rec, ext, back as u32, &vec![0; n]));
+                let zeroed = vec![0; n];
+                ext_at.push(
+                    back + encode_extension_with_tail(&mut rec, ext, back as u32, &zeroed, tail),
+                );
             }
             let result = append(inner, self.header, &rec);
             inner.scratch = rec;
@@ -729,6 +757,11 @@ fn zero_values(bytes: &mut [u8]) {
                     .try_into()
                     .expect("4 bytes"),
             ) as usize;
+            let n = if tag == TAG_PADDING {
+                ext_cell_count(ext, n, len)
+            } else {
+                n
+            };
             let end = (off + at + n * 8).min(off + len);
             if (tag, ext) == (TAG_PADDING, EXT_NATIVE) {
                 // The child's native histograms go on with their layout and no counts: the
@@ -911,6 +944,27 @@ pub(crate) fn write_all_at(file: &File, bytes: &[u8], off: u64) -> io::Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A native state's journal rides past the cells its record counts: an earlier reader
+    /// takes the state alone, this one the state and the journal; other sub-tags and records
+    /// without the journal keep their count.
+    #[test]
+    fn a_native_states_journal_is_its_records_uncounted_tail() {
+        let journal = crate::layout::native::JOURNAL;
+        let mut rec = Vec::new();
+        assert_eq!(
+            encode_extension_with_tail(&mut rec, EXT_NATIVE, 8, &[7; 10], journal),
+            EXT_CELLS
+        );
+        assert_eq!(rec.len(), EXT_CELLS + 8 * 10);
+        let counted = u32::from_ne_bytes(rec[16..20].try_into().unwrap()) as usize;
+        assert_eq!(counted, 10 - journal);
+        assert_eq!(ext_cell_count(EXT_NATIVE, counted, rec.len()), 10);
+        assert_eq!(ext_cell_count(EXT_EXEMPLARS, counted, rec.len()), counted);
+        let mut older = Vec::new();
+        encode_extension(&mut older, EXT_NATIVE, 8, &[7; 6]);
+        assert_eq!(ext_cell_count(EXT_NATIVE, 6, older.len()), 6);
+    }
 
     #[test]
     fn records_are_aligned_and_sized() {

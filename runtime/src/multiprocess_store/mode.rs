@@ -287,7 +287,8 @@ fn native_series_cells(
         &file_decl,
         &[(EXT_NATIVE_SETTINGS, &settings)],
         key,
-        &[(EXT_NATIVE, n)],
+        // The journal is the record's uncounted tail: earlier readers take the state alone.
+        &[(EXT_NATIVE, n, crate::layout::native::JOURNAL)],
     );
     match allocated {
         Ok((ptr, ext)) => {

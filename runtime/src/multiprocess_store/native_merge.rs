@@ -6,11 +6,12 @@
 //! stay exact (`u64` additions); the count and sum are not here — they are the series'
 //! classic cells, summed like every histogram's (`aggregate.rs`, `exact.rs`).
 //!
-//! A process's state (`EXT_NATIVE`) is the very run of cells its native histogram observes
+//! A process's state (`EXT_NATIVE`, with the reduction's journal from this release on) is the very run of cells its native histogram observes
 //! into (`metric/native.rs`, `layout.rs`), decoded by that histogram's pure `decode`: a copy
 //! taken while a reduction was rewriting the cells is *torn* and never merged (no half-reduced
 //! bucket array reaches a scrape; the reader copies it again first, `read.rs`). A dead
-//! process's state is read with `decode_dead`, which nothing will tear again. The merge
+//! process's state is read with `decode_dead`, which nothing will tear again: a reduction it
+//! was killed in is read from its journal with every count. The merge
 //! reduces and widens with the in-process histogram's exact
 //! `NativeBuckets::reduce_to_schema` and `widen_zero_threshold` (`model.rs`), adding in place
 //! when nothing needs reducing (the common case across processes of one program).

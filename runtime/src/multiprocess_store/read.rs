@@ -79,7 +79,7 @@ use std::os::unix::fs::FileExt;
 
 use super::file::{
     EXT_CELLS, EXT_EXEMPLARS, EXT_NATIVE, EXT_NATIVE_SETTINGS, EXT_NATIVE_SPARSE,
-    NATIVE_SETTINGS_LEN,
+    NATIVE_SETTINGS_LEN, ext_cell_count,
 };
 use super::file::{
     FLAG_ARCHIVE, H_DROPPED, H_FLAGS, H_HEADER_LEN, H_ID, H_PID, H_START_TICKS, H_USED, H_VERSION,
@@ -293,6 +293,10 @@ fn agree_cells(src: &impl Source, bytes: &mut [u8], second: &[u8]) -> Result<(),
         };
         let end = (cells_at != 0 && len >= cells_at)
             .then(|| u32_at(bytes, off + count_at).unwrap_or(0) as usize)
+            .map(|n| match tag {
+                TAG_PADDING => ext_cell_count(ext, n, len),
+                _ => n,
+            })
             .and_then(|n| n.checked_mul(8))
             .and_then(|n| (off + cells_at).checked_add(n))
             .filter(|&end| end <= off + len);
@@ -716,7 +720,11 @@ impl<'a> Parsed<'a> {
             return Ok(None);
         }
         let back = u32_at(rec, 8).ok_or(CORRUPT_RECORD)? as usize;
-        let n_cells = u32_at(rec, 16).ok_or(CORRUPT_RECORD)? as usize;
+        let n_cells = ext_cell_count(
+            ext,
+            u32_at(rec, 16).ok_or(CORRUPT_RECORD)? as usize,
+            rec.len(),
+        );
         let cells = rec
             .get(EXT_CELLS..EXT_CELLS + n_cells.checked_mul(8).ok_or(CORRUPT_RECORD)?)
             .ok_or(CORRUPT_RECORD)?;

@@ -18,6 +18,10 @@
 //!   spread of values makes them reduce; declared at their first use
 //! - `exnat <only|both> <value> <trace>`: one observation of `value` into the same histogram,
 //!   with the exemplar `trace_id=<trace>`
+//! - `natkill <step> <value>`: arms the failpoint that aborts this process at the `step`th store
+//!   of its native reductions (`__private::kill_at_reduction_step`), observes `value` once into
+//!   `native_seconds` (after a `nat`), and if still alive replies with the stores its reductions
+//!   made
 //! - `file`: prints this process's file path
 //! - `exit`: exits cleanly (folding its file into the archive)
 #![allow(dead_code)]
@@ -107,6 +111,14 @@ pub fn worker_if_asked() {
                     .observe_with_exemplar(v.parse().unwrap(), &[("trace_id", trace)])
                     .unwrap();
                 "ok".to_string()
+            }
+            ["natkill", step, v] => {
+                let [only, _] = native.as_ref().expect("`nat` first");
+                promtrack::__private::kill_at_reduction_step(step.parse().unwrap());
+                only.observe(v.parse().unwrap());
+                let steps = promtrack::__private::reduction_steps();
+                promtrack::__private::kill_at_reduction_step(0);
+                steps.to_string()
             }
             ["obs", v, n] => {
                 for _ in 0..n.parse::<u64>().unwrap() {
@@ -236,6 +248,24 @@ impl Worker {
             // The test harness prints lines of its own; replies start with `@`.
             if let Some(reply) = line.trim().strip_prefix('@') {
                 return reply.to_string();
+            }
+        }
+    }
+
+    /// Sends a command and returns its reply, or `None` if the worker died on it (then reaped).
+    pub fn send_or_death(&mut self, cmd: &str) -> Option<String> {
+        writeln!(self.stdin, "{cmd}").unwrap();
+        self.stdin.flush().unwrap();
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if self.stdout.read_line(&mut line).unwrap() == 0 {
+                let status = self.child.wait().unwrap();
+                assert!(!status.success(), "{cmd:?}: exited cleanly");
+                return None;
+            }
+            if let Some(reply) = line.trim().strip_prefix('@') {
+                return Some(reply.to_string());
             }
         }
     }
