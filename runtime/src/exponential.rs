@@ -167,21 +167,23 @@ pub(crate) fn key(a: f64, schema: i8) -> i32 {
 /// The key of a normal value with the given bits and unbiased exponent.
 #[inline(always)]
 fn key_normal(bits: u64, exp: i32, schema: i8) -> i32 {
-    let schema = clamp_schema(schema.into());
+    // Each branch clamps its own side of the schema range (one `min`, not a two-sided clamp),
+    // and a key at schema `s` is `ceil(key_8 / 2^(8-s))`, computed as `-(-key_8 >> (8-s))`:
+    // the exponent keeps every key far from `i32`'s ends, so neither negation overflows.
     let mantissa = bits & ((1 << 52) - 1);
     if schema <= 0 {
         // Bucket (2^(k-1), 2^k]: a power of two is the upper bound of its bucket.
         let key0 = exp + i32::from(mantissa != 0);
-        let shift = -i32::from(schema);
-        return (key0 + (1 << shift) - 1) >> shift;
+        let shift = (-i32::from(schema)).min(-i32::from(SCHEMA_MIN));
+        return -(-key0 >> shift);
     }
     // The slice of 1/1024 the mantissa's top bits name holds at most one boundary: the first
     // candidate, or the next one if the low bits pass the slice's threshold (`SLICE`).
     let slice = SLICE[(mantissa >> 42) as usize];
     let above = (mantissa & ((1 << 42) - 1)) >= slice & ((1 << 48) - 1);
     let key8 = exp * 256 + (slice >> 48) as i32 + i32::from(above);
-    let shift = 8 - i32::from(schema);
-    (key8 + (1 << shift) - 1) >> shift
+    let shift = i32::from(SCHEMA_MAX) - i32::from(schema.min(SCHEMA_MAX));
+    -(-key8 >> shift)
 }
 
 #[cold]
@@ -269,6 +271,24 @@ mod tests {
         // Subnormals are keyed like their neighbours.
         assert_eq!(key(f64::from_bits(1), 0), -1074);
         assert_eq!(key(f64::MIN_POSITIVE, 0), -1022);
+    }
+
+    #[test]
+    fn schemas_outside_the_range_are_clamped() {
+        for v in [
+            f64::from_bits(1),
+            1e-300,
+            0.003,
+            1.0,
+            1.5,
+            3.0,
+            1e300,
+            f64::INFINITY,
+        ] {
+            for (schema, clamped) in [(9, 8), (100, 8), (i8::MAX, 8), (-5, -4), (i8::MIN, -4)] {
+                assert_eq!(key(v, schema), key(v, clamped), "{v} at {schema}");
+            }
+        }
     }
 
     #[test]

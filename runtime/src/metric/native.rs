@@ -199,6 +199,12 @@ pub(crate) struct Native<'a> {
     base: usize,
 }
 
+// `place` picks a sign's offset cell and window by adding the sign bit.
+const _: () = assert!(
+    layout::NEGATIVE_OFFSET == layout::POSITIVE_OFFSET + 1
+        && layout::negative(7) == layout::positive(7) + 7
+);
+
 /// What one tagged compare-and-swap did.
 enum Bump {
     /// Counted; `true` when the cell was empty before.
@@ -316,12 +322,13 @@ impl<'a> Native<'a> {
         let schema = self.at(layout::SCHEMA).load(Ordering::Acquire) as i8;
         let k = i64::from(key(a, schema));
         let window = self.window();
-        let (offset, first) = if v > 0.0 {
-            (layout::POSITIVE_OFFSET, layout::positive(window))
-        } else {
-            (layout::NEGATIVE_OFFSET, layout::negative(window))
-        };
-        let offset = self.at(offset).load(Ordering::Acquire) as i64;
+        // Past the zero bucket the sign bit is the sign (±0 stopped above, NaN never comes):
+        // integer steps that pick the sign's offset cell and window, no second float compare.
+        let negative = (v.to_bits() >> 63) as usize;
+        let offset = self
+            .at(layout::POSITIVE_OFFSET + negative)
+            .load(Ordering::Acquire) as i64;
+        let first = layout::positive(window) + (window & negative.wrapping_neg());
         let i = k.wrapping_sub(offset) as u64;
         if i < window as u64 {
             Place::Cell(first + i as usize)
