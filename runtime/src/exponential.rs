@@ -336,8 +336,8 @@ mod tests {
         }
     }
 
-    /// The constants are `f64::exp2`'s values, and `SLICE` the first candidates and thresholds a search
-    /// finds. To print `BOUND_BITS` again:
+    /// The constants are `f64::exp2`'s values, and `SLICE` the first candidates and thresholds
+    /// a search finds. To print `BOUND_BITS` again:
     /// `cargo test -p promtrack --lib exponential::tests::the_bound_table_is_exp2 -- --nocapture`.
     #[test]
     fn the_bound_table_is_exp2() {

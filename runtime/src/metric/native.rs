@@ -8,8 +8,9 @@
 //!
 //! - **Observe** (lock-free): read the generation and the layout, find the cell, then one
 //!   compare-and-swap that adds 1 only if the cell still carries the tag the layout was read
-//!   under; then the sum. A value outside the window, a full count, a layout change in progress
-//!   or a failed tag all take the slow path.
+//!   under; then the sum (read before that compare-and-swap, added after it). A value
+//!   outside the window, a full count, a layout change in progress or a failed tag all take
+//!   the slow path.
 //! - **Slow path**: the per-series lock (a cell, so the series handle does not grow), then the
 //!   value is placed under the current layout; if its bucket is outside the window or the
 //!   window holds more than `max_buckets` populated buckets, the layout is *rewritten*.
@@ -580,6 +581,12 @@ fn saturate(count: u64) -> u64 {
 }
 
 /// Adds 1 to a tagged cell if it carries `expected`.
+///
+/// A compare-and-swap, not a `fetch_add` whose returned tag is checked afterwards (one cell
+/// load less): a stale add would sit under the new tag, in a cell that now means another
+/// bucket, until its observer undid it, however long that observer is preempted; a scrape
+/// after the rewrite would count it there, the next one see the bucket drop (a reset), and a
+/// process killed in between would leave it in its file (BENCHMARKS.md, native observe).
 #[inline(always)]
 fn bump(cell: &AtomicU64, expected: u64) -> Bump {
     let mut old = cell.load(Ordering::Relaxed);
