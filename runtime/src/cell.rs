@@ -141,7 +141,14 @@ impl Drop for Cells {
 /// Adds `v` to the `f64` stored in `cell`.
 #[inline]
 pub(crate) fn add_f64(cell: &AtomicU64, v: f64) {
-    let mut old = cell.load(Ordering::Relaxed);
+    add_f64_from(cell, cell.load(Ordering::Relaxed), v);
+}
+
+/// [`add_f64`] starting from `old`, the cell's bits as the caller read them earlier: a caller
+/// with another locked instruction to issue first loads the sum before it, so that no load
+/// waits behind that instruction (a stale `old` only costs one more compare-and-swap).
+#[inline]
+pub(crate) fn add_f64_from(cell: &AtomicU64, mut old: u64, v: f64) {
     loop {
         let new = (f64::from_bits(old) + v).to_bits();
         match cell.compare_exchange_weak(old, new, Ordering::Relaxed, Ordering::Relaxed) {

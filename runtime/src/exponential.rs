@@ -6,9 +6,9 @@
 //! the key at any schema follows from the key at schema 8: `key_s = ceil(key_8 / 2^(8-s))`. The
 //! schema-8 boundaries within one power of two, `2^(j/256)` for `j` in `0..=256`, are constants
 //! (correctly rounded, checked against `f64::exp2` by a test); a second table, computed from them
-//! at compile time, maps the top ten bits of a mantissa to the first candidate boundary, so
-//! finding a key takes one lookup and at most two comparisons, no logarithm and no
-//! initialisation check. Infinite values go in the bucket after `f64::MAX`'s, as
+//! at compile time, maps the top ten bits of a mantissa to the first candidate boundary and the
+//! threshold of the next, so finding a key takes one lookup and one integer comparison, no
+//! logarithm and no initialisation check. Infinite values go in the bucket after `f64::MAX`'s, as
 //! client_golang puts them.
 //!
 //! Invariants: every function is total (no panic for any `f64`, key or schema; schemas outside
@@ -32,19 +32,31 @@ const BOUND: [f64; 257] = {
     out
 };
 
-/// `START[i]`: the smallest `j` with `BOUND[j] >= 1 + i/1024`, at most 255 (the one comparison
-/// with `BOUND[255]` then tells 255 from 256; and a `u8` indexes `BOUND` without a bounds
-/// check), computed at compile time (positive `f64`s order as their bits do, and `1 + i/1024`
-/// is exact).
-const START: [u8; 1024] = {
-    let mut out = [0u8; 1024];
+/// `SLICE[i]`, for the mantissas in `[1 + i/1024, 1 + (i+1)/1024)`: everything a key needs
+/// in one word, so finding a key takes one load that depends on the value and no second one
+/// indexed by the first's result. Bits 48 and up hold `j`, the smallest index with
+/// `BOUND[j] >= 1 + i/1024`, capped at 255; bits 0..48 hold the least value of a mantissa's
+/// low 42 bits that puts it above `BOUND[j]` (a slice spans at most one boundary, since
+/// boundaries are at least `2^(1/256) - 1 > 1/1024` apart): `BOUND[j]`'s low 42 bits + 1 when
+/// `BOUND[j]` is in the slice, 2^42 (never reached) when it lies beyond the slice, 0 (always)
+/// when even `BOUND[255]` is below the slice. Computed at compile time from `BOUND_BITS`
+/// (positive `f64`s order as their bits do, and `1 + i/1024` is exact).
+const SLICE: [u64; 1024] = {
+    let mut out = [0u64; 1024];
     let (mut i, mut j) = (0, 0);
     while i < 1024 {
         let lowest = 0x3ff0_0000_0000_0000 | ((i as u64) << 42);
         while BOUND_BITS[j] < lowest {
             j += 1;
         }
-        out[i] = if j > 255 { 255 } else { j as u8 };
+        let low = (1u64 << 42) - 1;
+        out[i] = if j > 255 {
+            255 << 48
+        } else if BOUND_BITS[j] <= lowest | low {
+            ((j as u64) << 48) | ((BOUND_BITS[j] & low) + 1)
+        } else {
+            ((j as u64) << 48) | (1 << 42)
+        };
         i += 1;
     }
     out
@@ -155,22 +167,23 @@ pub(crate) fn key(a: f64, schema: i8) -> i32 {
 /// The key of a normal value with the given bits and unbiased exponent.
 #[inline(always)]
 fn key_normal(bits: u64, exp: i32, schema: i8) -> i32 {
-    let schema = clamp_schema(schema.into());
+    // Each branch clamps its own side of the schema range (one `min`, not a two-sided clamp),
+    // and a key at schema `s` is `ceil(key_8 / 2^(8-s))`, computed as `-(-key_8 >> (8-s))`:
+    // the exponent keeps every key far from `i32`'s ends, so neither negation overflows.
     let mantissa = bits & ((1 << 52) - 1);
     if schema <= 0 {
         // Bucket (2^(k-1), 2^k]: a power of two is the upper bound of its bucket.
         let key0 = exp + i32::from(mantissa != 0);
-        let shift = -i32::from(schema);
-        return (key0 + (1 << shift) - 1) >> shift;
+        let shift = (-i32::from(schema)).min(-i32::from(SCHEMA_MIN));
+        return -(-key0 >> shift);
     }
-    let m = f64::from_bits((1023 << 52) | mantissa);
-    // The slice of 1/1024 the mantissa's top bits name holds at most one boundary (boundaries
-    // are at least 2^(1/256) - 1 > 1/1024 apart): the first candidate or the next one.
-    let mut j = usize::from(START[(mantissa >> 42) as usize]);
-    j += usize::from(m > BOUND[j]);
-    let key8 = exp * 256 + j as i32;
-    let shift = 8 - i32::from(schema);
-    (key8 + (1 << shift) - 1) >> shift
+    // The slice of 1/1024 the mantissa's top bits name holds at most one boundary: the first
+    // candidate, or the next one if the low bits pass the slice's threshold (`SLICE`).
+    let slice = SLICE[(mantissa >> 42) as usize];
+    let above = (mantissa & ((1 << 42) - 1)) >= slice & ((1 << 48) - 1);
+    let key8 = exp * 256 + (slice >> 48) as i32 + i32::from(above);
+    let shift = i32::from(SCHEMA_MAX) - i32::from(schema.min(SCHEMA_MAX));
+    -(-key8 >> shift)
 }
 
 #[cold]
@@ -261,6 +274,24 @@ mod tests {
     }
 
     #[test]
+    fn schemas_outside_the_range_are_clamped() {
+        for v in [
+            f64::from_bits(1),
+            1e-300,
+            0.003,
+            1.0,
+            1.5,
+            3.0,
+            1e300,
+            f64::INFINITY,
+        ] {
+            for (schema, clamped) in [(9, 8), (100, 8), (i8::MAX, 8), (-5, -4), (i8::MIN, -4)] {
+                assert_eq!(key(v, schema), key(v, clamped), "{v} at {schema}");
+            }
+        }
+    }
+
+    #[test]
     fn keys_agree_with_logarithms_and_bounds_are_inclusive() {
         for schema in SCHEMA_MIN..=SCHEMA_MAX {
             for k in [-3000, -700, -50, -1, 0, 1, 2, 7, 100, 1000] {
@@ -305,8 +336,8 @@ mod tests {
         }
     }
 
-    /// The constants are `f64::exp2`'s values, and `START` the first candidates a search
-    /// finds. To print `BOUND_BITS` again:
+    /// The constants are `f64::exp2`'s values, and `SLICE` the first candidates and thresholds
+    /// a search finds. To print `BOUND_BITS` again:
     /// `cargo test -p promtrack --lib exponential::tests::the_bound_table_is_exp2 -- --nocapture`.
     #[test]
     fn the_bound_table_is_exp2() {
@@ -328,12 +359,25 @@ mod tests {
         }
         assert_eq!((BOUND[0], BOUND[256]), (1.0, 2.0));
         println!("{printed}");
-        for (i, &s) in START.iter().enumerate() {
+        for (i, &entry) in SLICE.iter().enumerate() {
             let lowest = 1.0 + i as f64 / 1024.0;
             // The first bound at or above the slice's lowest value (capped at 255).
-            let s = usize::from(s);
-            assert!(s == 255 || BOUND[s] >= lowest, "START[{i}] too low");
-            assert!(s == 0 || BOUND[s - 1] < lowest, "START[{i}] too high");
+            let s = (entry >> 48) as usize;
+            assert!(s == 255 || BOUND[s] >= lowest, "SLICE[{i}] starts too low");
+            assert!(
+                s == 0 || BOUND[s - 1] < lowest,
+                "SLICE[{i}] starts too high"
+            );
+            // Its threshold: the low bits of the least mantissa above BOUND[s].
+            let threshold = entry & ((1 << 48) - 1);
+            let first_above = f64::from_bits(BOUND[s].to_bits() + 1).max(lowest);
+            let in_slice = first_above < 1.0 + (i + 1) as f64 / 1024.0;
+            let want = if in_slice {
+                first_above.to_bits() & ((1 << 42) - 1)
+            } else {
+                1 << 42
+            };
+            assert_eq!(threshold, want, "SLICE[{i}] threshold");
         }
     }
 

@@ -8,8 +8,9 @@
 //!
 //! - **Observe** (lock-free): read the generation and the layout, find the cell, then one
 //!   compare-and-swap that adds 1 only if the cell still carries the tag the layout was read
-//!   under; then the sum. A value outside the window, a full count, a layout change in progress
-//!   or a failed tag all take the slow path.
+//!   under; then the sum (read before that compare-and-swap, added after it). A value
+//!   outside the window, a full count, a layout change in progress or a failed tag all take
+//!   the slow path.
 //! - **Slow path**: the per-series lock (a cell, so the series handle does not grow), then the
 //!   value is placed under the current layout; if its bucket is outside the window or the
 //!   window holds more than `max_buckets` populated buckets, the layout is *rewritten*.
@@ -40,7 +41,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::count_invalid_update;
-use crate::cell::{Cells, add_f64, store_f64};
+use crate::cell::{Cells, add_f64, add_f64_from, store_f64};
 use crate::exponential::{self, SCHEMA_MIN, clamp_schema, key, upper_bound};
 use crate::layout::native::{self as layout, COUNT_MASK, tag};
 use crate::model::{NativeBuckets, reduced_key};
@@ -203,6 +204,12 @@ pub(crate) struct Native<'a> {
     base: usize,
 }
 
+// `place` picks a sign's offset cell and window by adding the sign bit.
+const _: () = assert!(
+    layout::NEGATIVE_OFFSET == layout::POSITIVE_OFFSET + 1
+        && layout::negative(7) == layout::positive(7) + 7
+);
+
 /// What one tagged compare-and-swap did.
 enum Bump {
     /// Counted; `true` when the cell was empty before.
@@ -287,8 +294,14 @@ impl<'a> Native<'a> {
         let generation = self.at(layout::GENERATION).load(Ordering::Acquire);
         if generation & 1 == 0 {
             if let Place::Cell(i) = self.place(v) {
+                // The sum is read before the bucket's compare-and-swap: a load issued after a
+                // locked instruction waits for it to finish, and the sum's address, unlike the
+                // bucket's, is known at once (BENCHMARKS.md, native observe). The bucket is
+                // still counted first.
+                let sum = self.at(layout::SUM);
+                let old_sum = sum.load(Ordering::Relaxed);
                 if let Bump::Counted(was_empty) = bump(self.at(i), tag(generation)) {
-                    add_f64(self.at(layout::SUM), v);
+                    add_f64_from(sum, old_sum, v);
                     if was_empty && i != layout::ZERO_COUNT {
                         let populated = self.at(layout::POPULATED).fetch_add(1, Ordering::Relaxed);
                         if populated >= self.window() as u64 {
@@ -314,12 +327,13 @@ impl<'a> Native<'a> {
         let schema = self.at(layout::SCHEMA).load(Ordering::Acquire) as i8;
         let k = i64::from(key(a, schema));
         let window = self.window();
-        let (offset, first) = if v > 0.0 {
-            (layout::POSITIVE_OFFSET, layout::positive(window))
-        } else {
-            (layout::NEGATIVE_OFFSET, layout::negative(window))
-        };
-        let offset = self.at(offset).load(Ordering::Acquire) as i64;
+        // Past the zero bucket the sign bit is the sign (±0 stopped above, NaN never comes):
+        // integer steps that pick the sign's offset cell and window, no second float compare.
+        let negative = (v.to_bits() >> 63) as usize;
+        let offset = self
+            .at(layout::POSITIVE_OFFSET + negative)
+            .load(Ordering::Acquire) as i64;
+        let first = layout::positive(window) + (window & negative.wrapping_neg());
         let i = k.wrapping_sub(offset) as u64;
         if i < window as u64 {
             Place::Cell(first + i as usize)
@@ -821,6 +835,12 @@ fn saturate(count: u64) -> u64 {
 }
 
 /// Adds 1 to a tagged cell if it carries `expected`.
+///
+/// A compare-and-swap, not a `fetch_add` whose returned tag is checked afterwards (one cell
+/// load less): a stale add would sit under the new tag, in a cell that now means another
+/// bucket, until its observer undid it, however long that observer is preempted; a scrape
+/// after the rewrite would count it there, the next one see the bucket drop (a reset), and a
+/// process killed in between would leave it in its file (BENCHMARKS.md, native observe).
 #[inline(always)]
 fn bump(cell: &AtomicU64, expected: u64) -> Bump {
     let mut old = cell.load(Ordering::Relaxed);
