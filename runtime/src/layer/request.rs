@@ -267,6 +267,13 @@ impl RequestState {
         }
     }
 
+    /// Whether the response body has anything left to report: its end (the request is not
+    /// recorded yet) or its size. Otherwise only a panic while it streams would be, which a
+    /// body of known size cannot have (see `answer` in `service.rs`).
+    pub(crate) fn follows_body(&self) -> bool {
+        self.phase != Phase::Recorded || self.outcome.response_size().is_some()
+    }
+
     /// Bytes of response body went out.
     pub(crate) fn body_bytes(&mut self, n: usize) {
         if let Some(size) = self
@@ -397,7 +404,7 @@ impl Drop for StateBox {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::OnceLock;
 
     use super::*;
@@ -406,7 +413,8 @@ mod tests {
     use crate::layer::families::PathValue;
     use crate::layer::http_labels::MethodLabel;
 
-    fn start(service: &Arc<ServiceState>) -> StateBox {
+    /// A request of `GET /x` started on `service`, its route known to be tracked.
+    pub(crate) fn start(service: &Arc<ServiceState>) -> StateBox {
         let outcome = Outcome::new(MethodLabel::of(&http::Method::GET), PathValue::Static("/x"));
         let known = RouteVerdict::Known(Exclusion::None);
         let start = Tick::now();
@@ -421,16 +429,21 @@ mod tests {
         )
     }
 
+    /// A service of a layer with every default, recording into `registry`.
+    pub(crate) fn service(registry: &Registry) -> Arc<ServiceState> {
+        let layer = MetricsLayer::builder().registry(registry).build().unwrap();
+        Arc::new(ServiceState {
+            layer: layer.state.clone(),
+            own_route: OnceLock::new(),
+        })
+    }
+
     /// A dropped state's memory serves the next request on the thread, and each state still
     /// records its request exactly once.
     #[test]
     fn a_dropped_state_lends_its_memory_to_the_next() {
         let registry = Registry::new();
-        let layer = MetricsLayer::builder().registry(&registry).build().unwrap();
-        let service = Arc::new(ServiceState {
-            layer: layer.state.clone(),
-            own_route: OnceLock::new(),
-        });
+        let service = service(&registry);
         let mut first = start(&service);
         first.head(StatusCode::OK, None, false);
         let at = &*first as *const RequestState;
