@@ -211,7 +211,8 @@ impl RequestState {
 
     /// Records the request: the duration ends now.
     fn finish(&mut self, body_done: bool) {
-        self.outcome.seconds = self.start.seconds_since();
+        let end = Tick::now();
+        self.outcome.seconds = end.seconds_from(self.start);
         // Before the body's end its size is not known yet: it is recorded then (`body_end`).
         let mut response_size = None;
         if let Some(c) = &mut self.outcome.configured {
@@ -245,6 +246,7 @@ impl RequestState {
                 decisive,
                 self.path_exclusion,
                 trace,
+                end,
             ),
             // Known before the request started: a mark now is honoured for this request.
             &RouteVerdict::Known(verdict) => {
@@ -259,7 +261,7 @@ impl RequestState {
                             families.resolve(&self.outcome)
                         })
                     });
-                families.record(&self.outcome, exclusion, series.as_ref(), trace);
+                families.record(&self.outcome, exclusion, series.as_ref(), trace, end);
             }
         });
         if let (Some(c), Some(size)) = (&mut self.outcome.configured, response_size) {
