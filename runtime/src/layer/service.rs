@@ -107,10 +107,11 @@ impl<S> std::fmt::Debug for MetricsService<S> {
 
 impl LayerState {
     /// What the request's path excludes it from (`excluded_paths`, `exclude_user_defaults`).
+    /// Takes the URI: its path is only computed where paths are excluded.
     #[inline]
-    fn path_exclusion(&self, path: &str) -> Exclusion {
+    fn path_exclusion(&self, uri: &http::Uri) -> Exclusion {
         match &self.excluded {
-            Some(set) if set.is_match(path) => match self.exclude_user_defaults {
+            Some(set) if set.is_match(uri.path()) => match self.exclude_user_defaults {
                 true => Exclusion::All,
                 false => Exclusion::Defaults,
             },
@@ -219,7 +220,7 @@ where
         let layer = &*self.service.layer;
         let template = request.extensions().get::<MatchedPath>().cloned();
         let unmatched = template.is_none();
-        let path_exclusion = layer.path_exclusion(request.uri().path());
+        let path_exclusion = layer.path_exclusion(request.uri());
         // The series cache is reached through the route this instance remembers (no
         // contended `Arc` clone): it serves requests of that route.
         let (route, own_route) = self.route(template.as_ref());
