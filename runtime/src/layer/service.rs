@@ -130,6 +130,28 @@ impl LayerState {
         outcome
     }
 
+    /// The request's `path` label value, by the configured grouping. Always inlined: its two
+    /// callers in `read_request` kept it out of line, a call and a move of the template more
+    /// per request.
+    #[inline(always)]
+    fn path_value(
+        &self,
+        template: Option<MatchedPath>,
+        parts: Option<&http::request::Parts>,
+        uri: &http::Uri,
+    ) -> PathValue {
+        match &self.group_by {
+            Grouping::Template => {
+                template.map_or(PathValue::Static(UNMATCHED_PATH), PathValue::Matched)
+            }
+            Grouping::RawPath => PathValue::Owned(uri.path().into()),
+            // `request_parts` is set for this grouping: the parts are always there.
+            Grouping::Request(f) => parts.map_or(PathValue::Static(UNMATCHED_PATH), |p| {
+                PathValue::Owned(f(p))
+            }),
+        }
+    }
+
     /// Reads what the layer records of the request's head into `state` — its `path` label
     /// value, the configured labels and its exemplar's trace (into its marks, where handler
     /// attributes find it too) — and wraps its body where its size is counted.
@@ -146,23 +168,13 @@ impl LayerState {
         B::Error: Into<BoxError>,
     {
         let families = &self.families;
-        let path = |parts: Option<&http::request::Parts>, uri: &http::Uri| match &self.group_by {
-            Grouping::Template => {
-                template.map_or(PathValue::Static(UNMATCHED_PATH), PathValue::Matched)
-            }
-            Grouping::RawPath => PathValue::Owned(uri.path().into()),
-            // `request_parts` is set for this grouping: the parts are always there.
-            Grouping::Request(f) => parts.map_or(PathValue::Static(UNMATCHED_PATH), |p| {
-                PathValue::Owned(f(p))
-            }),
-        };
         if !self.request_parts {
             // Nothing is computed from the request's head: it goes through untouched.
             state
                 .marks
                 .set_traced(self.exemplars.read_headers(request.headers()));
             let outcome = &mut state.outcome;
-            outcome.path = path(None, request.uri());
+            outcome.path = self.path_value(template, None, request.uri());
             if families.has_route_metrics() {
                 outcome.configured().route_values = families
                     .route_labels()
@@ -174,7 +186,7 @@ impl LayerState {
         let (parts, body) = request.into_parts();
         state.marks.set_traced(self.exemplars.read_parts(&parts));
         let outcome = &mut state.outcome;
-        outcome.path = path(Some(&parts), &parts.uri);
+        outcome.path = self.path_value(template, Some(&parts), &parts.uri);
         let configured = outcome.configured();
         configured.values = ExtraValues::from_request(&families.extras, &parts);
         configured.route_values = families
