@@ -134,6 +134,7 @@ impl std::fmt::Debug for RequestMarks {
 
 impl RequestMarks {
     /// Marks starting at `initial` (the layer starts excluded paths excluded).
+    #[inline]
     pub(crate) fn new(initial: Exclusion) -> Self {
         note_exclusion(initial);
         Self {
