@@ -282,6 +282,7 @@ static ANY_EXCLUDED_FROM_ALL: AtomicBool = AtomicBool::new(false);
 /// before its handler runs, on the path that hands the marks to it).
 static ANY_TRACED: AtomicBool = AtomicBool::new(false);
 
+#[inline]
 fn note_exclusion(what: Exclusion) {
     if what == Exclusion::All {
         ANY_EXCLUDED_FROM_ALL.store(true, Ordering::Relaxed);
