@@ -24,7 +24,8 @@ use super::LayerState;
 use super::cache::SeriesCache;
 use super::config::RequestEnd;
 use super::exemplars::with_record_trace;
-use super::families::{Outcome, SeriesRef};
+use super::families::{Outcome, PathValue, SeriesRef};
+use super::http_labels::{MethodLabel, UNMATCHED_PATH};
 use super::routes::Route;
 use super::service::ServiceState;
 use crate::Gauge;
@@ -83,8 +84,10 @@ pub(crate) struct RequestState {
 impl RequestState {
     /// A request that starts, on the heap where it will live until its response body ends; its marks
     /// start excluded where its path excludes it from everything (so that handler metrics of
-    /// the inner service stay silent there). The caller fills in what it reads of the request,
-    /// then raises the in-progress gauges ([`raise_in_progress`](Self::raise_in_progress)).
+    /// the inner service stay silent there). Its outcome starts with the method alone (built
+    /// here, in place: built by the caller it was one more copy); the caller fills in what it
+    /// reads of the request, then raises the in-progress gauges
+    /// ([`raise_in_progress`](Self::raise_in_progress)).
     #[allow(clippy::too_many_arguments)]
     #[inline]
     pub(crate) fn start(
@@ -94,7 +97,7 @@ impl RequestState {
         start: Tick,
         path_exclusion: Exclusion,
         unmatched: bool,
-        outcome: Outcome,
+        method: MethodLabel,
     ) -> StateBox {
         let initial = match path_exclusion {
             Exclusion::All => Exclusion::All,
@@ -113,7 +116,7 @@ impl RequestState {
                 raised: None,
                 unmatched,
                 phase: Phase::Running,
-                outcome,
+                outcome: Outcome::new(method, PathValue::Static(UNMATCHED_PATH)),
             },
         )
     }
@@ -412,23 +415,22 @@ pub(crate) mod tests {
     use super::*;
     use crate::Registry;
     use crate::layer::MetricsLayer;
-    use crate::layer::families::PathValue;
-    use crate::layer::http_labels::MethodLabel;
 
     /// A request of `GET /x` started on `service`, its route known to be tracked.
     pub(crate) fn start(service: &Arc<ServiceState>) -> StateBox {
-        let outcome = Outcome::new(MethodLabel::of(&http::Method::GET), PathValue::Static("/x"));
         let known = RouteVerdict::Known(Exclusion::None);
         let start = Tick::now();
-        RequestState::start(
+        let mut state = RequestState::start(
             service.clone(),
             known,
             false,
             start,
             Exclusion::None,
             false,
-            outcome,
-        )
+            MethodLabel::of(&http::Method::GET),
+        );
+        state.outcome.path = PathValue::Static("/x");
+        state
     }
 
     /// A service of a layer with every default, recording into `registry`.

@@ -30,7 +30,7 @@ use tower::Service;
 use super::LayerState;
 use super::body::{CountedBody, TrackedBody};
 use super::config::Grouping;
-use super::families::{Outcome, PathValue};
+use super::families::PathValue;
 use super::hold::Hold;
 use super::http_labels::{ExtraValues, MethodLabel, UNMATCHED_PATH};
 use super::request::{RequestState, RouteVerdict, StateBox};
@@ -117,17 +117,6 @@ impl LayerState {
             },
             _ => Exclusion::None,
         }
-    }
-
-    /// What the layer records of a request before reading its head: everything but the
-    /// `path` label, the configured labels and the request's size.
-    #[inline]
-    fn outcome(&self, method: MethodLabel) -> Outcome {
-        let mut outcome = Outcome::new(method, PathValue::Static(UNMATCHED_PATH));
-        if self.families.wants_response_size() {
-            outcome.configured().response_size = Some(0);
-        }
-        outcome
     }
 
     /// The request's `path` label value, by the configured grouping. Always inlined: its two
@@ -237,7 +226,6 @@ where
         // contended `Arc` clone): it serves requests of that route.
         let (route, own_route) = self.route(template.as_ref());
         let cached = own_route && layer.cacheable;
-        let outcome = layer.outcome(MethodLabel::of(request.method()));
         let mut state = RequestState::start(
             self.service.clone(),
             route,
@@ -245,8 +233,11 @@ where
             start,
             path_exclusion,
             unmatched,
-            outcome,
+            MethodLabel::of(request.method()),
         );
+        if layer.families.wants_response_size() {
+            state.outcome.configured().response_size = Some(0);
+        }
         let request = layer.read_request(request, template, &mut state);
         state.raise_in_progress();
         // `call` may run code of the inner service (and panic) before any future exists. That
