@@ -378,7 +378,7 @@ where
 
 /// The inner service's response, handed to the request's state.
 #[inline]
-fn answer<ResBody>(mut state: StateBox, response: Response<ResBody>) -> Response<Body>
+fn answer<ResBody>(mut state: StateBox, mut response: Response<ResBody>) -> Response<Body>
 where
     ResBody: HttpBody<Data = Bytes> + Send + 'static,
     ResBody::Error: Into<BoxError>,
@@ -386,14 +386,15 @@ where
     // A handler that keeps its request open past the response (`OpenRequest`).
     let hold = state.marks.attached::<Hold>().filter(|h| h.is_open());
     let held = hold.is_some();
-    let response = if state.layer().response_labels {
+    // The response stays in place unless its head is read for labels (moving it through
+    // an `if` expression was a copy more in the common case).
+    if state.layer().response_labels {
         let (parts, body) = response.into_parts();
         state.head(parts.status, Some(&parts), held);
-        Response::from_parts(parts, body)
+        response = Response::from_parts(parts, body);
     } else {
         state.head(response.status(), None, held);
-        response
-    };
+    }
     // Parked, the state ends when the last guard drops; if the guards went meanwhile, it ends
     // with the body.
     let state = match hold {
