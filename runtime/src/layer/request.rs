@@ -183,6 +183,10 @@ impl RequestState {
     /// end here: it ends when its state is dropped.
     ///
     /// [`OpenRequest`]: super::OpenRequest
+    ///
+    /// Inlined: out of line, its call and the status and response parts passed to it cost
+    /// 48 instructions per request (`scripts/callgrind-layer.sh`).
+    #[inline]
     pub(crate) fn head(
         &mut self,
         status: StatusCode,
