@@ -576,7 +576,9 @@ impl Families {
     /// `MetricsService::call` is attached to an observation. `trace` is the exemplar of the
     /// duration histogram's bucket and of the request counter (`exemplars.rs`); a summary
     /// takes none. `now` is the clock reading that ended the request: the exemplars' rate
-    /// limit reads it instead of the clock.
+    /// limit reads it instead of the clock. Inlined: a request records here once, and out of
+    /// line the call cost 36 instructions per request (`scripts/callgrind-layer.sh`).
+    #[inline]
     pub(crate) fn record(
         &self,
         o: &Outcome,
