@@ -329,6 +329,7 @@ impl RequestState {
 }
 
 impl Drop for RequestState {
+    #[inline]
     fn drop(&mut self) {
         match self.phase {
             // The body was dropped before its end: the client went away, or the server
