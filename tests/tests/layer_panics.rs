@@ -190,6 +190,73 @@ async fn a_panic_in_a_body_made_from_a_stream_is_counted_once() {
     );
 }
 
+/// A hand-written body that reports an exact size but panics while it is sent: what the layer
+/// gives up by not following bodies of known size (README, the layer's rustdoc).
+struct ExactButPanicking;
+
+impl HttpBody for ExactButPanicking {
+    type Data = Bytes;
+    type Error = Infallible;
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        panic!("body bug behind an exact size");
+    }
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(5)
+    }
+}
+
+/// With the defaults such a body is not wrapped: its panic is not counted, and it ends only its
+/// own connection — the server keeps serving.
+#[tokio::test]
+async fn a_panicking_body_of_exact_size_is_not_counted_and_ends_only_its_connection() {
+    let (registry, b) = builder();
+    let app: Router = Router::new()
+        .route(
+            "/exact-boom",
+            get(|| async { Body::new(ExactButPanicking) }),
+        )
+        .route("/ok", get(|| async { "still serving" }))
+        .layer(b.build().unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(axum::serve(listener, app).into_future());
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    conn.write_all(b"GET /exact-boom HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), conn.read_to_end(&mut got)).await;
+    assert!(read.is_ok(), "the connection was not closed");
+    let got = String::from_utf8_lossy(&got);
+    // At most the head went out, never the five bytes the head announced.
+    let body = got.find("\r\n\r\n").map_or(0, |i| got.len() - (i + 4));
+    assert!(body < 5, "a complete body: {got}");
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    conn.write_all(b"GET /ok HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = String::new();
+    conn.read_to_string(&mut got).await.unwrap();
+    assert!(got.ends_with("still serving"), "{got}");
+    server.abort();
+    let text = scrape(&registry);
+    assert!(
+        !text.contains("axum_http_request_exceptions_total{"),
+        "counted: {text}"
+    );
+    assert_eq!(
+        value(
+            &text,
+            r#"axum_http_request_total{method="GET",status="200"}"#
+        ),
+        Some(2.0),
+        "both requests are recorded at their head: {text}"
+    );
+}
+
 /// A body of known size (axum's `Full`: a string, JSON, an empty body) is not followed: the
 /// request is complete in the metrics as soon as the response head is out, before its body is
 /// read, and the body arrives whole.
