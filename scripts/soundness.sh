@@ -24,7 +24,7 @@ loom_cap=${SOUNDNESS_LOOM_SECONDS:-900}
 # Unit-test path filters: every module with `unsafe` whose tests Miri can run. (The other
 # multiprocess modules hold no `unsafe` but FFI calls, or none; `multiprocess_store/mode.rs` hands out
 # `Cells::external`, covered in cell.rs over a heap buffer.)
-miri_filters=(cell:: key:: family:: declare:: exemplar:: exponential:: layer::families:: layer::request:: multiprocess_store::file:: multiprocess_store::read:: metric::stripes:: metric::histogram:: metric::native:: expose::line::)
+miri_filters=(cell:: key:: family:: declare:: exemplar:: exponential:: layer::families:: layer::request:: layer::service:: multiprocess_store::file:: multiprocess_store::read:: metric::stripes:: metric::histogram:: metric::native:: expose::line::)
 # 20 000 random keys through code without `unsafe`: hours under Miri, nothing to find.
 miri_skips=(--skip multiprocess_store::read::tests::the_fast_key_check_agrees_with_the_plain_one)
 # The tests with threads, re-run under several seeds of Miri's scheduler and weak memory.

@@ -37,7 +37,15 @@ impl Tick {
     /// never does).
     #[inline]
     pub fn seconds_since(self) -> f64 {
-        monotonic_nanos().saturating_sub(self.0) as f64 / 1e9
+        Self::now().seconds_from(self)
+    }
+
+    /// Seconds from `start` to this reading (0 if `start` is later): the form for a caller
+    /// that keeps the end reading for something else (the layer hands it to the exemplars'
+    /// rate limit).
+    #[inline]
+    pub fn seconds_from(self, start: Tick) -> f64 {
+        self.0.saturating_sub(start.0) as f64 / 1e9
     }
 }
 

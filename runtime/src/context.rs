@@ -134,6 +134,7 @@ impl std::fmt::Debug for RequestMarks {
 
 impl RequestMarks {
     /// Marks starting at `initial` (the layer starts excluded paths excluded).
+    #[inline]
     pub(crate) fn new(initial: Exclusion) -> Self {
         note_exclusion(initial);
         Self {
@@ -281,6 +282,7 @@ static ANY_EXCLUDED_FROM_ALL: AtomicBool = AtomicBool::new(false);
 /// before its handler runs, on the path that hands the marks to it).
 static ANY_TRACED: AtomicBool = AtomicBool::new(false);
 
+#[inline]
 fn note_exclusion(what: Exclusion) {
     if what == Exclusion::All {
         ANY_EXCLUDED_FROM_ALL.store(true, Ordering::Relaxed);

@@ -156,6 +156,153 @@ async fn a_panic_while_the_body_streams_aborts_the_connection_and_is_counted_onc
     );
 }
 
+/// A body made with `Body::from_stream` reports no exact size: the layer follows it, so its
+/// panic is still counted once, even with every default (the request recorded at its head).
+#[tokio::test]
+async fn a_panic_in_a_body_made_from_a_stream_is_counted_once() {
+    use futures_util::StreamExt;
+    let (registry, b) = builder();
+    let stream = || {
+        futures_util::stream::iter([false, true]).map(|boom| {
+            assert!(!boom, "stream bug");
+            Ok::<_, Infallible>(Bytes::from_static(b"chunk\n"))
+        })
+    };
+    let app: Router = Router::new()
+        .route(
+            "/from-stream",
+            get(move || async move { Body::from_stream(stream()) }),
+        )
+        .layer(b.build().unwrap());
+    let response = app.oneshot(req("/from-stream")).await.unwrap();
+    assert_eq!(response.body().size_hint().exact(), None);
+    assert!(response.into_body().collect().await.is_err());
+    let text = scrape(&registry);
+    let v = |s: &str| value(&text, s);
+    assert_eq!(
+        v(r#"axum_http_request_exceptions_total{method="GET",path="/from-stream",status="200"}"#),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        v(r#"axum_http_request_total{method="GET",status="200"}"#),
+        Some(1.0)
+    );
+}
+
+/// A hand-written body that reports an exact size but panics while it is sent: what the layer
+/// gives up by not following bodies of known size (README, the layer's rustdoc).
+struct ExactButPanicking;
+
+impl HttpBody for ExactButPanicking {
+    type Data = Bytes;
+    type Error = Infallible;
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        panic!("body bug behind an exact size");
+    }
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(5)
+    }
+}
+
+/// With the defaults such a body is not wrapped: its panic is not counted, and it ends only its
+/// own connection — the server keeps serving.
+#[tokio::test]
+async fn a_panicking_body_of_exact_size_is_not_counted_and_ends_only_its_connection() {
+    let (registry, b) = builder();
+    let app: Router = Router::new()
+        .route(
+            "/exact-boom",
+            get(|| async { Body::new(ExactButPanicking) }),
+        )
+        .route("/ok", get(|| async { "still serving" }))
+        .layer(b.build().unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(axum::serve(listener, app).into_future());
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    conn.write_all(b"GET /exact-boom HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), conn.read_to_end(&mut got)).await;
+    assert!(read.is_ok(), "the connection was not closed");
+    let got = String::from_utf8_lossy(&got);
+    // At most the head went out, never the five bytes the head announced.
+    let body = got.find("\r\n\r\n").map_or(0, |i| got.len() - (i + 4));
+    assert!(body < 5, "a complete body: {got}");
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    conn.write_all(b"GET /ok HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = String::new();
+    conn.read_to_string(&mut got).await.unwrap();
+    assert!(got.ends_with("still serving"), "{got}");
+    server.abort();
+    let text = scrape(&registry);
+    assert!(
+        !text.contains("axum_http_request_exceptions_total{"),
+        "counted: {text}"
+    );
+    assert_eq!(
+        value(
+            &text,
+            r#"axum_http_request_total{method="GET",status="200"}"#
+        ),
+        Some(2.0),
+        "both requests are recorded at their head: {text}"
+    );
+}
+
+/// A body of known size (axum's `Full`: a string, JSON, an empty body) is not followed: the
+/// request is complete in the metrics as soon as the response head is out, before its body is
+/// read, and the body arrives whole.
+#[tokio::test]
+async fn a_body_of_known_size_is_recorded_at_the_head_and_sent_whole() {
+    let (registry, b) = builder();
+    let app: Router = Router::new()
+        .route("/full", get(|| async { "hello" }))
+        .route("/empty", get(|| async { StatusCode::NO_CONTENT }))
+        .layer(b.build().unwrap());
+    // The first request of a route learns whether it is tracked; the second raises and
+    // lowers the in-progress gauge.
+    assert_eq!(send(&app, req("/full")).await.1, "hello");
+    let response = app.clone().oneshot(req("/full")).await.unwrap();
+    assert_eq!(response.body().size_hint().exact(), Some(5));
+    let empty = app.oneshot(req("/empty")).await.unwrap();
+    assert_eq!(empty.status(), StatusCode::NO_CONTENT);
+    let text = scrape(&registry);
+    let v = |s: &str| value(&text, s);
+    assert_eq!(
+        v(r#"axum_http_request_total{method="GET",status="200"}"#),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        v(r#"axum_http_request_total{method="GET",status="204"}"#),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        v(r#"axum_http_request_duration_seconds_count{method="GET",path="/full",status="200"}"#),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        v(r#"axum_http_requests_in_progress{method="GET",path="/full"}"#),
+        Some(0.0)
+    );
+    assert!(
+        !text.contains("axum_http_request_exceptions_total{"),
+        "{text}"
+    );
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"hello");
+}
+
 /// A streamed response whose chunks the test sends, and a router around it.
 fn streaming_app(end: RequestEnd) -> (promtrack::Registry, Router, mpsc::Sender<Bytes>) {
     let (registry, b) = builder();

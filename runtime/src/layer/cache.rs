@@ -122,7 +122,13 @@ mod tests {
                 for &status in &statuses {
                     let o = outcome(&method, status);
                     let r = cache.finished(o.method, o.status, || families.resolve(&o));
-                    families.record(&o, crate::context::Exclusion::None, Some(&r), None);
+                    families.record(
+                        &o,
+                        crate::context::Exclusion::None,
+                        Some(&r),
+                        None,
+                        crate::context::Tick::now(),
+                    );
                 }
             }
         }

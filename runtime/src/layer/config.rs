@@ -390,7 +390,11 @@ impl MetricsLayerBuilder {
         self
     }
 
-    /// `<prefix>_http_request_exceptions_total` on or off (panics are caught either way).
+    /// `<prefix>_http_request_exceptions_total` on or off (panics are caught either way). A
+    /// panic while a response body streams is counted where the layer follows the body: always
+    /// for a body of unknown size (`Body::from_stream`), and for one of exact size only with
+    /// [`body_sizes`](Self::body_sizes) or [`RequestEnd::BodyEnd`] (see the [layer's
+    /// panics](super#panics)).
     pub fn exceptions(mut self, on: bool) -> Self {
         self.switches.exceptions = on;
         self

@@ -102,13 +102,25 @@
 //!
 //! # Panics
 //!
-//! No panic escapes the layer. A panic before the response head (in the handler, an extractor,
-//! a middleware inside the layer) is answered with `500 Internal Server Error` and counted once
-//! in `exceptions` (and in `duration` and `total` with `status="500"`); the process keeps
-//! serving. A panic while the response body streams cannot change the status that already went
-//! out: the body ends with an error, the server aborts that connection, and the request is
-//! counted once in `exceptions`, with the status that was sent. A build with `panic = "abort"`
-//! cannot catch anything: the process ends at the first panic.
+//! No panic escapes the layer from a handler or from a body it follows (see below which). A
+//! panic before the response head (in the handler, an extractor, a middleware inside the
+//! layer) is answered with `500 Internal Server Error` and counted once in `exceptions` (and in
+//! `duration` and `total` with `status="500"`); the process keeps serving. A panic while the
+//! response body streams cannot change the status that already went out: the body ends with an
+//! error, the server aborts that connection, and the request is counted once in `exceptions`,
+//! with the status that was sent. A build with `panic = "abort"` cannot catch anything: the
+//! process ends at the first panic.
+//!
+//! Which bodies the layer follows: every body whose size it is not told, and every body when
+//! the request ends at the body's end ([`RequestEnd::BodyEnd`]) or its size is recorded
+//! ([`body_sizes`](MetricsLayerBuilder::body_sizes)). With the defaults, a body that reports
+//! its exact size (`size_hint().exact()`: axum's bodies made of bytes, a `String`, `Json`, an
+//! empty body) is passed on unwrapped once its request is recorded at the head, which spares an
+//! allocation per request: such bodies run no application code while they are sent. A
+//! hand-written `HttpBody` that reports an exact size and panics in `poll_frame` is then
+//! neither caught nor counted in `exceptions`: it ends the server's task for that connection
+//! (the server keeps serving). A streamed body (`Body::from_stream`, SSE) reports no exact
+//! size and is always followed.
 //!
 //! # The metrics endpoint
 //!

@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use super::cache::SeriesCache;
 use super::families::{Families, Outcome};
-use crate::context::Exclusion;
+use crate::context::{Exclusion, Tick};
 use crate::exemplar::TraceContext;
 
 /// Outcomes held back per unknown route; more are dropped.
@@ -68,7 +68,9 @@ impl Route {
     /// Takes in what a finished request showed, and records it if the route is known to be
     /// tracked. `marked` is the strongest mark the request's handler left; `decisive` says
     /// whether an unmarked outcome proves that the handler is unmarked; `path_exclusion` is
-    /// what the request's path excludes it from, whatever the route; `trace` its exemplar's.
+    /// what the request's path excludes it from, whatever the route; `trace` its exemplar's;
+    /// `now` the clock reading that ended it (see `Families::record`).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn settle(
         &self,
         families: &Families,
@@ -77,10 +79,11 @@ impl Route {
         decisive: bool,
         path_exclusion: Exclusion,
         trace: Option<&TraceContext>,
+        now: Tick,
     ) {
         // The common case: nothing new to learn (a verdict only strengthens).
         if let Some(known) = self.verdict().filter(|&known| known >= marked) {
-            families.record(outcome, known.max(path_exclusion), None, trace);
+            families.record(outcome, known.max(path_exclusion), None, trace, now);
             return;
         }
         let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
@@ -98,17 +101,19 @@ impl Route {
             (Some(verdict), _) => {
                 self.learn(verdict);
                 for (o, its_path, its_trace) in held.drain(..) {
-                    families.record(&o, verdict.max(its_path), None, its_trace.as_ref());
+                    families.record(&o, verdict.max(its_path), None, its_trace.as_ref(), now);
                 }
                 held.shrink_to_fit();
-                families.record(outcome, verdict.max(path_exclusion), None, trace);
+                families.record(outcome, verdict.max(path_exclusion), None, trace, now);
             }
             (None, None) => {
                 if held.len() < MAX_HELD {
                     held.push((outcome.clone(), path_exclusion, trace.copied()));
                 }
             }
-            (None, Some(known)) => families.record(outcome, known.max(path_exclusion), None, trace),
+            (None, Some(known)) => {
+                families.record(outcome, known.max(path_exclusion), None, trace, now)
+            }
         }
     }
 }
