@@ -178,7 +178,7 @@ impl<L: LabelSet, M: Metric> Family<L, M> {
     /// handle("GET", &format!("/users/{}", 7));
     /// assert_eq!(REQUESTS.with(&["GET", "/users/7"]).get(), 1.0);
     /// ```
-    #[inline]
+    #[inline(always)]
     pub fn with<Q: LabelQuery<L> + ?Sized>(&self, labels: &Q) -> &M {
         let core = &*self.core;
         if L::CARDINALITY.is_some() {
@@ -191,7 +191,16 @@ impl<L: LabelSet, M: Metric> Family<L, M> {
             }
         }
         let dense = L::CARDINALITY.map(|_| labels.cardinality_index());
-        core.lookup(|w| labels.write_values(w), dense)
+        // Written here, not through a closure handed to `lookup`: a closure is only a hint to
+        // inline, and once this lookup is inlined into a large caller the hint is dropped, the
+        // writer then lives in memory and a hit costs half as much again.
+        let mut words = KeyWords::seeded(core.seed);
+        let arity = {
+            let mut writer = KeyWriter::new(&mut words);
+            labels.write_values(&mut writer);
+            writer.count()
+        };
+        core.find_or_insert(&words, arity, dense)
     }
 
     /// The series whose label values `write` writes, in label-name order. For the layer and for
@@ -311,6 +320,13 @@ impl<M: Metric> SharedFamily<M> {
             write(&mut writer);
             writer.count()
         };
+        self.find_or_insert(&words, arity, dense)
+    }
+
+    /// The series of the key in `words` (`arity` values): a hit is a probe and a comparison,
+    /// inlined into the caller; a miss calls out of line to [`insert`](Self::insert).
+    #[inline(always)]
+    fn find_or_insert(&self, words: &KeyWords, arity: usize, dense: Option<usize>) -> &M {
         let hash = words.hash();
         let key = words.finish();
         match self.table.find(hash, |p| Self::record(p).matches(&key)) {

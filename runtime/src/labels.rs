@@ -175,7 +175,7 @@ impl LabelSet for () {
 impl<V: LabelValue, const N: usize> LabelSet for [V; N] {
     const NAMES: &'static [&'static str] = &[];
     const ARITY: usize = N;
-    #[inline]
+    #[inline(always)]
     fn write_values(&self, out: &mut KeyWriter<'_>) {
         for v in self {
             out.value(v);
@@ -281,7 +281,7 @@ impl<V: LabelValue, const N: usize> LabelQuery<[V; N]> for [V] {
 /// References to the values: what iterating over values yields (`for v in &values`). Does not
 /// overlap the blanket impl: `[&V; N]` is never `[V; N]`.
 impl<V: LabelValue, const N: usize> LabelQuery<[V; N]> for [&V; N] {
-    #[inline]
+    #[inline(always)]
     fn write_values(&self, out: &mut KeyWriter<'_>) {
         for v in self {
             out.value::<V>(v);
@@ -304,7 +304,7 @@ impl<V: LabelValue, const N: usize> LabelQuery<[V; N]> for [&V] {
 macro_rules! string_queries {
     ($( [$($lt:lifetime),*] $q:ty => $v:ty; )*) => {$(
         impl<$($lt,)* const N: usize> LabelQuery<[$v; N]> for [$q; N] {
-            #[inline]
+            #[inline(always)]
             fn write_values(&self, out: &mut KeyWriter<'_>) {
                 for v in self {
                     out.value::<str>(v.as_ref());
