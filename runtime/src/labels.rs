@@ -161,6 +161,10 @@ pub trait LabelSet {
     }
 
     /// Writes each value, in name order.
+    ///
+    /// Mark a hand-written one `#[inline(always)]`, as the derive does: a lookup's hit path is
+    /// inlined into its caller, and a `write_values` left out of line takes the key writer out
+    /// of registers (a hit then costs about three times as much).
     fn write_values(&self, out: &mut KeyWriter<'_>);
 }
 
@@ -254,7 +258,8 @@ pub trait LabelQuery<L: ?Sized> {
         0
     }
 
-    /// Writes each value, in `L`'s name order, exactly as `L` writes the same values.
+    /// Writes each value, in `L`'s name order, exactly as `L` writes the same values. Mark a
+    /// hand-written one `#[inline(always)]` (see [`LabelSet::write_values`]).
     fn write_values(&self, out: &mut KeyWriter<'_>);
 }
 
