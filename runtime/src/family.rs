@@ -186,20 +186,31 @@ impl<L: LabelSet, M: Metric> Family<L, M> {
     /// ```
     #[inline(always)]
     pub fn with<Q: LabelQuery<L> + ?Sized>(&self, labels: &Q) -> &M {
-        let core = &*self.core;
         if L::CARDINALITY.is_some() {
-            if let Some(slot) = core.dense.get(labels.cardinality_index()) {
+            if let Some(slot) = self.core.dense.get(labels.cardinality_index()) {
                 let p = slot.load(Ordering::Acquire);
                 if !p.is_null() {
                     // SAFETY: published series live as long as the core.
                     return unsafe { &(*p).metric };
                 }
             }
+            // Only a set's first lookup gets here: out of line, so that each call site keeps
+            // only the dense index.
+            return self.first_dense_lookup(labels);
         }
+        self.find_in_table(labels)
+    }
+
+    /// The table path of [`with`](Self::with): the query's values written into a key on the
+    /// stack, hashed, probed for; inlined with `with`, the miss out of line.
+    ///
+    /// The values are written here, not through a closure handed to `SharedFamily::lookup`: a
+    /// closure is only a hint to inline, dropped once this is inlined into a large caller; the
+    /// key writer then lives in memory and a hit costs about three times as much.
+    #[inline(always)]
+    fn find_in_table<Q: LabelQuery<L> + ?Sized>(&self, labels: &Q) -> &M {
+        let core = &*self.core;
         let dense = L::CARDINALITY.map(|_| labels.cardinality_index());
-        // Written here, not through a closure handed to `lookup`: a closure is only a hint to
-        // inline, and once this lookup is inlined into a large caller the hint is dropped, the
-        // writer then lives in memory and a hit costs half as much again.
         let mut words = KeyWords::seeded(core.seed);
         let arity = {
             let mut writer = KeyWriter::new(&mut words);
@@ -207,6 +218,13 @@ impl<L: LabelSet, M: Metric> Family<L, M> {
             writer.count()
         };
         core.find_or_insert(&words, arity, dense)
+    }
+
+    /// The first lookup of a set of fixed cardinality, which publishes its dense slot.
+    #[cold]
+    #[inline(never)]
+    fn first_dense_lookup<Q: LabelQuery<L> + ?Sized>(&self, labels: &Q) -> &M {
+        self.find_in_table(labels)
     }
 
     /// The series whose label values `write` writes, in label-name order. For the layer and for
