@@ -7,7 +7,8 @@
 //! Modes: `counter` and `histogram` (promtrack, a `family!` static holding `[String; N]` queried
 //! with borrowed `&str`s, a hit), `derived-counter` and `derived-histogram` (the same, the family
 //! labelled by a struct deriving `LabelSet` with `String` fields, queried with its borrowed form
-//! `…Ref<'_>`), `prom-counter` and `prom-histogram` (rust-prometheus'
+//! `…Ref<'_>`), `derived-mixed` (a derived set with a `String`, an enum and a `u16` field),
+//! `prom-counter` and `prom-histogram` (rust-prometheus'
 //! `with_label_values` on a `static` vec, a hit). Values as in the criterion groups. For
 //! splitting a case's cost: `counter-noinc` (the lookup alone), `floor-counter` and
 //! `floor-histogram` (the update alone, on a series found once).
@@ -39,7 +40,22 @@ struct Route {
     status: String,
 }
 
+#[derive(promtrack::LabelValue)]
+enum Priority {
+    Low,
+    High,
+}
+
+#[derive(promtrack::LabelSet)]
+struct Job {
+    queue: String,
+    priority: Priority,
+    attempt: u16,
+}
+
 promtrack::family! {
+    static DERIVED_JOBS: promtrack::Family<Job, promtrack::Counter> =
+        ("derived_jobs_total", "Benchmark metric.");
     static DERIVED_COUNTERS: promtrack::Family<Request, promtrack::Counter> =
         ("derived_requests_total", "Benchmark metric.");
     static DERIVED_HISTOGRAMS: promtrack::Family<Route, promtrack::Histogram> =
@@ -123,6 +139,24 @@ fn main() {
                     .observe(values[i % 8]);
             }
         }
+        "derived-mixed" => {
+            let query = |queue, priority, attempt| JobRef {
+                queue,
+                priority,
+                attempt,
+            };
+            DERIVED_JOBS.with(&query("email", Priority::High, 3));
+            for _ in 0..n {
+                let high = black_box(true);
+                DERIVED_JOBS
+                    .with(&query(
+                        black_box(method.as_str()),
+                        if high { Priority::High } else { Priority::Low },
+                        black_box(3),
+                    ))
+                    .inc();
+            }
+        }
         "prom-counter" => {
             PROM_COUNTERS.with_label_values(&["GET", "200"]);
             for _ in 0..n {
@@ -163,7 +197,7 @@ fn main() {
         }
         _ => {
             eprintln!(
-                "usage: lookup_callgrind counter|histogram|derived-counter|derived-histogram|prom-counter|prom-histogram|counter-noinc|floor-counter|floor-histogram N"
+                "usage: lookup_callgrind counter|histogram|derived-counter|derived-histogram|derived-mixed|prom-counter|prom-histogram|counter-noinc|floor-counter|floor-histogram N"
             );
             std::process::exit(2);
         }

@@ -418,7 +418,7 @@ pub fn label_value(input: DeriveInput) -> TokenStream {
                     #(#index_arms)*
                 }
             }
-            #[inline]
+            #[inline(always)]
             fn write_value(&self, out: &mut #p::ValueWriter<'_>) {
                 out.write_str(match *self {
                     #(#text_arms)*

@@ -404,14 +404,14 @@ impl LabelValue for bool {
     fn cardinality_index(&self) -> usize {
         *self as usize
     }
-    #[inline]
+    #[inline(always)]
     fn write_value(&self, out: &mut ValueWriter<'_>) {
         out.write_str(if *self { "true" } else { "false" })
     }
 }
 
 impl LabelValue for char {
-    #[inline]
+    #[inline(always)]
     fn write_value(&self, out: &mut ValueWriter<'_>) {
         out.write_str(self.encode_utf8(&mut [0; 4]))
     }
@@ -420,7 +420,7 @@ impl LabelValue for char {
 macro_rules! int_label_values {
     ($($t:ty)*) => {$(
         impl LabelValue for $t {
-            #[inline]
+            #[inline(always)]
             fn write_value(&self, out: &mut ValueWriter<'_>) {
                 out.write_str(itoa::Buffer::new().format(*self))
             }
@@ -431,7 +431,7 @@ int_label_values!(u8 u16 u32 u64 u128 usize i8 i16 i32 i64 i128 isize);
 
 #[cfg(feature = "axum")]
 impl LabelValue for http::Method {
-    #[inline]
+    #[inline(always)]
     fn write_value(&self, out: &mut ValueWriter<'_>) {
         out.write_str(self.as_str())
     }
@@ -439,7 +439,7 @@ impl LabelValue for http::Method {
 
 #[cfg(feature = "axum")]
 impl LabelValue for http::StatusCode {
-    #[inline]
+    #[inline(always)]
     fn write_value(&self, out: &mut ValueWriter<'_>) {
         out.write_str(itoa::Buffer::new().format(self.as_u16()))
     }
