@@ -5,7 +5,10 @@
 //! `scripts/callgrind-lookup.sh` does that for the four main modes.
 //!
 //! Modes: `counter` and `histogram` (promtrack, a `family!` static holding `[String; N]` queried
-//! with borrowed `&str`s, a hit), `prom-counter` and `prom-histogram` (rust-prometheus'
+//! with borrowed `&str`s, a hit), `derived-counter` and `derived-histogram` (the same, the family
+//! labelled by a struct deriving `LabelSet` with `String` fields, queried with its borrowed form
+//! `…Ref<'_>`), `derived-mixed` (a derived set with a `String`, an enum and a `u16` field),
+//! `prom-counter` and `prom-histogram` (rust-prometheus'
 //! `with_label_values` on a `static` vec, a hit). Values as in the criterion groups. For
 //! splitting a case's cost: `counter-noinc` (the lookup alone), `floor-counter` and
 //! `floor-histogram` (the update alone, on a series found once).
@@ -21,6 +24,42 @@ promtrack::family! {
         "Benchmark metric.",
         label_names = ["method", "route", "status"]
     );
+}
+
+/// The derived label sets of the `derived-*` modes, queried with `RequestRef` and `RouteRef`.
+#[derive(promtrack::LabelSet)]
+struct Request {
+    method: String,
+    status: String,
+}
+
+#[derive(promtrack::LabelSet)]
+struct Route {
+    method: String,
+    route: String,
+    status: String,
+}
+
+#[derive(promtrack::LabelValue)]
+enum Priority {
+    Low,
+    High,
+}
+
+#[derive(promtrack::LabelSet)]
+struct Job {
+    queue: String,
+    priority: Priority,
+    attempt: u16,
+}
+
+promtrack::family! {
+    static DERIVED_JOBS: promtrack::Family<Job, promtrack::Counter> =
+        ("derived_jobs_total", "Benchmark metric.");
+    static DERIVED_COUNTERS: promtrack::Family<Request, promtrack::Counter> =
+        ("derived_requests_total", "Benchmark metric.");
+    static DERIVED_HISTOGRAMS: promtrack::Family<Route, promtrack::Histogram> =
+        ("derived_latency_seconds", "Benchmark metric.");
 }
 
 static PROM_COUNTERS: LazyLock<prometheus::IntCounterVec> = LazyLock::new(|| {
@@ -71,6 +110,53 @@ fn main() {
                     .observe(values[i % 8]);
             }
         }
+        "derived-counter" => {
+            let query = |method, status| RequestRef { method, status };
+            DERIVED_COUNTERS.with(&query("GET", "200"));
+            for _ in 0..n {
+                DERIVED_COUNTERS
+                    .with(&query(
+                        black_box(method.as_str()),
+                        black_box(status.as_str()),
+                    ))
+                    .inc();
+            }
+        }
+        "derived-histogram" => {
+            let query = |method, route, status| RouteRef {
+                method,
+                route,
+                status,
+            };
+            DERIVED_HISTOGRAMS.with(&query("GET", "/api/v1/users/{id}", "200"));
+            for i in 0..n {
+                DERIVED_HISTOGRAMS
+                    .with(&query(
+                        black_box(method.as_str()),
+                        black_box(route.as_str()),
+                        black_box(status.as_str()),
+                    ))
+                    .observe(values[i % 8]);
+            }
+        }
+        "derived-mixed" => {
+            let query = |queue, priority, attempt| JobRef {
+                queue,
+                priority,
+                attempt,
+            };
+            DERIVED_JOBS.with(&query("email", Priority::High, 3));
+            for _ in 0..n {
+                let high = black_box(true);
+                DERIVED_JOBS
+                    .with(&query(
+                        black_box(method.as_str()),
+                        if high { Priority::High } else { Priority::Low },
+                        black_box(3),
+                    ))
+                    .inc();
+            }
+        }
         "prom-counter" => {
             PROM_COUNTERS.with_label_values(&["GET", "200"]);
             for _ in 0..n {
@@ -111,7 +197,7 @@ fn main() {
         }
         _ => {
             eprintln!(
-                "usage: lookup_callgrind counter|histogram|prom-counter|prom-histogram|counter-noinc|floor-counter|floor-histogram N"
+                "usage: lookup_callgrind counter|histogram|derived-counter|derived-histogram|derived-mixed|prom-counter|prom-histogram|counter-noinc|floor-counter|floor-histogram N"
             );
             std::process::exit(2);
         }

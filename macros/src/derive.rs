@@ -210,7 +210,9 @@ pub fn label_set(input: DeriveInput) -> TokenStream {
                 #(#index_steps)*
                 index
             }
-            #[inline]
+            // Always inlined: `Family::with` inlines its hit path into the caller, and a
+            // `write_values` left out of line would take the key writer out of registers.
+            #[inline(always)]
             fn write_values(&self, out: &mut #p::KeyWriter<'_>) {
                 #(#writes)*
             }
@@ -302,7 +304,8 @@ fn borrowed_form(
         impl #impl_generics #p::LabelQuery<#name #ty_generics> for #ref_name #ref_ty_generics
             #where_clause
         {
-            #[inline]
+            // Always inlined, as the set's own `write_values`.
+            #[inline(always)]
             fn write_values(&self, out: &mut #p::KeyWriter<'_>) {
                 #(#writes)*
             }
@@ -415,7 +418,7 @@ pub fn label_value(input: DeriveInput) -> TokenStream {
                     #(#index_arms)*
                 }
             }
-            #[inline]
+            #[inline(always)]
             fn write_value(&self, out: &mut #p::ValueWriter<'_>) {
                 out.write_str(match *self {
                     #(#text_arms)*

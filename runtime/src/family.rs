@@ -8,6 +8,12 @@
 //!    insert-only table read without locks (see `table.rs`);
 //! 3. only a label set never seen before takes the family's mutex to create its series.
 //!
+//! Steps 1 and 2 (a hit) are inlined into the caller, with the query's `write_values`, so the
+//! key writer's counters and hash stay in registers: out of line, a hit took 2.7 times as long
+//! (BENCHMARKS.md, issue 12.1). Step 3 is a call, out of line and cold. Each call site of
+//! [`Family::with`] so carries its own copy of the hit path, about 1.2 KB of code for two
+//! string values.
+//!
 //! Memory is bounded: past `max_series` distinct label sets (10 000 by default), new label sets
 //! share one overflow series whose every label value is [`OVERFLOW_LABEL_VALUE`], and each such
 //! lookup is counted in `promtrack_cardinality_overflow_total{family="…"}`.
@@ -178,20 +184,47 @@ impl<L: LabelSet, M: Metric> Family<L, M> {
     /// handle("GET", &format!("/users/{}", 7));
     /// assert_eq!(REQUESTS.with(&["GET", "/users/7"]).get(), 1.0);
     /// ```
-    #[inline]
+    #[inline(always)]
     pub fn with<Q: LabelQuery<L> + ?Sized>(&self, labels: &Q) -> &M {
-        let core = &*self.core;
         if L::CARDINALITY.is_some() {
-            if let Some(slot) = core.dense.get(labels.cardinality_index()) {
+            if let Some(slot) = self.core.dense.get(labels.cardinality_index()) {
                 let p = slot.load(Ordering::Acquire);
                 if !p.is_null() {
                     // SAFETY: published series live as long as the core.
                     return unsafe { &(*p).metric };
                 }
             }
+            // Only a set's first lookup gets here: out of line, so that each call site keeps
+            // only the dense index.
+            return self.first_dense_lookup(labels);
         }
+        self.find_in_table(labels)
+    }
+
+    /// The table path of [`with`](Self::with): the query's values written into a key on the
+    /// stack, hashed, probed for; inlined with `with`, the miss out of line.
+    ///
+    /// The values are written here, not through a closure handed to `SharedFamily::lookup`: a
+    /// closure is only a hint to inline, dropped once this is inlined into a large caller; the
+    /// key writer then lives in memory and a hit costs about three times as much.
+    #[inline(always)]
+    fn find_in_table<Q: LabelQuery<L> + ?Sized>(&self, labels: &Q) -> &M {
+        let core = &*self.core;
         let dense = L::CARDINALITY.map(|_| labels.cardinality_index());
-        core.lookup(|w| labels.write_values(w), dense)
+        let mut words = KeyWords::seeded(core.seed);
+        let arity = {
+            let mut writer = KeyWriter::new(&mut words);
+            labels.write_values(&mut writer);
+            writer.count()
+        };
+        core.find_or_insert(&words, arity, dense)
+    }
+
+    /// The first lookup of a set of fixed cardinality, which publishes its dense slot.
+    #[cold]
+    #[inline(never)]
+    fn first_dense_lookup<Q: LabelQuery<L> + ?Sized>(&self, labels: &Q) -> &M {
+        self.find_in_table(labels)
     }
 
     /// The series whose label values `write` writes, in label-name order. For the layer and for
@@ -311,6 +344,13 @@ impl<M: Metric> SharedFamily<M> {
             write(&mut writer);
             writer.count()
         };
+        self.find_or_insert(&words, arity, dense)
+    }
+
+    /// The series of the key in `words` (`arity` values): a hit is a probe and a comparison,
+    /// inlined into the caller; a miss calls out of line to [`insert`](Self::insert).
+    #[inline(always)]
+    fn find_or_insert(&self, words: &KeyWords, arity: usize, dense: Option<usize>) -> &M {
         let hash = words.hash();
         let key = words.finish();
         match self.table.find(hash, |p| Self::record(p).matches(&key)) {

@@ -161,6 +161,10 @@ pub trait LabelSet {
     }
 
     /// Writes each value, in name order.
+    ///
+    /// Mark a hand-written one `#[inline(always)]`, as the derive does: a lookup's hit path is
+    /// inlined into its caller, and a `write_values` left out of line takes the key writer out
+    /// of registers (a hit then costs about three times as much).
     fn write_values(&self, out: &mut KeyWriter<'_>);
 }
 
@@ -175,7 +179,7 @@ impl LabelSet for () {
 impl<V: LabelValue, const N: usize> LabelSet for [V; N] {
     const NAMES: &'static [&'static str] = &[];
     const ARITY: usize = N;
-    #[inline]
+    #[inline(always)]
     fn write_values(&self, out: &mut KeyWriter<'_>) {
         for v in self {
             out.value(v);
@@ -254,7 +258,8 @@ pub trait LabelQuery<L: ?Sized> {
         0
     }
 
-    /// Writes each value, in `L`'s name order, exactly as `L` writes the same values.
+    /// Writes each value, in `L`'s name order, exactly as `L` writes the same values. Mark a
+    /// hand-written one `#[inline(always)]` (see [`LabelSet::write_values`]).
     fn write_values(&self, out: &mut KeyWriter<'_>);
 }
 
@@ -281,7 +286,7 @@ impl<V: LabelValue, const N: usize> LabelQuery<[V; N]> for [V] {
 /// References to the values: what iterating over values yields (`for v in &values`). Does not
 /// overlap the blanket impl: `[&V; N]` is never `[V; N]`.
 impl<V: LabelValue, const N: usize> LabelQuery<[V; N]> for [&V; N] {
-    #[inline]
+    #[inline(always)]
     fn write_values(&self, out: &mut KeyWriter<'_>) {
         for v in self {
             out.value::<V>(v);
@@ -304,7 +309,7 @@ impl<V: LabelValue, const N: usize> LabelQuery<[V; N]> for [&V] {
 macro_rules! string_queries {
     ($( [$($lt:lifetime),*] $q:ty => $v:ty; )*) => {$(
         impl<$($lt,)* const N: usize> LabelQuery<[$v; N]> for [$q; N] {
-            #[inline]
+            #[inline(always)]
             fn write_values(&self, out: &mut KeyWriter<'_>) {
                 for v in self {
                     out.value::<str>(v.as_ref());
@@ -399,14 +404,14 @@ impl LabelValue for bool {
     fn cardinality_index(&self) -> usize {
         *self as usize
     }
-    #[inline]
+    #[inline(always)]
     fn write_value(&self, out: &mut ValueWriter<'_>) {
         out.write_str(if *self { "true" } else { "false" })
     }
 }
 
 impl LabelValue for char {
-    #[inline]
+    #[inline(always)]
     fn write_value(&self, out: &mut ValueWriter<'_>) {
         out.write_str(self.encode_utf8(&mut [0; 4]))
     }
@@ -415,7 +420,7 @@ impl LabelValue for char {
 macro_rules! int_label_values {
     ($($t:ty)*) => {$(
         impl LabelValue for $t {
-            #[inline]
+            #[inline(always)]
             fn write_value(&self, out: &mut ValueWriter<'_>) {
                 out.write_str(itoa::Buffer::new().format(*self))
             }
@@ -426,7 +431,7 @@ int_label_values!(u8 u16 u32 u64 u128 usize i8 i16 i32 i64 i128 isize);
 
 #[cfg(feature = "axum")]
 impl LabelValue for http::Method {
-    #[inline]
+    #[inline(always)]
     fn write_value(&self, out: &mut ValueWriter<'_>) {
         out.write_str(self.as_str())
     }
@@ -434,7 +439,7 @@ impl LabelValue for http::Method {
 
 #[cfg(feature = "axum")]
 impl LabelValue for http::StatusCode {
-    #[inline]
+    #[inline(always)]
     fn write_value(&self, out: &mut ValueWriter<'_>) {
         out.write_str(itoa::Buffer::new().format(self.as_u16()))
     }

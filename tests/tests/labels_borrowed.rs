@@ -1,7 +1,7 @@
 //! The borrowed form `#[derive(LabelSet)]` generates for a struct with string fields (`JobRef`
 //! for `Job`): it finds the owned set's series (the same series, not an equal one), a miss
 //! creates the series the owned set then finds, and only structs with a `String` or `Cow<str>`
-//! field get one.
+//! field get one. A hit by any borrowed form allocates nothing; a miss allocates.
 
 use std::borrow::Cow;
 
@@ -189,4 +189,86 @@ fn a_static_family_takes_a_request_s_values_and_keeps_its_series_static() {
         .inc();
     let (_r, named) = registered(Family::<Named, Counter>::new("named_total", "Named."));
     named.with(&Named { name: "n".into() }).inc();
+}
+
+/// Counts the allocations of the calling thread (the tests of this file run on several threads),
+/// for [`hits_allocate_nothing_and_a_miss_allocates`].
+struct CountingAlloc;
+
+thread_local! {
+    static ALLOCATIONS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+// SAFETY: every call is forwarded to the system allocator unchanged; the count is a
+// const-initialised thread-local, which allocates nothing.
+unsafe impl std::alloc::GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        ALLOCATIONS.with(|n| n.set(n.get() + 1));
+        // SAFETY: the caller's contract, forwarded.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: the caller's contract, forwarded.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, size: usize) -> *mut u8 {
+        ALLOCATIONS.with(|n| n.set(n.get() + 1));
+        // SAFETY: the caller's contract, forwarded.
+        unsafe { std::alloc::System.realloc(ptr, layout, size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAlloc = CountingAlloc;
+
+/// Allocations `f` makes on this thread.
+fn allocations(f: impl FnOnce()) -> usize {
+    let before = ALLOCATIONS.with(std::cell::Cell::get);
+    f();
+    ALLOCATIONS.with(std::cell::Cell::get) - before
+}
+
+promtrack::family! {
+    static STATIC_ROUTES: Family<[String; 3], Counter> =
+        ("static_routes_total", "Routes.", label_names = ["method", "route", "status"]);
+}
+
+/// The lookup's hit path is inlined into its caller (`Family::with`): whatever the query's form,
+/// a hit writes its key on the stack and allocates nothing, and a miss still creates the
+/// series (an allocation), found afterwards by every form.
+#[test]
+fn hits_allocate_nothing_and_a_miss_allocates() {
+    let (method, status) = (String::from("GET"), String::from("200"));
+    let route = format!("/api/v1/users/{}", 7);
+    let created = allocations(|| STATIC_ROUTES.with(&[&*method, &*route, &*status]).inc());
+    assert!(created >= 1, "a miss creates the series' record");
+    let hits = allocations(|| {
+        for _ in 0..100 {
+            STATIC_ROUTES.with(&[&*method, &*route, &*status]).inc();
+            STATIC_ROUTES.with(&[&method, &route, &status]).inc();
+            STATIC_ROUTES
+                .with(&[
+                    Cow::Borrowed(&*method),
+                    Cow::Borrowed(&*route),
+                    Cow::Borrowed(&*status),
+                ])
+                .inc();
+            STATIC_ROUTES.with(&[&*method, &*route, &*status][..]).inc();
+        }
+    });
+    assert_eq!(hits, 0, "a hit allocates nothing");
+    assert_eq!(
+        STATIC_ROUTES.with(&[&*method, &*route, &*status]).get(),
+        401.0
+    );
+
+    let (_r, jobs) = registered(Family::<Job, Counter>::new("alloc_jobs_total", "Jobs."));
+    let queue = String::from("email");
+    let query = JobRef {
+        queue: &queue,
+        priority: Priority::High,
+    };
+    assert!(allocations(|| jobs.with(&query).inc()) >= 1);
+    assert_eq!(allocations(|| jobs.with(&query).inc()), 0);
+    assert_eq!(jobs.with(&query).get(), 2.0);
 }
