@@ -254,7 +254,7 @@ impl Registry {
             }
             ok
         });
-        owned.sort_by(|a, b| a.name.cmp(&b.name));
+        crate::sort::sort_by(&mut owned, |a, b| a.name.cmp(&b.name));
         owned.dedup_by(|b, a| {
             let dup = a.name == b.name;
             if dup {
@@ -264,7 +264,7 @@ impl Registry {
         });
         // Last, so that they include what this scrape found wrong.
         self.self_metrics(&state, &mut owned);
-        owned.sort_by(|a, b| a.name.cmp(&b.name));
+        crate::sort::sort_by(&mut owned, |a, b| a.name.cmp(&b.name));
 
         let mut scratch = Vec::new();
         let mut registered = state.families.values().filter(|_| !from_files).peekable();
