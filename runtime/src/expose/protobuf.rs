@@ -202,9 +202,11 @@ mod wire {
         }
         let mut prefix = Vec::with_capacity(10);
         varint(&mut prefix, len as u64);
-        out[at] = prefix[0];
-        out.extend_from_slice(&prefix[1..]);
-        out[at + 1..].rotate_right(prefix.len() - 1);
+        // Move the message up by the bytes the length needs beyond the reserved one.
+        let (body, extra) = (at + 1..out.len(), prefix.len() - 1);
+        out.resize(out.len() + extra, 0);
+        out.copy_within(body, at + prefix.len());
+        out[at..at + prefix.len()].copy_from_slice(&prefix);
     }
 }
 
