@@ -1,5 +1,6 @@
-//! [`sort_by`]: the crate's stable sort for cold paths (the families of a scrape, the
-//! multiprocess files, aggregation and compaction), compiled once.
+//! [`sort_by`]: the crate's stable sort for cold paths (the families of a scrape, a family's
+//! series created since the last scrape, the multiprocess files, aggregation and compaction),
+//! compiled once.
 //!
 //! Every `slice::sort_by` call site compiles its own copy of the standard library's sort,
 //! specialised for its element type and comparator (driftsort: its quicksort, merge and small
