@@ -97,28 +97,43 @@ impl TraceContext {
 }
 
 /// Why an exemplar's labels were refused. The observation itself is always recorded.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ExemplarError {
     /// Names and values take more than 128 characters.
-    #[error(
-        "the exemplar's labels take {chars} characters (names and values together), OpenMetrics \
-         allows at most 128: drop a label or shorten a value (it is never truncated)"
-    )]
     TooLong {
         /// The characters the set took.
         chars: usize,
     },
     /// A name that is not a valid label name.
-    #[error(
-        "`{0}` is not a valid exemplar label name: use ASCII letters, digits and underscores, \
-         not starting with a digit or `__`"
-    )]
     InvalidName(String),
     /// A name given twice.
-    #[error("the exemplar label `{0}` is given twice: give each name once")]
     DuplicateName(String),
 }
+
+impl std::fmt::Display for ExemplarError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExemplarError::TooLong { chars } => write!(
+                f,
+                "the exemplar's labels take {chars} characters (names and values together), \
+                 OpenMetrics allows at most 128: drop a label or shorten a value (it is never \
+                 truncated)"
+            ),
+            ExemplarError::InvalidName(name) => write!(
+                f,
+                "`{name}` is not a valid exemplar label name: use ASCII letters, digits and \
+                 underscores, not starting with a digit or `__`"
+            ),
+            ExemplarError::DuplicateName(name) => write!(
+                f,
+                "the exemplar label `{name}` is given twice: give each name once"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ExemplarError {}
 
 /// An exemplar as the snapshot model and the encoders see it.
 #[derive(Clone, Debug, PartialEq)]
@@ -734,6 +749,28 @@ mod tests {
     use super::*;
 
     const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+    /// The messages as the thiserror derive wrote them, word for word.
+    #[test]
+    fn error_messages() {
+        let cases = [
+            (
+                ExemplarError::TooLong { chars: 129 },
+                "the exemplar's labels take 129 characters (names and values together), OpenMetrics allows at most 128: drop a label or shorten a value (it is never truncated)",
+            ),
+            (
+                ExemplarError::InvalidName("__x".into()),
+                "`__x` is not a valid exemplar label name: use ASCII letters, digits and underscores, not starting with a digit or `__`",
+            ),
+            (
+                ExemplarError::DuplicateName("a".into()),
+                "the exemplar label `a` is given twice: give each name once",
+            ),
+        ];
+        for (e, message) in cases {
+            assert_eq!(e.to_string(), message);
+        }
+    }
 
     #[test]
     fn label_sets_follow_openmetrics() {

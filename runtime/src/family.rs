@@ -491,9 +491,7 @@ impl<M: Metric> SharedFamily<M> {
         v.family(&self.desc());
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         if !state.sorted {
-            state
-                .all
-                .sort_unstable_by(|a, b| cmp_values(a.key(), b.key()));
+            crate::sort::sort_by(&mut state.all, |a, b| cmp_values(a.key(), b.key()));
             state.sorted = true;
         }
         // Set under the lock, as every series is created: read here, under it too.

@@ -102,6 +102,7 @@ pub mod push;
 mod registry;
 #[cfg(feature = "axum")]
 mod serve;
+mod sort;
 mod store;
 mod sync;
 

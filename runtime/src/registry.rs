@@ -254,7 +254,7 @@ impl Registry {
             }
             ok
         });
-        owned.sort_by(|a, b| a.name.cmp(&b.name));
+        crate::sort::sort_by(&mut owned, |a, b| a.name.cmp(&b.name));
         owned.dedup_by(|b, a| {
             let dup = a.name == b.name;
             if dup {
@@ -264,7 +264,7 @@ impl Registry {
         });
         // Last, so that they include what this scrape found wrong.
         self.self_metrics(&state, &mut owned);
-        owned.sort_by(|a, b| a.name.cmp(&b.name));
+        crate::sort::sort_by(&mut owned, |a, b| a.name.cmp(&b.name));
 
         let mut scratch = Vec::new();
         let mut registered = state.families.values().filter(|_| !from_files).peekable();
@@ -416,21 +416,36 @@ fn invalid_name(name: &str, location: &Location<'_>) -> Error {
 
 fn validate<L: LabelSet, M: Metric>(core: &SharedFamily<M>) -> Result<(), Error> {
     let opts = &core.opts;
-    let fail = |reason: String| Error::InvalidMetric {
-        name: opts.name.to_string(),
-        origin: origin(core.origin),
-        reason,
-    };
-    if !is_valid_metric_name(&opts.name) {
-        return Err(invalid_name(&opts.name, core.origin));
+    validate_names(&opts.name, &opts.label_names, L::ARITY, core.origin)?;
+    M::validate(&opts.name, &opts.label_names, &opts.config)
+        .map_err(|reason| invalid_metric(&opts.name, core.origin, reason))
+}
+
+// Registration is generic over the label set and the metric kind, and runs once per family:
+// what does not depend on them lives in the non-generic functions below (`validate_names`,
+// `conflict`, `kind_or_help_difference`), compiled once instead of once per (label set, kind)
+// pair a program declares.
+
+/// The checks every kind shares: the metric name, the label names, their number. `arity` is
+/// `L::ARITY`.
+#[inline(never)]
+fn validate_names(
+    name: &str,
+    label_names: &[Box<str>],
+    arity: usize,
+    location: &'static Location<'static>,
+) -> Result<(), Error> {
+    if !is_valid_metric_name(name) {
+        return Err(invalid_name(name, location));
     }
-    for (i, label) in opts.label_names.iter().enumerate() {
+    let fail = |reason: String| invalid_metric(name, location, reason);
+    for (i, label) in label_names.iter().enumerate() {
         if !is_valid_label_name(label) {
             return Err(fail(format!(
                 "`{label}` is not a valid label name: use [a-zA-Z_][a-zA-Z0-9_]*, not starting with `__`"
             )));
         }
-        if opts.label_names[..i].contains(label) {
+        if label_names[..i].contains(label) {
             return Err(fail(format!(
                 "the label `{label}` is listed twice; remove one"
             )));
@@ -438,14 +453,22 @@ fn validate<L: LabelSet, M: Metric>(core: &SharedFamily<M>) -> Result<(), Error>
     }
     // `usize::MAX`: a label set whose names are only known at run time (the axum layer's, with
     // user-added labels); each lookup's arity is checked instead (a mismatch goes to overflow).
-    if L::ARITY != usize::MAX && opts.label_names.len() != L::ARITY {
+    if arity != usize::MAX && label_names.len() != arity {
         return Err(fail(format!(
             "{} label names were given for label sets of {} values; give one name per value with `.label_names([..])`",
-            opts.label_names.len(),
-            L::ARITY
+            label_names.len(),
+            arity
         )));
     }
-    M::validate(&opts.name, &opts.label_names, &opts.config).map_err(fail)
+    Ok(())
+}
+
+fn invalid_metric(name: &str, location: &Location<'_>, reason: String) -> Error {
+    Error::InvalidMetric {
+        name: name.into(),
+        origin: origin(location),
+        reason,
+    }
 }
 
 /// Every name a family of this kind and name may write, in either format.
@@ -467,7 +490,7 @@ fn claim(
     for n in &names {
         if let Some((owner, owner_location)) = state.claimed.get(n) {
             let reason = if owner == name {
-                "the name is already registered; register a family once and share the handle, or use `get_or_register` for identical declarations".to_owned()
+                ALREADY_REGISTERED.to_owned()
             } else {
                 format!("both would write samples named `{n}`; rename one of them")
             };
@@ -491,13 +514,7 @@ fn insert<L: LabelSet, M: Metric>(state: &mut State, family: &Family<L, M>) -> R
     if let Some(existing) = state.families.get(&core.opts.name) {
         // Same name, different declaration: say exactly what differs.
         let reason = describe_difference(existing, core);
-        return Err(Error::Conflict {
-            name: core.opts.name.to_string(),
-            origin: origin(core.origin),
-            existing: core.opts.name.to_string(),
-            existing_origin: origin(existing.origin),
-            reason,
-        });
+        return Err(conflict(existing, &core.opts.name, core.origin, reason));
     }
     claim(state, &core.opts.name, M::KIND, core.origin)?;
     state.families.insert(
@@ -512,36 +529,71 @@ fn insert<L: LabelSet, M: Metric>(state: &mut State, family: &Family<L, M>) -> R
     Ok(())
 }
 
-fn describe_difference<M: Metric>(existing: &Registered, new: &SharedFamily<M>) -> String {
-    let desc = existing.family.desc();
-    if desc.kind != M::KIND {
-        return format!(
-            "it is declared as a {:?} there and as a {:?} here; use one kind per name",
-            desc.kind,
-            M::KIND
-        );
+/// A declaration of `name` at `location` clashing with the `existing` one of the same name.
+#[inline(never)]
+fn conflict(existing: &Registered, name: &str, location: &Location<'_>, reason: String) -> Error {
+    Error::Conflict {
+        name: name.to_owned(),
+        origin: origin(location),
+        existing: name.to_owned(),
+        existing_origin: origin(existing.origin),
+        reason,
     }
-    if desc.help != &*new.opts.help {
-        return format!(
-            "the help text differs (\"{}\" there, \"{}\" here); use the same text",
-            desc.help, new.opts.help
-        );
+}
+
+fn describe_difference<M: Metric>(existing: &Registered, new: &SharedFamily<M>) -> String {
+    if let Some(reason) = kind_or_help_difference(existing, M::KIND, &new.opts.help) {
+        return reason;
     }
     match existing.any.clone().downcast::<SharedFamily<M>>() {
-        Ok(old) if old.opts.label_names != new.opts.label_names => format!(
-            "the label names differ ({:?} there, {:?} here); use the same labels",
-            old.opts.label_names, new.opts.label_names
+        Ok(old) if old.opts.label_names != new.opts.label_names => differs(
+            "the label names differ",
+            &old.opts.label_names,
+            &new.opts.label_names,
+            "use the same labels",
         ),
-        Ok(old) if old.opts.config != new.opts.config => format!(
-            "the configuration differs ({:?} there, {:?} here); declare it identically",
-            old.opts.config, new.opts.config
+        Ok(old) if old.opts.config != new.opts.config => differs(
+            "the configuration differs",
+            &old.opts.config,
+            &new.opts.config,
+            "declare it identically",
         ),
         Ok(old) if old.opts.max_series != new.opts.max_series => format!(
             "the series cap differs ({} there, {} here); declare it identically",
             old.opts.max_series, new.opts.max_series
         ),
-        _ => "the name is already registered; register a family once and share the handle, or use `get_or_register` for identical declarations".to_owned(),
+        _ => ALREADY_REGISTERED.to_owned(),
     }
+}
+
+const ALREADY_REGISTERED: &str = "the name is already registered; register a family once and share the handle, or use `get_or_register` for identical declarations";
+
+/// How a declaration of `kind` with `help` differs from the `existing` one in kind or help.
+#[inline(never)]
+fn kind_or_help_difference(existing: &Registered, kind: MetricKind, help: &str) -> Option<String> {
+    let desc = existing.family.desc();
+    if desc.kind != kind {
+        return Some(format!(
+            "it is declared as a {:?} there and as a {:?} here; use one kind per name",
+            desc.kind, kind
+        ));
+    }
+    (desc.help != help).then(|| {
+        format!(
+            "the help text differs (\"{}\" there, \"{help}\" here); use the same text",
+            desc.help
+        )
+    })
+}
+
+/// `"{what} ({there:?} there, {here:?} here); {fix}"`.
+fn differs(
+    what: &str,
+    there: &dyn std::fmt::Debug,
+    here: &dyn std::fmt::Debug,
+    fix: &str,
+) -> String {
+    format!("{what} ({there:?} there, {here:?} here); {fix}")
 }
 
 /// Whether a collector's family can be written as is.

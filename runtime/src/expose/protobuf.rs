@@ -2,11 +2,14 @@
 //! preceded by its length as a varint (`encoding=delimited`).
 //!
 //! The messages are the few of Prometheus' `metrics.proto` (client_model,
-//! `io/prometheus/client/metrics.proto`, proto2) that an exposition needs, written by hand with
-//! prost's derive: no `protoc`, no generated file to keep in step. Field numbers and types are
-//! the proto's; every field is declared, the native-histogram and exemplar ones included, so that
-//! filling them later changes no message. proto2 fields are `Option`s, so a zero that was set is
-//! written (a counter at 0 carries `value: 0`), as client_golang writes it.
+//! `io/prometheus/client/metrics.proto`, proto2) that an exposition needs, written straight
+//! from the snapshot model onto the wire: no `protoc`, no generated code, no protobuf crate and
+//! no intermediate message values (`wire` below is the little of the format they use; the field
+//! numbers are the proto's, listed in `field`). Fields are written in field-number order, as
+//! prost and client_golang write them; proto2 fields are optional, so a zero that was set is
+//! written (a counter at 0 carries `value: 0`), as client_golang writes it. The tests decode
+//! the output with prost-derived messages (`messages`, test builds only) and check that
+//! re-encoding those gives back the same bytes.
 //!
 //! What this encoder decides:
 //! - Families without series are skipped (client_golang gathers none; a protobuf family carries
@@ -47,14 +50,498 @@
 //!   names and each series' key (`Labels::Key`), nothing to parse. A `Rendered` label text (a
 //!   source that keeps only escaped text) is parsed back into pairs.
 
-use prost::Message;
+use std::borrow::Cow;
 
 use crate::model::{
     Exemplar, Exemplars, FamilyDesc, Labels, MetricKind, NativeBuckets, Point, Visitor,
 };
 
-/// The messages of `metrics.proto`, field for field. `pub(crate)` so that the tests decode what
-/// the encoder wrote.
+/// Field numbers of `metrics.proto`, per message: the only place they are written down.
+mod field {
+    pub(super) mod family {
+        pub(in super::super) const NAME: u32 = 1;
+        pub(in super::super) const HELP: u32 = 2;
+        pub(in super::super) const TYPE: u32 = 3;
+        pub(in super::super) const METRIC: u32 = 4;
+    }
+    pub(super) mod metric {
+        pub(in super::super) const LABEL: u32 = 1;
+        pub(in super::super) const GAUGE: u32 = 2;
+        pub(in super::super) const COUNTER: u32 = 3;
+        pub(in super::super) const SUMMARY: u32 = 4;
+        pub(in super::super) const UNTYPED: u32 = 5;
+        pub(in super::super) const HISTOGRAM: u32 = 7;
+    }
+    /// `LabelPair`.
+    pub(super) mod label {
+        pub(in super::super) const NAME: u32 = 1;
+        pub(in super::super) const VALUE: u32 = 2;
+    }
+    /// `Gauge`, `Untyped` and `Counter` carry their value in field 1.
+    pub(super) const VALUE: u32 = 1;
+    pub(super) mod counter {
+        pub(in super::super) const EXEMPLAR: u32 = 2;
+        pub(in super::super) const CREATED: u32 = 3;
+    }
+    pub(super) mod summary {
+        pub(in super::super) const COUNT: u32 = 1;
+        pub(in super::super) const SUM: u32 = 2;
+        pub(in super::super) const CREATED: u32 = 4;
+    }
+    pub(super) mod histogram {
+        pub(in super::super) const COUNT: u32 = 1;
+        pub(in super::super) const SUM: u32 = 2;
+        pub(in super::super) const BUCKET: u32 = 3;
+        pub(in super::super) const SCHEMA: u32 = 5;
+        pub(in super::super) const ZERO_THRESHOLD: u32 = 6;
+        pub(in super::super) const ZERO_COUNT: u32 = 7;
+        pub(in super::super) const NEGATIVE_SPAN: u32 = 9;
+        pub(in super::super) const NEGATIVE_DELTA: u32 = 10;
+        pub(in super::super) const POSITIVE_SPAN: u32 = 12;
+        pub(in super::super) const POSITIVE_DELTA: u32 = 13;
+        pub(in super::super) const CREATED: u32 = 15;
+        pub(in super::super) const EXEMPLARS: u32 = 16;
+    }
+    pub(super) mod bucket {
+        pub(in super::super) const CUMULATIVE_COUNT: u32 = 1;
+        pub(in super::super) const UPPER_BOUND: u32 = 2;
+        pub(in super::super) const EXEMPLAR: u32 = 3;
+    }
+    pub(super) mod span {
+        pub(in super::super) const OFFSET: u32 = 1;
+        pub(in super::super) const LENGTH: u32 = 2;
+    }
+    pub(super) mod exemplar {
+        pub(in super::super) const LABEL: u32 = 1;
+        pub(in super::super) const VALUE: u32 = 2;
+        pub(in super::super) const TIMESTAMP: u32 = 3;
+    }
+    pub(super) mod timestamp {
+        pub(in super::super) const SECONDS: u32 = 1;
+        pub(in super::super) const NANOS: u32 = 2;
+    }
+}
+
+/// `MetricFamily.type` (`MetricType`).
+#[derive(Clone, Copy)]
+#[repr(i32)]
+enum MetricType {
+    Counter = 0,
+    Gauge = 1,
+    Summary = 2,
+    Untyped = 3,
+    Histogram = 4,
+}
+
+/// The protobuf wire format, as much of it as these messages use: varints (plain and zigzag),
+/// little-endian doubles and length-delimited strings and messages.
+///
+/// A nested message is opened with [`begin`] (its key, then one byte reserved for its length)
+/// and closed with [`end`], which writes the length into that byte, or, for a message of 128
+/// bytes or more, moves the message up to make room for the longer varint. Lengths are minimal
+/// varints, as every protobuf encoder writes them.
+mod wire {
+    /// Wire types.
+    const VARINT: u32 = 0;
+    const FIXED64: u32 = 1;
+    const LEN: u32 = 2;
+
+    pub(super) fn varint(out: &mut Vec<u8>, mut v: u64) {
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+
+    fn key(out: &mut Vec<u8>, field: u32, wire_type: u32) {
+        varint(out, u64::from(field << 3 | wire_type));
+    }
+
+    /// `uint32`, `uint64`; also `int32` and `int64` after sign extension to 64 bits, as the
+    /// format defines them (a negative one takes ten bytes).
+    pub(super) fn uint64(out: &mut Vec<u8>, field: u32, v: u64) {
+        key(out, field, VARINT);
+        varint(out, v);
+    }
+
+    /// `sint32`, `sint64`: zigzag, so that small negative numbers stay short.
+    pub(super) fn sint64(out: &mut Vec<u8>, field: u32, v: i64) {
+        uint64(out, field, ((v << 1) ^ (v >> 63)) as u64);
+    }
+
+    pub(super) fn double(out: &mut Vec<u8>, field: u32, v: f64) {
+        key(out, field, FIXED64);
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+
+    pub(super) fn string(out: &mut Vec<u8>, field: u32, s: &str) {
+        key(out, field, LEN);
+        varint(out, s.len() as u64);
+        out.extend_from_slice(s.as_bytes());
+    }
+
+    /// Opens a message in `field` of the enclosing one; returns what [`end`] needs.
+    pub(super) fn begin(out: &mut Vec<u8>, field: u32) -> usize {
+        key(out, field, LEN);
+        begin_delimited(out)
+    }
+
+    /// Opens a top-level message that is preceded by its length only (`encoding=delimited`).
+    pub(super) fn begin_delimited(out: &mut Vec<u8>) -> usize {
+        out.push(0);
+        out.len() - 1
+    }
+
+    /// Closes the message opened at `at`: writes its length there.
+    pub(super) fn end(out: &mut Vec<u8>, at: usize) {
+        let len = out.len() - at - 1;
+        if len < 0x80 {
+            out[at] = len as u8;
+            return;
+        }
+        let mut prefix = Vec::with_capacity(10);
+        varint(&mut prefix, len as u64);
+        // Move the message up by the bytes the length needs beyond the reserved one.
+        let (body, extra) = (at + 1..out.len(), prefix.len() - 1);
+        out.resize(out.len() + extra, 0);
+        out.copy_within(body, at + prefix.len());
+        out[at..at + prefix.len()].copy_from_slice(&prefix);
+    }
+}
+
+/// Writes length-delimited `MetricFamily` messages into a buffer. Call
+/// [`finish`](Self::finish) at the end: a family without series is taken back once the next
+/// one starts.
+pub(crate) struct ProtobufEncoder<'a> {
+    out: &'a mut Vec<u8>,
+    family: Option<OpenFamily>,
+}
+
+/// The family message being written.
+struct OpenFamily {
+    /// Where it starts in the buffer (its length prefix, see [`wire::end`]).
+    at: usize,
+    has_series: bool,
+}
+
+impl<'a> ProtobufEncoder<'a> {
+    pub(crate) fn new(out: &'a mut Vec<u8>) -> Self {
+        Self { out, family: None }
+    }
+
+    /// Writes the last family.
+    pub(crate) fn finish(mut self) {
+        self.flush();
+    }
+
+    fn flush(&mut self) {
+        let Some(family) = self.family.take() else {
+            return;
+        };
+        if family.has_series {
+            wire::end(self.out, family.at);
+        } else {
+            self.out.truncate(family.at);
+        }
+    }
+}
+
+impl Visitor for ProtobufEncoder<'_> {
+    fn family(&mut self, desc: &FamilyDesc<'_>) {
+        self.flush();
+        let kind = match desc.kind {
+            MetricKind::Counter => MetricType::Counter,
+            MetricKind::Gauge | MetricKind::Info => MetricType::Gauge,
+            MetricKind::Histogram => MetricType::Histogram,
+            MetricKind::Summary => MetricType::Summary,
+            MetricKind::Unknown => MetricType::Untyped,
+        };
+        let out = &mut *self.out;
+        let at = wire::begin_delimited(out);
+        wire::string(out, field::family::NAME, desc.name);
+        wire::string(out, field::family::HELP, desc.help);
+        wire::uint64(out, field::family::TYPE, kind as u64);
+        self.family = Some(OpenFamily {
+            at,
+            has_series: false,
+        });
+    }
+
+    fn series(&mut self, labels: Labels<'_>, point: Point<'_>, created: Option<f64>) {
+        self.series_with_exemplars(labels, point, created, Exemplars::NONE);
+    }
+
+    fn series_with_exemplars(
+        &mut self,
+        labels: Labels<'_>,
+        point: Point<'_>,
+        created: Option<f64>,
+        exemplars: Exemplars<'_>,
+    ) {
+        let Some(family) = self.family.as_mut() else {
+            return; // a source that visits a series before its family: nothing to attach it to
+        };
+        family.has_series = true;
+        let out = &mut *self.out;
+        let created = created.and_then(timestamp);
+        let metric = wire::begin(out, field::family::METRIC);
+        for_each_label(&labels, &mut |name, value| {
+            label_pair(out, field::metric::LABEL, name, value)
+        });
+        match point {
+            Point::Counter(v) => {
+                let at = wire::begin(out, field::metric::COUNTER);
+                wire::double(out, field::VALUE, v);
+                if let Some(e) = exemplars.get(0) {
+                    exemplar(out, field::counter::EXEMPLAR, &e);
+                }
+                timestamp_field(out, field::counter::CREATED, created);
+                wire::end(out, at);
+            }
+            Point::Gauge(v) => value_message(out, field::metric::GAUGE, v),
+            Point::Info => value_message(out, field::metric::GAUGE, 1.0),
+            Point::Unknown(v) => value_message(out, field::metric::UNTYPED, v),
+            Point::Histogram {
+                bounds,
+                counts,
+                sum,
+                native,
+            } => histogram(out, bounds, counts, sum, native, created, exemplars),
+            Point::Summary { count, sum } => {
+                let at = wire::begin(out, field::metric::SUMMARY);
+                wire::uint64(out, field::summary::COUNT, count);
+                wire::double(out, field::summary::SUM, sum);
+                timestamp_field(out, field::summary::CREATED, created);
+                wire::end(out, at);
+            }
+        }
+        wire::end(out, metric);
+    }
+}
+
+/// A `Gauge` or `Untyped` message: its value only.
+fn value_message(out: &mut Vec<u8>, field: u32, v: f64) {
+    let at = wire::begin(out, field);
+    wire::double(out, field::VALUE, v);
+    wire::end(out, at);
+}
+
+/// A `Histogram` message, in field order: count, sum, classic buckets, native fields, created
+/// time, native exemplars.
+fn histogram(
+    out: &mut Vec<u8>,
+    bounds: &[f64],
+    counts: &[u64],
+    sum: f64,
+    native: Option<&NativeBuckets>,
+    created: Option<Timestamp>,
+    exemplars: Exemplars<'_>,
+) {
+    use field::histogram as f;
+    let at = wire::begin(out, field::metric::HISTOGRAM);
+    // Saturating: counts read from another process's file may add up past u64::MAX, and the
+    // buckets must stay cumulative even then.
+    let classic_total = counts.iter().fold(0u64, |a, &c| a.saturating_add(c));
+    // Both kinds of buckets: the larger total, so that no bucket exceeds the count.
+    let count = native.map_or(classic_total, |n| classic_total.max(n.count()));
+    wire::uint64(out, f::COUNT, count);
+    wire::double(out, f::SUM, sum);
+
+    // A native histogram's exemplars: every kept one, in slot (bucket) order.
+    let mut native_exemplars: Vec<Cow<'_, Exemplar>> = Vec::new();
+    let mut cumulative = 0u64;
+    for (i, &c) in counts.iter().enumerate() {
+        cumulative = cumulative.saturating_add(c);
+        // Each slot is read once (a live slot is copied out when asked).
+        let ex = exemplars.get(i);
+        // The `+Inf` bucket is written only to carry its exemplar, as client_golang does; for
+        // a native histogram too, where Prometheus before 2.50 reads it.
+        let upper = bounds
+            .get(i)
+            .copied()
+            .or(ex.is_some().then_some(f64::INFINITY));
+        if let Some(upper) = upper {
+            let bucket = wire::begin(out, f::BUCKET);
+            wire::uint64(out, field::bucket::CUMULATIVE_COUNT, cumulative);
+            wire::double(out, field::bucket::UPPER_BOUND, upper);
+            if let Some(e) = &ex {
+                exemplar(out, field::bucket::EXEMPLAR, e);
+            }
+            wire::end(out, bucket);
+        }
+        // Prometheus drops a native exemplar without a timestamp.
+        if let Some(e) = ex.filter(|e| native.is_some() && e.timestamp.is_some()) {
+            native_exemplars.push(e);
+        }
+    }
+
+    if let Some(native) = native {
+        wire::sint64(out, f::SCHEMA, native.schema.into());
+        wire::double(out, f::ZERO_THRESHOLD, native.zero_threshold);
+        wire::uint64(out, f::ZERO_COUNT, native.zero_count);
+        spans(out, f::NEGATIVE_SPAN, f::NEGATIVE_DELTA, &native.negative);
+        spans(out, f::POSITIVE_SPAN, f::POSITIVE_DELTA, &native.positive);
+        // Without a span, an empty native histogram with a zero threshold of 0 would read as
+        // a classic one: one no-op span (offset 0, length 0) marks it native. It has no
+        // buckets, so no span or delta was written just above: this is field 12's place.
+        if native.zero_threshold == 0.0 && native.zero_count == 0 && native.bucket_count() == 0 {
+            span(out, f::POSITIVE_SPAN, 0, 0);
+        }
+    }
+    timestamp_field(out, f::CREATED, created);
+    for e in &native_exemplars {
+        exemplar(out, f::EXEMPLARS, e);
+    }
+    wire::end(out, at);
+}
+
+/// Ascending `(key, count)` buckets as spans of consecutive keys (the first span's offset is
+/// its first key, each later one's the gap since the previous span) in `span_field`, then the
+/// counts as deltas from the previous bucket's (the first from 0) in `delta_field`.
+fn spans(out: &mut Vec<u8>, span_field: u32, delta_field: u32, buckets: &[(i32, u64)]) {
+    // (offset, length) of the span being gathered.
+    let mut current: Option<(i32, u32)> = None;
+    let mut previous: Option<i32> = None;
+    for &(k, _) in buckets {
+        match (previous, current.as_mut()) {
+            (Some(p), Some((_, length))) if i64::from(k) == i64::from(p) + 1 => *length += 1,
+            _ => {
+                if let Some((offset, length)) = current {
+                    span(out, span_field, offset, length);
+                }
+                let offset = match previous {
+                    None => k,
+                    Some(p) => k.saturating_sub(p).saturating_sub(1),
+                };
+                current = Some((offset, 1));
+            }
+        }
+        previous = Some(k);
+    }
+    if let Some((offset, length)) = current {
+        span(out, span_field, offset, length);
+    }
+    let mut last_count = 0i64;
+    for &(_, c) in buckets {
+        let c = i64::try_from(c).unwrap_or(i64::MAX);
+        wire::sint64(out, delta_field, c.wrapping_sub(last_count));
+        last_count = c;
+    }
+}
+
+/// A `BucketSpan`.
+fn span(out: &mut Vec<u8>, field: u32, offset: i32, length: u32) {
+    let at = wire::begin(out, field);
+    wire::sint64(out, field::span::OFFSET, offset.into());
+    wire::uint64(out, field::span::LENGTH, length.into());
+    wire::end(out, at);
+}
+
+/// A `google.protobuf.Timestamp`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Timestamp {
+    seconds: i64,
+    nanos: i32,
+}
+
+/// Unix seconds as a `Timestamp`; `None` for a time that has none (NaN, infinite, out of
+/// range).
+fn timestamp(t: f64) -> Option<Timestamp> {
+    if !t.is_finite() || t.abs() >= 9.2e18 {
+        return None;
+    }
+    let seconds = t.floor();
+    // Rounded to whole nanoseconds; a fraction that rounds up to a second carries into it.
+    let nanos = ((t - seconds) * 1e9).round() as i64;
+    let (seconds, nanos) = if nanos >= 1_000_000_000 {
+        (seconds as i64 + 1, 0)
+    } else {
+        (seconds as i64, nanos as i32)
+    };
+    Some(Timestamp { seconds, nanos })
+}
+
+/// A `Timestamp` message in `field`, if there is one. Its two fields are proto3 scalars:
+/// written only when not zero.
+fn timestamp_field(out: &mut Vec<u8>, field: u32, t: Option<Timestamp>) {
+    let Some(t) = t else { return };
+    let at = wire::begin(out, field);
+    if t.seconds != 0 {
+        // int64: the varint of the two's complement.
+        wire::uint64(out, field::timestamp::SECONDS, t.seconds as u64);
+    }
+    if t.nanos != 0 {
+        wire::uint64(out, field::timestamp::NANOS, i64::from(t.nanos) as u64);
+    }
+    wire::end(out, at);
+}
+
+/// An `Exemplar` message; its timestamp is required by Prometheus for native histograms and
+/// written whenever known.
+fn exemplar(out: &mut Vec<u8>, field: u32, e: &Exemplar) {
+    let at = wire::begin(out, field);
+    for (name, value) in &e.labels {
+        label_pair(out, field::exemplar::LABEL, name, value);
+    }
+    wire::double(out, field::exemplar::VALUE, e.value);
+    timestamp_field(
+        out,
+        field::exemplar::TIMESTAMP,
+        e.timestamp.and_then(timestamp),
+    );
+    wire::end(out, at);
+}
+
+/// A `LabelPair` message.
+fn label_pair(out: &mut Vec<u8>, field: u32, name: &str, value: &str) {
+    let at = wire::begin(out, field);
+    wire::string(out, field::label::NAME, name);
+    wire::string(out, field::label::VALUE, value);
+    wire::end(out, at);
+}
+
+/// Calls `f` with each of the series' labels, unescaped.
+fn for_each_label(labels: &Labels<'_>, f: &mut dyn FnMut(&str, &str)) {
+    match labels {
+        Labels::Pairs(pairs) => pairs.iter().for_each(|(n, v)| f(n, v)),
+        Labels::Key(k) => k.pairs().for_each(|(n, v)| f(n, v)),
+        Labels::Rendered(text) => {
+            let mut rest = *text;
+            while let Some((name, after)) = rest.split_once("=\"") {
+                let (value, after) = unescape_value(after);
+                f(name, &value);
+                rest = after.strip_prefix(',').unwrap_or(after);
+            }
+        }
+    }
+}
+
+/// Reads an escaped label value up to its closing quote; returns it and the text after the
+/// quote. Escapes are those of `labels::escape_label_value`: `\\`, `\"`, `\n`.
+fn unescape_value(s: &str) -> (String, &str) {
+    let mut value = String::with_capacity(s.len().min(64));
+    let mut chars = s.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' => return (value, &s[i + 1..]),
+            '\\' => match chars.next() {
+                Some((_, 'n')) => value.push('\n'),
+                Some((_, other)) => value.push(other),
+                None => break,
+            },
+            c => value.push(c),
+        }
+    }
+    (value, "")
+}
+
+/// The messages of `metrics.proto`, field for field, derived with prost (a dev-dependency):
+/// what the tests decode the encoder's output with. `pub(crate)` so that the tests of
+/// `expose/mod.rs` decode it too. Every field is declared, those the encoder never writes
+/// included: re-encoding what was decoded gives back the encoder's bytes only if it wrote
+/// nothing these messages do not know, in the order prost writes them.
+#[cfg(test)]
 pub(crate) mod messages {
     /// `google.protobuf.Timestamp`.
     #[derive(Clone, PartialEq, prost::Message)]
@@ -239,275 +726,6 @@ pub(crate) mod messages {
     }
 }
 
-use messages as pb;
-
-/// Writes length-delimited `MetricFamily` messages into a buffer. Call
-/// [`finish`](Self::finish) at the end: a family is written once its last series is known.
-pub(crate) struct ProtobufEncoder<'a> {
-    out: &'a mut Vec<u8>,
-    family: Option<pb::MetricFamily>,
-}
-
-impl<'a> ProtobufEncoder<'a> {
-    pub(crate) fn new(out: &'a mut Vec<u8>) -> Self {
-        Self { out, family: None }
-    }
-
-    /// Writes the last family.
-    pub(crate) fn finish(mut self) {
-        self.flush();
-    }
-
-    fn flush(&mut self) {
-        let Some(family) = self.family.take() else {
-            return;
-        };
-        if family.metric.is_empty() {
-            return;
-        }
-        // Encoding fails only when the buffer has no room left, and a Vec makes room.
-        let _ = family.encode_length_delimited(&mut *self.out);
-    }
-}
-
-impl Visitor for ProtobufEncoder<'_> {
-    fn family(&mut self, desc: &FamilyDesc<'_>) {
-        self.flush();
-        let kind = match desc.kind {
-            MetricKind::Counter => pb::MetricType::Counter,
-            MetricKind::Gauge | MetricKind::Info => pb::MetricType::Gauge,
-            MetricKind::Histogram => pb::MetricType::Histogram,
-            MetricKind::Summary => pb::MetricType::Summary,
-            MetricKind::Unknown => pb::MetricType::Untyped,
-        };
-        self.family = Some(pb::MetricFamily {
-            name: Some(desc.name.to_owned()),
-            help: Some(desc.help.to_owned()),
-            r#type: Some(kind as i32),
-            metric: Vec::new(),
-            unit: None,
-        });
-    }
-
-    fn series(&mut self, labels: Labels<'_>, point: Point<'_>, created: Option<f64>) {
-        self.series_with_exemplars(labels, point, created, Exemplars::NONE);
-    }
-
-    fn series_with_exemplars(
-        &mut self,
-        labels: Labels<'_>,
-        point: Point<'_>,
-        created: Option<f64>,
-        exemplars: Exemplars<'_>,
-    ) {
-        let Some(family) = self.family.as_mut() else {
-            return; // a source that visits a series before its family: nothing to attach it to
-        };
-        let created = created.and_then(timestamp);
-        let mut metric = pb::Metric {
-            label: label_pairs(&labels),
-            ..Default::default()
-        };
-        match point {
-            Point::Counter(v) => {
-                metric.counter = Some(pb::Counter {
-                    value: Some(v),
-                    exemplar: exemplars.get(0).as_deref().map(exemplar),
-                    created_timestamp: created,
-                });
-            }
-            Point::Gauge(v) => metric.gauge = Some(pb::Gauge { value: Some(v) }),
-            Point::Info => metric.gauge = Some(pb::Gauge { value: Some(1.0) }),
-            Point::Unknown(v) => metric.untyped = Some(pb::Untyped { value: Some(v) }),
-            Point::Histogram {
-                bounds,
-                counts,
-                sum,
-                native,
-            } => {
-                let mut cumulative = 0u64;
-                let mut bucket = Vec::with_capacity(bounds.len());
-                // A native histogram's exemplars: every kept one, in slot (bucket) order.
-                let mut native_exemplars = Vec::new();
-                for (i, &c) in counts.iter().enumerate() {
-                    // Saturating: counts read from another process's file may add up past
-                    // u64::MAX, and the buckets must stay cumulative even then.
-                    cumulative = cumulative.saturating_add(c);
-                    // Each slot is read once (a live slot is copied out when asked).
-                    let ex = exemplars.get(i).as_deref().map(exemplar);
-                    // Prometheus drops a native exemplar without a timestamp.
-                    if let Some(e) = ex
-                        .as_ref()
-                        .filter(|e| native.is_some() && e.timestamp.is_some())
-                    {
-                        native_exemplars.push(e.clone());
-                    }
-                    // The `+Inf` bucket is written only to carry its exemplar, as client_golang
-                    // does; for a native histogram too, where Prometheus before 2.50 reads it.
-                    let upper = bounds
-                        .get(i)
-                        .copied()
-                        .or(ex.is_some().then_some(f64::INFINITY));
-                    if let Some(upper) = upper {
-                        bucket.push(pb::Bucket {
-                            cumulative_count: Some(cumulative),
-                            upper_bound: Some(upper),
-                            exemplar: ex,
-                            ..Default::default()
-                        });
-                    }
-                }
-                let mut h = pb::Histogram {
-                    sample_count: Some(cumulative),
-                    sample_sum: Some(sum),
-                    bucket,
-                    created_timestamp: created,
-                    ..Default::default()
-                };
-                if let Some(native) = native {
-                    write_native(&mut h, native);
-                    h.exemplars = native_exemplars;
-                }
-                metric.histogram = Some(h);
-            }
-            Point::Summary { count, sum } => {
-                metric.summary = Some(pb::Summary {
-                    sample_count: Some(count),
-                    sample_sum: Some(sum),
-                    quantile: Vec::new(),
-                    created_timestamp: created,
-                });
-            }
-        }
-        family.metric.push(metric);
-    }
-}
-
-/// Fills a histogram message's native fields.
-fn write_native(h: &mut pb::Histogram, native: &NativeBuckets) {
-    h.schema = Some(native.schema.into());
-    h.zero_threshold = Some(native.zero_threshold);
-    h.zero_count = Some(native.zero_count);
-    (h.positive_span, h.positive_delta) = spans(&native.positive);
-    (h.negative_span, h.negative_delta) = spans(&native.negative);
-    if native.zero_threshold == 0.0 && native.zero_count == 0 && native.bucket_count() == 0 {
-        h.positive_span.push(pb::BucketSpan {
-            offset: Some(0),
-            length: Some(0),
-        });
-    }
-    let total = native.count();
-    if h.sample_count.is_none_or(|c| c < total) {
-        h.sample_count = Some(total);
-    }
-}
-
-/// Ascending `(key, count)` buckets as spans of consecutive keys (the first span's offset is
-/// its first key, each later one's the gap since the previous span) and the counts as deltas
-/// from the previous bucket's (the first from 0).
-fn spans(buckets: &[(i32, u64)]) -> (Vec<pb::BucketSpan>, Vec<i64>) {
-    let mut spans: Vec<pb::BucketSpan> = Vec::new();
-    let mut deltas = Vec::with_capacity(buckets.len());
-    let mut previous: Option<i32> = None;
-    let mut last_count = 0i64;
-    for &(k, c) in buckets {
-        let c = i64::try_from(c).unwrap_or(i64::MAX);
-        match previous {
-            Some(p) if i64::from(k) == i64::from(p) + 1 => {
-                if let Some(span) = spans.last_mut() {
-                    span.length = Some(span.length.unwrap_or(0) + 1);
-                }
-            }
-            _ => spans.push(pb::BucketSpan {
-                offset: Some(match previous {
-                    None => k,
-                    Some(p) => k.saturating_sub(p).saturating_sub(1),
-                }),
-                length: Some(1),
-            }),
-        }
-        deltas.push(c.wrapping_sub(last_count));
-        last_count = c;
-        previous = Some(k);
-    }
-    (spans, deltas)
-}
-
-/// Unix seconds as a `Timestamp`; `None` for a time that has none (NaN, infinite, out of
-/// range).
-fn timestamp(t: f64) -> Option<pb::Timestamp> {
-    if !t.is_finite() || t.abs() >= 9.2e18 {
-        return None;
-    }
-    let seconds = t.floor();
-    // Rounded to whole nanoseconds; a fraction that rounds up to a second carries into it.
-    let nanos = ((t - seconds) * 1e9).round() as i64;
-    let (seconds, nanos) = if nanos >= 1_000_000_000 {
-        (seconds as i64 + 1, 0)
-    } else {
-        (seconds as i64, nanos as i32)
-    };
-    Some(pb::Timestamp { seconds, nanos })
-}
-
-/// An exemplar message; its timestamp is required by Prometheus for native histograms and
-/// written whenever known.
-fn exemplar(e: &Exemplar) -> pb::Exemplar {
-    pb::Exemplar {
-        label: e
-            .labels
-            .iter()
-            .map(|(n, v)| pb::LabelPair {
-                name: Some(n.to_string()),
-                value: Some(v.clone()),
-            })
-            .collect(),
-        value: Some(e.value),
-        timestamp: e.timestamp.and_then(timestamp),
-    }
-}
-
-/// The series' labels as pairs, unescaped.
-fn label_pairs(labels: &Labels<'_>) -> Vec<pb::LabelPair> {
-    let pair = |name: &str, value: String| pb::LabelPair {
-        name: Some(name.to_owned()),
-        value: Some(value),
-    };
-    match labels {
-        Labels::Pairs(pairs) => pairs.iter().map(|(n, v)| pair(n, v.clone())).collect(),
-        Labels::Key(k) => k.pairs().map(|(n, v)| pair(n, v.to_owned())).collect(),
-        Labels::Rendered(text) => {
-            let mut out = Vec::new();
-            let mut rest = *text;
-            while let Some((name, after)) = rest.split_once("=\"") {
-                let (value, after) = unescape_value(after);
-                out.push(pair(name, value));
-                rest = after.strip_prefix(',').unwrap_or(after);
-            }
-            out
-        }
-    }
-}
-
-/// Reads an escaped label value up to its closing quote; returns it and the text after the
-/// quote. Escapes are those of `labels::escape_label_value`: `\\`, `\"`, `\n`.
-fn unescape_value(s: &str) -> (String, &str) {
-    let mut value = String::with_capacity(s.len().min(64));
-    let mut chars = s.char_indices();
-    while let Some((i, c)) = chars.next() {
-        match c {
-            '"' => return (value, &s[i + 1..]),
-            '\\' => match chars.next() {
-                Some((_, 'n')) => value.push('\n'),
-                Some((_, other)) => value.push(other),
-                None => break,
-            },
-            c => value.push(c),
-        }
-    }
-    (value, "")
-}
-
 #[cfg(test)]
 mod tests {
     use super::messages as pb;
@@ -515,6 +733,7 @@ mod tests {
     use crate::expose::{Format, encode};
     use crate::model::{MetricFamily, NativeBuckets, Series, Value};
     use crate::{Collector, Counter, Family, Histogram, Registry};
+    use prost::Message;
 
     struct Fixed(Vec<MetricFamily>);
     impl Collector for Fixed {
@@ -523,11 +742,19 @@ mod tests {
         }
     }
 
-    fn decode(mut bytes: &[u8]) -> Vec<pb::MetricFamily> {
+    /// Decodes, and checks that prost writes the decoded messages back to the same bytes:
+    /// the same fields, in the same order, with the same (minimal) lengths.
+    fn decode(bytes: &[u8]) -> Vec<pb::MetricFamily> {
         let mut families = Vec::new();
-        while !bytes.is_empty() {
-            families.push(pb::MetricFamily::decode_length_delimited(&mut bytes).unwrap());
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            families.push(pb::MetricFamily::decode_length_delimited(&mut rest).unwrap());
         }
+        let mut again = Vec::new();
+        for f in &families {
+            f.encode_length_delimited(&mut again).unwrap();
+        }
+        assert!(again == bytes, "prost re-encodes differently");
         families
     }
 
@@ -880,6 +1107,36 @@ mod tests {
         );
     }
 
+    /// Lengths of 128 bytes and more take a longer varint than the one byte reserved for them:
+    /// nested messages of every depth, up to a label value whose length takes three bytes.
+    #[test]
+    fn long_messages_have_their_whole_length() {
+        let long = "v".repeat(20_000);
+        let help = "h".repeat(200);
+        let r = Registry::new();
+        let mut family = MetricFamily::new("long_total", &help, MetricKind::Counter);
+        for i in 0..40 {
+            family = family.with_series(
+                Series::new(Value::Counter(f64::from(i)))
+                    .label("k", format!("{i}{}", &long[..i as usize * 10])),
+            );
+        }
+        r.register_collector(Fixed(vec![
+            family,
+            MetricFamily::new("after", "A.", MetricKind::Gauge)
+                .with_series(Series::new(Value::Gauge(2.0)).label("big", long.clone())),
+        ]));
+        let families = protobuf(&r);
+        let names: Vec<&str> = families.iter().map(|f| f.name()).collect();
+        assert_eq!(names, ["after", "long_total"]);
+        assert_eq!(labels(&families[0].metric[0]), [("big", long.as_str())]);
+        let f = &families[1];
+        assert_eq!(f.help(), help);
+        assert_eq!(f.metric.len(), 40);
+        assert_eq!(labels(&f.metric[39]).len(), 1);
+        assert_eq!(labels(&f.metric[39])[0].1.len(), 392);
+    }
+
     #[test]
     fn timestamps_split_into_seconds_and_nanos() {
         let ts = |t| timestamp(t).map(|t| (t.seconds, t.nanos));
@@ -894,10 +1151,17 @@ mod tests {
 
     #[test]
     fn rendered_labels_parse_back() {
-        let pairs = label_pairs(&Labels::Rendered(r#"a="x\"y",b="",c="\\\n""#));
-        let got: Vec<(&str, &str)> = pairs.iter().map(|l| (l.name(), l.value())).collect();
+        let pairs = |text| {
+            let mut got = Vec::new();
+            for_each_label(&Labels::Rendered(text), &mut |n, v| {
+                got.push((n.to_owned(), v.to_owned()))
+            });
+            got
+        };
+        let got = pairs(r#"a="x\"y",b="",c="\\\n""#);
+        let got: Vec<(&str, &str)> = got.iter().map(|(n, v)| (&**n, &**v)).collect();
         assert_eq!(got, [("a", "x\"y"), ("b", ""), ("c", "\\\n")]);
-        assert!(label_pairs(&Labels::Rendered("")).is_empty());
+        assert!(pairs("").is_empty());
     }
 
     #[test]

@@ -348,7 +348,7 @@ impl<'a> Aggregate<'a> {
         mut self,
     ) -> (Vec<MetricFamily>, Vec<SeriesExemplars>) {
         let pid_labels = self.pid_labels;
-        self.families.sort_by(|a, b| a.name.cmp(b.name));
+        crate::sort::sort_by(&mut self.families, |a, b| a.name.cmp(b.name));
         let mut exemplars = Vec::new();
         let out: Vec<MetricFamily> = self
             .families
@@ -404,7 +404,7 @@ impl<'a> Aggregate<'a> {
     pub(crate) fn encode_archive(&self, id: u64, absorbed: &[u64]) -> Vec<u8> {
         let mut out = file::encode_header(id, 0, file::FLAG_ARCHIVE, 0, 0);
         let mut order: Vec<&MergedFamily<'_>> = self.families.iter().collect();
-        order.sort_by_key(|f| f.name);
+        crate::sort::sort_by(&mut order, |a, b| a.name.cmp(b.name));
         let mut cells = Vec::new();
         for f in order {
             let family_off = out.len() as u32;
@@ -466,7 +466,7 @@ impl MergedFamily<'_> {
     /// Row indices in the order of their keys (label values, then process).
     fn sorted_rows(&self) -> Vec<usize> {
         let mut rows: Vec<usize> = (0..self.keys.len()).collect();
-        rows.sort_unstable_by(|&a, &b| self.keys[a].cmp(&self.keys[b]));
+        crate::sort::sort_by(&mut rows, |&a, &b| self.keys[a].cmp(&self.keys[b]));
         rows
     }
 

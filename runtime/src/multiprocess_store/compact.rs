@@ -160,7 +160,7 @@ pub(crate) fn compact(path: &Path, stats: &Stats, run: Run) -> io::Result<Option
             .filter(|id| present.contains(id))
             .collect();
         keep.extend(&ids);
-        keep.sort_unstable();
+        crate::sort::sort_by(&mut keep, u64::cmp);
         keep.dedup();
         let bytes = agg.encode_archive(file::new_id(), &keep);
         drop(sources);

@@ -687,7 +687,9 @@ impl<'a> Parsed<'a> {
         // By series, then kind (native state or exemplars), in file order within each (the sort
         // is stable): a second one of a kind for a series is not the writer's, and is skipped.
         let class = |r: &ExtRef| u16::from(r.ext == EXT_EXEMPLARS);
-        parsed.series_ext.sort_by_key(|r| (r.target, class(r)));
+        crate::sort::sort_by(&mut parsed.series_ext, |a, b| {
+            (a.target, class(a)).cmp(&(b.target, class(b)))
+        });
         let before = parsed.series_ext.len();
         parsed
             .series_ext

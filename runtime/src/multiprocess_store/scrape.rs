@@ -48,7 +48,9 @@ pub(crate) fn collect_dir(path: &Path, stats: &Stats, compact: bool, out: &mut V
     };
     let absorbed = snapshot::absorbed(archive.as_ref());
     // Live files first: the first declaration read wins a conflict (aggregate.rs).
-    files.sort_by_key(|(f, p)| (!f.live, p.info.pid, p.info.id));
+    crate::sort::sort_by(&mut files, |(fa, pa), (fb, pb)| {
+        (!fa.live, pa.info.pid, pa.info.id).cmp(&(!fb.live, pb.info.pid, pb.info.id))
+    });
     let mut sources: Vec<InputFile<'_>> = files
         .into_iter()
         .filter(|(_, p)| !absorbed.contains(&p.info.id))
