@@ -677,6 +677,12 @@ def render(out: Path, results: type[Results] = Results) -> str:
         rows.append(f"| {label} | {fmt_int(n)} | +{fmt_int(n - cb)} ({n / cb:.2f}×) | {over} |")
     v["callgrind_table"] = "\n".join(rows)
     v["callgrind_args"] = c["requests"]
+    layer, untraced, traced = int(c["layer"]), int(c["layer_untraced"]), int(c["layer_traced"])
+    v["exemplar_layer_run"] = (
+        f"In this run: `layer` {fmt_int(layer)}, `layer-untraced` {fmt_int(untraced)}, "
+        f"`layer-traced` {fmt_int(traced)} instructions per request, so untraced − no header "
+        f"{untraced - layer:+,} and traced − untraced {traced - untraced:+,}".replace(",", " ")
+        + " (at `f05b542`, where both budgets were met: +4 728 and +375).")
     over = int(c["layer"]) - cn
     v["callgrind_target"] = (f"{verdict(over <= 1000)} (+{fmt_int(over)}"
                              + ("" if over <= 1000 else f", {fmt_int(over - 1000)} over") + ")")
@@ -765,7 +771,8 @@ def self_test() -> None:
             "identity_spread=0.030\n")
         (out / "callgrind-layer.log").write_text(
             "result: bare=5000 noop=6000 layer_only=6800 histogram=5200 layer=7000 "
-            "axum_prometheus=19000 trace=7200 requests=2000\n")
+            "layer_untraced=11728 layer_traced=12103 axum_prometheus=19000 trace=7200 "
+            "requests=2000\n")
         (out / "callgrind-lookup.log").write_text(
             "result: counter=155 prom_counter=174 histogram=334 prom_histogram=342 "
             "iterations=100000\n")
@@ -835,6 +842,8 @@ def self_test() -> None:
         "wrk ratio judged": "0.95 of bare axum's requests per second — met (0.960)" in flat,
         "instructions read": "| layer + one `#[histogram]` (the wrk server above) | 7 000 | "
                              "+2 000 (1.40×) | +1 000 |" in flat,
+        "exemplar layer modes read": "so untraced − no header +4 728 and traced − untraced +375"
+                                     in flat,
         "lookup instructions read": "| `counter_lookup_2labels_static` | 155 | 174 | ×0.89 |"
                                     in flat,
         "scrape instructions read": "| OpenMetrics 1.0 | 14 560 000 |" in flat,
