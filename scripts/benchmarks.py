@@ -16,6 +16,8 @@ What it runs, in this order, each command's output kept in the run's directory (
   `*/new/estimates.json`;
 * `scripts/wrk-layer.sh` (bare axum against the layer, alternating rounds, one run);
 * `scripts/callgrind-layer.sh` (the same app's instructions per request, counted by callgrind);
+* `scripts/callgrind-lookup.sh` and `scripts/callgrind-scrape.sh` (instructions per labelled
+  lookup, promtrack and rust-prometheus, and per scrape in each format);
 * `benches/multiprocess_vs_python.sh` twice (16 and 256 process files; the first also measures
   restarts);
 * `cargo bench -p promtrack-benches --bench memory` (bytes and allocations per series, each crate
@@ -117,6 +119,8 @@ FULL = {
     "criterion": [],
     "wrk": ["7", "10", "64"],
     "callgrind": ["2000"],
+    "callgrind_lookup": ["100000"],
+    "callgrind_scrape": ["2"],
     "scrape_small": (["16", "1000", "1000"], {"OURS_ITERS": "20", "PY_ITERS": "5"}),
     "scrape_large": (["256", "1000"], {"OURS_ITERS": "10", "PY_ITERS": "2"}),
     # The merged native scrape (issue 13): files, series, max_buckets, scrapes timed.
@@ -128,6 +132,8 @@ QUICK = {
     "criterion": ["--warm-up-time", "0.5", "--measurement-time", "1", "--sample-size", "10"],
     "wrk": ["2", "2", "64"],
     "callgrind": ["200"],
+    "callgrind_lookup": ["10000"],
+    "callgrind_scrape": ["1"],
     "scrape_small": (["16", "1000", "50"], {"OURS_ITERS": "5", "PY_ITERS": "1"}),
     "scrape_large": (["256", "1000"], {"OURS_ITERS": "3", "PY_ITERS": "1"}),
     "native_scrape": [["16", "1000", "160", "5"], ["256", "1000", "160", "1"]],
@@ -259,12 +265,17 @@ def run_all(out: Path, quick: bool, skip_build_weight: bool = False) -> dict:
     # Build first, so that no measured step competes with the compiler.
     step("build-benches", ["cargo", "bench", "-p", "promtrack-benches", "--no-run"], timed=False)
     step("build-wrk-server", ["cargo", "build", "--release", "-p", "promtrack-examples",
-                              "--bin", "layer_wrk_server"], timed=False)
+                              "--bin", "layer_wrk_server", "--bin", "scrape_callgrind"],
+         timed=False)
+    step("build-lookup-harness", ["cargo", "build", "--release", "-p", "promtrack-benches",
+                                  "--example", "lookup_callgrind"], timed=False)
     for bench in ["core", "contention", "native", "exemplar", "handler", "layer", "multiprocess"]:
         step(f"bench-{bench}", ["cargo", "bench", "-p", "promtrack-benches", "--bench", bench,
                                 "--", "--noplot", *kind["criterion"]])
     step("wrk-layer", ["scripts/wrk-layer.sh", *kind["wrk"]])
     step("callgrind-layer", ["scripts/callgrind-layer.sh", *kind["callgrind"]])
+    step("callgrind-lookup", ["scripts/callgrind-lookup.sh", *kind["callgrind_lookup"]])
+    step("callgrind-scrape", ["scripts/callgrind-scrape.sh", *kind["callgrind_scrape"]])
     for name in ["scrape_small", "scrape_large"]:
         args, extra = kind[name]
         step(name.replace("_", "-"), ["benches/multiprocess_vs_python.sh", *args], extra)
@@ -462,6 +473,24 @@ def render(out: Path, results: type[Results] = Results) -> str:
         rows.append(f"| {text} | ×{ratio:.2f} (`prometheus`) | {verdict(ratio <= 0.5)} |")
     v["core_targets"] = "\n".join(rows)
 
+    # --- the same lookups and the scrape in instructions (issues 12.1, 15)
+    lk = result_line(out, "callgrind-lookup.log")
+    rows = ["| lookup + update | promtrack | rust-prometheus | ratio |", "|---|---:|---:|---:|"]
+    for ours, theirs, label in [("counter", "prom_counter", "`counter_lookup_2labels_static`"),
+                                ("histogram", "prom_histogram",
+                                 "`histogram_lookup_3labels_static`")]:
+        a, b = int(lk[ours]), int(lk[theirs])
+        rows.append(f"| {label} | {fmt_int(a)} | {fmt_int(b)} | ×{a / b:.2f} |")
+    v["lookup_instructions"] = "\n".join(rows)
+    v["lookup_iterations"] = lk["iterations"]
+    sc = result_line(out, "callgrind-scrape.log")
+    v["scrape_instructions"] = "\n".join(
+        ["| format | instructions per scrape |", "|---|---:|"]
+        + [f"| {label} | {fmt_int(int(sc[key]))} |"
+           for key, label in [("text", "text 0.0.4"), ("openmetrics", "OpenMetrics 1.0"),
+                              ("protobuf", "protobuf (delimited)")]])
+    v["scrape_instructions_args"] = sc["scrapes"]
+
     # --- native histograms (issue 13)
     native = {f: r.ns(NATIVE_GROUP, f) for f, _ in NATIVE_FUNCTIONS}
     v["native_table"] = "\n".join(
@@ -654,6 +683,12 @@ def render(out: Path, results: type[Results] = Results) -> str:
         rows.append(f"| {label} | {fmt_int(n)} | +{fmt_int(n - cb)} ({n / cb:.2f}×) | {over} |")
     v["callgrind_table"] = "\n".join(rows)
     v["callgrind_args"] = c["requests"]
+    layer, untraced, traced = int(c["layer"]), int(c["layer_untraced"]), int(c["layer_traced"])
+    v["exemplar_layer_run"] = (
+        f"In this run: `layer` {fmt_int(layer)}, `layer-untraced` {fmt_int(untraced)}, "
+        f"`layer-traced` {fmt_int(traced)} instructions per request, so untraced − no header "
+        f"{untraced - layer:+,} and traced − untraced {traced - untraced:+,}".replace(",", " ")
+        + " (at `f05b542`, where both budgets were met: +4 728 and +375).")
     over = int(c["layer"]) - cn
     v["callgrind_target"] = (f"{verdict(over <= 1000)} (+{fmt_int(over)}"
                              + ("" if over <= 1000 else f", {fmt_int(over - 1000)} over") + ")")
@@ -757,7 +792,13 @@ def self_test() -> None:
             "identity_spread=0.030\n")
         (out / "callgrind-layer.log").write_text(
             "result: bare=5000 noop=6000 layer_only=6800 histogram=5200 layer=7000 "
-            "axum_prometheus=19000 trace=7200 requests=2000\n")
+            "layer_untraced=11728 layer_traced=12103 axum_prometheus=19000 trace=7200 "
+            "requests=2000\n")
+        (out / "callgrind-lookup.log").write_text(
+            "result: counter=155 prom_counter=174 histogram=334 prom_histogram=342 "
+            "iterations=100000\n")
+        (out / "callgrind-scrape.log").write_text(
+            "result: text=7270000 openmetrics=14560000 protobuf=52300000 scrapes=2\n")
         (out / "scrape-small.log").write_text(
             "result: files=16 series=1000 promtrack_ms=50.0 python_ms=900.0 ratio=18.0 "
             "prometheus_client=0.26.0 live=16 series=1000 restarts=1000 dir_files=18 "
@@ -826,6 +867,11 @@ def self_test() -> None:
         "wrk ratio judged": "0.95 of bare axum's requests per second — met (0.960)" in flat,
         "instructions read": "| layer + one `#[histogram]` (the wrk server above) | 7 000 | "
                              "+2 000 (1.40×) | +1 000 |" in flat,
+        "exemplar layer modes read": "so untraced − no header +4 728 and traced − untraced +375"
+                                     in flat,
+        "lookup instructions read": "| `counter_lookup_2labels_static` | 155 | 174 | ×0.89 |"
+                                    in flat,
+        "scrape instructions read": "| OpenMetrics 1.0 | 14 560 000 |" in flat,
         "layer target judged": "every default on — met (+1 000)" in flat,
         "layer peers read": "| peer: axum-prometheus 0.10 layer | 19 000 | +14 000 (3.80×) | "
                             "+13 000 |" in flat,
