@@ -12,8 +12,9 @@
 //!
 //! Map: `mode.rs` (is the mode on, where a new series' cells live, fork and exit hooks),
 //! `file.rs` (the byte layout and the writer), `lock.rs` (liveness by `flock`), `dir.rs` (the
-//! directory's permission checks), `read.rs` (parsing a copied file), `snapshot.rs` (one read
-//! of the whole directory), `aggregate.rs` and `exact.rs` (combining files by kind and gauge
+//! directory's permission checks), `read.rs` (parsing a copied file), `shrink.rs` (what is kept
+//! of a copy: native states in their sparse form), `snapshot.rs` (one read of the whole
+//! directory, files copied on several threads), `aggregate.rs` and `exact.rs` (combining files by kind and gauge
 //! mode), `native_merge.rs` (native histograms across processes; exemplar slots are `exemplar.rs`'s,
 //! attached to a series in the file by `mode.rs`), `compact.rs` (folding dead files into the archive), `scrape.rs` (one scrape's
 //! families), `stats.rs` (what the scrapes skipped).
@@ -30,6 +31,7 @@ mod mode;
 mod native_merge;
 mod read;
 mod scrape;
+mod shrink;
 mod snapshot;
 mod stats;
 

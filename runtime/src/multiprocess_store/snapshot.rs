@@ -13,8 +13,9 @@
 use std::collections::HashSet;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::read::{Parsed, ReadError, Snapshot};
+use super::read::{Parsed, ReadError, Scratch, Snapshot};
 use super::{Stats, dir, lock};
 
 /// The archive's file name.
@@ -107,34 +108,100 @@ fn list(path: &Path, stats: &Stats) -> Vec<Found> {
         stats.count(ReadError::Io);
         return Vec::new();
     };
-    let mut found = Vec::new();
-    let mut scratch = Vec::new();
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if !name.ends_with(".db") || name == ARCHIVE || name.starts_with('.') {
-            continue;
-        }
-        let p = entry.path();
-        match dir::open_for_read(&p) {
-            Ok(Some(file)) => {
-                let live = lock::is_live(&file);
-                match Snapshot::read(&file, live, &mut scratch) {
-                    Ok(snapshot) => found.push(Found {
-                        path: p,
-                        snapshot,
-                        live,
-                    }),
-                    Err(e) => stats.count(e),
-                }
-            }
-            Ok(None) => stats.count(ReadError::Corrupt("not a regular file of ours")),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(_) => stats.count(ReadError::Io),
-        }
-    }
+    let paths: Vec<PathBuf> = entries
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.ends_with(".db") && n != ARCHIVE && !n.starts_with('.'))
+        })
+        .map(|e| e.path())
+        .collect();
+    let mut found = copy_all(&paths, stats);
     skip_dead_twins(&mut found, stats);
     found
+}
+
+/// Files per copying thread: below this a scrape copies on its own thread alone (a thread
+/// costs tens of microseconds, about what a small file's copy does).
+const FILES_PER_THREAD: usize = 8;
+/// Threads that copy at most, the scrape's own included.
+const MAX_THREADS: usize = 4;
+
+/// Copies `paths`, in that order, on up to [`MAX_THREADS`] threads (the scrape's own and
+/// helpers, as the machine has cores): files are independent, and a copy — the kernel's, then
+/// decoding the native states (`shrink.rs`) — is most of a scrape's work. A helper that cannot
+/// be started leaves its share to the others; one that panicked (a bug) loses the files it took,
+/// counted as unreadable, never the scrape.
+fn copy_all(paths: &[PathBuf], stats: &Stats) -> Vec<Found> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .min(MAX_THREADS)
+        .min(paths.len() / FILES_PER_THREAD)
+        .max(1);
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut scratch = Scratch::default();
+        let mut found = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(p) = paths.get(i) else { break };
+            if let Some(f) = copy(p, stats, &mut scratch) {
+                found.push((i, f));
+            }
+        }
+        found
+    };
+    let mut found: Vec<(usize, Found)> = std::thread::scope(|s| {
+        let helpers: Vec<_> = (1..threads)
+            .filter_map(|_| {
+                std::thread::Builder::new()
+                    .name("promtrack-scrape".into())
+                    .spawn_scoped(s, work)
+                    .ok()
+            })
+            .collect();
+        let mut found = work();
+        for h in helpers {
+            match h.join() {
+                Ok(f) => found.extend(f),
+                Err(_) => stats.count(ReadError::Io),
+            }
+        }
+        found
+    });
+    // In the directory's order, as one thread would have copied them.
+    crate::sort::sort_by(&mut found, |a, b| a.0.cmp(&b.0));
+    found.into_iter().map(|(_, f)| f).collect()
+}
+
+/// Opens and copies the process file at `path` (see [`list`]).
+fn copy(path: &Path, stats: &Stats, scratch: &mut Scratch) -> Option<Found> {
+    match dir::open_for_read(path) {
+        Ok(Some(file)) => {
+            let live = lock::is_live(&file);
+            match Snapshot::read(&file, live, scratch) {
+                Ok(snapshot) => Some(Found {
+                    path: path.to_path_buf(),
+                    snapshot,
+                    live,
+                }),
+                Err(e) => {
+                    stats.count(e);
+                    None
+                }
+            }
+        }
+        Ok(None) => {
+            stats.count(ReadError::Corrupt("not a regular file of ours"));
+            None
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(_) => {
+            stats.count(ReadError::Io);
+            None
+        }
+    }
 }
 
 /// Skips, and counts, each dead file that claims the id of a live file (a copy, or a forged
@@ -169,7 +236,7 @@ fn skip_dead_twins(found: &mut Vec<Found>, stats: &Stats) {
 fn open_archive(path: &Path) -> Result<Option<Snapshot>, ReadError> {
     match dir::open_for_read(&path.join(ARCHIVE)) {
         // Written aside and renamed in: nothing writes it in place.
-        Ok(Some(file)) => Snapshot::read(&file, false, &mut Vec::new()).map(Some),
+        Ok(Some(file)) => Snapshot::read(&file, false, &mut Scratch::default()).map(Some),
         Ok(None) => Err(ReadError::Corrupt(
             "the archive is not a regular file of ours",
         )),
