@@ -297,7 +297,7 @@ impl<'a> Aggregate<'a> {
             if let Some((ext, cells)) = s.native {
                 let state = match ext {
                     EXT_NATIVE => native_merge::decode_state(cells, src.live),
-                    _ => native_merge::decode_sparse(&words(cells).collect::<Vec<u64>>())
+                    _ => native_merge::decode_sparse_bytes(cells)
                         .map_or(native_merge::State::Invalid, native_merge::State::Buckets),
                 };
                 match state {

@@ -74,6 +74,14 @@ pub(crate) fn valid_settings(settings: &[u64]) -> bool {
 /// The archive's sparse form of `b` (`EXT_NATIVE_SPARSE` cells, see `file.rs`).
 pub(crate) fn encode_sparse(b: &NativeBuckets) -> Vec<u64> {
     let mut out = Vec::with_capacity(5 + 2 * b.bucket_count());
+    encode_sparse_into(b, &mut out);
+    out
+}
+
+/// [`encode_sparse`] into `out` (cleared first): a reader shrinking a copy (`shrink.rs`) keeps
+/// one buffer for all its series.
+pub(crate) fn encode_sparse_into(b: &NativeBuckets, out: &mut Vec<u64>) {
+    out.clear();
     out.extend([
         i64::from(b.schema) as u64,
         b.zero_threshold.to_bits(),
@@ -84,37 +92,58 @@ pub(crate) fn encode_sparse(b: &NativeBuckets) -> Vec<u64> {
     for &(i, c) in b.positive.iter().chain(&b.negative) {
         out.extend([i64::from(i) as u64, c]);
     }
-    out
 }
 
 /// Reads the sparse form; `None` if malformed (bad schema or threshold, wrong length, indices
 /// not strictly ascending or out of `i32`).
+#[cfg_attr(not(test), allow(dead_code))] // the aggregate reads the file's bytes in place
 pub(crate) fn decode_sparse(cells: &[u64]) -> Option<NativeBuckets> {
-    let (&[schema, zero, zero_count, p, q], rest) = cells.split_first_chunk::<5>()?;
-    let schema = i8::try_from(schema as i64)
+    decode_sparse_as(cells.len(), |i| cells[i])
+}
+
+/// [`decode_sparse`] of cells stored as native-endian bytes (a file's copy), read in place.
+pub(crate) fn decode_sparse_bytes(bytes: &[u8]) -> Option<NativeBuckets> {
+    decode_sparse_as(bytes.len() / 8, |i| {
+        u64::from_ne_bytes(bytes[8 * i..8 * i + 8].try_into().unwrap_or_default())
+    })
+}
+
+/// [`decode_sparse`] of `len` cells, cell `i` read by `cell(i)` (called only below `len`).
+fn decode_sparse_as(len: usize, cell: impl Fn(usize) -> u64) -> Option<NativeBuckets> {
+    if len < 5 {
+        return None;
+    }
+    let schema = i8::try_from(cell(0) as i64)
         .ok()
         .filter(|s| (-4..=8).contains(s))?;
-    let zero_threshold = f64::from_bits(zero);
+    let zero_threshold = f64::from_bits(cell(1));
     if !(zero_threshold.is_finite() && zero_threshold >= 0.0) {
         return None;
     }
-    let (p, q) = (usize::try_from(p).ok()?, usize::try_from(q).ok()?);
-    if rest.len() != p.checked_add(q)?.checked_mul(2)? {
+    let (p, q) = (
+        usize::try_from(cell(3)).ok()?,
+        usize::try_from(cell(4)).ok()?,
+    );
+    if len - 5 != p.checked_add(q)?.checked_mul(2)? {
         return None;
     }
-    let buckets = |pairs: &[u64]| -> Option<Vec<(i32, u64)>> {
-        let v: Vec<(i32, u64)> = pairs
-            .chunks_exact(2)
-            .map(|c| Some((i32::try_from(c[0] as i64).ok()?, c[1])))
-            .collect::<Option<_>>()?;
-        v.windows(2).all(|w| w[0].0 < w[1].0).then_some(v)
+    let buckets = |from: usize, n: usize| -> Option<Vec<(i32, u64)>> {
+        let mut v: Vec<(i32, u64)> = Vec::with_capacity(n);
+        for k in 0..n {
+            let i = i32::try_from(cell(from + 2 * k) as i64).ok()?;
+            if v.last().is_some_and(|&(j, _)| j >= i) {
+                return None;
+            }
+            v.push((i, cell(from + 2 * k + 1)));
+        }
+        Some(v)
     };
     Some(NativeBuckets {
         schema,
         zero_threshold,
-        zero_count,
-        positive: buckets(&rest[..2 * p])?,
-        negative: buckets(&rest[2 * p..])?,
+        zero_count: cell(2),
+        positive: buckets(5, p)?,
+        negative: buckets(5 + 2 * p, q)?,
     })
 }
 
@@ -211,7 +240,14 @@ mod tests {
         let mut b = nb(3, 1e-9, 4, &[(-2, 1), (5, 7)]);
         b.negative = vec![(0, 2)];
         let cells = encode_sparse(&b);
-        assert_eq!(decode_sparse(&cells), Some(b));
+        assert_eq!(decode_sparse(&cells), Some(b.clone()));
+        let bytes =
+            |cells: &[u64]| -> Vec<u8> { cells.iter().flat_map(|c| c.to_ne_bytes()).collect() };
+        assert_eq!(decode_sparse_bytes(&bytes(&cells)), Some(b));
+        let mut descending = cells.clone();
+        descending.swap(5, 7); // indices 5 then -2
+        assert_eq!(decode_sparse_bytes(&bytes(&descending)), None);
+        assert_eq!(decode_sparse_bytes(&bytes(&cells[..4])), None);
         let mut bad = cells.clone();
         bad[0] = 9; // schema out of range
         assert_eq!(decode_sparse(&bad), None);

@@ -38,6 +38,7 @@ use super::native_merge::{self, State};
 pub(crate) fn shrink(copy: &[u8], live: bool) -> Option<Vec<u8>> {
     let used = usize::try_from(word(copy, H_USED)?).ok()?.min(copy.len());
     let mut image = Image::default();
+    let mut sparse_cells = Vec::new();
     let mut off = HEADER_LEN;
     while off < used {
         let len = u32_at(copy, off)? as usize;
@@ -69,12 +70,8 @@ pub(crate) fn shrink(copy: &[u8], live: bool) -> Option<Vec<u8>> {
         let out = image.out.as_mut()?;
         match (sparse, moved) {
             (Some(b), Some(back)) => {
-                encode_extension(
-                    out,
-                    EXT_NATIVE_SPARSE,
-                    back,
-                    &native_merge::encode_sparse(&b),
-                );
+                native_merge::encode_sparse_into(&b, &mut sparse_cells);
+                encode_extension(out, EXT_NATIVE_SPARSE, back, &sparse_cells);
             }
             (_, moved) => {
                 out.extend_from_slice(rec);
