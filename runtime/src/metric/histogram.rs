@@ -102,6 +102,16 @@ impl Histogram {
             Native::new(&self.cells, 0).observe(v);
             return Some(0);
         }
+        // The native bucket first: a reader takes the classic cells before the native ones
+        // (`visit_point`; a multiprocess file's copy, where a series' own classic cells come
+        // first), so it does not find the classic count ahead of the native buckets' (a
+        // stripe's cells, appended later, aside) — Prometheus rejects a native
+        // histogram whose count is not its buckets' total, and the count written is the
+        // larger of the two. A process killed between the two stores leaves the native side
+        // one ahead, which is as valid (`multiprocess` module docs).
+        if let Some(native) = self.native() {
+            native.observe(v);
+        }
         let bucket = self.bucket_of(v);
         let cells = self.cells_for_this_thread();
         cells.at(bucket).fetch_add(1, Ordering::Relaxed);
@@ -115,9 +125,6 @@ impl Histogram {
             .is_err()
         {
             self.add_contended(sum, v);
-        }
-        if let Some(native) = self.native() {
-            native.observe(v);
         }
         Some(bucket)
     }
@@ -328,8 +335,8 @@ impl Sealed for Histogram {
             return f(self.point(config, scratch));
         };
         let mut copy = Vec::new();
-        let snapshot = native.snapshot(&mut copy);
         if !config.classic() {
+            let snapshot = native.snapshot(&mut copy);
             scratch.clear();
             scratch.push(snapshot.count);
             return f(Point::Histogram {
@@ -339,7 +346,10 @@ impl Sealed for Histogram {
                 native: Some(&snapshot.buckets),
             });
         }
-        match self.point(config, scratch) {
+        // The classic cells before the native ones (see `record`).
+        let classic = self.point(config, scratch);
+        let snapshot = native.snapshot(&mut copy);
+        match classic {
             Point::Histogram {
                 bounds,
                 counts,

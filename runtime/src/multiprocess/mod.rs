@@ -60,6 +60,10 @@
 //! | `min` / `livemin` | the minimum over all / live processes |
 //! | `mostrecent` / `livemostrecent` | the value set last, by any / a live process |
 //!
+//! A scrape copies the files on up to four threads (as the machine has cores, one per eight
+//! files or more) and keeps a few hundred bytes per native series of what it copied, not the
+//! whole window each holds in its file.
+//!
 //! Info metrics are the union of every process's series (Python's `max` of 1s). Two containers
 //! sharing a volume may both run a pid 1: their `pid` labels become `1-<file id>`.
 //!
@@ -89,6 +93,17 @@
 //! when a process creates its file, and when a writer exits cleanly (it folds its own file).
 //! So the directory holds the live processes' files, `archive.db` and `compact.lock`.
 //! [`mark_process_dead`] exists for parity with Python; it is never needed.
+//!
+//! A process killed in the middle of an update loses at most that update, never a total: every
+//! cell it wrote stays in its file. A histogram observation is several stores — the native
+//! bucket, then the classic bucket and the sum — so one killed between them is counted in some
+//! and not the others, at most one observation per thread in flight, and every merged total
+//! still never goes down. The order makes what is left valid: the native count one ahead of the
+//! classic one, never behind (a scrape writes the larger of the two as the count, and
+//! Prometheus rejects a native histogram whose count is not its buckets' total); a native-only
+//! histogram's sum may lack that one observation, which nothing checks. No order of separate
+//! stores avoids the gap — only a lock on every observation would. A native reduction killed
+//! half-way loses nothing (its journal, `metric/native.rs`).
 //!
 //! # Start-up policy
 //!
