@@ -61,8 +61,9 @@
 //! | `mostrecent` / `livemostrecent` | the value set last, by any / a live process |
 //!
 //! A scrape copies the files on up to four threads (as the machine has cores, one per eight
-//! files or more) and keeps a few hundred bytes per native series of what it copied, not the
-//! whole window each holds in its file.
+//! files or more), keeps a few hundred bytes per native series of what it copied, not the
+//! whole window each holds in its file, and merges the series of a large directory (one per
+//! 65,536 series records) on as many threads.
 //!
 //! Info metrics are the union of every process's series (Python's `max` of 1s). Two containers
 //! sharing a volume may both run a pid 1: their `pid` labels become `1-<file id>`.

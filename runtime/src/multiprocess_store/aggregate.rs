@@ -135,9 +135,106 @@ fn read_stamped(s: &SeriesRecord<'_>) -> (f64, u64) {
     (f64::from_bits(s.cell(gauge::VALUE)), s.cell(gauge::TIME))
 }
 
+/// A share of the series: those whose key hashes to `index` modulo `of` (see
+/// [`Aggregate::scrape`]).
+#[derive(Clone, Copy)]
+struct Part {
+    index: usize,
+    of: usize,
+}
+
+impl Part {
+    const ALL: Part = Part { index: 0, of: 1 };
+
+    /// Whether the series of `key` is this share's. The hash is fixed, not seeded: every share
+    /// must agree on it. Keys crafted to land in one share only cost the parallelism.
+    fn has(self, key: &[u8]) -> bool {
+        use std::hash::BuildHasher;
+        self.of == 1
+            || foldhash::fast::FixedState::with_seed(0).hash_one(key) as usize % self.of
+                == self.index
+    }
+}
+
+/// Series records per share below which a scrape aggregates on its own thread alone.
+const SERIES_PER_PART: usize = 64 * 1024;
+/// Shares at most (threads, the scrape's own included).
+const MAX_PARTS: usize = 4;
+
 impl<'a> Aggregate<'a> {
     /// Aggregates `sources` (read in order: put live files first, the archive last).
     pub(crate) fn new(sources: &[InputFile<'a>], purpose: Purpose) -> Self {
+        Self::part(sources, purpose, Part::ALL)
+    }
+
+    /// [`new`](Self::new) for a scrape, the series shared out by key between up to
+    /// [`MAX_PARTS`] threads (as the machine has cores, one per [`SERIES_PER_PART`] series
+    /// records), each aggregating every file's series of its share; the shares' rows are then
+    /// put together. Every share declares the same families in the same order (declarations do
+    /// not depend on series), each series is in exactly one share, and per-file counts are
+    /// taken by the first share alone, so the result is the one [`new`](Self::new) gives (a
+    /// test compares them). A helper that cannot be started, or that panicked, has its share
+    /// aggregated on this thread.
+    pub(crate) fn scrape(sources: &[InputFile<'a>]) -> Self {
+        let records: usize = sources.iter().map(|s| s.parsed.series_count()).sum();
+        let parts = std::thread::available_parallelism()
+            .map_or(1, std::num::NonZeroUsize::get)
+            .min(MAX_PARTS)
+            .min(records / SERIES_PER_PART)
+            .max(1);
+        Self::in_parts(sources, parts)
+    }
+
+    /// [`scrape`](Self::scrape) in `parts` shares.
+    fn in_parts(sources: &[InputFile<'a>], parts: usize) -> Self {
+        let purpose = Purpose::Scrape;
+        if parts <= 1 {
+            return Self::new(sources, purpose);
+        }
+        let part = |index| Part { index, of: parts };
+        std::thread::scope(|s| {
+            let helpers: Vec<_> = (1..parts)
+                .map(|i| {
+                    let helper = std::thread::Builder::new()
+                        .name("promtrack-scrape".into())
+                        .spawn_scoped(s, move || Self::part(sources, purpose, part(i)));
+                    (i, helper.ok())
+                })
+                .collect();
+            let mut agg = Self::part(sources, purpose, part(0));
+            for (i, helper) in helpers {
+                let share = helper
+                    .and_then(|h| h.join().ok())
+                    .unwrap_or_else(|| Self::part(sources, purpose, part(i)));
+                agg.absorb(share);
+            }
+            agg
+        })
+    }
+
+    /// Puts the rows of `other`, another share of the same sources, after this one's.
+    fn absorb(&mut self, other: Aggregate<'a>) {
+        self.conflicts += other.conflicts;
+        self.dropped = self.dropped.saturating_add(other.dropped);
+        self.bad_extensions = self.bad_extensions.saturating_add(other.bad_extensions);
+        self.torn_native += other.torn_native;
+        for (f, g) in self.families.iter_mut().zip(other.families) {
+            debug_assert_eq!(f.name, g.name, "shares declare the same families");
+            let base = f.keys.len();
+            f.native.resize(base, None);
+            f.native.extend(g.native);
+            f.exemplars.resize(base, None);
+            f.exemplars.extend(g.exemplars);
+            f.rows
+                .extend(g.rows.into_iter().map(|(k, row)| (k, row + base as u32)));
+            f.keys.extend(g.keys);
+            f.slots.extend(g.slots);
+            f.exact.extend(g.exact);
+        }
+    }
+
+    /// Aggregates the series of `part` of `sources`.
+    fn part(sources: &[InputFile<'a>], purpose: Purpose, part: Part) -> Self {
         let mut agg = Aggregate {
             families: Vec::new(),
             by_name: HashMap::default(),
@@ -164,7 +261,7 @@ impl<'a> Aggregate<'a> {
             })
             .collect();
         for (i, s) in sources.iter().enumerate() {
-            agg.add(i, s, purpose);
+            agg.add(i, s, purpose, part);
         }
         agg
     }
@@ -211,10 +308,13 @@ impl<'a> Aggregate<'a> {
         Some(self.families.len() - 1)
     }
 
-    fn add(&mut self, index: usize, src: &InputFile<'a>, purpose: Purpose) {
+    fn add(&mut self, index: usize, src: &InputFile<'a>, purpose: Purpose, part: Part) {
         let p = &src.parsed;
-        self.dropped = self.dropped.saturating_add(p.info.dropped);
-        self.bad_extensions = self.bad_extensions.saturating_add(p.bad_extensions);
+        if part.index == 0 {
+            // Per file: counted by one share.
+            self.dropped = self.dropped.saturating_add(p.info.dropped);
+            self.bad_extensions = self.bad_extensions.saturating_add(p.bad_extensions);
+        }
         for fam in &mut self.families {
             fam.next_row = 0;
         }
@@ -253,6 +353,9 @@ impl<'a> Aggregate<'a> {
             })
             .collect();
         for s in p.series() {
+            if !part.has(s.key) {
+                continue;
+            }
             let Some(fi) = resolved[s.fam] else {
                 let f = &p.families[s.fam];
                 let archived_away = purpose == Purpose::Archive && f.kind == MetricKind::Gauge;
@@ -602,6 +705,40 @@ fn merge(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A scrape's shares put together are the aggregate one thread makes: rows, native
+    /// buckets, and the counts of what was skipped.
+    #[test]
+    fn shares_put_together_are_the_whole() {
+        use crate::multiprocess_store::read::{Parsed, Snapshot};
+        let b = crate::multiprocess_store::shrink::tests::file();
+        let snaps: Vec<Snapshot> = (0..3).map(|_| Snapshot::unshrunk(b.clone())).collect();
+        let sources: Vec<InputFile<'_>> = snaps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| InputFile {
+                parsed: Parsed::parse(s).unwrap(),
+                live: i == 0,
+            })
+            .collect();
+        let counts = |a: &Aggregate<'_>| (a.conflicts, a.dropped, a.bad_extensions, a.torn_native);
+        let whole = Aggregate::new(&sources, Purpose::Scrape);
+        let want_counts = counts(&whole);
+        assert_eq!(want_counts, (0, 0, 6, 1));
+        let want = format!("{:?}", whole.into_families());
+        assert!(want.contains("NativeBuckets"), "{want}");
+        // Both shares of two hold some of the 7 series (or this test would test nothing).
+        for index in 0..2 {
+            let share = Aggregate::part(&sources, Purpose::Scrape, Part { index, of: 2 });
+            let rows: usize = share.families.iter().map(|f| f.keys.len()).sum();
+            assert!((1..7).contains(&rows), "share {index}: {rows} rows");
+        }
+        for parts in [2, 3, 5] {
+            let agg = Aggregate::in_parts(&sources, parts);
+            assert_eq!(counts(&agg), want_counts, "{parts} shares");
+            assert_eq!(format!("{:?}", agg.into_families()), want, "{parts} shares");
+        }
+    }
 
     fn total(values: &[f64]) -> (f64, f64) {
         let (mut slot, mut exact) = (0u64, Partials::default());

@@ -728,6 +728,11 @@ impl<'a> Parsed<'a> {
         Ok(parsed)
     }
 
+    /// Series records in the file.
+    pub(crate) fn series_count(&self) -> usize {
+        self.series.len()
+    }
+
     /// The native settings cells of family `fam`, if it has valid ones.
     pub(crate) fn native_settings(&self, fam: usize) -> Option<[u64; NATIVE_SETTINGS_LEN]> {
         let r = self.family_ext.iter().find(|r| r.target as usize == fam)?;

@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::sync::atomic::Ordering;
 
-use super::aggregate::{Aggregate, InputFile, Purpose};
+use super::aggregate::{Aggregate, InputFile};
 use super::read::ReadError;
 use super::snapshot::{self, ArchiveError, DirSnapshot};
 use super::{Stats, compact};
@@ -71,7 +71,7 @@ pub(crate) fn collect_dir(path: &Path, stats: &Stats, compact: bool, out: &mut V
             live: false,
         });
     }
-    let agg = Aggregate::new(&sources, Purpose::Scrape);
+    let agg = Aggregate::scrape(&sources);
     stats.add_conflicts(agg.conflicts);
     stats.add_bad_extensions(agg.bad_extensions + agg.torn_native);
     let dropped = agg.dropped + stats.unrecorded.load(Ordering::Relaxed);

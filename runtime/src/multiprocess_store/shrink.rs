@@ -159,7 +159,7 @@ fn word(b: &[u8], off: usize) -> Option<u64> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::layout::native::{GENERATION, JOURNAL};
     use crate::metric::{FamilyDecl, GaugeMode};
@@ -192,7 +192,7 @@ mod tests {
     /// A file of two native histogram families: states that decode (one with a journal, one
     /// without), one caught in a reduction, one not written yet, padding, exemplar slots, and
     /// extensions that attach to a padding record and to nothing.
-    fn file() -> Vec<u8> {
+    pub(in crate::multiprocess_store) fn file() -> Vec<u8> {
         let mut b = encode_header(7, 1, 0, 0, 0);
         let mut series = Vec::new();
         for (fam_name, states) in [("a", 0..3), ("b", 3..7)] {
