@@ -20,7 +20,10 @@
 //!   none in the image (a family offset becomes `u32::MAX`, past any file; a distance 0, "attached
 //!   to nothing"), so what validation rejected or skipped it still rejects or skips.
 //! - States that do not decode to buckets — caught in a reduction (torn), not written yet,
-//!   invalid — are kept as they are, for the aggregate to count as it always did.
+//!   invalid — are kept as they are, for the aggregate to count as it always did; so is a
+//!   state whose sparse form would not be smaller (16 bytes a bucket against the window's 8:
+//!   more than about half the window populated). The image is never larger than the copy, so
+//!   the bound on what reading a file allocates (`read.rs`) holds.
 //! - Nothing here trusts the copy: every length is checked, and a copy whose records do not
 //!   walk is not shrunk at all (validation then rejects it from its own bytes).
 //! - The image lives only in the reader's memory: the file format is unchanged, and the
@@ -48,7 +51,10 @@ pub(crate) fn shrink(copy: &[u8], live: bool) -> Option<Vec<u8>> {
         let rec = &copy[off..off + len];
         let (tag, ext) = (u16_at(rec, 4)?, u16_at(rec, 6)?);
         let sparse = match (tag, ext) {
-            (TAG_PADDING, EXT_NATIVE) => buckets(rec, live),
+            // Only if smaller: the sparse form takes 16 bytes a bucket, the window 8.
+            (TAG_PADDING, EXT_NATIVE) => {
+                buckets(rec, live).filter(|b| EXT_CELLS + 8 * (5 + 2 * b.bucket_count()) < len)
+            }
             _ => None,
         };
         if sparse.is_none() && image.out.is_none() {
@@ -277,9 +283,10 @@ pub(super) mod tests {
         }
     }
 
-    /// A copy with no native state, or whose records do not walk, is kept as it is.
+    /// A copy with no native state, or only states whose sparse form is larger, or whose
+    /// records do not walk, is kept as it is.
     #[test]
-    fn a_copy_without_states_or_that_does_not_walk_is_not_shrunk() {
+    fn a_copy_with_no_state_worth_shrinking_or_that_does_not_walk_is_kept() {
         let mut b = encode_header(7, 1, 0, 0, 0);
         let fam = b.len();
         encode_family(&mut b, &decl("a", &[]));
@@ -287,6 +294,33 @@ pub(super) mod tests {
         let used = b.len() as u64;
         b[H_USED..H_USED + 8].copy_from_slice(&used.to_ne_bytes());
         assert!(shrink(&b, true).is_none());
+        // A state holding every bucket of its window: its sparse form would be larger.
+        let mut b2 = encode_header(7, 1, 0, 0, 0);
+        let fam = b2.len();
+        encode_family(&mut b2, &decl("d", &[]));
+        let settings = native_settings_cells(3, 16, 0.0, 0.0, false);
+        let back = (b2.len() - fam) as u32;
+        encode_extension(&mut b2, EXT_NATIVE_SETTINGS, back, &settings);
+        let at = b2.len();
+        encode_series(&mut b2, fam as u32, &[8, 0, 0], b"");
+        let full = NativeBuckets {
+            schema: 3,
+            positive: (0..16).map(|i| (i, 1)).collect(),
+            negative: (0..16).map(|i| (i, 1)).collect(),
+            ..Default::default()
+        };
+        let cells = crate::metric::native::state_of(&full, 1.0, 16).unwrap();
+        let back = (b2.len() - at) as u32;
+        encode_extension_with_tail(&mut b2, EXT_NATIVE, back, &cells, JOURNAL);
+        let used = b2.len() as u64;
+        b2[H_USED..H_USED + 8].copy_from_slice(&used.to_ne_bytes());
+        let state = &b2[b2.len() - (EXT_CELLS + 8 * cells.len())..];
+        assert_eq!(u16_at(state, 6), Some(EXT_NATIVE));
+        assert!(
+            matches!(buckets(state, true), Some(b) if b == full),
+            "a state that decodes"
+        );
+        assert!(shrink(&b2, true).is_none());
         // A record length that is not a multiple of 8, past the first state shrunk.
         let mut bad = file();
         let mut starts = Vec::new();
