@@ -131,8 +131,8 @@ const MAX_THREADS: usize = 4;
 /// Copies `paths`, in that order, on up to [`MAX_THREADS`] threads (the scrape's own and
 /// helpers, as the machine has cores): files are independent, and a copy — the kernel's, then
 /// decoding the native states (`shrink.rs`) — is most of a scrape's work. A helper that cannot
-/// be started leaves its share to the others; one that panicked (a bug) loses the files it took,
-/// counted as unreadable, never the scrape.
+/// be started leaves its share to the others; the files of one that panicked (a bug) are copied
+/// again on this thread, as they would have been without helpers.
 fn copy_all(paths: &[PathBuf], stats: &Stats) -> Vec<Found> {
     let threads = std::thread::available_parallelism()
         .map_or(1, std::num::NonZeroUsize::get)
@@ -140,19 +140,18 @@ fn copy_all(paths: &[PathBuf], stats: &Stats) -> Vec<Found> {
         .min(paths.len() / FILES_PER_THREAD)
         .max(1);
     let next = AtomicUsize::new(0);
+    // Every file taken, copied or not: what a panicked helper took is what no list has.
     let work = || {
         let mut scratch = Scratch::default();
-        let mut found = Vec::new();
+        let mut taken = Vec::new();
         loop {
             let i = next.fetch_add(1, Ordering::Relaxed);
             let Some(p) = paths.get(i) else { break };
-            if let Some(f) = copy(p, stats, &mut scratch) {
-                found.push((i, f));
-            }
+            taken.push((i, copy(p, stats, &mut scratch)));
         }
-        found
+        taken
     };
-    let mut found: Vec<(usize, Found)> = std::thread::scope(|s| {
+    let mut taken: Vec<(usize, Option<Found>)> = std::thread::scope(|s| {
         let helpers: Vec<_> = (1..threads)
             .filter_map(|_| {
                 std::thread::Builder::new()
@@ -161,18 +160,27 @@ fn copy_all(paths: &[PathBuf], stats: &Stats) -> Vec<Found> {
                     .ok()
             })
             .collect();
-        let mut found = work();
+        let mut taken = work();
+        let mut lost = false;
         for h in helpers {
             match h.join() {
-                Ok(f) => found.extend(f),
-                Err(_) => stats.count(ReadError::Io),
+                Ok(t) => taken.extend(t),
+                Err(_) => lost = true,
             }
         }
-        found
+        if lost {
+            let mut done = vec![false; paths.len()];
+            taken.iter().for_each(|&(i, _)| done[i] = true);
+            let mut scratch = Scratch::default();
+            for (i, p) in paths.iter().enumerate().filter(|&(i, _)| !done[i]) {
+                taken.push((i, copy(p, stats, &mut scratch)));
+            }
+        }
+        taken
     });
     // In the directory's order, as one thread would have copied them.
-    crate::sort::sort_by(&mut found, |a, b| a.0.cmp(&b.0));
-    found.into_iter().map(|(_, f)| f).collect()
+    crate::sort::sort_by(&mut taken, |a, b| a.0.cmp(&b.0));
+    taken.into_iter().filter_map(|(_, f)| f).collect()
 }
 
 /// Opens and copies the process file at `path` (see [`list`]).
@@ -242,5 +250,42 @@ fn open_archive(path: &Path) -> Result<Option<Snapshot>, ReadError> {
         )),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(_) => Err(ReadError::Io),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::multiprocess_store::file::H_ID;
+
+    /// Enough files for helper threads: every one copied, shrunk, parsed, and listed in the
+    /// directory's order, whichever thread copied it.
+    #[test]
+    fn files_copied_on_several_threads_are_all_there_in_order() {
+        let dir = std::env::temp_dir().join(format!("promtrack-snap-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let image = crate::multiprocess_store::shrink::tests::file();
+        let n = 4 * FILES_PER_THREAD + 3;
+        for i in 0..n {
+            let mut b = image.clone();
+            b[H_ID..H_ID + 8].copy_from_slice(&(i as u64 + 1).to_ne_bytes());
+            std::fs::write(dir.join(format!("p-{i}-{i}.db")), b).unwrap();
+        }
+        std::fs::write(dir.join("notes.txt"), b"not ours").unwrap();
+        let stats = Stats::default();
+        let snap = DirSnapshot::read(&dir, &stats);
+        let want: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "db"))
+            .collect();
+        let got: Vec<&PathBuf> = snap.files().iter().map(|f| &f.path).collect();
+        assert_eq!(got, want.iter().collect::<Vec<_>>());
+        let parsed = snap.process_files(Some(&stats));
+        assert_eq!(parsed.len(), n);
+        let parsed_ids: HashSet<u64> = parsed.iter().map(|(_, p)| p.info.id).collect();
+        assert_eq!(parsed_ids.len(), n);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
