@@ -177,7 +177,7 @@ pub(super) mod tests {
     };
     use crate::multiprocess_store::read::{Parsed, Snapshot};
 
-    fn decl(name: &'static str, labels: &'static [Box<str>]) -> FamilyDecl<'static> {
+    fn decl<'a>(name: &'a str, labels: &'a [Box<str>]) -> FamilyDecl<'a> {
         FamilyDecl {
             name,
             help: "h",
@@ -203,8 +203,8 @@ pub(super) mod tests {
         let mut series = Vec::new();
         for (fam_name, states) in [("a", 0..3), ("b", 3..7)] {
             let fam = b.len();
-            let labels: &'static [Box<str>] = Box::leak(Box::new(["k".into()]));
-            encode_family(&mut b, &decl(fam_name, labels));
+            let labels: [Box<str>; 1] = ["k".into()];
+            encode_family(&mut b, &decl(fam_name, &labels));
             let settings = native_settings_cells(3, 16, 0.0, 0.0, false);
             let back = (b.len() - fam) as u32;
             encode_extension(&mut b, EXT_NATIVE_SETTINGS, back, &settings);

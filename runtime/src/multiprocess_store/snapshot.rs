@@ -261,6 +261,10 @@ mod tests {
     /// Enough files for helper threads: every one copied, shrunk, parsed, and listed in the
     /// directory's order, whichever thread copied it.
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "opens files with O_NONBLOCK, which Miri does not support"
+    )]
     fn files_copied_on_several_threads_are_all_there_in_order() {
         let dir = std::env::temp_dir().join(format!("promtrack-snap-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
