@@ -32,6 +32,8 @@
 //!   scrape expose it: it says what a scraper negotiated, which Prometheus 2.x does not report).
 
 mod float;
+#[cfg(feature = "gzip")]
+pub(crate) mod gzip;
 mod line;
 mod openmetrics;
 #[cfg(feature = "protobuf")]
@@ -410,15 +412,17 @@ impl Scrape<'_> {
         };
         let mut body = Vec::with_capacity(16 * 1024);
         encode_filtered(registry, format, &include, &mut body);
-        let gzip = cfg!(feature = "gzip") && self.accept_encoding.is_some_and(accepts_gzip);
+        // A compressor failure (`None`) sends the body as it is.
         #[cfg(feature = "gzip")]
-        if gzip {
-            body = gzip_bytes(&body);
-        }
+        let compressed = (self.accept_encoding.is_some_and(gzip::accepts_gzip))
+            .then(|| gzip::gzip_bytes(&body))
+            .flatten();
+        #[cfg(not(feature = "gzip"))]
+        let compressed: Option<Vec<u8>> = None;
         Rendered {
             format,
-            gzip,
-            body,
+            gzip: compressed.is_some(),
+            body: compressed.unwrap_or(body),
             content_type,
         }
     }
@@ -430,31 +434,6 @@ fn requested_names(query: &str) -> Vec<String> {
         .filter(|(k, _)| k == "name[]")
         .map(|(_, v)| v.into_owned())
         .collect()
-}
-
-/// Whether an `Accept-Encoding` header allows gzip (`gzip` or `*` with a q-value above 0).
-pub(crate) fn accepts_gzip(accept_encoding: &str) -> bool {
-    accept_encoding.split(',').any(|coding| {
-        let mut parts = coding.split(';').map(str::trim);
-        let name = parts.next().unwrap_or_default();
-        let q = parts
-            .filter_map(|p| p.split_once('='))
-            .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
-            .map_or(1.0, |(_, v)| v.trim().parse::<f32>().unwrap_or(0.0));
-        (name.eq_ignore_ascii_case("gzip") || name == "*") && q > 0.0
-    })
-}
-
-#[cfg(feature = "gzip")]
-pub(crate) fn gzip_bytes(body: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut encoder = flate2::write::GzEncoder::new(
-        Vec::with_capacity(body.len() / 4),
-        flate2::Compression::fast(),
-    );
-    // Writing into a Vec cannot fail.
-    encoder.write_all(body).expect("write to Vec");
-    encoder.finish().expect("write to Vec")
 }
 
 /// The `le="bound"} ` tails of the last bucket layout seen, `+Inf` last. Every series of a
@@ -795,16 +774,6 @@ mod tests {
                 "{text}"
             );
         }
-    }
-
-    #[test]
-    fn gzip_acceptance() {
-        assert!(accepts_gzip("gzip"));
-        assert!(accepts_gzip("deflate, gzip;q=0.5"));
-        assert!(accepts_gzip("*"));
-        assert!(!accepts_gzip("gzip;q=0"));
-        assert!(!accepts_gzip("identity"));
-        assert!(!accepts_gzip("gzipx"));
     }
 
     #[cfg(feature = "gzip")]
