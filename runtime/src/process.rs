@@ -158,7 +158,7 @@ fn parse_stat(s: &str) -> Option<Stat> {
 fn parse_boot_time(s: &str) -> Option<f64> {
     s.lines()
         .find_map(|l| l.strip_prefix("btime "))
-        .and_then(|v| v.trim().parse().ok())
+        .and_then(|v| whole(v.trim()))
 }
 
 fn parse_max_fds(s: &str) -> Option<f64> {
@@ -167,8 +167,14 @@ fn parse_max_fds(s: &str) -> Option<f64> {
     if soft == "unlimited" {
         Some(f64::INFINITY)
     } else {
-        soft.parse().ok()
+        whole(soft)
     }
+}
+
+/// A whole number of `/proc` as an `f64`: read as an integer, so that the standard library's
+/// float parser (17 KB of the release binary) is not linked for it.
+fn whole(s: &str) -> Option<f64> {
+    s.parse::<u64>().ok().map(|v| v as f64)
 }
 
 #[cfg(test)]

@@ -25,8 +25,8 @@ pub(crate) fn accepts_gzip(accept_encoding: &str) -> bool {
         let q = parts
             .filter_map(|p| p.split_once('='))
             .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
-            .map_or(1.0, |(_, v)| v.trim().parse::<f32>().unwrap_or(0.0));
-        (name.eq_ignore_ascii_case("gzip") || name == "*") && q > 0.0
+            .map_or(1000, |(_, v)| super::qvalue(v.trim()));
+        (name.eq_ignore_ascii_case("gzip") || name == "*") && q > 0
     })
 }
 

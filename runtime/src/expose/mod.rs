@@ -190,12 +190,12 @@ impl Negotiated {
         let Some(accept) = accept else {
             return text;
         };
-        let mut best: Option<(f32, Negotiated)> = None;
+        let mut best: Option<(u16, Negotiated)> = None;
         for range in accept.split(',') {
             let Some((q, chosen)) = Self::range(range) else {
                 continue;
             };
-            if q.is_nan() || q <= 0.0 {
+            if q == 0 {
                 continue;
             }
             // Highest q wins; among equals, the first listed.
@@ -209,10 +209,10 @@ impl Negotiated {
     /// One media range: its q-value and what it asks for, or `None` if promtrack has no such
     /// format. Parameter names are case-insensitive, values are compared as Prometheus sends
     /// them.
-    fn range(range: &str) -> Option<(f32, Negotiated)> {
+    fn range(range: &str) -> Option<(u16, Negotiated)> {
         let mut parts = range.split(';').map(str::trim);
         let media = parts.next().unwrap_or_default().to_ascii_lowercase();
-        let mut q = 1.0f32;
+        let mut q = 1000;
         let (mut version, mut proto, mut encoding, mut escaping) = (None, None, None, None);
         for param in parts {
             let Some((k, v)) = param.split_once('=') else {
@@ -220,7 +220,7 @@ impl Negotiated {
             };
             let v = v.trim().trim_matches('"');
             match k.trim().to_ascii_lowercase().as_str() {
-                "q" => q = v.parse().unwrap_or(0.0),
+                "q" => q = qvalue(v),
                 "version" => version = Some(v),
                 "proto" => proto = Some(v),
                 "encoding" => encoding = Some(v),
@@ -267,6 +267,26 @@ impl Negotiated {
             },
         ))
     }
+}
+
+/// An HTTP q-value (RFC 9110, section 12.4.2: `0` to `1` with at most three decimals) in
+/// thousandths; anything else reads as 0, "not acceptable", as before. Parsed by hand because
+/// `str::parse::<f32>` was the only float parsing in a server's binary besides `/proc`'s (17 KB
+/// of the standard library's, BENCHMARKS.md).
+pub(crate) fn qvalue(v: &str) -> u16 {
+    let (whole, fraction) = v.split_once('.').unwrap_or((v, ""));
+    let whole = match whole {
+        "0" | "" => 0,
+        "1" => 1000,
+        _ => return 0,
+    };
+    if fraction.len() > 3 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return 0;
+    }
+    let thousandths = (0..3).fold(0, |t, i| {
+        t * 10 + fraction.as_bytes().get(i).map_or(0, |&b| u16::from(b - b'0'))
+    });
+    (whole + thousandths).min(1000)
 }
 
 /// Writes every family of `registry` into `out`.
@@ -773,6 +793,26 @@ mod tests {
                 text.contains(&format!("huge_seconds_count {max}\n")),
                 "{text}"
             );
+        }
+    }
+
+    #[test]
+    fn q_values_in_thousandths() {
+        for (v, want) in [
+            ("1", 1000),
+            ("1.000", 1000),
+            ("0", 0),
+            ("0.7", 700),
+            ("0.75", 750),
+            ("0.001", 1),
+            (".5", 500),
+            ("2", 0),
+            ("0.0001", 0),
+            ("0.5x", 0),
+            ("", 0),
+            ("-1", 0),
+        ] {
+            assert_eq!(qvalue(v), want, "{v:?}");
         }
     }
 
