@@ -53,10 +53,18 @@ trait ErasedFamily: Send + Sync + 'static {
     fn desc(&self) -> FamilyDesc<'_>;
     fn visit(&self, v: &mut dyn Visitor, scratch: &mut Vec<u64>);
     fn overflow_hits(&self) -> u64;
-    /// `None` if `existing` is a family of this type with the same declaration (name, help,
-    /// label names, configuration, series cap); else what differs from it, besides kind and
-    /// help (`kind_or_help_difference`). Registration's one kind-specific step.
-    fn difference(&self, existing: &dyn Any) -> Option<String>;
+    /// What registration compares besides name, kind and help.
+    fn declaration(&self) -> Declaration<'_>;
+    /// Whether `existing` has the same configuration; `None` if it is a family of another type.
+    /// Registration's one kind-specific step.
+    fn same_config(&self, existing: &dyn Any) -> Option<bool>;
+}
+
+/// A family's declaration besides its name, kind and help, type-erased.
+struct Declaration<'a> {
+    label_names: &'a [Box<str>],
+    config: &'a dyn std::fmt::Debug,
+    max_series: usize,
 }
 
 impl<M: Metric> ErasedFamily for SharedFamily<M> {
@@ -69,36 +77,51 @@ impl<M: Metric> ErasedFamily for SharedFamily<M> {
     fn overflow_hits(&self) -> u64 {
         SharedFamily::overflow_hits(self)
     }
-    fn difference(&self, existing: &dyn Any) -> Option<String> {
-        let new = &self.opts;
-        let Some(old) = existing.downcast_ref::<Self>().map(|old| &old.opts) else {
-            return Some(ALREADY_REGISTERED.to_owned());
-        };
-        Some(if old.label_names != new.label_names {
-            differs(
-                "the label names differ",
-                &old.label_names,
-                &new.label_names,
-                "use the same labels",
-            )
-        } else if old.config != new.config {
-            differs(
-                "the configuration differs",
-                &old.config,
-                &new.config,
-                "declare it identically",
-            )
-        } else if old.max_series != new.max_series {
-            format!(
-                "the series cap differs ({} there, {} here); declare it identically",
-                old.max_series, new.max_series
-            )
-        } else if old.help != new.help {
-            ALREADY_REGISTERED.to_owned()
-        } else {
-            return None;
-        })
+    fn declaration(&self) -> Declaration<'_> {
+        Declaration {
+            label_names: &self.opts.label_names,
+            config: &self.opts.config,
+            max_series: self.opts.max_series,
+        }
     }
+    fn same_config(&self, existing: &dyn Any) -> Option<bool> {
+        let old = existing.downcast_ref::<Self>()?;
+        Some(old.opts.config == self.opts.config)
+    }
+}
+
+/// `None` if the `new` family's declaration is the `existing` one's (same type, help, label
+/// names, configuration, series cap); else what differs, besides kind and help
+/// (`kind_or_help_difference`).
+fn difference(new: &dyn ErasedFamily, existing: &Registered) -> Option<String> {
+    let (old, here) = (existing.family.declaration(), new.declaration());
+    let Some(same_config) = new.same_config(existing.any.as_ref()) else {
+        return Some(ALREADY_REGISTERED.to_owned());
+    };
+    Some(if old.label_names != here.label_names {
+        differs(
+            "the label names differ",
+            &old.label_names,
+            &here.label_names,
+            "use the same labels",
+        )
+    } else if !same_config {
+        differs(
+            "the configuration differs",
+            old.config,
+            here.config,
+            "declare it identically",
+        )
+    } else if old.max_series != here.max_series {
+        format!(
+            "the series cap differs ({} there, {} here); declare it identically",
+            old.max_series, here.max_series
+        )
+    } else if existing.family.desc().help != new.desc().help {
+        ALREADY_REGISTERED.to_owned()
+    } else {
+        return None;
+    })
 }
 
 struct Registered {
@@ -275,11 +298,10 @@ impl Registry {
                 OnExisting::Refuse if Arc::ptr_eq(&existing.any, &any) => None,
                 // Identical, but `register` wants a family of its own.
                 OnExisting::Refuse => Some(
-                    family
-                        .difference(existing.any.as_ref())
+                    difference(family.as_ref(), existing)
                         .unwrap_or_else(|| ALREADY_REGISTERED.to_owned()),
                 ),
-                OnExisting::ShareIdentical => family.difference(existing.any.as_ref()),
+                OnExisting::ShareIdentical => difference(family.as_ref(), existing),
             };
             let Some(difference) = difference else {
                 return Ok(Added::Existing(existing.any.clone()));

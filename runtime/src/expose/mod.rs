@@ -284,7 +284,11 @@ pub(crate) fn qvalue(v: &str) -> u16 {
         return 0;
     }
     let thousandths = (0..3).fold(0, |t, i| {
-        t * 10 + fraction.as_bytes().get(i).map_or(0, |&b| u16::from(b - b'0'))
+        t * 10
+            + fraction
+                .as_bytes()
+                .get(i)
+                .map_or(0, |&b| u16::from(b - b'0'))
     });
     (whole + thousandths).min(1000)
 }
