@@ -5,7 +5,7 @@
 //! Written here around miniz_oxide's compressor rather than through flate2 (which uses the same
 //! compressor) because flate2 brings its stream types and crc32fast's SIMD variants and 16 KB
 //! table, none of which a one-shot compression of a buffer needs: gzip took 68 KB of the
-//! build-weight app's release binary through flate2, 37 KB this way (BENCHMARKS.md). The price
+//! build-weight app's release binary through flate2, 34 KB this way (BENCHMARKS.md). The price
 //! is the CRC: slicing-by-8 runs at about 1 GB/s where crc32fast's carry-less multiplication
 //! runs at tens of GB/s, so compressing a 1.3 MB exposition takes about a quarter longer (7.0 ms
 //! instead of 5.6 ms on the shared machine), against deflate's 5 ms either way.
