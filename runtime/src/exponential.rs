@@ -6,7 +6,7 @@
 //! the key at any schema follows from the key at schema 8: `key_s = ceil(key_8 / 2^(8-s))`. The
 //! schema-8 boundaries within one power of two, `2^(j/256)` for `j` in `0..=256`, are constants
 //! (correctly rounded, checked against `f64::exp2` by a test); a second table, computed from them
-//! at compile time, maps the top ten bits of a mantissa to the first candidate boundary and the
+//! at compile time, maps the top nine bits of a mantissa to the first candidate boundary and the
 //! threshold of the next, so finding a key takes one lookup and one integer comparison, no
 //! logarithm and no initialisation check. Infinite values go in the bucket after `f64::MAX`'s, as
 //! client_golang puts them.
@@ -32,30 +32,36 @@ const BOUND: [f64; 257] = {
     out
 };
 
-/// `SLICE[i]`, for the mantissas in `[1 + i/1024, 1 + (i+1)/1024)`: everything a key needs
-/// in one word, so finding a key takes one load that depends on the value and no second one
-/// indexed by the first's result. Bits 48 and up hold `j`, the smallest index with
-/// `BOUND[j] >= 1 + i/1024`, capped at 255; bits 0..48 hold the least value of a mantissa's
-/// low 42 bits that puts it above `BOUND[j]` (a slice spans at most one boundary, since
-/// boundaries are at least `2^(1/256) - 1 > 1/1024` apart): `BOUND[j]`'s low 42 bits + 1 when
-/// `BOUND[j]` is in the slice, 2^42 (never reached) when it lies beyond the slice, 0 (always)
-/// when even `BOUND[255]` is below the slice. Computed at compile time from `BOUND_BITS`
-/// (positive `f64`s order as their bits do, and `1 + i/1024` is exact).
-const SLICE: [u64; 1024] = {
-    let mut out = [0u64; 1024];
+/// How many top bits of a mantissa name its slice of `[1, 2)` in [`SLICE`]: 512 slices of 1/512,
+/// the fewest that hold at most one boundary each (boundaries are at least `2^(1/256) - 1 >
+/// 1/512` apart; 1/256 would not do), so the table is as small as this one-load lookup allows.
+const SLICE_BITS: u32 = 9;
+/// The mantissa bits below the slice's, compared with its threshold.
+const LOW_BITS: u32 = 52 - SLICE_BITS;
+
+/// `SLICE[i]`, for the mantissas in `[1 + i/512, 1 + (i+1)/512)`: everything a key needs in one
+/// word, so finding a key takes one load that depends on the value and no second one indexed by
+/// the first's result. Bits 48 and up hold `j`, the smallest index with `BOUND[j] >= 1 + i/512`,
+/// capped at 255; bits 0..48 hold the least value of a mantissa's low [`LOW_BITS`] bits that puts
+/// it above `BOUND[j]` (a slice spans at most one boundary, see [`SLICE_BITS`]): `BOUND[j]`'s
+/// low bits + 1 when `BOUND[j]` is in the slice, `2^LOW_BITS` (never reached) when it lies beyond
+/// the slice, 0 (always) when even `BOUND[255]` is below the slice. Computed at compile time from
+/// `BOUND_BITS` (positive `f64`s order as their bits do, and `1 + i/512` is exact).
+const SLICE: [u64; 1 << SLICE_BITS] = {
+    let mut out = [0u64; 1 << SLICE_BITS];
     let (mut i, mut j) = (0, 0);
-    while i < 1024 {
-        let lowest = 0x3ff0_0000_0000_0000 | ((i as u64) << 42);
+    while i < out.len() {
+        let lowest = 0x3ff0_0000_0000_0000 | ((i as u64) << LOW_BITS);
         while BOUND_BITS[j] < lowest {
             j += 1;
         }
-        let low = (1u64 << 42) - 1;
+        let low = (1u64 << LOW_BITS) - 1;
         out[i] = if j > 255 {
             255 << 48
         } else if BOUND_BITS[j] <= lowest | low {
             ((j as u64) << 48) | ((BOUND_BITS[j] & low) + 1)
         } else {
-            ((j as u64) << 48) | (1 << 42)
+            ((j as u64) << 48) | (1 << LOW_BITS)
         };
         i += 1;
     }
@@ -177,10 +183,10 @@ fn key_normal(bits: u64, exp: i32, schema: i8) -> i32 {
         let shift = (-i32::from(schema)).min(-i32::from(SCHEMA_MIN));
         return -(-key0 >> shift);
     }
-    // The slice of 1/1024 the mantissa's top bits name holds at most one boundary: the first
+    // The slice of 1/512 the mantissa's top bits name holds at most one boundary: the first
     // candidate, or the next one if the low bits pass the slice's threshold (`SLICE`).
-    let slice = SLICE[(mantissa >> 42) as usize];
-    let above = (mantissa & ((1 << 42) - 1)) >= slice & ((1 << 48) - 1);
+    let slice = SLICE[(mantissa >> LOW_BITS) as usize];
+    let above = (mantissa & ((1 << LOW_BITS) - 1)) >= slice & ((1 << 48) - 1);
     let key8 = exp * 256 + (slice >> 48) as i32 + i32::from(above);
     let shift = i32::from(SCHEMA_MAX) - i32::from(schema.min(SCHEMA_MAX));
     -(-key8 >> shift)
@@ -360,7 +366,8 @@ mod tests {
         assert_eq!((BOUND[0], BOUND[256]), (1.0, 2.0));
         println!("{printed}");
         for (i, &entry) in SLICE.iter().enumerate() {
-            let lowest = 1.0 + i as f64 / 1024.0;
+            let slices = SLICE.len() as f64;
+            let lowest = 1.0 + i as f64 / slices;
             // The first bound at or above the slice's lowest value (capped at 255).
             let s = (entry >> 48) as usize;
             assert!(s == 255 || BOUND[s] >= lowest, "SLICE[{i}] starts too low");
@@ -371,11 +378,11 @@ mod tests {
             // Its threshold: the low bits of the least mantissa above BOUND[s].
             let threshold = entry & ((1 << 48) - 1);
             let first_above = f64::from_bits(BOUND[s].to_bits() + 1).max(lowest);
-            let in_slice = first_above < 1.0 + (i + 1) as f64 / 1024.0;
+            let in_slice = first_above < 1.0 + (i + 1) as f64 / slices;
             let want = if in_slice {
-                first_above.to_bits() & ((1 << 42) - 1)
+                first_above.to_bits() & ((1 << LOW_BITS) - 1)
             } else {
-                1 << 42
+                1 << LOW_BITS
             };
             assert_eq!(threshold, want, "SLICE[{i}] threshold");
         }

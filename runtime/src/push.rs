@@ -390,11 +390,10 @@ impl Pusher {
             .with_headers(request)
             .header("Content-Type", Format::Text.content_type());
         #[cfg(feature = "gzip")]
-        let (body, request) = if self.gzip {
-            let request = request.header("Content-Encoding", "gzip");
-            (expose::gzip_bytes(&body), request)
-        } else {
-            (body, request)
+        // A compressor failure (`None`) sends the body as it is.
+        let (body, request) = match self.gzip.then(|| expose::gzip::gzip_bytes(&body)).flatten() {
+            Some(gz) => (gz, request.header("Content-Encoding", "gzip")),
+            None => (body, request),
         };
         self.finish(method, request.send(&body[..]))
     }

@@ -53,6 +53,18 @@ trait ErasedFamily: Send + Sync + 'static {
     fn desc(&self) -> FamilyDesc<'_>;
     fn visit(&self, v: &mut dyn Visitor, scratch: &mut Vec<u64>);
     fn overflow_hits(&self) -> u64;
+    /// What registration compares besides name, kind and help.
+    fn declaration(&self) -> Declaration<'_>;
+    /// Whether `existing` has the same configuration; `None` if it is a family of another type.
+    /// Registration's one kind-specific step.
+    fn same_config(&self, existing: &dyn Any) -> Option<bool>;
+}
+
+/// A family's declaration besides its name, kind and help, type-erased.
+struct Declaration<'a> {
+    label_names: &'a [Box<str>],
+    config: &'a dyn std::fmt::Debug,
+    max_series: usize,
 }
 
 impl<M: Metric> ErasedFamily for SharedFamily<M> {
@@ -65,6 +77,51 @@ impl<M: Metric> ErasedFamily for SharedFamily<M> {
     fn overflow_hits(&self) -> u64 {
         SharedFamily::overflow_hits(self)
     }
+    fn declaration(&self) -> Declaration<'_> {
+        Declaration {
+            label_names: &self.opts.label_names,
+            config: &self.opts.config,
+            max_series: self.opts.max_series,
+        }
+    }
+    fn same_config(&self, existing: &dyn Any) -> Option<bool> {
+        let old = existing.downcast_ref::<Self>()?;
+        Some(old.opts.config == self.opts.config)
+    }
+}
+
+/// `None` if the `new` family's declaration is the `existing` one's (same type, help, label
+/// names, configuration, series cap); else what differs, besides kind and help
+/// (`kind_or_help_difference`).
+fn difference(new: &dyn ErasedFamily, existing: &Registered) -> Option<String> {
+    let (old, here) = (existing.family.declaration(), new.declaration());
+    let Some(same_config) = new.same_config(existing.any.as_ref()) else {
+        return Some(ALREADY_REGISTERED.to_owned());
+    };
+    Some(if old.label_names != here.label_names {
+        differs(
+            "the label names differ",
+            &old.label_names,
+            &here.label_names,
+            "use the same labels",
+        )
+    } else if !same_config {
+        differs(
+            "the configuration differs",
+            old.config,
+            here.config,
+            "declare it identically",
+        )
+    } else if old.max_series != here.max_series {
+        format!(
+            "the series cap differs ({} there, {} here); declare it identically",
+            old.max_series, here.max_series
+        )
+    } else if existing.family.desc().help != new.desc().help {
+        ALREADY_REGISTERED.to_owned()
+    } else {
+        return None;
+    })
 }
 
 struct Registered {
@@ -72,6 +129,23 @@ struct Registered {
     /// The same core, for handing out typed handles again (`get_or_register`).
     any: Arc<dyn Any + Send + Sync>,
     origin: &'static Location<'static>,
+}
+
+/// What [`Registry::add`] does with a family already registered under the same name.
+#[derive(Clone, Copy, PartialEq)]
+enum OnExisting {
+    /// `register`: succeed only if it is this very family (registered twice), else a conflict.
+    Refuse,
+    /// `get_or_register`: hand out the existing family if its declaration is identical.
+    ShareIdentical,
+}
+
+/// What [`Registry::add`] did.
+enum Added {
+    /// The family was registered.
+    Inserted,
+    /// A family was already registered under its name and passes [`OnExisting`]: this one.
+    Existing(Arc<dyn Any + Send + Sync>),
 }
 
 #[derive(Default)]
@@ -164,15 +238,17 @@ impl Registry {
     /// family between several declaration sites, use [`get_or_register`](Self::get_or_register).
     #[track_caller]
     pub fn register<L: LabelSet, M: Metric>(&self, family: &Family<L, M>) -> Result<(), Error> {
-        let core = &family.core;
-        validate::<L, M>(core)?;
-        let mut state = self.write();
-        if let Some(existing) = state.families.get(&core.opts.name) {
-            if Arc::ptr_eq(&existing.any, &(core.clone() as Arc<dyn Any + Send + Sync>)) {
-                return Ok(());
-            }
-        }
-        insert(&mut state, family)
+        validate::<L, M>(&family.core)?;
+        let create = || family.create_unlabelled_series();
+        let core = family.core.clone();
+        self.add(
+            core.clone(),
+            core,
+            family.core.origin,
+            OnExisting::Refuse,
+            &create,
+        )?;
+        Ok(())
     }
 
     /// Returns the family already registered under this name if its declaration is identical
@@ -184,18 +260,68 @@ impl Registry {
         &self,
         family: Family<L, M>,
     ) -> Result<Family<L, M>, Error> {
-        let core = &family.core;
-        validate::<L, M>(core)?;
-        let mut state = self.write();
-        if let Some(existing) = state.families.get(&core.opts.name) {
-            if let Ok(same) = existing.any.clone().downcast::<SharedFamily<M>>() {
-                if same.opts == core.opts {
-                    return Ok(Family::from_core(same));
-                }
-            }
+        validate::<L, M>(&family.core)?;
+        let create = || family.create_unlabelled_series();
+        let core = family.core.clone();
+        match self.add(
+            core.clone(),
+            core,
+            family.core.origin,
+            OnExisting::ShareIdentical,
+            &create,
+        )? {
+            Added::Inserted => Ok(family),
+            // `ShareIdentical` hands back only a family of the same type.
+            Added::Existing(same) => Ok(same
+                .downcast::<SharedFamily<M>>()
+                .map_or(family, Family::from_core)),
         }
-        insert(&mut state, &family)?;
-        Ok(family)
+    }
+
+    /// Registration, compiled once instead of once per (label set, kind) pair a program
+    /// declares: `register` and `get_or_register` only validate the declaration and erase its
+    /// type (`family` and `any` are the same core). `create_unlabelled_series` runs once the
+    /// family is in, under the registry's lock, so that no scrape sees it without that series.
+    #[inline(never)]
+    fn add(
+        &self,
+        family: Arc<dyn ErasedFamily>,
+        any: Arc<dyn Any + Send + Sync>,
+        origin: &'static Location<'static>,
+        on_existing: OnExisting,
+        create_unlabelled_series: &dyn Fn(),
+    ) -> Result<Added, Error> {
+        let desc = family.desc();
+        let mut state = self.write();
+        if let Some(existing) = state.families.get(desc.name) {
+            let difference = match on_existing {
+                OnExisting::Refuse if Arc::ptr_eq(&existing.any, &any) => None,
+                // Identical, but `register` wants a family of its own.
+                OnExisting::Refuse => Some(
+                    difference(family.as_ref(), existing)
+                        .unwrap_or_else(|| ALREADY_REGISTERED.to_owned()),
+                ),
+                OnExisting::ShareIdentical => difference(family.as_ref(), existing),
+            };
+            let Some(difference) = difference else {
+                return Ok(Added::Existing(existing.any.clone()));
+            };
+            // Same name, different declaration: say exactly what differs.
+            let reason =
+                kind_or_help_difference(existing, desc.kind, desc.help).unwrap_or(difference);
+            return Err(conflict(existing, desc.name, origin, reason));
+        }
+        claim(&mut state, desc.name, desc.kind, origin)?;
+        state.families.insert(
+            desc.name.into(),
+            Registered {
+                family: family.clone(),
+                any,
+                origin,
+            },
+        );
+        create_unlabelled_series();
+        Ok(Added::Inserted)
     }
 
     /// Adds a collector, called on every scrape.
@@ -421,11 +547,6 @@ fn validate<L: LabelSet, M: Metric>(core: &SharedFamily<M>) -> Result<(), Error>
         .map_err(|reason| invalid_metric(&opts.name, core.origin, reason))
 }
 
-// Registration is generic over the label set and the metric kind, and runs once per family:
-// what does not depend on them lives in the non-generic functions below (`validate_names`,
-// `conflict`, `kind_or_help_difference`), compiled once instead of once per (label set, kind)
-// pair a program declares.
-
 /// The checks every kind shares: the metric name, the label names, their number. `arity` is
 /// `L::ARITY`.
 #[inline(never)]
@@ -509,26 +630,6 @@ fn claim(
     Ok(())
 }
 
-fn insert<L: LabelSet, M: Metric>(state: &mut State, family: &Family<L, M>) -> Result<(), Error> {
-    let core = &family.core;
-    if let Some(existing) = state.families.get(&core.opts.name) {
-        // Same name, different declaration: say exactly what differs.
-        let reason = describe_difference(existing, core);
-        return Err(conflict(existing, &core.opts.name, core.origin, reason));
-    }
-    claim(state, &core.opts.name, M::KIND, core.origin)?;
-    state.families.insert(
-        core.opts.name.clone(),
-        Registered {
-            family: core.clone(),
-            any: core.clone(),
-            origin: core.origin,
-        },
-    );
-    family.create_unlabelled_series();
-    Ok(())
-}
-
 /// A declaration of `name` at `location` clashing with the `existing` one of the same name.
 #[inline(never)]
 fn conflict(existing: &Registered, name: &str, location: &Location<'_>, reason: String) -> Error {
@@ -538,31 +639,6 @@ fn conflict(existing: &Registered, name: &str, location: &Location<'_>, reason: 
         existing: name.to_owned(),
         existing_origin: origin(existing.origin),
         reason,
-    }
-}
-
-fn describe_difference<M: Metric>(existing: &Registered, new: &SharedFamily<M>) -> String {
-    if let Some(reason) = kind_or_help_difference(existing, M::KIND, &new.opts.help) {
-        return reason;
-    }
-    match existing.any.clone().downcast::<SharedFamily<M>>() {
-        Ok(old) if old.opts.label_names != new.opts.label_names => differs(
-            "the label names differ",
-            &old.opts.label_names,
-            &new.opts.label_names,
-            "use the same labels",
-        ),
-        Ok(old) if old.opts.config != new.opts.config => differs(
-            "the configuration differs",
-            &old.opts.config,
-            &new.opts.config,
-            "declare it identically",
-        ),
-        Ok(old) if old.opts.max_series != new.opts.max_series => format!(
-            "the series cap differs ({} there, {} here); declare it identically",
-            old.opts.max_series, new.opts.max_series
-        ),
-        _ => ALREADY_REGISTERED.to_owned(),
     }
 }
 

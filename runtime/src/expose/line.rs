@@ -159,9 +159,7 @@ impl<'a> Line<'a> {
     pub(crate) fn u64(&mut self, v: u64) {
         match digits(v) {
             Some((word, n)) => self.word(word, n),
-            None => {
-                self.with_vec(|out| out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes()))
-            }
+            None => self.with_vec(|out| write_long_u64(out, v)),
         }
     }
 
@@ -234,6 +232,14 @@ impl<'a> Line<'a> {
             unsafe { self.word_unchecked(b'"'.into(), 1) };
         }
     }
+}
+
+/// `v` in decimal, from 10^8 up: out of line, so that the encoders' many inlined [`Line::u64`]s
+/// (every count, every whole-number value) do not each carry a copy of itoa's digit loop for
+/// numbers an exposition rarely holds.
+#[inline(never)]
+fn write_long_u64(out: &mut Vec<u8>, v: u64) {
+    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
 }
 
 /// `v`'s decimal digits in one word, the most significant in the lowest byte, and how many

@@ -32,6 +32,8 @@
 //!   scrape expose it: it says what a scraper negotiated, which Prometheus 2.x does not report).
 
 mod float;
+#[cfg(feature = "gzip")]
+pub(crate) mod gzip;
 mod line;
 mod openmetrics;
 #[cfg(feature = "protobuf")]
@@ -188,12 +190,12 @@ impl Negotiated {
         let Some(accept) = accept else {
             return text;
         };
-        let mut best: Option<(f32, Negotiated)> = None;
+        let mut best: Option<(u16, Negotiated)> = None;
         for range in accept.split(',') {
             let Some((q, chosen)) = Self::range(range) else {
                 continue;
             };
-            if q.is_nan() || q <= 0.0 {
+            if q == 0 {
                 continue;
             }
             // Highest q wins; among equals, the first listed.
@@ -207,10 +209,10 @@ impl Negotiated {
     /// One media range: its q-value and what it asks for, or `None` if promtrack has no such
     /// format. Parameter names are case-insensitive, values are compared as Prometheus sends
     /// them.
-    fn range(range: &str) -> Option<(f32, Negotiated)> {
+    fn range(range: &str) -> Option<(u16, Negotiated)> {
         let mut parts = range.split(';').map(str::trim);
         let media = parts.next().unwrap_or_default().to_ascii_lowercase();
-        let mut q = 1.0f32;
+        let mut q = 1000;
         let (mut version, mut proto, mut encoding, mut escaping) = (None, None, None, None);
         for param in parts {
             let Some((k, v)) = param.split_once('=') else {
@@ -218,7 +220,7 @@ impl Negotiated {
             };
             let v = v.trim().trim_matches('"');
             match k.trim().to_ascii_lowercase().as_str() {
-                "q" => q = v.parse().unwrap_or(0.0),
+                "q" => q = qvalue(v),
                 "version" => version = Some(v),
                 "proto" => proto = Some(v),
                 "encoding" => encoding = Some(v),
@@ -265,6 +267,30 @@ impl Negotiated {
             },
         ))
     }
+}
+
+/// An HTTP q-value (RFC 9110, section 12.4.2: `0` to `1` with at most three decimals) in
+/// thousandths; anything else reads as 0, "not acceptable", as before. Parsed by hand because
+/// `str::parse::<f32>` was the only float parsing in a server's binary besides `/proc`'s (17 KB
+/// of the standard library's, BENCHMARKS.md).
+pub(crate) fn qvalue(v: &str) -> u16 {
+    let (whole, fraction) = v.split_once('.').unwrap_or((v, ""));
+    let whole = match whole {
+        "0" | "" => 0,
+        "1" => 1000,
+        _ => return 0,
+    };
+    if fraction.len() > 3 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return 0;
+    }
+    let thousandths = (0..3).fold(0, |t, i| {
+        t * 10
+            + fraction
+                .as_bytes()
+                .get(i)
+                .map_or(0, |&b| u16::from(b - b'0'))
+    });
+    (whole + thousandths).min(1000)
 }
 
 /// Writes every family of `registry` into `out`.
@@ -410,15 +436,17 @@ impl Scrape<'_> {
         };
         let mut body = Vec::with_capacity(16 * 1024);
         encode_filtered(registry, format, &include, &mut body);
-        let gzip = cfg!(feature = "gzip") && self.accept_encoding.is_some_and(accepts_gzip);
+        // A compressor failure (`None`) sends the body as it is.
         #[cfg(feature = "gzip")]
-        if gzip {
-            body = gzip_bytes(&body);
-        }
+        let compressed = (self.accept_encoding.is_some_and(gzip::accepts_gzip))
+            .then(|| gzip::gzip_bytes(&body))
+            .flatten();
+        #[cfg(not(feature = "gzip"))]
+        let compressed: Option<Vec<u8>> = None;
         Rendered {
             format,
-            gzip,
-            body,
+            gzip: compressed.is_some(),
+            body: compressed.unwrap_or(body),
             content_type,
         }
     }
@@ -430,31 +458,6 @@ fn requested_names(query: &str) -> Vec<String> {
         .filter(|(k, _)| k == "name[]")
         .map(|(_, v)| v.into_owned())
         .collect()
-}
-
-/// Whether an `Accept-Encoding` header allows gzip (`gzip` or `*` with a q-value above 0).
-pub(crate) fn accepts_gzip(accept_encoding: &str) -> bool {
-    accept_encoding.split(',').any(|coding| {
-        let mut parts = coding.split(';').map(str::trim);
-        let name = parts.next().unwrap_or_default();
-        let q = parts
-            .filter_map(|p| p.split_once('='))
-            .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
-            .map_or(1.0, |(_, v)| v.trim().parse::<f32>().unwrap_or(0.0));
-        (name.eq_ignore_ascii_case("gzip") || name == "*") && q > 0.0
-    })
-}
-
-#[cfg(feature = "gzip")]
-pub(crate) fn gzip_bytes(body: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut encoder = flate2::write::GzEncoder::new(
-        Vec::with_capacity(body.len() / 4),
-        flate2::Compression::fast(),
-    );
-    // Writing into a Vec cannot fail.
-    encoder.write_all(body).expect("write to Vec");
-    encoder.finish().expect("write to Vec")
 }
 
 /// The `le="bound"} ` tails of the last bucket layout seen, `+Inf` last. Every series of a
@@ -798,13 +801,23 @@ mod tests {
     }
 
     #[test]
-    fn gzip_acceptance() {
-        assert!(accepts_gzip("gzip"));
-        assert!(accepts_gzip("deflate, gzip;q=0.5"));
-        assert!(accepts_gzip("*"));
-        assert!(!accepts_gzip("gzip;q=0"));
-        assert!(!accepts_gzip("identity"));
-        assert!(!accepts_gzip("gzipx"));
+    fn q_values_in_thousandths() {
+        for (v, want) in [
+            ("1", 1000),
+            ("1.000", 1000),
+            ("0", 0),
+            ("0.7", 700),
+            ("0.75", 750),
+            ("0.001", 1),
+            (".5", 500),
+            ("2", 0),
+            ("0.0001", 0),
+            ("0.5x", 0),
+            ("", 0),
+            ("-1", 0),
+        ] {
+            assert_eq!(qvalue(v), want, "{v:?}");
+        }
     }
 
     #[cfg(feature = "gzip")]

@@ -43,35 +43,6 @@ impl<'a> OpenMetricsEncoder<'a> {
     }
 }
 
-/// The `_count`, `_sum` and `_created` samples of a histogram or a summary.
-#[inline(always)]
-fn count_sum_created(
-    line: &mut Line<'_>,
-    name: &Padded,
-    labels: &LabelText,
-    count: u64,
-    sum: f64,
-    created: Option<f64>,
-) {
-    sample_start(line, name, b"_count", labels);
-    line.u64(count);
-    line.byte(b'\n');
-    sample_start(line, name, b"_sum", labels);
-    write_f64(line, sum);
-    line.byte(b'\n');
-    write_created(line, name, labels, created);
-}
-
-/// The `_created` sample, if the source knows when the series began.
-#[inline(always)]
-fn write_created(line: &mut Line<'_>, name: &Padded, labels: &LabelText, created: Option<f64>) {
-    if let Some(t) = created {
-        sample_start(line, name, b"_created", labels);
-        write_f64(line, t);
-        line.byte(b'\n');
-    }
-}
-
 impl Visitor for OpenMetricsEncoder<'_> {
     fn family(&mut self, desc: &FamilyDesc<'_>) {
         let name = desc.kind.base_name(desc.name);
@@ -115,26 +86,30 @@ impl Visitor for OpenMetricsEncoder<'_> {
     ) {
         let line = &mut Line::new(self.out);
         let name = &self.name;
-        match point {
+        // Each piece below is written by one copy of its code (they are all inlined, for
+        // speed): the kinds of one sample line share theirs, an info series being `_info` 1.
+        let single = match point {
+            Point::Gauge(v) | Point::Unknown(v) => Some((&b""[..], v)),
+            Point::Info => Some((&b"_info"[..], 1.0)),
+            Point::Counter(_) | Point::Histogram { .. } | Point::Summary { .. } => None,
+        };
+        if let Some((suffix, v)) = single {
+            single_start(line, name, suffix, &mut self.labels, &labels);
+            write_f64(line, v);
+            return line.byte(b'\n');
+        }
+        // Several sample lines (a counter's `_total` and `_created` too): the labels are
+        // rendered once for all of them.
+        self.labels.render(&labels);
+        let count_sum = match point {
             Point::Counter(v) => {
-                // `_total` and `_created`: the labels are rendered once for both.
-                self.labels.render(&labels);
                 sample_start(line, name, b"_total", &self.labels);
                 write_f64(line, v);
                 if let Some(e) = exemplars.get(0).as_deref() {
                     line.with_vec(|out| write_exemplar(out, e));
                 }
                 line.byte(b'\n');
-                write_created(line, name, &self.labels, created);
-            }
-            Point::Gauge(v) | Point::Unknown(v) => {
-                single_start(line, name, b"", &mut self.labels, &labels);
-                write_f64(line, v);
-                line.byte(b'\n');
-            }
-            Point::Info => {
-                single_start(line, name, b"_info", &mut self.labels, &labels);
-                line.small(b"1\n");
+                None
             }
             Point::Histogram {
                 bounds,
@@ -142,7 +117,6 @@ impl Visitor for OpenMetricsEncoder<'_> {
                 sum,
                 native: _, // text formats cannot carry native buckets: the classic part only
             } => {
-                self.labels.render(&labels);
                 bucket_head(&mut self.bucket, name, &self.labels);
                 let le = self.le.get(bounds);
                 let count = if exemplars.is_none() {
@@ -162,12 +136,24 @@ impl Visitor for OpenMetricsEncoder<'_> {
                     }
                     cumulative
                 };
-                count_sum_created(line, name, &self.labels, count, sum, created);
+                Some((count, sum))
             }
-            Point::Summary { count, sum } => {
-                self.labels.render(&labels);
-                count_sum_created(line, name, &self.labels, count, sum, created);
-            }
+            Point::Summary { count, sum } => Some((count, sum)),
+            // Written above.
+            Point::Gauge(_) | Point::Unknown(_) | Point::Info => return,
+        };
+        if let Some((count, sum)) = count_sum {
+            sample_start(line, name, b"_count", &self.labels);
+            line.u64(count);
+            line.byte(b'\n');
+            sample_start(line, name, b"_sum", &self.labels);
+            write_f64(line, sum);
+            line.byte(b'\n');
+        }
+        if let Some(t) = created {
+            sample_start(line, name, b"_created", &self.labels);
+            write_f64(line, t);
+            line.byte(b'\n');
         }
     }
 }

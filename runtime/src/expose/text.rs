@@ -106,33 +106,36 @@ impl Visitor for TextEncoder<'_> {
     fn series(&mut self, labels: Labels<'_>, point: Point<'_>, _created: Option<f64>) {
         let line = &mut Line::new(self.out);
         let name = &self.name;
-        match point {
-            Point::Counter(v) | Point::Gauge(v) | Point::Unknown(v) => {
-                single_start(line, name, b"", &mut self.labels, &labels);
-                write_f64(line, v);
-                line.byte(b'\n');
-            }
-            Point::Info => {
-                single_start(line, name, b"", &mut self.labels, &labels);
-                line.small(b"1\n");
-            }
+        // Each piece below is written by one copy of its code (they are all inlined, for
+        // speed): the kinds of one sample line share theirs, an info series being a gauge of 1.
+        let single = match point {
+            Point::Counter(v) | Point::Gauge(v) | Point::Unknown(v) => Some(v),
+            Point::Info => Some(1.0),
+            Point::Histogram { .. } | Point::Summary { .. } => None,
+        };
+        if let Some(v) = single {
+            single_start(line, name, b"", &mut self.labels, &labels);
+            write_f64(line, v);
+            return line.byte(b'\n');
+        }
+        // Several sample lines: the labels are rendered once for all of them.
+        self.labels.render(&labels);
+        let (sum, count) = match point {
             Point::Histogram {
                 bounds,
                 counts,
                 sum,
                 native: _, // text formats cannot carry native buckets: the classic part only
             } => {
-                self.labels.render(&labels);
                 bucket_head(&mut self.bucket, name, &self.labels);
                 let le = self.le.get(bounds);
-                let count = write_buckets(line, &self.bucket, le, counts);
-                sum_and_count(line, name, &self.labels, sum, count);
+                (sum, write_buckets(line, &self.bucket, le, counts))
             }
-            Point::Summary { count, sum } => {
-                self.labels.render(&labels);
-                sum_and_count(line, name, &self.labels, sum, count);
-            }
-        }
+            Point::Summary { count, sum } => (sum, count),
+            // Written above.
+            Point::Counter(_) | Point::Gauge(_) | Point::Unknown(_) | Point::Info => return,
+        };
+        sum_and_count(line, name, &self.labels, sum, count);
     }
 }
 

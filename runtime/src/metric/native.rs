@@ -749,7 +749,9 @@ fn moves(
             }
         }
     }
-    flows.sort_unstable();
+    // A rewrite is rare and under the lock: the crate's one cold sort, not two more copies of
+    // the standard library's.
+    crate::sort::sort_by(&mut flows, Ord::cmp);
     let mut out: Vec<Move> = Vec::new();
     for (target, source, count) in flows {
         match out.last_mut() {
@@ -760,7 +762,7 @@ fn moves(
             }),
         }
     }
-    out.sort_by_key(|m| {
+    let order = |m: &Move| {
         let lo = m.sources.first().map_or(0, |s| s.0);
         let hi = m.sources.last().map_or(0, |s| s.0);
         let q = m.target as i64;
@@ -773,7 +775,8 @@ fn moves(
         } else {
             (3, -q)
         }
-    });
+    };
+    crate::sort::sort_by(&mut out, |a, b| order(a).cmp(&order(b)));
     out
 }
 
