@@ -218,7 +218,7 @@ mod tests {
 
     /// The word form of a joined key, as the record stores it.
     fn words(joined: &[u8]) -> Vec<u64> {
-        words_of(joined).finish().words.to_vec()
+        words_of(joined)
     }
 
     #[test]
@@ -234,14 +234,18 @@ mod tests {
             cells.at(2).fetch_add(5, Ordering::Relaxed);
             assert_eq!(cells.at(2).load(Ordering::Relaxed), 5);
             assert_eq!(cells.at(0).load(Ordering::Relaxed), 0);
-            assert!(r.matches(&words_of(key).finish()));
+            assert!(r.matches(&KeyRef { words: &words(key) }));
             let mut longer = key.to_vec();
             longer.extend_from_slice(b"x\xff");
-            assert!(!r.matches(&words_of(&longer).finish()));
+            assert!(!r.matches(&KeyRef {
+                words: &words(&longer)
+            }));
             if !key.is_empty() {
                 let mut other = key.to_vec();
                 other[0] ^= 1;
-                assert!(!r.matches(&words_of(&other).finish()));
+                assert!(!r.matches(&KeyRef {
+                    words: &words(&other)
+                }));
             }
             // SAFETY: created above, freed once, nothing borrows it any more.
             unsafe { r.free() };
