@@ -68,8 +68,9 @@ pub(crate) struct KeyCursor {
     /// capacity kept in a register).
     buf: NonNull<u64>,
     words: usize,
-    /// The incomplete last word of the value being written, little-endian, `pending_len` bytes
-    /// of it (always below 8).
+    /// The incomplete last word of the value being written, little-endian: `pending_len` bytes
+    /// (always below 8), then the value's `0xFF` should it end here, then zeros. Ending a value
+    /// is then a store of this word, its separator placed by the loads of its last bytes.
     pending: u64,
     pending_len: usize,
     /// The hash state of the words written so far (see [`KeyRef::hash`]).
@@ -151,7 +152,7 @@ impl KeyCursor {
             out,
             buf: NonNull::new(inline.cast::<u64>()).expect("a field's address is not null"),
             words: 0,
-            pending: 0,
+            pending: u64::from(KEY_SEPARATOR),
             pending_len: 0,
             state: seed,
         }
@@ -164,7 +165,7 @@ impl KeyCursor {
     pub(crate) fn write(&mut self, bytes: &[u8]) {
         if self.pending_len == 0 {
             if bytes.len() < 8 {
-                self.pending = load_short(bytes);
+                self.pending = load_ended(bytes);
             } else {
                 let words = bytes.chunks_exact(8);
                 let rest = words.remainder().len();
@@ -173,11 +174,12 @@ impl KeyCursor {
                 }
                 // The last `rest` bytes, as the high bytes of the value's last 8: one load.
                 let last = u64::from_le_bytes(bytes[bytes.len() - 8..].try_into().expect("8"));
-                self.pending = if rest == 0 {
+                let tail = if rest == 0 {
                     0
                 } else {
                     last >> (64 - 8 * rest)
                 };
+                self.pending = tail | (u64::from(KEY_SEPARATOR) << (8 * rest));
             }
             self.pending_len = bytes.len() % 8;
         } else {
@@ -189,6 +191,7 @@ impl KeyCursor {
     /// compiler sees that a value's first piece never gets here.)
     #[inline]
     fn write_behind(&mut self, mut bytes: &[u8]) {
+        self.pending ^= u64::from(KEY_SEPARATOR) << (8 * self.pending_len);
         while !bytes.is_empty() {
             let fill = (8 - self.pending_len).min(bytes.len());
             self.pending |= load_short(&bytes[..fill]) << (8 * self.pending_len);
@@ -201,14 +204,16 @@ impl KeyCursor {
                 self.pending_len = 0;
             }
         }
+        self.pending |= u64::from(KEY_SEPARATOR) << (8 * self.pending_len);
     }
 
-    /// Ends the current value: its `0xFF`, then zeros to the end of the word.
+    /// Ends the current value: its `0xFF`, then zeros to the end of the word (the word in
+    /// progress already holds them).
     #[inline(always)]
     pub(crate) fn end_value(&mut self) {
-        let word = self.pending | (u64::from(KEY_SEPARATOR) << (8 * self.pending_len));
+        let word = self.pending;
         self.push_word(word);
-        self.pending = 0;
+        self.pending = u64::from(KEY_SEPARATOR);
         self.pending_len = 0;
     }
 
@@ -245,9 +250,9 @@ impl KeyCursor {
     /// progress, zero-padded.
     pub(crate) fn flush(&mut self) {
         if self.pending_len > 0 {
-            let last = self.pending;
+            let last = self.pending ^ (u64::from(KEY_SEPARATOR) << (8 * self.pending_len));
             self.push_word(last);
-            self.pending = 0;
+            self.pending = u64::from(KEY_SEPARATOR);
             self.pending_len = 0;
         }
     }
@@ -373,6 +378,35 @@ pub(crate) fn words_of(bytes: &[u8]) -> Vec<u64> {
     c.flush();
     // SAFETY: as above; the cursor writes no more.
     unsafe { c.words() }.to_vec()
+}
+
+/// Loads fewer than 8 bytes and a `0xFF` after them into a little-endian word: what
+/// [`load_short`] and an OR of the separator give, the separator folded into the loads of the
+/// last bytes.
+#[inline(always)]
+fn load_ended(b: &[u8]) -> u64 {
+    let n = b.len();
+    debug_assert!(n < 8);
+    let p = b.as_ptr();
+    let sep = u64::from(KEY_SEPARATOR);
+    // SAFETY: every read below is at an offset below `n`.
+    unsafe {
+        if n >= 4 {
+            let lo = u64::from(p.cast::<u32>().read_unaligned().to_le());
+            let hi = u64::from(p.add(n - 4).cast::<u32>().read_unaligned().to_le()) | sep << 32;
+            // As in `load_short`; `hi` carries the separator to byte `n`.
+            lo | (hi << (8 * (n - 4)))
+        } else if n > 0 {
+            let last = (u64::from(*p.add(n - 1)) | sep << 8) << (8 * (n - 1));
+            if n >= 2 {
+                u64::from(p.cast::<u16>().read_unaligned().to_le()) | last
+            } else {
+                last
+            }
+        } else {
+            sep
+        }
+    }
 }
 
 /// Loads up to 8 bytes into a little-endian word, without reading past the slice and without a
@@ -582,6 +616,10 @@ mod tests {
             let mut want = [0u8; 8];
             want[..n].copy_from_slice(&a[..n]);
             assert_eq!(load_short(&a[..n]), u64::from_le_bytes(want), "{n}");
+            if n < 8 {
+                want[n] = KEY_SEPARATOR;
+                assert_eq!(load_ended(&a[..n]), u64::from_le_bytes(want), "{n}");
+            }
         }
     }
 }
