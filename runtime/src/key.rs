@@ -49,7 +49,8 @@ pub(crate) struct KeyWords {
     /// The heap block of a long key, from a `Vec<u64>` of capacity `heap_cap` (its length left
     /// at 0: the cursor writes the words through a pointer); null until the first spill.
     heap: *mut u64,
-    heap_cap: usize,
+    /// Initialised with `heap`: a lookup of a short key writes only the null `heap`.
+    heap_cap: MaybeUninit<usize>,
 }
 
 /// Writes a key into a [`KeyWords`]: where the next word goes, the word in progress, the hash.
@@ -84,8 +85,10 @@ pub(crate) struct KeyCursor {
 #[inline(never)]
 fn spill(out: NonNull<KeyWords>, buf: NonNull<u64>, words: usize) -> NonNull<u64> {
     // SAFETY: `out` is valid (see `KeyCursor::new`); read through the raw pointer (see below).
-    let (heap, heap_cap) = unsafe { ((*out.as_ptr()).heap, (*out.as_ptr()).heap_cap) };
-    if !heap.is_null() && words + INLINE_WORDS <= heap_cap {
+    let heap = unsafe { (*out.as_ptr()).heap };
+    // SAFETY: as above; `heap_cap` is initialised once `heap` is not null.
+    if !heap.is_null() && words + INLINE_WORDS <= unsafe { (*out.as_ptr()).heap_cap.assume_init() }
+    {
         return buf;
     }
     let mut heap = Vec::<u64>::with_capacity(2 * words);
@@ -100,10 +103,14 @@ fn spill(out: NonNull<KeyWords>, buf: NonNull<u64>, words: usize) -> NonNull<u64
     unsafe {
         let old = (*out.as_ptr()).heap;
         if !old.is_null() {
-            drop(Vec::from_raw_parts(old, 0, (*out.as_ptr()).heap_cap));
+            drop(Vec::from_raw_parts(
+                old,
+                0,
+                (*out.as_ptr()).heap_cap.assume_init(),
+            ));
         }
         (*out.as_ptr()).heap = ptr;
-        (*out.as_ptr()).heap_cap = cap;
+        (*out.as_ptr()).heap_cap = MaybeUninit::new(cap);
     }
     NonNull::new(ptr).expect("a Vec's pointer is never null")
 }
@@ -112,8 +119,9 @@ impl Drop for KeyWords {
     #[inline(always)]
     fn drop(&mut self) {
         if !self.heap.is_null() {
-            // SAFETY: made by `spill` from a `Vec<u64>` of this capacity, dropped once, here.
-            drop(unsafe { Vec::from_raw_parts(self.heap, 0, self.heap_cap) });
+            // SAFETY: made by `spill` from a `Vec<u64>` of this capacity (initialised with
+            // `heap`), dropped once, here.
+            drop(unsafe { Vec::from_raw_parts(self.heap, 0, self.heap_cap.assume_init()) });
         }
     }
 }
@@ -124,13 +132,11 @@ impl KeyWords {
     pub(crate) fn new() -> Self {
         let mut k = MaybeUninit::<Self>::uninit();
         let p = k.as_mut_ptr();
-        // SAFETY: the fields written are all there is to initialise: `inline` may stay
-        // uninitialised, and `heap_cap` is read only once `heap` is not null. (Built in place
-        // rather than as a struct literal: LLVM widened the literal's null and zero into a
-        // `memset` of the inline words too, 18 stores per lookup.)
+        // SAFETY: `heap` is the one field to initialise: `inline` and `heap_cap` are
+        // `MaybeUninit`. (Built in place rather than as a struct literal: LLVM widened the
+        // literal's null into a `memset` of the inline words too, 18 stores per lookup.)
         unsafe {
             ptr::addr_of_mut!((*p).heap).write(ptr::null_mut());
-            ptr::addr_of_mut!((*p).heap_cap).write(0);
             k.assume_init()
         }
     }
