@@ -36,6 +36,12 @@ fn folded_multiply(a: u64, b: u64) -> u64 {
 }
 
 /// Folds one word of a key into the hash state.
+///
+/// The full 128-bit product, folded, not a cheaper 64-bit `(state ^ word) * K`: that one carries
+/// a flipped top bit of a word through to its product whatever the seed, where the next word's
+/// flipped top bit cancels it, so `["abcdefg", "hijklmn\x7fopqrstu"]` and
+/// `["abcdefg\x7fhijklmn", "opqrstu"]` (a `0xFF` against a DEL closing two consecutive words)
+/// would collide in every family (BENCHMARKS.md, issue 12.1, branch `lookup4`).
 #[inline(always)]
 fn mix(state: u64, word: u64) -> u64 {
     folded_multiply(state ^ word, MULTIPLIER)
@@ -556,6 +562,19 @@ mod tests {
         }
         let k = words_of(b"GET\xff");
         assert_ne!(KeyRef { words: &k }.hash(1), KeyRef { words: &k }.hash(2));
+        // Two keys whose words differ only in the top bits of two consecutive words: a 64-bit
+        // multiply per word would collide them under every seed (see `mix`).
+        let a = words_of(b"abcdefg\xffhijklmn\x7fopqrstu\xff");
+        let b = words_of(b"abcdefg\x7fhijklmn\xffopqrstu\xff");
+        assert_eq!(a.len(), b.len());
+        let differ: Vec<u64> = a.iter().zip(&b).map(|(x, y)| x ^ y).collect();
+        assert_eq!(differ, [1 << 63, 1 << 63, 0]);
+        for seed in [0, 1, 0x1234_5678_9abc_def0] {
+            assert_ne!(
+                KeyRef { words: &a }.hash(seed),
+                KeyRef { words: &b }.hash(seed)
+            );
+        }
     }
 
     /// The hash a lookup takes as it writes (`KeyCursor::hash`) is the hash of the finished
