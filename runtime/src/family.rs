@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::key::{KeyRef, KeyWords, word_form_values, words_of};
-use crate::labels::{KeyWriter, LabelQuery, LabelSet};
+use crate::labels::{KeyWriter, LabelQuery, LabelSet, WrittenKey};
 use crate::metric::{FamilyDecl, Histogram, Metric};
 use crate::model::{FamilyDesc, KeyLabels, Labels, Visitor};
 use record::{Header, Record};
@@ -157,8 +157,7 @@ impl<L: LabelSet, M: Metric> Family<L, M> {
     /// construction, so that builder steps (`.buckets()`, `.mode()`) create no throwaway series.
     pub(crate) fn create_unlabelled_series(&self) {
         if L::ARITY == 0 && self.core.opts.label_names.is_empty() {
-            let empty = KeyWords::new();
-            let key = empty.finish();
+            let key = KeyRef { words: &[] };
             self.core.insert(key.hash(self.core.seed), key, 0, Some(0));
         }
     }
@@ -211,13 +210,10 @@ impl<L: LabelSet, M: Metric> Family<L, M> {
     fn find_in_table<Q: LabelQuery<L> + ?Sized>(&self, labels: &Q) -> &M {
         let core = &*self.core;
         let dense = L::CARDINALITY.map(|_| labels.cardinality_index());
-        let mut words = KeyWords::seeded(core.seed);
-        let arity = {
-            let mut writer = KeyWriter::new(&mut words);
-            labels.write_values(&mut writer);
-            writer.count()
-        };
-        core.find_or_insert(&words, arity, dense)
+        let mut words = KeyWords::new();
+        let mut writer = KeyWriter::new(&mut words, core.seed);
+        labels.write_values(&mut writer);
+        core.find_or_insert(writer.finish(), dense)
     }
 
     /// The first lookup of a set of fixed cardinality, which publishes its dense slot.
@@ -338,24 +334,20 @@ impl<M: Metric> SharedFamily<M> {
     /// Finds or creates the series of the values `write` writes (see `key.rs`).
     #[inline(always)]
     fn lookup(&self, write: impl FnOnce(&mut KeyWriter<'_>), dense: Option<usize>) -> &M {
-        let mut words = KeyWords::seeded(self.seed);
-        let arity = {
-            let mut writer = KeyWriter::new(&mut words);
-            write(&mut writer);
-            writer.count()
-        };
-        self.find_or_insert(&words, arity, dense)
+        let mut words = KeyWords::new();
+        let mut writer = KeyWriter::new(&mut words, self.seed);
+        write(&mut writer);
+        self.find_or_insert(writer.finish(), dense)
     }
 
-    /// The series of the key in `words` (`arity` values): a hit is a probe and a comparison,
-    /// inlined into the caller; a miss calls out of line to [`insert`](Self::insert).
+    /// The series of the `written` key: a hit is a probe and a comparison, inlined into the
+    /// caller; a miss calls out of line to [`insert`](Self::insert).
     #[inline(always)]
-    fn find_or_insert(&self, words: &KeyWords, arity: usize, dense: Option<usize>) -> &M {
-        let hash = words.hash();
-        let key = words.finish();
+    fn find_or_insert(&self, written: WrittenKey<'_>, dense: Option<usize>) -> &M {
+        let WrittenKey { key, hash, values } = written;
         match self.table.find(hash, |p| Self::record(p).matches(&key)) {
             Some(p) => &Self::record(p).header().metric,
-            None => self.insert(hash, key, arity, dense),
+            None => self.insert(hash, key, values, dense),
         }
     }
 
@@ -399,7 +391,7 @@ impl<M: Metric> SharedFamily<M> {
                     key.push(crate::labels::KEY_SEPARATOR);
                 }
                 let words = words_of(&key);
-                let key = words.finish();
+                let key = KeyRef { words: &words };
                 let hash = key.hash(self.seed);
                 // A caller may have used the overflow value itself: then it is the same series.
                 let s = match self.table.find(hash, |p| Self::record(p).matches(&key)) {
@@ -632,7 +624,12 @@ mod tests {
 
     #[test]
     fn keys_sort_like_tuples_of_values() {
-        let key = |joined: &[u8]| words_of(joined).finish().to_word_bytes();
+        let key = |joined: &[u8]| {
+            KeyRef {
+                words: &words_of(joined),
+            }
+            .to_word_bytes()
+        };
         let (root, users) = (
             key(b"GET\xff/\xff200\xff"),
             key(b"GET\xff/users\xff200\xff"),

@@ -19,7 +19,7 @@
 //! chosen to collide.
 
 use std::mem::MaybeUninit;
-use std::ptr::NonNull;
+use std::ptr::{self, NonNull};
 
 /// Separator between values in a series key. Not valid anywhere in UTF-8.
 pub(crate) const KEY_SEPARATOR: u8 = 0xFF;
@@ -36,136 +36,137 @@ fn folded_multiply(a: u64, b: u64) -> u64 {
 }
 
 /// Folds one word of a key into the hash state.
+///
+/// The full 128-bit product, folded, not a cheaper 64-bit `(state ^ word) * K`: that one carries
+/// a flipped top bit of a word through to its product whatever the seed, where the next word's
+/// flipped top bit cancels it, so `["abcdefg", "hijklmn\x7fopqrstu"]` and
+/// `["abcdefg\x7fhijklmn", "opqrstu"]` (a `0xFF` against a DEL closing two consecutive words)
+/// would collide in every family (BENCHMARKS.md, issue 12.1, branch `lookup4`).
 #[inline(always)]
 fn mix(state: u64, word: u64) -> u64 {
     folded_multiply(state ^ word, MULTIPLIER)
 }
 
-/// A key's words: where a [`KeyCursor`] writes them, and the finished key.
+/// Where a [`KeyCursor`] writes a key's words: on the stack, or, for a key longer than
+/// `INLINE_WORDS` words, in a heap block the cursor moves them to (a cold path; a lookup of a
+/// short key neither allocates nor frees).
 pub(crate) struct KeyWords {
-    inline: [MaybeUninit<u64>; INLINE_WORDS],
-    /// Every complete word, once there are more than fit inline (then `inline` is unused).
-    /// Initialised by the first spill, exactly when `words` exceeds `INLINE_WORDS`: a lookup of
-    /// a short key neither creates nor drops a `Vec`. (A panic in a label value's `write_value`
-    /// after a spill leaks the `Vec`: `words` is stored when the writing ends.)
-    heap: MaybeUninit<Vec<u64>>,
-    /// Words and joined length, as the last cursor left them.
-    words: usize,
-    len: usize,
-    /// The hash state (see [`KeyRef::hash`]): the seed, then the words folded in as the
-    /// cursors write them, so that a lookup does not read its words back to hash them.
-    state: u64,
+    inline: MaybeUninit<[u64; INLINE_WORDS]>,
+    /// The heap block of a long key, from a `Vec<u64>` of capacity `heap_cap` (its length left
+    /// at 0: the cursor writes the words through a pointer); null until the first spill.
+    heap: *mut u64,
+    /// Initialised with `heap`: a lookup of a short key writes only the null `heap`.
+    heap_cap: MaybeUninit<usize>,
 }
 
-/// Writes a key into a [`KeyWords`]: the counters and the word in progress.
+/// Writes a key into a [`KeyWords`]: where the next word goes, the word in progress, the hash.
 ///
 /// A separate value from the words it writes, holding them by pointer, so that once a lookup is
 /// inlined the compiler keeps the cursor in registers (the words, indexed at run time, must be
 /// in memory; a struct holding both would be kept in memory whole): a value of one piece is
-/// then a few loads, shifts and one store per word (see the module docs).
+/// then a few loads, shifts and one store per word (see the module docs). The finished key is
+/// read from the cursor ([`words`](Self::words), [`hash`](Self::hash)): nothing is stored back,
+/// and the joined length, which only a new series needs, is not counted ([`KeyRef::len`]).
 pub(crate) struct KeyCursor {
     out: NonNull<KeyWords>,
+    /// The words written so far: `out`'s inline words, or its heap block after a spill. There
+    /// is room for at least the next word: the cursor calls [`spill`] each time `words` reaches
+    /// a multiple of `INLINE_WORDS` (a test of the count's low bits, not a comparison with a
+    /// capacity kept in a register).
+    buf: NonNull<u64>,
     words: usize,
-    /// The incomplete last word of the value being written, little-endian, `pending_len` bytes
-    /// of it (always below 8).
+    /// The incomplete last word of the value being written, little-endian: `pending_len` bytes
+    /// (always below 8), then the value's `0xFF` should it end here, then zeros. Ending a value
+    /// is then a store of this word, its separator placed by the loads of its last bytes.
     pending: u64,
     pending_len: usize,
-    /// The length of the joined form written so far.
-    len: usize,
     /// The hash state of the words written so far (see [`KeyRef::hash`]).
     state: u64,
 }
 
-/// Stores word number `at` past the inline capacity: in the heap words, created from the
-/// inline ones at the first spill (`at == INLINE_WORDS`).
+/// Makes room for `INLINE_WORDS` more words after the `words` at `buf`: when they fill `buf`
+/// (the inline words, or the heap block), moves them to a heap block twice as large, owned by
+/// `out`. Returns where the words now are.
 #[cold]
 #[inline(never)]
-fn spill(out: &mut KeyWords, at: usize, word: u64) {
-    if at == INLINE_WORDS {
-        // SAFETY: all `INLINE_WORDS` inline words were written before the first spill.
-        let mut heap: Vec<u64> = out
-            .inline
-            .iter()
-            .map(|w| unsafe { w.assume_init() })
-            .collect();
-        heap.push(word);
-        out.heap.write(heap);
-    } else {
-        // SAFETY: `at > INLINE_WORDS`: the first spill initialised `heap`.
-        unsafe { out.heap.assume_init_mut() }.push(word);
+fn spill(out: NonNull<KeyWords>, buf: NonNull<u64>, words: usize) -> NonNull<u64> {
+    // SAFETY: `out` is valid (see `KeyCursor::new`); read through the raw pointer (see below).
+    let heap = unsafe { (*out.as_ptr()).heap };
+    // SAFETY: as above; `heap_cap` is initialised once `heap` is not null.
+    if !heap.is_null() && words + INLINE_WORDS <= unsafe { (*out.as_ptr()).heap_cap.assume_init() }
+    {
+        return buf;
     }
+    let mut heap = Vec::<u64>::with_capacity(2 * words);
+    // SAFETY: the cursor wrote `words` words at `buf`.
+    heap.extend_from_slice(unsafe { std::slice::from_raw_parts(buf.as_ptr(), words) });
+    let mut heap = std::mem::ManuallyDrop::new(heap);
+    let (ptr, cap) = (heap.as_mut_ptr(), heap.capacity());
+    // SAFETY: `out` is valid and ours alone while the cursor is used (see `KeyCursor::new`);
+    // its fields are reached through the raw pointer, not a reference, so `buf` (which may
+    // point into `out.inline`) stays valid. The previous heap block, if any, is `buf`, copied
+    // above and no longer used.
+    unsafe {
+        let old = (*out.as_ptr()).heap;
+        if !old.is_null() {
+            drop(Vec::from_raw_parts(
+                old,
+                0,
+                (*out.as_ptr()).heap_cap.assume_init(),
+            ));
+        }
+        (*out.as_ptr()).heap = ptr;
+        (*out.as_ptr()).heap_cap = MaybeUninit::new(cap);
+    }
+    NonNull::new(ptr).expect("a Vec's pointer is never null")
 }
 
 impl Drop for KeyWords {
     #[inline(always)]
     fn drop(&mut self) {
-        if self.words > INLINE_WORDS {
-            // SAFETY: initialised by the first spill (see `heap`), dropped once, here.
-            unsafe { self.heap.assume_init_drop() };
+        if !self.heap.is_null() {
+            // SAFETY: made by `spill` from a `Vec<u64>` of this capacity (initialised with
+            // `heap`), dropped once, here.
+            drop(unsafe { Vec::from_raw_parts(self.heap, 0, self.heap_cap.assume_init()) });
         }
     }
 }
 
 impl KeyWords {
-    /// An empty key hashed under seed 0 (for keys that are only compared or rendered; a key
-    /// built from this is hashed with [`KeyRef::hash`]).
+    /// Room for a key, on the stack.
     #[inline(always)]
     pub(crate) fn new() -> Self {
-        Self::seeded(0)
-    }
-
-    /// An empty key whose [`hash`](Self::hash) is taken under `seed` as it is written.
-    #[inline(always)]
-    pub(crate) fn seeded(seed: u64) -> Self {
-        Self {
-            inline: [MaybeUninit::uninit(); INLINE_WORDS],
-            heap: MaybeUninit::uninit(),
-            words: 0,
-            len: 0,
-            state: seed,
-        }
-    }
-
-    /// The finished key's hash under the seed it was made with: what
-    /// `self.finish().hash(seed)` computes, without reading the words again.
-    #[inline(always)]
-    pub(crate) fn hash(&self) -> u64 {
-        self.state
-    }
-
-    /// The finished key: the words the cursors wrote (an unfinished last value zero-padded,
-    /// as the keys of tests and benchmarks may end) and the length of its joined form.
-    #[inline(always)]
-    pub(crate) fn finish(&self) -> KeyRef<'_> {
-        let words = if self.words <= INLINE_WORDS {
-            // SAFETY: the first `words` inline words were written by `KeyCursor::push_word`.
-            unsafe { std::slice::from_raw_parts(self.inline.as_ptr().cast(), self.words) }
-        } else {
-            // SAFETY: more than `INLINE_WORDS` words: initialised by the first spill.
-            unsafe { self.heap.assume_init_ref() }
-        };
-        KeyRef {
-            words,
-            len: self.len,
+        let mut k = MaybeUninit::<Self>::uninit();
+        let p = k.as_mut_ptr();
+        // SAFETY: `heap` is the one field to initialise: `inline` and `heap_cap` are
+        // `MaybeUninit`. (Built in place rather than as a struct literal: LLVM widened the
+        // literal's null into a `memset` of the inline words too, 18 stores per lookup.)
+        unsafe {
+            ptr::addr_of_mut!((*p).heap).write(ptr::null_mut());
+            k.assume_init()
         }
     }
 }
 
 impl KeyCursor {
-    /// A cursor appending to `out`.
+    /// A cursor writing a key into `out`, hashed under `seed` as it is written.
     ///
     /// # Safety
     /// `out` must stay valid, and be accessed only through this cursor, for as long as the
-    /// cursor is used (`labels::KeyWriter` holds the borrow for as long as it holds the cursor).
+    /// cursor and the words it hands out are used (`labels::KeyWriter` holds the borrow for
+    /// as long as it holds the cursor, and the key it finishes borrows it too).
     #[inline(always)]
-    pub(crate) unsafe fn new(out: &mut KeyWords) -> Self {
+    pub(crate) unsafe fn new(out: &mut KeyWords, seed: u64) -> Self {
+        let out = NonNull::from(out);
+        // SAFETY: a field of a valid `KeyWords`, reached without a reference (see `spill`).
+        let inline = unsafe { ptr::addr_of_mut!((*out.as_ptr()).inline) };
         Self {
-            words: out.words,
-            len: out.len,
-            state: out.state,
-            out: NonNull::from(out),
-            pending: 0,
+            out,
+            buf: NonNull::new(inline.cast::<u64>()).expect("a field's address is not null"),
+            words: 0,
+            pending: u64::from(KEY_SEPARATOR),
             pending_len: 0,
+            state: seed,
         }
     }
 
@@ -174,10 +175,9 @@ impl KeyCursor {
     /// as they are, the rest kept in a register.
     #[inline(always)]
     pub(crate) fn write(&mut self, bytes: &[u8]) {
-        self.len += bytes.len();
         if self.pending_len == 0 {
             if bytes.len() < 8 {
-                self.pending = load_short(bytes);
+                self.pending = load_ended(bytes);
             } else {
                 let words = bytes.chunks_exact(8);
                 let rest = words.remainder().len();
@@ -186,11 +186,12 @@ impl KeyCursor {
                 }
                 // The last `rest` bytes, as the high bytes of the value's last 8: one load.
                 let last = u64::from_le_bytes(bytes[bytes.len() - 8..].try_into().expect("8"));
-                self.pending = if rest == 0 {
+                let tail = if rest == 0 {
                     0
                 } else {
                     last >> (64 - 8 * rest)
                 };
+                self.pending = tail | (u64::from(KEY_SEPARATOR) << (8 * rest));
             }
             self.pending_len = bytes.len() % 8;
         } else {
@@ -202,6 +203,7 @@ impl KeyCursor {
     /// compiler sees that a value's first piece never gets here.)
     #[inline]
     fn write_behind(&mut self, mut bytes: &[u8]) {
+        self.pending ^= u64::from(KEY_SEPARATOR) << (8 * self.pending_len);
         while !bytes.is_empty() {
             let fill = (8 - self.pending_len).min(bytes.len());
             self.pending |= load_short(&bytes[..fill]) << (8 * self.pending_len);
@@ -214,54 +216,57 @@ impl KeyCursor {
                 self.pending_len = 0;
             }
         }
+        self.pending |= u64::from(KEY_SEPARATOR) << (8 * self.pending_len);
     }
 
-    /// Ends the current value: its `0xFF`, then zeros to the end of the word. The key made of
-    /// the values ended so far is complete in the `KeyWords` once [`store`](Self::store)d.
+    /// Ends the current value: its `0xFF`, then zeros to the end of the word (the word in
+    /// progress already holds them).
     #[inline(always)]
     pub(crate) fn end_value(&mut self) {
-        let word = self.pending | (u64::from(KEY_SEPARATOR) << (8 * self.pending_len));
+        let word = self.pending;
         self.push_word(word);
-        self.pending = 0;
+        self.pending = u64::from(KEY_SEPARATOR);
         self.pending_len = 0;
-        self.len += 1;
-    }
-
-    /// Stores the counters and the hash state in the `KeyWords` (once, when the writing is
-    /// done: the cursor keeps them in registers meanwhile). The words themselves are stored as
-    /// they are written.
-    #[inline(always)]
-    pub(crate) fn store(&mut self) {
-        // SAFETY: `out` is valid and ours alone while the cursor is used (see `new`).
-        let out = unsafe { self.out.as_mut() };
-        out.words = self.words;
-        out.len = self.len;
-        out.state = self.state;
     }
 
     #[inline(always)]
     fn push_word(&mut self, word: u64) {
-        // SAFETY: `out` is valid and ours alone until `flush` (see `new`).
-        let out = unsafe { self.out.as_mut() };
         self.state = mix(self.state, word);
-        if self.words < INLINE_WORDS {
-            out.inline[self.words] = MaybeUninit::new(word);
-        } else {
-            spill(out, self.words, word);
-        }
+        // SAFETY: there is room for the word at `buf` (see `buf`).
+        unsafe { self.buf.add(self.words).write(word) };
         self.words += 1;
+        if self.words % INLINE_WORDS == 0 {
+            self.buf = spill(self.out, self.buf, self.words);
+        }
     }
 
-    /// Completes a key whose last value was not ended (tests, `words_of`): stores the word in
+    /// The hash of the words written so far: what [`KeyRef::hash`] computes of them under the
+    /// cursor's seed, without reading them again.
+    #[inline(always)]
+    pub(crate) fn hash(&self) -> u64 {
+        self.state
+    }
+
+    /// The words written so far, borrowed from the `KeyWords` the cursor writes into.
+    ///
+    /// # Safety
+    /// `'a` must not outlive that `KeyWords`' borrow (see [`new`](Self::new)), and the cursor
+    /// must not write again while the words are used.
+    #[inline(always)]
+    pub(crate) unsafe fn words<'a>(&self) -> &'a [u64] {
+        // SAFETY: `words` words were written at `buf`, which the caller keeps valid for `'a`.
+        unsafe { std::slice::from_raw_parts(self.buf.as_ptr(), self.words) }
+    }
+
+    /// Completes a key whose last value was not ended (`words_of`, tests): writes the word in
     /// progress, zero-padded.
     pub(crate) fn flush(&mut self) {
         if self.pending_len > 0 {
-            let last = self.pending;
+            let last = self.pending ^ (u64::from(KEY_SEPARATOR) << (8 * self.pending_len));
             self.push_word(last);
-            self.pending = 0;
+            self.pending = u64::from(KEY_SEPARATOR);
             self.pending_len = 0;
         }
-        self.store();
     }
 }
 
@@ -269,15 +274,12 @@ impl KeyCursor {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct KeyRef<'a> {
     pub(crate) words: &'a [u64],
-    /// Length of the joined form in bytes.
-    pub(crate) len: usize,
 }
 
 impl KeyRef<'_> {
     /// The key's hash under `seed`: each word folded into the state with a 128-bit multiply,
     /// nothing else (the words determine the joined length: each value ends in a `0xFF`). A
-    /// lookup computes the same as it writes the key, in [`KeyCursor`], and reads it with
-    /// [`KeyWords::hash`].
+    /// lookup computes the same as it writes the key, in [`KeyCursor`].
     #[inline(always)]
     pub(crate) fn hash(&self, seed: u64) -> u64 {
         let mut state = seed;
@@ -285,6 +287,23 @@ impl KeyRef<'_> {
             state = mix(state, w);
         }
         state
+    }
+
+    /// The length of the joined form in bytes: each word up to and including its `0xFF`, the
+    /// last of a value (the other words of a value have none: values are UTF-8), or all 8 of
+    /// it. Counted from the words when a series is created, rather than by every lookup. (The
+    /// zero padding of an unfinished last value, in keys of tests, counts.)
+    pub(crate) fn len(&self) -> usize {
+        self.words
+            .iter()
+            .map(|w| {
+                let bytes = w.to_le_bytes();
+                bytes
+                    .iter()
+                    .position(|&b| b == KEY_SEPARATOR)
+                    .map_or(8, |i| i + 1)
+            })
+            .sum()
     }
 
     /// The key's words as bytes, as a series record stores them.
@@ -298,12 +317,13 @@ impl KeyRef<'_> {
     #[cfg_attr(not(all(feature = "multiprocess", unix)), allow(dead_code))]
     pub(crate) fn with_joined<R>(self, f: impl FnOnce(&[u8]) -> R) -> R {
         let mut buf = [0u8; 256];
-        if self.len > buf.len() {
+        let len = self.len();
+        if len > buf.len() {
             return f(&self.to_bytes());
         }
         let bytes = self.words.iter().flat_map(|w| w.to_le_bytes());
         let mut n = 0;
-        for b in joined_parts(bytes).take(self.len) {
+        for b in joined_parts(bytes).take(len) {
             buf[n] = b;
             n += 1;
         }
@@ -312,17 +332,12 @@ impl KeyRef<'_> {
 
     /// The key's joined form.
     pub(crate) fn to_bytes(self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.len);
-        for part in joined_parts(self.words.iter().flat_map(|w| w.to_le_bytes())) {
-            out.push(part);
-        }
-        out.truncate(self.len);
-        out
+        joined_parts(self.words.iter().flat_map(|w| w.to_le_bytes())).collect()
     }
 }
 
 /// The joined form of the bytes of a word-form key: the padding after each `0xFF` dropped (an
-/// unfinished last value keeps its zero padding; callers truncate to the joined length).
+/// unfinished last value keeps its zero padding, which [`KeyRef::len`] counts too).
 fn joined_parts(bytes: impl Iterator<Item = u8>) -> impl Iterator<Item = u8> {
     let mut skipping = false;
     bytes.enumerate().filter_map(move |(i, b)| {
@@ -360,11 +375,11 @@ pub(crate) fn stored_key_matches(stored: &[u64], key: &KeyRef<'_>) -> bool {
             .all(|(&s, &k)| u64::from_le(s) == k)
 }
 
-/// The words of a key given in joined form.
-pub(crate) fn words_of(bytes: &[u8]) -> KeyWords {
+/// The words of a key given in joined form, written as a lookup writes them.
+pub(crate) fn words_of(bytes: &[u8]) -> Vec<u64> {
     let mut k = KeyWords::new();
-    // SAFETY: `k` is used only through the cursor until it is flushed.
-    let mut c = unsafe { KeyCursor::new(&mut k) };
+    // SAFETY: `k` is used only through the cursor, and outlives the words read from it.
+    let mut c = unsafe { KeyCursor::new(&mut k, 0) };
     let mut rest = bytes;
     while let Some(end) = rest.iter().position(|&b| b == KEY_SEPARATOR) {
         c.write(&rest[..end]);
@@ -373,7 +388,37 @@ pub(crate) fn words_of(bytes: &[u8]) -> KeyWords {
     }
     c.write(rest);
     c.flush();
-    k
+    // SAFETY: as above; the cursor writes no more.
+    unsafe { c.words() }.to_vec()
+}
+
+/// Loads fewer than 8 bytes and a `0xFF` after them into a little-endian word: what
+/// [`load_short`] and an OR of the separator give, the separator folded into the loads of the
+/// last bytes.
+#[inline(always)]
+fn load_ended(b: &[u8]) -> u64 {
+    let n = b.len();
+    debug_assert!(n < 8);
+    let p = b.as_ptr();
+    let sep = u64::from(KEY_SEPARATOR);
+    // SAFETY: every read below is at an offset below `n`.
+    unsafe {
+        if n >= 4 {
+            let lo = u64::from(p.cast::<u32>().read_unaligned().to_le());
+            let hi = u64::from(p.add(n - 4).cast::<u32>().read_unaligned().to_le()) | sep << 32;
+            // As in `load_short`; `hi` carries the separator to byte `n`.
+            lo | (hi << (8 * (n - 4)))
+        } else if n > 0 {
+            let last = (u64::from(*p.add(n - 1)) | sep << 8) << (8 * (n - 1));
+            if n >= 2 {
+                u64::from(p.cast::<u16>().read_unaligned().to_le()) | last
+            } else {
+                last
+            }
+        } else {
+            sep
+        }
+    }
 }
 
 /// Loads up to 8 bytes into a little-endian word, without reading past the slice and without a
@@ -412,8 +457,8 @@ mod tests {
     /// The key of `values`, each written in the pieces given.
     fn key(values: &[&[&str]]) -> (Vec<u64>, usize, Vec<u8>) {
         let mut k = KeyWords::new();
-        // SAFETY: `k` is used only through the cursor until it is flushed.
-        let mut c = unsafe { KeyCursor::new(&mut k) };
+        // SAFETY: `k` is used only through the cursor, and outlives the words read from it.
+        let mut c = unsafe { KeyCursor::new(&mut k, 0) };
         for pieces in values {
             for p in *pieces {
                 c.write(p.as_bytes());
@@ -421,8 +466,11 @@ mod tests {
             c.end_value();
         }
         c.flush();
-        let r = k.finish();
-        (r.words.to_vec(), r.len, r.to_bytes())
+        // SAFETY: as above.
+        let r = KeyRef {
+            words: unsafe { c.words() },
+        };
+        (r.words.to_vec(), r.len(), r.to_bytes())
     }
 
     #[test]
@@ -439,9 +487,10 @@ mod tests {
             let whole = key(&[&["GET"], &[v], &["200"]]);
             let joined = [&b"GET\xff"[..], v.as_bytes(), b"\xff200\xff"].concat();
             assert_eq!(whole.2, joined, "len {len}");
-            words_of(&joined)
-                .finish()
-                .with_joined(|b| assert_eq!(b, joined, "len {len}"));
+            KeyRef {
+                words: &words_of(&joined),
+            }
+            .with_joined(|b| assert_eq!(b, joined, "len {len}"));
             assert_eq!(whole.1, joined.len());
             for split in 0..=len {
                 for split2 in split..=len {
@@ -454,9 +503,9 @@ mod tests {
                 }
             }
             let rebuilt = words_of(&joined);
-            let rebuilt = rebuilt.finish();
+            let rebuilt = KeyRef { words: &rebuilt };
             assert_eq!(
-                (rebuilt.words.to_vec(), rebuilt.len),
+                (rebuilt.words.to_vec(), rebuilt.len()),
                 (whole.0.clone(), whole.1)
             );
             let bytes = rebuilt.to_word_bytes();
@@ -482,11 +531,14 @@ mod tests {
 
     #[test]
     fn long_keys_spill_to_the_heap_and_stay_whole() {
-        let long = "x".repeat(8 * INLINE_WORDS + 3);
-        let (words, len, joined) = key(&[&[&long], &["a"]]);
-        assert_eq!(words.len(), INLINE_WORDS + 1 + 1);
-        assert_eq!(len, long.len() + 3);
-        assert_eq!(joined.len(), len);
+        // One spill, and two (the heap block moved to a larger one).
+        for extra in [3, 2 * 8 * INLINE_WORDS + 1] {
+            let long = "x".repeat(8 * INLINE_WORDS + extra);
+            let (words, len, joined) = key(&[&[&long], &["a"]]);
+            assert_eq!(words.len(), long.len() / 8 + 1 + 1);
+            assert_eq!(len, long.len() + 3);
+            assert_eq!(joined, [long.as_bytes(), b"\xffa\xff"].concat());
+        }
     }
 
     #[test]
@@ -506,13 +558,26 @@ mod tests {
             b"GET\xff201\xff",
         ] {
             let k = words_of(s);
-            assert!(seen.insert(k.finish().hash(1)), "{s:?}");
+            assert!(seen.insert(KeyRef { words: &k }.hash(1)), "{s:?}");
         }
-        let (a, b) = (words_of(b"GET\xff"), words_of(b"GET\xff"));
-        assert_ne!(a.finish().hash(1), b.finish().hash(2));
+        let k = words_of(b"GET\xff");
+        assert_ne!(KeyRef { words: &k }.hash(1), KeyRef { words: &k }.hash(2));
+        // Two keys whose words differ only in the top bits of two consecutive words: a 64-bit
+        // multiply per word would collide them under every seed (see `mix`).
+        let a = words_of(b"abcdefg\xffhijklmn\x7fopqrstu\xff");
+        let b = words_of(b"abcdefg\x7fhijklmn\xffopqrstu\xff");
+        assert_eq!(a.len(), b.len());
+        let differ: Vec<u64> = a.iter().zip(&b).map(|(x, y)| x ^ y).collect();
+        assert_eq!(differ, [1 << 63, 1 << 63, 0]);
+        for seed in [0, 1, 0x1234_5678_9abc_def0] {
+            assert_ne!(
+                KeyRef { words: &a }.hash(seed),
+                KeyRef { words: &b }.hash(seed)
+            );
+        }
     }
 
-    /// The hash a lookup takes as it writes (`KeyWords::hash`) is the hash of the finished
+    /// The hash a lookup takes as it writes (`KeyCursor::hash`) is the hash of the finished
     /// words, however the values were split into pieces and however long they are.
     #[test]
     fn hashes_taken_while_writing_match_hashes_of_the_words() {
@@ -526,18 +591,21 @@ mod tests {
             &[long.as_str(), "a"],
         ] {
             for split in [0, 1, 5] {
-                let mut k = KeyWords::seeded(42);
-                // SAFETY: `k` is used only through the cursor until it is stored.
-                let mut c = unsafe { KeyCursor::new(&mut k) };
+                let mut k = KeyWords::new();
+                // SAFETY: `k` is used only through the cursor, and outlives the words read.
+                let mut c = unsafe { KeyCursor::new(&mut k, 42) };
                 for v in values {
                     let at = split.min(v.len());
                     c.write(&v.as_bytes()[..at]);
                     c.write(&v.as_bytes()[at..]);
                     c.end_value();
                 }
-                c.store();
-                assert_eq!(k.hash(), k.finish().hash(42), "{values:?} {split}");
-                assert_ne!(k.hash(), k.finish().hash(43), "{values:?} {split}");
+                // SAFETY: as above.
+                let key = KeyRef {
+                    words: unsafe { c.words() },
+                };
+                assert_eq!(c.hash(), key.hash(42), "{values:?} {split}");
+                assert_ne!(c.hash(), key.hash(43), "{values:?} {split}");
             }
         }
     }
@@ -545,20 +613,24 @@ mod tests {
     #[test]
     fn stored_keys_match_only_themselves() {
         let a = words_of(b"GET\xff200\xff");
-        let stored: Vec<u64> = a.finish().words.iter().map(|w| w.to_le()).collect();
+        let stored: Vec<u64> = a.iter().map(|w| w.to_le()).collect();
         let mut same = KeyWords::new();
-        // SAFETY: `same` is used only through the cursor until it is flushed.
-        let mut c = unsafe { KeyCursor::new(&mut same) };
+        // SAFETY: `same` is used only through the cursor, and outlives the words read.
+        let mut c = unsafe { KeyCursor::new(&mut same, 0) };
         c.write(b"GET");
         c.end_value();
         c.write(b"2");
         c.write(b"00");
         c.end_value();
-        c.flush();
-        assert!(stored_key_matches(&stored, &same.finish()));
+        // SAFETY: as above.
+        let words = unsafe { c.words() };
+        assert!(stored_key_matches(&stored, &KeyRef { words }));
         for other in [&b"GET\xff201\xff"[..], b"GET\xff200", b"GET\xff200\xff\xff"] {
             let o = words_of(other);
-            assert!(!stored_key_matches(&stored, &o.finish()), "{other:?}");
+            assert!(
+                !stored_key_matches(&stored, &KeyRef { words: &o }),
+                "{other:?}"
+            );
         }
     }
 
@@ -569,6 +641,10 @@ mod tests {
             let mut want = [0u8; 8];
             want[..n].copy_from_slice(&a[..n]);
             assert_eq!(load_short(&a[..n]), u64::from_le_bytes(want), "{n}");
+            if n < 8 {
+                want[n] = KEY_SEPARATOR;
+                assert_eq!(load_ended(&a[..n]), u64::from_le_bytes(want), "{n}");
+            }
         }
     }
 }

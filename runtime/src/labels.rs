@@ -14,7 +14,7 @@ use std::borrow::Cow;
 pub(crate) use crate::key::KEY_SEPARATOR;
 use std::marker::PhantomData;
 
-use crate::key::{KeyCursor, KeyWords};
+use crate::key::{KeyCursor, KeyRef, KeyWords};
 
 /// Writes one label value. Handed to [`LabelValue::write_value`].
 pub struct ValueWriter<'a> {
@@ -38,12 +38,21 @@ pub struct KeyWriter<'a> {
     _words: PhantomData<&'a mut KeyWords>,
 }
 
+/// A key a [`KeyWriter`] finished: its words, their hash, and how many values it holds.
+pub(crate) struct WrittenKey<'a> {
+    pub(crate) key: KeyRef<'a>,
+    pub(crate) hash: u64,
+    pub(crate) values: usize,
+}
+
 impl<'a> KeyWriter<'a> {
+    /// A writer of a key into `words`, hashed under `seed`.
     #[inline(always)]
-    pub(crate) fn new(key: &'a mut KeyWords) -> Self {
+    pub(crate) fn new(words: &'a mut KeyWords, seed: u64) -> Self {
         Self {
-            // SAFETY: `key` stays borrowed by `_words` for as long as the cursor lives.
-            key: unsafe { KeyCursor::new(key) },
+            // SAFETY: `words` stays borrowed by `_words` for as long as the cursor lives, and
+            // by the key `finish` hands out after.
+            key: unsafe { KeyCursor::new(words, seed) },
             count: 0,
             _words: PhantomData,
         }
@@ -58,18 +67,22 @@ impl<'a> KeyWriter<'a> {
     }
 
     /// How many values were written.
-    #[inline(always)]
+    #[cfg(test)]
     pub(crate) fn count(&self) -> usize {
         self.count
     }
-}
 
-impl Drop for KeyWriter<'_> {
-    /// Completes the key in the `KeyWords`: the cursor's counters and hash, kept in registers
-    /// while the values are written, are stored once.
+    /// The key written, read from the cursor (which kept it in registers).
     #[inline(always)]
-    fn drop(&mut self) {
-        self.key.store();
+    pub(crate) fn finish(self) -> WrittenKey<'a> {
+        WrittenKey {
+            // SAFETY: the words are in the `KeyWords` borrowed for `'a`; nothing writes again.
+            key: KeyRef {
+                words: unsafe { self.key.words() },
+            },
+            hash: self.key.hash(),
+            values: self.count,
+        }
     }
 }
 
@@ -77,9 +90,10 @@ impl Drop for KeyWriter<'_> {
 /// [`key_values`]). For building keys outside a lookup.
 #[cfg(any(test, feature = "axum"))]
 pub(crate) fn key_bytes(write: impl FnOnce(&mut KeyWriter<'_>)) -> Vec<u8> {
-    let mut key = KeyWords::new();
-    write(&mut KeyWriter::new(&mut key));
-    key.finish().to_bytes()
+    let mut words = KeyWords::new();
+    let mut writer = KeyWriter::new(&mut words, 0);
+    write(&mut writer);
+    writer.finish().key.to_bytes()
 }
 
 /// A label value's text.

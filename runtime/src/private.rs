@@ -247,10 +247,11 @@ impl Prerendered {
     /// Renders the values `write` writes.
     #[inline]
     pub fn new(write: impl FnOnce(&mut KeyWriter<'_>)) -> Self {
-        let mut key = KeyWords::new();
-        write(&mut KeyWriter::new(&mut key));
+        let mut words = KeyWords::new();
+        let mut writer = KeyWriter::new(&mut words, 0);
+        write(&mut writer);
         Self {
-            key: key.finish().to_bytes(),
+            key: writer.finish().key.to_bytes(),
         }
     }
 
@@ -375,11 +376,14 @@ pub mod index_bench {
         seed: u64,
         f: impl FnOnce(LookupKey<'_>) -> R,
     ) -> R {
-        let mut words = KeyWords::seeded(seed);
-        labels.write_values(&mut KeyWriter::new(&mut words));
-        let hash = words.hash();
-        let key = words.finish();
-        f(LookupKey { key, hash })
+        let mut words = KeyWords::new();
+        let mut writer = KeyWriter::new(&mut words, seed);
+        labels.write_values(&mut writer);
+        let written = writer.finish();
+        f(LookupKey {
+            key: written.key,
+            hash: written.hash,
+        })
     }
 
     /// A counter at zero on heap cells: what a family's series holds outside multiprocess mode.

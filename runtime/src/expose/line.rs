@@ -451,7 +451,10 @@ mod tests {
 
     /// A series key in word form, as a series record stores it, from its joined form.
     fn key(joined: &[u8]) -> Vec<u8> {
-        words_of(joined).finish().to_word_bytes()
+        crate::key::KeyRef {
+            words: &words_of(joined),
+        }
+        .to_word_bytes()
     }
 
     fn names(names: &[&str]) -> Vec<Box<str>> {

@@ -3,9 +3,12 @@
 //!
 //! ```text
 //! | Header<M>: hash, created, key length, inline cell count, the metric handle |
-//! | inline cells: `AtomicU64` × n (one process; none when the cells are in a file) |
 //! | key: the label values in word form (`key.rs`: each value and its 0xFF zero-padded to whole words) |
+//! | inline cells: `AtomicU64` × n (one process; none when the cells are in a file) |
 //! ```
+//!
+//! The key comes first, at a fixed offset, so that a lookup's comparison needs no offset read
+//! from the header; the cells are reached through the metric handle, whatever their offset.
 //!
 //! The key is the only copy of the label values: lookups compare it word by word in place,
 //! scrapes render `name="value"` pairs from it. In one process the metric's cells are inline, so
@@ -59,15 +62,20 @@ impl<M> Clone for Record<M> {
 }
 impl<M> Copy for Record<M> {}
 
+/// Where the key of a record starts: right after the header, whose size is a multiple of its
+/// alignment, which is at least 8 (it holds a `u64`), so the key words are aligned.
+const fn key_at<M>() -> usize {
+    size_of::<Header<M>>()
+}
+
 /// Where the parts of a record with `cells` inline cells and a `key_words`-word key lie: the
-/// block's layout, the cells' offset and the key's. The header's size is a multiple of its
-/// alignment, which is at least 8 (it holds a `u64`), so the cells and the key words that follow
-/// it are aligned too.
+/// block's layout, the cells' offset and the key's (see [`key_at`]; the cells follow the key,
+/// aligned as it is).
 #[inline(always)]
 fn layout<M>(cells: usize, key_words: usize) -> (Layout, usize, usize) {
-    let cells_at = size_of::<Header<M>>();
-    let key_at = cells_at + 8 * cells;
-    let size = key_at + 8 * key_words;
+    let key_at = key_at::<M>();
+    let cells_at = key_at + 8 * key_words;
+    let size = cells_at + 8 * cells;
     let layout = Layout::from_size_align(size, align_of::<Header<M>>())
         .expect("a record is far smaller than isize::MAX")
         .pad_to_align();
@@ -162,13 +170,12 @@ impl<M> Record<M> {
     #[inline(always)]
     pub(crate) fn key<'a>(self) -> &'a [u8] {
         let h = self.header();
-        let (_, _, key_at) = layout::<M>(h.inline_cells as usize, 0);
         // SAFETY: `key_words` words at `key_at` are inside the block (see `layout`),
         // initialised in `new` and never written after publication; `self.0` carries the whole
         // block's provenance.
         unsafe {
             std::slice::from_raw_parts(
-                self.0.cast::<u8>().as_ptr().add(key_at),
+                self.0.cast::<u8>().as_ptr().add(key_at::<M>()),
                 8 * h.key_words as usize,
             )
         }
@@ -182,11 +189,14 @@ impl<M> Record<M> {
         if h.key_words as usize != key.words.len() {
             return false;
         }
-        let (_, _, key_at) = layout::<M>(h.inline_cells as usize, 0);
-        // SAFETY: as in `key`; the words are 8-aligned (see `layout`).
+        // SAFETY: as in `key`; the words are 8-aligned (see `key_at`).
         let stored = unsafe {
             std::slice::from_raw_parts(
-                self.0.cast::<u8>().as_ptr().add(key_at).cast::<u64>(),
+                self.0
+                    .cast::<u8>()
+                    .as_ptr()
+                    .add(key_at::<M>())
+                    .cast::<u64>(),
                 h.key_words as usize,
             )
         };
@@ -218,7 +228,7 @@ mod tests {
 
     /// The word form of a joined key, as the record stores it.
     fn words(joined: &[u8]) -> Vec<u64> {
-        words_of(joined).finish().words.to_vec()
+        words_of(joined)
     }
 
     #[test]
@@ -234,14 +244,18 @@ mod tests {
             cells.at(2).fetch_add(5, Ordering::Relaxed);
             assert_eq!(cells.at(2).load(Ordering::Relaxed), 5);
             assert_eq!(cells.at(0).load(Ordering::Relaxed), 0);
-            assert!(r.matches(&words_of(key).finish()));
+            assert!(r.matches(&KeyRef { words: &words(key) }));
             let mut longer = key.to_vec();
             longer.extend_from_slice(b"x\xff");
-            assert!(!r.matches(&words_of(&longer).finish()));
+            assert!(!r.matches(&KeyRef {
+                words: &words(&longer)
+            }));
             if !key.is_empty() {
                 let mut other = key.to_vec();
                 other[0] ^= 1;
-                assert!(!r.matches(&words_of(&other).finish()));
+                assert!(!r.matches(&KeyRef {
+                    words: &words(&other)
+                }));
             }
             // SAFETY: created above, freed once, nothing borrows it any more.
             unsafe { r.free() };
