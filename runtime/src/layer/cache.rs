@@ -65,32 +65,37 @@ impl SeriesCache {
         *self.in_progress[method.index()].get_or_init(resolve)
     }
 
-    /// The `duration` and `total` series for `method` and `status`.
+    /// The `duration` and `total` series for `method` and `status`, where the cache keeps
+    /// them (read in place: copied out, they were moved about); in `spare` when no slot is
+    /// left for them.
     #[inline]
-    pub(crate) fn finished(
-        &self,
+    pub(crate) fn finished<'a>(
+        &'a self,
         method: MethodLabel,
         status: StatusCode,
         resolve: impl FnOnce() -> FinishedSeries,
-    ) -> FinishedSeries {
+        spare: &'a mut Option<FinishedSeries>,
+    ) -> &'a FinishedSeries {
         let key = (method.index() as u32) << 16 | u32::from(status.as_u16());
         // Linear probing from a slot spread by status and method.
         let start = usize::from(status.as_u16()) + 7 * method.index();
         for i in 0..SLOTS {
             let slot = &self.finished[(start + i) % SLOTS];
             match slot.get() {
-                Some((k, resolved)) if *k == key => return *resolved,
+                Some((k, resolved)) if *k == key => return resolved,
                 Some(_) => continue,
                 None => {
                     let resolved = resolve();
                     // Another request may have filled the slot meanwhile, with this pair or
                     // another; either way `resolved` is right for this request.
-                    slot.get_or_init(|| (key, resolved));
-                    return resolved;
+                    return match slot.get_or_init(|| (key, resolved)) {
+                        (k, kept) if *k == key => kept,
+                        _ => spare.insert(resolved),
+                    };
                 }
             }
         }
-        resolve()
+        spare.insert(resolve())
     }
 }
 
@@ -121,11 +126,12 @@ mod tests {
             for method in [http::Method::GET, http::Method::POST] {
                 for &status in &statuses {
                     let o = outcome(&method, status);
-                    let r = cache.finished(o.method, o.status, || families.resolve(&o));
+                    let mut spare = None;
+                    let r = cache.finished(o.method, o.status, || families.resolve(&o), &mut spare);
                     families.record(
                         &o,
                         crate::context::Exclusion::None,
-                        Some(&r),
+                        Some(r),
                         None,
                         crate::context::Tick::now(),
                     );

@@ -588,9 +588,14 @@ impl Families {
         now: Tick,
     ) {
         if exclusion.records_defaults() {
+            // Read where the cache keeps it: copied out first, it was moved about.
+            let owned;
             let resolved = match resolved {
-                Some(r) => *r,
-                None => self.resolve(o),
+                Some(r) => r,
+                None => {
+                    owned = self.resolve(o);
+                    &owned
+                }
             };
             // SAFETY (the three `get`s): `resolved` came from `self`'s families, which live as
             // long as `self`; series are never freed before their family.

@@ -261,15 +261,15 @@ impl RequestState {
                 let exclusion = verdict.max(self.path_exclusion).max(marked);
                 // Only a request recorded in the defaults resolves its series: the cache must
                 // not create a series an untracked request would not.
+                let mut spare = None;
                 let series = self
                     .cache()
                     .filter(|_| exclusion.records_defaults())
                     .map(|cache| {
-                        cache.finished(self.outcome.method, status, || {
-                            families.resolve(&self.outcome)
-                        })
+                        let resolve = || families.resolve(&self.outcome);
+                        cache.finished(self.outcome.method, status, resolve, &mut spare)
                     });
-                families.record(&self.outcome, exclusion, series.as_ref(), trace, end);
+                families.record(&self.outcome, exclusion, series, trace, end);
             }
         });
         if let (Some(c), Some(size)) = (&mut self.outcome.configured, response_size) {

@@ -321,12 +321,17 @@ where
             // `call` panicked.
             None => None,
             Some(future) => {
-                let poll = || catch_unwind(AssertUnwindSafe(|| future.poll(cx)));
-                match state.marks.enter(poll) {
-                    Ok(Poll::Pending) => return Poll::Pending,
+                // The inner future's answer is written into `polled` (a `Result` of it out
+                // of `catch_unwind` was one copy of the response more).
+                let mut polled = Poll::Pending;
+                let poll = || catch_unwind(AssertUnwindSafe(|| polled = future.poll(cx)));
+                let caught = state.marks.enter(poll);
+                match polled {
+                    _ if caught.is_err() => None,
+                    Poll::Pending => return Poll::Pending,
                     // The common case answers from here: the response moves twice less
                     // than through `result` and `respond` (`scripts/callgrind-layer.sh`).
-                    Ok(Poll::Ready(Ok(response))) => {
+                    Poll::Ready(Ok(response)) => {
                         // Dropped now, as below.
                         this.inner.set(None);
                         let Some(state) = this.state.take() else {
@@ -334,8 +339,7 @@ where
                         };
                         return Poll::Ready(Ok(answer(state, response)));
                     }
-                    Ok(Poll::Ready(result)) => Some(result),
-                    Err(_panic) => None,
+                    Poll::Ready(result) => Some(result),
                 }
             }
         };
