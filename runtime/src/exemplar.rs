@@ -9,7 +9,8 @@
 //!   exemplar per [`MIN_INTERVAL_MS`] (90 ms, client_java's sampling interval), whatever its
 //!   bucket, except that an *empty* slot always accepts: the first exemplar of a rare bucket (the
 //!   slow requests one wants to see) is never lost to a busy neighbour. The interval is measured
-//!   on the monotonic clock in units of 2^20 ns, so 90 ms is 86 units (90.2 ms). A skipped
+//!   on the monotonic clock in units of 2^20 ns: two acceptances are more than 86 units (90.2 ms)
+//!   apart, whatever the readings' rounding. A skipped
 //!   exemplar costs one coarse clock read, one load of the series' rate-limit word (the time of
 //!   the last acceptance and which slots are filled, [`Gate`]), a subtraction and a bit test; a
 //!   busy series pays a steady cost, about eleven writes a second. A caller that has read the
@@ -377,8 +378,9 @@ struct Gate(u64);
 /// [`Now`] units (16.8 ms: a coarse clock lags a fine one by one tick, 1–4 ms).
 const SLACK: u32 = 16;
 
-/// [`MIN_INTERVAL_MS`] in [`Now`] units, rounded up (86: 90.2 ms).
-const INTERVAL: u32 = (MIN_INTERVAL_MS * 1_000_000).div_ceil(1 << Now::SHIFT) as u32;
+/// [`MIN_INTERVAL_MS`] in [`Now`] units, rounded up, plus one for the readings' rounding down:
+/// 87, so that two acceptances are always more than 86 units (90.2 ms) apart.
+const INTERVAL: u32 = (MIN_INTERVAL_MS * 1_000_000).div_ceil(1 << Now::SHIFT) as u32 + 1;
 
 impl Gate {
     /// The bit of slot `i`'s class (`i % 32`).
@@ -1010,7 +1012,7 @@ mod tests {
         assert_eq!(e.block().unwrap().get(1).unwrap().value, 4.0);
         at(1 + MIN_INTERVAL_MS - 1, 4.5);
         assert_eq!(value(), 1.0, "within the restarted interval: skipped");
-        at(1 + MIN_INTERVAL_MS + 1, 5.0);
+        at(1 + MIN_INTERVAL_MS + 3, 5.0);
         assert_eq!(value(), 5.0, "after the interval: accepted");
         // Ticks and the coarse clock are one clock: a tick read now is within a few ms of it.
         let (tick, coarse) = (Now::from_tick(crate::clock::Tick::now()), Now::coarse());
@@ -1018,6 +1020,30 @@ mod tests {
             tick.0.abs_diff(coarse.0) < INTERVAL,
             "{tick:?} vs {coarse:?}"
         );
+    }
+
+    /// Whatever the readings' rounding to units: never two acceptances within 90 ms, and the
+    /// next one taken by 93 ms.
+    #[test]
+    fn no_two_acceptances_within_90_ms_whatever_the_rounding() {
+        let t = TraceContext::new([1; 16], None).unwrap();
+        let cells = Cells::heap(1);
+        for offset in (0..1u64 << Now::SHIFT).step_by(4_099) {
+            let e = SeriesExemplars::default();
+            let start = 3_600_000_000_000 + offset;
+            let offer = |after_ns, value| {
+                let now = Now::from_nanos(start + after_ns);
+                e.offer(&cells, 1, 0, value, Offer::Trace(&t), now);
+                e.block().unwrap().get(0).unwrap().value
+            };
+            assert_eq!(offer(0, 1.0), 1.0);
+            assert_eq!(
+                offer(MIN_INTERVAL_MS * 1_000_000 - 1, 2.0),
+                1.0,
+                "offset {offset}"
+            );
+            assert_eq!(offer(93_000_000, 3.0), 3.0, "offset {offset}");
+        }
     }
 
     #[test]
@@ -1056,7 +1082,7 @@ mod tests {
         assert_eq!((value(3), value(35)), (Some(1.0), Some(3.0)), "skipped");
         offer(4, 5.0, 5);
         assert_eq!(value(4), Some(5.0), "another class: its own bit");
-        offer(35, 6.0, 5 + MIN_INTERVAL_MS);
+        offer(35, 6.0, 5 + MIN_INTERVAL_MS + 3);
         assert_eq!(value(35), Some(6.0), "after the interval: accepted");
     }
 
