@@ -21,6 +21,8 @@
 //! `with_trace_at` passes a `Tick` read once per 1,024 iterations, standing for the one the
 //! layer or a timed call has already read to measure the duration: the exemplar's share
 //! without a clock read of its own (a fixed reading would never accept again after 90 ms).
+//! Instruction counts of the same functions: `scripts/callgrind-exemplar.sh`
+//! (`benches/examples/exemplar_callgrind.rs`).
 
 use std::hint::black_box;
 

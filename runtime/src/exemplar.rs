@@ -8,11 +8,14 @@
 //! - **The rule.** A slot holds the latest exemplar accepted for it. A series accepts at most one
 //!   exemplar per [`MIN_INTERVAL_MS`] (90 ms, client_java's sampling interval), whatever its
 //!   bucket, except that an *empty* slot always accepts: the first exemplar of a rare bucket (the
-//!   slow requests one wants to see) is never lost to a busy neighbour. A skipped exemplar costs
-//!   one coarse clock read and a comparison (and, within the interval, one load telling whether
-//!   its slot is filled); a busy series pays a steady cost, about eleven writes a second. A
-//!   caller that has read the monotonic clock anyway (a `Tick`: the layer's request end, a timed
-//!   call) passes it instead, and the skip costs the comparison alone.
+//!   slow requests one wants to see) is never lost to a busy neighbour. The interval is measured
+//!   on the monotonic clock in units of 2^20 ns: two acceptances are more than 86 units (90.2 ms)
+//!   apart, whatever the readings' rounding. A skipped
+//!   exemplar costs one coarse clock read, one load of the series' rate-limit word (the time of
+//!   the last acceptance and which slots are filled, [`Gate`]), a subtraction and a bit test; a
+//!   busy series pays a steady cost, about eleven writes a second. A caller that has read the
+//!   monotonic clock anyway (a `Tick`: the layer's request end, a timed call) passes it
+//!   instead, and the skip costs the load and the tests alone.
 //! - Label sets follow OpenMetrics: valid label names, each once, names and values together at
 //!   most [`MAX_LABEL_CHARS`] (128) UTF-8 characters. A longer or malformed set is refused with an
 //!   [`ExemplarError`] and counted in `promtrack_invalid_updates_total`, never truncated (a
@@ -350,19 +353,74 @@ enum Slots {
 
 /// A series' exemplar state, allocated on its first exemplar.
 pub(crate) struct Block {
-    /// Coarse monotonic milliseconds of the last accepted exemplar.
-    last_ms: AtomicU64,
+    /// The rate limit's whole state, so that a skip is one load of it ([`Gate`]).
+    gate: AtomicU64,
     slots: Slots,
     custom: OnceLock<Box<[Mutex<Custom>]>>,
+}
+
+/// The rate limit's state, one word: the low 32 bits hold the time of the last accepted
+/// exemplar in [`Now`] units, less [`SLACK`]; bit `32 + k` says that every slot `i` with
+/// `i % 32 == k` is filled (or being written) — for a series of at most 32 slots, that slot `k`
+/// is. A skip — within the interval, its slot filled — is one load of this word, a subtraction
+/// and a bit test.
+///
+/// Why these widths: the time subtracts modulo 2^32 (2^52 ns, 52 days); a series idle for a
+/// multiple of that looks, for one interval, as if it had just accepted, which skips one
+/// exemplar. Storing the time less `SLACK` makes a reading up to `SLACK` behind the last
+/// acceptance (a coarse reading a tick behind a `Tick`) subtract to a small number: within the
+/// interval, not 2^32 units later. The filled bits are a hint that is never wrong when set (a
+/// slot is never emptied): a clear bit sends the offer to the slow path, which asks the slot.
+#[derive(Clone, Copy)]
+struct Gate(u64);
+
+/// How far a reading may lag the last acceptance and still count as within the interval, in
+/// [`Now`] units (16.8 ms: a coarse clock lags a fine one by one tick, 1–4 ms).
+const SLACK: u32 = 16;
+
+/// [`MIN_INTERVAL_MS`] in [`Now`] units, rounded up, plus one for the readings' rounding down:
+/// 87, so that two acceptances are always more than 86 units (90.2 ms) apart.
+const INTERVAL: u32 = (MIN_INTERVAL_MS * 1_000_000).div_ceil(1 << Now::SHIFT) as u32 + 1;
+
+impl Gate {
+    /// The bit of slot `i`'s class (`i % 32`).
+    fn filled_bit(i: usize) -> u64 {
+        1 << (32 + i % 32)
+    }
+
+    /// Whether an exemplar for slot `i` at `now` is skipped: within the interval of the last
+    /// acceptance, and its slot's class filled.
+    #[inline(always)]
+    fn skips(self, now: Now, i: usize) -> bool {
+        self.within(now) && ((self.0 >> 32) as u32 >> (i % 32)) & 1 != 0
+    }
+
+    #[inline(always)]
+    fn within(self, now: Now) -> bool {
+        now.0.wrapping_sub(self.0 as u32) < INTERVAL + SLACK
+    }
+
+    /// The state after accepting an exemplar for slot `i` at `now`, with `class_full`: whether
+    /// every slot of `i`'s class will then be filled.
+    fn accepted(self, now: Now, i: usize, class_full: bool) -> Gate {
+        let filled = self.0 & !u64::from(u32::MAX);
+        let bit = if class_full { Self::filled_bit(i) } else { 0 };
+        Gate(filled | bit | u64::from(now.0.wrapping_sub(SLACK)))
+    }
 }
 
 impl Block {
     fn new(slots: Slots) -> Self {
         Self {
-            last_ms: AtomicU64::new(0),
+            gate: AtomicU64::new(0),
             slots,
             custom: OnceLock::new(),
         }
+    }
+
+    #[inline(always)]
+    fn gate(&self) -> Gate {
+        Gate(self.gate.load(Ordering::Relaxed))
     }
 
     #[inline]
@@ -577,44 +635,29 @@ impl SeriesExemplars {
 
     /// Offers an exemplar for slot `i` of a series with `slots` slots whose cells are `cells`
     /// (the series' own, not a stripe's: the store attaches the slots to them), under the rate
-    /// limit of the module docs, with the clock read now. `i` out of range is ignored.
-    #[inline]
-    pub(crate) fn offer(&self, cells: &Cells, slots: usize, i: usize, value: f64, what: Offer<'_>) {
-        self.offer_at(cells, slots, i, value, what, coarse_ms());
-    }
-
-    /// [`offer`](Self::offer) with the monotonic clock in milliseconds as the caller read it
-    /// ([`coarse_ms`], or a [`Tick`](crate::clock::Tick) the caller took anyway, in
-    /// [`tick_ms`]: the same clock, so the two mix).
+    /// limit of the module docs, at `now` ([`Now::coarse`], or a [`Tick`](crate::clock::Tick)
+    /// the caller took anyway: the same clock, so the two mix). `i` out of range is ignored.
     ///
-    /// The skip is all that is inlined: the block pointer, the last acceptance, one
-    /// comparison, and — only within the interval — whether the slot is already filled (an
-    /// empty slot always accepts). Everything else (the first exemplar's block, the bounds
-    /// check, the write) is out of line.
-    #[inline]
-    pub(crate) fn offer_at(
+    /// The skip is all that is inlined: the block pointer and one load of its [`Gate`]. The
+    /// rest (the first exemplar's block, the bounds check, the write) is out of line.
+    #[inline(always)]
+    pub(crate) fn offer(
         &self,
         cells: &Cells,
         slots: usize,
         i: usize,
         value: f64,
         what: Offer<'_>,
-        now_ms: u64,
+        now: Now,
     ) {
-        if let Some(block) = self.block() {
-            // `saturating_sub`: a caller's reading may be a tick behind the one that was
-            // accepted last (a coarse clock lags the fine one): that is within the interval.
-            if now_ms.saturating_sub(block.last_ms.load(Ordering::Relaxed)) < MIN_INTERVAL_MS
-                && block.slots().get(i).is_none_or(|s| !s.is_empty())
-            {
-                return;
-            }
+        if !self.block().is_some_and(|b| b.gate().skips(now, i)) {
+            self.offer_slow(cells, slots, i, value, what, now);
         }
-        self.offer_slow(cells, slots, i, value, what, now_ms);
     }
 
-    /// The rest of [`offer_at`](Self::offer_at): the block made if need be, the rule checked
-    /// again (another thread may have accepted meanwhile), the exemplar stored.
+    /// The rest of [`offer`](Self::offer): the block made if need be, the rule checked again,
+    /// on the slot itself (another thread may have accepted meanwhile; the gate's filled bits
+    /// are a hint), the exemplar stored.
     #[cold]
     #[inline(never)]
     fn offer_slow(
@@ -624,7 +667,7 @@ impl SeriesExemplars {
         i: usize,
         value: f64,
         what: Offer<'_>,
-        now_ms: u64,
+        now: Now,
     ) {
         let block = match self.block() {
             Some(b) => b,
@@ -636,24 +679,44 @@ impl SeriesExemplars {
         let Some(slot) = block.slots().get(i) else {
             return;
         };
-        let last = block.last_ms.load(Ordering::Relaxed);
-        if now_ms.saturating_sub(last) < MIN_INTERVAL_MS && last != 0 && !slot.is_empty() {
+        let gate = block.gate();
+        if gate.within(now) && !slot.is_empty() {
             return;
         }
-        block.store(slot, i, last, now_ms, value, what);
+        block.store(slot, i, gate, now, value, what);
     }
 }
 
 impl Block {
-    fn store(&self, slot: &Slot, i: usize, last: u64, now: u64, value: f64, what: Offer<'_>) {
+    fn store(&self, slot: &Slot, i: usize, gate: Gate, now: Now, value: f64, what: Offer<'_>) {
+        // Slot `i`'s class is full once it is written if every other slot of it is filled:
+        // always so for a series of at most 32 slots. A class filled by a racing writer
+        // meanwhile keeps its bit clear until its next acceptance: a hint, never wrong.
+        let class_full = self
+            .slots()
+            .iter()
+            .skip(i % 32)
+            .step_by(32)
+            .enumerate()
+            .all(|(k, s)| i % 32 + 32 * k == i || !s.is_empty());
         // One writer per window: a thread that loses this race skips (an exemplar is a sample).
         if self
-            .last_ms
-            .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
+            .gate
+            .compare_exchange(
+                gate.0,
+                gate.accepted(now, i, class_full).0,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            )
             .is_err()
         {
             return;
         }
+        self.write(slot, i, value, what);
+    }
+
+    /// Writes an accepted exemplar into `slot`.
+    fn write(&self, slot: &Slot, i: usize, value: f64, what: Offer<'_>) {
         let time_ns = unix_nanos();
         let parsed;
         let what = match what {
@@ -716,32 +779,52 @@ fn unix_nanos() -> u64 {
         .max(1)
 }
 
-/// Milliseconds on a coarse monotonic clock: `CLOCK_MONOTONIC_COARSE` on Linux (a vDSO read of
-/// the last tick; the tick, 1–4 ms, is far below [`MIN_INTERVAL_MS`]), elsewhere the clock
-/// [`Tick`](crate::clock::Tick) reads. Either way the clock and origin of `Tick`
-/// (`CLOCK_MONOTONIC` on Linux, whose coarse form this is), so [`tick_ms`] mixes with it.
-#[inline]
-pub(crate) fn coarse_ms() -> u64 {
-    #[cfg(target_os = "linux")]
-    {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: `ts` is a valid, writable timespec; the clock id is valid on Linux ≥ 2.6.32.
-        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
-        ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        tick_ms(crate::clock::Tick::now())
-    }
-}
+/// A reading of the monotonic clock for the rate limit, in units of 2^20 ns (1.05 ms), modulo
+/// 2^32: a shift of a [`Tick`](crate::clock::Tick)'s nanoseconds, where milliseconds would take
+/// a division.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Now(u32);
 
-/// A [`Tick`](crate::clock::Tick) in the milliseconds of [`coarse_ms`].
-#[inline]
-pub(crate) fn tick_ms(t: crate::clock::Tick) -> u64 {
-    t.nanos() / 1_000_000
+impl Now {
+    const SHIFT: u32 = 20;
+
+    /// A [`Tick`](crate::clock::Tick) the caller took anyway (the layer's request end, a timed
+    /// call): no clock read of its own.
+    #[inline(always)]
+    pub(crate) fn from_tick(t: crate::clock::Tick) -> Self {
+        Self::from_nanos(t.nanos())
+    }
+
+    #[inline(always)]
+    fn from_nanos(ns: u64) -> Self {
+        Self((ns >> Self::SHIFT) as u32)
+    }
+
+    /// The clock read now, coarsely: `CLOCK_MONOTONIC_COARSE` on Linux (a vDSO read of the last
+    /// tick; the tick, 1–4 ms, is far below [`MIN_INTERVAL_MS`]), elsewhere the clock
+    /// [`Tick`](crate::clock::Tick) reads. Either way the clock and origin of `Tick`
+    /// (`CLOCK_MONOTONIC` on Linux, whose coarse form this is), so the two mix.
+    #[inline]
+    pub(crate) fn coarse() -> Self {
+        #[cfg(target_os = "linux")]
+        {
+            let mut ts = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            // SAFETY: `ts` is a valid, writable timespec; the clock id is valid on Linux ≥ 2.6.32.
+            unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+            Self::from_nanos(
+                (ts.tv_sec as u64)
+                    .wrapping_mul(1_000_000_000)
+                    .wrapping_add(ts.tv_nsec as u64),
+            )
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            Self::from_tick(crate::clock::Tick::now())
+        }
+    }
 }
 
 #[cfg(all(test, not(promtrack_loom)))]
@@ -839,6 +922,7 @@ mod tests {
             0,
             1.0,
             Offer::from_labels(&labels).unwrap(),
+            Now::coarse(),
         );
         let got = e.block().unwrap().get(0).unwrap();
         assert_eq!(got.labels[0], (Cow::Borrowed("trace_id"), TRACE.to_owned()));
@@ -874,6 +958,11 @@ mod tests {
         assert_eq!(SlotData::from_words(&[0; SLOT_WORDS]), None);
     }
 
+    /// A reading `ms` milliseconds after an origin an hour into the clock.
+    fn at_ms(ms: u64) -> Now {
+        Now::from_nanos((3_600_000 + ms) * 1_000_000)
+    }
+
     #[test]
     fn the_first_exemplar_is_kept_and_the_rate_limit_holds_the_next() {
         let e = SeriesExemplars::default();
@@ -881,56 +970,120 @@ mod tests {
         assert!(e.block().is_none());
         let t1 = TraceContext::new([1; 16], None).unwrap();
         let t2 = TraceContext::new([2; 16], Some([3; 8])).unwrap();
-        e.offer(&cells, 3, 0, 0.5, Offer::Trace(&t1));
+        e.offer(&cells, 3, 0, 0.5, Offer::Trace(&t1), at_ms(0));
         let b = e.block().unwrap();
         assert_eq!(b.slots().len(), 3);
         assert!(!b.in_file(), "no store registered: on the heap");
         let got = b.get(0).unwrap();
         assert_eq!(got.labels, trace_labels(u128::from_be_bytes([1; 16]), 0));
         assert_eq!(got.value, 0.5);
-        // The same slot within 90 ms: skipped (unless the clock just crossed the interval,
-        // which `last_ms` tells).
-        let last = b.last_ms.load(Ordering::Relaxed);
-        e.offer(&cells, 3, 0, 0.7, Offer::Trace(&t2));
-        if coarse_ms().saturating_sub(last) < MIN_INTERVAL_MS {
-            assert_eq!(b.get(0).unwrap().value, 0.5);
-        }
+        // The same slot within 90 ms: skipped.
+        e.offer(&cells, 3, 0, 0.7, Offer::Trace(&t2), at_ms(10));
+        assert_eq!(b.get(0).unwrap().value, 0.5);
         // An empty slot accepts at once.
-        e.offer(&cells, 3, 2, 9.0, Offer::Trace(&t2));
+        e.offer(&cells, 3, 2, 9.0, Offer::Trace(&t2), at_ms(11));
         let got = b.get(2).unwrap();
         assert_eq!(got.value, 9.0);
         assert_eq!(got.labels[1].1, "0303030303030303");
         // Out of range: ignored.
-        e.offer(&cells, 3, 3, 1.0, Offer::Trace(&t2));
+        e.offer(&cells, 3, 3, 1.0, Offer::Trace(&t2), at_ms(500));
         assert!(b.get(3).is_none());
     }
 
     #[test]
-    fn a_callers_clock_reading_follows_the_same_rule() {
+    fn the_interval_is_90_ms_and_a_reading_from_behind_is_within_it() {
         let e = SeriesExemplars::default();
         let cells = Cells::heap(2);
         let t = TraceContext::new([1; 16], None).unwrap();
-        let at = |now, value| e.offer_at(&cells, 2, 0, value, Offer::Trace(&t), now);
+        let at = |ms, value| e.offer(&cells, 2, 0, value, Offer::Trace(&t), at_ms(ms));
         let value = || e.block().unwrap().get(0).unwrap().value;
-        at(1_000_000, 1.0);
+        at(0, 1.0);
         assert_eq!(value(), 1.0, "an empty slot accepts");
-        at(1_000_000 + MIN_INTERVAL_MS - 1, 2.0);
+        at(MIN_INTERVAL_MS - 1, 2.0);
         assert_eq!(value(), 1.0, "within the interval: skipped");
         // A reading behind the last accepted one (a coarse clock a tick behind a fine one)
-        // is within the interval, not 2^64 ms later.
-        at(999_998, 3.0);
+        // is within the interval, not 2^32 units later.
+        at(0, 3.0);
+        let behind = Now::from_nanos(3_600_000 * 1_000_000 - 4_000_000);
+        e.offer(&cells, 2, 0, 3.5, Offer::Trace(&t), behind);
         assert_eq!(value(), 1.0, "a reading from behind: skipped");
-        // The other slot is empty: it accepts within the interval.
-        e.offer_at(&cells, 2, 1, 4.0, Offer::Trace(&t), 1_000_001);
+        // The other slot is empty: it accepts within the interval, and restarts it.
+        e.offer(&cells, 2, 1, 4.0, Offer::Trace(&t), at_ms(1));
         assert_eq!(e.block().unwrap().get(1).unwrap().value, 4.0);
-        at(1_000_001 + MIN_INTERVAL_MS, 5.0);
+        at(1 + MIN_INTERVAL_MS - 1, 4.5);
+        assert_eq!(value(), 1.0, "within the restarted interval: skipped");
+        at(1 + MIN_INTERVAL_MS + 3, 5.0);
         assert_eq!(value(), 5.0, "after the interval: accepted");
         // Ticks and the coarse clock are one clock: a tick read now is within a few ms of it.
-        let (tick, coarse) = (tick_ms(crate::clock::Tick::now()), coarse_ms());
+        let (tick, coarse) = (Now::from_tick(crate::clock::Tick::now()), Now::coarse());
         assert!(
-            tick.abs_diff(coarse) < MIN_INTERVAL_MS,
-            "{tick} vs {coarse}"
+            tick.0.abs_diff(coarse.0) < INTERVAL,
+            "{tick:?} vs {coarse:?}"
         );
+    }
+
+    /// Whatever the readings' rounding to units: never two acceptances within 90 ms, and the
+    /// next one taken by 93 ms.
+    #[test]
+    fn no_two_acceptances_within_90_ms_whatever_the_rounding() {
+        let t = TraceContext::new([1; 16], None).unwrap();
+        let cells = Cells::heap(1);
+        for offset in (0..1u64 << Now::SHIFT).step_by(4_099) {
+            let e = SeriesExemplars::default();
+            let start = 3_600_000_000_000 + offset;
+            let offer = |after_ns, value| {
+                let now = Now::from_nanos(start + after_ns);
+                e.offer(&cells, 1, 0, value, Offer::Trace(&t), now);
+                e.block().unwrap().get(0).unwrap().value
+            };
+            assert_eq!(offer(0, 1.0), 1.0);
+            assert_eq!(
+                offer(MIN_INTERVAL_MS * 1_000_000 - 1, 2.0),
+                1.0,
+                "offset {offset}"
+            );
+            assert_eq!(offer(93_000_000, 3.0), 3.0, "offset {offset}");
+        }
+    }
+
+    #[test]
+    fn the_clock_wraps_without_a_stuck_series() {
+        let e = SeriesExemplars::default();
+        let cells = Cells::heap(1);
+        let t = TraceContext::new([1; 16], None).unwrap();
+        let value = || e.block().unwrap().get(0).unwrap().value;
+        e.offer(&cells, 1, 0, 1.0, Offer::Trace(&t), Now(u32::MAX - 10));
+        e.offer(&cells, 1, 0, 2.0, Offer::Trace(&t), Now(20));
+        assert_eq!(value(), 1.0, "31 units later, across the wrap: within");
+        e.offer(&cells, 1, 0, 3.0, Offer::Trace(&t), Now(INTERVAL));
+        assert_eq!(value(), 3.0, "an interval later, across the wrap: accepted");
+    }
+
+    #[test]
+    fn slots_32_apart_share_a_filled_bit_and_each_keeps_the_rule() {
+        let slots = 40;
+        let e = SeriesExemplars::default();
+        let cells = Cells::heap(slots + 1);
+        let t = TraceContext::new([1; 16], None).unwrap();
+        let offer = |i, value, ms| e.offer(&cells, slots, i, value, Offer::Trace(&t), at_ms(ms));
+        let value = |i| e.block().unwrap().get(i).map(|x| x.value);
+        let bit = |i| e.block().unwrap().gate().0 & Gate::filled_bit(i) != 0;
+        assert_eq!(Gate::filled_bit(3), Gate::filled_bit(35));
+        assert_ne!(Gate::filled_bit(3), Gate::filled_bit(4));
+        offer(3, 1.0, 0);
+        assert!(!bit(3), "slot 35 of the class is empty");
+        offer(3, 2.0, 1);
+        assert_eq!(value(3), Some(1.0), "filled, within the interval: skipped");
+        offer(35, 3.0, 2);
+        assert_eq!(value(35), Some(3.0), "empty: accepted within the interval");
+        assert!(bit(3), "both slots of the class filled");
+        offer(35, 4.0, 3);
+        offer(3, 4.0, 4);
+        assert_eq!((value(3), value(35)), (Some(1.0), Some(3.0)), "skipped");
+        offer(4, 5.0, 5);
+        assert_eq!(value(4), Some(5.0), "another class: its own bit");
+        offer(35, 6.0, 5 + MIN_INTERVAL_MS + 3);
+        assert_eq!(value(35), Some(6.0), "after the interval: accepted");
     }
 
     #[test]
@@ -971,6 +1124,7 @@ mod tests {
             0,
             2.0,
             Offer::from_labels(&labels).unwrap(),
+            Now::coarse(),
         );
         let got = e.block().unwrap().get(0).unwrap();
         assert_eq!(

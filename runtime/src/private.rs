@@ -106,9 +106,11 @@ impl Record for Histogram {
     }
     #[inline]
     fn record(&self, start: Tick, exemplars: bool) {
-        let seconds = start.seconds_since();
+        let end = Tick::now();
+        let seconds = end.seconds_from(start);
         match exemplars.then(exemplar_trace).flatten() {
-            Some(trace) => self.observe_with_trace(seconds, trace),
+            // The end reading doubles as the exemplar rate limit's clock: no second read.
+            Some(trace) => self.observe_with_trace_at(seconds, trace, end),
             None => self.observe(seconds),
         }
     }

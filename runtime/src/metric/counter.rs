@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use super::{Metric, check_name_suffix, count_invalid_update, private::Sealed};
 use crate::cell::{Cells, add_f64, load_f64};
 use crate::clock::Tick;
-use crate::exemplar::{ExemplarError, Offer, SeriesExemplars, TraceContext, tick_ms};
+use crate::exemplar::{ExemplarError, Now, Offer, SeriesExemplars, TraceContext};
 use crate::layout::counter::{FRACTION, LEN, WHOLE};
 use crate::model::{Exemplars, MetricKind, Point};
 
@@ -82,7 +82,8 @@ impl Counter {
         self.inc_by(v);
         let offer = Offer::from_labels(labels).inspect_err(|_| count_invalid_update())?;
         if v.is_finite() && v >= 0.0 {
-            self.exemplars.offer(&self.cells, 1, 0, v, offer);
+            self.exemplars
+                .offer(&self.cells, 1, 0, v, offer, Now::coarse());
         }
         Ok(())
     }
@@ -93,7 +94,7 @@ impl Counter {
     pub fn inc_with_trace(&self, trace: TraceContext) {
         self.inc();
         self.exemplars
-            .offer(&self.cells, 1, 0, 1.0, Offer::Trace(&trace));
+            .offer(&self.cells, 1, 0, 1.0, Offer::Trace(&trace), Now::coarse());
     }
 
     /// [`inc_with_trace`](Self::inc_with_trace) with the rate limit's clock read by the caller
@@ -101,8 +102,14 @@ impl Counter {
     #[inline]
     pub(crate) fn inc_with_trace_at(&self, trace: TraceContext, now: Tick) {
         self.inc();
-        self.exemplars
-            .offer_at(&self.cells, 1, 0, 1.0, Offer::Trace(&trace), tick_ms(now));
+        self.exemplars.offer(
+            &self.cells,
+            1,
+            0,
+            1.0,
+            Offer::Trace(&trace),
+            Now::from_tick(now),
+        );
     }
 
     /// The current value.

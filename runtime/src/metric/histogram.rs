@@ -24,7 +24,7 @@ use super::stripes::Stripes;
 use super::{Metric, check_reserved, count_invalid_update, private::Sealed};
 use crate::cell::{Cells, load_f64};
 use crate::clock::Tick;
-use crate::exemplar::{ExemplarError, Offer, SeriesExemplars, TraceContext, coarse_ms, tick_ms};
+use crate::exemplar::{ExemplarError, Now, Offer, SeriesExemplars, TraceContext};
 use crate::layout::histogram as layout;
 use crate::model::{Exemplars, MetricKind, Point};
 
@@ -190,7 +190,7 @@ impl Histogram {
     ) -> Result<(), ExemplarError> {
         match Offer::from_labels(labels) {
             Ok(offer) => {
-                self.observe_offering(v, offer, coarse_ms());
+                self.observe_offering(v, offer, Now::coarse());
                 Ok(())
             }
             Err(e) => {
@@ -205,24 +205,24 @@ impl Histogram {
     /// exemplar: the form the layer and traced code use, with nothing to check or allocate.
     #[inline]
     pub fn observe_with_trace(&self, v: f64, trace: TraceContext) {
-        self.observe_offering(v, Offer::Trace(&trace), coarse_ms());
+        self.observe_offering(v, Offer::Trace(&trace), Now::coarse());
     }
 
     /// [`observe_with_trace`](Self::observe_with_trace) with the rate limit's clock read by
     /// the caller (`now`, taken anyway to time the observation): no clock read of its own.
     #[inline]
     pub(crate) fn observe_with_trace_at(&self, v: f64, trace: TraceContext, now: Tick) {
-        self.observe_offering(v, Offer::Trace(&trace), tick_ms(now));
+        self.observe_offering(v, Offer::Trace(&trace), Now::from_tick(now));
     }
 
     /// The exemplar goes to the series' own slots, whichever cells the observation went to,
     /// for the bucket the observation found.
     #[inline(always)]
-    fn observe_offering(&self, v: f64, offer: Offer<'_>, now_ms: u64) {
+    fn observe_offering(&self, v: f64, offer: Offer<'_>, now: Now) {
         if let Some(bucket) = self.record(v) {
             let slots = self.bounds.len() + 1;
             self.exemplars
-                .offer_at(&self.cells, slots, bucket, v, offer, now_ms);
+                .offer(&self.cells, slots, bucket, v, offer, now);
         }
     }
 
