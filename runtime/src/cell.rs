@@ -20,6 +20,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 #[allow(dead_code)] // the cells are reached through `Cells::ptr`, never by field
 struct Line([AtomicU64; 8]);
 
+/// The size and alignment of a cache line, for blocks that give hot cells a line of their own.
+pub(crate) const LINE: usize = align_of::<Line>();
+
 /// A fixed-length run of atomic cells that never moves.
 ///
 /// 16 bytes: every series holds one, so its size is paid per series (see ARCHITECTURE.md,

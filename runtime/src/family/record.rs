@@ -28,7 +28,7 @@ use std::alloc::{self, Layout};
 use std::ptr::{self, NonNull};
 use std::sync::atomic::AtomicU64;
 
-use crate::cell::Cells;
+use crate::cell::{Cells, LINE};
 use crate::key::KeyRef;
 
 use super::table::Keyed;
@@ -71,12 +71,23 @@ const fn key_at<M>() -> usize {
 /// Where the parts of a record with `cells` inline cells and a `key_words`-word key lie: the
 /// block's layout, the cells' offset and the key's (see [`key_at`]; the cells follow the key,
 /// aligned as it is).
+///
+/// One exception: the series of a family without labels (an empty key) is every caller's
+/// series, the most contended there is, so its inline cells start a cache line of their own
+/// ([`LINE`]) and the block is whole lines. Otherwise every update loads the handle's cell
+/// pointer from the line another core is writing, and pays a second transfer of that line
+/// before its own write (BENCHMARKS.md, `counter_inc_contended`). That costs at most one line
+/// per family; a labelled series stays compact (ARCHITECTURE.md, *The series record*).
 #[inline(always)]
 fn layout<M>(cells: usize, key_words: usize) -> (Layout, usize, usize) {
     let key_at = key_at::<M>();
-    let cells_at = key_at + 8 * key_words;
+    let (cells_at, align) = if key_words == 0 && cells > 0 {
+        (key_at.next_multiple_of(LINE), LINE)
+    } else {
+        (key_at + 8 * key_words, align_of::<Header<M>>())
+    };
     let size = cells_at + 8 * cells;
-    let layout = Layout::from_size_align(size, align_of::<Header<M>>())
+    let layout = Layout::from_size_align(size, align)
         .expect("a record is far smaller than isize::MAX")
         .pad_to_align();
     (layout, cells_at, key_at)
@@ -260,6 +271,30 @@ mod tests {
             // SAFETY: created above, freed once, nothing borrows it any more.
             unsafe { r.free() };
         }
+    }
+
+    /// The one series of a family without labels keeps its cells off the line holding its
+    /// handle; a labelled series' cells follow its key, packed.
+    #[test]
+    fn only_a_label_less_series_gets_a_line_of_its_own() {
+        let line_of = |p: *const AtomicU64| p as usize / LINE;
+        let r = Record::new(1, 0.0, &[], 2, None, |cells| cells);
+        let cells = r.header().metric.at(0) as *const AtomicU64;
+        assert_eq!(cells as usize % LINE, 0, "the cells start a line");
+        let handle = ptr::addr_of!(r.header().metric).cast::<AtomicU64>();
+        assert_ne!(line_of(cells), line_of(handle));
+        // SAFETY: created above, freed once, nothing borrows it any more.
+        unsafe { r.free() };
+
+        let key = words(b"GET\xff");
+        let r = Record::new(1, 0.0, &key, 2, None, |cells| cells);
+        let cells = r.header().metric.at(0) as *const AtomicU64 as usize;
+        assert_eq!(
+            cells - r.as_ptr() as usize,
+            key_at::<Cells>() + 8 * key.len()
+        );
+        // SAFETY: as above.
+        unsafe { r.free() };
     }
 
     #[test]
