@@ -19,26 +19,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-2000}
-command -v valgrind >/dev/null || { echo "valgrind is missing: apt-get install -y valgrind" >&2; exit 1; }
-cargo build --release -q -p promtrack-examples --bin layer_wrk_server
-target=$(cargo metadata --format-version 1 --no-deps |
-  python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
-bin="$target/release/layer_wrk_server"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-
-instructions() { # mode requests -> total instructions of the run
-  valgrind --tool=callgrind --callgrind-out-file="$tmp/out" "$bin" requests "$1" "$2" 2>"$tmp/log"
-  awk '/Collected :/ {print $NF}' "$tmp/log" | tail -1
-}
+. scripts/callgrind-lib.sh
+callgrind_init layer_wrk_server -p promtrack-examples --bin layer_wrk_server
 
 result="result:"
 printf '%-16s %-22s %s\n' mode instructions/request over-noop
 noop=
 for mode in bare noop layer-only histogram layer layer-untraced layer-traced axum-prometheus trace; do
-  one=$(instructions "$mode" "$n")
-  two=$(instructions "$mode" $((2 * n)))
-  per=$(( (two - one) / n ))
+  per=$(callgrind_per_iteration 0 "$n" requests "$mode")
   [ "$mode" = noop ] && noop=$per
   over=; [ -n "$noop" ] && over=$(( per - noop ))
   printf '%-16s %-22s %s\n' "$mode" "$per" "$over"

@@ -13,25 +13,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-100000}
-command -v valgrind >/dev/null || { echo "valgrind is missing: apt-get install -y valgrind" >&2; exit 1; }
-cargo build --release -q -p promtrack-benches --example lookup_callgrind
-target=$(cargo metadata --format-version 1 --no-deps |
-  python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
-bin="$target/release/examples/lookup_callgrind"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-
-instructions() { # mode iterations -> total instructions of the run
-  valgrind --tool=callgrind --callgrind-out-file="$tmp/out" "$bin" "$1" "$2" 2>"$tmp/log"
-  awk '/Collected :/ {print $NF}' "$tmp/log" | tail -1
-}
+. scripts/callgrind-lib.sh
+callgrind_init examples/lookup_callgrind -p promtrack-benches --example lookup_callgrind
 
 result="result:"
 printf '%-16s %s\n' mode instructions/lookup
 for mode in counter prom-counter histogram prom-histogram; do
-  one=$(instructions "$mode" "$n")
-  two=$(instructions "$mode" $((2 * n)))
-  per=$(( (two - one) / n ))
+  per=$(callgrind_per_iteration 0 "$n" "$mode")
   printf '%-16s %s\n' "$mode" "$per"
   result="$result ${mode//-/_}=$per"
 done

@@ -13,25 +13,13 @@ cd "$(dirname "$0")/.."
 n=${1:-2}
 shift || true
 formats=${*:-text openmetrics protobuf}
-command -v valgrind >/dev/null || { echo "valgrind is missing: apt-get install -y valgrind" >&2; exit 1; }
-cargo build --release -q -p promtrack-examples --bin scrape_callgrind
-target=$(cargo metadata --format-version 1 --no-deps |
-  python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
-bin="$target/release/scrape_callgrind"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-
-instructions() { # format scrapes -> total instructions of the run
-  valgrind --tool=callgrind --callgrind-out-file="$tmp/out" "$bin" "$1" "$2" 2>"$tmp/log"
-  awk '/Collected :/ {print $NF}' "$tmp/log" | tail -1
-}
+. scripts/callgrind-lib.sh
+callgrind_init scrape_callgrind -p promtrack-examples --bin scrape_callgrind
 
 result="result:"
 printf '%-12s %s\n' format instructions/scrape
 for format in $formats; do
-  one=$(instructions "$format" "$n")
-  two=$(instructions "$format" $((2 * n)))
-  per=$(( (two - one) / n ))
+  per=$(callgrind_per_iteration 0 "$n" "$format")
   printf '%-12s %s\n' "$format" "$per"
   result="$result $format=$per"
 done
