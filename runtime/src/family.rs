@@ -385,12 +385,7 @@ impl<M: Metric> SharedFamily<M> {
         let series = match state.overflow {
             Some(s) => s,
             None => {
-                let mut key = Vec::new();
-                for _ in 0..self.opts.label_names.len() {
-                    key.extend_from_slice(crate::family::OVERFLOW_LABEL_VALUE.as_bytes());
-                    key.push(crate::labels::KEY_SEPARATOR);
-                }
-                let words = words_of(&key);
+                let words = overflow_key(self.opts.label_names.len());
                 let key = KeyRef { words: &words };
                 let hash = key.hash(self.seed);
                 // A caller may have used the overflow value itself: then it is the same series.
@@ -497,6 +492,18 @@ impl<M: Metric> SharedFamily<M> {
             });
         }
     }
+}
+
+/// The key (word form, `key.rs`) of the overflow series of a family with `arity` labels: every
+/// value [`OVERFLOW_LABEL_VALUE`]. Out of line: the same for every metric kind.
+#[inline(never)]
+fn overflow_key(arity: usize) -> Vec<u64> {
+    let mut key = Vec::new();
+    for _ in 0..arity {
+        key.extend_from_slice(OVERFLOW_LABEL_VALUE.as_bytes());
+        key.push(crate::labels::KEY_SEPARATOR);
+    }
+    words_of(&key)
 }
 
 /// Orders keys in word form (`key.rs`) like the tuples of values they hold (`("/", "200")`

@@ -22,6 +22,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap as StdHashMap;
+use std::sync::{Mutex, PoisonError};
 
 /// Keys come from files; the hasher is seeded per process, so crafted keys cannot target it.
 type HashMap<K, V> = StdHashMap<K, V, foldhash::fast::RandomState>;
@@ -30,6 +31,7 @@ use super::exact::Partials;
 use super::file::{self, EXT_NATIVE, EXT_NATIVE_SETTINGS, EXT_NATIVE_SPARSE, NATIVE_SETTINGS_LEN};
 use super::native_merge;
 use super::read::{Parsed, SeriesRecord, key_values, words};
+use super::threads;
 use crate::exemplar::{SLOT_WORDS, SlotData};
 use crate::layout::{Layout, counter, gauge, histogram, summary};
 use crate::metric::{FamilyDecl, GaugeMode};
@@ -192,24 +194,23 @@ impl<'a> Aggregate<'a> {
             return Self::new(sources, purpose);
         }
         let part = |index| Part { index, of: parts };
-        std::thread::scope(|s| {
-            let helpers: Vec<_> = (1..parts)
-                .map(|i| {
-                    let helper = std::thread::Builder::new()
-                        .name("promtrack-scrape".into())
-                        .spawn_scoped(s, move || Self::part(sources, purpose, part(i)));
-                    (i, helper.ok())
-                })
-                .collect();
-            let mut agg = Self::part(sources, purpose, part(0));
-            for (i, helper) in helpers {
-                let share = helper
-                    .and_then(|h| h.join().ok())
-                    .unwrap_or_else(|| Self::part(sources, purpose, part(i)));
-                agg.absorb(share);
-            }
-            agg
-        })
+        let shares: Vec<Mutex<Option<Self>>> = (0..parts).map(|_| Mutex::new(None)).collect();
+        threads::run(parts, &|i| {
+            let share = Self::part(sources, purpose, part(i));
+            *shares[i].lock().unwrap_or_else(PoisonError::into_inner) = Some(share);
+        });
+        let share = |i: usize| {
+            let done = shares[i]
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            done.unwrap_or_else(|| Self::part(sources, purpose, part(i)))
+        };
+        let mut agg = share(0);
+        for i in 1..parts {
+            agg.absorb(share(i));
+        }
+        agg
     }
 
     /// Puts the rows of `other`, another share of the same sources, after this one's.

@@ -23,11 +23,19 @@ fn euid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
+/// The error refusing the directory `path`: what is wrong with it, and how to fix that.
 pub(crate) fn refuse(path: &Path, problem: impl Into<String>, fix: impl Into<String>) -> Error {
+    refuse_owned(path, problem.into(), fix.into())
+}
+
+/// [`refuse`] past the conversions: the formatting of the path is compiled once, not once per
+/// pair of argument types.
+#[inline(never)]
+fn refuse_owned(path: &Path, problem: String, fix: String) -> Error {
     Error::Multiprocess {
         path: path.display().to_string(),
-        problem: problem.into(),
-        fix: fix.into(),
+        problem,
+        fix,
     }
 }
 

@@ -17,7 +17,8 @@
 //! directory, files copied on several threads), `aggregate.rs` and `exact.rs` (combining files by kind and gauge
 //! mode), `native_merge.rs` (native histograms across processes; exemplar slots are `exemplar.rs`'s,
 //! attached to a series in the file by `mode.rs`), `compact.rs` (folding dead files into the archive), `scrape.rs` (one scrape's
-//! families), `stats.rs` (what the scrapes skipped).
+//! families), `stats.rs` (what the scrapes skipped), `threads.rs` (the helper threads a scrape
+//! copies and aggregates on).
 
 mod aggregate;
 mod compact;
@@ -34,6 +35,7 @@ mod scrape;
 mod shrink;
 mod snapshot;
 mod stats;
+mod threads;
 
 pub use dir::SHARED_ENV;
 pub use mode::{ENV, ENV_LOWERCASE, WIPE_ENV, directory, is_enabled, mark_process_dead};

@@ -14,9 +14,10 @@ use std::collections::HashSet;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use super::read::{Parsed, ReadError, Scratch, Snapshot};
-use super::{Stats, dir, lock};
+use super::{Stats, dir, lock, threads};
 
 /// The archive's file name.
 pub(crate) const ARCHIVE: &str = "archive.db";
@@ -140,44 +141,30 @@ fn copy_all(paths: &[PathBuf], stats: &Stats) -> Vec<Found> {
         .min(paths.len() / FILES_PER_THREAD)
         .max(1);
     let next = AtomicUsize::new(0);
-    // Every file taken, copied or not: what a panicked helper took is what no list has.
-    let work = || {
+    // Every file taken and copied (or not): what a panicked helper took is in no list.
+    let taken: Mutex<Vec<(usize, Option<Found>)>> = Mutex::new(Vec::new());
+    let done = threads::run(threads, &|_| {
         let mut scratch = Scratch::default();
-        let mut taken = Vec::new();
+        let mut mine = Vec::new();
         loop {
             let i = next.fetch_add(1, Ordering::Relaxed);
             let Some(p) = paths.get(i) else { break };
+            mine.push((i, copy(p, stats, &mut scratch)));
+        }
+        taken
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(mine);
+    });
+    let mut taken = taken.into_inner().unwrap_or_else(PoisonError::into_inner);
+    if done.contains(&false) {
+        let mut copied = vec![false; paths.len()];
+        taken.iter().for_each(|&(i, _)| copied[i] = true);
+        let mut scratch = Scratch::default();
+        for (i, p) in paths.iter().enumerate().filter(|&(i, _)| !copied[i]) {
             taken.push((i, copy(p, stats, &mut scratch)));
         }
-        taken
-    };
-    let mut taken: Vec<(usize, Option<Found>)> = std::thread::scope(|s| {
-        let helpers: Vec<_> = (1..threads)
-            .filter_map(|_| {
-                std::thread::Builder::new()
-                    .name("promtrack-scrape".into())
-                    .spawn_scoped(s, work)
-                    .ok()
-            })
-            .collect();
-        let mut taken = work();
-        let mut lost = false;
-        for h in helpers {
-            match h.join() {
-                Ok(t) => taken.extend(t),
-                Err(_) => lost = true,
-            }
-        }
-        if lost {
-            let mut done = vec![false; paths.len()];
-            taken.iter().for_each(|&(i, _)| done[i] = true);
-            let mut scratch = Scratch::default();
-            for (i, p) in paths.iter().enumerate().filter(|&(i, _)| !done[i]) {
-                taken.push((i, copy(p, stats, &mut scratch)));
-            }
-        }
-        taken
-    });
+    }
     // In the directory's order, as one thread would have copied them.
     crate::sort::sort_by(&mut taken, |a, b| a.0.cmp(&b.0));
     taken.into_iter().filter_map(|(_, f)| f).collect()
