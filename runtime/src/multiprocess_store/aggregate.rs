@@ -160,8 +160,13 @@ impl Part {
 
 /// Series records per share below which a scrape aggregates on its own thread alone.
 const SERIES_PER_PART: usize = 64 * 1024;
-/// Shares at most (threads, the scrape's own included).
-const MAX_PARTS: usize = 4;
+/// Shares at most (threads, the scrape's own included). One: the shared merge is off. On the 2
+/// cores it was measured on, every share walks every file's records to pick its own, and the
+/// shares' allocations doubled the kernel's time: a scrape of 256 Python-shaped files took
+/// 50–64 ms with two shares against 42–50 ms with one (BENCHMARKS.md, *Multiprocess mode*), and
+/// the native scrape it was written for gained no wall time. The test below keeps the shares
+/// exact, for a machine with more cores to measure it again.
+const MAX_PARTS: usize = 1;
 
 impl<'a> Aggregate<'a> {
     /// Aggregates `sources` (read in order: put live files first, the archive last).
