@@ -611,13 +611,14 @@ pub(crate) fn words(b: &[u8]) -> impl Iterator<Item = u64> + '_ {
         .map(|c| u64::from_ne_bytes(c.try_into().unwrap_or_default()))
 }
 
-fn u16_at(b: &[u8], off: usize) -> Option<u16> {
+/// The native-endian integer at `off` in `b`, if `b` holds it (the file is this machine's).
+pub(super) fn u16_at(b: &[u8], off: usize) -> Option<u16> {
     Some(u16::from_ne_bytes(b.get(off..off + 2)?.try_into().ok()?))
 }
-fn u32_at(b: &[u8], off: usize) -> Option<u32> {
+pub(super) fn u32_at(b: &[u8], off: usize) -> Option<u32> {
     Some(u32::from_ne_bytes(b.get(off..off + 4)?.try_into().ok()?))
 }
-fn u64_at(b: &[u8], off: usize) -> Option<u64> {
+pub(super) fn u64_at(b: &[u8], off: usize) -> Option<u64> {
     Some(u64::from_ne_bytes(b.get(off..off + 8)?.try_into().ok()?))
 }
 

@@ -34,12 +34,13 @@ use super::file::{
     encode_extension, ext_cell_count,
 };
 use super::native_merge::{self, State};
+use super::read::{u16_at, u32_at, u64_at};
 
 /// The shrunk image of `copy` (a file's bytes up to its `used`, value cells agreed), or `None`
 /// when it would be the copy itself (no native state decodes to buckets) or the copy's records
 /// do not walk. `live`: its writer may still change it (`native_merge::decode_state`).
 pub(crate) fn shrink(copy: &[u8], live: bool) -> Option<Vec<u8>> {
-    let used = usize::try_from(word(copy, H_USED)?).ok()?.min(copy.len());
+    let used = usize::try_from(u64_at(copy, H_USED)?).ok()?.min(copy.len());
     let mut image = Image::default();
     let mut sparse_cells = Vec::new();
     let mut off = HEADER_LEN;
@@ -152,16 +153,6 @@ fn buckets(rec: &[u8], live: bool) -> Option<crate::model::NativeBuckets> {
         State::Buckets(b) => Some(b),
         State::Fresh | State::Torn | State::Invalid => None,
     }
-}
-
-fn u16_at(b: &[u8], off: usize) -> Option<u16> {
-    Some(u16::from_ne_bytes(b.get(off..off + 2)?.try_into().ok()?))
-}
-fn u32_at(b: &[u8], off: usize) -> Option<u32> {
-    Some(u32::from_ne_bytes(b.get(off..off + 4)?.try_into().ok()?))
-}
-fn word(b: &[u8], off: usize) -> Option<u64> {
-    Some(u64::from_ne_bytes(b.get(off..off + 8)?.try_into().ok()?))
 }
 
 #[cfg(test)]
