@@ -12,8 +12,8 @@
 //!
 //! The fixtures are those of `histogram_observe` in `benches/core.rs` (same buckets, same cycled
 //! values, each crate's own hot path; its notes on what "the same work" means apply here): one
-//! histogram per crate, shared by both threads. The second thread is spawned for each sample,
-//! outside the timed region, and released by a barrier together with the first.
+//! histogram per crate, shared by both threads, each pinned to a CPU of its own for the sample
+//! (`common/pinned.rs`: spawned and pinned outside the timed region, released by a barrier).
 //! `metrics-exporter-prometheus` buckets observations at upkeep, so each thread drains it every
 //! [`METRICS_DRAIN_EVERY`] of its observations inside the timed loop, as `histogram_observe` does.
 //!
@@ -22,11 +22,11 @@
 //! in a long-running service, which is what the group is about.
 
 use std::hint::black_box;
-use std::sync::Barrier;
-use std::thread;
-use std::time::Instant;
 
 use criterion::{Bencher, Criterion, criterion_group, criterion_main};
+
+#[path = "common/pinned.rs"]
+mod pinned;
 
 /// Prometheus' default buckets (the same 11 in every crate).
 const BUCKETS: [f64; 11] = [
@@ -39,24 +39,12 @@ const METRICS_DRAIN_EVERY: u64 = 1 << 16;
 const LATENCY_NAME: &str = "latency_seconds";
 const HELP: &str = "Benchmark metric.";
 
-/// Two threads each run `observe(iters, values)` once; returns the wall time from a common start
-/// until both are done.
+/// Two threads, each pinned to a CPU of its own (`common/pinned.rs`), each run
+/// `observe(iters, values)` once; returns the wall time from a common start until both are done.
 fn two_threads(b: &mut Bencher<'_>, observe: impl Fn(u64, &[f64; 8]) + Sync) {
     b.iter_custom(|iters| {
-        let barrier = Barrier::new(2);
-        thread::scope(|s| {
-            let other = s.spawn(|| {
-                let values = black_box(OBSERVATIONS);
-                barrier.wait();
-                observe(iters, &values);
-            });
-            let values = black_box(OBSERVATIONS);
-            barrier.wait();
-            let start = Instant::now();
-            observe(iters, &values);
-            other.join().expect("observing thread panicked");
-            start.elapsed()
-        })
+        let values = [black_box(OBSERVATIONS), black_box(OBSERVATIONS)];
+        pinned::run(|thread| observe(iters, &values[thread]))
     });
 }
 
@@ -70,6 +58,10 @@ fn each(iters: u64, values: &[f64; 8], mut observe: impl FnMut(f64)) {
 
 fn histogram_observe_contended(c: &mut Criterion) {
     let mut g = c.benchmark_group("histogram_observe_contended");
+    eprintln!(
+        "histogram_observe_contended: each thread pinned to a CPU of its own: {}",
+        pinned::pinned()
+    );
 
     assert_eq!(prometheus::DEFAULT_BUCKETS, &BUCKETS);
     let histogram = prometheus::Histogram::with_opts(

@@ -74,11 +74,13 @@
 //! `counter_inc_contended` as "how bad is cache-line ping-pong", not as a throughput promise.
 
 use std::hint::black_box;
-use std::sync::{Barrier, LazyLock};
-use std::thread;
+use std::sync::LazyLock;
 use std::time::Instant;
 
 use criterion::{Bencher, Criterion, SamplingMode, criterion_group, criterion_main};
+
+#[path = "common/pinned.rs"]
+mod pinned;
 
 // --------------------------------------------------------------------------------------------
 // Shared inputs
@@ -166,26 +168,14 @@ impl Observations {
     }
 }
 
-/// Two threads each call `inc` `iters` times; returns the wall time from a common start until
-/// both are done. The second thread is spawned outside the timed region and released by a
-/// barrier together with this one.
+/// Two threads, each pinned to a CPU of its own (`common/pinned.rs`), each call `inc` `iters`
+/// times; returns the wall time from a common start until both are done.
 fn two_threads(b: &mut Bencher<'_>, inc: impl Fn() + Sync) {
     b.iter_custom(|iters| {
-        let barrier = Barrier::new(2);
-        thread::scope(|s| {
-            let other = s.spawn(|| {
-                barrier.wait();
-                for _ in 0..iters {
-                    inc();
-                }
-            });
-            barrier.wait();
-            let start = Instant::now();
+        pinned::run(|_| {
             for _ in 0..iters {
                 inc();
             }
-            other.join().expect("incrementing thread panicked");
-            start.elapsed()
         })
     });
 }
@@ -754,21 +744,10 @@ mod index {
     /// Like `two_threads`, but each thread is told which it is (0 or 1).
     pub fn two_threads_each(b: &mut Bencher<'_>, inc: impl Fn(usize) + Sync) {
         b.iter_custom(|iters| {
-            let barrier = Barrier::new(2);
-            thread::scope(|s| {
-                let other = s.spawn(|| {
-                    barrier.wait();
-                    for _ in 0..iters {
-                        inc(1);
-                    }
-                });
-                barrier.wait();
-                let start = Instant::now();
+            super::pinned::run(|thread| {
                 for _ in 0..iters {
-                    inc(0);
+                    inc(thread);
                 }
-                other.join().expect("incrementing thread panicked");
-                start.elapsed()
             })
         });
     }
@@ -976,6 +955,10 @@ fn encode_text(c: &mut Criterion) {
 
 fn counter_inc_contended(c: &mut Criterion) {
     let mut g = c.benchmark_group("counter_inc_contended");
+    eprintln!(
+        "counter_inc_contended: each thread pinned to a CPU of its own: {}",
+        pinned::pinned()
+    );
 
     let counter = prom::counter();
     g.bench_function("prometheus", |b| {
