@@ -278,6 +278,7 @@ pub(crate) fn encode_extension_with_tail(
     tail: usize,
 ) -> usize {
     let start = out.len();
+    out.reserve(EXT_CELLS + 8 * cells.len());
     out.extend_from_slice(&0u32.to_ne_bytes());
     out.extend_from_slice(&TAG_PADDING.to_ne_bytes());
     out.extend_from_slice(&ext.to_ne_bytes());
@@ -285,9 +286,7 @@ pub(crate) fn encode_extension_with_tail(
     out.extend_from_slice(&0u32.to_ne_bytes());
     out.extend_from_slice(&(cells.len().saturating_sub(tail) as u32).to_ne_bytes());
     out.extend_from_slice(&0u32.to_ne_bytes());
-    for c in cells {
-        out.extend_from_slice(&c.to_ne_bytes());
-    }
+    out.extend(cells.iter().flat_map(|c| c.to_ne_bytes()));
     finish_record(out, start);
     EXT_CELLS
 }
