@@ -13,6 +13,8 @@
 use std::collections::HashSet;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use super::read::{Parsed, ReadError, Scratch, Snapshot};
 use super::{Stats, dir, lock, threads};
@@ -54,15 +56,8 @@ impl DirSnapshot {
     /// counts what it skips; a compaction leaves that to the scrapes).
     pub(crate) fn process_files(&self, count: Option<&Stats>) -> Vec<(&Found, Parsed<'_>)> {
         let mut parsed = Vec::with_capacity(self.files.len());
-        // Files are validated independently: on the copies' threads.
-        let all = threads::each(
-            threads_for(self.files.len()),
-            self.files.len(),
-            &|| (),
-            &|_, i| Parsed::parse(&self.files[i].snapshot),
-        );
-        for (f, p) in self.files.iter().zip(all) {
-            match p {
+        for f in &self.files {
+            match Parsed::parse(&f.snapshot) {
                 Ok(p) if !p.info.archive => parsed.push((f, p)),
                 Ok(_) => {
                     if let Some(stats) = count {
@@ -134,29 +129,45 @@ const FILES_PER_THREAD: usize = 8;
 /// Threads that copy at most, the scrape's own included.
 const MAX_THREADS: usize = 4;
 
-/// Threads for `files` files, this one included: up to [`MAX_THREADS`], as the machine has
-/// cores, one per [`FILES_PER_THREAD`] files.
-fn threads_for(files: usize) -> usize {
-    std::thread::available_parallelism()
+/// Copies `paths`, in that order, on up to [`MAX_THREADS`] threads (the scrape's own and
+/// helpers, as the machine has cores): files are independent, and a copy — the kernel's, then
+/// decoding the native states (`shrink.rs`) — is most of a scrape's work. A helper that cannot
+/// be started leaves its share to the others; the files of one that panicked (a bug) are copied
+/// again on this thread, as they would have been without helpers.
+fn copy_all(paths: &[PathBuf], stats: &Stats) -> Vec<Found> {
+    let threads = std::thread::available_parallelism()
         .map_or(1, std::num::NonZeroUsize::get)
         .min(MAX_THREADS)
-        .min(files / FILES_PER_THREAD)
-        .max(1)
-}
-
-/// Copies `paths`, in that order, on up to [`MAX_THREADS`] threads (`threads::each`: the
-/// scrape's own and helpers): files are independent, and a copy — the kernel's, then decoding
-/// the native states (`shrink.rs`) — is most of a scrape's work.
-fn copy_all(paths: &[PathBuf], stats: &Stats) -> Vec<Found> {
-    threads::each(
-        threads_for(paths.len()),
-        paths.len(),
-        &Scratch::default,
-        &|scratch, i| copy(&paths[i], stats, scratch),
-    )
-    .into_iter()
-    .flatten()
-    .collect()
+        .min(paths.len() / FILES_PER_THREAD)
+        .max(1);
+    let next = AtomicUsize::new(0);
+    // Every file taken and copied (or not): what a panicked helper took is in no list.
+    let taken: Mutex<Vec<(usize, Option<Found>)>> = Mutex::new(Vec::new());
+    let done = threads::run(threads, &|_| {
+        let mut scratch = Scratch::default();
+        let mut mine = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(p) = paths.get(i) else { break };
+            mine.push((i, copy(p, stats, &mut scratch)));
+        }
+        taken
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(mine);
+    });
+    let mut taken = taken.into_inner().unwrap_or_else(PoisonError::into_inner);
+    if done.contains(&false) {
+        let mut copied = vec![false; paths.len()];
+        taken.iter().for_each(|&(i, _)| copied[i] = true);
+        let mut scratch = Scratch::default();
+        for (i, p) in paths.iter().enumerate().filter(|&(i, _)| !copied[i]) {
+            taken.push((i, copy(p, stats, &mut scratch)));
+        }
+    }
+    // In the directory's order, as one thread would have copied them.
+    crate::sort::sort_by(&mut taken, |a, b| a.0.cmp(&b.0));
+    taken.into_iter().filter_map(|(_, f)| f).collect()
 }
 
 /// Opens and copies the process file at `path` (see [`list`]).
