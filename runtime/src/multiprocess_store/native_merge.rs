@@ -14,7 +14,10 @@
 //! was killed in is read from its journal with every count. The merge
 //! reduces and widens with the in-process histogram's exact
 //! `NativeBuckets::reduce_to_schema` and `widen_zero_threshold` (`model.rs`), adding in place
-//! when nothing needs reducing (the common case across processes of one program).
+//! when nothing needs reducing (the common case across processes of one program). A state in
+//! the sparse form (what a scrape keeps of each copy, `shrink.rs`) is added where it lies
+//! (`merge_sparse_bytes`): reduced as it is read, its counts added in place to buckets already
+//! merged, with no vector built per process.
 //!
 //! Invariants: nothing here trusts a file — every decode returns `None` on a malformed run,
 //! and schemas outside −4..=8, negative or non-finite thresholds are malformed.
