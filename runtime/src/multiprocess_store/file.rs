@@ -286,7 +286,11 @@ pub(crate) fn encode_extension_with_tail(
     out.extend_from_slice(&0u32.to_ne_bytes());
     out.extend_from_slice(&(cells.len().saturating_sub(tail) as u32).to_ne_bytes());
     out.extend_from_slice(&0u32.to_ne_bytes());
-    out.extend(cells.iter().flat_map(|c| c.to_ne_bytes()));
+    let at = out.len();
+    out.resize(at + 8 * cells.len(), 0);
+    for (to, c) in out[at..].chunks_exact_mut(8).zip(cells) {
+        to.copy_from_slice(&c.to_ne_bytes());
+    }
     finish_record(out, start);
     EXT_CELLS
 }

@@ -92,8 +92,12 @@ pub(crate) fn encode_sparse_into(b: &NativeBuckets, out: &mut Vec<u64>) {
         b.positive.len() as u64,
         b.negative.len() as u64,
     ]);
-    for &(i, c) in b.positive.iter().chain(&b.negative) {
-        out.extend([i64::from(i) as u64, c]);
+    // Sized once, then filled: pushing pair by pair cost a capacity check each.
+    out.resize(5 + 2 * b.bucket_count(), 0);
+    let pairs = b.positive.iter().chain(&b.negative);
+    for (to, &(i, c)) in out[5..].chunks_exact_mut(2).zip(pairs) {
+        to[0] = i64::from(i) as u64;
+        to[1] = c;
     }
 }
 
