@@ -1076,11 +1076,14 @@ fn decode_as(
             Err(DecodeError::Torn)
         }
     };
+    // Sized by the populated count (a hint, bounded by the window): a scrape decodes every
+    // process's state, and growing the vector push by push was a fifth of its instructions.
+    let populated = usize::try_from(header[layout::POPULATED]).map_or(window, |p| p.min(window));
     let mut buckets = NativeBuckets {
         schema: schema as i8,
         zero_threshold,
         zero_count: count_of(header[layout::ZERO_COUNT])?,
-        positive: Vec::new(),
+        positive: Vec::with_capacity(populated),
         negative: Vec::new(),
     };
     for (offset, first, out) in [

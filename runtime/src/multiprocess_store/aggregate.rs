@@ -404,8 +404,15 @@ impl<'a> Aggregate<'a> {
                 &s,
             );
             if let Some((ext, cells)) = s.native {
-                let state = match ext {
-                    EXT_NATIVE => native_merge::decode_state(cells, src.live),
+                let state = match (ext, fam.native.get_mut(row as usize)) {
+                    // Added where it lies, without building its buckets first.
+                    (EXT_NATIVE_SPARSE, Some(Some(acc))) => {
+                        if !native_merge::merge_sparse_bytes(acc, cells) {
+                            self.bad_extensions += 1;
+                        }
+                        native_merge::State::Fresh // nothing more to merge
+                    }
+                    (EXT_NATIVE, _) => native_merge::decode_state(cells, src.live),
                     _ => native_merge::decode_sparse_bytes(cells)
                         .map_or(native_merge::State::Invalid, native_merge::State::Buckets),
                 };

@@ -278,6 +278,7 @@ pub(crate) fn encode_extension_with_tail(
     tail: usize,
 ) -> usize {
     let start = out.len();
+    out.reserve(EXT_CELLS + 8 * cells.len());
     out.extend_from_slice(&0u32.to_ne_bytes());
     out.extend_from_slice(&TAG_PADDING.to_ne_bytes());
     out.extend_from_slice(&ext.to_ne_bytes());
@@ -285,8 +286,10 @@ pub(crate) fn encode_extension_with_tail(
     out.extend_from_slice(&0u32.to_ne_bytes());
     out.extend_from_slice(&(cells.len().saturating_sub(tail) as u32).to_ne_bytes());
     out.extend_from_slice(&0u32.to_ne_bytes());
-    for c in cells {
-        out.extend_from_slice(&c.to_ne_bytes());
+    let at = out.len();
+    out.resize(at + 8 * cells.len(), 0);
+    for (to, c) in out[at..].chunks_exact_mut(8).zip(cells) {
+        to.copy_from_slice(&c.to_ne_bytes());
     }
     finish_record(out, start);
     EXT_CELLS

@@ -14,7 +14,10 @@
 //! was killed in is read from its journal with every count. The merge
 //! reduces and widens with the in-process histogram's exact
 //! `NativeBuckets::reduce_to_schema` and `widen_zero_threshold` (`model.rs`), adding in place
-//! when nothing needs reducing (the common case across processes of one program).
+//! when nothing needs reducing (the common case across processes of one program). A state in
+//! the sparse form (what a scrape keeps of each copy, `shrink.rs`) is added where it lies
+//! (`merge_sparse_bytes`): reduced as it is read, its counts added in place to buckets already
+//! merged, with no vector built per process.
 //!
 //! Invariants: nothing here trusts a file — every decode returns `None` on a malformed run,
 //! and schemas outside −4..=8, negative or non-finite thresholds are malformed.
@@ -89,8 +92,12 @@ pub(crate) fn encode_sparse_into(b: &NativeBuckets, out: &mut Vec<u64>) {
         b.positive.len() as u64,
         b.negative.len() as u64,
     ]);
-    for &(i, c) in b.positive.iter().chain(&b.negative) {
-        out.extend([i64::from(i) as u64, c]);
+    // Sized once, then filled: pushing pair by pair cost a capacity check each.
+    out.resize(5 + 2 * b.bucket_count(), 0);
+    let pairs = b.positive.iter().chain(&b.negative);
+    for (to, &(i, c)) in out[5..].chunks_exact_mut(2).zip(pairs) {
+        to[0] = i64::from(i) as u64;
+        to[1] = c;
     }
 }
 
@@ -109,7 +116,9 @@ pub(crate) fn decode_sparse_bytes(bytes: &[u8]) -> Option<NativeBuckets> {
 }
 
 /// [`decode_sparse`] of `len` cells, cell `i` read by `cell(i)` (called only below `len`).
-fn decode_sparse_as(len: usize, cell: impl Fn(usize) -> u64) -> Option<NativeBuckets> {
+/// The sparse form's schema, zero threshold and bucket counts per sign, if they are valid and
+/// the `len` cells hold exactly those buckets.
+fn sparse_header(len: usize, cell: impl Fn(usize) -> u64) -> Option<(i8, f64, usize, usize)> {
     if len < 5 {
         return None;
     }
@@ -127,6 +136,11 @@ fn decode_sparse_as(len: usize, cell: impl Fn(usize) -> u64) -> Option<NativeBuc
     if len - 5 != p.checked_add(q)?.checked_mul(2)? {
         return None;
     }
+    Some((schema, zero_threshold, p, q))
+}
+
+fn decode_sparse_as(len: usize, cell: impl Fn(usize) -> u64) -> Option<NativeBuckets> {
+    let (schema, zero_threshold, p, q) = sparse_header(len, &cell)?;
     let buckets = |from: usize, n: usize| -> Option<Vec<(i32, u64)>> {
         let mut v: Vec<(i32, u64)> = Vec::with_capacity(n);
         for k in 0..n {
@@ -147,39 +161,91 @@ fn decode_sparse_as(len: usize, cell: impl Fn(usize) -> u64) -> Option<NativeBuc
     })
 }
 
-fn add_side(acc: &mut Vec<(i32, u64)>, b: &[(i32, u64)]) {
-    // The common case across processes of one program: the same buckets populated.
-    if acc.len() == b.len() && acc.iter().zip(b).all(|(x, y)| x.0 == y.0) {
-        for (x, y) in acc.iter_mut().zip(b) {
-            x.1 = x.1.saturating_add(y.1);
+/// Adds buckets `b` (ascending keys, equal keys adjacent: a side reduced on the fly) into
+/// `acc` (strictly ascending), in one pass: counts whose key `acc` holds are added in place —
+/// across the processes of one program, after the first few files, nearly all of them — and
+/// only keys new to `acc` cost an allocation.
+fn add_side(acc: &mut Vec<(i32, u64)>, b: impl Iterator<Item = (i32, u64)>) {
+    let mut new: Vec<(i32, u64)> = Vec::new();
+    let mut i = 0;
+    for (k, c) in b {
+        while acc.get(i).is_some_and(|x| x.0 < k) {
+            i += 1;
         }
+        match acc.get_mut(i) {
+            Some(x) if x.0 == k => x.1 = x.1.saturating_add(c),
+            _ => match new.last_mut() {
+                Some((last, n)) if *last == k => *n = n.saturating_add(c),
+                _ => new.push((k, c)),
+            },
+        }
+    }
+    if new.is_empty() {
         return;
     }
-    let mut out = Vec::with_capacity(acc.len() + b.len());
-    let (mut x, mut y) = (acc.iter().peekable(), b.iter().peekable());
-    loop {
-        match (x.peek(), y.peek()) {
-            (Some(&&(i, c)), Some(&&(j, d))) if i == j => {
-                out.push((i, c.saturating_add(d)));
-                x.next();
-                y.next();
-            }
-            (Some(&&(i, c)), Some(&&(j, _))) if i < j => {
-                out.push((i, c));
-                x.next();
-            }
-            (_, Some(&&p)) => {
-                out.push(p);
-                y.next();
-            }
-            (Some(&&p), None) => {
-                out.push(p);
-                x.next();
-            }
-            (None, None) => break,
+    // Two ascending runs with no key in common.
+    let mut out = Vec::with_capacity(acc.len() + new.len());
+    let mut x = acc.iter().copied().peekable();
+    for p in new {
+        while let Some(q) = x.next_if(|q| q.0 < p.0) {
+            out.push(q);
         }
+        out.push(p);
     }
+    out.extend(x);
     *acc = out;
+}
+
+/// Whether the keys are strictly ascending and each fits an `i32`.
+fn ascending(mut side: impl Iterator<Item = (i64, u64)>) -> bool {
+    let mut last = i64::MIN;
+    side.all(|(k, _)| {
+        let ok = k > last && i32::try_from(k).is_ok();
+        last = k;
+        ok
+    })
+}
+
+/// Adds the sparse form `bytes` (an `EXT_NATIVE_SPARSE` record's cells, read in place) into
+/// `acc`: what `merge_owned(acc, decode_sparse_bytes(bytes)?)` does, without building its
+/// buckets when nothing needs widening (the same zero threshold, the common case): they are
+/// reduced to the merged schema as they are read and added in place (`add_side`). `false`,
+/// and `acc` untouched, if the form is malformed (as [`decode_sparse`] judges it).
+pub(crate) fn merge_sparse_bytes(acc: &mut NativeBuckets, bytes: &[u8]) -> bool {
+    let cell = |i: usize| {
+        bytes
+            .get(8 * i..8 * i + 8)
+            .map_or(0, |w| u64::from_ne_bytes(w.try_into().unwrap_or_default()))
+    };
+    let Some((schema, zero_threshold, p, q)) = sparse_header(bytes.len() / 8, cell) else {
+        return false;
+    };
+    // (key, count) pairs, 16 bytes each, after the 5 header cells.
+    let word = |w: &[u8]| u64::from_ne_bytes(w.try_into().unwrap_or_default());
+    let pairs = |from: usize, n: usize| {
+        bytes
+            .get(8 * from..8 * from + 16 * n)
+            .unwrap_or_default()
+            .chunks_exact(16)
+            .map(move |c| (word(&c[..8]) as i64, word(&c[8..])))
+    };
+    let (positive, negative) = (pairs(5, p), pairs(5 + 2 * p, q));
+    if !(ascending(positive.clone()) && ascending(negative.clone())) {
+        return false;
+    }
+    if zero_threshold != acc.zero_threshold {
+        return decode_sparse_bytes(bytes).is_some_and(|b| {
+            merge_owned(acc, b);
+            true
+        });
+    }
+    acc.reduce_to_schema(schema);
+    let d = i64::from(schema) - i64::from(acc.schema);
+    acc.zero_count = acc.zero_count.saturating_add(cell(2));
+    let reduced = |(k, c): (i64, u64)| (crate::model::reduced_key(k as i32, d), c);
+    add_side(&mut acc.positive, positive.map(reduced));
+    add_side(&mut acc.negative, negative.map(reduced));
+    true
 }
 
 /// Adds `b` into `acc` (see the module docs).
@@ -188,8 +254,8 @@ pub(crate) fn merge(acc: &mut NativeBuckets, b: &NativeBuckets) {
     if acc.schema == b.schema && acc.zero_threshold == b.zero_threshold {
         // Nothing to reduce or widen: add without copying `b`.
         acc.zero_count = acc.zero_count.saturating_add(b.zero_count);
-        add_side(&mut acc.positive, &b.positive);
-        add_side(&mut acc.negative, &b.negative);
+        add_side(&mut acc.positive, b.positive.iter().copied());
+        add_side(&mut acc.negative, b.negative.iter().copied());
         return;
     }
     merge_owned(acc, b.clone());
@@ -199,8 +265,8 @@ pub(crate) fn merge(acc: &mut NativeBuckets, b: &NativeBuckets) {
 pub(crate) fn merge_owned(acc: &mut NativeBuckets, mut b: NativeBuckets) {
     if acc.schema == b.schema && acc.zero_threshold == b.zero_threshold {
         acc.zero_count = acc.zero_count.saturating_add(b.zero_count);
-        add_side(&mut acc.positive, &b.positive);
-        add_side(&mut acc.negative, &b.negative);
+        add_side(&mut acc.positive, b.positive.iter().copied());
+        add_side(&mut acc.negative, b.negative.iter().copied());
         return;
     }
     // The in-process histogram's exact reduction and widening (`model.rs`), one definition.
@@ -217,8 +283,8 @@ pub(crate) fn merge_owned(acc: &mut NativeBuckets, mut b: NativeBuckets) {
         t = ta.max(tb);
     }
     acc.zero_count = acc.zero_count.saturating_add(b.zero_count);
-    add_side(&mut acc.positive, &b.positive);
-    add_side(&mut acc.negative, &b.negative);
+    add_side(&mut acc.positive, b.positive.iter().copied());
+    add_side(&mut acc.negative, b.negative.iter().copied());
 }
 
 #[cfg(test)]
@@ -320,6 +386,46 @@ mod tests {
         assert_eq!(decode_state(&bytes(&torn), true), State::Torn);
         assert_eq!(decode_state(&bytes(&torn), false), State::Buckets(b));
         assert_eq!(decode_state(&bytes(&cells[..20]), true), State::Invalid);
+    }
+
+    /// Adding the sparse form where it lies is the merge of its decoded buckets: keys already
+    /// there (in place), new keys, a higher schema reduced on the fly, a lower one, another
+    /// zero threshold, extreme keys; a malformed form changes nothing.
+    #[test]
+    fn merging_the_sparse_form_in_place_is_merging_its_buckets() {
+        let bytes =
+            |cells: &[u64]| -> Vec<u8> { cells.iter().flat_map(|c| c.to_ne_bytes()).collect() };
+        let with_neg = |mut b: NativeBuckets, neg: &[(i32, u64)]| {
+            b.negative = neg.to_vec();
+            b
+        };
+        let acc = with_neg(nb(2, 0.0, 1, &[(-3, 1), (0, 2), (4, 3)]), &[(1, 1)]);
+        let others = [
+            nb(2, 0.0, 2, &[(0, 5), (4, 1)]),
+            with_neg(nb(2, 0.0, 0, &[(-7, 1), (1, 2), (9, 3)]), &[(1, 2), (3, 1)]),
+            nb(3, 0.0, 4, &[(-6, 1), (-5, 1), (0, 2), (7, 1), (8, 9)]),
+            nb(1, 0.0, 0, &[(0, 1), (2, 2)]),
+            nb(2, 1.0, 3, &[(1, 1), (4, 4)]),
+            nb(8, 0.0, 0, &[(i32::MIN, 1), (i32::MAX, u64::MAX)]),
+            nb(2, 0.0, 0, &[]),
+        ];
+        for b in others {
+            let mut want = acc.clone();
+            merge(&mut want, &b);
+            let mut got = acc.clone();
+            assert!(merge_sparse_bytes(&mut got, &bytes(&encode_sparse(&b))));
+            assert_eq!(got, want, "adding {b:?}");
+        }
+        let mut bad = encode_sparse(&nb(2, 0.0, 1, &[(3, 1), (5, 1)]));
+        bad.swap(5, 7); // keys 5 then 3
+        for bad in [&bad[..], &bad[..4], &bad[..bad.len() - 1]] {
+            let mut got = acc.clone();
+            assert!(!merge_sparse_bytes(&mut got, &bytes(bad)));
+            assert_eq!(got, acc);
+        }
+        let mut big = encode_sparse(&nb(2, 0.0, 0, &[(1, 1)]));
+        big[5] = 1 << 40; // a key past `i32`
+        assert!(!merge_sparse_bytes(&mut acc.clone(), &bytes(&big)));
     }
 
     #[test]

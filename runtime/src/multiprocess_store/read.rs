@@ -791,10 +791,15 @@ impl<'a> Parsed<'a> {
             }
             fam
         } else {
-            let i = self
-                .series
-                .binary_search_by_key(&(target_off as u32 + 16), |r| r.cells_off)
-                .map_err(|_| bad("an extension attached to no series"))?;
+            // Extensions mostly follow their series record: look at the last one first.
+            let cells_off = target_off as u32 + 16;
+            let i = match self.series.last() {
+                Some(r) if r.cells_off == cells_off => self.series.len() - 1,
+                _ => self
+                    .series
+                    .binary_search_by_key(&cells_off, |r| r.cells_off)
+                    .map_err(|_| bad("an extension attached to no series"))?,
+            };
             let fam_i = self.series[i].fam as usize;
             let fam = &self.families[fam_i];
             let ok = match ext {

@@ -129,6 +129,11 @@ impl Image {
         if old < self.from {
             return Some(old);
         }
+        // Usually one of the last two records: an extension and the series it attaches to.
+        let last = self.starts.len().saturating_sub(2);
+        if let Some(&(_, at)) = self.starts[last..].iter().find(|s| s.0 == old) {
+            return Some(at);
+        }
         let i = self.starts.binary_search_by_key(&old, |s| s.0).ok()?;
         Some(self.starts[i].1)
     }
