@@ -185,13 +185,11 @@ impl KeyCursor {
                     self.push_word(u64::from_le_bytes(word.try_into().expect("8 bytes")));
                 }
                 // The last `rest` bytes, as the high bytes of the value's last 8: one load.
+                // With the separator put above them and the whole shifted down, the word in
+                // progress in one shift, by 1 to 8 bytes, `rest == 0` included (it leaves the
+                // separator alone): no branch or select on `rest`.
                 let last = u64::from_le_bytes(bytes[bytes.len() - 8..].try_into().expect("8"));
-                let tail = if rest == 0 {
-                    0
-                } else {
-                    last >> (64 - 8 * rest)
-                };
-                self.pending = tail | (u64::from(KEY_SEPARATOR) << (8 * rest));
+                self.pending = ((last >> 8) | (u64::from(KEY_SEPARATOR) << 56)) >> (56 - 8 * rest);
             }
             self.pending_len = bytes.len() % 8;
         } else {
