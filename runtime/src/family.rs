@@ -33,7 +33,7 @@ use crate::key::{KeyRef, KeyWords};
 use crate::labels::{KeyWriter, LabelQuery, LabelSet, WrittenKey};
 use crate::metric::{FamilyDecl, Histogram, Metric};
 use crate::model::{FamilyDesc, Labels, Visitor};
-use record::{Header, Prefix, RawRecord, Record, Shape};
+use record::{Header, Prefix, Record, Shape};
 use series::{Miss, Series};
 use table::Table;
 
@@ -401,25 +401,19 @@ impl<M: Metric> SharedFamily<M> {
         }
     }
 
-    /// Visits the header and every series, ordered by label values (`Series::visit`, which
-    /// holds the family's lock meanwhile).
+    /// Visits the header and every series, ordered by label values, under the family's lock
+    /// (`Series::sorted`).
     pub(crate) fn visit(&self, v: &mut dyn Visitor, scratch: &mut Vec<u64>) {
         v.family(&self.desc());
-        let config = &self.opts.config;
-        self.series
-            .visit(&self.opts.label_names, &mut |s: RawRecord, labels| {
-                // SAFETY: this family's records are of its metric type `M`.
-                let metric = &unsafe { s.typed::<M>() }.header().metric;
-                let exemplars = metric.exemplars();
-                metric.visit_point(config, scratch, &mut |point| {
-                    v.series_with_exemplars(
-                        Labels::Key(labels),
-                        point,
-                        Some(s.created()),
-                        exemplars,
-                    );
-                });
+        let sorted = self.series.sorted();
+        for (s, labels) in sorted.each(&self.opts.label_names) {
+            // SAFETY: this family's records are of its metric type `M`.
+            let metric = &unsafe { s.typed::<M>() }.header().metric;
+            let exemplars = metric.exemplars();
+            metric.visit_point(&self.opts.config, scratch, &mut |point| {
+                v.series_with_exemplars(Labels::Key(labels), point, Some(s.created()), exemplars);
             });
+        }
     }
 }
 

@@ -229,16 +229,14 @@ impl Series {
         self.overflow_hits.load(Ordering::Relaxed)
     }
 
-    /// Hands `each` every series, ordered by label values, with its label pairs (`label_names`
-    /// and the key).
+    /// Every series, ordered by label values, for a scrape: the family's lock, held until the
+    /// returned value drops. Lookups of existing series go on unhindered meanwhile; only the
+    /// creation of a new series waits for the scrape to finish with this family.
     ///
-    /// Holds the family's lock while it visits: lookups of existing series go on unhindered;
-    /// only the creation of a new series waits for the scrape to finish with this family.
-    pub(super) fn visit(
-        &self,
-        label_names: &[Box<str>],
-        each: &mut dyn FnMut(RawRecord, KeyLabels<'_>),
-    ) {
+    /// The lock and the sort are here, compiled once; the loop over the series is the caller's,
+    /// generic, so that a series' scrape calls its metric directly (a `dyn` call per series
+    /// cost the scrape 2 to 4 % more instructions, `scripts/callgrind-scrape.sh`).
+    pub(super) fn sorted(&self) -> Sorted<'_> {
         let mut state = self.lock();
         let shape = &self.shape;
         if !state.sorted {
@@ -247,11 +245,35 @@ impl Series {
             });
             state.sorted = true;
         }
-        // Set under the lock, as every series is created: read here, under it too.
-        let escape = self.escaping.load(Ordering::Relaxed);
-        for &s in &state.all {
-            each(s, KeyLabels::new(label_names, s.key(shape), escape));
+        Sorted {
+            // Set under the lock, as every series is created: read here, under it too.
+            escape: self.escaping.load(Ordering::Relaxed),
+            state,
+            shape,
         }
+    }
+}
+
+/// A family's series in label-value order, its lock held ([`Series::sorted`]).
+pub(super) struct Sorted<'a> {
+    state: MutexGuard<'a, State>,
+    shape: &'a Shape,
+    escape: bool,
+}
+
+impl Sorted<'_> {
+    /// Each series with its label pairs, from `label_names` and its key.
+    #[inline]
+    pub(super) fn each<'a>(
+        &'a self,
+        label_names: &'a [Box<str>],
+    ) -> impl Iterator<Item = (RawRecord, KeyLabels<'a>)> + 'a {
+        self.state.all.iter().map(|&s| {
+            (
+                s,
+                KeyLabels::new(label_names, s.key(self.shape), self.escape),
+            )
+        })
     }
 }
 
