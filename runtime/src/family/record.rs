@@ -252,10 +252,10 @@ impl RawRecord {
         }
     }
 
-    /// Whether `key` is the key of this record, of the `shape` given: word count, then the
-    /// words compared in place (`key::stored_key_matches`). The creation path's comparison; the
-    /// lookup's is [`Record::matches`].
-    pub(crate) fn matches(self, shape: &Shape, key: &KeyRef<'_>) -> bool {
+    /// Whether `key` is the key of this record, whose key starts at `key_at`: word count, then
+    /// the words compared in place (`key::stored_key_matches`).
+    #[inline(always)]
+    fn matches_at(self, key_at: usize, key: &KeyRef<'_>) -> bool {
         let words = self.prefix().key_words as usize;
         if words != key.words.len() {
             return false;
@@ -263,11 +263,17 @@ impl RawRecord {
         // SAFETY: as in `key`; the words are 8-aligned (see `key_at`).
         let stored = unsafe {
             std::slice::from_raw_parts(
-                self.0.cast::<u8>().as_ptr().add(shape.key_at).cast::<u64>(),
+                self.0.cast::<u8>().as_ptr().add(key_at).cast::<u64>(),
                 words,
             )
         };
         crate::key::stored_key_matches(stored, key)
+    }
+
+    /// Whether `key` is the key of this record, of the `shape` given (the creation path's
+    /// comparison; the lookup's is [`Record::matches`]).
+    pub(crate) fn matches(self, shape: &Shape, key: &KeyRef<'_>) -> bool {
+        self.matches_at(shape.key_at, key)
     }
 
     /// Drops the metric, then frees the block.
@@ -315,28 +321,11 @@ impl<M> Record<M> {
         unsafe { self.0.as_ref() }
     }
 
-    /// Whether `key` is this record's key: [`RawRecord::matches`] with the key's offset a
-    /// constant. Written out rather than calling it with that constant: the lookup's hit path,
-    /// inlined into every call site, took one instruction more that way
-    /// (`scripts/callgrind-lookup.sh`, counter 118 against 117).
+    /// Whether `key` is this record's key: [`RawRecord::matches_at`] with the key's offset a
+    /// constant.
     #[inline(always)]
     pub(crate) fn matches(self, key: &KeyRef<'_>) -> bool {
-        let h = self.header();
-        if h.prefix.key_words as usize != key.words.len() {
-            return false;
-        }
-        // SAFETY: as in `RawRecord::key`; the words are 8-aligned (see `key_at`).
-        let stored = unsafe {
-            std::slice::from_raw_parts(
-                self.0
-                    .cast::<u8>()
-                    .as_ptr()
-                    .add(key_at::<M>())
-                    .cast::<u64>(),
-                h.prefix.key_words as usize,
-            )
-        };
-        crate::key::stored_key_matches(stored, key)
+        RawRecord(self.0.cast()).matches_at(key_at::<M>(), key)
     }
 }
 
