@@ -303,7 +303,7 @@ impl<M: Metric> SharedFamily<M> {
         Self {
             opts,
             origin,
-            seed: std::hash::RandomState::new().hash_one(0u8),
+            seed: new_seed(),
             dense: (0..dense_len)
                 .map(|_| AtomicPtr::new(ptr::null_mut()))
                 .collect(),
@@ -415,6 +415,13 @@ impl<M: Metric> SharedFamily<M> {
             });
         }
     }
+}
+
+/// A family's random key seed (`SharedFamily::seed`). Out of line: SipHash inlined into every
+/// family constructor was a copy per (label set, kind).
+#[inline(never)]
+fn new_seed() -> u64 {
+    std::hash::RandomState::new().hash_one(0u8)
 }
 
 #[cfg(test)]
