@@ -2,13 +2,17 @@
 //! of that series need and nothing else (see ARCHITECTURE.md, *The series record*).
 //!
 //! ```text
-//! | Header<M>: hash, created, key length, inline cell count, the metric handle |
+//! | Header<M>: Prefix (hash, created, key length, inline cell count), the metric handle |
 //! | key: the label values in word form (`key.rs`: each value and its 0xFF zero-padded to whole words) |
 //! | inline cells: `AtomicU64` × n (one process; none when the cells are in a file) |
 //! ```
 //!
 //! The key comes first, at a fixed offset, so that a lookup's comparison needs no offset read
 //! from the header; the cells are reached through the metric handle, whatever their offset.
+//!
+//! Two views of a record: [`Record<M>`], the lookup's, with the key's and the metric's offsets
+//! known at compile time; [`RawRecord`], everyone else's, with the offsets and the metric's drop
+//! read from the kind's [`Shape`], so that the code behind it is compiled once for every kind.
 //!
 //! The key is the only copy of the label values: lookups compare it word by word in place,
 //! scrapes render `name="value"` pairs from it. In one process the metric's cells are inline, so
@@ -18,11 +22,12 @@
 //! Invariants:
 //! - A record is written completely before it is published (the table's release store), and
 //!   only its cells change afterwards.
-//! - A [`Record`] carries the provenance of the whole allocation: the key and the inline cells
+//! - A [`Record`] or [`RawRecord`] carries the provenance of the whole allocation: the key and the inline cells
 //!   lie past the header, so they are reached from the record's raw pointer, never from a
 //!   `&Header` (whose reach ends at the header; Miri checks this).
-//! - The inline cells outlive the metric handle that points at them: [`Record::free`] drops the
-//!   handle before it frees the block.
+//! - A `RawRecord` is only ever read with the `Shape` of the kind it was made with.
+//! - The inline cells outlive the metric handle that points at them: [`RawRecord::free`] drops
+//!   the handle before it frees the block.
 
 use std::alloc::{self, Layout};
 use std::ptr::{self, NonNull};
