@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Soundness of the unsafe core (issue 10), with tools made for it:
 #  1. Miri over the unit tests of the modules that hold `unsafe` (the series table, keys, cells,
-#     a histogram's stripes, families, declarations, exemplar slots, the layer's series handles,
+#     a histogram's stripes, families (their records typed and type-erased, every metric kind's
+#     shape: family::tests::every_kind_is_created_scraped_and_freed_through_the_erased_records),
+#     declarations, exemplar slots, the layer's series handles,
 #     the scrape's word-at-a-time line writer,
 #     the multiprocess writer and reader).
 #     Tests that need FFI Miri cannot run (mmap, flock, fallocate of a real file) are

@@ -19,21 +19,22 @@
 //! lookup is counted in `promtrack_cardinality_overflow_total{family="…"}`.
 
 mod record;
+mod series;
 mod table;
 
 use std::hash::BuildHasher;
 use std::marker::PhantomData;
 use std::panic::Location;
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicPtr, Ordering};
 
-use crate::key::{KeyRef, KeyWords, word_form_values, words_of};
+use crate::key::{KeyRef, KeyWords};
 use crate::labels::{KeyWriter, LabelQuery, LabelSet, WrittenKey};
 use crate::metric::{FamilyDecl, Histogram, Metric};
-use crate::model::{FamilyDesc, KeyLabels, Labels, Visitor};
-use record::{Header, Record};
+use crate::model::{FamilyDesc, Labels, Visitor};
+use record::{Header, Prefix, Record, Shape};
+use series::{Miss, Series};
 use table::Table;
 
 /// The default cap on distinct label sets per family.
@@ -276,35 +277,21 @@ impl<M: Metric> std::ops::Deref for Family<(), M> {
     }
 }
 
-/// Everything but the lookup-free read path, behind the family's lock.
-struct State<M> {
-    /// Every series, owned here (freed in `SharedFamily::drop`).
-    all: Vec<Record<M>>,
-    /// Whether `all` is sorted by key (new series are appended; a scrape sorts).
-    sorted: bool,
-    overflow: Option<Record<M>>,
-}
-
 /// What every handle of one family shares: its declaration and its series.
+///
+/// Generic only where the lookup's hit path needs the metric's type (`dense`, the records'
+/// typed view) and where a series' metric is built, scraped or dropped; the rest is
+/// [`Series`], compiled once for every kind (`series.rs`).
 pub(crate) struct SharedFamily<M: Metric> {
     pub(crate) opts: Opts<M::Config>,
     pub(crate) origin: &'static Location<'static>,
     /// Seeds this family's key hashes, at random, so that clients cannot aim collisions.
     seed: u64,
     dense: Box<[AtomicPtr<Header<M>>]>,
-    table: Table<Header<M>>,
-    state: Mutex<State<M>>,
-    overflow_hits: AtomicU64,
-    /// Whether some series' value needs escaping in the text formats (`\\`, `"`, line feed):
-    /// until one does, a scrape copies the values as they are. Only ever set, under the lock.
-    escaping: AtomicBool,
+    /// Pointers to whole records (`record.rs`) of metric type `M`.
+    table: Table<Prefix>,
+    series: Series,
 }
-
-// SAFETY: the raw pointers in `State`, `dense` and `table` point to series records owned by
-// this core and only shared for reading (their metric's cells are atomics); `M: Send + Sync` by
-// `Metric`'s bounds.
-unsafe impl<M: Metric> Send for SharedFamily<M> {}
-unsafe impl<M: Metric> Sync for SharedFamily<M> {}
 
 impl<M: Metric> SharedFamily<M> {
     fn new(
@@ -316,18 +303,12 @@ impl<M: Metric> SharedFamily<M> {
         Self {
             opts,
             origin,
-            seed: std::hash::RandomState::new().hash_one(0u8),
+            seed: new_seed(),
             dense: (0..dense_len)
                 .map(|_| AtomicPtr::new(ptr::null_mut()))
                 .collect(),
             table: Table::new(),
-            state: Mutex::new(State {
-                all: Vec::new(),
-                sorted: true,
-                overflow: None,
-            }),
-            overflow_hits: AtomicU64::new(0),
-            escaping: AtomicBool::new(false),
+            series: Series::new(Shape::of::<M>()),
         }
     }
 
@@ -353,85 +334,39 @@ impl<M: Metric> SharedFamily<M> {
 
     /// A record the table or the dense array handed out.
     #[inline(always)]
-    fn record(p: NonNull<Header<M>>) -> Record<M> {
+    fn record(p: NonNull<Prefix>) -> Record<M> {
         // SAFETY: the table and the dense array hold only pointers of records this family
-        // created (`create`) and frees only when it drops.
-        unsafe { Record::from_ptr(p) }
+        // created (`Series::insert`, with `M`'s shape) and frees only when it drops.
+        unsafe { Record::from_ptr(p.cast()) }
     }
 
     /// Creates the series for a key not found by the lock-free read, or finds it if another
-    /// thread created it meanwhile.
+    /// thread created it meanwhile (`Series::insert`, compiled once for every kind); publishes
+    /// its dense slot.
     #[cold]
     #[inline(never)]
     fn insert(&self, hash: u64, key: KeyRef<'_>, arity: usize, dense: Option<usize>) -> &M {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(p) = self.table.find(hash, |p| Self::record(p).matches(&key)) {
-            return &Self::record(p).header().metric;
-        }
-        let expected = self.opts.label_names.len();
-        if arity != expected || state.all.len() >= self.opts.max_series {
-            self.overflow_hits.fetch_add(1, Ordering::Relaxed);
-            return self.overflow(&mut state);
-        }
-        let series = self.create(&mut state, hash, key);
-        if let Some(slot) = dense.and_then(|i| self.dense.get(i)) {
-            slot.store(series.as_ptr(), Ordering::Release);
-        }
-        &series.header().metric
-    }
-
-    /// The overflow series, created on first need.
-    fn overflow<'a>(&'a self, state: &mut State<M>) -> &'a M {
-        let series = match state.overflow {
-            Some(s) => s,
-            None => {
-                let words = overflow_key(self.opts.label_names.len());
-                let key = KeyRef { words: &words };
-                let hash = key.hash(self.seed);
-                // A caller may have used the overflow value itself: then it is the same series.
-                let s = match self.table.find(hash, |p| Self::record(p).matches(&key)) {
-                    Some(p) => Self::record(p),
-                    None => self.create(state, hash, key),
-                };
-                state.overflow = Some(s);
-                s
-            }
+        let config = &self.opts.config;
+        // SAFETY: `table` is this family's, and `write` writes an `M`, the type of the
+        // series' shape (`new`), at the metric's place it is handed.
+        let inserted = unsafe {
+            self.series.insert(
+                &self.table,
+                self.seed,
+                Miss { hash, key, arity },
+                &self.decl(),
+                self.opts.max_series,
+                &mut |cells, at| at.cast::<M>().write(M::from_cells(cells, config)),
+            )
         };
-        &series.header().metric
-    }
-
-    /// Creates and publishes the record of a new series (`record.rs`): one allocation, the
-    /// cells inline unless the storage seam puts them in this process's file.
-    fn create(&self, state: &mut State<M>, hash: u64, key: KeyRef<'_>) -> Record<M> {
-        let decl = self.decl();
-        let created = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
-        let series = Record::new(
-            hash,
-            created,
-            key.words,
-            decl.layout().len(),
-            crate::store::external_cells(&decl, key),
-            |cells| M::from_cells(cells, &self.opts.config),
-        );
-        if series
-            .key()
-            .iter()
-            .any(|b| matches!(b, b'\\' | b'"' | b'\n'))
-        {
-            self.escaping.store(true, Ordering::Relaxed);
-        }
-        // SAFETY: we hold the family's lock, the key is new, and `state.all` keeps the record
-        // alive and unmoved until the core drops, after the table.
-        unsafe { self.table.insert(series.as_ptr()) };
-        if state.sorted {
-            if let Some(last) = state.all.last() {
-                state.sorted = cmp_values(last.key(), series.key()).is_lt();
+        // SAFETY: this family's records are of its metric type `M`.
+        let series = unsafe { inserted.record.typed::<M>() };
+        if inserted.new {
+            if let Some(slot) = dense.and_then(|i| self.dense.get(i)) {
+                slot.store(series.as_ptr(), Ordering::Release);
             }
         }
-        state.all.push(series);
-        series
+        &series.header().metric
     }
 
     /// What this family declares to the store of its series (`store.rs`).
@@ -450,16 +385,12 @@ impl<M: Metric> SharedFamily<M> {
     /// Number of series, the overflow series included.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .all
-            .len()
+        self.series.len()
     }
 
     /// Lookups routed to the overflow series.
     pub(crate) fn overflow_hits(&self) -> u64 {
-        self.overflow_hits.load(Ordering::Relaxed)
+        self.series.overflow_hits()
     }
 
     pub(crate) fn desc(&self) -> FamilyDesc<'_> {
@@ -470,22 +401,14 @@ impl<M: Metric> SharedFamily<M> {
         }
     }
 
-    /// Visits the header and every series, ordered by label values.
-    ///
-    /// Holds the family's lock while it visits: lookups of existing series go on unhindered;
-    /// only the creation of a new series waits for the scrape to finish with this family.
+    /// Visits the header and every series, ordered by label values, under the family's lock
+    /// (`Series::sorted`).
     pub(crate) fn visit(&self, v: &mut dyn Visitor, scratch: &mut Vec<u64>) {
         v.family(&self.desc());
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if !state.sorted {
-            crate::sort::sort_by(&mut state.all, |a, b| cmp_values(a.key(), b.key()));
-            state.sorted = true;
-        }
-        // Set under the lock, as every series is created: read here, under it too.
-        let escape = self.escaping.load(Ordering::Relaxed);
-        for &s in &state.all {
-            let metric = &s.header().metric;
-            let labels = KeyLabels::new(&self.opts.label_names, s.key(), escape);
+        let sorted = self.series.sorted();
+        for (s, labels) in sorted.each(&self.opts.label_names) {
+            // SAFETY: this family's records are of its metric type `M`.
+            let metric = &unsafe { s.typed::<M>() }.header().metric;
             let exemplars = metric.exemplars();
             metric.visit_point(&self.opts.config, scratch, &mut |point| {
                 v.series_with_exemplars(Labels::Key(labels), point, Some(s.created()), exemplars);
@@ -494,41 +417,21 @@ impl<M: Metric> SharedFamily<M> {
     }
 }
 
-/// The key (word form, `key.rs`) of the overflow series of a family with `arity` labels: every
-/// value [`OVERFLOW_LABEL_VALUE`]. Out of line: the same for every metric kind.
+/// A family's random key seed (`SharedFamily::seed`). Out of line: SipHash inlined into every
+/// family constructor was a copy per (label set, kind).
 #[inline(never)]
-fn overflow_key(arity: usize) -> Vec<u64> {
-    let mut key = Vec::new();
-    for _ in 0..arity {
-        key.extend_from_slice(OVERFLOW_LABEL_VALUE.as_bytes());
-        key.push(crate::labels::KEY_SEPARATOR);
-    }
-    words_of(&key)
-}
-
-/// Orders keys in word form (`key.rs`) like the tuples of values they hold (`("/", "200")`
-/// before `("/users", "200")`).
-fn cmp_values(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
-    word_form_values(a).cmp(word_form_values(b))
-}
-
-impl<M: Metric> Drop for SharedFamily<M> {
-    fn drop(&mut self) {
-        let state = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
-        for s in state.all.drain(..) {
-            // SAFETY: every record was made in `create` and is freed once, here; the table and
-            // the dense array only borrow them and are not read after this, and every handle
-            // borrowed the family.
-            unsafe { s.free() };
-        }
-    }
+fn new_seed() -> u64 {
+    std::hash::RandomState::new().hash_one(0u8)
 }
 
 #[cfg(test)]
 mod tests {
     use std::borrow::Cow;
 
+    use super::series::cmp_values;
     use super::*;
+    use crate::key::words_of;
+    use crate::model::KeyLabels;
     use crate::{Counter, Gauge};
 
     #[test]
@@ -570,8 +473,7 @@ mod tests {
         let again = String::from("/users/7");
         assert!(ptr::eq(f.with(&[again.as_str()]), first));
         assert_eq!(f.with(&["/users/7".to_string()]).get(), 1.0);
-        let state = f.core.state.lock().unwrap();
-        assert_eq!(state.all[0].key(), b"/users/7\xff\0\0\0\0\0\0\0");
+        assert_eq!(f.core.series.keys(), [b"/users/7\xff\0\0\0\0\0\0\0"]);
     }
 
     /// What a `static` family declared with `[&str; N]` must accept: values borrowed for less
@@ -650,10 +552,10 @@ mod tests {
     fn a_scrape_renders_escaped_pairs_from_the_key() {
         let f = Family::<[String; 2], Counter>::new("x_total", "h").label_names(["a", "b"]);
         f.with(&["x", "\"\\\n"]).inc();
-        assert!(f.core.escaping.load(Ordering::Relaxed));
+        assert!(f.core.series.escaping.load(Ordering::Relaxed));
         {
-            let state = f.core.state.lock().unwrap();
-            let k = KeyLabels::new(&f.core.opts.label_names, state.all[0].key(), true);
+            let keys = f.core.series.keys();
+            let k = KeyLabels::new(&f.core.opts.label_names, &keys[0], true);
             assert_eq!(k.pairs().collect::<Vec<_>>(), [("a", "x"), ("b", "\"\\\n")]);
         }
         let r = crate::Registry::new();
@@ -672,7 +574,7 @@ mod tests {
         let f = Family::<[String; 3], Counter>::new("x_total", "h").label_names(["a", "bb", "c"]);
         let values = ["", "1234567", "12345678"];
         f.with(&values).inc();
-        assert!(!f.core.escaping.load(Ordering::Relaxed));
+        assert!(!f.core.series.escaping.load(Ordering::Relaxed));
         let r = crate::Registry::new();
         r.register(&f).unwrap();
         let text = crate::expose::encode_to_string(&r, crate::expose::Format::Text);
@@ -729,5 +631,45 @@ mod tests {
         let f = Family::<[&str; 1], Counter>::new("x_total", "h").label_names(["a", "b"]);
         f.with(&["only one"]).inc();
         assert_eq!(f.core.overflow_hits(), 1);
+    }
+
+    /// Every kind's records go through the kind-independent code (`series.rs`): created with
+    /// their kind's shape, found again, scraped through the typed view, freed with their kind's
+    /// drop (under Miri: provenance, alignment and leaks of each shape).
+    #[test]
+    fn every_kind_is_created_scraped_and_freed_through_the_erased_records() {
+        let counters = Family::<[&str; 1], Counter>::new("c_total", "h").label_names(["k"]);
+        let histograms = Family::<[&str; 2], Histogram>::new("h_seconds", "h")
+            .label_names(["k", "l"])
+            .buckets(&[0.5, 1.0]);
+        let summaries =
+            Family::<[&str; 1], crate::Summary>::new("s_seconds", "h").label_names(["k"]);
+        let infos = Family::<[&str; 3], crate::Info>::new("i_info", "h")
+            .label_names(["k", "l", "m"])
+            .max_series(1);
+        for k in ["b", "a"] {
+            counters.with(&[k]).inc();
+            histograms.with(&[k, "x"]).observe(0.7);
+            summaries.with(&[k]).observe(2.0);
+            infos.with(&[k, "x", "y"]);
+        }
+        assert!(ptr::eq(counters.with(&["a"]), counters.with(&["a"])));
+        assert_eq!(histograms.with(&["a", "x"]).count(), 1);
+        assert_eq!(summaries.with(&["b"]).sum(), 2.0);
+        assert_eq!((infos.core.len(), infos.core.overflow_hits()), (2, 1));
+        let r = crate::Registry::new();
+        r.register(&counters).unwrap();
+        r.register(&histograms).unwrap();
+        r.register(&summaries).unwrap();
+        r.register(&infos).unwrap();
+        let text = crate::expose::encode_to_string(&r, crate::expose::Format::Text);
+        for line in [
+            "c_total{k=\"a\"} 1\nc_total{k=\"b\"} 1\n",
+            "h_seconds_bucket{k=\"a\",l=\"x\",le=\"1\"} 1\n",
+            "s_seconds_sum{k=\"b\"} 2\n",
+            "i_info{k=\"__overflow__\",l=\"__overflow__\",m=\"__overflow__\"} 1\n",
+        ] {
+            assert!(text.contains(line), "{line} not in {text}");
+        }
     }
 }

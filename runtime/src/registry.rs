@@ -56,8 +56,10 @@ trait ErasedFamily: Send + Sync + 'static {
     /// What registration compares besides name, kind and help.
     fn declaration(&self) -> Declaration<'_>;
     /// Whether `existing` has the same configuration; `None` if it is a family of another type.
-    /// Registration's one kind-specific step.
+    /// Registration's one kind-specific comparison.
     fn same_config(&self, existing: &dyn Any) -> Option<bool>;
+    /// The kind-specific checks of the declaration (`Sealed::validate`), as a sentence.
+    fn validate_kind(&self) -> Result<(), String>;
 }
 
 /// A family's declaration besides its name, kind and help, type-erased.
@@ -87,6 +89,9 @@ impl<M: Metric> ErasedFamily for SharedFamily<M> {
     fn same_config(&self, existing: &dyn Any) -> Option<bool> {
         let old = existing.downcast_ref::<Self>()?;
         Some(old.opts.config == self.opts.config)
+    }
+    fn validate_kind(&self) -> Result<(), String> {
+        M::validate(&self.opts.name, &self.opts.label_names, &self.opts.config)
     }
 }
 
@@ -238,13 +243,13 @@ impl Registry {
     /// family between several declaration sites, use [`get_or_register`](Self::get_or_register).
     #[track_caller]
     pub fn register<L: LabelSet, M: Metric>(&self, family: &Family<L, M>) -> Result<(), Error> {
-        validate::<L, M>(&family.core)?;
         let create = || family.create_unlabelled_series();
         let core = family.core.clone();
         self.add(
             core.clone(),
             core,
             family.core.origin,
+            L::ARITY,
             OnExisting::Refuse,
             &create,
         )?;
@@ -260,13 +265,13 @@ impl Registry {
         &self,
         family: Family<L, M>,
     ) -> Result<Family<L, M>, Error> {
-        validate::<L, M>(&family.core)?;
         let create = || family.create_unlabelled_series();
         let core = family.core.clone();
         match self.add(
             core.clone(),
             core,
             family.core.origin,
+            L::ARITY,
             OnExisting::ShareIdentical,
             &create,
         )? {
@@ -279,19 +284,25 @@ impl Registry {
     }
 
     /// Registration, compiled once instead of once per (label set, kind) pair a program
-    /// declares: `register` and `get_or_register` only validate the declaration and erase its
-    /// type (`family` and `any` are the same core). `create_unlabelled_series` runs once the
-    /// family is in, under the registry's lock, so that no scrape sees it without that series.
+    /// declares: `register` and `get_or_register` only erase the declaration's type (`family`
+    /// and `any` are the same core; `arity` is its label set's `L::ARITY`). The declaration is
+    /// checked first. `create_unlabelled_series` runs once the family is in, under the
+    /// registry's lock, so that no scrape sees it without that series.
     #[inline(never)]
     fn add(
         &self,
         family: Arc<dyn ErasedFamily>,
         any: Arc<dyn Any + Send + Sync>,
         origin: &'static Location<'static>,
+        arity: usize,
         on_existing: OnExisting,
         create_unlabelled_series: &dyn Fn(),
     ) -> Result<Added, Error> {
         let desc = family.desc();
+        validate_names(desc.name, family.declaration().label_names, arity, origin)?;
+        family
+            .validate_kind()
+            .map_err(|reason| invalid_metric(desc.name, origin, reason))?;
         let mut state = self.write();
         if let Some(existing) = state.families.get(desc.name) {
             let difference = match on_existing {
@@ -540,16 +551,8 @@ fn invalid_name(name: &str, location: &Location<'_>) -> Error {
     }
 }
 
-fn validate<L: LabelSet, M: Metric>(core: &SharedFamily<M>) -> Result<(), Error> {
-    let opts = &core.opts;
-    validate_names(&opts.name, &opts.label_names, L::ARITY, core.origin)?;
-    M::validate(&opts.name, &opts.label_names, &opts.config)
-        .map_err(|reason| invalid_metric(&opts.name, core.origin, reason))
-}
-
 /// The checks every kind shares: the metric name, the label names, their number. `arity` is
 /// `L::ARITY`.
-#[inline(never)]
 fn validate_names(
     name: &str,
     label_names: &[Box<str>],

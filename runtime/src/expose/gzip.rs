@@ -8,7 +8,8 @@
 //! build-weight app's release binary through flate2, 34 KB this way (BENCHMARKS.md). The price
 //! is the CRC: slicing-by-8 runs at about 1 GB/s where crc32fast's carry-less multiplication
 //! runs at tens of GB/s, so compressing a 1.3 MB exposition takes about a quarter longer (7.0 ms
-//! instead of 5.6 ms on the shared machine), against deflate's 5 ms either way.
+//! instead of 5.6 ms on the shared machine), against deflate's 5 ms either way. The CRC's 8 KB
+//! table is built on the first compression, not stored in every user's binary.
 //!
 //! Invariant: never panics; a compressor failure (a bug in it) gives `None`, and the body goes
 //! out uncompressed.
@@ -56,7 +57,7 @@ pub(crate) fn gzip_bytes(body: &[u8]) -> Option<Vec<u8>> {
 /// CRC-32 (ISO 3309, the one gzip uses: reflected, polynomial 0xEDB88320), eight bytes at a
 /// step ("slicing-by-8": one table lookup per byte, none depending on the previous byte's).
 fn crc32(bytes: &[u8]) -> u32 {
-    let t = &CRC_TABLES;
+    let t = crc_tables();
     let mut crc = !0u32;
     let mut words = bytes.chunks_exact(8);
     for w in &mut words {
@@ -72,37 +73,27 @@ fn crc32(bytes: &[u8]) -> u32 {
     !crc
 }
 
-/// `CRC_TABLES[0][b]`: the CRC of byte `b`; `CRC_TABLES[k][b]`: that of `b` followed by `k` zero
-/// bytes. 8 KB, computed at compile time.
-static CRC_TABLES: [[u32; 256]; 8] = {
-    let mut t = [[0u32; 256]; 8];
-    let mut b = 0;
-    while b < 256 {
-        let mut c = b as u32;
-        let mut bit = 0;
-        while bit < 8 {
-            c = if c & 1 != 0 {
-                0xEDB8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
-            bit += 1;
+/// `crc_tables()[0][b]`: the CRC of byte `b`; `crc_tables()[k][b]`: that of `b` followed by `k`
+/// zero bytes. 8 KB, computed on the first compression (about 2 300 shifts and lookups) rather
+/// than at compile time: a table in `.rodata` is 8 KB of every user's binary, this one is 8 KB of
+/// heap only in the processes that compress. Boxed: a `OnceLock` holding the array itself would
+/// be 8 KB of `.data` (its unset state is not all zero bytes).
+fn crc_tables() -> &'static [[u32; 256]; 8] {
+    static TABLES: std::sync::OnceLock<Box<[[u32; 256]; 8]>> = std::sync::OnceLock::new();
+    TABLES.get_or_init(|| {
+        let mut t = Box::new([[0u32; 256]; 8]);
+        for (b, entry) in (0u32..).zip(t[0].iter_mut()) {
+            *entry = (0..8).fold(b, |c, _| (c >> 1) ^ (0xEDB8_8320 & (c & 1).wrapping_neg()));
         }
-        t[0][b] = c;
-        b += 1;
-    }
-    let mut k = 1;
-    while k < 8 {
-        let mut b = 0;
-        while b < 256 {
-            let previous = t[k - 1][b];
-            t[k][b] = (previous >> 8) ^ t[0][(previous & 0xff) as usize];
-            b += 1;
+        for k in 1..8 {
+            for b in 0..256 {
+                let previous = t[k - 1][b];
+                t[k][b] = (previous >> 8) ^ t[0][(previous & 0xff) as usize];
+            }
         }
-        k += 1;
-    }
-    t
-};
+        t
+    })
+}
 
 #[cfg(test)]
 mod tests {

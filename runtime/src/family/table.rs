@@ -59,6 +59,8 @@ unsafe impl<T: Send + Sync> Send for Table<T> {}
 unsafe impl<T: Send + Sync> Sync for Table<T> {}
 
 impl<T: Keyed> Table<T> {
+    /// Out of line: every family builds one, and the families' constructors are generic.
+    #[inline(never)]
     pub(crate) fn new() -> Self {
         Self {
             current: AtomicPtr::new(Box::into_raw(Slots::with_capacity(8))),
@@ -145,6 +147,7 @@ impl<T: Keyed> Table<T> {
 }
 
 impl<T> Drop for Table<T> {
+    #[inline(never)]
     fn drop(&mut self) {
         for old in self.writer.get_mut().retired.drain(..) {
             // SAFETY: each came from `Box::into_raw`, is retired once, and no reader outlives
