@@ -134,10 +134,13 @@ impl Record for Summary {
 /// unfinished, only while a panic unwinds: a future dropped before completion (a cancelled
 /// request) records nothing.
 #[must_use]
+///
+/// It holds the series and the start alone (no "finished" flag: `finish` consumes it without
+/// running its `Drop`), so that the handler's future, which keeps it across the body's
+/// `.await`, stays small.
 pub struct Call<M: Record, const EXEMPLARS: bool = true> {
     metric: &'static M,
     start: M::Start,
-    armed: bool,
 }
 
 impl<M: Record, const EXEMPLARS: bool> Call<M, EXEMPLARS> {
@@ -147,24 +150,25 @@ impl<M: Record, const EXEMPLARS: bool> Call<M, EXEMPLARS> {
         Self {
             metric,
             start: M::start(),
-            armed: true,
         }
     }
 
     /// Ends a call that completed: records it unless the request is excluded.
     #[inline]
-    pub fn finish(mut self) {
-        self.armed = false;
+    pub fn finish(self) {
+        // Its `Drop` is for calls that did not finish.
+        let this = std::mem::ManuallyDrop::new(self);
         if !excluded() {
-            self.metric.record(self.start, EXEMPLARS);
+            this.metric.record(this.start, EXEMPLARS);
         }
     }
 }
 
 impl<M: Record, const EXEMPLARS: bool> Drop for Call<M, EXEMPLARS> {
+    /// A call dropped unfinished: recorded only while a panic unwinds (a cancelled call is not).
     #[inline]
     fn drop(&mut self) {
-        if self.armed && std::thread::panicking() && !excluded() {
+        if std::thread::panicking() && !excluded() {
             self.metric.record(self.start, EXEMPLARS);
         }
     }
