@@ -104,16 +104,26 @@ impl Record for Histogram {
     fn start() -> Tick {
         Tick::now()
     }
-    #[inline]
+    /// Always inlined into the handler's future, with the exemplar's offer kept out of line:
+    /// as a call of its own it saved and restored six registers per call, about 13
+    /// instructions (`scripts/callgrind-layer.sh`; 88 bytes of code more for one site).
+    #[inline(always)]
     fn record(&self, start: Tick, exemplars: bool) {
         let end = Tick::now();
         let seconds = end.seconds_from(start);
         match exemplars.then(exemplar_trace).flatten() {
             // The end reading doubles as the exemplar rate limit's clock: no second read.
-            Some(trace) => self.observe_with_trace_at(seconds, trace, end),
+            Some(trace) => observe_traced(self, seconds, trace, end),
             None => self.observe(seconds),
         }
     }
+}
+
+/// A duration with its exemplar: out of line, so that the common call without one stays small
+/// where it is inlined.
+#[inline(never)]
+fn observe_traced(h: &Histogram, seconds: f64, trace: TraceContext, end: Tick) {
+    h.observe_with_trace_at(seconds, trace, end);
 }
 
 impl Record for Summary {
