@@ -491,6 +491,7 @@ impl Families {
     /// is the default gauge's series (from [`in_progress_series`](Self::in_progress_series) or
     /// the route's cache) — looked up only when the defaults are recorded, since a lookup creates
     /// the series — and is handed back for [`lower_in_progress`](Self::lower_in_progress).
+    #[inline]
     pub(crate) fn raise_in_progress(
         &self,
         default: Option<SeriesRef<Gauge>>,

@@ -126,14 +126,35 @@ impl RequestState {
     }
 
     /// The series cache of the request's route, where it may serve this request.
+    #[inline]
     fn cache(&self) -> Option<&SeriesCache> {
         let (_, route) = self.service.own_route.get().filter(|_| self.cached)?;
         Some(&route.series)
     }
 
     /// Raises the in-progress gauges, where the route is known to be tracked (see
-    /// `routes.rs`).
+    /// `routes.rs`). The common request — a tracked route, a path that excludes nothing, its
+    /// gauge already in the route's cache, no route metrics — is served inline; the rest by
+    /// [`raise_in_progress_slow`](Self::raise_in_progress_slow), out of line.
+    #[inline(always)]
     pub(crate) fn raise_in_progress(&mut self) {
+        if let (RouteVerdict::Known(Exclusion::None), Exclusion::None) =
+            (&self.route, self.path_exclusion)
+        {
+            let families = &self.service.layer.families;
+            if let (Some(cache), false) = (self.cache(), families.has_route_metrics()) {
+                if let Some(Some(gauge)) = cache.cached_in_progress(self.outcome.method) {
+                    let gauge = families.raise_in_progress(Some(gauge), &[], Exclusion::None);
+                    self.raised = Some((Exclusion::None, gauge));
+                    return;
+                }
+            }
+        }
+        self.raise_in_progress_slow();
+    }
+
+    #[inline(never)]
+    fn raise_in_progress_slow(&mut self) {
         let families = &self.layer().families;
         let Some(verdict) = self.route.get() else {
             return;
