@@ -418,10 +418,6 @@ impl std::ops::DerefMut for StateBox {
 }
 
 impl Drop for StateBox {
-    /// Always inlined into its drop glue: a call of its own from there saved and restored
-    /// five registers more per request (`scripts/callgrind-layer.sh`: −8 instructions with one
-    /// codegen unit, −10 in the layer's own functions with the default sixteen).
-    #[inline(always)]
     fn drop(&mut self) {
         // SAFETY: `self.0` is taken exactly once, here, and not used after.
         let boxed = unsafe { std::mem::ManuallyDrop::take(&mut self.0) };
