@@ -226,7 +226,7 @@ impl RequestState {
         }
         if held {
             // The response body is not tracked then: its size is not known, not recorded as 0.
-            if let Some(c) = &mut self.outcome.configured {
+            if let Some(c) = self.outcome.configured.as_mut() {
                 c.response_size = None;
             }
             self.phase = Phase::Streaming;
@@ -244,7 +244,7 @@ impl RequestState {
         self.outcome.seconds = end.seconds_from(self.start);
         // Before the body's end its size is not known yet: it is recorded then (`body_end`).
         let mut response_size = None;
-        if let Some(c) = &mut self.outcome.configured {
+        if let Some(c) = self.outcome.configured.as_mut() {
             if let Some(read) = &c.request_read {
                 c.request_size = Some(read.load(Ordering::Relaxed));
             }
@@ -293,7 +293,7 @@ impl RequestState {
                 families.record(&self.outcome, exclusion, series, trace, end);
             }
         });
-        if let (Some(c), Some(size)) = (&mut self.outcome.configured, response_size) {
+        if let (Some(c), Some(size)) = (self.outcome.configured.as_mut(), response_size) {
             c.response_size = Some(size);
         }
     }
