@@ -676,6 +676,9 @@ def render(out: Path, results: type[Results] = Results) -> str:
                                 ("layer_only", "the layer, no attribute", True),
                                 ("layer", "layer + one `#[histogram]` (the wrk server above)",
                                  True),
+                                ("layer_noexemplars",
+                                 "the same, the layer's exemplars off (no `traceparent` probe)",
+                                 True),
                                 ("axum_prometheus", "peer: axum-prometheus 0.10 layer", True),
                                 ("trace", "peer: tower-http `TraceLayer`, no subscriber", True)]:
         n = int(c[key])

@@ -10,7 +10,8 @@
 # handler, axum-prometheus 0.10 and tower-http's `TraceLayer` with no subscriber. Two more run the
 # `layer` app with headers, for the exemplars' cost (issue 14): `layer-traced` sends a sampled
 # `traceparent` with a new trace id on every request, `layer-untraced` the same value under
-# another name, so they differ only in what the layer does with the header. The second
+# another name, so they differ only in what the layer does with the header; and
+# `layer-noexemplars` is the `layer` app with the layer's exemplars off (no header probe). The second
 # column is the cost over noop, i.e. what the layer itself adds.
 #
 #   scripts/callgrind-layer.sh [N]        (default 2000)
@@ -25,7 +26,7 @@ callgrind_init layer_wrk_server -p promtrack-examples --bin layer_wrk_server
 result="result:"
 printf '%-16s %-22s %s\n' mode instructions/request over-noop
 noop=
-for mode in bare noop layer-only histogram layer layer-untraced layer-traced axum-prometheus trace; do
+for mode in bare noop layer-only histogram layer layer-noexemplars layer-untraced layer-traced axum-prometheus trace; do
   per=$(callgrind_per_iteration 0 "$n" requests "$mode")
   [ "$mode" = noop ] && noop=$per
   over=; [ -n "$noop" ] && over=$(( per - noop ))

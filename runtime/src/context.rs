@@ -162,11 +162,19 @@ impl RequestMarks {
     #[inline]
     pub(crate) fn set_traced(&mut self, traced: Traced) {
         if traced != Traced::Untraced {
-            if !ANY_TRACED.load(Ordering::Relaxed) {
+            if Self::changes_attributes(traced) && !ANY_TRACED.load(Ordering::Relaxed) {
                 ANY_TRACED.store(true, Ordering::Relaxed);
             }
             self.traced = traced;
         }
+    }
+
+    /// Whether a handler attribute must read `traced` from the marks: a trace gives its
+    /// exemplar; [`Traced::Off`] matters only where the current span would give one (the
+    /// `opentelemetry` feature), and without it reads as [`Traced::Untraced`] does.
+    #[inline]
+    fn changes_attributes(traced: Traced) -> bool {
+        matches!(traced, Traced::Trace(_)) || cfg!(feature = "opentelemetry")
     }
 
     /// The strongest exclusion recorded so far.
@@ -275,10 +283,10 @@ impl RequestContext {
 /// never cleared.
 static ANY_EXCLUDED_FROM_ALL: AtomicBool = AtomicBool::new(false);
 
-/// Whether any request's marks ever held something other than [`Traced::Untraced`] (a trace,
-/// or exemplars switched off). Until one did, handler metrics skip the thread-local lookup of
-/// [`current_trace`] (every request is untraced) and pay one relaxed load instead. Set once,
-/// never cleared; read and written with no other ordering (each request's marks are written
+/// Whether any request's marks ever held a trace (or, with the `opentelemetry` feature,
+/// exemplars switched off: see `RequestMarks::changes_attributes`). Until one did, handler
+/// metrics skip the thread-local lookup of [`current_trace`] (every request reads as untraced
+/// to them) and pay one relaxed load instead. Set once, never cleared; read and written with no other ordering (each request's marks are written
 /// before its handler runs, on the path that hands the marks to it).
 static ANY_TRACED: AtomicBool = AtomicBool::new(false);
 
@@ -323,8 +331,9 @@ pub fn all_excluded() -> bool {
     ANY_EXCLUDED_FROM_ALL.load(Ordering::Relaxed) && current_exclusion() == Exclusion::All
 }
 
-/// What the current request's exemplars carry; [`Traced::Untraced`] outside any request
-/// context.
+/// What the current request's exemplars carry, as handler attributes need it; [`Traced::Untraced`]
+/// outside any request context (and for [`Traced::Off`] marks until some request was traced,
+/// where the difference cannot matter: see `RequestMarks::changes_attributes`).
 #[inline]
 pub(crate) fn current_trace() -> Traced {
     if !ANY_TRACED.load(Ordering::Relaxed) {
@@ -423,6 +432,22 @@ mod tests {
             plain.scope(async { current_trace() }).await,
             Traced::Untraced
         );
+    }
+
+    /// Exemplars switched off reach handler attributes as no trace, whether they read the
+    /// marks (the `opentelemetry` feature, or some request was traced) or not.
+    #[test]
+    fn exemplars_off_give_attributes_no_trace() {
+        assert_eq!(
+            RequestMarks::changes_attributes(Traced::Off),
+            cfg!(feature = "opentelemetry")
+        );
+        let trace = TraceContext::new([0x4c; 16], None).unwrap();
+        assert!(RequestMarks::changes_attributes(Traced::Trace(trace)));
+        let mut marks = RequestMarks::new(Exclusion::None);
+        marks.set_traced(Traced::Off);
+        assert_eq!(marks.traced(), Traced::Off);
+        assert!(marks.enter(crate::__private::exemplar_trace).is_none());
     }
 
     #[test]

@@ -104,16 +104,26 @@ impl Record for Histogram {
     fn start() -> Tick {
         Tick::now()
     }
-    #[inline]
+    /// Always inlined into the handler's future, with the exemplar's offer kept out of line:
+    /// as a call of its own it saved and restored six registers per call, about 13
+    /// instructions (`scripts/callgrind-layer.sh`; 88 bytes of code more for one site).
+    #[inline(always)]
     fn record(&self, start: Tick, exemplars: bool) {
         let end = Tick::now();
         let seconds = end.seconds_from(start);
         match exemplars.then(exemplar_trace).flatten() {
             // The end reading doubles as the exemplar rate limit's clock: no second read.
-            Some(trace) => self.observe_with_trace_at(seconds, trace, end),
+            Some(trace) => observe_traced(self, seconds, trace, end),
             None => self.observe(seconds),
         }
     }
+}
+
+/// A duration with its exemplar: out of line, so that the common call without one stays small
+/// where it is inlined.
+#[inline(never)]
+fn observe_traced(h: &Histogram, seconds: f64, trace: TraceContext, end: Tick) {
+    h.observe_with_trace_at(seconds, trace, end);
 }
 
 impl Record for Summary {
@@ -134,10 +144,13 @@ impl Record for Summary {
 /// unfinished, only while a panic unwinds: a future dropped before completion (a cancelled
 /// request) records nothing.
 #[must_use]
+///
+/// It holds the series and the start alone (no "finished" flag: `finish` consumes it without
+/// running its `Drop`), so that the handler's future, which keeps it across the body's
+/// `.await`, stays small.
 pub struct Call<M: Record, const EXEMPLARS: bool = true> {
     metric: &'static M,
     start: M::Start,
-    armed: bool,
 }
 
 impl<M: Record, const EXEMPLARS: bool> Call<M, EXEMPLARS> {
@@ -147,24 +160,25 @@ impl<M: Record, const EXEMPLARS: bool> Call<M, EXEMPLARS> {
         Self {
             metric,
             start: M::start(),
-            armed: true,
         }
     }
 
     /// Ends a call that completed: records it unless the request is excluded.
     #[inline]
-    pub fn finish(mut self) {
-        self.armed = false;
+    pub fn finish(self) {
+        // Its `Drop` is for calls that did not finish.
+        let this = std::mem::ManuallyDrop::new(self);
         if !excluded() {
-            self.metric.record(self.start, EXEMPLARS);
+            this.metric.record(this.start, EXEMPLARS);
         }
     }
 }
 
 impl<M: Record, const EXEMPLARS: bool> Drop for Call<M, EXEMPLARS> {
+    /// A call dropped unfinished: recorded only while a panic unwinds (a cancelled call is not).
     #[inline]
     fn drop(&mut self) {
-        if self.armed && std::thread::panicking() && !excluded() {
+        if std::thread::panicking() && !excluded() {
             self.metric.record(self.start, EXEMPLARS);
         }
     }

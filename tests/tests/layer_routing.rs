@@ -354,3 +354,29 @@ async fn a_routes_cached_series_stay_exact_across_methods_and_statuses() {
         "axum_http_request_duration_seconds_count{method=\"POST\",path=\"/other\",status=\"200\"}";
     assert_eq!(value(&text, other), Some(48.0));
 }
+
+/// A route's in-progress gauge is up while each of its requests runs, once the route is known
+/// to be tracked — the first such request fills the route's series cache, the ones after raise
+/// the gauge from it — and down after each. (The route's very first request, which teaches
+/// the layer whether the route is tracked, raises no gauge: see `routes.rs`.)
+#[tokio::test]
+async fn the_in_progress_gauge_is_up_during_every_request_of_a_route() {
+    let (registry, b) = builder();
+    const SERIES: &str = r#"axum_http_requests_in_progress{method="GET",path="/busy"}"#;
+    let app = Router::new()
+        .route(
+            "/busy",
+            get(|State(registry): State<promtrack::Registry>| async move {
+                format!("{:?}", sample(&registry, SERIES))
+            }),
+        )
+        .with_state(registry.clone())
+        .layer(b.build().unwrap());
+    assert_eq!(send(&app, req("/busy")).await.0, StatusCode::OK);
+    for _ in 0..3 {
+        let (status, body) = send(&app, req("/busy")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body, "Some(1.0)");
+        assert_eq!(sample(&registry, SERIES), Some(0.0));
+    }
+}

@@ -5,6 +5,8 @@
 //! `noop` puts an identity tower layer on the route: what axum charges for any layer. Two peers
 //! wrap the plain handler: `axum-prometheus` (its `PrometheusMetricLayer`, `/metrics` beside)
 //! and `trace` (tower-http's `TraceLayer::new_for_http()`, no subscriber installed).
+//! `layer-noexemplars` is the `layer` app with the layer's exemplars switched off
+//! (`MetricsLayerBuilder::exemplars(false)`): no `traceparent` probe, no exemplar offers.
 //!
 //! `layer_wrk_server requests MODE N` sends N requests to the same app with `oneshot` on one
 //! thread, without a socket: what `scripts/callgrind-layer.sh` counts instructions of. Two more
@@ -28,7 +30,7 @@ async fn hello_instrumented() -> &'static str {
     "Hello, World!"
 }
 
-const MODES: &str = "bare|layer|histogram|layer-only|noop|axum-prometheus|trace";
+const MODES: &str = "bare|layer|layer-noexemplars|histogram|layer-only|noop|axum-prometheus|trace";
 /// The modes of `requests` only: the `layer` app, requests with headers.
 const REQUEST_MODES: &str = "layer-untraced|layer-traced";
 
@@ -39,6 +41,16 @@ fn app(mode: &str) -> Option<Router> {
             .route("/", get(hello_instrumented))
             .merge(metrics::metrics_router())
             .layer(metrics::layer()),
+        // The `layer` app with the layer's exemplars off: what the `traceparent` probe costs.
+        "layer-noexemplars" => Router::new()
+            .route("/", get(hello_instrumented))
+            .merge(metrics::metrics_router())
+            .layer(
+                metrics::layer::MetricsLayer::builder()
+                    .exemplars(false)
+                    .build()
+                    .expect("the default registry takes the layer's families"),
+            ),
         "histogram" => Router::new().route("/", get(hello_instrumented)),
         "noop" => Router::new()
             .route("/", get(hello))

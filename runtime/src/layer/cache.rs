@@ -65,6 +65,16 @@ impl SeriesCache {
         *self.in_progress[method.index()].get_or_init(resolve)
     }
 
+    /// The default in-progress gauge's series for `method`, if the cache has it yet (`Some(None)`:
+    /// that gauge is off).
+    #[inline]
+    pub(crate) fn cached_in_progress(
+        &self,
+        method: MethodLabel,
+    ) -> Option<Option<SeriesRef<Gauge>>> {
+        self.in_progress[method.index()].get().copied()
+    }
+
     /// The `duration` and `total` series for `method` and `status`, where the cache keeps
     /// them (read in place: copied out, they were moved about); in `spare` when no slot is
     /// left for them.

@@ -116,7 +116,43 @@ pub(crate) struct Outcome {
     pub(crate) panicked: bool,
     /// `None` unless the configuration computes labels, registers route metrics or records
     /// body sizes.
-    pub(crate) configured: Option<Box<Configured>>,
+    pub(crate) configured: ConfiguredSlot,
+}
+
+/// [`Outcome::configured`]: the boxed parts, or none. Its `Drop` tests for them inline, so that
+/// a request of the defaults, which has none, makes no call: the `Box`'s drop glue, out of line,
+/// saved six registers before its own test (`scripts/callgrind-layer.sh`).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ConfiguredSlot(Option<Box<Configured>>);
+
+impl Drop for ConfiguredSlot {
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(configured) = self.0.take() {
+            drop_configured(configured);
+        }
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn drop_configured(configured: Box<Configured>) {
+    drop(configured);
+}
+
+impl std::ops::Deref for ConfiguredSlot {
+    type Target = Option<Box<Configured>>;
+    #[inline]
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ConfiguredSlot {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
 }
 
 /// The values of a request without computed labels.
@@ -145,7 +181,7 @@ impl Outcome {
             status: StatusCode::OK,
             seconds: 0.0,
             panicked: false,
-            configured: None,
+            configured: ConfiguredSlot(None),
         }
     }
 
@@ -491,6 +527,7 @@ impl Families {
     /// is the default gauge's series (from [`in_progress_series`](Self::in_progress_series) or
     /// the route's cache) — looked up only when the defaults are recorded, since a lookup creates
     /// the series — and is handed back for [`lower_in_progress`](Self::lower_in_progress).
+    #[inline]
     pub(crate) fn raise_in_progress(
         &self,
         default: Option<SeriesRef<Gauge>>,
@@ -668,6 +705,20 @@ impl Families {
 mod tests {
     use super::*;
     use crate::layer::MetricsLayer;
+
+    /// The configured parts, dropped through the slot's own `Drop`, are freed with the
+    /// outcome (and with each clone of it).
+    #[test]
+    fn an_outcome_drops_its_configured_parts() {
+        let read = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let mut o = Outcome::new(MethodLabel::of(&http::Method::GET), PathValue::Static("/"));
+        o.configured().request_read = Some(read.clone());
+        let copy = o.clone();
+        assert_eq!(std::sync::Arc::strong_count(&read), 3);
+        drop(o);
+        drop(copy);
+        assert_eq!(std::sync::Arc::strong_count(&read), 1);
+    }
 
     #[test]
     fn in_progress_gauges_sum_over_live_processes() {

@@ -126,14 +126,35 @@ impl RequestState {
     }
 
     /// The series cache of the request's route, where it may serve this request.
+    #[inline]
     fn cache(&self) -> Option<&SeriesCache> {
         let (_, route) = self.service.own_route.get().filter(|_| self.cached)?;
         Some(&route.series)
     }
 
     /// Raises the in-progress gauges, where the route is known to be tracked (see
-    /// `routes.rs`).
+    /// `routes.rs`). The common request — a tracked route, a path that excludes nothing, its
+    /// gauge already in the route's cache, no route metrics — is served inline; the rest by
+    /// [`raise_in_progress_slow`](Self::raise_in_progress_slow), out of line.
+    #[inline(always)]
     pub(crate) fn raise_in_progress(&mut self) {
+        if let (RouteVerdict::Known(Exclusion::None), Exclusion::None) =
+            (&self.route, self.path_exclusion)
+        {
+            let families = &self.service.layer.families;
+            if let (Some(cache), false) = (self.cache(), families.has_route_metrics()) {
+                if let Some(Some(gauge)) = cache.cached_in_progress(self.outcome.method) {
+                    let gauge = families.raise_in_progress(Some(gauge), &[], Exclusion::None);
+                    self.raised = Some((Exclusion::None, gauge));
+                    return;
+                }
+            }
+        }
+        self.raise_in_progress_slow();
+    }
+
+    #[inline(never)]
+    fn raise_in_progress_slow(&mut self) {
         let families = &self.layer().families;
         let Some(verdict) = self.route.get() else {
             return;
@@ -205,7 +226,7 @@ impl RequestState {
         }
         if held {
             // The response body is not tracked then: its size is not known, not recorded as 0.
-            if let Some(c) = &mut self.outcome.configured {
+            if let Some(c) = self.outcome.configured.as_mut() {
                 c.response_size = None;
             }
             self.phase = Phase::Streaming;
@@ -223,7 +244,7 @@ impl RequestState {
         self.outcome.seconds = end.seconds_from(self.start);
         // Before the body's end its size is not known yet: it is recorded then (`body_end`).
         let mut response_size = None;
-        if let Some(c) = &mut self.outcome.configured {
+        if let Some(c) = self.outcome.configured.as_mut() {
             if let Some(read) = &c.request_read {
                 c.request_size = Some(read.load(Ordering::Relaxed));
             }
@@ -272,7 +293,7 @@ impl RequestState {
                 families.record(&self.outcome, exclusion, series, trace, end);
             }
         });
-        if let (Some(c), Some(size)) = (&mut self.outcome.configured, response_size) {
+        if let (Some(c), Some(size)) = (self.outcome.configured.as_mut(), response_size) {
             c.response_size = Some(size);
         }
     }
