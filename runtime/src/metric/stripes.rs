@@ -60,15 +60,30 @@ pub(crate) fn set_external(make: ExternalStripe) {
     let _ = EXTERNAL.set(make);
 }
 
-/// The number of ways a striped series has: `min(available_parallelism, MAX_WAYS)`. One way on
-/// one core: threads sharing a core never bounce a line between caches.
+/// The number of ways a striped series has: the CPUs the process's threads can run on, at most
+/// [`MAX_WAYS`]. One way on one CPU: threads sharing a core never bounce a line between caches.
 pub(crate) fn ways() -> usize {
     static WAYS: OnceLock<usize> = OnceLock::new();
-    *WAYS.get_or_init(|| {
-        std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .clamp(1, MAX_WAYS)
-    })
+    *WAYS.get_or_init(|| cpus().clamp(1, MAX_WAYS))
+}
+
+/// The CPUs online, whichever thread asks. Not `available_parallelism`: on Linux that is the
+/// *calling thread's* affinity, and the first observe of a contended series may well come from
+/// a thread pinned to one CPU (a thread-per-core runtime's worker, a `taskset` worker, the
+/// contended benches' harness), which made every series of the process unstripable. Counting
+/// more CPUs than a cgroup's quota lets run at once costs only memory, and only for a series
+/// already shown contended (two threads writing it at the same time): bounded by `MAX_WAYS`.
+#[cfg(unix)]
+fn cpus() -> usize {
+    // SAFETY: `sysconf` only reads a system value; `_SC_NPROCESSORS_ONLN` is defined on every
+    // Unix libc supports and yields -1 (mapped to 1 below) where unknown.
+    let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    usize::try_from(online).unwrap_or(1)
+}
+
+#[cfg(not(unix))]
+fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// The lazily allocated stripes of one series.
@@ -276,6 +291,29 @@ mod tests {
         for _ in 0..times {
             stripes.contended(primary);
         }
+    }
+
+    /// A thread pinned to one CPU sees the whole machine's ways, as an unpinned one does: it
+    /// may be the first to observe into a contended series.
+    #[test]
+    #[cfg(all(target_os = "linux", not(miri)))]
+    fn a_pinned_thread_counts_every_cpu() {
+        let unpinned = cpus();
+        let pinned = std::thread::spawn(|| {
+            // SAFETY: a zeroed `cpu_set_t` is an empty set; CPU 0 is below CPU_SETSIZE; pid 0
+            // is this (spawned, soon finished) thread.
+            let pinned = unsafe {
+                let mut one: libc::cpu_set_t = std::mem::zeroed();
+                libc::CPU_SET(0, &mut one);
+                libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &one) == 0
+            };
+            assert!(pinned, "could not pin the test thread to CPU 0");
+            cpus()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(pinned, unpinned);
+        assert!(unpinned >= std::thread::available_parallelism().map_or(1, |n| n.get()));
     }
 
     #[test]
