@@ -372,8 +372,12 @@ def fmt_int(x: float) -> str:
     return f"{x:,.0f}".replace(",", " ")
 
 
+def fmt_signed_int(x: float) -> str:
+    return ("+" if x >= 0 else "−") + fmt_int(abs(x))
+
+
 def fmt_signed_ns(ns: float) -> str:
-    return ("+" if ns >= 0 else "−") + fmt_int(abs(ns)) + " ns"
+    return fmt_signed_int(ns) + " ns"
 
 
 def verdict(ok: bool) -> str:
@@ -682,7 +686,7 @@ def render(out: Path, results: type[Results] = Results) -> str:
                                 ("axum_prometheus", "peer: axum-prometheus 0.10 layer", True),
                                 ("trace", "peer: tower-http `TraceLayer`, no subscriber", True)]:
         n = int(c[key])
-        over = f"{n - cn:+,}".replace(",", " ") if layered else ""
+        over = fmt_signed_int(n - cn) if layered else ""
         rows.append(f"| {label} | {fmt_int(n)} | +{fmt_int(n - cb)} ({n / cb:.2f}×) | {over} |")
     v["callgrind_table"] = "\n".join(rows)
     v["callgrind_args"] = c["requests"]
@@ -690,8 +694,8 @@ def render(out: Path, results: type[Results] = Results) -> str:
     v["exemplar_layer_run"] = (
         f"In this run: `layer` {fmt_int(layer)}, `layer-untraced` {fmt_int(untraced)}, "
         f"`layer-traced` {fmt_int(traced)} instructions per request, so untraced − no header "
-        f"{untraced - layer:+,} and traced − untraced {traced - untraced:+,}".replace(",", " ")
-        + " (at `f05b542`, where both budgets were met: +4 728 and +375).")
+        f"{fmt_signed_int(untraced - layer)} and traced − untraced {fmt_signed_int(traced - untraced)} "
+        "(at `f05b542`, where both budgets were met: +4 728 and +375).")
     def within(over, budget):
         return (f"{verdict(over <= budget)} (+{fmt_int(over)}"
                 + ("" if over <= budget else f", {fmt_int(over - budget)} over") + ")")
@@ -700,7 +704,7 @@ def render(out: Path, results: type[Results] = Results) -> str:
     # (issue 14: the probe of a request without `traceparent` at most +100).
     own, every = int(c["layer_noexemplars"]) - cn, int(c["layer"]) - cn
     v["callgrind_target"] = within(own, 1000)
-    v["callgrind_probe"] = f"{verdict(every - own <= 100)} ({every - own:+,})".replace(",", " ")
+    v["callgrind_probe"] = f"{verdict(every - own <= 100)} ({fmt_signed_int(every - own)})"
     v["callgrind_target_all"] = within(every, 1100)
 
     # --- multiprocess (issue 5)
@@ -879,7 +883,8 @@ def self_test() -> None:
         "wrk ratio judged": "0.95 of bare axum's requests per second — met (0.960)" in flat,
         "instructions read": "| layer + one `#[histogram]` (the wrk server above) | 7 000 | "
                              "+2 000 (1.40×) | +1 000 |" in flat,
-        "exemplar layer modes read": "so untraced − no header +4 728 and traced − untraced +375"
+        "exemplar layer modes read": "`layer-traced` 12 103 instructions per request, so "
+                                     "untraced − no header +4 728 and traced − untraced +375"
                                      in flat,
         "lookup instructions read": "| `counter_lookup_2labels_static` | 155 | 174 | ×0.89 |"
                                     in flat,
