@@ -255,7 +255,14 @@ impl RouteMetric {
 ///
 /// 1. with the `opentelemetry` feature, the current `tracing` span's OpenTelemetry context
 ///    when the request is recorded: its trace id and this server's span id
-///    ([`otel::current_trace`](crate::otel::current_trace) tells the requirements);
+#[cfg_attr(
+    feature = "opentelemetry",
+    doc = "   ([`otel::current_trace`](crate::otel::current_trace) tells the requirements);"
+)]
+#[cfg_attr(
+    not(feature = "opentelemetry"),
+    doc = "   (`otel::current_trace`, built with the feature, tells the requirements);"
+)]
 /// 2. the function given to [`exemplar_from_request`](Self::exemplar_from_request);
 /// 3. a well-formed W3C `traceparent` header whose `sampled` flag is set: its trace id only
 ///    (its parent id is the caller's span, not this server's), unless

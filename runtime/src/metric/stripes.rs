@@ -60,7 +60,7 @@ pub(crate) fn set_external(make: ExternalStripe) {
     let _ = EXTERNAL.set(make);
 }
 
-/// The number of ways a striped series has: the CPUs the process's threads can run on, at most
+/// The number of ways a striped series has: the machine's online CPUs ([`cpus`]), at most
 /// [`MAX_WAYS`]. One way on one CPU: threads sharing a core never bounce a line between caches.
 pub(crate) fn ways() -> usize {
     static WAYS: OnceLock<usize> = OnceLock::new();
