@@ -286,8 +286,9 @@ static ANY_EXCLUDED_FROM_ALL: AtomicBool = AtomicBool::new(false);
 /// Whether any request's marks ever held a trace (or, with the `opentelemetry` feature,
 /// exemplars switched off: see `RequestMarks::changes_attributes`). Until one did, handler
 /// metrics skip the thread-local lookup of [`current_trace`] (every request reads as untraced
-/// to them) and pay one relaxed load instead. Set once, never cleared; read and written with no other ordering (each request's marks are written
-/// before its handler runs, on the path that hands the marks to it).
+/// to them) and pay one relaxed load instead. Set once, never cleared; read and written with
+/// no other ordering (each request's marks are written before its handler runs, on the path
+/// that hands the marks to it).
 static ANY_TRACED: AtomicBool = AtomicBool::new(false);
 
 #[inline]

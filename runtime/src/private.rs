@@ -143,11 +143,11 @@ impl Record for Summary {
 /// Records on [`finish`](Self::finish) (the body returned, `Ok` or `Err` alike) and, if dropped
 /// unfinished, only while a panic unwinds: a future dropped before completion (a cancelled
 /// request) records nothing.
-#[must_use]
 ///
 /// It holds the series and the start alone (no "finished" flag: `finish` consumes it without
 /// running its `Drop`), so that the handler's future, which keeps it across the body's
 /// `.await`, stays small.
+#[must_use]
 pub struct Call<M: Record, const EXEMPLARS: bool = true> {
     metric: &'static M,
     start: M::Start,

@@ -22,6 +22,7 @@
 //! Invariants: nothing here trusts a file — every decode returns `None` on a malformed run,
 //! and schemas outside −4..=8, negative or non-finite thresholds are malformed.
 
+use super::read::u64_at;
 use crate::model::NativeBuckets;
 
 /// What a process's native state (`EXT_NATIVE` cells) holds.
@@ -44,12 +45,7 @@ pub(crate) enum State {
 pub(crate) fn decode_state(bytes: &[u8], live: bool) -> State {
     use crate::layout::native::WINDOW;
     use crate::metric::native::{DecodeError, decode_bytes};
-    let word = |i: usize| {
-        bytes
-            .get(8 * i..8 * i + 8)
-            .map_or(0, |w| u64::from_ne_bytes(w.try_into().unwrap_or_default()))
-    };
-    if bytes.len() > 8 * WINDOW && word(WINDOW) == 0 {
+    if bytes.len() > 8 * WINDOW && u64_at(bytes, 8 * WINDOW).unwrap_or(0) == 0 {
         return State::Fresh;
     }
     match decode_bytes(bytes, !live) {
@@ -110,9 +106,7 @@ pub(crate) fn decode_sparse(cells: &[u64]) -> Option<NativeBuckets> {
 
 /// [`decode_sparse`] of cells stored as native-endian bytes (a file's copy), read in place.
 pub(crate) fn decode_sparse_bytes(bytes: &[u8]) -> Option<NativeBuckets> {
-    decode_sparse_as(bytes.len() / 8, |i| {
-        u64::from_ne_bytes(bytes[8 * i..8 * i + 8].try_into().unwrap_or_default())
-    })
+    decode_sparse_as(bytes.len() / 8, |i| u64_at(bytes, 8 * i).unwrap_or(0))
 }
 
 /// [`decode_sparse`] of `len` cells, cell `i` read by `cell(i)` (called only below `len`).
@@ -212,22 +206,17 @@ fn ascending(mut side: impl Iterator<Item = (i64, u64)>) -> bool {
 /// reduced to the merged schema as they are read and added in place (`add_side`). `false`,
 /// and `acc` untouched, if the form is malformed (as [`decode_sparse`] judges it).
 pub(crate) fn merge_sparse_bytes(acc: &mut NativeBuckets, bytes: &[u8]) -> bool {
-    let cell = |i: usize| {
-        bytes
-            .get(8 * i..8 * i + 8)
-            .map_or(0, |w| u64::from_ne_bytes(w.try_into().unwrap_or_default()))
-    };
+    let cell = |i: usize| u64_at(bytes, 8 * i).unwrap_or(0);
     let Some((schema, zero_threshold, p, q)) = sparse_header(bytes.len() / 8, cell) else {
         return false;
     };
     // (key, count) pairs, 16 bytes each, after the 5 header cells.
-    let word = |w: &[u8]| u64::from_ne_bytes(w.try_into().unwrap_or_default());
     let pairs = |from: usize, n: usize| {
         bytes
             .get(8 * from..8 * from + 16 * n)
             .unwrap_or_default()
             .chunks_exact(16)
-            .map(move |c| (word(&c[..8]) as i64, word(&c[8..])))
+            .map(|c| (u64_at(c, 0).unwrap_or(0) as i64, u64_at(c, 8).unwrap_or(0)))
     };
     let (positive, negative) = (pairs(5, p), pairs(5 + 2 * p, q));
     if !(ascending(positive.clone()) && ascending(negative.clone())) {
