@@ -50,20 +50,20 @@
 //! other record as it is — a file that parses and aggregates exactly as the copy would.
 //!
 //! # Validation
-//! Every length and offset read from a file is checked against the bytes actually there before
-//! use, so a truncated, garbage, foreign-version or hostile file yields a [`ReadError`] — never a
-//! panic, an out-of-bounds read or an allocation beyond the file's size. A snapshot holds
-//! `used` bytes, the length published in the header, read (agreed as above) before the `fstat`
-//! that bounds it: a writer allocates disk space before it publishes, so an honest file is
-//! never shorter than its `used`. Records below `used` are complete and immutable except for
-//! their value cells. Validation is one pass over the records that keeps the family
-//! declarations, the archive's absorbed ids and a 16-byte reference per series record (where its
-//! cells and key are); all of it is charged to a budget of the snapshot's length, and every
-//! record kept is larger than what is kept of it — so reading a file allocates at most three
-//! times its size (two copies and what is kept), the second copy only until the first is agreed.
-//! The aggregation then reads series through those references without validating anything
-//! twice. Names and label names must be valid Prometheus names and label values valid UTF-8, so
-//! whatever a file holds is safe to write into an exposition.
+//! Every length and offset read from a file is checked against the bytes actually there before use,
+//! so a truncated, garbage, foreign-version or hostile file yields a [`ReadError`] — never a panic,
+//! an out-of-bounds read or an allocation beyond the file's size. A snapshot holds `used` bytes,
+//! the length published in the header, read (agreed as above) before the `fstat` that bounds it: a
+//! writer allocates disk space before it publishes, so an honest file is never shorter than its
+//! `used`. Records below `used` are complete and immutable except for their value cells.
+//! Validation, on the thread that copied the file (a scrape copies on several), is one pass over
+//! the records that keeps the family declarations, the archive's absorbed ids and a 16-byte
+//! reference per series record (where its cells and key are); all of it is charged to a budget of
+//! the snapshot's length, and every record kept is larger than what is kept of it — so reading a
+//! file allocates at most three times its size (two copies and what is kept), the second copy only
+//! until the first is agreed. The aggregation then reads series through those references without
+//! validating anything twice. Names and label names must be valid Prometheus names and label values
+//! valid UTF-8, so whatever a file holds is safe to write into an exposition.
 //!
 //! # Extension records
 //! Records of tag 0 with a non-zero sub-tag (`file.rs`) attach cells to an earlier family or
@@ -202,6 +202,8 @@ fn agree(
 /// the sparse form (`shrink.rs`; see the module docs).
 pub(crate) struct Snapshot {
     bytes: Vec<u8>,
+    /// The bytes validated, on the thread that copied them (see [`Index`]).
+    index: Result<Index, ReadError>,
 }
 
 /// Buffers a reader keeps from one file to the next: the copies are taken into them, so a
@@ -259,13 +261,19 @@ impl Snapshot {
             }
         }
         let bytes = super::shrink::shrink(bytes, live).unwrap_or_else(|| std::mem::take(bytes));
-        Ok(Snapshot { bytes })
+        Ok(Snapshot::of(bytes))
+    }
+
+    /// `bytes` validated: the copying thread's share of the work (see [`Index`]).
+    fn of(bytes: Vec<u8>) -> Snapshot {
+        let index = Index::build(&bytes);
+        Snapshot { bytes, index }
     }
 
     /// A snapshot of `bytes` as they are (not shrunk): what a scrape kept before `shrink.rs`.
     #[cfg(test)]
     pub(crate) fn unshrunk(bytes: Vec<u8>) -> Snapshot {
-        Snapshot { bytes }
+        Snapshot::of(bytes)
     }
 
     /// The file id in the header (a snapshot holds at least a header); not validated.
@@ -467,12 +475,65 @@ pub(crate) struct Fam<'a> {
     pub(crate) mode: GaugeMode,
 }
 
-const _: () = assert!(std::mem::size_of::<Fam<'static>>() <= 32);
+/// A [`Fam`] as an [`Index`] keeps it: where its record is instead of its bytes. At most 32
+/// bytes too, for the same reason.
+#[derive(Clone, Copy, Debug)]
+struct FamAt {
+    off: u32,
+    len: u32,
+    n_cells: u32,
+    n_series: u32,
+    n_labels: u16,
+    kind: MetricKind,
+    mode: GaugeMode,
+}
+
+const _: () = assert!(std::mem::size_of::<FamAt>() <= 32);
+
+impl FamAt {
+    /// The declaration, its record read from `bytes` (the snapshot it was validated in).
+    fn with(self, bytes: &[u8]) -> Fam<'_> {
+        let FamAt {
+            off,
+            len,
+            n_cells,
+            n_series,
+            n_labels,
+            kind,
+            mode,
+        } = self;
+        Fam {
+            rec: bytes
+                .get(off as usize..off as usize + len as usize)
+                .unwrap_or_default(),
+            off,
+            n_cells,
+            n_series,
+            n_labels,
+            kind,
+            mode,
+        }
+    }
+}
 
 /// Where a family record's parts start: bounds at 16, then the name, the help, the labels.
 const FAM_BOUNDS: usize = 16;
 
 impl<'a> Fam<'a> {
+    /// What an [`Index`] keeps of it.
+    fn at(&self) -> FamAt {
+        FamAt {
+            off: self.off,
+            // A record is at most MAX_RECORD long.
+            len: self.rec.len() as u32,
+            n_cells: self.n_cells,
+            n_series: self.n_series,
+            n_labels: self.n_labels,
+            kind: self.kind,
+            mode: self.mode,
+        }
+    }
+
     fn bounds_bytes(&self) -> &'a [u8] {
         let n = u32_at(self.rec, 12).unwrap_or(0) as usize;
         self.rec
@@ -590,19 +651,40 @@ pub(crate) struct Info {
     pub(crate) dropped: u64,
 }
 
-/// A validated file.
+/// A validated file: its snapshot's bytes, read through its [`Index`].
 pub(crate) struct Parsed<'a> {
     pub(crate) info: Info,
     pub(crate) families: Vec<Fam<'a>>,
-    pub(crate) absorbed: Vec<u64>,
-    series: Vec<SerRef>,
+    pub(crate) absorbed: &'a [u64],
+    series: &'a [SerRef],
     /// Native settings attached to families, in file order (so by target).
-    family_ext: Vec<ExtRef>,
+    family_ext: &'a [ExtRef],
     /// Extensions attached to series, sorted by target.
-    series_ext: Vec<ExtRef>,
+    series_ext: &'a [ExtRef],
     /// Extension records skipped because they did not validate (see the module docs).
     pub(crate) bad_extensions: u64,
     bytes: &'a [u8],
+}
+
+/// What validating a snapshot keeps, owned: [`Parsed`] without the bytes. A snapshot is
+/// validated where it was copied, so a scrape's copying threads validate in parallel what its
+/// one aggregating thread validated after them (a sixth of a native scrape's wall time there,
+/// BENCHMARKS.md); the aggregation then takes a [`Parsed`] view of it for one small allocation.
+struct Index {
+    info: Info,
+    families: Vec<FamAt>,
+    absorbed: Vec<u64>,
+    series: Vec<SerRef>,
+    family_ext: Vec<ExtRef>,
+    series_ext: Vec<ExtRef>,
+    bad_extensions: u64,
+}
+
+/// The validation pass: the index so far, and the family declarations with their bytes (what
+/// the series and extensions that follow are checked against).
+struct Walk<'b> {
+    index: Index,
+    families: Vec<Fam<'b>>,
 }
 
 /// The cells of an exemplar-slot record bytes as `u64`s.
@@ -632,101 +714,20 @@ fn take_str(b: &[u8]) -> Option<(&str, &[u8])> {
 const CORRUPT_RECORD: ReadError = ReadError::Corrupt("a record overruns the file");
 
 impl<'a> Parsed<'a> {
-    /// Validates the whole snapshot.
+    /// The snapshot as validated when it was taken ([`Index`]), or why it did not validate.
     pub(crate) fn parse(snapshot: &'a Snapshot) -> Result<Parsed<'a>, ReadError> {
-        let b = snapshot.bytes();
-        // Checked when the snapshot was taken; again here, on the bytes that are kept.
-        check_header(b)?;
-        // The snapshot ends at the `used` its copy started with; the header it holds may
-        // publish more, appended since: what the snapshot holds is complete.
-        let used = u64_at(b, H_USED).unwrap_or(0).min(b.len() as u64);
-        // Past MAX_FILE, offsets would not fit the `u32`s records and references use.
-        if used < HEADER_LEN as u64 || used > MAX_FILE || used % 8 != 0 {
-            return Err(ReadError::Corrupt("used length out of range"));
-        }
-        let used = used as usize;
-        let info = Info {
-            id: u64_at(b, H_ID).unwrap_or(0),
-            pid: u32_at(b, H_PID).unwrap_or(0),
-            archive: u32_at(b, H_FLAGS).unwrap_or(0) & FLAG_ARCHIVE != 0,
-            start_ticks: u64_at(b, H_START_TICKS).unwrap_or(0),
-            dropped: u64_at(b, H_DROPPED).unwrap_or(0),
-        };
-        let mut parsed = Parsed {
-            info,
-            families: Vec::new(),
-            absorbed: Vec::new(),
-            series: Vec::new(),
-            family_ext: Vec::new(),
-            series_ext: Vec::new(),
-            bad_extensions: 0,
-            bytes: b,
-        };
-        // What we keep must not exceed the file's own size (see the module docs).
-        let mut budget = b.len();
-        let mut off = HEADER_LEN;
-        while off < used {
-            let (tag, rec) = record_at(b, off, used)?;
-            match tag {
-                TAG_PADDING => match u16_at(rec, 6).unwrap_or(0) {
-                    0 => {}
-                    ext => match parsed.extension_at(off, ext, rec) {
-                        Ok(Some(r)) => {
-                            budget = budget
-                                .checked_sub(std::mem::size_of::<ExtRef>())
-                                .ok_or(ReadError::Corrupt("too many records for its size"))?;
-                            if ext == EXT_NATIVE_SETTINGS {
-                                parsed.family_ext.push(r);
-                            } else {
-                                parsed.series_ext.push(r);
-                            }
-                        }
-                        Ok(None) => {} // a newer writer's extension
-                        Err(_) => parsed.bad_extensions += 1,
-                    },
-                },
-                TAG_FAMILY => {
-                    let fam = parse_family(off, rec)?;
-                    budget = budget
-                        .checked_sub(std::mem::size_of::<Fam<'_>>())
-                        .ok_or(ReadError::Corrupt("too many declarations for its size"))?;
-                    parsed.families.push(fam);
-                }
-                TAG_SERIES => {
-                    budget = budget
-                        .checked_sub(std::mem::size_of::<SerRef>())
-                        .ok_or(ReadError::Corrupt("too many series for its size"))?;
-                    let r = parsed.series_at(off, rec)?;
-                    parsed.families[r.fam as usize].n_series += 1;
-                    parsed.series.push(r);
-                }
-                TAG_ABSORBED if info.archive => {
-                    let n = u32_at(rec, 8).ok_or(CORRUPT_RECORD)? as usize;
-                    let ids = rec
-                        .get(16..16 + n.checked_mul(8).ok_or(CORRUPT_RECORD)?)
-                        .ok_or(CORRUPT_RECORD)?;
-                    budget = budget.checked_sub(ids.len()).ok_or(CORRUPT_RECORD)?;
-                    parsed.absorbed.extend(
-                        ids.chunks_exact(8)
-                            .map(|c| u64::from_ne_bytes(c.try_into().expect("8 bytes"))),
-                    );
-                }
-                _ => return Err(ReadError::Corrupt("unknown record")),
-            }
-            off += rec.len();
-        }
-        // By series, then kind (native state or exemplars), in file order within each (the sort
-        // is stable): a second one of a kind for a series is not the writer's, and is skipped.
-        let class = |r: &ExtRef| u16::from(r.ext == EXT_EXEMPLARS);
-        crate::sort::sort_by(&mut parsed.series_ext, |a, b| {
-            (a.target, class(a)).cmp(&(b.target, class(b)))
-        });
-        let before = parsed.series_ext.len();
-        parsed
-            .series_ext
-            .dedup_by(|b, a| (a.target, class(a)) == (b.target, class(b)));
-        parsed.bad_extensions += (before - parsed.series_ext.len()) as u64;
-        Ok(parsed)
+        let index = snapshot.index.as_ref().map_err(|&e| e)?;
+        let bytes = snapshot.bytes();
+        Ok(Parsed {
+            info: index.info,
+            families: index.families.iter().map(|f| f.with(bytes)).collect(),
+            absorbed: &index.absorbed,
+            series: &index.series,
+            family_ext: &index.family_ext,
+            series_ext: &index.series_ext,
+            bad_extensions: index.bad_extensions,
+            bytes,
+        })
     }
 
     /// Series records in the file.
@@ -747,6 +748,148 @@ impl<'a> Parsed<'a> {
         Some(out)
     }
 
+    /// Every series, in file order. The file was validated, so nothing fails here.
+    pub(crate) fn series(&self) -> impl Iterator<Item = SeriesRecord<'a>> + '_ {
+        let b = self.bytes;
+        let mut ext = self.series_ext.iter().peekable();
+        self.series.iter().enumerate().map(move |(i, r)| {
+            let (key_off, cells_off) = (r.key_off as usize, r.cells_off as usize);
+            let n_cells = self.families[r.fam as usize].n_cells as usize;
+            let (mut native, mut exemplars) = (None, &[][..]);
+            while let Some(e) = ext.next_if(|e| e.target as usize <= i) {
+                if e.target as usize != i {
+                    continue;
+                }
+                let at = e.cells_off as usize;
+                let cells = b.get(at..at + 8 * e.n_cells as usize).unwrap_or_default();
+                if e.ext == EXT_EXEMPLARS {
+                    exemplars = cells;
+                } else {
+                    native = Some((e.ext, cells));
+                }
+            }
+            SeriesRecord {
+                native,
+                exemplars,
+                fam: r.fam as usize,
+                key: b
+                    .get(key_off..key_off + r.key_len as usize)
+                    .unwrap_or_default(),
+                cells: b
+                    .get(cells_off..cells_off + 8 * n_cells)
+                    .unwrap_or_default(),
+                n_cells,
+            }
+        })
+    }
+}
+
+impl Index {
+    /// Validates the whole of `b`, a snapshot's bytes.
+    fn build(b: &[u8]) -> Result<Index, ReadError> {
+        // Checked when the snapshot was taken; again here, on the bytes that are kept.
+        check_header(b)?;
+        // The snapshot ends at the `used` its copy started with; the header it holds may
+        // publish more, appended since: what the snapshot holds is complete.
+        let used = u64_at(b, H_USED).unwrap_or(0).min(b.len() as u64);
+        // Past MAX_FILE, offsets would not fit the `u32`s records and references use.
+        if used < HEADER_LEN as u64 || used > MAX_FILE || used % 8 != 0 {
+            return Err(ReadError::Corrupt("used length out of range"));
+        }
+        let used = used as usize;
+        let info = Info {
+            id: u64_at(b, H_ID).unwrap_or(0),
+            pid: u32_at(b, H_PID).unwrap_or(0),
+            archive: u32_at(b, H_FLAGS).unwrap_or(0) & FLAG_ARCHIVE != 0,
+            start_ticks: u64_at(b, H_START_TICKS).unwrap_or(0),
+            dropped: u64_at(b, H_DROPPED).unwrap_or(0),
+        };
+        let mut walk = Walk {
+            index: Index {
+                info,
+                families: Vec::new(),
+                absorbed: Vec::new(),
+                series: Vec::new(),
+                family_ext: Vec::new(),
+                series_ext: Vec::new(),
+                bad_extensions: 0,
+            },
+            families: Vec::new(),
+        };
+        // What we keep must not exceed the file's own size (see the module docs).
+        let mut budget = b.len();
+        let mut off = HEADER_LEN;
+        while off < used {
+            let (tag, rec) = record_at(b, off, used)?;
+            match tag {
+                TAG_PADDING => match u16_at(rec, 6).unwrap_or(0) {
+                    0 => {}
+                    ext => match walk.extension_at(off, ext, rec) {
+                        Ok(Some(r)) => {
+                            budget = budget
+                                .checked_sub(std::mem::size_of::<ExtRef>())
+                                .ok_or(ReadError::Corrupt("too many records for its size"))?;
+                            if ext == EXT_NATIVE_SETTINGS {
+                                walk.index.family_ext.push(r);
+                            } else {
+                                walk.index.series_ext.push(r);
+                            }
+                        }
+                        Ok(None) => {} // a newer writer's extension
+                        Err(_) => walk.index.bad_extensions += 1,
+                    },
+                },
+                TAG_FAMILY => {
+                    let fam = parse_family(off, rec)?;
+                    budget = budget
+                        .checked_sub(std::mem::size_of::<FamAt>())
+                        .ok_or(ReadError::Corrupt("too many declarations for its size"))?;
+                    walk.families.push(fam);
+                }
+                TAG_SERIES => {
+                    budget = budget
+                        .checked_sub(std::mem::size_of::<SerRef>())
+                        .ok_or(ReadError::Corrupt("too many series for its size"))?;
+                    let r = walk.series_at(off, rec)?;
+                    walk.families[r.fam as usize].n_series += 1;
+                    walk.index.series.push(r);
+                }
+                TAG_ABSORBED if info.archive => {
+                    let n = u32_at(rec, 8).ok_or(CORRUPT_RECORD)? as usize;
+                    let ids = rec
+                        .get(16..16 + n.checked_mul(8).ok_or(CORRUPT_RECORD)?)
+                        .ok_or(CORRUPT_RECORD)?;
+                    budget = budget.checked_sub(ids.len()).ok_or(CORRUPT_RECORD)?;
+                    walk.index.absorbed.extend(
+                        ids.chunks_exact(8)
+                            .map(|c| u64::from_ne_bytes(c.try_into().expect("8 bytes"))),
+                    );
+                }
+                _ => return Err(ReadError::Corrupt("unknown record")),
+            }
+            off += rec.len();
+        }
+        // By series, then kind (native state or exemplars), in file order within each (the sort
+        // is stable): a second one of a kind for a series is not the writer's, and is skipped.
+        let class = |r: &ExtRef| u16::from(r.ext == EXT_EXEMPLARS);
+        let Walk {
+            mut index,
+            families,
+        } = walk;
+        crate::sort::sort_by(&mut index.series_ext, |a, b| {
+            (a.target, class(a)).cmp(&(b.target, class(b)))
+        });
+        let before = index.series_ext.len();
+        index
+            .series_ext
+            .dedup_by(|b, a| (a.target, class(a)) == (b.target, class(b)));
+        index.bad_extensions += (before - index.series_ext.len()) as u64;
+        index.families = families.iter().map(Fam::at).collect();
+        Ok(index)
+    }
+}
+
+impl Walk<'_> {
     /// Validates the extension record at `off` with sub-tag `ext`: `Ok(None)` for a sub-tag
     /// this build does not know.
     fn extension_at(&self, off: usize, ext: u16, rec: &[u8]) -> Result<Option<ExtRef>, ReadError> {
@@ -783,6 +926,7 @@ impl<'a> Parsed<'a> {
             if self.families[fam].kind != MetricKind::Histogram
                 || !native_merge::valid_settings(&cells)
                 || self
+                    .index
                     .family_ext
                     .last()
                     .is_some_and(|r| r.target as usize == fam)
@@ -793,14 +937,15 @@ impl<'a> Parsed<'a> {
         } else {
             // Extensions mostly follow their series record: look at the last one first.
             let cells_off = target_off as u32 + 16;
-            let i = match self.series.last() {
-                Some(r) if r.cells_off == cells_off => self.series.len() - 1,
+            let i = match self.index.series.last() {
+                Some(r) if r.cells_off == cells_off => self.index.series.len() - 1,
                 _ => self
+                    .index
                     .series
                     .binary_search_by_key(&cells_off, |r| r.cells_off)
                     .map_err(|_| bad("an extension attached to no series"))?,
             };
-            let fam_i = self.series[i].fam as usize;
+            let fam_i = self.index.series[i].fam as usize;
             let fam = &self.families[fam_i];
             let ok = match ext {
                 EXT_EXEMPLARS => {
@@ -812,6 +957,7 @@ impl<'a> Parsed<'a> {
                     slots > 0 && n_cells == slots * SLOT_WORDS
                 }
                 _ => self
+                    .index
                     .family_ext
                     .binary_search_by_key(&(fam_i as u32), |r| r.target)
                     .is_ok(),
@@ -861,41 +1007,6 @@ impl<'a> Parsed<'a> {
             cells_off: (off + 16) as u32,
             key_off: (off + key_at + 4) as u32,
             key_len: key_len as u32,
-        })
-    }
-
-    /// Every series, in file order. The file was validated, so nothing fails here.
-    pub(crate) fn series(&self) -> impl Iterator<Item = SeriesRecord<'a>> + '_ {
-        let b = self.bytes;
-        let mut ext = self.series_ext.iter().peekable();
-        self.series.iter().enumerate().map(move |(i, r)| {
-            let (key_off, cells_off) = (r.key_off as usize, r.cells_off as usize);
-            let n_cells = self.families[r.fam as usize].n_cells as usize;
-            let (mut native, mut exemplars) = (None, &[][..]);
-            while let Some(e) = ext.next_if(|e| e.target as usize <= i) {
-                if e.target as usize != i {
-                    continue;
-                }
-                let at = e.cells_off as usize;
-                let cells = b.get(at..at + 8 * e.n_cells as usize).unwrap_or_default();
-                if e.ext == EXT_EXEMPLARS {
-                    exemplars = cells;
-                } else {
-                    native = Some((e.ext, cells));
-                }
-            }
-            SeriesRecord {
-                native,
-                exemplars,
-                fam: r.fam as usize,
-                key: b
-                    .get(key_off..key_off + r.key_len as usize)
-                    .unwrap_or_default(),
-                cells: b
-                    .get(cells_off..cells_off + 8 * n_cells)
-                    .unwrap_or_default(),
-                n_cells,
-            }
         })
     }
 }

@@ -131,7 +131,8 @@ const MAX_THREADS: usize = 4;
 
 /// Copies `paths`, in that order, on up to [`MAX_THREADS`] threads (the scrape's own and
 /// helpers, as the machine has cores): files are independent, and a copy — the kernel's, then
-/// decoding the native states (`shrink.rs`) — is most of a scrape's work. A helper that cannot
+/// decoding the native states (`shrink.rs`) and validating the records (`read.rs`, `Index`) —
+/// is most of a scrape's work. A helper that cannot
 /// be started leaves its share to the others; the files of one that panicked (a bug) are copied
 /// again on this thread, as they would have been without helpers.
 fn copy_all(paths: &[PathBuf], stats: &Stats) -> Vec<Found> {
