@@ -505,3 +505,30 @@ fn the_journal_cells_round_trip() {
         assert_eq!(unpack_offsets(pack_offsets(o)), o);
     }
 }
+
+/// The bytes of a copy decode as its cells do, wherever the one populated cell is: the scan
+/// compares blocks of empty cells a pair at a time, and windows that are not a whole number of
+/// blocks end in cells compared one by one.
+#[test]
+fn a_copys_bytes_decode_as_its_cells_with_a_bucket_at_any_cell() {
+    for window in [1, 7, 8, 13, 16, 160] {
+        for sign in [layout::positive(window), layout::negative(window)] {
+            for i in 0..window {
+                let mut cells = state_of(&NativeBuckets::default(), 0.0, window).unwrap();
+                // Empty cells carry the generation's tag: the scan compares against it.
+                cells[layout::GENERATION] = 8;
+                let t = tag(8);
+                cells[layout::ZERO_COUNT] = t;
+                for c in &mut cells[layout::HEADER..layout::journal(window)] {
+                    *c = t;
+                }
+                cells[sign + i] = t | 3;
+                let bytes: Vec<u8> = cells.iter().flat_map(|c| c.to_ne_bytes()).collect();
+                let want = decode(&cells).unwrap();
+                assert_eq!(want.count, 3, "window {window}, cell {}", sign + i);
+                assert_eq!(decode_bytes(&bytes, false).unwrap(), want);
+                assert_eq!(decode_bytes(&bytes, true).unwrap(), want);
+            }
+        }
+    }
+}
