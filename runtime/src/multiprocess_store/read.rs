@@ -254,8 +254,8 @@ impl Snapshot {
         } = scratch;
         src.copy(used, bytes)?;
         if live {
-            second.resize(used, 0);
-            read_exact_at(src, second, 0)?;
+            // Like the first: into spare capacity, not into zeroed bytes.
+            src.copy(used, second)?;
             if **second != **bytes || has_busy_block(bytes) {
                 agree_cells(src, bytes, second)?;
             }
