@@ -30,7 +30,7 @@ type HashMap<K, V> = StdHashMap<K, V, foldhash::fast::RandomState>;
 use super::exact::Partials;
 use super::file::{self, EXT_NATIVE, EXT_NATIVE_SETTINGS, EXT_NATIVE_SPARSE, NATIVE_SETTINGS_LEN};
 use super::native_merge;
-use super::read::{Parsed, SeriesRecord, key_values, words};
+use super::read::{Info, Parsed, SeriesRecord, key_values, words};
 use super::threads;
 use crate::exemplar::{SLOT_WORDS, SlotData};
 use crate::layout::{Layout, counter, gauge, histogram, summary};
@@ -128,6 +128,117 @@ pub(crate) struct Aggregate<'a> {
     /// Native states of live writers left out because every copy was taken in the middle of a
     /// reduction (`read.rs` copies such a state again first).
     pub(crate) torn_native: u64,
+}
+
+/// The `pid` label of each source's per-process rows, by position. Two containers sharing a
+/// volume may both have a pid 1: such pids are told apart by the file id.
+fn pid_labels(infos: impl Iterator<Item = Info> + Clone) -> Vec<String> {
+    let mut pid_count: HashMap<u32, usize> = HashMap::default();
+    for info in infos.clone() {
+        *pid_count.entry(info.pid).or_default() += 1;
+    }
+    infos
+        .map(|info| {
+            if pid_count[&info.pid] > 1 {
+                format!("{}-{:08x}", info.pid, info.id as u32)
+            } else {
+                info.pid.to_string()
+            }
+        })
+        .collect()
+}
+
+/// The order a scrape aggregates its process files in: live files first (the first
+/// declaration read wins a conflict), then by pid and file id.
+pub(crate) fn scrape_order(live: bool, info: &Info) -> impl Ord {
+    (!live, info.pid, info.id)
+}
+
+/// A scrape's aggregate built while its files are copied (`snapshot.rs`, `scrape.rs`): each
+/// file added as soon as its copy is done, in the order the copies finish, then
+/// [`finish`](Self::finish)ed into what [`Aggregate::scrape`] makes of the same files in
+/// [`scrape_order`] with the archive last. What depends on the order is put in that order at
+/// the end: the per-process rows of `all`/`liveall` gauges (keyed by a file's position) and
+/// their `pid` labels. Which declaration wins when two files declare a name differently cannot
+/// be: a scrape whose streamed aggregate met a conflict aggregates again in order
+/// (`scrape.rs`). What is left to the order of the copies: floating-point `sum`/`livesum`
+/// gauges are added in it (their last bits may differ between scrapes), and a `mostrecent`
+/// gauge or an exemplar stamped at the very same nanosecond in two files is taken from the
+/// first added.
+pub(crate) struct Streaming<'a> {
+    agg: Aggregate<'a>,
+    /// Each file added, by position: whether it is live, and its header.
+    files: Vec<(bool, Info)>,
+}
+
+impl<'a> Streaming<'a> {
+    /// No file yet.
+    pub(crate) fn new() -> Self {
+        Streaming {
+            agg: Aggregate::part(&[], Purpose::Scrape, Part::ALL),
+            files: Vec::new(),
+        }
+    }
+
+    /// Adds a process file (one that parsed, and is not an archive).
+    pub(crate) fn add(&mut self, parsed: Parsed<'a>, live: bool) {
+        let index = self.files.len();
+        self.files.push((live, parsed.info));
+        let src = InputFile { parsed, live };
+        self.agg.add(index, &src, Purpose::Scrape, Part::ALL);
+    }
+
+    /// The files added.
+    pub(crate) fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    /// Series skipped because their family was declared differently by another file.
+    pub(crate) fn conflicts(&self) -> u64 {
+        self.agg.conflicts
+    }
+
+    /// Adds the archive (last) and puts the per-process rows in [`scrape_order`].
+    pub(crate) fn finish(self, archive: Option<Parsed<'a>>) -> Aggregate<'a> {
+        let Streaming { mut agg, files } = self;
+        let n = files.len();
+        let mut order: Vec<usize> = (0..n).collect();
+        crate::sort::sort_by(&mut order, |&a, &b| {
+            let (x, y) = (&files[a], &files[b]);
+            scrape_order(x.0, &x.1).cmp(&scrape_order(y.0, &y.1))
+        });
+        let mut position = vec![0u32; n];
+        for (p, &i) in order.iter().enumerate() {
+            position[i] = p as u32;
+        }
+        let mut infos: Vec<Info> = order.iter().map(|&i| files[i].1).collect();
+        if let Some(parsed) = archive {
+            infos.push(parsed.info);
+            let src = InputFile {
+                parsed,
+                live: false,
+            };
+            agg.add(n, &src, Purpose::Scrape, Part::ALL);
+        }
+        for fam in &mut agg.families {
+            if fam.keys.iter().all(|&(_, pid)| pid == NO_PID) {
+                continue;
+            }
+            for (_, pid) in &mut fam.keys {
+                if let Some(&p) = position.get(*pid as usize) {
+                    *pid = p;
+                }
+            }
+            fam.rows = fam
+                .keys
+                .iter()
+                .enumerate()
+                .map(|(row, &k)| (k, row as u32))
+                .collect();
+        }
+        agg.pid_labels = pid_labels(infos.into_iter());
+        agg
+    }
 }
 
 /// A `mostrecent` gauge's value and timestamp. Its cells were read as one block that two
@@ -250,22 +361,7 @@ impl<'a> Aggregate<'a> {
             bad_extensions: 0,
             torn_native: 0,
         };
-        // Two containers sharing a volume may both have a pid 1: disambiguate their labels.
-        let mut pid_count: HashMap<u32, usize> = HashMap::default();
-        for s in sources {
-            *pid_count.entry(s.parsed.info.pid).or_default() += 1;
-        }
-        agg.pid_labels = sources
-            .iter()
-            .map(|s| {
-                let info = s.parsed.info;
-                if pid_count[&info.pid] > 1 {
-                    format!("{}-{:08x}", info.pid, info.id as u32)
-                } else {
-                    info.pid.to_string()
-                }
-            })
-            .collect();
+        agg.pid_labels = pid_labels(sources.iter().map(|s| s.parsed.info));
         for (i, s) in sources.iter().enumerate() {
             agg.add(i, s, purpose, part);
         }

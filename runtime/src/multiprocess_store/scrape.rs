@@ -2,25 +2,33 @@
 //! aggregate every file with the archive into families, with promtrack's own
 //! `promtrack_multiprocess_*` families and the live writers' `process_*` metrics.
 //!
+//! Each file is aggregated as soon as it is copied, while the next ones are (`snapshot.rs`,
+//! `aggregate.rs`, `Streaming`). That aggregate is kept only if it holds exactly the files the
+//! scrape counts — none skipped after its copy as a dead twin or as absorbed by the archive —
+//! and no conflict, whose winner depends on the order; otherwise the files are aggregated
+//! again, in order, from the copies already taken.
+//!
 //! Invariants: a scrape never fails (what it cannot read is counted and skipped, `stats.rs`),
 //! and never counts a file twice: files the archive absorbed are skipped (`snapshot.rs`).
 
 use std::path::Path;
 use std::sync::atomic::Ordering;
 
-use super::aggregate::{Aggregate, InputFile};
-use super::read::ReadError;
-use super::snapshot::{self, ArchiveError, DirSnapshot};
+use super::aggregate::{Aggregate, InputFile, Streaming, scrape_order};
+use super::read::{Parsed, ReadError};
+use super::snapshot::{self, ArchiveError, DirSnapshot, Found};
 use super::{Stats, compact};
 use crate::model::{MetricFamily, MetricKind, Series, Value};
 
 /// Aggregates the directory at `path` into `out`, folding dead files into the archive first
 /// when `compact` allows it.
 pub(crate) fn collect_dir(path: &Path, stats: &Stats, compact: bool, out: &mut Vec<MetricFamily>) {
-    let first = DirSnapshot::read(path, stats);
+    let (first, second);
+    let mut streaming = Streaming::new();
+    first = DirSnapshot::list(path, stats);
+    first.copy(stats, &mut |f| stream(&mut streaming, f));
     let mut files = first.process_files(Some(stats));
     let mut snapshot = &first;
-    let second;
     if compact && files.iter().any(|(f, _)| !f.live) {
         let run = compact::Run {
             wait: false,
@@ -29,7 +37,9 @@ pub(crate) fn collect_dir(path: &Path, stats: &Stats, compact: bool, out: &mut V
         };
         // Compacted or not, read again: what we opened may now be absorbed.
         if let Ok(Some(_)) = compact::compact(path, stats, run) {
-            second = DirSnapshot::read(path, stats);
+            second = DirSnapshot::list(path, stats);
+            streaming = Streaming::new();
+            second.copy(stats, &mut |f| stream(&mut streaming, f));
             files = second.process_files(None);
             snapshot = &second;
         }
@@ -49,7 +59,7 @@ pub(crate) fn collect_dir(path: &Path, stats: &Stats, compact: bool, out: &mut V
     let absorbed = snapshot::absorbed(archive.as_ref());
     // Live files first: the first declaration read wins a conflict (aggregate.rs).
     crate::sort::sort_by(&mut files, |(fa, pa), (fb, pb)| {
-        (!fa.live, pa.info.pid, pa.info.id).cmp(&(!fb.live, pb.info.pid, pb.info.id))
+        scrape_order(fa.live, &pa.info).cmp(&scrape_order(fb.live, &pb.info))
     });
     let mut sources: Vec<InputFile<'_>> = files
         .into_iter()
@@ -65,13 +75,20 @@ pub(crate) fn collect_dir(path: &Path, stats: &Stats, compact: bool, out: &mut V
         .map(|s| (s.parsed.info.pid, s.parsed.info.start_ticks))
         .collect();
     let files = sources.len();
-    if let Some(a) = archive {
-        sources.push(InputFile {
-            parsed: a,
-            live: false,
-        });
-    }
-    let agg = Aggregate::scrape(&sources);
+    // The streamed aggregate holds every file copied that parses, `sources` those but dead
+    // twins and files the archive absorbed: the same files exactly when there are as many.
+    let streamed = streaming.len() == files && streaming.conflicts() == 0;
+    let agg = if streamed {
+        streaming.finish(archive)
+    } else {
+        if let Some(a) = archive {
+            sources.push(InputFile {
+                parsed: a,
+                live: false,
+            });
+        }
+        Aggregate::scrape(&sources)
+    };
     stats.add_conflicts(agg.conflicts);
     stats.add_bad_extensions(agg.bad_extensions + agg.torn_native);
     let dropped = agg.dropped + stats.unrecorded.load(Ordering::Relaxed);
@@ -96,6 +113,16 @@ pub(crate) fn collect_dir(path: &Path, stats: &Stats, compact: bool, out: &mut V
         .with_series(Series::new(Value::Gauge(files as f64))),
     );
     process_metrics(&live_writers, out);
+}
+
+/// Adds a file just copied to the scrape's streamed aggregate, if it is one the scrape reads:
+/// it parses and is not an archive (what `DirSnapshot::process_files` keeps).
+fn stream<'a>(streaming: &mut Streaming<'a>, f: &'a Found) {
+    if let Ok(parsed) = Parsed::parse(&f.snapshot) {
+        if !parsed.info.archive {
+            streaming.add(parsed, f.live);
+        }
+    }
 }
 
 /// `process_*` of every live writer, labelled by pid (see the module docs).
@@ -125,3 +152,202 @@ fn process_metrics(writers: &[(u32, u64)], out: &mut Vec<MetricFamily>) {
 
 #[cfg(not(all(feature = "process", target_os = "linux")))]
 fn process_metrics(_: &[(u32, u64)], _: &mut Vec<MetricFamily>) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::Layout;
+    use crate::metric::{FamilyDecl, GaugeMode};
+    use crate::model::NativeBuckets;
+    use crate::multiprocess_store::aggregate::Purpose;
+    use crate::multiprocess_store::file::{
+        EXT_NATIVE, EXT_NATIVE_SETTINGS, FLAG_ARCHIVE, H_USED, encode_absorbed, encode_extension,
+        encode_extension_with_tail, encode_family, encode_header, encode_series,
+        native_settings_cells,
+    };
+
+    fn decl<'a>(
+        name: &'a str,
+        kind: MetricKind,
+        mode: GaugeMode,
+        labels: &'a [Box<str>],
+    ) -> FamilyDecl<'a> {
+        FamilyDecl {
+            name,
+            help: "Help.",
+            label_names: labels,
+            kind,
+            mode,
+            bounds: &[],
+            native: None,
+        }
+    }
+
+    /// A dead process file: a counter, a per-process gauge, a `mostrecent` gauge (declared
+    /// `max` instead by a file whose `temp_mode` says so: a conflict) and a native-only
+    /// histogram whose schema depends on the file.
+    fn file(id: u64, pid: u32, temp_mode: GaugeMode) -> Vec<u8> {
+        let mut b = encode_header(id, pid, 0, 0, 0);
+        let labels: [Box<str>; 1] = ["k".into()];
+        let n = u64::from(pid);
+        let families = [
+            (
+                "jobs_total",
+                MetricKind::Counter,
+                GaugeMode::Sum,
+                vec![n, 0.25f64.to_bits()],
+            ),
+            (
+                "workers",
+                MetricKind::Gauge,
+                GaugeMode::All,
+                vec![(n as f64).to_bits()],
+            ),
+            (
+                "temp",
+                MetricKind::Gauge,
+                temp_mode,
+                vec![(n as f64).to_bits(), 10 * id, 0],
+            ),
+        ];
+        for (name, kind, mode, cells) in families {
+            let d = decl(name, kind, mode, &labels);
+            let fam = b.len();
+            encode_family(&mut b, &d);
+            let cells = &cells[..Layout::of(kind, mode.is_stamped(), 0).len()];
+            encode_series(&mut b, fam as u32, cells, b"a\xff");
+        }
+        let native = FamilyDecl {
+            bounds: &crate::multiprocess_store::file::NATIVE_ONLY_BOUNDS,
+            ..decl("lat_seconds", MetricKind::Histogram, GaugeMode::All, &[])
+        };
+        let fam = b.len();
+        encode_family(&mut b, &native);
+        let schema = 3 - (pid % 3) as i8;
+        let settings = native_settings_cells(schema, 16, 0.0, 0.0, true);
+        let back = (b.len() - fam) as u32;
+        encode_extension(&mut b, EXT_NATIVE_SETTINGS, back, &settings);
+        let at = b.len();
+        encode_series(&mut b, fam as u32, &[3, 0, 1.5f64.to_bits()], b"");
+        let buckets = NativeBuckets {
+            schema,
+            zero_count: 1,
+            positive: vec![(pid as i32 % 5, 2)],
+            ..Default::default()
+        };
+        let cells = crate::metric::native::state_of(&buckets, 1.5, 16).unwrap();
+        let back = (b.len() - at) as u32;
+        encode_extension_with_tail(
+            &mut b,
+            EXT_NATIVE,
+            back,
+            &cells,
+            crate::layout::native::JOURNAL,
+        );
+        let used = b.len() as u64;
+        b[H_USED..H_USED + 8].copy_from_slice(&used.to_ne_bytes());
+        b
+    }
+
+    /// The families a scrape of `dir` shows, but promtrack's own.
+    fn scraped(dir: &Path) -> String {
+        let mut out = Vec::new();
+        collect_dir(dir, &Stats::default(), false, &mut out);
+        out.retain(|f| !f.name.starts_with("promtrack_") && !f.name.starts_with("process_"));
+        format!("{out:?}")
+    }
+
+    /// The same directory aggregated one file after another in the scrape's order, the archive
+    /// last: what the streamed aggregate must equal.
+    fn in_order(dir: &Path) -> String {
+        let stats = Stats::default();
+        let snap = DirSnapshot::read(dir, &stats);
+        let archive = snap.archive().ok().flatten();
+        let absorbed = snapshot::absorbed(archive.as_ref());
+        let mut files = snap.process_files(None);
+        files.sort_by(|(fa, pa), (fb, pb)| {
+            scrape_order(fa.live, &pa.info).cmp(&scrape_order(fb.live, &pb.info))
+        });
+        let mut sources: Vec<InputFile<'_>> = files
+            .into_iter()
+            .filter(|(_, p)| !absorbed.contains(&p.info.id))
+            .map(|(f, parsed)| InputFile {
+                parsed,
+                live: f.live,
+            })
+            .collect();
+        sources.extend(archive.map(|parsed| InputFile {
+            parsed,
+            live: false,
+        }));
+        format!(
+            "{:?}",
+            Aggregate::new(&sources, Purpose::Scrape).into_families()
+        )
+    }
+
+    /// Files aggregated as their copies finish (several copying threads, in no fixed order)
+    /// give what aggregating them in order gives: per-process rows in pid order with their
+    /// labels (two files share a pid), native histograms merged; and when that order decides
+    /// something (a name declared differently) or a file copied is not one to count (absorbed
+    /// by the archive), the scrape aggregates in order again.
+    #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "opens files with O_NONBLOCK, which Miri does not support"
+    )]
+    fn a_scrape_aggregating_files_as_they_are_copied_equals_one_in_order() {
+        let dir = std::env::temp_dir().join(format!(
+            "promtrack-stream-{}-{:x}",
+            std::process::id(),
+            crate::multiprocess_store::file::new_id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        // Enough files for helper threads; pids out of the directory's order, one twice.
+        let write = |id: u64, pid: u32, mode| {
+            std::fs::write(
+                dir.join(format!("p-{pid}-{id:016x}.db")),
+                file(id, pid, mode),
+            )
+            .unwrap()
+        };
+        for i in 0..40u64 {
+            write(0x100 + i, (37 * i as u32) % 41 + 1, GaugeMode::MostRecent);
+        }
+        write(0x200, 7, GaugeMode::MostRecent);
+        let want = in_order(&dir);
+        assert!(
+            want.contains("pid") && want.contains("7-00000200"),
+            "{want}"
+        );
+        assert!(want.contains("NativeBuckets"), "{want}");
+        assert_eq!(scraped(&dir), want);
+        // The archive absorbed one of the files (a compaction between its copy and the
+        // archive's): left out.
+        let archived = 0x105u64;
+        let mut archive = encode_header(0x999, 1, FLAG_ARCHIVE, 0, 0);
+        encode_absorbed(&mut archive, &[archived]);
+        let used = archive.len() as u64;
+        archive[H_USED..H_USED + 8].copy_from_slice(&used.to_ne_bytes());
+        std::fs::write(dir.join(snapshot::ARCHIVE), archive).unwrap();
+        let want = in_order(&dir);
+        assert_ne!(want, in_order_without_archive(&dir));
+        assert_eq!(scraped(&dir), want);
+        // `temp` declared `max` by the file of the lowest pid: its declaration wins, and the
+        // other files' `temp` series are skipped (its value is that file's, 0).
+        std::fs::remove_file(dir.join(snapshot::ARCHIVE)).unwrap();
+        write(0x300, 0, GaugeMode::Max);
+        let want = in_order(&dir);
+        assert!(want.contains(r#"name: "temp", help: "Help.", kind: Gauge, series: [Series { labels: [("k", "a")], value: Gauge(0.0)"#), "{want}");
+        assert_eq!(scraped(&dir), want);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn in_order_without_archive(dir: &Path) -> String {
+        let keep = dir.join("kept-archive");
+        std::fs::rename(dir.join(snapshot::ARCHIVE), &keep).unwrap();
+        let s = in_order(dir);
+        std::fs::rename(&keep, dir.join(snapshot::ARCHIVE)).unwrap();
+        s
+    }
+}

@@ -1,5 +1,6 @@
 //! One read of a multiprocess directory, shared by a scrape (`scrape.rs`) and a compaction
-//! (`compact.rs`): every process file opened and copied, then the archive.
+//! (`compact.rs`): every process file opened and copied, then the archive. A scrape aggregates
+//! each file on its own thread as soon as it is copied, while helper threads copy the next.
 //!
 //! Invariants:
 //! - The process files are copied *before* the archive. A compaction that runs in between is
@@ -14,7 +15,7 @@ use std::collections::HashSet;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use super::read::{Parsed, ReadError, Scratch, Snapshot};
 use super::{Stats, dir, lock, threads};
@@ -23,9 +24,18 @@ use super::{Stats, dir, lock, threads};
 pub(crate) const ARCHIVE: &str = "archive.db";
 
 /// Every process file of a directory and its archive, as copied at one moment.
+///
+/// Filled through `&self` ([`list`](Self::list), then [`copy`](Self::copy)), so that what
+/// is copied can be borrowed while the rest is: one slot per file listed, set once by
+/// whichever thread copied it.
 pub(crate) struct DirSnapshot {
-    files: Vec<Found>,
-    archive: Result<Option<Snapshot>, ReadError>,
+    dir: PathBuf,
+    paths: Vec<PathBuf>,
+    /// `paths[i]` copied, unset if it could not be (counted) or was gone.
+    slots: Vec<OnceLock<Found>>,
+    /// Slots skipped as dead twins of live files (see [`skip_dead_twins`]).
+    twins: OnceLock<HashSet<usize>>,
+    archive: OnceLock<Result<Option<Snapshot>, ReadError>>,
 }
 
 /// Why the archive of a [`DirSnapshot`] is unusable.
@@ -41,22 +51,72 @@ impl DirSnapshot {
     /// see the module docs). Problems with process files are counted in `stats`; a problem
     /// with the archive is kept for [`archive`](Self::archive) to report.
     pub(crate) fn read(path: &Path, stats: &Stats) -> DirSnapshot {
-        let files = list(path, stats);
-        let archive = open_archive(path);
-        DirSnapshot { files, archive }
+        let snapshot = DirSnapshot::list(path, stats);
+        snapshot.copy(stats, &mut |_| {});
+        snapshot
     }
 
-    /// Every process file copied, whether it parses or not.
-    pub(crate) fn files(&self) -> &[Found] {
-        &self.files
+    /// The process files (`*.db` but the archive) of the directory at `path`, listed, not
+    /// copied yet. A directory that cannot be listed is counted and has none.
+    pub(crate) fn list(path: &Path, stats: &Stats) -> DirSnapshot {
+        let paths: Vec<PathBuf> = match std::fs::read_dir(path) {
+            Ok(entries) => entries
+                .flatten()
+                .filter(|e| {
+                    e.file_name()
+                        .to_str()
+                        .is_some_and(|n| n.ends_with(".db") && n != ARCHIVE && !n.starts_with('.'))
+                })
+                .map(|e| e.path())
+                .collect(),
+            Err(_) => {
+                stats.count(ReadError::Io);
+                Vec::new()
+            }
+        };
+        DirSnapshot {
+            dir: path.to_path_buf(),
+            slots: paths.iter().map(|_| OnceLock::new()).collect(),
+            paths,
+            twins: OnceLock::new(),
+            archive: OnceLock::new(),
+        }
+    }
+
+    /// Copies the process files, then the archive (in that order: see the module docs); `each`
+    /// is handed every process file copied, on this thread, as soon as it is (in no particular
+    /// order, dead twins included), while helper threads copy the next ones. Problems with
+    /// process files are counted in `stats`; a problem with the archive is kept for
+    /// [`archive`](Self::archive) to report. Call it once.
+    pub(crate) fn copy<'s>(&'s self, stats: &Stats, each: &mut dyn FnMut(&'s Found)) {
+        copy_all(self, stats, each);
+        let _ = self.twins.set(skip_dead_twins(self.copied(), stats));
+        let _ = self.archive.set(open_archive(&self.dir));
+    }
+
+    /// Every process file copied, with its slot.
+    fn copied(&self) -> impl Iterator<Item = (usize, &Found)> + Clone {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| Some((i, s.get()?)))
+    }
+
+    /// Every process file copied, whether it parses or not, but dead twins, in the directory's
+    /// order.
+    pub(crate) fn files(&self) -> impl Iterator<Item = &Found> {
+        let twins = self.twins.get();
+        self.copied()
+            .filter(move |(i, _)| twins.is_none_or(|t| !t.contains(i)))
+            .map(|(_, f)| f)
     }
 
     /// The process files that parse, with the file each comes from; a file flagged as an
     /// archive is left out. With `count`, what does not parse is counted there (a scrape
     /// counts what it skips; a compaction leaves that to the scrapes).
     pub(crate) fn process_files(&self, count: Option<&Stats>) -> Vec<(&Found, Parsed<'_>)> {
-        let mut parsed = Vec::with_capacity(self.files.len());
-        for f in &self.files {
+        let mut parsed = Vec::with_capacity(self.slots.len());
+        for f in self.files() {
             match Parsed::parse(&f.snapshot) {
                 Ok(p) if !p.info.archive => parsed.push((f, p)),
                 Ok(_) => {
@@ -77,10 +137,10 @@ impl DirSnapshot {
     /// The archive, parsed: `None` if the directory has none. Its header flag is not checked
     /// here: a scrape skips an `archive.db` that is not flagged as one, a compaction folds it.
     pub(crate) fn archive(&self) -> Result<Option<Parsed<'_>>, ArchiveError> {
-        match &self.archive {
-            Ok(Some(copy)) => Parsed::parse(copy).map(Some).map_err(ArchiveError::Corrupt),
-            Ok(None) => Ok(None),
-            Err(e) => Err(ArchiveError::Unreadable(*e)),
+        match self.archive.get() {
+            Some(Ok(Some(copy))) => Parsed::parse(copy).map(Some).map_err(ArchiveError::Corrupt),
+            Some(Ok(None)) | None => Ok(None),
+            Some(Err(e)) => Err(ArchiveError::Unreadable(*e)),
         }
     }
 }
@@ -102,76 +162,122 @@ pub(crate) struct Found {
     pub(crate) live: bool,
 }
 
-/// Lists and copies the process files (`*.db` but the archive). Files that cannot be opened or
-/// read are counted and skipped; a file removed meanwhile is simply gone.
-fn list(path: &Path, stats: &Stats) -> Vec<Found> {
-    let Ok(entries) = std::fs::read_dir(path) else {
-        stats.count(ReadError::Io);
-        return Vec::new();
-    };
-    let paths: Vec<PathBuf> = entries
-        .flatten()
-        .filter(|e| {
-            e.file_name()
-                .to_str()
-                .is_some_and(|n| n.ends_with(".db") && n != ARCHIVE && !n.starts_with('.'))
-        })
-        .map(|e| e.path())
-        .collect();
-    let mut found = copy_all(&paths, stats);
-    skip_dead_twins(&mut found, stats);
-    found
-}
-
 /// Files per copying thread: below this a scrape copies on its own thread alone (a thread
 /// costs tens of microseconds, about what a small file's copy does).
 const FILES_PER_THREAD: usize = 8;
 /// Threads that copy at most, the scrape's own included.
 const MAX_THREADS: usize = 4;
 
-/// Copies `paths`, in that order, on up to [`MAX_THREADS`] threads (the scrape's own and
-/// helpers, as the machine has cores): files are independent, and a copy — the kernel's, then
-/// decoding the native states (`shrink.rs`) and validating the records (`read.rs`, `Index`) —
-/// is most of a scrape's work. A helper that cannot
-/// be started leaves its share to the others; the files of one that panicked (a bug) are copied
-/// again on this thread, as they would have been without helpers.
-fn copy_all(paths: &[PathBuf], stats: &Stats) -> Vec<Found> {
+/// Copies the files of `snapshot` into its slots on up to [`MAX_THREADS`] threads (the
+/// scrape's own and helpers, as the machine has cores): files are independent, and a copy —
+/// the kernel's, then decoding the native states (`shrink.rs`) and validating the records
+/// (`read.rs`, `Index`) — is most of a scrape's work. This thread hands each file copied to
+/// `each` as soon as it is, its own copies and the helpers' alike, and copies files itself
+/// whenever none is waiting: a scrape's aggregation runs beside the copying instead of after
+/// it, on each file while its copy is still in the cache. Every file taken is reported to this
+/// thread, by a guard if its helper panicked (a bug): that file is copied again here, as it
+/// would have been without helpers. A helper that cannot be started leaves its share to the
+/// others.
+fn copy_all<'s>(snapshot: &'s DirSnapshot, stats: &Stats, each: &mut dyn FnMut(&'s Found)) {
+    let n = snapshot.paths.len();
     let threads = std::thread::available_parallelism()
         .map_or(1, std::num::NonZeroUsize::get)
         .min(MAX_THREADS)
-        .min(paths.len() / FILES_PER_THREAD)
+        .min(n / FILES_PER_THREAD)
         .max(1);
     let next = AtomicUsize::new(0);
-    // Every file taken and copied (or not): what a panicked helper took is in no list.
-    let taken: Mutex<Vec<(usize, Option<Found>)>> = Mutex::new(Vec::new());
-    let done = threads::run(threads, &|_| {
+    let finished = Finished::default();
+    let copy_into = |i: usize, scratch: &mut Scratch| {
+        if let Some(found) = copy(&snapshot.paths[i], stats, scratch) {
+            let _ = snapshot.slots[i].set(found);
+        }
+    };
+    let helper = |_| {
         let mut scratch = Scratch::default();
-        let mut mine = Vec::new();
         loop {
             let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some(p) = paths.get(i) else { break };
-            mine.push((i, copy(p, stats, &mut scratch)));
+            if i >= n {
+                break;
+            }
+            let mut report = Report {
+                finished: &finished,
+                i,
+                copied: false,
+            };
+            copy_into(i, &mut scratch);
+            report.copied = true;
         }
-        taken
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend(mine);
-    });
-    let mut taken = taken.into_inner().unwrap_or_else(PoisonError::into_inner);
-    if done.contains(&false) {
-        let mut copied = vec![false; paths.len()];
-        taken.iter().for_each(|&(i, _)| copied[i] = true);
+    };
+    let mut own = || {
         let mut scratch = Scratch::default();
-        for (i, p) in paths.iter().enumerate().filter(|&(i, _)| !copied[i]) {
-            taken.push((i, copy(p, stats, &mut scratch)));
+        // Every file is handed on once: taken here (then copied here), or finished by a helper
+        // (copied, unless its helper panicked: then copied here).
+        for _ in 0..n {
+            let (i, copied) = match finished.take() {
+                Some(f) => f,
+                None => match next.fetch_add(1, Ordering::Relaxed) {
+                    i if i < n => (i, false),
+                    _ => finished.wait(),
+                },
+            };
+            if !copied {
+                copy_into(i, &mut scratch);
+            }
+            if let Some(found) = snapshot.slots[i].get() {
+                each(found);
+            }
         }
-    }
-    // In the directory's order, as one thread would have copied them.
-    crate::sort::sort_by(&mut taken, |a, b| a.0.cmp(&b.0));
-    taken.into_iter().filter_map(|(_, f)| f).collect()
+    };
+    threads::run_beside(threads, &helper, &mut own);
 }
 
-/// Opens and copies the process file at `path` (see [`list`]).
+/// The files helpers copied (or failed to: panicked), for the scrape's thread to hand on.
+#[derive(Default)]
+struct Finished {
+    list: Mutex<Vec<(usize, bool)>>,
+    ready: Condvar,
+}
+
+impl Finished {
+    fn lock(&self) -> MutexGuard<'_, Vec<(usize, bool)>> {
+        self.list.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A file a helper finished, if one is waiting.
+    fn take(&self) -> Option<(usize, bool)> {
+        self.lock().pop()
+    }
+
+    /// The next file a helper finishes.
+    fn wait(&self) -> (usize, bool) {
+        let mut list = self.lock();
+        loop {
+            if let Some(f) = list.pop() {
+                return f;
+            }
+            list = self
+                .ready
+                .wait(list)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
+/// Reports file `i` finished when dropped: copied, or not if its copy panicked.
+struct Report<'a> {
+    finished: &'a Finished,
+    i: usize,
+    copied: bool,
+}
+
+impl Drop for Report<'_> {
+    fn drop(&mut self) {
+        self.finished.lock().push((self.i, self.copied));
+        self.finished.ready.notify_one();
+    }
+}
+
+/// Opens and copies the process file at `path` (see [`DirSnapshot::copy`]).
 fn copy(path: &Path, stats: &Stats, scratch: &mut Scratch) -> Option<Found> {
     match dir::open_for_read(path) {
         Ok(Some(file)) => {
@@ -200,32 +306,35 @@ fn copy(path: &Path, stats: &Stats, scratch: &mut Scratch) -> Option<Found> {
     }
 }
 
-/// Skips, and counts, each dead file that claims the id of a live file (a copy, or a forged
-/// file). Folded, it would put the live file's id in the archive's absorbed list: scrapes would
-/// then skip the live file as absorbed, and the next compaction would remove it.
-fn skip_dead_twins(found: &mut Vec<Found>, stats: &Stats) {
-    let mut ids = HashSet::with_capacity(found.len());
+/// The slots to skip, counted: each dead file that claims the id of a live file (a copy, or a
+/// forged file). Folded, it would put the live file's id in the archive's absorbed list:
+/// scrapes would then skip the live file as absorbed, and the next compaction would remove it.
+fn skip_dead_twins<'s>(
+    found: impl Iterator<Item = (usize, &'s Found)> + Clone,
+    stats: &Stats,
+) -> HashSet<usize> {
+    let mut ids = HashSet::new();
     let twins: HashSet<u64> = found
-        .iter()
-        .map(|f| f.snapshot.header_id())
+        .clone()
+        .map(|(_, f)| f.snapshot.header_id())
         .filter(|&id| !ids.insert(id))
         .collect();
     if twins.is_empty() {
-        return; // the usual case: no lock is tested here
+        return HashSet::new(); // the usual case: no lock is tested here
     }
     let live: HashSet<u64> = found
-        .iter()
-        .filter(|f| twins.contains(&f.snapshot.header_id()) && f.live)
-        .map(|f| f.snapshot.header_id())
+        .clone()
+        .filter(|(_, f)| twins.contains(&f.snapshot.header_id()) && f.live)
+        .map(|(_, f)| f.snapshot.header_id())
         .collect();
-    found.retain(|f| {
-        let id = f.snapshot.header_id();
-        let dead_twin = live.contains(&id) && !f.live;
-        if dead_twin {
-            stats.count(ReadError::Corrupt("a dead file with a live file's id"));
-        }
-        !dead_twin
-    });
+    let skipped: HashSet<usize> = found
+        .filter(|(_, f)| live.contains(&f.snapshot.header_id()) && !f.live)
+        .map(|(i, _)| i)
+        .collect();
+    for _ in &skipped {
+        stats.count(ReadError::Corrupt("a dead file with a live file's id"));
+    }
+    skipped
 }
 
 /// Opens and copies the archive, if there is one.
@@ -272,7 +381,7 @@ mod tests {
             .map(|e| e.path())
             .filter(|p| p.extension().is_some_and(|e| e == "db"))
             .collect();
-        let got: Vec<&PathBuf> = snap.files().iter().map(|f| &f.path).collect();
+        let got: Vec<&PathBuf> = snap.files().map(|f| &f.path).collect();
         assert_eq!(got, want.iter().collect::<Vec<_>>());
         let parsed = snap.process_files(Some(&stats));
         assert_eq!(parsed.len(), n);

@@ -1,5 +1,6 @@
 //! A scrape's helper threads, shared by the two parallel steps of a multiprocess scrape: copying
-//! the files (`snapshot.rs`) and aggregating their series (`aggregate.rs`).
+//! the files (`snapshot.rs`, this thread aggregating them meanwhile) and aggregating their
+//! series by shares (`aggregate.rs`).
 //!
 //! Invariants:
 //! - The work is type-erased (`&dyn Fn`), so the standard library's scoped-thread machinery
@@ -15,6 +16,16 @@ const NAME: &str = "promtrack-scrape";
 /// Returns, per `i`, whether `work(i)` ran to its end: `false` for a helper that could not be
 /// started or that panicked (a bug), whose share the caller does again.
 pub(super) fn run(n: usize, work: &(dyn Fn(usize) + Sync)) -> Vec<bool> {
+    run_beside(n, work, &mut || work(0))
+}
+
+/// [`run`], with this thread running `own` instead of `work(0)`: work of its own beside the
+/// helpers' (a scrape aggregates on it the files the helpers copy, `snapshot.rs`).
+pub(super) fn run_beside(
+    n: usize,
+    work: &(dyn Fn(usize) + Sync),
+    own: &mut dyn FnMut(),
+) -> Vec<bool> {
     std::thread::scope(|s| {
         let helpers: Vec<_> = (1..n)
             .map(|i| {
@@ -24,7 +35,7 @@ pub(super) fn run(n: usize, work: &(dyn Fn(usize) + Sync)) -> Vec<bool> {
                     .ok()
             })
             .collect();
-        work(0);
+        own();
         let mut done = vec![true];
         done.extend(
             helpers
