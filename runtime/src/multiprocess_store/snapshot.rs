@@ -204,6 +204,8 @@ fn copy_all<'s>(snapshot: &'s DirSnapshot, stats: &Stats, each: &mut dyn FnMut(&
                 i,
                 copied: false,
             };
+            #[cfg(test)]
+            tests::panic_if_asked(&snapshot.paths[i]);
             copy_into(i, &mut scratch);
             report.copied = true;
         }
@@ -355,6 +357,21 @@ mod tests {
     use super::*;
     use crate::multiprocess_store::file::H_ID;
 
+    /// A directory whose first file a helper takes panics in its copy (a bug, for the test
+    /// below), and how many did.
+    static PANIC_IN: Mutex<Option<PathBuf>> = Mutex::new(None);
+    static PANICKED: AtomicUsize = AtomicUsize::new(0);
+
+    pub(super) fn panic_if_asked(path: &Path) {
+        let mut asked = PANIC_IN.lock().unwrap_or_else(PoisonError::into_inner);
+        if asked.as_deref().is_some_and(|d| path.starts_with(d)) {
+            *asked = None;
+            drop(asked);
+            PANICKED.fetch_add(1, Ordering::Relaxed);
+            panic!("a helper's copy of {} panics (a test)", path.display());
+        }
+    }
+
     /// Enough files for helper threads: every one copied, shrunk, parsed, and listed in the
     /// directory's order, whichever thread copied it.
     #[test]
@@ -387,6 +404,25 @@ mod tests {
         assert_eq!(parsed.len(), n);
         let parsed_ids: HashSet<u64> = parsed.iter().map(|(_, p)| p.info.id).collect();
         assert_eq!(parsed_ids.len(), n);
+        // A helper panicking in the middle of a copy: that file is copied again on this
+        // thread, and every file is handed on once. (Whether a helper takes a file before this
+        // thread has taken them all is the scheduler's: tried until one did.)
+        let mut all = want.clone();
+        all.sort();
+        for _ in 0..100 {
+            *PANIC_IN.lock().unwrap() = Some(dir.clone());
+            let snap = DirSnapshot::list(&dir, &stats);
+            let mut handed = Vec::new();
+            snap.copy(&stats, &mut |f| handed.push(f.path.clone()));
+            handed.sort();
+            assert_eq!(handed, all);
+            assert_eq!(snap.files().count(), n);
+            if PANICKED.load(Ordering::Relaxed) > 0 {
+                break;
+            }
+        }
+        *PANIC_IN.lock().unwrap() = None;
+        assert_eq!(PANICKED.load(Ordering::Relaxed), 1, "no helper took a file");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
