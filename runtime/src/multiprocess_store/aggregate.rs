@@ -229,12 +229,8 @@ impl<'a> Streaming<'a> {
                     *pid = p;
                 }
             }
-            fam.rows = fam
-                .keys
-                .iter()
-                .enumerate()
-                .map(|(row, &k)| (k, row as u32))
-                .collect();
+            // Keyed by the positions replaced above; nothing is added after this.
+            fam.rows.clear();
         }
         agg.pid_labels = pid_labels(infos.into_iter());
         agg

@@ -33,8 +33,8 @@ pub(crate) struct DirSnapshot {
     paths: Vec<PathBuf>,
     /// `paths[i]` copied, unset if it could not be (counted) or was gone.
     slots: Vec<OnceLock<Found>>,
-    /// Slots skipped as dead twins of live files (see [`skip_dead_twins`]).
-    twins: OnceLock<HashSet<usize>>,
+    /// Slots skipped as dead twins of live files (see [`skip_dead_twins`]), ascending.
+    twins: OnceLock<Vec<usize>>,
     archive: OnceLock<Result<Option<Snapshot>, ReadError>>,
 }
 
@@ -107,7 +107,7 @@ impl DirSnapshot {
     pub(crate) fn files(&self) -> impl Iterator<Item = &Found> {
         let twins = self.twins.get();
         self.copied()
-            .filter(move |(i, _)| twins.is_none_or(|t| !t.contains(i)))
+            .filter(move |(i, _)| twins.is_none_or(|t| t.binary_search(i).is_err()))
             .map(|(_, f)| f)
     }
 
@@ -314,7 +314,7 @@ fn copy(path: &Path, stats: &Stats, scratch: &mut Scratch) -> Option<Found> {
 fn skip_dead_twins<'s>(
     found: impl Iterator<Item = (usize, &'s Found)> + Clone,
     stats: &Stats,
-) -> HashSet<usize> {
+) -> Vec<usize> {
     let mut ids = HashSet::new();
     let twins: HashSet<u64> = found
         .clone()
@@ -322,14 +322,15 @@ fn skip_dead_twins<'s>(
         .filter(|&id| !ids.insert(id))
         .collect();
     if twins.is_empty() {
-        return HashSet::new(); // the usual case: no lock is tested here
+        return Vec::new(); // the usual case: no lock is tested here
     }
     let live: HashSet<u64> = found
         .clone()
         .filter(|(_, f)| twins.contains(&f.snapshot.header_id()) && f.live)
         .map(|(_, f)| f.snapshot.header_id())
         .collect();
-    let skipped: HashSet<usize> = found
+    // Ascending: `found` is in slot order.
+    let skipped: Vec<usize> = found
         .filter(|(_, f)| live.contains(&f.snapshot.header_id()) && !f.live)
         .map(|(i, _)| i)
         .collect();
