@@ -75,6 +75,8 @@ struct MergedFamily<'a> {
     /// `layout.len()`, read once per series merged.
     width: usize,
     /// Row of each (key, process) — the process only for `all`/`liveall` gauges, else `NO_PID`.
+    /// Emptied when a streamed aggregate is finished ([`Streaming::finish`]): nothing is added
+    /// after that.
     rows: HashMap<(&'a [u8], u32), u32>,
     /// The (key, process) of each row, in row order.
     keys: Vec<(&'a [u8], u32)>,
