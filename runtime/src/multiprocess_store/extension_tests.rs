@@ -20,7 +20,7 @@ use super::file::{
     native_settings_cells,
 };
 use super::native_merge;
-use super::snapshot::{self, DirSnapshot};
+use super::snapshot::DirSnapshot;
 use super::{Stats, compact};
 use crate::exemplar::{SLOT_WORDS, Slot, SlotData};
 use crate::metric::{FamilyDecl, GaugeMode};
@@ -29,7 +29,8 @@ use crate::model::{MetricFamily, MetricKind, NativeBuckets, Value};
 /// Set in a worker: `<directory> <worker number> <live|dead>`.
 const WORKER_ENV: &str = "PROMTRACK_EXTENSION_WORKER";
 
-fn decl<'a>(
+/// A declaration of mode `all` (what the gauges of these tests use), help "Help.".
+pub(super) fn decl<'a>(
     name: &'a str,
     kind: MetricKind,
     labels: &'a [Box<str>],
@@ -227,17 +228,7 @@ fn scrape(dir: &Path) -> (Vec<MetricFamily>, Vec<SeriesExemplars>, u64) {
     let stats = Stats::default();
     let snap = DirSnapshot::read(dir, &stats);
     let archive = snap.archive().ok().flatten();
-    let absorbed = snapshot::absorbed(archive.as_ref());
-    let mut files = snap.process_files(Some(&stats));
-    files.sort_by_key(|(f, p)| (!f.live, p.info.pid, p.info.id));
-    let mut sources: Vec<InputFile<'_>> = files
-        .into_iter()
-        .filter(|(_, p)| !absorbed.contains(&p.info.id))
-        .map(|(f, parsed)| InputFile {
-            parsed,
-            live: f.live,
-        })
-        .collect();
+    let mut sources = super::scrape::in_order(snap.process_files(Some(&stats)), archive.as_ref());
     sources.extend(archive.map(|parsed| InputFile {
         parsed,
         live: false,

@@ -56,19 +56,7 @@ pub(crate) fn collect_dir(path: &Path, stats: &Stats, compact: bool, out: &mut V
             None
         }
     };
-    let absorbed = snapshot::absorbed(archive.as_ref());
-    // Live files first: the first declaration read wins a conflict (aggregate.rs).
-    crate::sort::sort_by(&mut files, |(fa, pa), (fb, pb)| {
-        scrape_order(fa.live, &pa.info).cmp(&scrape_order(fb.live, &pb.info))
-    });
-    let mut sources: Vec<InputFile<'_>> = files
-        .into_iter()
-        .filter(|(_, p)| !absorbed.contains(&p.info.id))
-        .map(|(f, parsed)| InputFile {
-            parsed,
-            live: f.live,
-        })
-        .collect();
+    let mut sources = in_order(files, archive.as_ref());
     let live_writers: Vec<(u32, u64)> = sources
         .iter()
         .filter(|s| s.live)
@@ -113,6 +101,26 @@ pub(crate) fn collect_dir(path: &Path, stats: &Stats, compact: bool, out: &mut V
         .with_series(Series::new(Value::Gauge(files as f64))),
     );
     process_metrics(&live_writers, out);
+}
+
+/// The process files a scrape aggregates, in its order ([`scrape_order`]: live files first, so
+/// that their declaration wins a conflict, `aggregate.rs`): those the archive did not absorb.
+pub(crate) fn in_order<'a>(
+    mut files: Vec<(&'a Found, Parsed<'a>)>,
+    archive: Option<&Parsed<'_>>,
+) -> Vec<InputFile<'a>> {
+    let absorbed = snapshot::absorbed(archive);
+    crate::sort::sort_by(&mut files, |(fa, pa), (fb, pb)| {
+        scrape_order(fa.live, &pa.info).cmp(&scrape_order(fb.live, &pb.info))
+    });
+    files
+        .into_iter()
+        .filter(|(_, p)| !absorbed.contains(&p.info.id))
+        .map(|(f, parsed)| InputFile {
+            parsed,
+            live: f.live,
+        })
+        .collect()
 }
 
 /// Adds a file just copied to the scrape's streamed aggregate, if it is one the scrape reads:
@@ -166,6 +174,7 @@ mod tests {
         native_settings_cells,
     };
 
+    /// A declaration without bounds, of gauge mode `mode`.
     fn decl<'a>(
         name: &'a str,
         kind: MetricKind,
@@ -173,13 +182,8 @@ mod tests {
         labels: &'a [Box<str>],
     ) -> FamilyDecl<'a> {
         FamilyDecl {
-            name,
-            help: "Help.",
-            label_names: labels,
-            kind,
             mode,
-            bounds: &[],
-            native: None,
+            ..crate::multiprocess_store::extension_tests::decl(name, kind, labels, &[])
         }
     }
 
@@ -259,23 +263,11 @@ mod tests {
 
     /// The same directory aggregated one file after another in the scrape's order, the archive
     /// last: what the streamed aggregate must equal.
-    fn in_order(dir: &Path) -> String {
+    fn aggregated_in_order(dir: &Path) -> String {
         let stats = Stats::default();
         let snap = DirSnapshot::read(dir, &stats);
         let archive = snap.archive().ok().flatten();
-        let absorbed = snapshot::absorbed(archive.as_ref());
-        let mut files = snap.process_files(None);
-        files.sort_by(|(fa, pa), (fb, pb)| {
-            scrape_order(fa.live, &pa.info).cmp(&scrape_order(fb.live, &pb.info))
-        });
-        let mut sources: Vec<InputFile<'_>> = files
-            .into_iter()
-            .filter(|(_, p)| !absorbed.contains(&p.info.id))
-            .map(|(f, parsed)| InputFile {
-                parsed,
-                live: f.live,
-            })
-            .collect();
+        let mut sources = in_order(snap.process_files(None), archive.as_ref());
         sources.extend(archive.map(|parsed| InputFile {
             parsed,
             live: false,
@@ -315,7 +307,7 @@ mod tests {
             write(0x100 + i, (37 * i as u32) % 41 + 1, GaugeMode::MostRecent);
         }
         write(0x200, 7, GaugeMode::MostRecent);
-        let want = in_order(&dir);
+        let want = aggregated_in_order(&dir);
         assert!(
             want.contains("pid") && want.contains("7-00000200"),
             "{want}"
@@ -330,23 +322,23 @@ mod tests {
         let used = archive.len() as u64;
         archive[H_USED..H_USED + 8].copy_from_slice(&used.to_ne_bytes());
         std::fs::write(dir.join(snapshot::ARCHIVE), archive).unwrap();
-        let want = in_order(&dir);
-        assert_ne!(want, in_order_without_archive(&dir));
+        let want = aggregated_in_order(&dir);
+        assert_ne!(want, aggregated_without_archive(&dir));
         assert_eq!(scraped(&dir), want);
         // `temp` declared `max` by the file of the lowest pid: its declaration wins, and the
         // other files' `temp` series are skipped (its value is that file's, 0).
         std::fs::remove_file(dir.join(snapshot::ARCHIVE)).unwrap();
         write(0x300, 0, GaugeMode::Max);
-        let want = in_order(&dir);
+        let want = aggregated_in_order(&dir);
         assert!(want.contains(r#"name: "temp", help: "Help.", kind: Gauge, series: [Series { labels: [("k", "a")], value: Gauge(0.0)"#), "{want}");
         assert_eq!(scraped(&dir), want);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
-    fn in_order_without_archive(dir: &Path) -> String {
+    fn aggregated_without_archive(dir: &Path) -> String {
         let keep = dir.join("kept-archive");
         std::fs::rename(dir.join(snapshot::ARCHIVE), &keep).unwrap();
-        let s = in_order(dir);
+        let s = aggregated_in_order(dir);
         std::fs::rename(&keep, dir.join(snapshot::ARCHIVE)).unwrap();
         s
     }
