@@ -3,9 +3,11 @@
 //!
 //! Counters, histograms and summaries are summed (whole-number counter increments are summed as
 //! integers, so totals stay exact; floating-point totals are summed exactly and rounded once,
-//! see `exact.rs`, so that they never go backwards when files are folded into the archive). Gauges combine by their family's [`GaugeMode`], with Python's
-//! names and meanings; `live*` modes and `all`/`liveall` read only what the archive cannot hold
-//! (see the [module docs](super)).
+//! see `exact.rs`, so that they never go backwards when files are folded into the archive).
+//! Gauges combine by their family's [`GaugeMode`], with Python's names and meanings (a
+//! `sum`/`livesum` gauge summed exactly too, so that its value does not depend on the order the
+//! files are added in); `live*` modes and `all`/`liveall` read only what the archive cannot
+//! hold (see the [module docs](super)).
 //!
 //! Native histograms (`native_merge.rs`) are merged per series by Prometheus' rule (lowest
 //! schema, widest zero threshold, then add), their count and sum being the classic cells summed
@@ -163,10 +165,9 @@ pub(crate) fn scrape_order(live: bool, info: &Info) -> impl Ord {
 /// the end: the per-process rows of `all`/`liveall` gauges (keyed by a file's position) and
 /// their `pid` labels. Which declaration wins when two files declare a name differently cannot
 /// be: a scrape whose streamed aggregate met a conflict aggregates again in order
-/// (`scrape.rs`). What is left to the order of the copies: floating-point `sum`/`livesum`
-/// gauges are added in it (their last bits may differ between scrapes), and a `mostrecent`
-/// gauge or an exemplar stamped at the very same nanosecond in two files is taken from the
-/// first added.
+/// (`scrape.rs`). What is left to the order of the copies: a `mostrecent` gauge or an exemplar
+/// stamped at the very same nanosecond in two files is taken from the first added (sums, the
+/// gauges' included, are exact: the same in any order).
 pub(crate) struct Streaming<'a> {
     agg: Aggregate<'a>,
     /// Each file added, by position: whether it is live, and its header.
@@ -645,7 +646,7 @@ impl<'a> Aggregate<'a> {
                     cells.copy_from_slice(slots);
                     cells[total] = f.float_total(row, Partials::round_up).to_bits();
                 } else if f.kind == MetricKind::Gauge {
-                    cells[gauge::VALUE] = slots[gauge::VALUE];
+                    cells[gauge::VALUE] = f.gauge_value(row).to_bits();
                     if f.mode.is_stamped() {
                         // The sequence lock stays 0: no update in progress.
                         cells[gauge::TIME] = slots[gauge::TIME];
@@ -693,6 +694,17 @@ impl MergedFamily<'_> {
         }
     }
 
+    /// A gauge row's value: a `sum`/`livesum` gauge's is exact, held like a float total (in the
+    /// value slot while it has one addend, in the row's partials from the second on).
+    fn gauge_value(&self, row: usize) -> f64 {
+        let exact = &self.exact[row];
+        if exact.is_empty() {
+            f64::from_bits(self.row(row)[gauge::VALUE])
+        } else {
+            exact.round_nearest()
+        }
+    }
+
     /// A native-only histogram: written with a placeholder classic bound (file.rs).
     fn native_only(&self) -> bool {
         self.native_settings
@@ -706,7 +718,7 @@ impl MergedFamily<'_> {
             MetricKind::Counter => Value::Counter(
                 s[counter::WHOLE] as f64 + self.float_total(row, Partials::round_nearest),
             ),
-            MetricKind::Gauge => Value::Gauge(f64::from_bits(s[gauge::VALUE])),
+            MetricKind::Gauge => Value::Gauge(self.gauge_value(row)),
             MetricKind::Histogram if self.native_only() => {
                 let native = self.native.get(row).cloned().flatten();
                 // The count a native histogram shows is its buckets' (Prometheus checks that
@@ -793,7 +805,9 @@ fn merge(
             let take = match mode {
                 GaugeMode::All | GaugeMode::LiveAll => true,
                 GaugeMode::Sum | GaugeMode::LiveSum => {
-                    row[gauge::VALUE] = (value + v).to_bits();
+                    // Exactly, like a counter's total: the same files in any order give the
+                    // same value (a scrape adds them as their copies finish, `Streaming`).
+                    add_total(&mut row[gauge::VALUE], exact, v);
                     false
                 }
                 GaugeMode::Max | GaugeMode::LiveMax => first || v > value,

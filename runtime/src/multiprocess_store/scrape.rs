@@ -213,6 +213,13 @@ mod tests {
                 temp_mode,
                 vec![(n as f64).to_bits(), 10 * id, 0],
             ),
+            // Added one rounding at a time, tenths sum differently in different orders.
+            (
+                "load",
+                MetricKind::Gauge,
+                GaugeMode::Sum,
+                vec![(0.1 * n as f64).to_bits()],
+            ),
         ];
         for (name, kind, mode, cells) in families {
             let d = decl(name, kind, mode, &labels);
@@ -333,6 +340,35 @@ mod tests {
         assert!(want.contains(r#"name: "temp", help: "Help.", kind: Gauge, series: [Series { labels: [("k", "a")], value: Gauge(0.0)"#), "{want}");
         assert_eq!(scraped(&dir), want);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A `sum` gauge's value does not depend on the order its files are added in: the fixture's
+    /// 0.1, 0.2 and 0.1 × 3 (0.30000000000000004) added one rounding at a time give
+    /// 0.6000000000000001 in that order and 0.6 in the other; summed exactly, the double nearest
+    /// their exact sum, 0.6000000000000001 (Python's `math.fsum`), in both.
+    #[test]
+    fn a_sum_gauge_is_the_same_in_any_order() {
+        let bytes: Vec<Vec<u8>> = (1..=3)
+            .map(|pid| file(0x100 + u64::from(pid), pid, GaugeMode::MostRecent))
+            .collect();
+        let snapshots: Vec<_> = bytes
+            .into_iter()
+            .map(crate::multiprocess_store::read::Snapshot::unshrunk)
+            .collect();
+        let load = |order: &[usize]| {
+            let sources: Vec<InputFile<'_>> = order
+                .iter()
+                .map(|&i| InputFile {
+                    parsed: Parsed::parse(&snapshots[i]).unwrap(),
+                    live: false,
+                })
+                .collect();
+            let fams = Aggregate::new(&sources, Purpose::Scrape).into_families();
+            let load = fams.iter().find(|f| f.name == "load").unwrap();
+            load.series[0].value.clone()
+        };
+        assert_eq!(load(&[0, 1, 2]), Value::Gauge(0.6000000000000001));
+        assert_eq!(load(&[2, 1, 0]), Value::Gauge(0.6000000000000001));
     }
 
     fn aggregated_without_archive(dir: &Path) -> String {
