@@ -346,15 +346,18 @@ mod tests {
     /// a search finds. To print `BOUND_BITS` again:
     /// `cargo test -p promtrack --lib exponential::tests::the_bound_table_is_exp2 -- --nocapture`.
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "Miri perturbs exp2 by a random few ulps on purpose (6 at 2^(256/256) in one run, past the 4 this test allowed): the table is checked natively"
+    )]
     fn the_bound_table_is_exp2() {
         let mut printed = String::new();
         for (j, b) in BOUND.iter().enumerate() {
             let want = (j as f64 / 256.0).exp2();
-            // Exact on any libm worth the name (the constants are correctly rounded); Miri
-            // perturbs `exp2` by an ulp or so.
-            let ulps = b.to_bits().abs_diff(want.to_bits());
-            assert!(
-                ulps <= u64::from(cfg!(miri)) * 4,
+            // Exact on any libm worth the name (the constants are correctly rounded).
+            assert_eq!(
+                b.to_bits(),
+                want.to_bits(),
                 "2^({j}/256): {b} vs exp2 {want}"
             );
             printed.push_str(&format!(
