@@ -684,24 +684,22 @@ impl MergedFamily<'_> {
     /// The floating-point total of a counter, histogram or summary row
     /// ([`Layout::float_total`]), rounded by `round` if it has more than one addend.
     fn float_total(&self, row: usize, round: fn(&Partials) -> f64) -> f64 {
-        let exact = &self.exact[row];
-        if exact.is_empty() {
-            self.layout
-                .float_total()
-                .map_or(0.0, |i| f64::from_bits(self.row(row)[i]))
-        } else {
-            round(exact)
-        }
+        self.exact_total(row, self.layout.float_total(), round)
     }
 
-    /// A gauge row's value: a `sum`/`livesum` gauge's is exact, held like a float total (in the
-    /// value slot while it has one addend, in the row's partials from the second on).
+    /// A gauge row's value: a `sum`/`livesum` gauge's is exact, held like a float total.
     fn gauge_value(&self, row: usize) -> f64 {
+        self.exact_total(row, Some(gauge::VALUE), Partials::round_nearest)
+    }
+
+    /// A total kept by [`add_total`]: in `slot` while it has one addend, in the row's partials
+    /// (rounded by `round`) from the second on.
+    fn exact_total(&self, row: usize, slot: Option<usize>, round: fn(&Partials) -> f64) -> f64 {
         let exact = &self.exact[row];
         if exact.is_empty() {
-            f64::from_bits(self.row(row)[gauge::VALUE])
+            slot.map_or(0.0, |i| f64::from_bits(self.row(row)[i]))
         } else {
-            exact.round_nearest()
+            round(exact)
         }
     }
 
