@@ -28,7 +28,7 @@
 //! given, 20 populated buckets, schema 3 or 2 by file, so the merge reduces), byte by byte in
 //! the documented format (runtime/src/multiprocess_store/file.rs: a classic histogram with the
 //! native-only placeholder bound, native settings and the native state — the cells a native
-//! histogram observes into, `19 + 2 × max_buckets` of them — in extension records), as a
+//! histogram observes into, `20 + max_buckets` of them — in extension records), as a
 //! process that observed them and died leaves them: writing them through the API would take a
 //! process per file. `… -- native-scrape FILES SERIES MAX_BUCKETS ITERS` writes such a
 //! directory (under the temporary directory, removed after), scrapes it once to warm up, then
@@ -283,16 +283,16 @@ fn gen_native(dir: &str, files: usize, series: usize, window: usize) {
             record(&mut out, 2, 0, &body);
             // The native state (runtime/src/layout.rs, `native`): generation 0 (so untagged
             // counts), the header, 20 positive buckets from key (i % 7) - 5 in a window centred
-            // on key 0, as a fresh histogram places it, then the reduction's journal (4 cells,
-            // idle: zero).
-            let mut state = vec![0u64; 15 + 2 * window + 4];
+            // on key 0 that is the positive sign's alone, as a fresh histogram places it, then
+            // the reduction's journal (5 cells, idle: zero).
+            let mut state = vec![0u64; 15 + window + 5];
             let offset = -(window as i64 / 2);
             state[2] = schema as u64; // schema
             state[4] = offset as u64; // positive offset
             state[5] = offset as u64; // negative offset
             state[6] = 20; // populated
             state[7] = (i as f64).to_bits(); // sum
-            state[9] = window as u64; // window
+            state[9] = window as u64; // the split: all `window` cells positive, none negative
             state[10] = schema as u64; // initial schema
             for b in 0..20i64 {
                 let k = b + (i % 7) as i64 - 5;
@@ -303,10 +303,7 @@ fn gen_native(dir: &str, files: usize, series: usize, window: usize) {
                 }
             }
             let back = out.len() - start;
-            // The journal follows the counted cells inside the record (file.rs, sub-tag 2).
-            let mut body = extension_body(back, &state);
-            body[8..12].copy_from_slice(&((state.len() - 4) as u32).to_ne_bytes());
-            record(&mut out, 0, 2, &body);
+            record(&mut out, 0, 5, &extension_body(back, &state));
         }
         let used = out.len() as u64;
         out[16..24].copy_from_slice(&used.to_ne_bytes());

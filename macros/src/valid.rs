@@ -73,7 +73,7 @@ pub struct NativeSettings {
     pub min_reset_nanos: Option<u64>,
 }
 
-/// The runtime's `MAX_BUCKETS_LIMIT`: the most window cells per sign.
+/// The runtime's `MAX_BUCKETS_LIMIT`: the most window cells a native histogram may ask for.
 const MAX_NATIVE_BUCKETS: u32 = 4096;
 
 const NATIVE_SETTINGS: &str =

@@ -12,7 +12,7 @@
 //! | gauge | `f64` value |
 //! | gauge in a `mostrecent` mode | `f64` value, `u64` Unix time of the update in nanoseconds, `u64` sequence lock (odd while an update is in progress) |
 //! | histogram with `n` bounds | `n + 1` `u64` bucket counts (per bucket, not cumulative; the last is `+Inf`), then the `f64` sum |
-//! | histogram with native buckets | the classic cells above (none for a native-only histogram), then [`native::HEADER`] header cells and `2 * window` bucket cells (see [`native`]) |
+//! | histogram with native buckets | the classic cells above (none for a native-only histogram), then [`native::HEADER`] header cells, `max_buckets` bucket cells that both signs share and [`native::JOURNAL`] journal cells (see [`native`]) |
 //! | summary | `u64` count, `f64` sum |
 //! | info | none |
 //!
@@ -59,8 +59,9 @@ enum Shape {
     Histogram {
         bounds: usize,
     },
-    /// A histogram keeping native buckets in a window of `window` cells per sign, after its
-    /// classic cells (`bounds` finite bounds; 0: native only, no classic cells at all).
+    /// A histogram keeping native buckets in a window of `window` cells (`max_buckets`) that
+    /// both signs share, after its classic cells (`bounds` finite bounds; 0: native only, no
+    /// classic cells at all).
     Native {
         bounds: usize,
         window: usize,
@@ -86,7 +87,7 @@ impl Layout {
         Layout { shape }
     }
 
-    /// This layout with native histogram buckets, `window` cells per sign (a histogram's only;
+    /// This layout with native histogram buckets, a window of `window` cells (a histogram's only;
     /// other kinds are returned unchanged). With `classic` false the classic cells are left out.
     pub(crate) const fn with_native(self, window: usize, classic: bool) -> Layout {
         match self.shape {
@@ -185,14 +186,19 @@ pub(crate) mod histogram {
 
 /// A native histogram's cells, relative to [`base`](native::base) (after the classic cells).
 ///
-/// The header, then the zero bucket, then a window of `window` bucket cells per sign, then the
-/// reduction's [`JOURNAL`](native::JOURNAL) cells. Window cell `i` of a sign holds the bucket
-/// whose key is that sign's offset plus `i`. Bucket cells
+/// The header, then the zero bucket, then one window of `max_buckets` bucket cells that both
+/// signs share, then the reduction's [`JOURNAL`](native::JOURNAL) cells. The
+/// [`WINDOW`](native::WINDOW) cell splits the window: the positive buckets take its first
+/// cells, the negative ones the rest, and a reduction may move the split. Window cell `i` of a
+/// sign holds the bucket whose key is that sign's offset plus `i`. Bucket cells
 /// and the zero bucket are *tagged*: the top 16 bits hold [`tag`](native::tag) of the generation
-/// whose layout (schema, zero threshold, offsets) they follow, the low 48 bits the count. An
-/// observation is a compare-and-swap that expects the tag it read the layout under, so an
-/// observation racing a change of layout fails and retries instead of landing in a bucket that
-/// now means another range (see `metric/native.rs`).
+/// whose layout (schema, zero threshold, offsets, split) they follow, the low 48 bits the
+/// count. An observation is a compare-and-swap that expects the tag it read the layout under,
+/// so an observation racing a change of layout fails and retries instead of landing in a
+/// bucket that now means another range (see `metric/native.rs`).
+///
+/// Files of earlier releases hold the [`Form::Twin`](native::Form) of these cells (a window
+/// of `max_buckets` cells per sign, twice the bytes); readers still decode it.
 pub(crate) mod native {
     /// The generation: even while the layout is stable, odd while it is being changed.
     pub(crate) const GENERATION: usize = 0;
@@ -212,7 +218,9 @@ pub(crate) mod native {
     pub(crate) const SUM: usize = 7;
     /// Unix time of the last reset (or of creation), nanoseconds.
     pub(crate) const LAST_RESET: usize = 8;
-    /// Window cells per sign (`max_buckets`), a `u64`.
+    /// The split of the window ([`split`]): the positive window's cells in the low 32 bits, the
+    /// negative window's in the high 32; `max_buckets` in all. In the twin form, the cells of
+    /// each sign's window.
     pub(crate) const WINDOW: usize = 9;
     /// The configured schema and zero threshold, restored by a reset.
     pub(crate) const INITIAL_SCHEMA: usize = 10;
@@ -223,7 +231,7 @@ pub(crate) mod native {
     pub(crate) const MIN_RESET: usize = 13;
     /// The zero bucket's count (tagged).
     pub(crate) const ZERO_COUNT: usize = 14;
-    /// Cells before the windows.
+    /// Cells before the window.
     pub(crate) const HEADER: usize = 15;
 
     /// Bits of a tagged cell that hold the count.
@@ -243,21 +251,62 @@ pub(crate) mod native {
         }
     }
 
-    /// The positive window's first cell.
-    pub(crate) const fn positive(_window: usize) -> usize {
-        HEADER
+    /// How a state's bucket cells are laid out, which the file's sub-tag tells
+    /// (`multiprocess_store/file.rs`).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub(crate) enum Form {
+        /// One window of `max_buckets` cells, split between the signs by the `WINDOW` cell,
+        /// and [`JOURNAL`] journal cells: what this release writes.
+        Shared,
+        /// A window of `max_buckets` cells per sign (the `WINDOW` cell holds that count) and
+        /// the journal's first [`TWIN_JOURNAL`] cells, or none (files of earlier releases).
+        Twin,
     }
 
-    /// The negative window's first cell.
-    pub(crate) const fn negative(window: usize) -> usize {
-        HEADER + window
+    impl Form {
+        /// The cells of the positive and the negative window, by a `WINDOW` cell (unchecked).
+        pub(crate) const fn windows(self, window: u64) -> [u64; 2] {
+            match self {
+                Form::Shared => [window & 0xffff_ffff, window >> 32],
+                Form::Twin => [window, window],
+            }
+        }
+
+        /// The journal cells after the windows (the twin form may also have none).
+        pub(crate) const fn journal_len(self) -> usize {
+            match self {
+                Form::Shared => JOURNAL,
+                Form::Twin => TWIN_JOURNAL,
+            }
+        }
+    }
+
+    /// The `WINDOW` cell of a window split into `positive` and `negative` cells.
+    pub(crate) const fn split(positive: usize, negative: usize) -> u64 {
+        positive as u64 | (negative as u64) << 32
+    }
+
+    /// The first cell of a sign's window (0 positive, 1 negative), for windows of `windows`
+    /// cells.
+    pub(crate) const fn first(windows: [usize; 2], sign: usize) -> usize {
+        if sign == 0 {
+            HEADER
+        } else {
+            HEADER + windows[0]
+        }
+    }
+
+    /// The journal's first cell, after windows of `windows` cells.
+    pub(crate) const fn journal(windows: [usize; 2]) -> usize {
+        HEADER + windows[0] + windows[1]
     }
 
     /// The cells a reduction writes before it moves a count (see `metric/native.rs`), after
-    /// the windows, relative to [`journal`]: the layout being moved to and the move in
-    /// flight. Files written before them (`EXT_NATIVE` in `multiprocess_store/file.rs`) end
-    /// at the windows; readers tell the two apart by the length.
-    pub(crate) const JOURNAL: usize = 4;
+    /// the windows, relative to [`journal`]: the layout being moved to and the move in flight.
+    pub(crate) const JOURNAL: usize = 5;
+    /// The twin form's journal: the first four cells (no next split). Files written before
+    /// the journal existed end at the windows; readers tell the two apart by the length.
+    pub(crate) const TWIN_JOURNAL: usize = 4;
     /// The next schema, an `i64`.
     pub(crate) const NEXT_SCHEMA: usize = 0;
     /// The next zero threshold, an `f64`.
@@ -268,19 +317,19 @@ pub(crate) mod native {
     /// The move in flight, 0 for none: bits 0..48 the count held, bits 48..62 the target cell
     /// plus 1, bit 62 the toggle that marks which moving source cell the held count includes.
     pub(crate) const MOVE: usize = 3;
+    /// The next `WINDOW` cell (the shared form's only).
+    pub(crate) const NEXT_WINDOW: usize = 4;
 
-    /// The journal's first cell.
-    pub(crate) const fn journal(window: usize) -> usize {
-        HEADER + 2 * window
+    /// The native cells of a histogram of `max_buckets` buckets, in the form this release
+    /// writes.
+    pub(crate) const fn len(max_buckets: usize) -> usize {
+        HEADER + max_buckets + JOURNAL
     }
 
-    pub(crate) const fn len(window: usize) -> usize {
-        HEADER + 2 * window + JOURNAL
-    }
-
-    /// The cells of a state without the journal (an older writer's).
-    pub(crate) const fn len_unjournaled(window: usize) -> usize {
-        HEADER + 2 * window
+    /// The cells of a twin-form state, with the journal or (an older writer's) without.
+    #[cfg(test)]
+    pub(crate) const fn twin_len(window: usize, journaled: bool) -> usize {
+        HEADER + 2 * window + if journaled { TWIN_JOURNAL } else { 0 }
     }
 }
 
@@ -311,9 +360,9 @@ mod tests {
         let native = |bounds, classic| {
             Layout::of(MetricKind::Histogram, false, bounds).with_native(160, classic)
         };
-        assert_eq!(native(11, true).len(), 13 + 15 + 320 + 4);
+        assert_eq!(native(11, true).len(), 13 + 15 + 160 + 5);
         assert_eq!(native(11, true).native_base(), Some(13));
-        assert_eq!(native(11, false).len(), 15 + 320 + 4);
+        assert_eq!(native(11, false).len(), 15 + 160 + 5);
         assert_eq!(native(11, false).native_base(), Some(0));
         assert_eq!(native(11, false).float_total(), Some(native::SUM));
         assert_eq!(native(11, true).float_total(), Some(12));

@@ -1,10 +1,11 @@
 //! Native (exponential, sparse) histogram state in a fixed run of cells: observe, reduce,
 //! read.
 //!
-//! The cells (`layout.rs`, module `native`) hold a header, the zero bucket, a window of
-//! `max_buckets` cells per sign and a reduction's journal, so a series' size is fixed when it
-//! is created and the same state can live in a multiprocess file. Bucket cells are *tagged* with the generation of the
-//! layout (schema, zero threshold, window offsets) they follow.
+//! The cells (`layout.rs`, module `native`) hold a header, the zero bucket, one window of
+//! `max_buckets` cells that both signs share and a reduction's journal, so a series' size is
+//! fixed when it is created and the same state can live in a multiprocess file. Bucket cells
+//! are *tagged* with the generation of the layout (schema, zero threshold, window offsets and
+//! the split of the window between the signs) they follow.
 //!
 //! - **Observe** (lock-free): read the generation and the layout, find the cell, then one
 //!   compare-and-swap that adds 1 only if the cell still carries the tag the layout was read
@@ -12,16 +13,18 @@
 //!   outside the window, a full count, a layout change in progress or a failed tag all take
 //!   the slow path.
 //! - **Slow path**: the per-series lock (a cell, so the series handle does not grow), then the
-//!   value is placed under the current layout; if its bucket is outside the window or the
-//!   window holds more than `max_buckets` populated buckets, the layout is *rewritten*.
+//!   value is placed under the current layout; if its bucket is outside its sign's window,
+//!   the layout is *rewritten*.
 //! - **Rewrite** (under the lock): the generation turns odd; every tagged cell is *frozen*: a
 //!   compare-and-swap moves it to another tag with its count kept, which hands the rewriter
 //!   exactly the counts observed so far and makes every observer still holding the old tag
 //!   fail its compare-and-swap and retry — no count is lost, none lands in a bucket whose
 //!   meaning changed. The counts are reduced as client_golang does (reset after `min_reset`
 //!   if resets are allowed, else widen the zero bucket up to `max_zero_threshold`, else halve
-//!   the resolution; at schema −4 the zero bucket widens past its maximum, so memory stays
-//!   bounded); the new layout goes to the journal cells, each new bucket's count is moved
+//!   the resolution, until the keys of both signs span at most `max_buckets` cells; at schema
+//!   −4 the zero bucket widens past its maximum, so memory stays bounded); the windows are
+//!   placed over the keys, the split between them moved to where the keys need it; the new
+//!   layout goes to the journal cells, each new bucket's count is moved
 //!   into its cell under the new tag one source cell at a time through the journal's `MOVE`
 //!   cell, the header takes the new layout and the generation turns even again. Every store
 //!   leaves each count in exactly one place a reader of a dead file looks ([`Tags`]), so a
@@ -43,12 +46,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use super::count_invalid_update;
 use crate::cell::{Cells, add_f64, add_f64_from, store_f64};
 use crate::exponential::{self, SCHEMA_MIN, clamp_schema, key, upper_bound};
-use crate::layout::native::{self as layout, COUNT_MASK, tag};
+use crate::layout::native::{self as layout, COUNT_MASK, Form, tag};
 use crate::model::{NativeBuckets, reduced_key};
 
 /// client_golang's `DefNativeHistogramZeroThreshold`: 2^-128.
 pub const DEFAULT_ZERO_THRESHOLD: f64 = f64::from_bits((1023 - 128) << 52);
-/// The most window cells per sign a native histogram may ask for.
+/// The most window cells (`max_buckets`) a native histogram may ask for.
 pub const MAX_BUCKETS_LIMIT: u32 = 4096;
 
 /// A native histogram's settings. Every setting has client_golang's meaning.
@@ -56,7 +59,7 @@ pub const MAX_BUCKETS_LIMIT: u32 = 4096;
 /// | setting | default | meaning |
 /// |---|---|---|
 /// | [`bucket_factor`](Self::bucket_factor) | 1.1 | the largest growth factor from one bucket to the next; the schema is the one whose factor `2^(2^-schema)` is the largest at or below this (1.1 gives schema 3, factor 1.0905) |
-/// | [`max_buckets`](Self::max_buckets) | 160 | populated buckets (both signs) before the histogram is reduced; also the window of cells kept per sign, so a series takes `8 × (19 + 2 × max_buckets)` bytes (2,712 at 160) |
+/// | [`max_buckets`](Self::max_buckets) | 160 | the window of bucket cells both signs share: the histogram is reduced when the span of its positive keys plus that of its negative keys would pass it, which bounds the populated buckets as client_golang does; a series takes `8 × (20 + max_buckets)` bytes (1,440 at 160). One sign (durations, sizes) has the whole window; a histogram of both signs shares it, so it is reduced where two windows would have held both spans |
 /// | [`zero_threshold`](Self::zero_threshold) | 2^-128 | observations with `|v|` at or below it count in the zero bucket; 0 is allowed (only exact zeros, and the exposition then carries the no-op span Prometheus needs to see the histogram as native) |
 /// | [`max_zero_threshold`](Self::max_zero_threshold) | 0 | how far reductions may widen the zero bucket before they halve the resolution; below `zero_threshold` (the default) means never |
 /// | [`min_reset`](Self::min_reset) | 0 (never) | after a reduction, how long after the last reset the histogram may instead be reset to its configured resolution (one process only; ignored when classic buckets are kept, and in multiprocess mode) |
@@ -152,8 +155,8 @@ impl NativeConfig {
     }
 
     /// The native cells of one series (`layout.rs`, `native::len`): 8 bytes each, so a series
-    /// takes `8 × (19 + 2 × max_buckets)` bytes for its native state, in a multiprocess file as
-    /// on the heap.
+    /// takes `8 × (20 + max_buckets)` bytes for its native state, in a multiprocess file as on
+    /// the heap.
     pub(crate) fn cells(&self) -> usize {
         layout::len(self.max_buckets as usize)
     }
@@ -204,10 +207,12 @@ pub(crate) struct Native<'a> {
     base: usize,
 }
 
-// `place` picks a sign's offset cell and window by adding the sign bit.
+// `place` picks a sign's offset cell by adding the sign bit, and its window's first cell by
+// adding the positive window's cells to the sign's.
 const _: () = assert!(
     layout::NEGATIVE_OFFSET == layout::POSITIVE_OFFSET + 1
-        && layout::negative(7) == layout::positive(7) + 7
+        && layout::first([7, 3], 1) == layout::first([7, 3], 0) + 7
+        && layout::split(7, 3) == 7 | 3 << 32
 );
 
 /// What one tagged compare-and-swap did.
@@ -223,12 +228,12 @@ enum Bump {
 /// Where an observation goes under the current layout.
 enum Place {
     Cell(usize),
-    /// Outside the window of `negative`'s sign, at `key`.
+    /// Outside its sign's window.
     Outside,
 }
 
 impl<'a> Native<'a> {
-    /// The native cells after `base` cells; `cells` must hold `base + layout::len(window)`
+    /// The native cells after `base` cells; `cells` must hold `base + layout::len(max_buckets)`
     /// cells, which [`init`](Self::init) checks.
     #[inline]
     pub(crate) fn new(cells: &'a Cells, base: usize) -> Self {
@@ -240,9 +245,19 @@ impl<'a> Native<'a> {
         self.cells.at(self.base + i)
     }
 
+    /// The cells of the positive and the negative window, as the `WINDOW` cell splits them.
+    #[inline(always)]
+    fn windows(&self) -> [usize; 2] {
+        Form::Shared
+            .windows(self.at(layout::WINDOW).load(Ordering::Acquire))
+            .map(|w| w as usize)
+    }
+
+    /// The window's cells, both signs' (`max_buckets`; a rewrite moves the split, never this).
     #[inline(always)]
     fn window(&self) -> usize {
-        self.at(layout::WINDOW).load(Ordering::Relaxed) as usize
+        let [positive, negative] = self.windows();
+        positive + negative
     }
 
     /// Writes the configuration into fresh, zeroed cells. `allow_reset` is false in
@@ -271,14 +286,16 @@ impl<'a> Native<'a> {
         };
         set(layout::MIN_RESET, min_reset);
         set(layout::LAST_RESET, now_nanos());
-        // Centred on 1: at schema 3 and 160 cells, 2^-10 ..= 2^10 before any move.
+        // Centred on 1: at schema 3 and 160 cells, 2^-10 ..= 2^10 before any move. The whole
+        // window is the positive one's: most histograms never see a negative value, and the
+        // first that does moves the split.
         let offset = -((window / 2) as i64);
         set(layout::POSITIVE_OFFSET, offset as u64);
         set(layout::NEGATIVE_OFFSET, offset as u64);
         // Last, released: a multiprocess reader that finds the window set finds the rest of
         // the header too (it takes a state whose window is 0 for one not written yet).
         self.at(layout::WINDOW)
-            .store(window as u64, Ordering::Release);
+            .store(layout::split(window, 0), Ordering::Release);
         true
     }
 
@@ -326,16 +343,20 @@ impl<'a> Native<'a> {
         // `key` clamps the schema itself (a cell holds a valid one anyway): no second clamp.
         let schema = self.at(layout::SCHEMA).load(Ordering::Acquire) as i8;
         let k = i64::from(key(a, schema));
-        let window = self.window();
+        // Acquire, like the offsets: a split written by a later rewrite comes after that
+        // rewrite froze the cells, so the compare-and-swap then fails (see `bump`).
+        let split = self.at(layout::WINDOW).load(Ordering::Acquire);
         // Past the zero bucket the sign bit is the sign (±0 stopped above, NaN never comes):
-        // integer steps that pick the sign's offset cell and window, no second float compare.
+        // integer steps that pick the sign's offset cell, its half of the split and its first
+        // cell, no second float compare.
         let negative = (v.to_bits() >> 63) as usize;
         let offset = self
             .at(layout::POSITIVE_OFFSET + negative)
             .load(Ordering::Acquire) as i64;
-        let first = layout::positive(window) + (window & negative.wrapping_neg());
+        let cells = u64::from((split >> (32 * negative)) as u32);
+        let first = layout::HEADER + (split as u32 as usize & negative.wrapping_neg());
         let i = k.wrapping_sub(offset) as u64;
-        if i < window as u64 {
+        if i < cells {
             Place::Cell(first + i as usize)
         } else {
             Place::Outside
@@ -387,7 +408,7 @@ impl<'a> Native<'a> {
     /// bucket) fit the window and the limit, so that a process killed at any store of it
     /// leaves cells that [`decode_dead`] reads with every count (see [`Tags`] for the phases).
     fn rewrite(&self, pending: Option<f64>) {
-        let window = self.window();
+        let old_windows = self.windows();
         let generation = self.at(layout::GENERATION).load(Ordering::Relaxed);
         self.at(layout::GENERATION)
             .store(generation.wrapping_add(1), Ordering::Release);
@@ -429,16 +450,16 @@ impl<'a> Native<'a> {
             negative: Vec::new(),
         };
         self.step();
-        let mut offsets = [layout::POSITIVE_OFFSET, layout::NEGATIVE_OFFSET]
+        let offsets = [layout::POSITIVE_OFFSET, layout::NEGATIVE_OFFSET]
             .map(|o| self.at(o).load(Ordering::Relaxed) as i64);
-        let firsts = [layout::positive(window), layout::negative(window)];
-        for (sign, first) in firsts.into_iter().enumerate() {
+        for (sign, cells) in old_windows.into_iter().enumerate() {
+            let first = layout::first(old_windows, sign);
             let out = if sign == 0 {
                 &mut b.positive
             } else {
                 &mut b.negative
             };
-            for i in 0..window {
+            for i in 0..cells {
                 let c = freeze(first + i);
                 self.step();
                 if c > 0 {
@@ -447,19 +468,23 @@ impl<'a> Native<'a> {
             }
         }
         let old = b.clone();
-        let old_offsets = offsets;
+        let from = Windows {
+            offsets,
+            cells: old_windows,
+        };
         let mut ops = Vec::new();
-        self.reduce(&mut b, &mut offsets, pending, window, &mut ops);
+        let to = self.reduce(&mut b, from, pending, &mut ops);
 
         // The journal: the layout the counts move to, before the first count moves.
-        let journal = layout::journal(window);
+        let journal = layout::journal(old_windows);
         set(journal + layout::NEXT_SCHEMA, i64::from(b.schema) as u64);
         set(
             journal + layout::NEXT_ZERO_THRESHOLD,
             b.zero_threshold.to_bits(),
         );
-        set(journal + layout::NEXT_OFFSETS, pack_offsets(offsets));
-        for m in moves(&old, old_offsets, &ops, offsets, window) {
+        set(journal + layout::NEXT_OFFSETS, pack_offsets(to.offsets));
+        set(journal + layout::NEXT_WINDOW, to.split());
+        for m in moves(&old, from, &ops, to) {
             // One source at a time: marked moving, added to the count held in the journal
             // (which flips the toggle, so a reader knows the mark is in it), then emptied.
             let mut held = 0u64;
@@ -482,8 +507,9 @@ impl<'a> Native<'a> {
         }
         set(layout::SCHEMA, i64::from(b.schema) as u64);
         set(layout::ZERO_THRESHOLD, b.zero_threshold.to_bits());
-        set(layout::POSITIVE_OFFSET, offsets[0] as u64);
-        set(layout::NEGATIVE_OFFSET, offsets[1] as u64);
+        set(layout::POSITIVE_OFFSET, to.offsets[0] as u64);
+        set(layout::NEGATIVE_OFFSET, to.offsets[1] as u64);
+        set(layout::WINDOW, to.split());
         set(layout::POPULATED, b.bucket_count() as u64);
         self.at(layout::GENERATION)
             .store(tags.next_generation, Ordering::Release);
@@ -500,25 +526,27 @@ impl<'a> Native<'a> {
         }
     }
 
-    /// Reduces `b` until its buckets, and `pending`'s, fit `window` cells per sign and at most
-    /// `window` buckets are populated; then places the windows (`offsets`). Records each step
-    /// in `ops`, so that [`moves`] can tell where every old bucket went.
+    /// Reduces `b` until its buckets, and `pending`'s, fit the window: the span of its positive
+    /// keys plus that of its negative keys at most the window's cells. Then places the windows
+    /// and returns them: `from` as it is if it holds every key, else each sign's window over
+    /// its keys, the cells left over shared by the signs that have keys. Records each step in
+    /// `ops`, so that [`moves`] can tell where every old bucket went.
     fn reduce(
         &self,
         b: &mut NativeBuckets,
-        offsets: &mut [i64; 2],
+        from: Windows,
         pending: Option<f64>,
-        window: usize,
         ops: &mut Vec<Op>,
-    ) {
+    ) -> Windows {
+        let window = from.cells[0] + from.cells[1];
         let max_zt = f64::from_bits(self.at(layout::MAX_ZERO_THRESHOLD).load(Ordering::Relaxed));
         // Every round moves a bucket into the zero bucket, lowers the schema or resets; at most
-        // 13 schemas and 2 × window buckets, so this bound is never reached.
+        // 13 schemas and `window` buckets, so this bound is never reached.
         for _ in 0..2 * window + 64 {
             let pending_key = pending
                 .filter(|v| v.abs() > b.zero_threshold)
                 .map(|v| (v > 0.0, key(v.abs(), b.schema)));
-            if fits(b, pending_key, window) {
+            if spans(b, pending_key).iter().map(|s| s.cells()).sum::<u64>() <= window as u64 {
                 break;
             }
             if self.reset_due() {
@@ -554,37 +582,41 @@ impl<'a> Native<'a> {
                 ops.push(Op::Schema(b.schema));
             }
         }
-        for (sign, buckets) in [&b.positive, &b.negative].into_iter().enumerate() {
-            let keys = buckets
-                .first()
-                .map(|&(k, _)| (k, buckets[buckets.len() - 1].0))
-                .into_iter()
-                .chain(
-                    pending
-                        .filter(|v| v.abs() > b.zero_threshold && (*v > 0.0) == (sign == 0))
-                        .map(|v| {
-                            let k = key(v.abs(), b.schema);
-                            (k, k)
-                        }),
-                )
-                .reduce(|(lo, hi), (l, h)| (lo.min(l), hi.max(h)));
-            let Some((lo, hi)) = keys else { continue };
-            let (lo, hi) = (i64::from(lo), i64::from(hi));
-            let slack = (window as i64 - (hi - lo + 1)).max(0);
-            #[cfg(test)]
-            if let Some(shift) = tests::SHIFT.with(|s| s.get()) {
-                // The tests move the window on every rewrite, so that a count landing under a
-                // stale layout would show in the wrong bucket.
-                offsets[sign] = lo - shift.rem_euclid(slack + 1);
-                continue;
-            }
-            let current = offsets[sign];
-            if lo >= current && hi < current + window as i64 {
-                continue;
-            }
-            // Centred, so that values drifting either way find room.
-            offsets[sign] = lo - slack / 2;
+        let pending_key = pending
+            .filter(|v| v.abs() > b.zero_threshold)
+            .map(|v| (v > 0.0, key(v.abs(), b.schema)));
+        let spans = spans(b, pending_key);
+        #[cfg(test)]
+        let shift = tests::SHIFT.with(|s| s.get());
+        #[cfg(not(test))]
+        let shift: Option<i64> = None;
+        if shift.is_none() && (0..2).all(|sign| from.holds(sign, spans[sign])) {
+            return from;
         }
+        let slack = (window as u64).saturating_sub(spans[0].cells() + spans[1].cells());
+        // Half the spare cells to each sign that has keys, all of them to the one that alone
+        // has; the tests share them by their shift, so that reductions move the split too.
+        let positive_share = match (spans[0], spans[1], shift) {
+            (_, Span::Empty, _) => slack,
+            (Span::Empty, _, _) => 0,
+            (_, _, Some(shift)) => shift.rem_euclid(slack as i64 + 1) as u64,
+            _ => slack / 2,
+        };
+        let shares = [positive_share, slack - positive_share];
+        let mut to = from;
+        for sign in 0..2 {
+            to.cells[sign] = (spans[sign].cells() + shares[sign]) as usize;
+            if let Span::Keys(lo, _) = spans[sign] {
+                // Centred, so that values drifting either way find room; the tests move the
+                // windows on every rewrite, so that a count landing under a stale layout would
+                // show in the wrong bucket.
+                let before = shift.map_or(shares[sign] as i64 / 2, |shift| {
+                    shift.rem_euclid(shares[sign] as i64 + 1)
+                });
+                to.offsets[sign] = i64::from(lo) - before;
+            }
+        }
+        to
     }
 
     fn reset_due(&self) -> bool {
@@ -615,25 +647,74 @@ impl<'a> Native<'a> {
     }
 }
 
-/// Whether every bucket of `b` and the pending key fit `window` cells per sign, with at most
-/// `window` buckets populated.
-fn fits(b: &NativeBuckets, pending: Option<(bool, i32)>, window: usize) -> bool {
-    let mut populated = b.bucket_count();
-    for (positive, buckets) in [(true, &b.positive), (false, &b.negative)] {
-        let mut lo_hi = buckets
-            .first()
-            .map(|&(k, _)| (k, buckets[buckets.len() - 1].0));
-        if let Some((_, k)) = pending.filter(|&(p, _)| p == positive) {
-            if buckets.binary_search_by_key(&k, |&(k, _)| k).is_err() {
-                populated += 1;
-            }
-            lo_hi = Some(lo_hi.map_or((k, k), |(lo, hi)| (lo.min(k), hi.max(k))));
-        }
-        if lo_hi.is_some_and(|(lo, hi)| i64::from(hi) - i64::from(lo) >= window as i64) {
-            return false;
+/// The keys of one sign's buckets: none, or the lowest and the highest.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Span {
+    Empty,
+    Keys(i32, i32),
+}
+
+impl Span {
+    /// The window cells the keys take.
+    fn cells(self) -> u64 {
+        match self {
+            Span::Empty => 0,
+            Span::Keys(lo, hi) => (i64::from(hi) - i64::from(lo) + 1) as u64,
         }
     }
-    populated <= window
+}
+
+/// The spans of `b`'s positive and negative keys, with the pending key (`(positive, key)`).
+fn spans(b: &NativeBuckets, pending: Option<(bool, i32)>) -> [Span; 2] {
+    [(true, &b.positive), (false, &b.negative)].map(|(positive, buckets)| {
+        let keys = buckets
+            .first()
+            .map(|&(k, _)| (k, buckets[buckets.len() - 1].0))
+            .into_iter()
+            .chain(pending.filter(|&(p, _)| p == positive).map(|(_, k)| (k, k)))
+            .reduce(|(lo, hi), (l, h)| (lo.min(l), hi.max(h)));
+        keys.map_or(Span::Empty, |(lo, hi)| Span::Keys(lo, hi))
+    })
+}
+
+/// Where the windows are: each sign's offset (the key of its first cell) and cells.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Windows {
+    offsets: [i64; 2],
+    cells: [usize; 2],
+}
+
+impl Windows {
+    /// Whether the sign's window holds every key of `span`.
+    fn holds(&self, sign: usize, span: Span) -> bool {
+        match span {
+            Span::Empty => true,
+            Span::Keys(lo, hi) => {
+                i64::from(lo) >= self.offsets[sign]
+                    && i64::from(hi) < self.offsets[sign] + self.cells[sign] as i64
+            }
+        }
+    }
+
+    /// The cell holding key `key` of a sign, if the sign's window has it.
+    fn cell(&self, sign: usize, key: i32) -> Option<usize> {
+        usize::try_from(i64::from(key) - self.offsets[sign])
+            .ok()
+            .filter(|&i| i < self.cells[sign])
+            .map(|i| layout::first(self.cells, sign) + i)
+    }
+
+    /// The sign and key window cell `i` (of `HEADER..journal`) holds.
+    fn key_of(&self, i: usize) -> Result<(usize, i32), DecodeError> {
+        let sign = usize::from(i >= layout::first(self.cells, 1));
+        let key = self.offsets[sign] + (i - layout::first(self.cells, sign)) as i64;
+        Ok((sign, i32::try_from(key).map_err(|_| DecodeError::Invalid)?))
+    }
+
+    /// The `WINDOW` cell of this split.
+    fn split(&self) -> u64 {
+        layout::split(self.cells[0], self.cells[1])
+    }
 }
 
 /// One step of a reduction, as [`destination`] replays it on a single bucket.
@@ -710,27 +791,17 @@ struct Move {
     sources: Vec<(usize, u64)>,
 }
 
-/// The moves that take `old` (frozen in its cells at `old_offsets`) to its reduction by `ops`
-/// at `offsets`, in an order where no move writes a cell whose own frozen count has yet to
-/// move: the zero bucket first (its cell is no window's); then, in each window, the buckets
-/// whose target lies within their sources' span (they write only their own cells); then those
-/// moving down, lowest target first; then those moving up, highest first. Why that suffices:
-/// keys map monotonically, so the frozen count in the target cell `q` of a bucket moving down
+/// The moves that take `old` (frozen in its cells at `from`) to its reduction by `ops` at
+/// `to`, in an order where no move writes a cell whose own frozen count has yet to move: the
+/// zero bucket first (its cell is no window's); then the sign whose window does not grow into
+/// the other's old cells (the positive one when the split moves down or stays, else the
+/// negative one), then the other, whose targets in the first one's old cells the first one
+/// emptied. Within a sign, the buckets whose target lies within their sources' span (they
+/// write only their own cells); then those moving down, lowest target first; then those moving
+/// up, highest first. Why that suffices: keys map monotonically to cells in both layouts, so
+/// the frozen count in the target cell `q` of a bucket moving down, if it is the same sign's,
 /// goes to a target below `q`, which moved before it (and symmetrically upwards).
-fn moves(
-    old: &NativeBuckets,
-    old_offsets: [i64; 2],
-    ops: &[Op],
-    offsets: [i64; 2],
-    window: usize,
-) -> Vec<Move> {
-    let firsts = [layout::positive(window), layout::negative(window)];
-    let cell = |sign: usize, key: i32, offset: i64| {
-        usize::try_from(i64::from(key) - offset)
-            .ok()
-            .filter(|&i| i < window)
-            .map(|i| firsts[sign] + i)
-    };
+fn moves(old: &NativeBuckets, from: Windows, ops: &[Op], to: Windows) -> Vec<Move> {
     // (target, source, count) of every populated old cell.
     let mut flows: Vec<(usize, usize, u64)> = Vec::with_capacity(old.bucket_count() + 1);
     if old.zero_count > 0 && destination(ops, old.schema, None).is_some() {
@@ -741,10 +812,10 @@ fn moves(
             let target = match destination(ops, old.schema, Some(k)) {
                 None => continue,
                 Some(None) => Some(layout::ZERO_COUNT),
-                Some(Some(k)) => cell(sign, k, offsets[sign]),
+                Some(Some(k)) => to.cell(sign, k),
             };
             debug_assert!(target.is_some(), "a reduced bucket outside its window");
-            if let (Some(target), Some(source)) = (target, cell(sign, k, old_offsets[sign])) {
+            if let (Some(target), Some(source)) = (target, from.cell(sign, k)) {
                 flows.push((target, source, c));
             }
         }
@@ -762,18 +833,22 @@ fn moves(
             }),
         }
     }
+    let negative_first = to.cells[0] > from.cells[0];
     let order = |m: &Move| {
         let lo = m.sources.first().map_or(0, |s| s.0);
         let hi = m.sources.last().map_or(0, |s| s.0);
         let q = m.target as i64;
         if m.target == layout::ZERO_COUNT {
-            (0, 0)
-        } else if (lo..=hi).contains(&m.target) {
-            (1, q)
+            return (0, 0, 0);
+        }
+        let negative = m.target >= layout::first(to.cells, 1);
+        let sign = 1 + i64::from(negative != negative_first);
+        if (lo..=hi).contains(&m.target) {
+            (sign, 1, q)
         } else if m.target < lo {
-            (2, q)
+            (sign, 2, q)
         } else {
-            (3, -q)
+            (sign, 3, -q)
         }
     };
     crate::sort::sort_by(&mut out, |a, b| order(a).cmp(&order(b)));
@@ -915,23 +990,26 @@ pub(crate) enum DecodeError {
     Invalid,
 }
 
-/// Turns a copy of one series' native cells (`layout::native::len(window)` of them, from its
-/// native base on) into its buckets, count and sum. Pure and total: the multiprocess reader
+/// Turns a copy of one series' native cells (`layout::native::len(max_buckets)` of them, from
+/// its native base on) into its buckets, count and sum. Pure and total: the multiprocess reader
 /// calls it on cells copied from another process's file, which it does not trust.
 pub(crate) fn decode(cells: &[u64]) -> Result<Snapshot, DecodeError> {
-    decode_as(cells.len(), |i| cells[i], slice_all_equal(cells), false)
+    decode_cells(cells, Form::Shared, false)
 }
 
-/// `all_equal` of [`decode_as`] over cells in a slice.
-fn slice_all_equal(cells: &[u64]) -> impl Fn(usize, usize, u64) -> bool {
+/// [`decode`] (or [`decode_dead`] if `dead`) of cells in `form`.
+fn decode_cells(cells: &[u64], form: Form, dead: bool) -> Result<Snapshot, DecodeError> {
     // OR of the differences, no early exit: the compiler turns it into wide compares.
-    move |from, n, v| cells[from..from + n].iter().fold(0, |a, &c| a | (c ^ v)) == 0
+    let all_equal = |from: usize, n: usize, v: u64| {
+        cells[from..from + n].iter().fold(0, |a, &c| a | (c ^ v)) == 0
+    };
+    decode_as(cells.len(), |i| cells[i], all_equal, form, dead)
 }
 
-/// [`decode`] (or [`decode_dead`] if `dead`) on cells stored as native-endian bytes (a copy of
-/// a multiprocess file), read in place.
+/// [`decode`] (or [`decode_dead`] if `dead`) of cells in `form` stored as native-endian bytes
+/// (a copy of a multiprocess file), read in place.
 #[cfg_attr(not(all(feature = "multiprocess", unix)), allow(dead_code))] // the multiprocess store's
-pub(crate) fn decode_bytes(bytes: &[u8], dead: bool) -> Result<Snapshot, DecodeError> {
+pub(crate) fn decode_bytes(bytes: &[u8], form: Form, dead: bool) -> Result<Snapshot, DecodeError> {
     let word = |i: usize| {
         let mut w = [0u8; 8];
         w.copy_from_slice(&bytes[8 * i..8 * i + 8]);
@@ -951,7 +1029,7 @@ pub(crate) fn decode_bytes(bytes: &[u8], dead: bool) -> Result<Snapshot, DecodeE
         let last = pairs.remainder();
         differ == 0 && (last.is_empty() || last == v.to_ne_bytes())
     };
-    decode_as(bytes.len() / 8, word, all_equal, dead)
+    decode_as(bytes.len() / 8, word, all_equal, form, dead)
 }
 
 /// [`decode`] for the cells of a writer that is gone (a multiprocess file whose process died):
@@ -963,21 +1041,36 @@ pub(crate) fn decode_bytes(bytes: &[u8], dead: bool) -> Result<Snapshot, DecodeE
 /// nothing is counted twice or in a wrong bucket.
 #[cfg_attr(not(test), allow(dead_code))] // the reader calls `decode_bytes(.., true)`
 pub(crate) fn decode_dead(cells: &[u64]) -> Result<Snapshot, DecodeError> {
-    decode_as(cells.len(), |i| cells[i], slice_all_equal(cells), true)
+    decode_cells(cells, Form::Shared, true)
+}
+
+/// The windows' cells by a `WINDOW` cell, if they are a state's of `form`: `max_buckets`
+/// cells in all, 1 ..= [`MAX_BUCKETS_LIMIT`] (per sign in the twin form).
+fn windows_of(form: Form, window: u64) -> Option<[usize; 2]> {
+    let [positive, negative] = form.windows(window);
+    let limit = u64::from(MAX_BUCKETS_LIMIT);
+    let ok = match form {
+        Form::Shared => (1..=limit).contains(&(positive + negative)),
+        Form::Twin => (1..=limit).contains(&positive),
+    };
+    // Each at most the limit, so the casts are exact.
+    ok.then_some([positive as usize, negative as usize])
 }
 
 /// Clears the counts and the sum of a copy of native cells and leaves their layout (a
 /// multiprocess file copied for a forked child, whose histograms go on from zero with the
 /// parent's layout): the generation even, every tagged cell empty under its tag, the lock
 /// free (its holder, if any, was a thread of the parent), the journal idle. Cells that are not
-/// a native state are zeroed.
+/// a native state of this release's form are zeroed.
 #[cfg_attr(not(all(feature = "multiprocess", unix)), allow(dead_code))] // the multiprocess store's
 pub(crate) fn clear_counts(cells: &mut [u64]) {
-    let window = cells.get(layout::WINDOW).map_or(0, |&w| w as usize);
-    if window == 0 || window > MAX_BUCKETS_LIMIT as usize || cells.len() != layout::len(window) {
+    let windows = cells
+        .get(layout::WINDOW)
+        .and_then(|&w| windows_of(Form::Shared, w));
+    let Some(windows) = windows.filter(|&w| cells.len() == layout::len(w[0] + w[1])) else {
         cells.fill(0);
         return;
-    }
+    };
     let generation = cells[layout::GENERATION].wrapping_add(1) & !1;
     let t = tag(generation);
     cells[layout::GENERATION] = generation;
@@ -985,70 +1078,84 @@ pub(crate) fn clear_counts(cells: &mut [u64]) {
     cells[layout::POPULATED] = 0;
     cells[layout::SUM] = 0.0f64.to_bits();
     cells[layout::ZERO_COUNT] = t;
-    let journal = layout::journal(window);
+    let journal = layout::journal(windows);
     cells[layout::HEADER..journal].fill(t);
     // No move in flight (the parent's reduction, if any, is not the child's).
     cells[journal..].fill(0);
 }
 
-/// The cells of a native state holding `b` and `sum` in a window of `window` cells per sign
-/// (each sign's window starts at its lowest bucket): what a histogram that observed them
-/// writes, for tests that write files by hand. `None` if a sign's buckets span more than the
-/// window.
+/// The cells of a native state of `max_buckets` holding `b` and `sum` (each sign's window
+/// starts at its lowest bucket, the negative one as wide as its keys, the positive one the
+/// rest): what a histogram that observed them writes, for tests that write files by hand.
+/// `None` if the keys span more than the window.
 #[cfg(test)]
-pub(crate) fn state_of(b: &NativeBuckets, sum: f64, window: usize) -> Option<Vec<u64>> {
-    let mut cells = vec![0u64; layout::len(window)];
+pub(crate) fn state_of(b: &NativeBuckets, sum: f64, max_buckets: usize) -> Option<Vec<u64>> {
+    let negative = spans(b, None)[1].cells() as usize;
+    let windows = [max_buckets.checked_sub(negative)?, negative];
+    let mut cells = state_in(b, sum, windows, layout::len(max_buckets))?;
+    cells[layout::WINDOW] = layout::split(windows[0], windows[1]);
+    Some(cells)
+}
+
+/// The twin form of [`state_of`] (a window of `window` cells per sign), with the journal or
+/// without, as earlier releases wrote it: for the tests of files they left.
+#[cfg(test)]
+pub(crate) fn twin_state_of(
+    b: &NativeBuckets,
+    sum: f64,
+    window: usize,
+    journaled: bool,
+) -> Option<Vec<u64>> {
+    let mut cells = state_in(b, sum, [window; 2], layout::twin_len(window, journaled))?;
+    cells[layout::WINDOW] = window as u64;
+    Some(cells)
+}
+
+/// [`state_of`] in `len` cells with windows of `windows` cells, the `WINDOW` cell left 0.
+#[cfg(test)]
+fn state_in(b: &NativeBuckets, sum: f64, windows: [usize; 2], len: usize) -> Option<Vec<u64>> {
+    let mut cells = vec![0u64; len];
     let schema = i64::from(b.schema) as u64;
     cells[layout::SCHEMA] = schema;
     cells[layout::INITIAL_SCHEMA] = schema;
     cells[layout::ZERO_THRESHOLD] = b.zero_threshold.to_bits();
     cells[layout::INITIAL_ZERO_THRESHOLD] = b.zero_threshold.to_bits();
-    cells[layout::WINDOW] = window as u64;
     cells[layout::SUM] = sum.to_bits();
     cells[layout::ZERO_COUNT] = b.zero_count;
     cells[layout::POPULATED] = b.bucket_count() as u64;
-    for (offset, first, buckets) in [
-        (
-            layout::POSITIVE_OFFSET,
-            layout::positive(window),
-            &b.positive,
-        ),
-        (
-            layout::NEGATIVE_OFFSET,
-            layout::negative(window),
-            &b.negative,
-        ),
-    ] {
+    for (sign, buckets) in [&b.positive, &b.negative].into_iter().enumerate() {
         let lo = buckets.first().map_or(0, |&(k, _)| i64::from(k));
-        cells[offset] = lo as u64;
+        cells[layout::POSITIVE_OFFSET + sign] = lo as u64;
         for &(k, c) in buckets {
             let i = usize::try_from(i64::from(k) - lo)
                 .ok()
-                .filter(|&i| i < window)?;
-            cells[first + i] = c;
+                .filter(|&i| i < windows[sign])?;
+            cells[layout::first(windows, sign) + i] = c;
         }
     }
     Some(cells)
 }
 
-/// `len` cells, cell `i` read by `cell(i)` (called only below `len`); `all_equal(from, n, v)`:
-/// whether cells `from..from + n` (below `len`) all hold `v`.
+/// `len` cells in `form`, cell `i` read by `cell(i)` (called only below `len`);
+/// `all_equal(from, n, v)`: whether cells `from..from + n` (below `len`) all hold `v`.
 #[inline]
 fn decode_as(
     len: usize,
     cell: impl Fn(usize) -> u64,
     all_equal: impl Fn(usize, usize, u64) -> bool,
+    form: Form,
     dead: bool,
 ) -> Result<Snapshot, DecodeError> {
     if len < layout::HEADER {
         return Err(DecodeError::Invalid);
     }
     let header: [u64; layout::HEADER] = std::array::from_fn(&cell);
-    let window = usize::try_from(header[layout::WINDOW]).map_err(|_| DecodeError::Invalid)?;
-    if window == 0
-        || window > MAX_BUCKETS_LIMIT as usize
-        || (len != layout::len(window) && len != layout::len_unjournaled(window))
-    {
+    let windows = windows_of(form, header[layout::WINDOW]).ok_or(DecodeError::Invalid)?;
+    let journal = layout::journal(windows);
+    let journaled = len == journal + form.journal_len();
+    // An older writer's twin form may end at the windows.
+    let unjournaled = form == Form::Twin && len == journal;
+    if !(journaled || unjournaled) {
         return Err(DecodeError::Invalid);
     }
     let generation = header[layout::GENERATION];
@@ -1061,8 +1168,8 @@ fn decode_as(
     if !valid_layout(schema, zero_threshold) {
         return Err(DecodeError::Invalid);
     }
-    if torn && len == layout::len(window) {
-        return decode_interrupted(&header, window, cell);
+    if torn && journaled {
+        return decode_interrupted(&header, form, windows, cell);
     }
     let expected = tag(generation);
     // An older writer's (no journal) dead rewrite: the old tag (`tag` of an odd generation is its even
@@ -1084,7 +1191,8 @@ fn decode_as(
     };
     // Sized by the populated count (a hint, bounded by the window): a scrape decodes every
     // process's state, and growing the vector push by push was a fifth of its instructions.
-    let populated = usize::try_from(header[layout::POPULATED]).map_or(window, |p| p.min(window));
+    let populated =
+        usize::try_from(header[layout::POPULATED]).map_or(windows[0], |p| p.min(windows[0]));
     let mut buckets = NativeBuckets {
         schema: schema as i8,
         zero_threshold,
@@ -1092,19 +1200,12 @@ fn decode_as(
         positive: Vec::with_capacity(populated),
         negative: Vec::new(),
     };
-    for (offset, first, out) in [
-        (
-            layout::POSITIVE_OFFSET,
-            layout::positive(window),
-            &mut buckets.positive,
-        ),
-        (
-            layout::NEGATIVE_OFFSET,
-            layout::negative(window),
-            &mut buckets.negative,
-        ),
-    ] {
-        let offset = header[offset] as i64;
+    for (sign, out) in [&mut buckets.positive, &mut buckets.negative]
+        .into_iter()
+        .enumerate()
+    {
+        let offset = header[layout::POSITIVE_OFFSET + sign] as i64;
+        let (first, window) = (layout::first(windows, sign), windows[sign]);
         if offset < i64::from(i32::MIN) || offset + window as i64 > i64::from(i32::MAX) {
             return Err(DecodeError::Invalid);
         }
@@ -1152,11 +1253,12 @@ fn valid_layout(schema: i64, zero_threshold: f64) -> bool {
 /// holds its observations and the totals are exact.
 fn decode_interrupted(
     header: &[u64; layout::HEADER],
-    window: usize,
+    form: Form,
+    windows: [usize; 2],
     cell: impl Fn(usize) -> u64,
 ) -> Result<Snapshot, DecodeError> {
     let tags = Tags::of(header[layout::GENERATION] & !1);
-    let journal = layout::journal(window);
+    let journal = layout::journal(windows);
     let in_flight = decode_move(cell(journal + layout::MOVE));
     let layout_of = |schema: i64, zero_threshold: u64| NativeBuckets {
         schema: clamp_schema(schema),
@@ -1170,8 +1272,21 @@ fn decode_interrupted(
     let next_schema = cell(journal + layout::NEXT_SCHEMA) as i64;
     let next_zero_threshold = cell(journal + layout::NEXT_ZERO_THRESHOLD);
     let mut new = layout_of(next_schema, next_zero_threshold);
-    let old_offsets = [layout::POSITIVE_OFFSET, layout::NEGATIVE_OFFSET].map(|o| header[o] as i64);
-    let new_offsets = unpack_offsets(cell(journal + layout::NEXT_OFFSETS));
+    let from = Windows {
+        offsets: [layout::POSITIVE_OFFSET, layout::NEGATIVE_OFFSET].map(|o| header[o] as i64),
+        cells: windows,
+    };
+    // The twin form's split never moves. The shared form's next split is checked where a
+    // count needs it: before the journal is written its cell may hold anything.
+    let next_windows = match form {
+        Form::Twin => Some(windows),
+        Form::Shared => windows_of(form, cell(journal + layout::NEXT_WINDOW))
+            .filter(|&w| layout::journal(w) == journal),
+    };
+    let to = next_windows.map(|cells| Windows {
+        offsets: unpack_offsets(cell(journal + layout::NEXT_OFFSETS)),
+        cells,
+    });
     // Which layout each cell's count follows (`None`: no count a reader takes).
     let layout_of_cell = |c: u64| {
         let t = c & !COUNT_MASK;
@@ -1186,18 +1301,12 @@ fn decode_interrupted(
             None
         }
     };
-    let firsts = [layout::positive(window), layout::negative(window)];
     // Where cell `i`'s count goes under one of the layouts: the zero bucket (`None`) or a key.
-    let key_of = |i: usize, offsets: [i64; 2]| -> Result<Option<(usize, i32)>, DecodeError> {
+    let key_of = |i: usize, w: Option<Windows>| -> Result<Option<(usize, i32)>, DecodeError> {
         if i == layout::ZERO_COUNT {
             return Ok(None);
         }
-        let sign = usize::from(i >= firsts[1]);
-        let key = offsets[sign] + (i - firsts[sign]) as i64;
-        Ok(Some((
-            sign,
-            i32::try_from(key).map_err(|_| DecodeError::Invalid)?,
-        )))
+        w.ok_or(DecodeError::Invalid)?.key_of(i).map(Some)
     };
     let add = |b: &mut NativeBuckets, at: Option<(usize, i32)>, count: u64| {
         let Some((sign, key)) = at else {
@@ -1220,10 +1329,10 @@ fn decode_interrupted(
         let count = c & COUNT_MASK;
         match layout_of_cell(c) {
             Some(_) if count == 0 => {}
-            Some(false) => add(&mut old, key_of(i, old_offsets)?, count),
+            Some(false) => add(&mut old, key_of(i, Some(from))?, count),
             Some(true) => {
                 moved_any = true;
-                add(&mut new, key_of(i, new_offsets)?, count);
+                add(&mut new, key_of(i, to)?, count);
             }
             None => {}
         }
@@ -1235,7 +1344,7 @@ fn decode_interrupted(
         let landed = cell(target);
         if !(landed & !COUNT_MASK == tags.new && landed & COUNT_MASK > 0) && held > 0 {
             moved_any = true;
-            add(&mut new, key_of(target, new_offsets)?, held);
+            add(&mut new, key_of(target, to)?, held);
         }
     }
     if moved_any {

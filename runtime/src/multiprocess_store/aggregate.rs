@@ -30,7 +30,7 @@ use std::sync::{Mutex, PoisonError};
 type HashMap<K, V> = StdHashMap<K, V, foldhash::fast::RandomState>;
 
 use super::exact::Partials;
-use super::file::{self, EXT_NATIVE, EXT_NATIVE_SETTINGS, EXT_NATIVE_SPARSE, NATIVE_SETTINGS_LEN};
+use super::file::{self, EXT_NATIVE_SETTINGS, EXT_NATIVE_SPARSE, NATIVE_SETTINGS_LEN};
 use super::native_merge;
 use super::read::{Info, Parsed, SeriesRecord, key_values, words};
 use super::threads;
@@ -507,9 +507,12 @@ impl<'a> Aggregate<'a> {
                         }
                         native_merge::State::Fresh // nothing more to merge
                     }
-                    (EXT_NATIVE, _) => native_merge::decode_state(cells, src.live),
-                    _ => native_merge::decode_sparse_bytes(cells)
+                    (EXT_NATIVE_SPARSE, _) => native_merge::decode_sparse_bytes(cells)
                         .map_or(native_merge::State::Invalid, native_merge::State::Buckets),
+                    (ext, _) => match file::native_form(ext) {
+                        Some(form) => native_merge::decode_state(cells, form, src.live),
+                        None => native_merge::State::Invalid,
+                    },
                 };
                 match state {
                     native_merge::State::Buckets(b) => {

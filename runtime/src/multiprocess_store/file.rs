@@ -59,8 +59,9 @@
 //! | sub-tag | attaches to | cells |
 //! |---|---|---|
 //! | 1 native settings | a histogram family record | `i64` schema (−4..=8), `u64` max buckets, `f64` zero threshold, `f64` max zero threshold, `u64` flags (bit 0: native only, see below) |
-//! | 2 native state | a series of a family with native settings | the native shape's cells (`layout.rs`, `native`): the very cells the process's native histogram observes into (`metric/native.rs`), `15 + 2 × max_buckets` of them — 8 × (15 + 2 × max_buckets) bytes, 2,680 at the default 160 — fixed when the series is created. Never reset in multiprocess mode (past the bound the histogram widens its zero bucket or halves its resolution); readers decode them with `native::decode` and never merge a copy taken in the middle of a reduction (`read.rs`). From this release on, the record goes on past those cells, inside its length, with the reduction's 4 journal cells (`layout.rs`, `native::JOURNAL`: the next schema, zero threshold and offsets, and the count in flight; 2,712 bytes in all at 160), so that a reader of a process killed in the middle of a reduction finds every count (`metric/native.rs`, `decode_dead`). The cell count `n` still counts the state alone: an earlier reader reads it as it always did and skips the journal with the record (`ext_cell_count`) |
+//! | 2 native state, twin form | a series of a family with native settings | written by earlier releases, read still: the native state with a window of `max_buckets` cells per sign (`layout.rs`, `native::Form::Twin`), `15 + 2 × max_buckets` cells, then, inside the record's length but not counted in `n`, the reduction's 4 journal cells when the writer had them (`ext_cell_count`) |
 //! | 3 exemplars | a counter series (1 slot) or a histogram series (one slot per classic bucket, `+Inf` included) | slots of 6 cells, the in-process slot's layout (`exemplar.rs`, `SLOT_WORDS`): `u64` sequence (odd while written, even when complete), trace id as a big-endian `u128` split into its high and low `u64`, `u64` span id (0: none), `f64` value, `u64` Unix time in ns (0: empty); a trace id of 0 marks labels kept in the writing process, not shown by other processes |
+//! | 5 native state | a series of a family with native settings | the native shape's cells (`layout.rs`, `native`): the very cells the process's native histogram observes into (`metric/native.rs`), a header, one window of `max_buckets` cells that both signs share and the reduction's journal, `20 + max_buckets` of them — 8 × (20 + max_buckets) bytes, 1,440 at the default 160 — fixed when the series is created. Never reset in multiprocess mode (past the bound the histogram widens its zero bucket or halves its resolution); readers decode them with `native::decode_bytes` and never merge a copy taken in the middle of a reduction (`read.rs`); the journal (the next schema, zero threshold, offsets and split, and the count in flight) lets a reader of a process killed in the middle of a reduction find every count (`decode_dead`). A new sub-tag rather than a change to sub-tag 2: the previous release skips it and keeps the count and the sum, where it would have read the shared window as two |
 //! | 4 native sparse | a series of a family with native settings | archive: `i64` schema, `f64` zero threshold, `u64` zero count, `u64` positive and `u64` negative bucket counts `p`, `q`, then `p + q` pairs of `i64` index, `u64` count (`native_merge.rs`) |
 //!
 //! The distance is relative, so a family record and its settings, or a series and its native
@@ -142,9 +143,21 @@ pub(crate) const TAG_ABSORBED: u16 = 3;
 
 // Extension sub-tags (see the module docs).
 pub(crate) const EXT_NATIVE_SETTINGS: u16 = 1;
-pub(crate) const EXT_NATIVE: u16 = 2;
+pub(crate) const EXT_NATIVE_TWIN: u16 = 2;
 pub(crate) const EXT_EXEMPLARS: u16 = 3;
 pub(crate) const EXT_NATIVE_SPARSE: u16 = 4;
+pub(crate) const EXT_NATIVE_SHARED: u16 = 5;
+
+/// The form of a native state's cells in an extension record of sub-tag `ext` (`None`: not a
+/// native state).
+pub(crate) fn native_form(ext: u16) -> Option<crate::layout::native::Form> {
+    use crate::layout::native::Form;
+    match ext {
+        EXT_NATIVE_SHARED => Some(Form::Shared),
+        EXT_NATIVE_TWIN => Some(Form::Twin),
+        _ => None,
+    }
+}
 /// Where an extension record's cells start.
 pub(crate) const EXT_CELLS: usize = 24;
 /// Cells of native settings.
@@ -296,11 +309,11 @@ pub(crate) fn encode_extension_with_tail(
 }
 
 /// The cells a reader takes from an extension record of sub-tag `ext`, `n` cells by its
-/// header and `rec_len` bytes long: the `n`, and for a native state the reduction's journal
-/// when the record goes on with it (written from this release on; see the module docs).
+/// header and `rec_len` bytes long: the `n`, and for a twin-form native state the reduction's
+/// journal when the record goes on with it (see the module docs).
 pub(crate) fn ext_cell_count(ext: u16, n: usize, rec_len: usize) -> usize {
-    let journal = crate::layout::native::JOURNAL;
-    if ext == EXT_NATIVE && rec_len >= EXT_CELLS + 8 * (n + journal) {
+    let journal = crate::layout::native::TWIN_JOURNAL;
+    if ext == EXT_NATIVE_TWIN && rec_len >= EXT_CELLS + 8 * (n + journal) {
         n + journal
     } else {
         n
@@ -751,7 +764,10 @@ fn zero_values(bytes: &mut [u8]) {
         // Where the cells and their count are.
         let cells_at = match (tag, ext) {
             (TAG_SERIES, _) => Some((16, 12)),
-            (TAG_PADDING, EXT_NATIVE | EXT_EXEMPLARS | EXT_NATIVE_SPARSE) => Some((EXT_CELLS, 16)),
+            (
+                TAG_PADDING,
+                EXT_NATIVE_SHARED | EXT_NATIVE_TWIN | EXT_EXEMPLARS | EXT_NATIVE_SPARSE,
+            ) => Some((EXT_CELLS, 16)),
             _ => None,
         };
         if let Some((at, count)) = cells_at.filter(|&(at, _)| len >= at) {
@@ -766,9 +782,10 @@ fn zero_values(bytes: &mut [u8]) {
                 n
             };
             let end = (off + at + n * 8).min(off + len);
-            if (tag, ext) == (TAG_PADDING, EXT_NATIVE) {
+            if (tag, ext) == (TAG_PADDING, EXT_NATIVE_SHARED) {
                 // The child's native histograms go on with their layout and no counts: the
-                // state keeps its header (zeroes would be no layout at all).
+                // state keeps its header (zeroes would be no layout at all). The file is this
+                // release's, so its states are in this release's form.
                 let mut cells: Vec<u64> = bytes[off + at..end]
                     .chunks_exact(8)
                     .map(|c| u64::from_ne_bytes(c.try_into().expect("8 bytes")))
@@ -953,20 +970,20 @@ mod tests {
     /// without the journal keep their count.
     #[test]
     fn a_native_states_journal_is_its_records_uncounted_tail() {
-        let journal = crate::layout::native::JOURNAL;
+        let journal = crate::layout::native::TWIN_JOURNAL;
         let mut rec = Vec::new();
         assert_eq!(
-            encode_extension_with_tail(&mut rec, EXT_NATIVE, 8, &[7; 10], journal),
+            encode_extension_with_tail(&mut rec, EXT_NATIVE_TWIN, 8, &[7; 10], journal),
             EXT_CELLS
         );
         assert_eq!(rec.len(), EXT_CELLS + 8 * 10);
         let counted = u32::from_ne_bytes(rec[16..20].try_into().unwrap()) as usize;
         assert_eq!(counted, 10 - journal);
-        assert_eq!(ext_cell_count(EXT_NATIVE, counted, rec.len()), 10);
+        assert_eq!(ext_cell_count(EXT_NATIVE_TWIN, counted, rec.len()), 10);
         assert_eq!(ext_cell_count(EXT_EXEMPLARS, counted, rec.len()), counted);
         let mut older = Vec::new();
-        encode_extension(&mut older, EXT_NATIVE, 8, &[7; 6]);
-        assert_eq!(ext_cell_count(EXT_NATIVE, 6, older.len()), 6);
+        encode_extension(&mut older, EXT_NATIVE_TWIN, 8, &[7; 6]);
+        assert_eq!(ext_cell_count(EXT_NATIVE_TWIN, 6, older.len()), 6);
     }
 
     #[test]

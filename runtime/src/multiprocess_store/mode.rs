@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use super::dir::{self, SHARED_ENV};
 use super::file::{
-    EXT_EXEMPLARS, EXT_NATIVE, EXT_NATIVE_SETTINGS, NATIVE_ONLY_BOUNDS, Writer,
+    EXT_EXEMPLARS, EXT_NATIVE_SETTINGS, EXT_NATIVE_SHARED, NATIVE_ONLY_BOUNDS, Writer,
     native_settings_cells,
 };
 use super::{Stats, compact, scrape};
@@ -253,7 +253,7 @@ pub(crate) fn series_cells(decl: &FamilyDecl<'_>, key: &[u8]) -> Option<Cells> {
 
 /// The cells of a new native histogram series: a series record with the classic cells (the
 /// single bound [`NATIVE_ONLY_BOUNDS`] for a native-only histogram, so that a reader without
-/// native support keeps its count and sum) and, published with it, an [`EXT_NATIVE`] record
+/// native support keeps its count and sum) and, published with it, an [`EXT_NATIVE_SHARED`] record
 /// with the native state, sized by the bucket bound (`NativeConfig::cells`). The cells handed
 /// to the histogram run from the first classic cell to the last native one, over the series
 /// record's key and the extension's header, which nothing writes through them
@@ -287,8 +287,7 @@ fn native_series_cells(
         &file_decl,
         &[(EXT_NATIVE_SETTINGS, &settings)],
         key,
-        // The journal is the record's uncounted tail: earlier readers take the state alone.
-        &[(EXT_NATIVE, n, crate::layout::native::JOURNAL)],
+        &[(EXT_NATIVE_SHARED, n, 0)],
     );
     match allocated {
         Ok((ptr, ext)) => {

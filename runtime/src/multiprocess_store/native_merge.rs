@@ -6,7 +6,7 @@
 //! stay exact (`u64` additions); the count and sum are not here — they are the series'
 //! classic cells, summed like every histogram's (`aggregate.rs`, `exact.rs`).
 //!
-//! A process's state (`EXT_NATIVE`, with the reduction's journal from this release on) is the very run of cells its native histogram observes
+//! A process's state (`EXT_NATIVE_SHARED`, or an earlier release's `EXT_NATIVE_TWIN`) is the very run of cells its native histogram observes
 //! into (`metric/native.rs`, `layout.rs`), decoded by that histogram's pure `decode`: a copy
 //! taken while a reduction was rewriting the cells is *torn* and never merged (no half-reduced
 //! bucket array reaches a scrape; the reader copies it again first, `read.rs`). A dead
@@ -23,9 +23,10 @@
 //! and schemas outside −4..=8, negative or non-finite thresholds are malformed.
 
 use super::read::u64_at;
+use crate::layout::native::Form;
 use crate::model::NativeBuckets;
 
-/// What a process's native state (`EXT_NATIVE` cells) holds.
+/// What a process's native state holds.
 #[derive(Debug, PartialEq)]
 pub(crate) enum State {
     /// Its buckets.
@@ -40,15 +41,15 @@ pub(crate) enum State {
     Invalid,
 }
 
-/// Decodes a process's native state (its cells' bytes, as copied from its file); `live`: its
-/// writer may still change it.
-pub(crate) fn decode_state(bytes: &[u8], live: bool) -> State {
+/// Decodes a process's native state (its cells' bytes in `form`, as copied from its file);
+/// `live`: its writer may still change it.
+pub(crate) fn decode_state(bytes: &[u8], form: Form, live: bool) -> State {
     use crate::layout::native::WINDOW;
     use crate::metric::native::{DecodeError, decode_bytes};
     if bytes.len() > 8 * WINDOW && u64_at(bytes, 8 * WINDOW).unwrap_or(0) == 0 {
         return State::Fresh;
     }
-    match decode_bytes(bytes, !live) {
+    match decode_bytes(bytes, form, !live) {
         Ok(s) => State::Buckets(s.buckets),
         Err(DecodeError::Torn) => State::Torn,
         Err(DecodeError::Invalid) => State::Invalid,
@@ -363,18 +364,24 @@ mod tests {
         let b = nb(3, 0.0, 2, &[(-1, 4), (5, 1)]);
         let cells = crate::metric::native::state_of(&b, 1.5, 8).unwrap();
         assert_eq!(
-            decode_state(&bytes(&cells), true),
+            decode_state(&bytes(&cells), Form::Shared, true),
             State::Buckets(b.clone())
         );
         assert_eq!(
-            decode_state(&bytes(&vec![0; cells.len()]), true),
+            decode_state(&bytes(&vec![0; cells.len()]), Form::Shared, true),
             State::Fresh
         );
         let mut torn = cells.clone();
         torn[GENERATION] = 1;
-        assert_eq!(decode_state(&bytes(&torn), true), State::Torn);
-        assert_eq!(decode_state(&bytes(&torn), false), State::Buckets(b));
-        assert_eq!(decode_state(&bytes(&cells[..20]), true), State::Invalid);
+        assert_eq!(decode_state(&bytes(&torn), Form::Shared, true), State::Torn);
+        assert_eq!(
+            decode_state(&bytes(&torn), Form::Shared, false),
+            State::Buckets(b)
+        );
+        assert_eq!(
+            decode_state(&bytes(&cells[..20]), Form::Shared, true),
+            State::Invalid
+        );
     }
 
     /// Adding the sparse form where it lies is the merge of its decoded buckets: keys already

@@ -85,8 +85,8 @@ use std::io;
 use std::os::unix::fs::FileExt;
 
 use super::file::{
-    EXT_CELLS, EXT_EXEMPLARS, EXT_NATIVE, EXT_NATIVE_SETTINGS, EXT_NATIVE_SPARSE,
-    NATIVE_SETTINGS_LEN, ext_cell_count,
+    EXT_CELLS, EXT_EXEMPLARS, EXT_NATIVE_SETTINGS, EXT_NATIVE_SHARED, EXT_NATIVE_SPARSE,
+    EXT_NATIVE_TWIN, NATIVE_SETTINGS_LEN, ext_cell_count, native_form,
 };
 use super::file::{
     FLAG_ARCHIVE, H_DROPPED, H_FLAGS, H_HEADER_LEN, H_ID, H_PID, H_START_TICKS, H_USED, H_VERSION,
@@ -326,7 +326,10 @@ fn agree_cells(src: &impl Source, bytes: &mut [u8], second: &[u8]) -> Result<(),
         // Where the cells and their count are.
         let (cells_at, count_at) = match (tag, ext) {
             (TAG_SERIES, _) => (16, 12),
-            (TAG_PADDING, EXT_NATIVE | EXT_NATIVE_SPARSE | EXT_EXEMPLARS) => (EXT_CELLS, 16),
+            (
+                TAG_PADDING,
+                EXT_NATIVE_SHARED | EXT_NATIVE_TWIN | EXT_NATIVE_SPARSE | EXT_EXEMPLARS,
+            ) => (EXT_CELLS, 16),
             _ => (0, 0),
         };
         let end = (cells_at != 0 && len >= cells_at)
@@ -350,7 +353,7 @@ fn agree_cells(src: &impl Source, bytes: &mut [u8], second: &[u8]) -> Result<(),
                         )?;
                     }
                 }
-            } else if ext == EXT_NATIVE && tag == TAG_PADDING {
+            } else if tag == TAG_PADDING && native_form(ext).is_some() {
                 agree_native(
                     src,
                     off + cells_at,
@@ -413,7 +416,7 @@ fn has_busy_block(bytes: &[u8]) -> bool {
             break;
         }
         if tag == TAG_PADDING
-            && u16_at(bytes, off + 6) == Some(EXT_NATIVE)
+            && u16_at(bytes, off + 6).and_then(native_form).is_some()
             && native_in_rewrite(bytes[off..off + len].get(EXT_CELLS..).unwrap_or_default())
         {
             return true;
@@ -613,7 +616,8 @@ pub(crate) struct SeriesRecord<'a> {
     pub(crate) fam: usize,
     pub(crate) key: &'a [u8],
     /// Its native state, validated against its family's settings: the sub-tag
-    /// (`EXT_NATIVE` or `EXT_NATIVE_SPARSE`) and the cells' bytes.
+    /// (a native state's, `EXT_NATIVE_SHARED` or `EXT_NATIVE_TWIN`, or `EXT_NATIVE_SPARSE`) and
+    /// the cells' bytes.
     pub(crate) native: Option<(u16, &'a [u8])>,
     /// Its exemplar slots' bytes (empty: none yet), [`SLOT_WORDS`] cells per slot.
     pub(crate) exemplars: &'a [u8],
@@ -896,7 +900,11 @@ impl Walk<'_> {
         let bad = ReadError::Corrupt;
         if !matches!(
             ext,
-            EXT_NATIVE_SETTINGS | EXT_NATIVE | EXT_NATIVE_SPARSE | EXT_EXEMPLARS
+            EXT_NATIVE_SETTINGS
+                | EXT_NATIVE_SHARED
+                | EXT_NATIVE_TWIN
+                | EXT_NATIVE_SPARSE
+                | EXT_EXEMPLARS
         ) {
             return Ok(None);
         }
@@ -1520,7 +1528,7 @@ mod tests {
                     "a second native state",
                     Box::new(|b, h| {
                         let back = (b.len() - h) as u32;
-                        encode_extension(b, EXT_NATIVE, back, &[0; 3]);
+                        encode_extension(b, EXT_NATIVE_SHARED, back, &[0; 3]);
                     }),
                     1,
                 ),

@@ -169,9 +169,8 @@ mod tests {
     use crate::model::NativeBuckets;
     use crate::multiprocess_store::aggregate::Purpose;
     use crate::multiprocess_store::file::{
-        EXT_NATIVE, EXT_NATIVE_SETTINGS, FLAG_ARCHIVE, H_USED, encode_absorbed, encode_extension,
-        encode_extension_with_tail, encode_family, encode_header, encode_series,
-        native_settings_cells,
+        EXT_NATIVE_SETTINGS, EXT_NATIVE_SHARED, FLAG_ARCHIVE, H_USED, encode_absorbed,
+        encode_extension, encode_family, encode_header, encode_series, native_settings_cells,
     };
 
     /// A declaration without bounds, of gauge mode `mode`.
@@ -248,13 +247,7 @@ mod tests {
         };
         let cells = crate::metric::native::state_of(&buckets, 1.5, 16).unwrap();
         let back = (b.len() - at) as u32;
-        encode_extension_with_tail(
-            &mut b,
-            EXT_NATIVE,
-            back,
-            &cells,
-            crate::layout::native::JOURNAL,
-        );
+        encode_extension(&mut b, EXT_NATIVE_SHARED, back, &cells);
         let used = b.len() as u64;
         b[H_USED..H_USED + 8].copy_from_slice(&used.to_ne_bytes());
         b

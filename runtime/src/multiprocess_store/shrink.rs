@@ -1,8 +1,8 @@
 //! Shrinking a file's copy before a scrape keeps it: each native state is decoded once, where
 //! the file was copied, and kept in the archive's sparse form.
 //!
-//! A process's native state is its histogram's whole window of cells, `15 + 2 × max_buckets`
-//! of them (2,712 bytes at the default 160) whatever it holds, while a state usually holds a
+//! A process's native state is its histogram's whole window of cells, `20 + max_buckets`
+//! of them (1,440 bytes at the default 160) whatever it holds, while a state usually holds a
 //! few dozen buckets. A scrape copies every file (`read.rs`) and kept every copy until the
 //! merge: 256 files × 1,000 native series made 715 MB of fresh pages, and the kernel zeroing
 //! and faulting them in cost more than the copy itself. So a copy is taken into a buffer
@@ -30,11 +30,12 @@
 //!   archive a compaction writes from it is the one it wrote from the copy.
 
 use super::file::{
-    EXT_CELLS, EXT_NATIVE, EXT_NATIVE_SPARSE, H_USED, HEADER_LEN, TAG_PADDING, TAG_SERIES,
-    encode_extension, ext_cell_count,
+    EXT_CELLS, EXT_NATIVE_SPARSE, H_USED, HEADER_LEN, TAG_PADDING, TAG_SERIES, encode_extension,
+    ext_cell_count, native_form,
 };
 use super::native_merge::{self, State};
 use super::read::{u16_at, u32_at, u64_at};
+use crate::layout::native::Form;
 
 /// The shrunk image of `copy` (a file's bytes up to its `used`, value cells agreed), or `None`
 /// when it would be the copy itself (no native state decodes to buckets) or the copy's records
@@ -53,9 +54,9 @@ pub(crate) fn shrink(copy: &[u8], live: bool) -> Option<Vec<u8>> {
         let (tag, ext) = (u16_at(rec, 4)?, u16_at(rec, 6)?);
         let sparse = match (tag, ext) {
             // Only if smaller: the sparse form takes 16 bytes a bucket, the window 8.
-            (TAG_PADDING, EXT_NATIVE) => {
-                buckets(rec, live).filter(|b| EXT_CELLS + 8 * (5 + 2 * b.bucket_count()) < len)
-            }
+            (TAG_PADDING, _) => native_form(ext)
+                .and_then(|form| buckets(rec, ext, form, live))
+                .filter(|b| EXT_CELLS + 8 * (5 + 2 * b.bucket_count()) < len),
             _ => None,
         };
         if sparse.is_none() && image.out.is_none() {
@@ -150,11 +151,12 @@ impl Image {
     }
 }
 
-/// The buckets of the native state record `rec`, if its cells decode to some.
-fn buckets(rec: &[u8], live: bool) -> Option<crate::model::NativeBuckets> {
-    let n = ext_cell_count(EXT_NATIVE, u32_at(rec, 16)? as usize, rec.len());
+/// The buckets of the native state record `rec` (sub-tag `ext`, cells in `form`), if its cells
+/// decode to some.
+fn buckets(rec: &[u8], ext: u16, form: Form, live: bool) -> Option<crate::model::NativeBuckets> {
+    let n = ext_cell_count(ext, u32_at(rec, 16)? as usize, rec.len());
     let cells = rec.get(EXT_CELLS..EXT_CELLS.checked_add(n.checked_mul(8)?)?)?;
-    match native_merge::decode_state(cells, live) {
+    match native_merge::decode_state(cells, form, live) {
         State::Buckets(b) => Some(b),
         State::Fresh | State::Torn | State::Invalid => None,
     }
@@ -163,13 +165,15 @@ fn buckets(rec: &[u8], live: bool) -> Option<crate::model::NativeBuckets> {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
-    use crate::layout::native::{GENERATION, JOURNAL};
+    use crate::layout::native::{GENERATION, TWIN_JOURNAL};
+    use crate::metric::native::{state_of, twin_state_of};
     use crate::metric::{FamilyDecl, GaugeMode};
     use crate::model::{MetricKind, NativeBuckets};
     use crate::multiprocess_store::aggregate::{Aggregate, InputFile, Purpose};
     use crate::multiprocess_store::file::{
-        EXT_EXEMPLARS, EXT_NATIVE_SETTINGS, encode_extension_with_tail, encode_family,
-        encode_header, encode_series, native_settings_cells,
+        EXT_EXEMPLARS, EXT_NATIVE_SETTINGS, EXT_NATIVE_SHARED, EXT_NATIVE_TWIN,
+        encode_extension_with_tail, encode_family, encode_header, encode_series,
+        native_settings_cells,
     };
     use crate::multiprocess_store::read::{Parsed, Snapshot};
 
@@ -191,9 +195,10 @@ pub(super) mod tests {
         b.resize(b.len() + len - 8, 0);
     }
 
-    /// A file of two native histogram families: states that decode (one with a journal, one
-    /// without), one caught in a reduction, one not written yet, padding, exemplar slots, and
-    /// extensions that attach to a padding record and to nothing.
+    /// A file of two native histogram families: states that decode (this release's, and two
+    /// as earlier releases wrote them: a window per sign, with the journal and without), one
+    /// caught in a reduction, one not written yet, padding, exemplar slots, and extensions that
+    /// attach to a padding record and to nothing.
     pub(in crate::multiprocess_store) fn file() -> Vec<u8> {
         let mut b = encode_header(7, 1, 0, 0, 0);
         let mut series = Vec::new();
@@ -217,21 +222,27 @@ pub(super) mod tests {
                     negative: vec![(1, 2)],
                     ..Default::default()
                 };
-                let mut cells = crate::metric::native::state_of(&buckets, 1.0, 16).unwrap();
+                // Series 0 and 1 as earlier releases wrote them.
+                let (ext, mut cells, tail) = match i {
+                    0 => (
+                        EXT_NATIVE_TWIN,
+                        twin_state_of(&buckets, 1.0, 16, true).unwrap(),
+                        TWIN_JOURNAL,
+                    ),
+                    1 => (
+                        EXT_NATIVE_TWIN,
+                        twin_state_of(&buckets, 1.0, 16, false).unwrap(),
+                        0,
+                    ),
+                    _ => (EXT_NATIVE_SHARED, state_of(&buckets, 1.0, 16).unwrap(), 0),
+                };
                 match i {
                     4 => cells[GENERATION] |= 1,                // in a reduction
                     5 => cells.iter_mut().for_each(|c| *c = 0), // not written yet
                     _ => {}
                 }
-                // Series 1 as an earlier release wrote it: no journal after the windows.
-                let tail = if i == 1 {
-                    cells.truncate(crate::layout::native::len_unjournaled(16));
-                    0
-                } else {
-                    JOURNAL
-                };
                 let back = (b.len() - at) as u32;
-                encode_extension_with_tail(&mut b, EXT_NATIVE, back, &cells, tail);
+                encode_extension_with_tail(&mut b, ext, back, &cells, tail);
                 if i == 2 {
                     padding(&mut b, 64);
                 }
@@ -294,7 +305,7 @@ pub(super) mod tests {
         let mut b2 = encode_header(7, 1, 0, 0, 0);
         let fam = b2.len();
         encode_family(&mut b2, &decl("d", &[]));
-        let settings = native_settings_cells(3, 16, 0.0, 0.0, false);
+        let settings = native_settings_cells(3, 32, 0.0, 0.0, false);
         let back = (b2.len() - fam) as u32;
         encode_extension(&mut b2, EXT_NATIVE_SETTINGS, back, &settings);
         let at = b2.len();
@@ -305,15 +316,15 @@ pub(super) mod tests {
             negative: (0..16).map(|i| (i, 1)).collect(),
             ..Default::default()
         };
-        let cells = crate::metric::native::state_of(&full, 1.0, 16).unwrap();
+        let cells = state_of(&full, 1.0, 32).unwrap();
         let back = (b2.len() - at) as u32;
-        encode_extension_with_tail(&mut b2, EXT_NATIVE, back, &cells, JOURNAL);
+        encode_extension(&mut b2, EXT_NATIVE_SHARED, back, &cells);
         let used = b2.len() as u64;
         b2[H_USED..H_USED + 8].copy_from_slice(&used.to_ne_bytes());
         let state = &b2[b2.len() - (EXT_CELLS + 8 * cells.len())..];
-        assert_eq!(u16_at(state, 6), Some(EXT_NATIVE));
+        assert_eq!(u16_at(state, 6), Some(EXT_NATIVE_SHARED));
         assert!(
-            matches!(buckets(state, true), Some(b) if b == full),
+            matches!(buckets(state, EXT_NATIVE_SHARED, Form::Shared, true), Some(b) if b == full),
             "a state that decodes"
         );
         assert!(shrink(&b2, true).is_none());
@@ -326,7 +337,7 @@ pub(super) mod tests {
             off += u32_at(&bad, off).unwrap() as usize;
         }
         let at = starts[5];
-        assert_eq!(u16_at(&bad, starts[3] + 6), Some(EXT_NATIVE));
+        assert_eq!(u16_at(&bad, starts[3] + 6), Some(EXT_NATIVE_TWIN));
         bad[at..at + 4].copy_from_slice(&7u32.to_ne_bytes());
         assert!(shrink(&bad, true).is_none());
         assert!(shrink(&b[..10], true).is_none());

@@ -341,39 +341,39 @@ fn widening_inside_a_bucket_takes_the_whole_bucket() {
     assert_eq!(r, direct(&values, -4, 0.0));
 }
 
-/// An older writer (no journal) killed inside a rewrite: while it was taking the counts out
-/// (old tags left, the header unchanged) and after it wrote them back (new tags under the new
-/// header), the copy reads as the counts under the header as it is; only the counts it held
-/// are missing. (This build's writers keep them: see the next test.)
+/// An older writer (the twin form, no journal) killed inside a rewrite: while it was taking
+/// the counts out (old tags left, the header unchanged) and after it wrote them back (new tags
+/// under the new header), the copy reads as the counts under the header as it is; only the
+/// counts it held are missing. (This build's writers keep them: see the next test.)
 #[test]
 fn a_dead_writers_copy_taken_inside_a_rewrite_keeps_the_counts_in_the_cells() {
-    let config = NativeConfig::default().bucket_factor(2.0).max_buckets(8);
-    let cells = series(&config);
-    let n = Native::new(&cells, 0);
-    for v in [1.5, 3.0, 3.0, 0.0] {
-        n.observe(v);
-    }
-    // An older writer's state: no journal, and its rewrite took the counts out.
-    let copy: Vec<u64> = (0..layout::len_unjournaled(8))
-        .map(|i| cells.at(i).load(Ordering::Relaxed))
-        .collect();
+    let values = [1.5, 3.0, 3.0, 0.0, -2.0];
+    let b = direct(&values, 0, DEFAULT_ZERO_THRESHOLD);
+    let copy = twin_state_of(&b, 7.5, 8, false).unwrap();
+    let twin = |cells: &[u64], dead| decode_cells(cells, Form::Twin, dead);
+    assert_eq!(twin(&copy, false).unwrap().buckets, b);
     let generation = copy[layout::GENERATION];
     // Killed while taking: the generation odd, bucket 2 (the two 3.0s) already taken.
     let mut taking = copy.clone();
     taking[layout::GENERATION] = generation + 1;
-    let i = layout::positive(8) + (2 - taking[layout::POSITIVE_OFFSET] as i64) as usize;
+    let i = layout::first([8, 8], 0) + (2 - taking[layout::POSITIVE_OFFSET] as i64) as usize;
     taking[i] = tag(generation + 2);
-    assert_eq!(decode(&taking), Err(DecodeError::Torn));
-    let s = decode_dead(&taking).unwrap();
-    assert_eq!(s.buckets, direct(&[1.5, 0.0], 0, DEFAULT_ZERO_THRESHOLD));
+    assert_eq!(twin(&taking, false), Err(DecodeError::Torn));
+    let s = twin(&taking, true).unwrap();
+    assert_eq!(
+        s.buckets,
+        direct(&[1.5, 0.0, -2.0], 0, DEFAULT_ZERO_THRESHOLD)
+    );
     // Killed after writing back, before the generation turned even: every count there.
     let mut written: Vec<u64> = copy.clone();
     written[layout::GENERATION] = generation + 1;
     for c in &mut written[layout::ZERO_COUNT..] {
         *c = tag(generation + 2) | (*c & COUNT_MASK);
     }
-    assert_eq!(decode(&written), Err(DecodeError::Torn));
-    assert_eq!(decode_dead(&written).unwrap(), decode(&copy).unwrap());
+    assert_eq!(twin(&written, false), Err(DecodeError::Torn));
+    assert_eq!(twin(&written, true).unwrap(), twin(&copy, false).unwrap());
+    // The same cells are no state of this release's form.
+    assert_eq!(decode(&copy), Err(DecodeError::Invalid));
 }
 
 /// A forked child's copy: the layout kept, no count, no sum, the lock free; it observes on.
@@ -395,7 +395,7 @@ fn clearing_counts_keeps_the_layout() {
         .map(|i| cells.at(i).load(Ordering::Relaxed))
         .collect();
     copy[layout::LOCK] = 1;
-    let journal = layout::journal(8);
+    let journal = copy.len() - layout::JOURNAL;
     copy[journal + layout::MOVE] = encode_move(layout::HEADER, 5, 1); // a parent's move
     clear_counts(&mut copy);
     assert_eq!(copy[journal..], [0; layout::JOURNAL], "the journal idle");
@@ -418,7 +418,8 @@ fn clearing_counts_keeps_the_layout() {
 /// A reduction stopped after any one of its stores, as a writer killed there leaves it: the
 /// dead copy holds every count and the sum, each count in the bucket its value belongs to at
 /// the copy's schema and zero threshold; a live reader calls every such copy torn. Halving
-/// with the windows moved both ways, widening the zero bucket, both signs and the zero bucket.
+/// with the windows moved both ways and the split between them moved down and up, widening
+/// the zero bucket, both signs and the zero bucket.
 #[test]
 fn a_reduction_killed_at_any_store_keeps_every_count_in_its_bucket() {
     let halve = NativeConfig::default().max_buckets(8);
@@ -429,22 +430,33 @@ fn a_reduction_killed_at_any_store_keeps_every_count_in_its_bucket() {
         .into_iter()
         .chain((0..6).map(|i| 1.0 + 0.09 * f64::from(i)))
         .collect();
-    let cases: [(&NativeConfig, Option<f64>, Option<i64>); 5] = [
-        (&halve, Some(9.0), None),
-        (&halve, Some(9.0), Some(3)),
-        (&halve, Some(-40.0), Some(5)),
-        (&halve, None, Some(2)),
-        (&widen, Some(2.0), None),
+    /// The config, the pending value, the shift of the reduction watched and of one before it.
+    type Case<'a> = (&'a NativeConfig, Option<f64>, Option<i64>, Option<i64>);
+    let mut cases: Vec<Case> = vec![
+        (&halve, Some(9.0), None, None),
+        (&halve, Some(9.0), Some(3), None),
+        (&halve, Some(-40.0), Some(5), None),
+        (&widen, Some(2.0), None, None),
     ];
+    // The tests' shift also places the split: a reduction before the one watched puts it
+    // elsewhere, so that the one watched moves it down or up.
+    cases.extend((0..6).map(|shift| (&halve, None, Some(shift), Some(5 - shift))));
     // Miri interprets every decode of every copy: one case there (windows moved, halved).
     let cases = if cfg!(miri) { &cases[1..2] } else { &cases[..] };
-    for (case, &(config, pending, shift)) in cases.iter().enumerate() {
+    let mut splits_moved = [false; 2];
+    for (case, &(config, pending, shift, prep)) in cases.iter().enumerate() {
         let cells = series(config);
         let n = Native::new(&cells, 0);
         for &v in &spread {
             n.observe(v);
         }
+        if prep.is_some() {
+            SHIFT.with(|s| s.set(prep));
+            let _lock = Lock::take(n.at(layout::LOCK));
+            n.rewrite(None);
+        }
         let before = read(&cells);
+        let split_before = n.windows()[0];
         assert_eq!(before.count, spread.len() as u64);
         COPIES.with(|c| *c.borrow_mut() = Some(Vec::new()));
         SHIFT.with(|s| s.set(shift));
@@ -455,6 +467,10 @@ fn a_reduction_killed_at_any_store_keeps_every_count_in_its_bucket() {
         SHIFT.with(|s| s.set(None));
         let copies = COPIES.with(|c| c.borrow_mut().take()).unwrap();
         let after = read(&cells);
+        let split_after = n.windows()[0];
+        if split_after != split_before {
+            splits_moved[usize::from(split_after > split_before)] = true;
+        }
         assert_eq!(
             after.buckets,
             direct(&spread, after.buckets.schema, after.buckets.zero_threshold)
@@ -483,8 +499,47 @@ fn a_reduction_killed_at_any_store_keeps_every_count_in_its_bucket() {
         }
         // The state goes on after the reduction.
         n.observe(1.0);
-        assert_eq!(read(&cells).count, before.count + 1);
+        n.observe(-1.0);
+        assert_eq!(read(&cells).count, before.count + 2);
     }
+    if !cfg!(miri) {
+        assert_eq!(splits_moved, [true; 2], "the split moved down and up");
+    }
+}
+
+/// Both signs share the window: keys spanning `max_buckets` cells in all fit without a
+/// reduction, one more cell of either sign halves the resolution; a histogram of one sign has
+/// the whole window.
+#[test]
+fn both_signs_share_the_window() {
+    let config = NativeConfig::default().bucket_factor(2.0).max_buckets(8);
+    let cells = series(&config);
+    let n = Native::new(&cells, 0);
+    // Keys 1..=5 positive, 1..=3 negative: 8 cells.
+    let values = [1.5, 3.0, 6.0, 12.0, 24.0, -1.5, -3.0, -6.0];
+    for v in values {
+        n.observe(v);
+    }
+    let s = read(&cells);
+    assert_eq!(s.buckets, direct(&values, 0, DEFAULT_ZERO_THRESHOLD));
+    assert_eq!(n.windows(), [5, 3]);
+    n.observe(-12.0); // a ninth cell
+    let all = [&values[..], &[-12.0]].concat();
+    let s = read(&cells);
+    assert_eq!(s.buckets, direct(&all, -1, DEFAULT_ZERO_THRESHOLD));
+    assert_eq!(n.windows().iter().sum::<usize>(), 8);
+    // One sign: eight cells of negative keys fit, as eight positive ones do.
+    let cells = series(&config);
+    let n = Native::new(&cells, 0);
+    let negative: Vec<f64> = (0..8).map(|i| -(1.5 * 2f64.powi(i))).collect();
+    for &v in &negative {
+        n.observe(v);
+    }
+    assert_eq!(
+        read(&cells).buckets,
+        direct(&negative, 0, DEFAULT_ZERO_THRESHOLD)
+    );
+    assert_eq!(n.windows(), [0, 8]);
 }
 
 /// The journal's packed cells give back what was packed (a held count past 48 bits is capped).
@@ -506,9 +561,9 @@ fn the_journal_cells_round_trip() {
     }
 }
 
-/// The bytes of a copy decode as its cells do, wherever the one populated cell is: the scan
-/// compares blocks of empty cells a pair at a time, and windows that are not a whole number of
-/// blocks end in cells compared one by one.
+/// The bytes of a copy decode as its cells do, wherever the one populated cell is, in either
+/// form and wherever the split is: the scan compares blocks of empty cells a pair at a time,
+/// and windows that are not a whole number of blocks end in cells compared one by one.
 #[test]
 fn a_copys_bytes_decode_as_its_cells_with_a_bucket_at_any_cell() {
     // Miri runs the small windows only: every cell of 160 is minutes there.
@@ -518,22 +573,39 @@ fn a_copys_bytes_decode_as_its_cells_with_a_bucket_at_any_cell() {
         &[1, 7, 8, 13, 16, 160]
     };
     for &window in windows {
-        for sign in [layout::positive(window), layout::negative(window)] {
-            for i in 0..window {
-                let mut cells = state_of(&NativeBuckets::default(), 0.0, window).unwrap();
-                // Empty cells carry the generation's tag: the scan compares against it.
-                cells[layout::GENERATION] = 8;
-                let t = tag(8);
-                cells[layout::ZERO_COUNT] = t;
-                for c in &mut cells[layout::HEADER..layout::journal(window)] {
-                    *c = t;
-                }
-                cells[sign + i] = t | 3;
+        let empty = NativeBuckets::default();
+        let forms = [
+            (Form::Shared, [window, 0]),
+            (Form::Shared, [0, window]),
+            (Form::Shared, [window / 2, window - window / 2]),
+            (Form::Twin, [window, window]),
+        ];
+        for (form, split) in forms {
+            let mut cells = match form {
+                Form::Shared => state_of(&empty, 0.0, window).unwrap(),
+                Form::Twin => twin_state_of(&empty, 0.0, window, true).unwrap(),
+            };
+            if form == Form::Shared {
+                cells[layout::WINDOW] = layout::split(split[0], split[1]);
+            }
+            // Empty cells carry the generation's tag: the scan compares against it.
+            cells[layout::GENERATION] = 8;
+            let t = tag(8);
+            cells[layout::ZERO_COUNT] = t;
+            for c in &mut cells[layout::HEADER..layout::journal(split)] {
+                *c = t;
+            }
+            for i in layout::HEADER..layout::journal(split) {
+                let mut cells = cells.clone();
+                cells[i] = t | 3;
                 let bytes: Vec<u8> = cells.iter().flat_map(|c| c.to_ne_bytes()).collect();
-                let want = decode(&cells).unwrap();
-                assert_eq!(want.count, 3, "window {window}, cell {}", sign + i);
-                assert_eq!(decode_bytes(&bytes, false).unwrap(), want);
-                assert_eq!(decode_bytes(&bytes, true).unwrap(), want);
+                let want = decode_cells(&cells, form, false).unwrap();
+                let at = format!("{form:?} {split:?}, cell {i}");
+                assert_eq!(want.count, 3, "{at}");
+                let negative = i >= layout::first(split, 1);
+                assert_eq!(want.buckets.negative.len(), usize::from(negative), "{at}");
+                assert_eq!(decode_bytes(&bytes, form, false).unwrap(), want, "{at}");
+                assert_eq!(decode_bytes(&bytes, form, true).unwrap(), want, "{at}");
             }
         }
     }
