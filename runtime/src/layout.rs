@@ -212,7 +212,8 @@ pub(crate) mod native {
     pub(crate) const POSITIVE_OFFSET: usize = 4;
     /// The key held by the first negative window cell, an `i64`.
     pub(crate) const NEGATIVE_OFFSET: usize = 5;
-    /// How many window cells are non-empty (kept loosely between layout changes).
+    /// How many window cells are non-empty: a hint for readers sizing their vectors, kept
+    /// loosely between layout changes.
     pub(crate) const POPULATED: usize = 6;
     /// The sum of observations, an `f64`.
     pub(crate) const SUM: usize = 7;

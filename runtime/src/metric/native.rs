@@ -59,7 +59,7 @@ pub const MAX_BUCKETS_LIMIT: u32 = 4096;
 /// | setting | default | meaning |
 /// |---|---|---|
 /// | [`bucket_factor`](Self::bucket_factor) | 1.1 | the largest growth factor from one bucket to the next; the schema is the one whose factor `2^(2^-schema)` is the largest at or below this (1.1 gives schema 3, factor 1.0905) |
-/// | [`max_buckets`](Self::max_buckets) | 160 | the window of bucket cells both signs share: the histogram is reduced when the span of its positive keys plus that of its negative keys would pass it, which bounds the populated buckets as client_golang does; a series takes `8 × (20 + max_buckets)` bytes (1,440 at 160). One sign (durations, sizes) has the whole window; a histogram of both signs shares it, so it is reduced where two windows would have held both spans |
+/// | [`max_buckets`](Self::max_buckets) | 160 | the window of bucket cells both signs share: the histogram is reduced when the span of its positive keys plus that of its negative keys would pass it (client_golang counts the populated buckets, at most that span); a series takes `8 × (20 + max_buckets)` bytes (1,440 at 160). One sign (durations, sizes) has the whole window; a histogram of both signs shares it, so it is reduced where two windows would have held both spans |
 /// | [`zero_threshold`](Self::zero_threshold) | 2^-128 | observations with `|v|` at or below it count in the zero bucket; 0 is allowed (only exact zeros, and the exposition then carries the no-op span Prometheus needs to see the histogram as native) |
 /// | [`max_zero_threshold`](Self::max_zero_threshold) | 0 | how far reductions may widen the zero bucket before they halve the resolution; below `zero_threshold` (the default) means never |
 /// | [`min_reset`](Self::min_reset) | 0 (never) | after a reduction, how long after the last reset the histogram may instead be reset to its configured resolution (one process only; ignored when classic buckets are kept, and in multiprocess mode) |
@@ -320,10 +320,7 @@ impl<'a> Native<'a> {
                 if let Bump::Counted(was_empty) = bump(self.at(i), tag(generation)) {
                     add_f64_from(sum, old_sum, v);
                     if was_empty && i != layout::ZERO_COUNT {
-                        let populated = self.at(layout::POPULATED).fetch_add(1, Ordering::Relaxed);
-                        if populated >= self.window() as u64 {
-                            self.enforce_limit();
-                        }
+                        self.count_populated();
                     }
                     return;
                 }
@@ -376,11 +373,7 @@ impl<'a> Native<'a> {
                     Bump::Counted(was_empty) => {
                         add_f64(self.at(layout::SUM), v);
                         if was_empty && i != layout::ZERO_COUNT {
-                            self.at(layout::POPULATED).fetch_add(1, Ordering::Relaxed);
-                        }
-                        if self.at(layout::POPULATED).load(Ordering::Relaxed) > self.window() as u64
-                        {
-                            self.rewrite(None);
+                            self.count_populated();
                         }
                         return;
                     }
@@ -394,18 +387,16 @@ impl<'a> Native<'a> {
         count_invalid_update();
     }
 
-    /// The window may hold more than `max_buckets` populated buckets: reduce under the lock.
-    #[cold]
-    #[inline(never)]
-    fn enforce_limit(self) {
-        let _lock = Lock::take(self.at(layout::LOCK));
-        if self.at(layout::POPULATED).load(Ordering::Relaxed) > self.window() as u64 {
-            self.rewrite(None);
-        }
+    /// One more window cell populated. Only a hint, for readers sizing their vectors: every
+    /// populated bucket has its own window cell, so the window alone bounds them, and no count
+    /// of them decides a reduction.
+    #[inline(always)]
+    fn count_populated(&self) {
+        self.at(layout::POPULATED).fetch_add(1, Ordering::Relaxed);
     }
 
     /// Reduces the state under the lock (the caller's) until its buckets (and `pending`'s
-    /// bucket) fit the window and the limit, so that a process killed at any store of it
+    /// bucket) fit the window, so that a process killed at any store of it
     /// leaves cells that [`decode_dead`] reads with every count (see [`Tags`] for the phases).
     fn rewrite(&self, pending: Option<f64>) {
         let old_windows = self.windows();
@@ -540,12 +531,16 @@ impl<'a> Native<'a> {
     ) -> Windows {
         let window = from.cells[0] + from.cells[1];
         let max_zt = f64::from_bits(self.at(layout::MAX_ZERO_THRESHOLD).load(Ordering::Relaxed));
+        // `pending`'s sign and key, unless it falls in the zero bucket.
+        let pending_key = |b: &NativeBuckets| {
+            pending
+                .filter(|v| v.abs() > b.zero_threshold)
+                .map(|v| (v > 0.0, key(v.abs(), b.schema)))
+        };
         // Every round moves a bucket into the zero bucket, lowers the schema or resets; at most
         // 13 schemas and `window` buckets, so this bound is never reached.
         for _ in 0..2 * window + 64 {
-            let pending_key = pending
-                .filter(|v| v.abs() > b.zero_threshold)
-                .map(|v| (v > 0.0, key(v.abs(), b.schema)));
+            let pending_key = pending_key(b);
             if spans(b, pending_key).iter().map(|s| s.cells()).sum::<u64>() <= window as u64 {
                 break;
             }
@@ -582,10 +577,7 @@ impl<'a> Native<'a> {
                 ops.push(Op::Schema(b.schema));
             }
         }
-        let pending_key = pending
-            .filter(|v| v.abs() > b.zero_threshold)
-            .map(|v| (v > 0.0, key(v.abs(), b.schema)));
-        let spans = spans(b, pending_key);
+        let spans = spans(b, pending_key(b));
         #[cfg(test)]
         let shift = tests::SHIFT.with(|s| s.get());
         #[cfg(not(test))]
