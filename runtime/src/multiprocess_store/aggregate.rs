@@ -369,37 +369,37 @@ impl<'a> Aggregate<'a> {
 
     /// Finds or creates the accumulator for a file's family; `None` on a conflict.
     fn resolve(&mut self, f: &super::read::Fam<'a>) -> Option<usize> {
-        let per_process =
-            f.kind == MetricKind::Gauge && matches!(f.mode, GaugeMode::All | GaugeMode::LiveAll);
+        let per_process = f.kind() == MetricKind::Gauge
+            && matches!(f.mode(), GaugeMode::All | GaugeMode::LiveAll);
         if per_process && f.label_names().any(|n| n == "pid") {
             return None; // the `pid` label we add would be duplicated
         }
         if let Some(&i) = self.by_name.get(f.name()) {
             let acc = &self.families[i];
-            let same = acc.kind == f.kind
+            let same = acc.kind == f.kind()
                 && acc.labels.iter().copied().eq(f.label_names())
                 && acc.bounds.iter().copied().eq(f.bounds())
-                && (f.kind != MetricKind::Gauge || acc.mode == f.mode);
+                && (f.kind() != MetricKind::Gauge || acc.mode == f.mode());
             return same.then_some(i);
         }
-        let layout = Layout::of(f.kind, true, f.n_bounds());
+        let layout = Layout::of(f.kind(), true, f.n_bounds());
         let width = layout.len();
         // Sized for this file's series: most files of a directory hold the same ones.
         let mut rows = HashMap::default();
-        rows.reserve(f.n_series as usize);
+        rows.reserve(f.n_series() as usize);
         self.families.push(MergedFamily {
             name: f.name(),
             help: f.help(),
-            kind: f.kind,
-            mode: f.mode,
+            kind: f.kind(),
+            mode: f.mode(),
             labels: f.label_names().collect(),
             bounds: f.bounds().collect(),
             layout,
             width,
             rows,
-            keys: Vec::with_capacity(f.n_series as usize),
-            slots: Vec::with_capacity(f.n_series as usize * width),
-            exact: Vec::with_capacity(f.n_series as usize),
+            keys: Vec::with_capacity(f.n_series() as usize),
+            slots: Vec::with_capacity(f.n_series() as usize * width),
+            exact: Vec::with_capacity(f.n_series() as usize),
             next_row: 0,
             native_settings: None,
             native: Vec::new(),
@@ -438,11 +438,11 @@ impl<'a> Aggregate<'a> {
                 if superseded[i] {
                     return None;
                 }
-                let per_process = f.kind == MetricKind::Gauge
-                    && matches!(f.mode, GaugeMode::All | GaugeMode::LiveAll);
+                let per_process = f.kind() == MetricKind::Gauge
+                    && matches!(f.mode(), GaugeMode::All | GaugeMode::LiveAll);
                 if purpose == Purpose::Archive
-                    && f.kind == MetricKind::Gauge
-                    && (per_process || f.mode.is_live())
+                    && f.kind() == MetricKind::Gauge
+                    && (per_process || f.mode().is_live())
                 {
                     return None; // not archived: dropped with the dead process (documented)
                 }
@@ -459,7 +459,7 @@ impl<'a> Aggregate<'a> {
             }
             let Some(fi) = resolved[s.fam] else {
                 let f = &p.families[s.fam];
-                let archived_away = purpose == Purpose::Archive && f.kind == MetricKind::Gauge;
+                let archived_away = purpose == Purpose::Archive && f.kind() == MetricKind::Gauge;
                 if !archived_away && !superseded[s.fam] {
                     self.conflicts += 1;
                 }

@@ -462,29 +462,16 @@ fn agree_slot(
     Ok(())
 }
 
-/// A family declaration read from a file: the validated record, and what is read of it most.
-/// At most 32 bytes, the smallest a family record can be, so what validation keeps of a file
-/// stays within the file's size (see the module docs).
-#[derive(Clone, Debug)]
-pub(crate) struct Fam<'a> {
-    rec: &'a [u8],
-    off: u32,
-    /// Cells per series of this family.
-    n_cells: u32,
-    /// Series records of this family in the file (to size the aggregation's maps).
-    pub(crate) n_series: u32,
-    n_labels: u16,
-    pub(crate) kind: MetricKind,
-    pub(crate) mode: GaugeMode,
-}
-
-/// A [`Fam`] as an [`Index`] keeps it: where its record is instead of its bytes. At most 32
-/// bytes too, for the same reason.
+/// What is read most of a family declaration, and where its record is: what an [`Index`] keeps
+/// of it. At most 32 bytes, the smallest a family record can be, so what validation keeps of a
+/// file stays within the file's size (see the module docs).
 #[derive(Clone, Copy, Debug)]
 struct FamAt {
     off: u32,
     len: u32,
+    /// Cells per series of this family.
     n_cells: u32,
+    /// Series records of this family in the file (to size the aggregation's maps).
     n_series: u32,
     n_labels: u16,
     kind: MetricKind,
@@ -496,45 +483,36 @@ const _: () = assert!(std::mem::size_of::<FamAt>() <= 32);
 impl FamAt {
     /// The declaration, its record read from `bytes` (the snapshot it was validated in).
     fn with(self, bytes: &[u8]) -> Fam<'_> {
-        let FamAt {
-            off,
-            len,
-            n_cells,
-            n_series,
-            n_labels,
-            kind,
-            mode,
-        } = self;
+        let (off, len) = (self.off as usize, self.len as usize);
         Fam {
-            rec: bytes
-                .get(off as usize..off as usize + len as usize)
-                .unwrap_or_default(),
-            off,
-            n_cells,
-            n_series,
-            n_labels,
-            kind,
-            mode,
+            rec: bytes.get(off..off + len).unwrap_or_default(),
+            at: self,
         }
     }
+}
+
+/// A family declaration read from a file: its validated record, and what is read of it most.
+#[derive(Clone, Debug)]
+pub(crate) struct Fam<'a> {
+    rec: &'a [u8],
+    at: FamAt,
 }
 
 /// Where a family record's parts start: bounds at 16, then the name, the help, the labels.
 const FAM_BOUNDS: usize = 16;
 
 impl<'a> Fam<'a> {
-    /// What an [`Index`] keeps of it.
-    fn at(&self) -> FamAt {
-        FamAt {
-            off: self.off,
-            // A record is at most MAX_RECORD long.
-            len: self.rec.len() as u32,
-            n_cells: self.n_cells,
-            n_series: self.n_series,
-            n_labels: self.n_labels,
-            kind: self.kind,
-            mode: self.mode,
-        }
+    pub(crate) fn kind(&self) -> MetricKind {
+        self.at.kind
+    }
+
+    pub(crate) fn mode(&self) -> GaugeMode {
+        self.at.mode
+    }
+
+    /// Series records of this family in the file (to size the aggregation's maps).
+    pub(crate) fn n_series(&self) -> u32 {
+        self.at.n_series
     }
 
     fn bounds_bytes(&self) -> &'a [u8] {
@@ -567,7 +545,7 @@ impl<'a> Fam<'a> {
     /// The label names, in key order.
     pub(crate) fn label_names(&self) -> impl Iterator<Item = &'a str> + 'a {
         let mut rest = self.strs().2;
-        (0..self.n_labels).map_while(move |_| {
+        (0..self.at.n_labels).map_while(move |_| {
             let (s, r) = take_str(rest)?;
             rest = r;
             Some(s)
@@ -583,10 +561,6 @@ impl<'a> Fam<'a> {
 
     pub(crate) fn n_bounds(&self) -> usize {
         self.bounds_bytes().len() / 8
-    }
-
-    pub(crate) fn n_labels(&self) -> usize {
-        self.n_labels as usize
     }
 }
 
@@ -684,11 +658,11 @@ struct Index {
     bad_extensions: u64,
 }
 
-/// The validation pass: the index so far, and the family declarations with their bytes (what
-/// the series and extensions that follow are checked against).
+/// The validation pass: the index so far (its family declarations are what the series and
+/// extensions that follow are checked against), and the bytes it indexes.
 struct Walk<'b> {
     index: Index,
-    families: Vec<Fam<'b>>,
+    bytes: &'b [u8],
 }
 
 /// The cells of an exemplar-slot record bytes as `u64`s.
@@ -758,7 +732,7 @@ impl<'a> Parsed<'a> {
         let mut ext = self.series_ext.iter().peekable();
         self.series.iter().enumerate().map(move |(i, r)| {
             let (key_off, cells_off) = (r.key_off as usize, r.cells_off as usize);
-            let n_cells = self.families[r.fam as usize].n_cells as usize;
+            let n_cells = self.families[r.fam as usize].at.n_cells as usize;
             let (mut native, mut exemplars) = (None, &[][..]);
             while let Some(e) = ext.next_if(|e| e.target as usize <= i) {
                 if e.target as usize != i {
@@ -818,7 +792,7 @@ impl Index {
                 series_ext: Vec::new(),
                 bad_extensions: 0,
             },
-            families: Vec::new(),
+            bytes: b,
         };
         // What we keep must not exceed the file's own size (see the module docs).
         let mut budget = b.len();
@@ -848,14 +822,14 @@ impl Index {
                     budget = budget
                         .checked_sub(std::mem::size_of::<FamAt>())
                         .ok_or(ReadError::Corrupt("too many declarations for its size"))?;
-                    walk.families.push(fam);
+                    walk.index.families.push(fam.at);
                 }
                 TAG_SERIES => {
                     budget = budget
                         .checked_sub(std::mem::size_of::<SerRef>())
                         .ok_or(ReadError::Corrupt("too many series for its size"))?;
                     let r = walk.series_at(off, rec)?;
-                    walk.families[r.fam as usize].n_series += 1;
+                    walk.index.families[r.fam as usize].n_series += 1;
                     walk.index.series.push(r);
                 }
                 TAG_ABSORBED if info.archive => {
@@ -876,10 +850,7 @@ impl Index {
         // By series, then kind (native state or exemplars), in file order within each (the sort
         // is stable): a second one of a kind for a series is not the writer's, and is skipped.
         let class = |r: &ExtRef| u16::from(r.ext == EXT_EXEMPLARS);
-        let Walk {
-            mut index,
-            families,
-        } = walk;
+        let mut index = walk.index;
         crate::sort::sort_by(&mut index.series_ext, |a, b| {
             (a.target, class(a)).cmp(&(b.target, class(b)))
         });
@@ -888,7 +859,6 @@ impl Index {
             .series_ext
             .dedup_by(|b, a| (a.target, class(a)) == (b.target, class(b)));
         index.bad_extensions += (before - index.series_ext.len()) as u64;
-        index.families = families.iter().map(Fam::at).collect();
         Ok(index)
     }
 }
@@ -924,14 +894,14 @@ impl Walk<'_> {
         let target = if ext == EXT_NATIVE_SETTINGS {
             // Written right after their family record (file.rs), so they attach to the last
             // declaration read, and `family_ext` stays sorted by family.
-            let fam = self
-                .families
+            let families = &self.index.families;
+            let fam = families
                 .len()
                 .checked_sub(1)
-                .filter(|&f| self.families[f].off as usize == target_off)
+                .filter(|&f| families[f].off as usize == target_off)
                 .ok_or(bad("native settings attached to no declaration"))?;
             let cells: Vec<u64> = words(cells).collect();
-            if self.families[fam].kind != MetricKind::Histogram
+            if families[fam].kind != MetricKind::Histogram
                 || !native_merge::valid_settings(&cells)
                 || self
                     .index
@@ -954,10 +924,10 @@ impl Walk<'_> {
                     .map_err(|_| bad("an extension attached to no series"))?,
             };
             let fam_i = self.index.series[i].fam as usize;
-            let fam = &self.families[fam_i];
+            let fam = self.index.families[fam_i].with(self.bytes);
             let ok = match ext {
                 EXT_EXEMPLARS => {
-                    let slots = match fam.kind {
+                    let slots = match fam.kind() {
                         MetricKind::Counter => 1,
                         MetricKind::Histogram => fam.n_bounds() + 1,
                         _ => 0,
@@ -989,14 +959,14 @@ impl Walk<'_> {
         let fam_off = u32_at(rec, 8).ok_or(CORRUPT_RECORD)?;
         let n_cells = u32_at(rec, 12).ok_or(CORRUPT_RECORD)? as usize;
         // Series mostly follow their family, or one of the last few: look there first.
-        let fam = match self.families.last() {
-            Some(f) if f.off == fam_off => self.families.len() - 1,
-            _ => self
-                .families
+        let families = &self.index.families;
+        let fam = match families.last() {
+            Some(f) if f.off == fam_off => families.len() - 1,
+            _ => families
                 .binary_search_by_key(&fam_off, |f| f.off)
                 .map_err(|_| ReadError::Corrupt("a series refers to no declaration"))?,
         };
-        let f = &self.families[fam];
+        let f = families[fam];
         if n_cells != f.n_cells as usize {
             return Err(ReadError::Corrupt(
                 "a series has the wrong number of values",
@@ -1008,7 +978,7 @@ impl Walk<'_> {
         let key = rec
             .get(key_at + 4..(key_at + 4).checked_add(key_len).ok_or(CORRUPT_RECORD)?)
             .ok_or(CORRUPT_RECORD)?;
-        check_key(key, f.n_labels())?;
+        check_key(key, f.n_labels as usize)?;
         // Records are at most MAX_RECORD long and the file at most MAX_FILE: offsets fit u32.
         Ok(SerRef {
             fam: fam as u32,
@@ -1046,13 +1016,17 @@ fn parse_family(off: usize, rec: &[u8]) -> Result<Fam<'_>, ReadError> {
     let (_help, labels) = take_str(rest).ok_or(CORRUPT_RECORD)?;
     let fam = Fam {
         rec,
-        off: off as u32,
-        // A record is at most MAX_RECORD long, so the bounds (and cells) fit a u32.
-        n_cells: Layout::of(kind, mode.is_stamped(), n_bounds).len() as u32,
-        n_series: 0,
-        n_labels,
-        kind,
-        mode,
+        at: FamAt {
+            off: off as u32,
+            // A record is at most MAX_RECORD long, so its length, the bounds and the cells fit
+            // a u32.
+            len: rec.len() as u32,
+            n_cells: Layout::of(kind, mode.is_stamped(), n_bounds).len() as u32,
+            n_series: 0,
+            n_labels,
+            kind,
+            mode,
+        },
     };
     if !is_valid_metric_name(name) {
         return Err(bad("an invalid metric name"));
