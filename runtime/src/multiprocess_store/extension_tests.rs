@@ -101,24 +101,17 @@ fn write_worker_file(dir: &Path, i: u8) -> Writer {
     let bounds = [1.0];
     let hist = decl("latency_seconds", MetricKind::Histogram, &[], &bounds);
     let settings = native_settings_cells(4 - i as i8, 160, 0.0, 0.0, false);
-    // This histogram's state as earlier releases wrote it: a window per sign, with the journal
-    // (the last release, even workers) or without (the one before); the native-only one's as
-    // this release does.
-    let journaled = i % 2 == 0;
-    let state =
-        crate::metric::native::twin_state_of(&native_of(i), 4.5 * f64::from(i), 160, journaled)
-            .expect("fits the window");
-    let tail = if journaled {
-        crate::layout::native::TWIN_JOURNAL
-    } else {
-        0
-    };
+    // This histogram's state as an earlier release wrote it: a window per sign and no journal
+    // (the twin form with its journal, an uncounted tail the writer no longer writes, is in
+    // `shrink::tests::file`); the native-only one's as this release does.
+    let state = crate::metric::native::twin_state_of(&native_of(i), 4.5 * f64::from(i), 160, false)
+        .expect("fits the window");
     let (cells, ext) = w
         .alloc_series_with(
             &hist,
             &[(EXT_NATIVE_SETTINGS, &settings)],
             b"",
-            &[(EXT_NATIVE_TWIN, state.len(), tail)],
+            &[(EXT_NATIVE_TWIN, state.len())],
         )
         .unwrap();
     for (k, v) in [n, 2 * n, (4.5 * f64::from(i)).to_bits()]
@@ -145,7 +138,7 @@ fn write_worker_file(dir: &Path, i: u8) -> Writer {
             &only,
             &[(EXT_NATIVE_SETTINGS, &settings)],
             b"",
-            &[(EXT_NATIVE_SHARED, crate::layout::native::len(160), 0)],
+            &[(EXT_NATIVE_SHARED, crate::layout::native::len(160))],
         )
         .unwrap();
     cell(cells, 0).store(2 * n + 3, Ordering::Relaxed);

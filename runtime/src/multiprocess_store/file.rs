@@ -278,18 +278,6 @@ pub(crate) fn encode_series(
 /// Encodes an extension record with sub-tag `ext` attaching `cells` to the record `back`
 /// bytes before it. Returns the offset of its first cell within `out`.
 pub(crate) fn encode_extension(out: &mut Vec<u8>, ext: u16, back: u32, cells: &[u64]) -> usize {
-    encode_extension_with_tail(out, ext, back, cells, 0)
-}
-
-/// [`encode_extension`] whose last `tail` cells follow the counted ones inside the record (a
-/// native state's journal: see the module docs and [`ext_cell_count`]).
-pub(crate) fn encode_extension_with_tail(
-    out: &mut Vec<u8>,
-    ext: u16,
-    back: u32,
-    cells: &[u64],
-    tail: usize,
-) -> usize {
     let start = out.len();
     out.reserve(EXT_CELLS + 8 * cells.len());
     out.extend_from_slice(&0u32.to_ne_bytes());
@@ -297,7 +285,7 @@ pub(crate) fn encode_extension_with_tail(
     out.extend_from_slice(&ext.to_ne_bytes());
     out.extend_from_slice(&back.to_ne_bytes());
     out.extend_from_slice(&0u32.to_ne_bytes());
-    out.extend_from_slice(&(cells.len().saturating_sub(tail) as u32).to_ne_bytes());
+    out.extend_from_slice(&(cells.len() as u32).to_ne_bytes());
     out.extend_from_slice(&0u32.to_ne_bytes());
     let at = out.len();
     out.resize(at + 8 * cells.len(), 0);
@@ -306,6 +294,24 @@ pub(crate) fn encode_extension_with_tail(
     }
     finish_record(out, start);
     EXT_CELLS
+}
+
+/// [`encode_extension`] whose last `tail` cells follow the counted ones inside the record: a
+/// twin-form native state's journal as earlier releases wrote it (see the module docs and
+/// [`ext_cell_count`]), for the tests of the files they left.
+#[cfg(test)]
+pub(crate) fn encode_extension_with_tail(
+    out: &mut Vec<u8>,
+    ext: u16,
+    back: u32,
+    cells: &[u64],
+    tail: usize,
+) -> usize {
+    let start = out.len();
+    let at = encode_extension(out, ext, back, cells);
+    let counted = cells.len().saturating_sub(tail) as u32;
+    out[start + 16..start + 20].copy_from_slice(&counted.to_ne_bytes());
+    at
 }
 
 /// The cells a reader takes from an extension record of sub-tag `ext`, `n` cells by its
@@ -560,8 +566,7 @@ impl Writer {
     /// [`alloc_series`](Self::alloc_series) with extension records (see the module docs):
     /// `family_ext` attached to the family record (a family declared with other extensions is
     /// another declaration: the last one in a file is the one in use), and `series_ext`, each a
-    /// sub-tag, a cell count and how many of those cells are the record's uncounted tail (see
-    /// [`encode_extension_with_tail`]), attached to the series with zeroed cells. The series and its
+    /// sub-tag and a cell count, attached to the series with zeroed cells. The series and its
     /// extensions are published together. Returns the series' first cell and the first cell of
     /// each of `series_ext`, in order; all valid for the rest of the process's life.
     pub(crate) fn alloc_series_with(
@@ -569,7 +574,7 @@ impl Writer {
         decl: &FamilyDecl<'_>,
         family_ext: &[(u16, &[u64])],
         key: &[u8],
-        series_ext: &[(u16, usize, usize)],
+        series_ext: &[(u16, usize)],
     ) -> io::Result<(NonNull<AtomicU64>, Vec<NonNull<AtomicU64>>)> {
         self.writable()?;
         self.with(|inner| {
@@ -594,12 +599,10 @@ impl Writer {
             let zeroed = vec![0; decl.layout().len()];
             let cells_at = encode_series(&mut rec, family_off, &zeroed, key);
             let mut ext_at = Vec::with_capacity(series_ext.len());
-            for &(ext, n, tail) in series_ext {
+            for &(ext, n) in series_ext {
                 let back = rec.len();
                 let zeroed = vec![0; n];
-                ext_at.push(
-                    back + encode_extension_with_tail(&mut rec, ext, back as u32, &zeroed, tail),
-                );
+                ext_at.push(back + encode_extension(&mut rec, ext, back as u32, &zeroed));
             }
             let result = append(inner, self.header, &rec);
             inner.scratch = rec;

@@ -287,7 +287,7 @@ fn native_series_cells(
         &file_decl,
         &[(EXT_NATIVE_SETTINGS, &settings)],
         key,
-        &[(EXT_NATIVE_SHARED, n, 0)],
+        &[(EXT_NATIVE_SHARED, n)],
     );
     match allocated {
         Ok((ptr, ext)) => {
